@@ -1,0 +1,45 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Where keyless keeps its files: XDG base directories on Linux, `~/Library` on macOS.
+public struct KeylessPaths: Sendable, Equatable {
+    /// Configuration (`$XDG_CONFIG_HOME/keyless`).
+    public var config: String
+    /// Persistent state: the secret store with tokens and credentials (`$XDG_STATE_HOME/keyless`).
+    public var state: String
+    /// The user's home directory.
+    public var home: String
+
+    /// Creates paths from explicit directories.
+    public init(config: String, state: String, home: String) {
+        self.config = config
+        self.state = state
+        self.home = home
+    }
+
+    /// Resolves the directories from the environment (`KEYLESS_STATE_DIR` overrides the state directory).
+    public static func resolve(_ env: Environment) throws -> KeylessPaths {
+        guard let home = env["HOME"] else {
+            throw KeylessError(.configInvalid, "HOME is not set, so keyless cannot find its files.",
+                               hint: "Set HOME, or set KEYLESS_STATE_DIR to a private directory.")
+        }
+        #if os(macOS)
+        let configBase = env["XDG_CONFIG_HOME"] ?? home + "/Library/Application Support"
+        let stateBase = env["XDG_STATE_HOME"] ?? home + "/Library/Application Support"
+        #else
+        let configBase = env["XDG_CONFIG_HOME"] ?? home + "/.config"
+        let stateBase = env["XDG_STATE_HOME"] ?? home + "/.local/state"
+        #endif
+        return KeylessPaths(config: configBase + "/keyless",
+                            state: env["KEYLESS_STATE_DIR"] ?? stateBase + "/keyless",
+                            home: home)
+    }
+
+    /// The AWS CLI's config file (`AWS_CONFIG_FILE` or `~/.aws/config`).
+    public func awsConfigFile(_ env: Environment) -> String {
+        env["AWS_CONFIG_FILE"] ?? home + "/.aws/config"
+    }
+}

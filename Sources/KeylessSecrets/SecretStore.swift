@@ -1,0 +1,98 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KeylessCore
+
+/// What is known about an entry without decrypting it.
+public struct EntryHeader: Codable, Sendable, Equatable {
+    /// Format version.
+    public var v: Int = 1
+    /// The entry's name, e.g. `sts/3f2a…`.
+    public var name: String
+    /// When the secret stops being useful; readable without the key.
+    public var expiresAt: Date?
+    /// When it was written.
+    public var updatedAt: Date
+    /// Non-secret labels for `status` (issuer, client, role, subject).
+    public var labels: [String: String]
+    /// Which backend holds the secret (`file`, `secret-service`, `keychain`, `plaintext`).
+    public var backend: String
+
+    /// Creates a header.
+    public init(name: String, expiresAt: Date?, updatedAt: Date, labels: [String: String], backend: String) {
+        self.name = name
+        self.expiresAt = expiresAt
+        self.updatedAt = updatedAt
+        self.labels = labels
+        self.backend = backend
+    }
+}
+
+/// A secret and its header.
+public struct SecretEntry: Sendable, Equatable {
+    /// The non-secret header.
+    public var header: EntryHeader
+    /// The secret bytes.
+    public var secret: [UInt8]
+
+    /// Creates an entry.
+    public init(header: EntryHeader, secret: [UInt8]) {
+        self.header = header
+        self.secret = secret
+    }
+}
+
+/// Where tokens and credentials are kept. Synchronous on purpose: every backend is a local file
+/// or a local IPC call, and the cached `credential_process` path must not start a concurrency runtime.
+public protocol SecretStore: Sendable {
+    /// The backend's name, as chosen with `--secret-store`.
+    var backendName: String { get }
+    /// The entry, or `nil` when there is none. Corrupt entries throw `cacheCorrupt`.
+    func read(_ name: String) throws -> SecretEntry?
+    /// The header only; never needs a key or a passphrase.
+    func header(_ name: String) throws -> EntryHeader?
+    /// Stores an entry, replacing any previous one atomically.
+    func write(_ entry: SecretEntry) throws
+    /// Removes an entry; a missing entry is not an error.
+    func delete(_ name: String) throws
+    /// Every entry's header.
+    func headers() throws -> [EntryHeader]
+}
+
+/// Keeps entries in memory; for tests.
+public final class MemorySecretStore: SecretStore, @unchecked Sendable {
+    // @unchecked: all access to `entries` goes through `lock`.
+    private var entries: [String: SecretEntry] = [:]
+    private let lock = Mutex()
+
+    /// Creates an empty store.
+    public init() {}
+
+    public var backendName: String { "memory" }
+    public func read(_ name: String) throws -> SecretEntry? { lock.with { entries[name] } }
+    public func header(_ name: String) throws -> EntryHeader? { lock.with { entries[name]?.header } }
+    public func write(_ entry: SecretEntry) throws { lock.with { entries[entry.header.name] = entry } }
+    public func delete(_ name: String) throws { _ = lock.with { entries.removeValue(forKey: name) } }
+    public func headers() throws -> [EntryHeader] { lock.with { entries.values.map(\.header).sorted { $0.name < $1.name } } }
+}
+
+/// A pthread mutex, so that the store needs neither Foundation's locks nor an actor.
+final class Mutex: @unchecked Sendable {
+    // @unchecked: pthread_mutex_t is used only through lock/unlock.
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func with<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

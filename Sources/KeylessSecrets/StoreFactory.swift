@@ -1,0 +1,69 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KeylessCore
+
+/// The secret-store backends a user can choose with `--secret-store` or `KEYLESS_SECRET_STORE`.
+public enum SecretStoreKind: String, CaseIterable, Sendable {
+    /// AES-GCM encrypted files; key in the OS store when reachable, else from a passphrase (the default).
+    case file
+    /// Each secret in the freedesktop Secret Service.
+    case secretService = "secret-service"
+    /// Each secret in the macOS Keychain.
+    case keychain
+    /// Base64 in 0600 files: only when asked for by name.
+    case plaintext
+
+    /// Parses a backend name, with a clear error for unknown ones.
+    public static func parse(_ name: String?) throws -> SecretStoreKind {
+        guard let name else { return .file }
+        guard let kind = SecretStoreKind(rawValue: name) else {
+            throw KeylessError(.usage, "Unknown secret store '\(name)'.",
+                               hint: "Choose one of: \(allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        return kind
+    }
+}
+
+/// Builds the store a command uses.
+public enum SecretStoreFactory {
+    /// The OS secret store of this platform, if any.
+    public static func osKeyStore(_ environment: Environment) -> (any OSKeyStore)? {
+        #if canImport(Security)
+        return KeychainKeyStore()
+        #else
+        return SecretServiceKeyStore(collection: environment["KEYLESS_SECRET_SERVICE_COLLECTION"], environment: environment)
+        #endif
+    }
+
+    /// The store of `kind` under `paths.state/store`.
+    public static func make(_ kind: SecretStoreKind, paths: KeylessPaths, environment: Environment, terminal: Terminal?) throws -> any SecretStore {
+        let directory = paths.state + "/store"
+        switch kind {
+        case .file:
+            let os = osKeyStore(environment)
+            let ttl = environment["KEYLESS_KEYRING_TTL"].flatMap(UInt32.init) ?? 12 * 3600
+            let keyring: KernelKeyring? = ttl == 0 ? nil : KernelKeyring(timeout: ttl)
+            let provider = FileKeyProvider(directory: directory, environment: environment, terminal: terminal,
+                                           osStore: os, keyring: keyring)
+            return FileBackedStore(directory: directory, sealer: AESGCMSealer(keyProvider: provider))
+        case .secretService:
+            let store = SecretServiceKeyStore(collection: environment["KEYLESS_SECRET_SERVICE_COLLECTION"], environment: environment)
+            guard store.isReachable() else {
+                throw KeylessError(.secretStoreUnavailable, "No Secret Service answers on the session bus.",
+                                   hint: "Start gnome-keyring or KeePassXC's Secret Service, or choose --secret-store file.")
+            }
+            return FileBackedStore(directory: directory, sealer: OSStoreSealer(store: store, scope: directory, backendName: kind.rawValue))
+        case .keychain:
+            #if canImport(Security)
+            return FileBackedStore(directory: directory, sealer: OSStoreSealer(store: KeychainKeyStore(), scope: directory, backendName: kind.rawValue))
+            #else
+            throw KeylessError(.secretStoreUnavailable, "The Keychain exists only on macOS.", hint: "Choose --secret-store file or secret-service.")
+            #endif
+        case .plaintext:
+            return FileBackedStore(directory: directory, sealer: PlaintextSealer())
+        }
+    }
+}
