@@ -28,19 +28,26 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // The cached credential_process answer: no event loop, no network, no full Foundation.
-        .target(name: "KeylessFastPath", dependencies: ["KeylessCore", "KeylessSecrets"]),
+        .target(name: "KeylessFastPath", dependencies: [
+            "KeylessCore", "KeylessSecrets", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // `~/.aws/config` reading (profiles and their credential_process lines).
         .target(name: "KeylessAWSConfig", dependencies: ["KeylessCore"]),
-        // STS clients and endpoint resolution.
-        .target(name: "KeylessAWS", dependencies: [
+        // The HTTP transport protocol and its AsyncHTTPClient implementation; form and base64url encoding.
+        .target(name: "KeylessHTTP", dependencies: [
             "KeylessCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        // STS clients and endpoint resolution.
+        .target(name: "KeylessAWS", dependencies: [
+            "KeylessCore", "KeylessHTTP",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // OIDC discovery, JWKS, ID-token verification, PKCE, authorization-code, device and refresh flows.
         .target(name: "KeylessOIDC", dependencies: [
-            "KeylessCore",
+            "KeylessCore", "KeylessHTTP",
             .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -49,7 +56,7 @@ let package = Package(
         ]),
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
-            "KeylessCore", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath",
+            "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -208,7 +208,8 @@ public final class FileKeyProvider: @unchecked Sendable {
 }
 
 extension String {
-    init(format2 byte: UInt8) {
+    /// Two lower-case hex digits for a byte.
+    public init(format2 byte: UInt8) {
         let digits = Array("0123456789abcdef")
         self = String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
     }

@@ -1,0 +1,194 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import KeylessCore
+import KeylessHTTP
+import Logging
+
+/// Temporary AWS credentials as STS returns them.
+public struct AWSCredentials: Codable, Sendable, Equatable {
+    /// `ASIA…` access key id.
+    public var accessKeyId: String
+    /// The secret access key.
+    public var secretAccessKey: String
+    /// The session token.
+    public var sessionToken: String
+    /// When they stop working.
+    public var expiration: Date
+    /// The assumed-role ARN STS reported, when known.
+    public var assumedRoleArn: String?
+
+    /// Creates credentials.
+    public init(accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Date, assumedRoleArn: String? = nil) {
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
+        self.expiration = expiration
+        self.assumedRoleArn = assumedRoleArn
+    }
+}
+
+/// Where STS lives: `--sts-endpoint`, `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL`, else the regional endpoint.
+public enum STSEndpoint {
+    /// Resolves the endpoint URL for `region`.
+    public static func resolve(explicit: String?, region: String?, environment: Environment) -> String {
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let url = environment["AWS_ENDPOINT_URL_STS"] { return url }
+        if let url = environment["AWS_ENDPOINT_URL"] { return url }
+        let region = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
+        let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
+        return "https://sts.\(region).\(suffix)"
+    }
+}
+
+/// STS `RoleSessionName` rules: 2–64 characters from `[\w+=,.@-]`.
+public enum SessionName {
+    /// The session name for a person: email, else login name, else subject; sanitised.
+    public static func from(email: String?, preferredUsername: String?, subject: String) -> String {
+        sanitize(email ?? preferredUsername ?? subject)
+    }
+
+    /// Replaces characters STS rejects with `-`, cuts to 64, pads to 2.
+    public static func sanitize(_ raw: String) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=,.@-")
+        var name = String(raw.map { allowed.contains($0) ? $0 : "-" }.prefix(64))
+        while name.count < 2 { name += "-" }
+        return name
+    }
+}
+
+/// A parameter set for `AssumeRoleWithWebIdentity`.
+public struct WebIdentityRequest: Sendable, Equatable {
+    /// The role to assume.
+    public var roleArn: String
+    /// The session name (already sanitised).
+    public var sessionName: String
+    /// The OIDC ID token.
+    public var webIdentityToken: String
+    /// Requested lifetime in seconds (900 to the role's maximum).
+    public var durationSeconds: Int?
+    /// The issuer, for error messages only.
+    public var issuer: String
+
+    /// Creates a request.
+    public init(roleArn: String, sessionName: String, webIdentityToken: String, durationSeconds: Int?, issuer: String) {
+        self.roleArn = roleArn
+        self.sessionName = sessionName
+        self.webIdentityToken = webIdentityToken
+        self.durationSeconds = durationSeconds
+        self.issuer = issuer
+    }
+
+    /// The form body STS receives (unsigned: the token is the credential).
+    public var formBody: String {
+        var pairs = [("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", roleArn),
+                     ("RoleSessionName", sessionName), ("WebIdentityToken", webIdentityToken)]
+        if let durationSeconds { pairs.append(("DurationSeconds", String(durationSeconds))) }
+        return FormEncoding.encode(pairs)
+    }
+}
+
+/// The STS client.
+public struct STSClient: Sendable {
+    let endpoint: String
+    let http: any HTTPTransport
+    let logger: Logger
+
+    /// Creates a client for `endpoint`.
+    public init(endpoint: String, http: any HTTPTransport, logger: Logger) {
+        self.endpoint = endpoint
+        self.http = http
+        self.logger = logger
+    }
+
+    /// Checks a role ARN's shape before anything is sent.
+    public static func validateRoleArn(_ arn: String) throws {
+        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "arn", parts[2] == "iam", parts[4].count == 12, parts[4].allSatisfy(\.isNumber),
+              parts[5].hasPrefix("role/"), parts[5].count > 5 else {
+            throw KeylessError(.usage, "'\(arn)' is not an IAM role ARN.", hint: "Use the form arn:aws:iam::123456789012:role/NAME.")
+        }
+    }
+
+    /// Calls `AssumeRoleWithWebIdentity`.
+    public func assumeRoleWithWebIdentity(_ request: WebIdentityRequest) async throws -> AWSCredentials {
+        try Self.validateRoleArn(request.roleArn)
+        if let duration = request.durationSeconds, !(900...43200).contains(duration) {
+            throw KeylessError(.usage, "--duration \(duration) is outside what STS allows (900 to 43200 seconds, and at most the role's maximum).",
+                               hint: "Pass a duration between 900 and the role's MaxSessionDuration.")
+        }
+        logger.debug("sts request", metadata: ["sts.action": "AssumeRoleWithWebIdentity", "sts.role": "\(request.roleArn)",
+                                                "sts.session": "\(request.sessionName)", "sts.endpoint": "\(endpoint)"])
+        let response: HTTPResponseData
+        do {
+            response = try await http.send(method: "POST", url: endpoint,
+                                           headers: ["content-type": "application/x-www-form-urlencoded; charset=utf-8", "accept": "text/xml"],
+                                           body: Array(request.formBody.utf8))
+        } catch {
+            throw KeylessError(.stsUnreachable, "Cannot reach AWS STS at \(endpoint): \(error).",
+                               hint: "Check the network, --sts-endpoint / AWS_ENDPOINT_URL_STS and --region, then retry.")
+        }
+        let fields = XMLFields.parse(response.body)
+        guard response.status == 200 else { throw Self.mapError(status: response.status, fields: fields, request: request) }
+        guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let token = fields["SessionToken"],
+              let expirationText = fields["Expiration"], let expiration = Self.parseDate(expirationText) else {
+            throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check --sts-endpoint.")
+        }
+        return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    static func mapError(status: Int, fields: [String: String], request: WebIdentityRequest) -> KeylessError {
+        let code = fields["Code"] ?? "HTTP \(status)"
+        let message = fields["Message"] ?? ""
+        switch code {
+        case "ExpiredTokenException":
+            return KeylessError(.stsExpiredToken, "STS says the ID token has expired: \(message)", hint: "Log in again: keyless login.")
+        case "AccessDenied":
+            return KeylessError(.stsAccessDenied, "STS refused role \(request.roleArn) to tokens from \(request.issuer): \(message)",
+                                hint: "The role's trust policy must allow sts:AssumeRoleWithWebIdentity for the IAM OIDC provider of this issuer, with your client id as aud.")
+        case "InvalidIdentityToken":
+            return KeylessError(.stsInvalidIdentityToken, "STS rejected the ID token from \(request.issuer): \(message)",
+                                hint: "AWS needs an IAM OIDC provider for \(request.issuer) listing the client id as audience, and must be able to fetch its keys.")
+        case "IDPCommunicationError":
+            return KeylessError(.stsError, "STS could not reach \(request.issuer) to check the token: \(message)", hint: "Retry in a moment; AWS must reach the issuer's JWKS over the internet.")
+        case "ValidationError":
+            return KeylessError(.stsError, "STS rejected the request: \(message)", hint: "Check --duration against the role's maximum session and the role ARN.")
+        default:
+            return KeylessError(.stsError, "STS answered \(code): \(message)", hint: "Retry; if it persists, check the role and --sts-endpoint.")
+        }
+    }
+}
+
+/// Leaf element texts of a small XML document, by element name (the last one wins).
+enum XMLFields {
+    static func parse(_ bytes: [UInt8]) -> [String: String] {
+        let delegate = Collector()
+        let parser = XMLParser(data: Data(bytes))
+        parser.delegate = delegate
+        _ = parser.parse()
+        return delegate.fields
+    }
+
+    final class Collector: NSObject, XMLParserDelegate {
+        var fields: [String: String] = [:]
+        var text = ""
+        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+            text = ""
+        }
+        func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
+        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !trimmed.isEmpty { fields[elementName] = trimmed }
+            text = ""
+        }
+    }
+}

@@ -1,0 +1,124 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Crypto
+import KeylessCore
+import KeylessSecrets
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What identifies cached tokens and credentials: the provider, the client, the role and the duration.
+public struct CacheKey: Sendable, Equatable {
+    /// Issuer URL (normalised, no trailing slash).
+    public var issuer: String
+    /// OIDC client id.
+    public var clientID: String
+    /// Role ARN (nil for token-only entries).
+    public var roleArn: String?
+    /// Requested duration, part of the key so that different durations do not share an entry.
+    public var durationSeconds: Int?
+
+    /// Creates a key.
+    public init(issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil) {
+        var issuer = issuer
+        while issuer.hasSuffix("/") { issuer.removeLast() }
+        self.issuer = issuer
+        self.clientID = clientID
+        self.roleArn = roleArn
+        self.durationSeconds = durationSeconds
+    }
+
+    /// The token entry: one per provider and client, shared by all roles.
+    public var tokenEntry: String { "oidc/" + Self.digest([issuer, clientID]) }
+    /// The credentials entry for the role.
+    public var credentialsEntry: String { "sts/" + Self.digest([issuer, clientID, roleArn ?? "", durationSeconds.map(String.init) ?? ""]) }
+    /// The lock that serialises refreshes and logins for this provider and client.
+    public var lockName: String { Self.digest([issuer, clientID]) + ".lock" }
+
+    static func digest(_ parts: [String]) -> String {
+        SHA256.hash(data: Array(parts.joined(separator: "\u{0}").utf8)).prefix(16).map { String(format2: $0) }.joined()
+    }
+}
+
+/// The credentials payload kept (sealed) in a `sts/…` entry.
+public struct CachedCredentials: Codable, Sendable, Equatable {
+    /// Access key id.
+    public var accessKeyId: String
+    /// Secret access key.
+    public var secretAccessKey: String
+    /// Session token.
+    public var sessionToken: String
+    /// Expiry, seconds since 1970.
+    public var expiration: Double
+    /// The assumed-role ARN, when STS reported it.
+    public var assumedRoleArn: String?
+
+    /// Creates a payload.
+    public init(accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Double, assumedRoleArn: String?) {
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
+        self.expiration = expiration
+        self.assumedRoleArn = assumedRoleArn
+    }
+
+    /// The `credential_process` JSON (Version 1), one line.
+    public var credentialProcessJSON: String {
+        "{\"Version\":1,\"AccessKeyId\":\(jsonString(accessKeyId)),\"SecretAccessKey\":\(jsonString(secretAccessKey)),"
+            + "\"SessionToken\":\(jsonString(sessionToken)),\"Expiration\":\"\(rfc3339(expiration))\"}"
+    }
+}
+
+/// Credentials are served from the cache while more than this many seconds remain: botocore
+/// refreshes at 15 and 10 minutes before expiry, so anything closer would make it call us in a loop.
+public let minimumRemainingSeconds: Double = 15 * 60
+
+/// Reads cached credentials for `key` if they have more than the minimum time left; `nil` otherwise.
+public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) throws -> CachedCredentials? {
+    guard let header = try store.header(key.credentialsEntry), let expiresAt = header.expiresAt,
+          expiresAt.timeIntervalSince(now) > minimumRemainingSeconds else { return nil }
+    guard let entry = try store.read(key.credentialsEntry) else { return nil }
+    guard let credentials = try? JSONDecoder().decode(CachedCredentials.self, from: Data(entry.secret)) else {
+        throw KeylessError(.cacheCorrupt, "The cached credentials \(key.credentialsEntry) do not decode.", hint: "They will be replaced; run keyless logout to clear them now.")
+    }
+    return credentials.expiration - now.timeIntervalSince1970 > minimumRemainingSeconds ? credentials : nil
+}
+
+/// Escapes a string for JSON.
+public func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}
+
+/// RFC 3339 UTC with seconds, e.g. `2026-11-21T06:00:00Z`.
+public func rfc3339(_ seconds: Double) -> String {
+    var time = time_t(seconds.rounded(.down))
+    var parts = tm()
+    gmtime_r(&time, &parts)
+    func pad(_ value: Int32, _ width: Int = 2) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))Z"
+}

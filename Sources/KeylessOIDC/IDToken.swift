@@ -1,0 +1,201 @@
+import Foundation
+import JWTKit
+import KeylessCore
+import KeylessHTTP
+import Logging
+
+/// A JWT `aud` claim: one string or a list.
+public struct AudienceList: Codable, Sendable, Equatable {
+    /// The audiences.
+    public var values: [String]
+
+    /// Creates an audience list.
+    public init(_ values: [String]) { self.values = values }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if values.count == 1 { try container.encode(values[0]) } else { try container.encode(values) }
+    }
+}
+
+/// The ID-token claims keyless reads.
+public struct IDTokenClaims: Codable, Sendable, Equatable {
+    /// Issuer.
+    public var iss: String
+    /// Subject.
+    public var sub: String
+    /// Audiences.
+    public var aud: AudienceList
+    /// Expiry, seconds since 1970.
+    public var exp: Double
+    /// Issued at.
+    public var iat: Double?
+    /// Not before.
+    public var nbf: Double?
+    /// The nonce sent in the authorization request.
+    public var nonce: String?
+    /// Authorized party.
+    public var azp: String?
+    /// Email address.
+    public var email: String?
+    /// Login name.
+    public var preferredUsername: String?
+    /// Authentication methods.
+    public var amr: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case iss, sub, aud, exp, iat, nbf, nonce, azp, email, amr
+        case preferredUsername = "preferred_username"
+    }
+
+    /// Expiry as a date.
+    public var expiresAt: Date { Date(timeIntervalSince1970: exp) }
+
+    /// Who this is, for people: email, else login name, else subject.
+    public var displayName: String { email ?? preferredUsername ?? sub }
+}
+
+/// The claims part of a JWT, decoded without any verification: only for display of tokens we
+/// verified earlier, never for decisions.
+public enum UnverifiedJWT {
+    /// Decodes the payload of `token` as `T`.
+    public static func claims<T: Decodable>(_ token: String, as type: T.Type = IDTokenClaims.self) -> T? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let data = Base64URL.decode(parts[1]) else { return nil }
+        return try? JSONDecoder().decode(T.self, from: data)
+    }
+}
+
+/// jwt-kit needs a payload type; the claim checks are ours (with an injected clock), so its hook is empty.
+struct SignatureOnlyPayload: JWTPayload {
+    var claims: IDTokenClaims
+    init(from decoder: any Decoder) throws { claims = try IDTokenClaims(from: decoder) }
+    func encode(to encoder: any Encoder) throws { try claims.encode(to: encoder) }
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Verifies ID tokens from one issuer: signature against the provider's JWKS (fetched, cached, and
+/// refetched once for an unknown `kid`), pinned algorithms, `iss`, `aud`/`azp`, `exp`, `iat`, `nbf`, `nonce`.
+public actor IDTokenVerifier {
+    let issuer: String
+    let clientID: String
+    let jwksURI: String
+    let http: any HTTPTransport
+    let clock: WallClock
+    let logger: Logger
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    let leeway: TimeInterval = 60
+    static let allowedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+
+    private var keys: [JWK] = []
+    private var fetchedAt: Date?
+
+    /// Creates a verifier for tokens that `issuer` issues to `clientID`.
+    public init(issuer: String, clientID: String, jwksURI: String, http: any HTTPTransport, clock: WallClock, logger: Logger) {
+        self.issuer = Discovery.normalize(issuer)
+        self.clientID = clientID
+        self.jwksURI = jwksURI
+        self.http = http
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Verifies `token` and returns its claims; `nonce` must match when given.
+    public func verify(_ token: String, nonce: String?) async throws -> IDTokenClaims {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, token.utf8.count < 16_384,
+              let headerData = Base64URL.decode(parts[0]),
+              let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
+              let alg = header["alg"] as? String else {
+            throw invalid("it is not a signed JWT")
+        }
+        guard Self.allowedAlgorithms.contains(alg) else { throw invalid("its algorithm \(alg) is not accepted") }
+        let kid = header["kid"] as? String
+        let key = try await key(for: kid, alg: alg)
+        let collection = JWTKeyCollection()
+        do {
+            try await collection.add(jwk: key, isDefault: true)
+        } catch {
+            throw invalid("the provider's key \(kid ?? "-") cannot be used: \(error)")
+        }
+        let claims: IDTokenClaims
+        do {
+            claims = try await collection.verify(token, as: SignatureOnlyPayload.self).claims
+        } catch {
+            throw invalid("its signature does not verify against the provider's key \(kid ?? "-")")
+        }
+        try check(claims, nonce: nonce)
+        return claims
+    }
+
+    func check(_ claims: IDTokenClaims, nonce: String?) throws {
+        let now = clock.now().timeIntervalSince1970
+        guard Discovery.normalize(claims.iss) == issuer else { throw invalid("it was issued by \(claims.iss), not \(issuer)") }
+        guard claims.aud.values.contains(clientID) else {
+            throw invalid("its audience \(claims.aud.values.joined(separator: ",")) does not include the client \(clientID)")
+        }
+        if claims.aud.values.count > 1, let azp = claims.azp, azp != clientID {
+            throw invalid("its authorized party \(azp) is not the client \(clientID)")
+        }
+        guard claims.exp + leeway > now else { throw expired(claims) }
+        if let nbf = claims.nbf, nbf - leeway > now { throw invalid("it is not valid before \(Date(timeIntervalSince1970: nbf))") }
+        if let iat = claims.iat, iat - leeway > now { throw invalid("it claims to be issued in the future") }
+        if let nonce, claims.nonce != nonce { throw invalid("its nonce does not match this login (replayed or mixed-up response)") }
+    }
+
+    private func key(for kid: String?, alg: String) async throws -> JWK {
+        if keys.isEmpty { try await refresh() }
+        if let found = match(kid: kid, alg: alg) { return found }
+        // An unknown kid may mean the provider rotated its keys: refetch once, at most every 10 s.
+        if fetchedAt.map({ clock.now().timeIntervalSince($0) > 10 }) ?? true {
+            try await refresh()
+            if let found = match(kid: kid, alg: alg) { return found }
+        }
+        throw invalid(kid.map { "its key id \($0) is not in the provider's JWKS" } ?? "it names no key and the provider has several")
+    }
+
+    private func match(kid: String?, alg: String) -> JWK? {
+        let candidates: [JWK]
+        if let kid { candidates = keys.filter { $0.keyIdentifier?.string == kid } } else if keys.count == 1 { candidates = keys } else { candidates = [] }
+        return candidates.first { jwk in
+            if let keyAlg = jwk.algorithm?.rawValue, keyAlg != alg { return false }
+            switch jwk.keyType {
+            case .rsa: return alg.hasPrefix("RS") || alg.hasPrefix("PS")
+            case .ecdsa: return alg.hasPrefix("ES")
+            case .octetKeyPair: return alg == "EdDSA"
+            default: return false
+            }
+        }
+    }
+
+    private func refresh() async throws {
+        let response: HTTPResponseData
+        do {
+            response = try await http.send(method: "GET", url: jwksURI, headers: ["accept": "application/json"], body: nil)
+        } catch {
+            throw KeylessError(.idpUnreachable, "Cannot fetch the provider's keys from \(jwksURI): \(error).", hint: "Check the network, then retry.")
+        }
+        guard response.status == 200, let jwks = try? JSONDecoder().decode(JWKS.self, from: Data(response.body)) else {
+            throw KeylessError(.idpError, "The provider's JWKS at \(jwksURI) is unusable (HTTP \(response.status)).",
+                               hint: "Check the identity provider's configuration.")
+        }
+        // Symmetric keys never verify ID tokens from a provider's JWKS.
+        keys = jwks.keys.filter { [.rsa, .ecdsa, .octetKeyPair].contains($0.keyType) }
+        fetchedAt = clock.now()
+        logger.debug("fetched JWKS", metadata: ["oidc.keys": "\(keys.count)"])
+    }
+
+    private func invalid(_ why: String) -> KeylessError {
+        KeylessError(.tokenInvalid, "The ID token from \(issuer) was rejected: \(why).",
+                     hint: "Log in again (keyless login); if it persists, check --issuer-url and --client-id.")
+    }
+
+    private func expired(_ claims: IDTokenClaims) -> KeylessError {
+        KeylessError(.tokenInvalid, "The ID token from \(issuer) expired at \(claims.expiresAt).", hint: "Log in again (keyless login).")
+    }
+}
