@@ -16,4 +16,4 @@ import Foundation
 if let status = FastPath.run(Array(CommandLine.arguments.dropFirst()), environment: .process, now: Date()) {
     exit(status)
 }
-await Keyless.main()
+await KeylessEntry.run()

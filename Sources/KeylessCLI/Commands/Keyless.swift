@@ -93,3 +93,11 @@ struct RoleOptions: ParsableArguments {
         return RoleSettings(roleArn: roleArn, durationSeconds: duration, region: region, stsEndpoint: stsEndpoint)
     }
 }
+
+/// The entry point the executable calls after the fast path declined.
+public enum KeylessEntry {
+    /// Parses the command line and runs the command.
+    public static func run() async {
+        await Keyless.main()
+    }
+}

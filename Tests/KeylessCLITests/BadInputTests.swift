@@ -1,0 +1,137 @@
+import Foundation
+import KeylessTestSupport
+import Testing
+
+/// Bad input gets a clear error or a clean re-login; nothing crashes and no file is left half-written.
+@Suite("bad input and failures", .serialized)
+struct BadInputTests {
+    func entries(_ harness: KeylessHarness, prefix: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: harness.storeDirectory).filter { $0.hasPrefix(prefix) }.map { harness.storeDirectory + "/" + $0 }
+    }
+
+    @Test("a truncated or corrupted credentials cache is replaced cleanly, with a warning")
+    func corruptedCache() async throws {
+        let partners = try await Partners.start()
+        defer { partners.stop() }
+        let harness = try KeylessHarness(moto: partners.moto)
+        #expect(try await harness.deviceLogin(partners.idp).status == 0)
+        let arguments = harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn, extra: ["--no-browser"])
+        #expect(try harness.run(arguments).status == 0)
+        let entry = try #require(try entries(harness, prefix: "sts.").first)
+        for damage in [0, 40, 400] {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: entry))
+            var damaged = bytes.prefix(damage)
+            if damage == 400 { damaged = bytes; damaged[damaged.count - 10] ^= 0x55 }  // a flipped ciphertext byte
+            try damaged.write(to: URL(fileURLWithPath: entry))
+            let run = try harness.run(arguments)
+            #expect(run.status == 0, "damage \(damage): \(run)")
+            #expect(run.stderr.contains("It will be replaced"), "damage \(damage): \(run)")
+            #expect(try credentialJSON(run.stdout)["AccessKeyId"] is String)
+        }
+        // The replacement is whole: the next call is served from it without STS.
+        let before = try partners.moto.stsPostCount()
+        #expect(try harness.run(arguments).status == 0)
+        #expect(try partners.moto.stsPostCount() == before)
+        #expect(try entries(harness, prefix: ".").isEmpty, "no temporary files are left behind")
+    }
+
+    @Test("a cache file readable by others is refused with the chmod to fix it, and left untouched")
+    func loosePermissions() async throws {
+        let partners = try await Partners.start()
+        defer { partners.stop() }
+        let harness = try KeylessHarness(moto: partners.moto)
+        #expect(try await harness.deviceLogin(partners.idp).status == 0)
+        let arguments = harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn, extra: ["--no-browser"])
+        #expect(try harness.run(arguments).status == 0)
+        let entry = try #require(try entries(harness, prefix: "sts.").first)
+        let before = try Data(contentsOf: URL(fileURLWithPath: entry))
+        chmod(entry, 0o644)
+        let run = try harness.run(arguments)
+        #expect(run.status == 6, "\(run)")
+        #expect(run.stderr.contains("chmod 600"), "\(run)")
+        #expect(run.stdout.isEmpty)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: entry)) == before)
+    }
+
+    @Test("STS down gives exit 5 and a clear message; the login survives")
+    func stsDown() async throws {
+        let partners = try await Partners.start()
+        defer { partners.stop() }
+        let harness = try KeylessHarness(moto: partners.moto)
+        #expect(try await harness.deviceLogin(partners.idp).status == 0)
+        let deadPort = try freePort()
+        let run = try harness.run(harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn,
+                                                                extra: ["--no-browser", "--sts-endpoint", "http://127.0.0.1:\(deadPort)"]))
+        #expect(run.status == 5, "\(run)")
+        #expect(run.stderr.contains("Cannot reach AWS STS"), "\(run)")
+        #expect(run.stdout.isEmpty)
+        #expect(try harness.run(["status"]).stdout.contains("alice@example.com"))
+    }
+
+    @Test("the identity provider down gives exit 5 and a clear message")
+    func idpDown() async throws {
+        let partners = try await Partners.start()
+        defer { partners.stop() }
+        let harness = try KeylessHarness(moto: partners.moto)
+        partners.idp.stop()
+        let run = try harness.run(harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn, extra: ["--no-browser"]))
+        #expect(run.status == 5, "\(run)")
+        #expect(run.stderr.contains("Cannot reach the identity provider"), "\(run)")
+    }
+
+    @Test("a forged redirect with the wrong state is refused, and nothing is stored")
+    func stateMismatch() async throws {
+        let partners = try await Partners.start()
+        defer { partners.stop() }
+        let harness = try KeylessHarness(moto: partners.moto)
+        let port = partners.idp.redirectPort
+        // The "browser" ignores the real URL (keyless appends it after the #) and calls the callback with a forged state.
+        let forger = "curl -s -o /dev/null 'http://127.0.0.1:\(port)/callback?code=stolen&state=forged' #"
+        let run = try harness.run(["login", "--issuer-url", partners.idp.issuer, "--client-id", partners.idp.clientID,
+                                   "--redirect-port", String(port), "--browser", forger, "--timeout", "30"])
+        #expect(run.status == 3, "\(run)")
+        #expect(run.stderr.contains("state mismatch"), "\(run)")
+        #expect((try? entries(harness, prefix: "oidc."))?.isEmpty ?? true)
+    }
+
+    @Test("no secret reaches stderr even at the most verbose log level")
+    func noSecretsInLogs() async throws {
+        let partners = try await Partners.start(accessTTL: 100)
+        defer { partners.stop() }
+        // The plaintext store lets the test read the refresh token it must not find in the logs.
+        let harness = try KeylessHarness(moto: partners.moto, extra: ["KEYLESS_SECRET_STORE": "plaintext", "KEYLESS_LOG_LEVEL": "trace"])
+        let login = try await harness.deviceLogin(partners.idp, extraArguments: ["-vvv"])
+        #expect(login.status == 0, "\(login)")
+        let creds = try harness.run(harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn, extra: ["--no-browser", "-vvv"]))
+        #expect(creds.status == 0, "\(creds)")
+        let token = try harness.run(["token", "--issuer-url", partners.idp.issuer, "--client-id", partners.idp.clientID, "-vvv"])
+        let json = try credentialJSON(creds.stdout)
+        let tokenEntry = try #require(try entries(harness, prefix: "oidc.").first)
+        let sealed = try String(contentsOfFile: tokenEntry, encoding: .utf8).split(separator: "\n")[1]
+        let tokens = try credentialJSON(String(decoding: try #require(Data(base64Encoded: String(sealed))), as: UTF8.self))
+        let secrets = [json["SecretAccessKey"] as? String, json["SessionToken"] as? String,
+                       tokens["refreshToken"] as? String, tokens["idToken"] as? String, tokens["accessToken"] as? String,
+                       token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)].compactMap { $0 }.filter { $0.count > 8 }
+        #expect(secrets.count >= 5, "the test must have found the secrets it looks for")
+        let stderr = login.stderr + creds.stderr + token.stderr
+        #expect(stderr.contains("trace") || stderr.contains("debug"), "the most verbose level must really log")
+        for secret in secrets {
+            #expect(!stderr.contains(secret), "a secret reached stderr")
+            #expect(!stderr.contains(String(secret.prefix(24))), "part of a secret reached stderr")
+        }
+    }
+
+    @Test("logout removes tokens and credentials and says that glewlwyd cannot revoke")
+    func logout() async throws {
+        let partners = try await Partners.start()
+        defer { partners.stop() }
+        let harness = try KeylessHarness(moto: partners.moto)
+        #expect(try await harness.deviceLogin(partners.idp).status == 0)
+        #expect(try harness.run(harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn, extra: ["--no-browser"])).status == 0)
+        let run = try harness.run(["logout", "--issuer-url", partners.idp.issuer, "--client-id", partners.idp.clientID])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stderr.contains("no revocation endpoint"), "\(run)")
+        #expect(try entries(harness, prefix: "sts.").isEmpty && (try entries(harness, prefix: "oidc.")).isEmpty)
+        #expect(try harness.run(["status"]).stdout.contains("nothing cached"))
+    }
+}

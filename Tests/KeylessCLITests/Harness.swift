@@ -1,0 +1,177 @@
+import Foundation
+import KeylessTestSupport
+import Testing
+
+/// The built `keyless` binary, run as a person's tools run it: its own HOME, state and AWS config.
+final class KeylessHarness: @unchecked Sendable {
+    // @unchecked: fields are fixed at init; tests use one harness from one task at a time.
+    let home: String
+    let binary: String
+    var environment: [String: String]
+
+    /// The result of one run.
+    struct Run: CustomStringConvertible {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var description: String { "status \(status)\n--- stdout\n\(stdout)\n--- stderr\n\(stderr)" }
+    }
+
+    init(moto: MotoServer?, extra: [String: String] = [:]) throws {
+        home = try makeTemporaryDirectory(prefix: "keyless-home")
+        binary = try Self.locateBinary()
+        var env: [String: String] = [
+            "HOME": home,
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+            "KEYLESS_FILE_PASSPHRASE": "test-passphrase-\(UUID().uuidString)",
+            "KEYLESS_NO_TTY": "1",
+            "KEYLESS_KEYRING_TTL": "0",
+            "AWS_CONFIG_FILE": home + "/.aws/config",
+            "AWS_SHARED_CREDENTIALS_FILE": home + "/.aws/credentials",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "LANG": "C.UTF-8",
+        ]
+        if let moto { env["AWS_ENDPOINT_URL"] = moto.endpoint }
+        env.merge(extra) { _, new in new }
+        environment = env
+        try FileManager.default.createDirectory(atPath: home + "/.aws", withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: home) }
+
+    static func locateBinary() throws -> String {
+        let root = repositoryRoot()
+        for candidate in [".build/debug/keyless", ".build/x86_64-unknown-linux-gnu/debug/keyless", ".build/aarch64-unknown-linux-gnu/debug/keyless"] {
+            let path = root + "/" + candidate
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw TestSupportError("the keyless binary is not built; run swift build first (scripts/test does)")
+    }
+
+    var storeDirectory: String { home + "/.local/state/keyless/store" }
+
+    /// Runs keyless with `arguments`; stdout and stderr are captured separately.
+    func run(_ arguments: [String], extra: [String: String] = [:], timeout: TimeInterval = 120) throws -> Run {
+        try runProgram(binary, arguments, extra: extra, timeout: timeout)
+    }
+
+    /// Runs any program with the harness environment.
+    func runProgram(_ program: String, _ arguments: [String], extra: [String: String] = [:], timeout: TimeInterval = 120) throws -> Run {
+        let started = try start(program, arguments, extra: extra)
+        return try started.wait(timeout: timeout)
+    }
+
+    /// Starts keyless (or another program) without waiting.
+    func start(_ program: String? = nil, _ arguments: [String], extra: [String: String] = [:]) throws -> Started {
+        let process = Process()
+        let executable = program ?? binary
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : (Tooling.path(of: executable) ?? executable))
+        process.arguments = arguments
+        process.environment = environment.merging(extra) { _, new in new }
+        let out = home + "/out-\(UUID().uuidString)"
+        let err = home + "/err-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = FileHandle(forWritingAtPath: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return Started(process: process, out: out, err: err)
+    }
+
+    /// A running program.
+    final class Started: @unchecked Sendable {
+        // @unchecked: Process is used from one test task.
+        let process: Process
+        let out: String
+        let err: String
+        init(process: Process, out: String, err: String) {
+            self.process = process
+            self.out = out
+            self.err = err
+        }
+
+        var stderrSoFar: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
+
+        func wait(timeout: TimeInterval) throws -> Run {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw TestSupportError("timed out after \(Int(timeout)) s; stderr:\n\(stderrSoFar)")
+            }
+            process.waitUntilExit()
+            return Run(status: process.terminationStatus,
+                       stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                       stderr: stderrSoFar)
+        }
+
+        /// Waits until stderr matches `pattern` and returns the first capture group.
+        func waitForStderr(_ pattern: String, timeout: TimeInterval = 30) throws -> String {
+            let regex = try NSRegularExpression(pattern: pattern)
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let text = stderrSoFar
+                if let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+                   let range = Range(match.range(at: 1), in: text) {
+                    return String(text[range])
+                }
+                if !process.isRunning { break }
+                usleep(50_000)
+            }
+            throw TestSupportError("stderr never matched \(pattern):\n\(stderrSoFar)")
+        }
+    }
+
+    /// Logs in with the device flow, approving the code through glewlwyd's API as `user`.
+    func deviceLogin(_ idp: GlewlwydServer, user: GlewlwydUser = .alice, extraArguments: [String] = []) async throws -> Run {
+        let login = try start(nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"] + extraArguments)
+        let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
+        try await idp.approveDevice(userCode: code, user: user.name, password: user.password)
+        return try login.wait(timeout: 60)
+    }
+
+    /// The `creds-process` arguments for a role.
+    func credsProcessArguments(_ idp: GlewlwydServer, roleArn: String, extra: [String] = []) -> [String] {
+        ["creds-process", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--aws-role-arn", roleArn,
+         "--redirect-port", String(idp.redirectPort)] + extra
+    }
+
+    /// Writes `~/.aws/config` with one keyless profile.
+    func writeProfile(_ name: String, _ idp: GlewlwydServer, roleArn: String, extra: String = "") throws {
+        let line = ([binary] + credsProcessArguments(idp, roleArn: roleArn)).joined(separator: " ") + extra
+        let text = "[profile \(name)]\nregion = us-east-1\ncredential_process = \(line)\n"
+        try text.write(toFile: environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
+    }
+}
+
+/// Partners for one test: moto, glewlwyd, and a role; stopped by PID when the test ends.
+struct Partners {
+    let moto: MotoServer
+    let idp: GlewlwydServer
+    let roleArn: String
+
+    static func start(accessTTL: Int = 3600, refreshTTL: Int = 1_209_600) async throws -> Partners {
+        let moto = try await MotoServer.start()
+        do {
+            let idp = try await GlewlwydServer.start(redirectPort: try freePort(), accessTTL: accessTTL, refreshTTL: refreshTTL)
+            let role = try await moto.createRole(name: "dev")
+            return Partners(moto: moto, idp: idp, roleArn: role)
+        } catch {
+            moto.stop()
+            throw error
+        }
+    }
+
+    func stop() {
+        idp.stopAndRemove()
+        moto.stop()
+    }
+}
+
+/// Parses credential_process JSON.
+func credentialJSON(_ text: String) throws -> [String: Any] {
+    let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+    return try #require(object as? [String: Any])
+}
