@@ -64,9 +64,18 @@ let package = Package(
         // Partner launchers (moto, glewlwyd, Chromium) and fixtures for tests.
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
-        .testTarget(name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessTestSupport"]),
-        .testTarget(name: "KeylessAWSTests", dependencies: ["KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport"]),
-        .testTarget(name: "KeylessOIDCTests", dependencies: ["KeylessOIDC", "KeylessTestSupport"]),
+        .testTarget(name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
+        .testTarget(name: "KeylessAWSTests", dependencies: [
+            "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessCore", "KeylessHTTP",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "KeylessOIDCTests", dependencies: [
+            "KeylessOIDC", "KeylessTestSupport", "KeylessCore", "KeylessHTTP",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "KeylessCLITests", dependencies: ["KeylessCLI", "KeylessTestSupport"]),
     ]
 )

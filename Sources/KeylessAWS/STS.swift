@@ -105,7 +105,7 @@ public struct STSClient: Sendable {
     /// Checks a role ARN's shape before anything is sent.
     public static func validateRoleArn(_ arn: String) throws {
         let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[2] == "iam", parts[4].count == 12, parts[4].allSatisfy(\.isNumber),
+        guard parts.count == 6, parts[0] == "arn", parts[2] == "iam", parts[4].count == 12, parts[4].allSatisfy { $0.isASCII && $0.isNumber },
               parts[5].hasPrefix("role/"), parts[5].count > 5 else {
             throw KeylessError(.usage, "'\(arn)' is not an IAM role ARN.", hint: "Use the form arn:aws:iam::123456789012:role/NAME.")
         }

@@ -30,7 +30,8 @@ public struct AWSConfigFile: Sendable, Equatable {
                 continue
             }
             guard let equals = trimmed.firstIndex(where: { $0 == "=" || $0 == ":" }) else { continue }
-            let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            // botocore lower-cases keys: `Region =` is `region`.
+            let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
             let value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
             sections[section, default: [:]][key] = value
             lastKey = key
@@ -56,7 +57,8 @@ public struct AWSConfigFile: Sendable, Equatable {
 }
 
 /// Splits a command line the way botocore does for `credential_process` (POSIX shell words:
-/// single quotes, double quotes with backslash escapes, backslash outside quotes).
+/// single quotes, double quotes where backslash escapes `"` and `\\`, backslash outside quotes;
+/// words split on spaces, tabs and newlines), matching Python's `shlex.split`.
 public enum ShellWords {
     /// The words of `line`; throws on an unterminated quote.
     public static func split(_ line: String) throws -> [String] {
@@ -76,8 +78,9 @@ public enum ShellWords {
                 var closed = false
                 while let n = iterator.next() {
                     if n == "\"" { closed = true; break }
+                    // shlex (POSIX mode), which botocore uses: inside double quotes a backslash escapes only " and \\.
                     if n == "\\", let e = iterator.next() {
-                        if e == "\"" || e == "\\" || e == "$" || e == "`" { current.append(e) } else { current.append(n); current.append(e) }
+                        if e == "\"" || e == "\\" { current.append(e) } else { current.append(n); current.append(e) }
                         continue
                     }
                     current.append(n)
@@ -85,8 +88,11 @@ public enum ShellWords {
                 if !closed { throw unterminated(line) }
             case "\\":
                 inWord = true
-                if let n = iterator.next() { current.append(n) }
-            case " ", "\t":
+                guard let n = iterator.next() else {
+                    throw KeylessError(.configInvalid, "The command line \(line) ends with a lone backslash.", hint: "Remove it or escape it in ~/.aws/config.")
+                }
+                current.append(n)
+            case " ", "\t", "\n", "\r":
                 if inWord { words.append(current); current = ""; inWord = false }
             default:
                 inWord = true

@@ -163,7 +163,7 @@ public final class FileLock: @unchecked Sendable {
             usleep(5_000)
         }
         close(fd)
-        throw KeylessError(.lockTimeout, "Another keyless process has held \(path) for more than \(Int(timeout)) s.",
+        throw KeylessError(.lockTimeout, "Another keyless process has held \(path) for more than \(timeout < 10 ? String(Double(Int(timeout * 10)) / 10) : String(Int(timeout))) s.",
                            hint: "Finish or cancel the other login (look for a browser tab or a prompt), then retry.")
     }
 

@@ -24,7 +24,7 @@ public struct KeylessPaths: Sendable, Equatable {
     public static func resolve(_ env: Environment) throws -> KeylessPaths {
         guard let home = env["HOME"] else {
             throw KeylessError(.configInvalid, "HOME is not set, so keyless cannot find its files.",
-                               hint: "Set HOME, or set KEYLESS_STATE_DIR to a private directory.")
+                               hint: "Set HOME to your home directory.")
         }
         #if os(macOS)
         let configBase = env["XDG_CONFIG_HOME"] ?? home + "/Library/Application Support"

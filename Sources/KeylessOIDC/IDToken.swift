@@ -79,6 +79,12 @@ struct SignatureOnlyPayload: JWTPayload {
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
+/// A key from the provider's JWKS with the `kid` it really had (none for some providers).
+struct ProviderKey: Sendable {
+    let kid: String?
+    let jwk: JWK
+}
+
 /// Verifies ID tokens from one issuer: signature against the provider's JWKS (fetched, cached, and
 /// refetched once for an unknown `kid`), pinned algorithms, `iss`, `aud`/`azp`, `exp`, `iat`, `nbf`, `nonce`.
 public actor IDTokenVerifier {
@@ -92,7 +98,7 @@ public actor IDTokenVerifier {
     let leeway: TimeInterval = 60
     static let allowedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
-    private var keys: [JWK] = []
+    private var keys: [ProviderKey] = []
     private var fetchedAt: Date?
 
     /// Creates a verifier for tokens that `issuer` issues to `clientID`.
@@ -160,9 +166,9 @@ public actor IDTokenVerifier {
     }
 
     private func match(kid: String?, alg: String) -> JWK? {
-        let candidates: [JWK]
-        if let kid { candidates = keys.filter { $0.keyIdentifier?.string == kid } } else if keys.count == 1 { candidates = keys } else { candidates = [] }
-        return candidates.first { jwk in
+        let candidates: [ProviderKey]
+        if let kid { candidates = keys.filter { $0.kid == kid } } else if keys.count == 1 { candidates = keys } else { candidates = [] }
+        return candidates.map(\.jwk).first { jwk in
             if let keyAlg = jwk.algorithm?.rawValue, keyAlg != alg { return false }
             switch jwk.keyType {
             case .rsa: return alg.hasPrefix("RS") || alg.hasPrefix("PS")
@@ -180,12 +186,22 @@ public actor IDTokenVerifier {
         } catch {
             throw KeylessError(.idpUnreachable, "Cannot fetch the provider's keys from \(jwksURI): \(error).", hint: "Check the network, then retry.")
         }
-        guard response.status == 200, let jwks = try? JSONDecoder().decode(JWKS.self, from: Data(response.body)) else {
+        guard response.status == 200,
+              let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+              let rawKeys = object["keys"] as? [[String: Any]] else {
             throw KeylessError(.idpError, "The provider's JWKS at \(jwksURI) is unusable (HTTP \(response.status)).",
                                hint: "Check the identity provider's configuration.")
         }
-        // Symmetric keys never verify ID tokens from a provider's JWKS.
-        keys = jwks.keys.filter { [.rsa, .ecdsa, .octetKeyPair].contains($0.keyType) }
+        // RFC 7517 §5: keys of a type or algorithm we do not know are ignored, not fatal. Symmetric and
+        // encryption keys never verify ID tokens. A key without `kid` gets a private one so jwt-kit accepts it.
+        keys = rawKeys.compactMap { raw -> ProviderKey? in
+            guard let kty = raw["kty"] as? String, ["RSA", "EC", "OKP"].contains(kty), (raw["use"] as? String ?? "sig") == "sig" else { return nil }
+            var named = raw
+            let kid = raw["kid"] as? String
+            if kid == nil { named["kid"] = "keyless-unnamed-key" }
+            guard let data = try? JSONSerialization.data(withJSONObject: named), let jwk = try? JSONDecoder().decode(JWK.self, from: data) else { return nil }
+            return ProviderKey(kid: kid, jwk: jwk)
+        }
         fetchedAt = clock.now()
         logger.debug("fetched JWKS", metadata: ["oidc.keys": "\(keys.count)"])
     }

@@ -162,7 +162,7 @@ public actor OIDCClient {
         }
         presenter.showDeviceCode(userCode: userCode, verificationURI: verificationURI,
                                  verificationURIComplete: body["verification_uri_complete"] as? String)
-        var interval = Self.number(body["interval"]) ?? 5
+        var interval = min(max(Self.number(body["interval"]) ?? 5, 0), 60)
         let deadline = clock.now().addingTimeInterval(Self.number(body["expires_in"]) ?? 600)
         let stopWaiting = presenter.waiting("Waiting for you to approve code \(userCode)")
         defer { stopWaiting() }
@@ -175,7 +175,7 @@ public actor OIDCClient {
             let error = Self.json(response.body)["error"] as? String
             switch error {
             case "authorization_pending": continue
-            case "slow_down": interval += 5
+            case "slow_down": interval = min(interval + 5, 60)
             case "expired_token":
                 throw KeylessError(.loginFailed, "The device code \(userCode) expired before it was approved.", hint: "Run the login again and approve the new code sooner.")
             case "access_denied":

@@ -26,7 +26,7 @@ public struct AESGCMSealer: Sealer {
     }
 
     public func open(_ sealed: String, header: [UInt8], name: String) throws -> [UInt8] {
-        guard let data = Data(base64Encoded: sealed), data.count > 28 else {
+        guard let data = Data(base64Encoded: sealed), data.count >= 28 else {
             throw KeylessError(.cacheCorrupt, "The encrypted entry \(name) is truncated or not base64.",
                                hint: "keyless will replace it on the next login; run keyless logout to remove it now.")
         }

@@ -38,9 +38,15 @@ public enum SecretStoreFactory {
         #endif
     }
 
-    /// The store of `kind` under `paths.state/store`.
+    /// The directory of a backend's entries: `store` for the encrypted file, `store-NAME` for the others,
+    /// so that switching backends never makes one read the other's entries.
+    public static func directory(_ kind: SecretStoreKind, paths: KeylessPaths) -> String {
+        kind == .file ? paths.state + "/store" : paths.state + "/store-" + kind.rawValue
+    }
+
+    /// The store of `kind` under `directory(kind, paths:)`.
     public static func make(_ kind: SecretStoreKind, paths: KeylessPaths, environment: Environment, terminal: Terminal?) throws -> any SecretStore {
-        let directory = paths.state + "/store"
+        let directory = directory(kind, paths: paths)
         switch kind {
         case .file:
             let os = osKeyStore(environment)

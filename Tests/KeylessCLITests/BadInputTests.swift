@@ -5,8 +5,9 @@ import Testing
 /// Bad input gets a clear error or a clean re-login; nothing crashes and no file is left half-written.
 @Suite("bad input and failures", .serialized)
 struct BadInputTests {
-    func entries(_ harness: KeylessHarness, prefix: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: harness.storeDirectory).filter { $0.hasPrefix(prefix) }.map { harness.storeDirectory + "/" + $0 }
+    func entries(_ harness: KeylessHarness, prefix: String, store: String = "store") throws -> [String] {
+        let directory = harness.home + "/.local/state/keyless/" + store
+        return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(prefix) }.map { directory + "/" + $0 }
     }
 
     @Test("a truncated or corrupted credentials cache is replaced cleanly, with a warning")
@@ -106,7 +107,7 @@ struct BadInputTests {
         #expect(creds.status == 0, "\(creds)")
         let token = try harness.run(["token", "--issuer-url", partners.idp.issuer, "--client-id", partners.idp.clientID, "-vvv"])
         let json = try credentialJSON(creds.stdout)
-        let tokenEntry = try #require(try entries(harness, prefix: "oidc.").first)
+        let tokenEntry = try #require(try entries(harness, prefix: "oidc.", store: "store-plaintext").first)
         let sealed = try String(contentsOfFile: tokenEntry, encoding: .utf8).split(separator: "\n")[1]
         let tokens = try credentialJSON(String(decoding: try #require(Data(base64Encoded: String(sealed))), as: UTF8.self))
         let secrets = [json["SecretAccessKey"] as? String, json["SessionToken"] as? String,

@@ -107,14 +107,14 @@ final class KeylessHarness: @unchecked Sendable {
                        stderr: stderrSoFar)
         }
 
-        /// Waits until stderr matches `pattern` and returns the first capture group.
-        func waitForStderr(_ pattern: String, timeout: TimeInterval = 30) throws -> String {
+        /// Waits until stderr matches `pattern` for the `occurrence`-th time and returns that match's first capture group.
+        func waitForStderr(_ pattern: String, occurrence: Int = 1, timeout: TimeInterval = 30) throws -> String {
             let regex = try NSRegularExpression(pattern: pattern)
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
                 let text = stderrSoFar
-                if let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
-                   let range = Range(match.range(at: 1), in: text) {
+                let matches = regex.matches(in: text, range: NSRange(text.startIndex..., in: text))
+                if matches.count >= occurrence, let range = Range(matches[occurrence - 1].range(at: 1), in: text) {
                     return String(text[range])
                 }
                 if !process.isRunning { break }

@@ -16,7 +16,7 @@ extension Keyless {
                 let store = try context.store(secretStore)
                 let headers = try store.headers()
                 let now = context.clock.now()
-                var out = "store: \(store.backendName) in \(context.paths.state)/store\n"
+                var out = "store: \(store.backendName)\n"
                 if headers.isEmpty { out += "nothing cached; run keyless login\n" }
                 for header in headers {
                     let remaining = header.expiresAt.map { Self.describe($0.timeIntervalSince(now)) } ?? "no expiry"

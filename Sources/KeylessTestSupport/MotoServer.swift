@@ -1,0 +1,101 @@
+import Foundation
+
+/// A private moto server (`python3 -m moto.server`) on a free loopback port: fake IAM and STS for tests.
+public final class MotoServer: Sendable {
+    /// The base URL, "http://127.0.0.1:PORT".
+    public let endpoint: String
+    /// The port.
+    public let port: Int
+    /// The server's log (werkzeug request lines such as `"POST / HTTP/1.1" 200 -`).
+    public let logPath: String
+    /// The server process.
+    public let process: PartnerProcess
+
+    private init(port: Int, process: PartnerProcess) {
+        self.port = port
+        self.endpoint = "http://127.0.0.1:\(port)"
+        self.logPath = process.logPath
+        self.process = process
+    }
+
+    /// Starts moto on a free port and waits (up to 30 s) until `GET /moto-api/` answers.
+    public static func start() async throws -> MotoServer {
+        let python = Tooling.python()
+        var lastFailure = ""
+        for _ in 1...3 {  // a port found free can be taken before moto binds it: retry on a new one
+            let port = try freePort()
+            let process = try PartnerProcess(
+                executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+                environment: ["PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                              "AWS_DEFAULT_REGION": "us-east-1"])
+            let server = MotoServer(port: port, process: process)
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline && process.isRunning {
+                if let answer = try? await PartnerHTTP.send("GET", "\(server.endpoint)/moto-api/", timeout: 2),
+                   answer.status == 200 {
+                    return server
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            lastFailure = process.isRunning
+                ? "moto did not answer on \(server.endpoint) within 30 s"
+                : "moto exited with status \(process.exitStatus ?? -1)"
+            lastFailure += "; log \(process.logPath):\n\(process.logTail())"
+            server.stop()
+            if !process.log().contains("Address already in use") { break }
+        }
+        throw TestSupportError("\(lastFailure)\n(install with: python3 -m pip install 'moto[server]', or run scripts/test)")
+    }
+
+    /// Forgets every resource (roles, providers, ...) via `POST /moto-api/reset`.
+    public func reset() async throws {
+        let answer = try await PartnerHTTP.send("POST", "\(endpoint)/moto-api/reset")
+        guard answer.status == 200 else { throw TestSupportError("moto reset answered HTTP \(answer.status): \(answer.text)") }
+    }
+
+    /// How many `POST /` requests moto has logged with `status` (default 200; nil counts every status) — the STS query API calls.
+    /// IAM calls made through `createRole` go to `/?iam` and are not counted.
+    public func stsPostCount(status: Int? = 200) throws -> Int {
+        guard let log = try? String(contentsOfFile: logPath, encoding: .utf8) else {
+            throw TestSupportError("cannot read moto log \(logPath)")
+        }
+        let needle = status.map { "\"POST / HTTP/1.1\" \($0) " } ?? "\"POST / HTTP/1.1\" "
+        return log.split(separator: "\n").filter { $0.contains(needle) }.count
+    }
+
+    /// Creates an IAM role that trusts any web identity and returns its ARN (IAM query API, fake SigV4 credential scope).
+    public func createRole(name: String) async throws -> String {
+        let trust = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"*"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#
+        let answer = try await iam([("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", name),
+                                    ("AssumeRolePolicyDocument", trust)])
+        guard answer.status == 200, let arn = Self.firstElement("Arn", in: answer.text) else {
+            throw TestSupportError("moto CreateRole \(name) answered HTTP \(answer.status): \(answer.text)")
+        }
+        return arn
+    }
+
+    /// Sends an IAM query API call (form fields, Action and Version included) and returns moto's answer.
+    /// moto routes an unsigned form to S3; the `Authorization` header's credential scope (`.../iam/aws4_request`) routes it to IAM.
+    public func iam(_ fields: [(String, String)]) async throws -> PartnerHTTPResponse {
+        try await PartnerHTTP.send("POST", "\(endpoint)/?iam", headers: [
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        ], body: PartnerHTTP.form(fields))
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 3 s). Idempotent.
+    public func stop() { process.stop() }
+
+    /// Stops moto; deletes its log unless KEYLESS_KEEP_PARTNER_FILES is set.
+    deinit {
+        process.stop()
+        if !keepPartnerFiles { try? FileManager.default.removeItem(atPath: logPath) }
+    }
+
+    /// The text of the first `<name>` element in `xml`.
+    static func firstElement(_ name: String, in xml: String) -> String? {
+        guard let open = xml.range(of: "<\(name)>"),
+              let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex) else { return nil }
+        return String(xml[open.upperBound..<close.lowerBound])
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A failure in a test partner (a server that would not start, an unexpected HTTP answer); the message says what to check.
+public struct TestSupportError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, with the log or answer that shows why.
+    public let message: String
+
+    /// Creates an error with a message.
+    public init(_ message: String) { self.message = message }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// The directory holding the package's `Package.swift` (found by walking up from this source file, then from the working directory).
+public func repositoryRoot() -> String {
+    func walkUp(from start: String) -> String? {
+        var directory = URL(fileURLWithPath: start).standardizedFileURL
+        while true {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
+                return directory.path
+            }
+            let parent = directory.deletingLastPathComponent()
+            if parent.path == directory.path { return nil }
+            directory = parent
+        }
+    }
+    let thisFile = "\(#filePath)"
+    return walkUp(from: (thisFile as NSString).deletingLastPathComponent)
+        ?? walkUp(from: FileManager.default.currentDirectoryPath)
+        ?? FileManager.default.currentDirectoryPath
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
+public func freePort() throws -> Int {
+    #if os(Linux)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw TestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw TestSupportError("bind(127.0.0.1:0) failed: \(String(cString: strerror(errno)))") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { throw TestSupportError("getsockname failed: \(String(cString: strerror(errno)))") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A fresh private temporary directory (mode 0700) whose name starts with `prefix`.
+public func makeTemporaryDirectory(prefix: String = "keyless-test") throws -> String {
+    var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("\(prefix)-XXXXXX").utf8CString)
+    guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        throw TestSupportError("mkdtemp failed: \(String(cString: strerror(errno)))")
+    }
+    return String(cString: made)
+}
+
+/// Whether partner files (server directories, logs) should survive the test, for debugging: KEYLESS_KEEP_PARTNER_FILES is set.
+var keepPartnerFiles: Bool {
+    !(ProcessInfo.processInfo.environment["KEYLESS_KEEP_PARTNER_FILES"] ?? "").isEmpty
+}

@@ -1,0 +1,40 @@
+import Foundation
+import KeylessAWS
+import KeylessHTTP
+import KeylessTestSupport
+import Testing
+
+@Suite("STS against moto")
+struct MotoSTSTests {
+    /// An unsigned JWT (moto does not check web-identity tokens); base64url of fixed JSON.
+    static let dummyToken = [#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#,
+                             #"{"iss":"https://idp.example.test","sub":"alice","aud":"keyless-cli","exp":4102444800}"#]
+        .map { Data($0.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "") }
+        .joined(separator: ".") + ".c2lnbmF0dXJl"
+
+    @Test("AssumeRoleWithWebIdentity against a real moto server returns ASIA credentials for the named session")
+    func assumeRole() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let role = try await moto.createRole(name: "keyless-moto")
+        let session = SessionName.from(email: "alice@example.com", preferredUsername: "alice", subject: "sub-1")
+        let client = STSClient(endpoint: moto.endpoint, http: AsyncHTTPTransport(), logger: quietLogger)
+        let before = Date()
+
+        let credentials = try await client.assumeRoleWithWebIdentity(
+            WebIdentityRequest(roleArn: role, sessionName: session, webIdentityToken: Self.dummyToken, durationSeconds: 900, issuer: testIssuer))
+
+        #expect(credentials.accessKeyId.hasPrefix("ASIA"))
+        #expect(credentials.accessKeyId.count == 20)
+        #expect(!credentials.secretAccessKey.isEmpty)
+        #expect(!credentials.sessionToken.isEmpty)
+        let arn = try #require(credentials.assumedRoleArn)
+        #expect(arn.hasPrefix("arn:aws:sts::"))
+        #expect(arn.hasSuffix(":assumed-role/keyless-moto/\(session)"))
+        // moto stamps the expiry from its own clock: about 900 s from now.
+        #expect(credentials.expiration > before.addingTimeInterval(800))
+        #expect(credentials.expiration < Date().addingTimeInterval(1000))
+        #expect(try moto.stsPostCount() == 1)
+    }
+}
