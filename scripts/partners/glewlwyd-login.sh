@@ -2,6 +2,8 @@
 # Usage: glewlwyd-login.sh PORT [USER] [PASS] [REDIRECT_PORT]  -> prints token JSON
 # A complete authorization code + PKCE login against glewlwyd-setup.sh's server, with curl only.
 set -euo pipefail
+# Never wait forever on a port that accepts but does not answer.
+curl() { command curl --connect-timeout 5 --max-time 20 "$@"; }
 P=${1:?usage: glewlwyd-login.sh PORT [USER] [PASS] [REDIRECT_PORT]}; U=${2:-alice}; PW=${3:-alice-password-1}; RP=${4:-8765}
 G=http://127.0.0.1:$P; RU=http://127.0.0.1:$RP/callback; SCOPE="openid offline_access email"
 JAR=$(mktemp); trap 'rm -f $JAR' EXIT

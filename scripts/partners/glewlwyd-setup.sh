@@ -15,6 +15,8 @@ ACCESS_TTL=${GLEWLWYD_ACCESS_TTL:-3600}; REFRESH_TTL=${GLEWLWYD_REFRESH_TTL:-120
 for tool in glewlwyd sqlite3 jq curl openssl; do
   command -v $tool >/dev/null || { echo "glewlwyd-setup: $tool is missing (apt-get install glewlwyd sqlite3 jq curl openssl)" >&2; exit 1; }
 done
+# Never wait forever on a port that accepts but does not answer.
+curl() { command curl --connect-timeout 5 --max-time 20 "$@"; }
 mkdir -p "$D"; cd "$D"; rm -f glewlwyd.db *.jar
 zcat /usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz | sqlite3 glewlwyd.db   # seeds admin/password
 # static login/admin web app (Debian's webapp/config.json symlink points at a directory: copy the real file)
@@ -63,8 +65,8 @@ run_glewlwyd </dev/null >"$D/stdout.log" 2>&1 & GPID=$!; echo $GPID > "$D/glewlw
 trap 'rc=$?; if [ $rc -ne 0 ]; then kill $GPID 2>/dev/null || true; echo "glewlwyd-setup failed (rc $rc); see $D/glewlwyd.log $D/stdout.log" >&2; fi' EXIT
 ready=0
 for i in $(seq 150); do
-  kill -0 $GPID 2>/dev/null || { echo "glewlwyd exited early:" >&2; tail -20 "$D/stdout.log" "$D/glewlwyd.log" >&2 2>/dev/null || true; exit 1; }
-  curl -s -o /dev/null "$G/config" && { ready=1; break; }; sleep 0.1
+  kill -0 $GPID 2>/dev/null || { echo "glewlwyd exited early:" >&2; cat "$D/stdout.log" >&2; tail -n 20 "$D/glewlwyd.log" >&2 || true; exit 1; }
+  curl -s --max-time 1 -o /dev/null "$G/config" && { ready=1; break; }; sleep 0.1
 done
 [ $ready = 1 ] || { echo "glewlwyd did not answer on $G within 15 s" >&2; exit 1; }
 J='Content-Type: application/json'
