@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import KeylessCore
 import KeylessHTTP
 import Logging
@@ -168,27 +165,58 @@ public struct STSClient: Sendable {
     }
 }
 
-/// Leaf element texts of a small XML document, by element name (the last one wins).
+/// Leaf element texts of a small XML document, by element name (the last one wins). STS answers are
+/// flat, namespace-free leaf elements; reading them by hand keeps libxml2 (and the ICU it loads) out of
+/// the binary's start-up, which the cached `credential_process` path pays for on every call.
 enum XMLFields {
     static func parse(_ bytes: [UInt8]) -> [String: String] {
-        let delegate = Collector()
-        let parser = XMLParser(data: Data(bytes))
-        parser.delegate = delegate
-        _ = parser.parse()
-        return delegate.fields
+        let text = String(decoding: bytes, as: UTF8.self)
+        var fields: [String: String] = [:]
+        var index = text.startIndex
+        var lastOpen: (name: String, contentStart: String.Index)?
+        while let open = text[index...].firstIndex(of: "<") {
+            guard let close = text[open...].firstIndex(of: ">") else { break }
+            let tag = text[text.index(after: open)..<close]
+            if tag.hasPrefix("/") {
+                let name = tag.dropFirst().trimmingCharacters(in: .whitespaces)
+                if let last = lastOpen, last.name == name {
+                    let value = unescape(String(text[last.contentStart..<open])).trimmingCharacters(in: .whitespacesAndNewlines)
+                    if !value.isEmpty { fields[name] = value }
+                }
+                lastOpen = nil
+            } else if !tag.hasPrefix("?") && !tag.hasPrefix("!") && !tag.hasSuffix("/") {
+                let name = String(tag.prefix { $0 != " " && $0 != "\t" && $0 != "\n" })
+                lastOpen = (name, text.index(after: close))
+            }
+            index = text.index(after: close)
+        }
+        return fields
     }
 
-    final class Collector: NSObject, XMLParserDelegate {
-        var fields: [String: String] = [:]
-        var text = ""
-        func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
-            text = ""
+    static func unescape(_ text: String) -> String {
+        guard text.contains("&") else { return text }
+        var out = ""
+        var rest = Substring(text)
+        while let amp = rest.firstIndex(of: "&") {
+            out += rest[..<amp]
+            guard let semi = rest[amp...].firstIndex(of: ";"), rest.distance(from: amp, to: semi) <= 10 else {
+                out += rest[amp...]
+                return out
+            }
+            let entity = rest[rest.index(after: amp)..<semi]
+            switch entity {
+            case "amp": out += "&"
+            case "lt": out += "<"
+            case "gt": out += ">"
+            case "quot": out += "\""
+            case "apos": out += "'"
+            default:
+                let scalar: UInt32?
+                if entity.hasPrefix("#x") { scalar = UInt32(entity.dropFirst(2), radix: 16) } else if entity.hasPrefix("#") { scalar = UInt32(entity.dropFirst()) } else { scalar = nil }
+                if let scalar, let value = Unicode.Scalar(scalar) { out.unicodeScalars.append(value) } else { out += "&\(entity);" }
+            }
+            rest = rest[rest.index(after: semi)...]
         }
-        func parser(_ parser: XMLParser, foundCharacters string: String) { text += string }
-        func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
-            let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if !trimmed.isEmpty { fields[elementName] = trimmed }
-            text = ""
-        }
+        return out + rest
     }
 }
