@@ -33,8 +33,18 @@ public struct AsyncHTTPTransport: HTTPTransport {
     let client: HTTPClient
     let timeout: TimeAmount
 
-    /// Uses the shared client with a per-request timeout.
-    public init(client: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
+    /// A process-wide client that fails fast when a server is down: AsyncHTTPClient's default retries a
+    /// refused connection until the request's deadline, which turns "STS is down" into a 30 s hang.
+    public static let defaultClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
+        // Lives as long as the process; never deinitialised, so it needs no shutdown.
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    /// Uses the process-wide client with a per-request timeout.
+    public init(client: HTTPClient = AsyncHTTPTransport.defaultClient, timeout: TimeAmount = .seconds(30)) {
         self.client = client
         self.timeout = timeout
     }

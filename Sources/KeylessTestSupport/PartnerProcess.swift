@@ -24,9 +24,10 @@ public final class PartnerProcess: @unchecked Sendable {
 
     /// Starts `executable` (a path, or a name looked up in PATH) with `arguments`; `environment` is added to
     /// (or, with `inheritEnvironment: false`, replaces) this process's environment; output goes to `logPath`
-    /// (a new temporary file when nil).
+    /// (a new temporary file when nil); with `stderrPath`, stderr goes there instead, apart from stdout.
     public init(executable: String, arguments: [String] = [], environment: [String: String] = [:],
-                inheritEnvironment: Bool = true, currentDirectory: String? = nil, logPath: String? = nil) throws {
+                inheritEnvironment: Bool = true, currentDirectory: String? = nil, logPath: String? = nil,
+                stderrPath: String? = nil) throws {
         guard let resolved = Tooling.path(of: executable) else {
             throw TestSupportError("\(executable) not found in PATH (run scripts/test to install the test partners)")
         }
@@ -36,6 +37,9 @@ public final class PartnerProcess: @unchecked Sendable {
         let logFD = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard logFD >= 0 else { throw TestSupportError("cannot create log file \(log): \(String(cString: strerror(errno)))") }
         defer { close(logFD) }
+        let errFD = stderrPath.map { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) } ?? logFD
+        guard errFD >= 0 else { throw TestSupportError("cannot create \(stderrPath ?? ""): \(String(cString: strerror(errno)))") }
+        defer { if errFD != logFD { close(errFD) } }
         let nullFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         guard nullFD >= 0 else { throw TestSupportError("cannot open /dev/null: \(String(cString: strerror(errno)))") }
         defer { close(nullFD) }
@@ -48,7 +52,7 @@ public final class PartnerProcess: @unchecked Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, nullFD, 0)
         posix_spawn_file_actions_adddup2(&actions, logFD, 1)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
+        posix_spawn_file_actions_adddup2(&actions, errFD, 2)
         if let closeFrom = SpawnExtensions.addCloseFrom { _ = closeFrom(&actions, 3) }
         var program = resolved
         var programArguments = arguments

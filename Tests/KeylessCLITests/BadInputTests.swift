@@ -69,15 +69,19 @@ struct BadInputTests {
         #expect(try harness.run(["status"]).stdout.contains("alice@example.com"))
     }
 
-    @Test("the identity provider down gives exit 5 and a clear message")
+    @Test("the identity provider down when a refresh is due gives exit 5 and a clear message, and keeps the tokens")
     func idpDown() async throws {
-        let partners = try await Partners.start()
+        // 100 s ID tokens are inside the 120 s refresh margin, so the next creds-process must reach the provider.
+        let partners = try await Partners.start(accessTTL: 100)
         defer { partners.stop() }
         let harness = try KeylessHarness(moto: partners.moto)
+        #expect(try await harness.deviceLogin(partners.idp).status == 0)
         partners.idp.stop()
         let run = try harness.run(harness.credsProcessArguments(partners.idp, roleArn: partners.roleArn, extra: ["--no-browser"]))
         #expect(run.status == 5, "\(run)")
         #expect(run.stderr.contains("Cannot reach the identity provider"), "\(run)")
+        #expect(run.stdout.isEmpty)
+        #expect(try harness.run(["status"]).stdout.contains("alice@example.com"), "the login is kept for when the provider is back")
     }
 
     @Test("a forged redirect with the wrong state is refused, and nothing is stored")

@@ -61,31 +61,25 @@ final class KeylessHarness: @unchecked Sendable {
         return try started.wait(timeout: timeout)
     }
 
-    /// Starts keyless (or another program) without waiting.
+    /// Starts keyless (or another program) without waiting; stdout and stderr go to separate files.
     func start(_ program: String? = nil, _ arguments: [String], extra: [String: String] = [:]) throws -> Started {
-        let process = Process()
-        let executable = program ?? binary
-        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : (Tooling.path(of: executable) ?? executable))
-        process.arguments = arguments
-        process.environment = environment.merging(extra) { _, new in new }
         let out = home + "/out-\(UUID().uuidString)"
         let err = home + "/err-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: out)
-        process.standardError = FileHandle(forWritingAtPath: err)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        // PartnerProcess spawns with default signal handling and reaps by PID: Foundation's Process on Linux
+        // leaves children with signals blocked (dbus-daemon then outlives its session) and can miss their exit.
+        let process = try PartnerProcess(executable: program ?? binary, arguments: arguments,
+                                         environment: environment.merging(extra) { _, new in new },
+                                         inheritEnvironment: false, logPath: out, stderrPath: err)
         return Started(process: process, out: out, err: err)
     }
 
     /// A running program.
     final class Started: @unchecked Sendable {
-        // @unchecked: Process is used from one test task.
-        let process: Process
+        // @unchecked: the process is used from one test task.
+        let process: PartnerProcess
         let out: String
         let err: String
-        init(process: Process, out: String, err: String) {
+        init(process: PartnerProcess, out: String, err: String) {
             self.process = process
             self.out = out
             self.err = err
@@ -94,17 +88,11 @@ final class KeylessHarness: @unchecked Sendable {
         var stderrSoFar: String { (try? String(contentsOfFile: err, encoding: .utf8)) ?? "" }
 
         func wait(timeout: TimeInterval) throws -> Run {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+            guard let status = process.waitForExit(timeout: timeout) else {
+                process.stop()
                 throw TestSupportError("timed out after \(Int(timeout)) s; stderr:\n\(stderrSoFar)")
             }
-            process.waitUntilExit()
-            return Run(status: process.terminationStatus,
-                       stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-                       stderr: stderrSoFar)
+            return Run(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", stderr: stderrSoFar)
         }
 
         /// Waits until stderr matches `pattern` for the `occurrence`-th time and returns that match's first capture group.
