@@ -67,6 +67,14 @@ public struct CachedCredentials: Codable, Sendable, Equatable {
         self.assumedRoleArn = assumedRoleArn
     }
 
+    /// Reads the payload as `JSONEncoder` wrote it, without JSONDecoder (see `FlatJSON`).
+    public static func parse(_ bytes: [UInt8]) -> CachedCredentials? {
+        guard let fields = FlatJSON.parse(bytes), let id = fields["accessKeyId"]?.string, let secret = fields["secretAccessKey"]?.string,
+              let token = fields["sessionToken"]?.string, let expiration = fields["expiration"]?.number else { return nil }
+        return CachedCredentials(accessKeyId: id, secretAccessKey: secret, sessionToken: token, expiration: expiration,
+                                 assumedRoleArn: fields["assumedRoleArn"]?.string)
+    }
+
     /// The `credential_process` JSON (Version 1), one line.
     public var credentialProcessJSON: String {
         "{\"Version\":1,\"AccessKeyId\":\(jsonString(accessKeyId)),\"SecretAccessKey\":\(jsonString(secretAccessKey)),"
@@ -83,7 +91,7 @@ public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) t
     guard let header = try store.header(key.credentialsEntry), let expiresAt = header.expiresAt,
           expiresAt.timeIntervalSince(now) > minimumRemainingSeconds else { return nil }
     guard let entry = try store.read(key.credentialsEntry) else { return nil }
-    guard let credentials = try? JSONDecoder().decode(CachedCredentials.self, from: Data(entry.secret)) else {
+    guard let credentials = CachedCredentials.parse(entry.secret) else {
         throw KeylessError(.cacheCorrupt, "The cached credentials \(key.credentialsEntry) do not decode.", hint: "They will be replaced; run keyless logout to clear them now.")
     }
     return credentials.expiration - now.timeIntervalSince1970 > minimumRemainingSeconds ? credentials : nil

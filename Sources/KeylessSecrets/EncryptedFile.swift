@@ -63,6 +63,16 @@ struct FileKeyRecord: Codable {
     var check: String
 }
 
+extension FileKeyRecord {
+    /// Reads `key.json` without JSONDecoder (it is on the cached credential_process path).
+    static func parse(_ bytes: [UInt8]) -> FileKeyRecord? {
+        guard let fields = FlatJSON.parse(bytes), fields["v"]?.number == 1,
+              let source = fields["source"]?.string.flatMap(FileKeySource.init(rawValue:)), let check = fields["check"]?.string else { return nil }
+        return FileKeyRecord(source: source, salt: fields["salt"]?.string, n: fields["n"]?.number.map { Int($0) },
+                             r: fields["r"]?.number.map { Int($0) }, p: fields["p"]?.number.map { Int($0) }, check: check)
+    }
+}
+
 /// Resolves the file store's 256-bit key: first from the kernel keyring (a cache of it for this login
 /// session), then from the OS secret store or the passphrase that `key.json` names; caches it in the
 /// kernel keyring so that later processes skip the slow KDF.
@@ -117,7 +127,7 @@ public final class FileKeyProvider: @unchecked Sendable {
             }
             return try create()
         }
-        guard let record = try? JSONDecoder().decode(FileKeyRecord.self, from: Data(recordBytes)) else {
+        guard let record = FileKeyRecord.parse(recordBytes) else {
             throw KeylessError(.cacheCorrupt, "\(recordPath) is not a valid key record.",
                                hint: "Remove the directory \(directory) (tokens in it are lost; log in again).")
         }

@@ -58,12 +58,7 @@ public struct FileBackedStore: SecretStore {
         let headerBytes = Array(bytes[..<newline])
         var sealedBytes = bytes[(newline + 1)...]
         while sealedBytes.last == UInt8(ascii: "\n") { sealedBytes = sealedBytes.dropLast() }
-        let header: EntryHeader
-        do {
-            header = try Self.decoder.decode(EntryHeader.self, from: Data(headerBytes))
-        } catch {
-            throw corrupt(name, "its header is not valid JSON")
-        }
+        guard let header = EntryHeader.parse(headerBytes) else { throw corrupt(name, "its header is not valid JSON") }
         guard header.name == name, header.v == 1 else { throw corrupt(name, "its header names another entry or version") }
         return (header, headerBytes, String(decoding: sealedBytes, as: UTF8.self))
     }
@@ -99,12 +94,6 @@ public struct FileBackedStore: SecretStore {
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
         return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
     }()
 }
 

@@ -30,6 +30,23 @@ public struct EntryHeader: Codable, Sendable, Equatable {
     }
 }
 
+extension EntryHeader {
+    /// Reads a header line without JSONDecoder (see `FlatJSON`); `nil` when it is not a valid header.
+    public static func parse(_ bytes: some Collection<UInt8>) -> EntryHeader? {
+        guard let fields = FlatJSON.parse(bytes), let version = fields["v"]?.number, let name = fields["name"]?.string,
+              let updated = fields["updatedAt"]?.string.flatMap(FlatJSON.parseRFC3339), let backend = fields["backend"]?.string else { return nil }
+        var expiresAt: Date?
+        if let expiry = fields["expiresAt"], expiry != .null {
+            guard let seconds = expiry.string.flatMap(FlatJSON.parseRFC3339) else { return nil }
+            expiresAt = Date(timeIntervalSince1970: seconds)
+        }
+        var header = EntryHeader(name: name, expiresAt: expiresAt, updatedAt: Date(timeIntervalSince1970: updated),
+                                 labels: fields["labels"]?.object ?? [:], backend: backend)
+        header.v = Int(version)
+        return header
+    }
+}
+
 /// A secret and its header.
 public struct SecretEntry: Sendable, Equatable {
     /// The non-secret header.
