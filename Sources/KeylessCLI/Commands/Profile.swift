@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KeylessAWSConfig
 import KeylessCore
+import KeylessFastPath
 
 /// A profile in `~/.aws/config` whose `credential_process` runs `keyless creds-process`.
 struct KeylessProfile {
@@ -45,8 +46,6 @@ struct KeylessProfile {
         return CachedCredentialsWithRegion(credentials: try await broker.credentials(for: role), region: region)
     }
 }
-
-import KeylessFastPath
 
 /// Credentials and the region they are for.
 struct CachedCredentialsWithRegion {
