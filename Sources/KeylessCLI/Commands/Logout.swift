@@ -24,8 +24,7 @@ extension Keyless {
                     context.terminal.say("Removed every cached token and credential.")
                     return
                 }
-                let options = try profile.map { try KeylessProfile.load($0, context: context).provider } ?? provider
-                let broker = CredentialBroker(login: try options.settings(), store: try context.store(provider.secretStore ?? options.secretStore), context: context)
+                let broker = try provider.broker(profile: profile, context: context)
                 let done = try await broker.logout()
                 context.terminal.say(done.isEmpty ? "Nothing was cached for this provider and client." : done.map { "- " + $0 }.joined(separator: "\n"))
             }

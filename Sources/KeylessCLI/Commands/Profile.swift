@@ -47,6 +47,15 @@ struct KeylessProfile {
     }
 }
 
+extension ProviderOptions {
+    /// A broker for these flags, or for the provider of `profile` when one is named (its flags win;
+    /// `--secret-store` given here overrides the profile's).
+    func broker(profile: String?, context: CommandContext) throws -> CredentialBroker {
+        let options = try profile.map { try KeylessProfile.load($0, context: context).provider } ?? self
+        return CredentialBroker(login: try options.settings(), store: try context.store(secretStore ?? options.secretStore), context: context)
+    }
+}
+
 /// Credentials and the region they are for.
 struct CachedCredentialsWithRegion {
     let credentials: CachedCredentials

@@ -20,8 +20,7 @@ extension Keyless {
         func run() async throws {
             try await reporting {
                 let context = try CommandContext.live(verbose: provider.verbose)
-                let options = try profile.map { try KeylessProfile.load($0, context: context).provider } ?? provider
-                let broker = CredentialBroker(login: try options.settings(), store: try context.store(provider.secretStore ?? options.secretStore), context: context)
+                let broker = try provider.broker(profile: profile, context: context)
                 let tokens = try await broker.tokens()
                 if json {
                     let claims = UnverifiedJWT.claims(tokens.idToken)
