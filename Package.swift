@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "keyless", targets: ["keyless"]),
+        .executable(name: "keyless-cli", targets: ["keyless-cli"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -60,7 +61,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "keyless", dependencies: ["KeylessCLI", "KeylessFastPath"]),
+        // The launcher users run: the cached answer, else execv of keyless-cli. Deliberately small.
+        .executableTarget(name: "keyless", dependencies: ["KeylessCore", "KeylessFastPath"]),
+        // Every command.
+        .executableTarget(name: "keyless-cli", dependencies: ["KeylessCLI"]),
         // Partner launchers (moto, glewlwyd, Chromium) and fixtures for tests.
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
