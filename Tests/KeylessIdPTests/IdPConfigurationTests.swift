@@ -1,0 +1,107 @@
+import Foundation
+import KeylessCore
+@testable import KeylessIdP
+import Testing
+
+@Suite("idp.yaml: users, groups and clients, with errors that name the line")
+struct IdPConfigurationTests {
+    static let hash = (try? PasswordHash.make("alice-password-1", logN: 10, r: 8, p: 1).description) ?? "unavailable"
+
+    static let valid = """
+        issuer: http://127.0.0.1:9000/
+        signing_algorithm: ES256
+        groups: [engineers, admins]
+        users:
+          - username: alice
+            password_hash: "\(hash)"
+            email: alice@example.com
+            groups: [engineers]
+          - username: bob
+            password_hash: "\(hash)"
+            totp_secret: JBSWY3DPEHPK3PXP
+        clients:
+          - id: keyless-cli
+            redirect_uris: ["http://127.0.0.1/callback"]
+            grants: [authorization_code, refresh_token, device_code]
+            scopes: [openid, email, profile, offline_access]
+          - id: deployer
+            secret_hash: "\(hash)"
+            grants: [client_credentials]
+            access_token_ttl: 600
+        """
+
+    @Test("a valid file parses into users, groups and clients, with the issuer normalised")
+    func parsesValid() throws {
+        let config = try IdPConfiguration.parse(Self.valid, path: "idp.yaml")
+        #expect(config.issuer == "http://127.0.0.1:9000")
+        #expect(config.signingAlgorithm == "ES256")
+        #expect(config.users.map(\.username) == ["alice", "bob"])
+        #expect(config.users[1].totpSecret == "JBSWY3DPEHPK3PXP")
+        #expect(config.clients.map(\.id) == ["keyless-cli", "deployer"])
+        #expect(config.clients[0].isPublic && !config.clients[1].isPublic)
+        #expect(config.clients[1].accessTokenTTL == 600)
+        #expect(PasswordHash(config.users[0].passwordHash)?.verify("alice-password-1") == true)
+    }
+
+    /// Replaces `old` by `new` in the valid file and expects an error that names `line` and says `message`.
+    func expectError(_ old: String, _ new: String, line: Int, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let text = Self.valid.replacingOccurrences(of: old, with: new)
+        #expect(text != Self.valid, "the test must really change the file", sourceLocation: sourceLocation)
+        do {
+            _ = try IdPConfiguration.parse(text, path: "idp.yaml")
+            Issue.record("no error for: \(new)", sourceLocation: sourceLocation)
+        } catch let error as KeylessError {
+            #expect(error.code == .configInvalid, sourceLocation: sourceLocation)
+            #expect(error.reason.hasPrefix("idp.yaml:\(line):"), "\(error.reason)", sourceLocation: sourceLocation)
+            #expect(error.reason.contains(message), "\(error.reason)", sourceLocation: sourceLocation)
+            #expect(error.hint?.isEmpty == false, sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("a plain password instead of a hash is refused at its line")
+    func plainPassword() {
+        expectError("    password_hash: \"\(Self.hash)\"\n    email", "    password_hash: hunter2hunter2\n    email", line: 6, "not a keyless scrypt hash")
+    }
+
+    @Test("a duplicate user is refused at its line")
+    func duplicateUser() { expectError("username: bob", "username: alice", line: 9, "declared twice") }
+
+    @Test("an undeclared group is refused at the user's groups line")
+    func unknownGroup() { expectError("groups: [engineers]\n", "groups: [engineers, ops]\n", line: 8, "group 'ops', which is not declared") }
+
+    @Test("an unknown grant is refused at that grant's line")
+    func unknownGrant() { expectError("grants: [client_credentials]", "grants: [client_credentials, password]", line: 19, "unknown grant 'password'") }
+
+    @Test("a public client with client_credentials is refused")
+    func publicClientCredentials() {
+        expectError("grants: [authorization_code, refresh_token, device_code]", "grants: [authorization_code, client_credentials]", line: 15, "public client 'keyless-cli'")
+    }
+
+    @Test("a plain-http redirect URI to another host is refused at its line")
+    func badRedirect() {
+        expectError("[\"http://127.0.0.1/callback\"]", "[\"http://evil.example.com/callback\"]", line: 14, "redirect URI 'http://evil.example.com/callback'")
+    }
+
+    @Test("a missing username is reported at the user's entry")
+    func missingKey() { expectError("  - username: bob\n", "  - name: bob\n", line: 9, "the key 'username' is missing") }
+
+    @Test("a wrong type is reported at the value's line")
+    func wrongType() { expectError("access_token_ttl: 600", "access_token_ttl: [600]", line: 20, "clients[1].access_token_ttl") }
+
+    @Test("an unsupported signing algorithm is refused at its line")
+    func badAlgorithm() { expectError("signing_algorithm: ES256", "signing_algorithm: HS256", line: 2, "HS256 is not supported") }
+
+    @Test("broken YAML syntax is reported with its position")
+    func brokenYAML() throws {
+        #expect(throws: KeylessError.self) { try IdPConfiguration.parse("users: [alice\nclients: {", path: "idp.yaml") }
+    }
+
+    @Test("a missing file says so and what to do")
+    func missingFile() {
+        #expect { try IdPConfiguration.load(path: "/nonexistent/idp.yaml") } throws: { error in
+            (error as? KeylessError)?.code == .configInvalid && (error as? KeylessError)?.reason.contains("does not exist") == true
+        }
+    }
+}
