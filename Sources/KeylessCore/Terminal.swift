@@ -68,13 +68,6 @@ public final class Terminal: @unchecked Sendable {
         return readLineFromTTY()
     }
 
-    /// Reads a line from the terminal with echo on; `nil` without a terminal.
-    public func readLine(prompt: String) -> String? {
-        guard ttyFD >= 0 else { return nil }
-        write(prompt)
-        return readLineFromTTY()
-    }
-
     private func readLineFromTTY() -> String? {
         var line: [UInt8] = []
         var byte: UInt8 = 0

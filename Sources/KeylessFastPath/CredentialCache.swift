@@ -88,9 +88,10 @@ public let minimumRemainingSeconds: Double = 15 * 60
 
 /// Reads cached credentials for `key` if they have more than the minimum time left; `nil` otherwise.
 public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) throws -> CachedCredentials? {
-    guard let header = try store.header(key.credentialsEntry), let expiresAt = header.expiresAt,
-          expiresAt.timeIntervalSince(now) > minimumRemainingSeconds else { return nil }
-    guard let entry = try store.read(key.credentialsEntry) else { return nil }
+    // The expiry sits outside the ciphertext: stale credentials are never decrypted.
+    guard let entry = try store.read(key.credentialsEntry, if: { header in
+        header.expiresAt.map { $0.timeIntervalSince(now) > minimumRemainingSeconds } ?? false
+    }) else { return nil }
     guard let credentials = CachedCredentials.parse(entry.secret) else {
         throw KeylessError(.cacheCorrupt, "The cached credentials \(key.credentialsEntry) do not decode.", hint: "They will be replaced; run keyless logout to clear them now.")
     }

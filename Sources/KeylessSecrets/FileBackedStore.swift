@@ -38,8 +38,11 @@ public struct FileBackedStore: SecretStore {
     /// Entry names are `kind/hex`; the slash becomes a dot so all entries share one directory.
     static func fileName(_ name: String) -> String { String(name.map { $0 == "/" ? "." : $0 }) + ".entry" }
 
-    public func read(_ name: String) throws -> SecretEntry? {
-        guard let (header, headerBytes, sealed) = try load(name) else { return nil }
+    public func read(_ name: String) throws -> SecretEntry? { try read(name, if: { _ in true }) }
+
+    /// Reads the file once, and decrypts only when `accept` takes the header.
+    public func read(_ name: String, if accept: (EntryHeader) -> Bool) throws -> SecretEntry? {
+        guard let (header, headerBytes, sealed) = try load(name), accept(header) else { return nil }
         guard header.backend == sealer.backendName else {
             throw KeylessError(.cacheCorrupt, "The cached entry \(name) was written by the \(header.backend) store, not \(sealer.backendName).",
                                hint: "Run keyless logout to clear it, or choose --secret-store \(header.backend).")

@@ -68,6 +68,8 @@ public protocol SecretStore: Sendable {
     var backendName: String { get }
     /// The entry, or `nil` when there is none. Corrupt entries throw `cacheCorrupt`.
     func read(_ name: String) throws -> SecretEntry?
+    /// The entry, only if `accept` takes its header; a refused entry is never decrypted.
+    func read(_ name: String, if accept: (EntryHeader) -> Bool) throws -> SecretEntry?
     /// The header only; never needs a key or a passphrase.
     func header(_ name: String) throws -> EntryHeader?
     /// Stores an entry, replacing any previous one atomically.
@@ -76,6 +78,14 @@ public protocol SecretStore: Sendable {
     func delete(_ name: String) throws
     /// Every entry's header.
     func headers() throws -> [EntryHeader]
+}
+
+extension SecretStore {
+    /// Header first, then the entry: right for stores where both are cheap to reach.
+    public func read(_ name: String, if accept: (EntryHeader) -> Bool) throws -> SecretEntry? {
+        guard let header = try header(name), accept(header) else { return nil }
+        return try read(name)
+    }
 }
 
 /// Keeps entries in memory; for tests.

@@ -6,7 +6,7 @@ import Testing
 @Suite("bad input and failures", .serialized)
 struct BadInputTests {
     func entries(_ harness: KeylessHarness, prefix: String, store: String = "store") throws -> [String] {
-        let directory = harness.home + "/.local/state/keyless/" + store
+        let directory = harness.stateDirectory + "/" + store
         return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(prefix) }.map { directory + "/" + $0 }
     }
 

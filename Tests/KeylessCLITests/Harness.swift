@@ -48,7 +48,10 @@ final class KeylessHarness: @unchecked Sendable {
         throw TestSupportError("the keyless binary is not built; run swift build first (scripts/test does)")
     }
 
-    var storeDirectory: String { home + "/.local/state/keyless/store" }
+    /// keyless's state directory under this harness's HOME (XDG default).
+    var stateDirectory: String { home + "/.local/state/keyless" }
+    /// The default (encrypted file) store's entries.
+    var storeDirectory: String { stateDirectory + "/store" }
 
     /// Runs keyless with `arguments`; stdout and stderr are captured separately.
     func run(_ arguments: [String], extra: [String: String] = [:], timeout: TimeInterval = 120) throws -> Run {

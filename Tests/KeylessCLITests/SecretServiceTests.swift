@@ -47,7 +47,7 @@ struct SecretServiceTests {
         #expect(try String(contentsOfFile: harness.home + "/ss-status.txt", encoding: .utf8).contains("alice@example.com"))
 
         // Only headers are on disk for the secret-service backend.
-        let ssDir = harness.home + "/.local/state/keyless/store-secret-service"
+        let ssDir = harness.stateDirectory + "/store-secret-service"
         for file in try FileManager.default.contentsOfDirectory(atPath: ssDir) where file.hasSuffix(".entry") {
             let body = try String(contentsOfFile: ssDir + "/" + file, encoding: .utf8).split(separator: "\n")
             #expect(body.count == 2 && body[1] == "os-store", "\(file) must hold only a header and a marker")
