@@ -16,6 +16,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Errors with codes, clocks, environment, XDG paths, atomic writes and file locks.
@@ -56,16 +62,39 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The embedded OpenID Provider: configuration, password hashes (more to come: keys, tokens, server, storage).
+        // The embedded OpenID Provider's protocol logic: configuration, password hashes, TOTP, signing keys, client
+        // authentication and every grant, free of HTTP.
         .target(name: "KeylessIdP", dependencies: [
-            "KeylessCore",
+            "KeylessCore", "KeylessStorage",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
+        // The embedded provider's storage protocol, its records and an in-memory store.
+        .target(name: "KeylessStorage"),
+        // The SQLite store (GRDB), the default: one file under the XDG data directory.
+        .target(name: "KeylessStorageSQLite", dependencies: [
+            "KeylessStorage", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // The PostgreSQL store (postgres-nio), for replicas sharing one database.
+        .target(name: "KeylessStoragePostgres", dependencies: [
+            "KeylessStorage",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The provider's HTTP server (Hummingbird): pages, endpoints, security headers, JSON logs, metrics.
+        .target(name: "KeylessIdPServer", dependencies: [
+            "KeylessIdP", "KeylessStorage",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
             "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP",
+            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -88,7 +117,22 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "KeylessIdPTests", dependencies: ["KeylessIdP", "KeylessCore"]),
+        .testTarget(name: "KeylessIdPTests", dependencies: [
+            "KeylessIdP", "KeylessCore", "KeylessStorage",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+        ]),
+        .testTarget(name: "KeylessIdPServerTests", dependencies: [
+            "KeylessIdPServer", "KeylessIdP", "KeylessStorage", "KeylessCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "KeylessStorageTests", dependencies: [
+            "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
+        ]),
         .testTarget(name: "KeylessCLITests", dependencies: ["KeylessCLI", "KeylessTestSupport"]),
     ]
 )

@@ -92,18 +92,3 @@ public enum FormEncoding {
     }
 }
 
-/// base64url without padding (RFC 7515 §2).
-public enum Base64URL {
-    /// Encodes bytes.
-    public static func encode<D: DataProtocol>(_ bytes: D) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-
-    /// Decodes text, tolerating missing padding.
-    public static func decode(_ text: some StringProtocol) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64)
-    }
-}

@@ -44,21 +44,68 @@ public struct IdPConfiguration: Sendable, Equatable {
         public var idTokenTTL: Int?
         /// Access-token lifetime in seconds.
         public var accessTokenTTL: Int?
+        /// Refresh-token lifetime in seconds (each rotation starts it again).
+        public var refreshTokenTTL: Int?
+        /// The `aud` of its access tokens; defaults to the client id (what an IAM OIDC provider's client-id list names).
+        public var audience: String?
+        /// First-party clients skip the consent page (the default); for others the user allows each authorization.
+        public var firstParty: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case id, jwks, grants, scopes
+            case id, jwks, grants, scopes, audience
             case secretHash = "secret_hash"
             case redirectURIs = "redirect_uris"
             case idTokenTTL = "id_token_ttl"
             case accessTokenTTL = "access_token_ttl"
+            case refreshTokenTTL = "refresh_token_ttl"
+            case firstParty = "first_party"
         }
 
         /// Whether the client is public (no secret, no key).
         public var isPublic: Bool { secretHash == nil && jwks == nil }
     }
 
+    /// Default lifetimes, in seconds.
+    public struct Lifetimes: Codable, Sendable, Equatable {
+        /// ID tokens (1 h).
+        public var idToken: Int = 3600
+        /// Access tokens (1 h).
+        public var accessToken: Int = 3600
+        /// Refresh tokens, from their last rotation (7 days).
+        public var refreshToken: Int = 7 * 86400
+        /// Authorization codes (60 s).
+        public var code: Int = 60
+        /// Device codes (10 min).
+        public var deviceCode: Int = 600
+        /// The minimum seconds between device-code polls (5 s).
+        public var deviceInterval: Int = 5
+        /// Browser login sessions (8 h).
+        public var session: Int = 8 * 3600
+
+        /// The defaults.
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case idToken = "id_token", accessToken = "access_token", refreshToken = "refresh_token", code
+            case deviceCode = "device_code", deviceInterval = "device_interval", session
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            idToken = try c.decodeIfPresent(Int.self, forKey: .idToken) ?? idToken
+            accessToken = try c.decodeIfPresent(Int.self, forKey: .accessToken) ?? accessToken
+            refreshToken = try c.decodeIfPresent(Int.self, forKey: .refreshToken) ?? refreshToken
+            code = try c.decodeIfPresent(Int.self, forKey: .code) ?? code
+            deviceCode = try c.decodeIfPresent(Int.self, forKey: .deviceCode) ?? deviceCode
+            deviceInterval = try c.decodeIfPresent(Int.self, forKey: .deviceInterval) ?? deviceInterval
+            session = try c.decodeIfPresent(Int.self, forKey: .session) ?? session
+        }
+    }
+
     /// The issuer URL (`iss`), unless `--issuer` overrides it.
     public var issuer: String?
+    /// Default token lifetimes.
+    public var lifetimes: Lifetimes = Lifetimes()
     /// `RS256` (default) or `ES256`.
     public var signingAlgorithm: String
     /// Users.
@@ -74,11 +121,27 @@ public struct IdPConfiguration: Sendable, Equatable {
         var users: [User]?
         var groups: [String]?
         var clients: [Client]?
+        var lifetimes: Lifetimes?
         enum CodingKeys: String, CodingKey {
-            case issuer, users, groups, clients
+            case issuer, users, groups, clients, lifetimes
             case signingAlgorithm = "signing_algorithm"
         }
     }
+
+    /// A configuration from values (tests, tools).
+    public init(issuer: String?, signingAlgorithm: String = "RS256", users: [User], groups: [String], clients: [Client], lifetimes: Lifetimes = Lifetimes()) {
+        self.issuer = issuer; self.signingAlgorithm = signingAlgorithm; self.users = users; self.groups = groups
+        self.clients = clients; self.lifetimes = lifetimes
+    }
+
+    /// The client with this id.
+    public func client(_ id: String) -> Client? { clients.first { $0.id == id } }
+
+    /// The user with this username.
+    public func user(_ username: String) -> User? { users.first { $0.username == username } }
+
+    /// The user with this subject.
+    public func user(subject: String) -> User? { users.first { ($0.subject ?? $0.username) == subject } }
 
     static let knownGrants: Set<String> = ["authorization_code", "refresh_token", "client_credentials", "device_code"]
 
@@ -106,7 +169,8 @@ public struct IdPConfiguration: Sendable, Equatable {
             throw Self.located(error, root: root, path: path)
         }
         var config = IdPConfiguration(issuer: file.issuer, signingAlgorithm: file.signingAlgorithm ?? "RS256",
-                                      users: file.users ?? [], groups: file.groups ?? [], clients: file.clients ?? [])
+                                      users: file.users ?? [], groups: file.groups ?? [], clients: file.clients ?? [],
+                                      lifetimes: file.lifetimes ?? Lifetimes())
         try config.check(root: root, path: path)
         config.issuer = config.issuer.map { var t = $0; while t.hasSuffix("/") { t.removeLast() }; return t }
         return config
@@ -123,6 +187,11 @@ public struct IdPConfiguration: Sendable, Equatable {
         if let issuer, !(issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1") || issuer.hasPrefix("http://localhost")) {
             throw fail(["issuer"], "issuer \(issuer) must be https (plain http only on loopback).", "Use the https:// URL the provider is reached at.")
         }
+        let l = lifetimes
+        for (key, value) in [("id_token", l.idToken), ("access_token", l.accessToken), ("refresh_token", l.refreshToken), ("code", l.code),
+                             ("device_code", l.deviceCode), ("device_interval", l.deviceInterval), ("session", l.session)] where value <= 0 {
+            throw fail(["lifetimes", key], "lifetimes.\(key) must be a positive number of seconds, not \(value).", "Set a positive value or remove it for the default.")
+        }
         var seenUsers = Set<String>()
         for (index, user) in users.enumerated() {
             guard !user.username.isEmpty, seenUsers.insert(user.username).inserted else {
@@ -131,6 +200,10 @@ public struct IdPConfiguration: Sendable, Equatable {
             guard PasswordHash(user.passwordHash) != nil else {
                 throw fail(["users", index, "password_hash"], "the password_hash of user '\(user.username)' is not a keyless scrypt hash (a plain password?).",
                            "Run `keyless idp hash-password` and paste its output.")
+            }
+            if let secret = user.totpSecret, (TOTP.base32Decode(secret)?.count ?? 0) < 10 {
+                throw fail(["users", index, "totp_secret"], "the totp_secret of user '\(user.username)' is not base32 of at least 80 bits.",
+                           "Use the base32 secret your authenticator app was set up with (e.g. from `oathtool` or a QR code).")
             }
             for group in user.groups ?? [] where !groups.contains(group) {
                 throw fail(["users", index, "groups"], "user '\(user.username)' is in group '\(group)', which is not declared.", "Add '\(group)' under groups:, or fix the name.")
@@ -147,6 +220,10 @@ public struct IdPConfiguration: Sendable, Equatable {
             }
             if client.grants.contains("client_credentials") && client.isPublic {
                 throw fail(["clients", index, "grants"], "public client '\(client.id)' cannot use client_credentials.", "Give it a secret_hash or a jwks, or drop the grant.")
+            }
+            if let jwks = client.jwks, (try? ClientKeys(jwks: jwks)) == nil {
+                throw fail(["clients", index, "jwks"], "the jwks of client '\(client.id)' holds no usable RSA or P-256 public key.",
+                           "Paste the client's public JWKS as JSON: {\"keys\": [...]}.")
             }
             if let hash = client.secretHash, PasswordHash(hash) == nil {
                 throw fail(["clients", index, "secret_hash"], "the secret_hash of client '\(client.id)' is not a keyless scrypt hash.", "Run `keyless idp hash-password` for the secret and paste its output.")

@@ -1,18 +1,24 @@
-"""A BROWSER command for tests: log in to glewlwyd in headless system Chromium and follow the loopback redirect.
+"""A BROWSER command for tests: log in to glewlwyd or keyless idp in headless Chromium and follow the loopback redirect.
 
 Usage: python browser_login.py AUTHORIZATION_URL
-Env:   KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD  the glewlwyd user to log in as
+Env:   KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD  the user to log in as
+       KEYLESS_TEST_TOTP_SECRET=base32            optional: the user's TOTP secret (keyless idp's one-time code field)
        KEYLESS_TEST_SCREENSHOT=path               optional: save a screenshot of the final page
        KEYLESS_TEST_BROWSER_TIMEOUT=seconds       optional: overall limit (default 60)
 
 Fills glewlwyd's login form (#username, #password, "OK"), grants every scope on the consent page when it is
-shown ("Grant access"), clicks "Continue", and lets the browser really load the redirect target, so the
+shown ("Grant access"), clicks "Continue"; or, on keyless idp's page (a form posting to /authorize), fills
+#username, #password and #otp, clicks "Sign in" and "Allow" when a consent page follows; and lets the browser really load the redirect target, so the
 program listening on the loopback redirect URI receives the request (nothing is intercepted). Exits 0 once a
 page on the redirect URI has loaded; exits 1 with a message on stderr otherwise. Writes nothing to stdout.
 Needs Playwright in the venv (no `playwright install`: it starts the Debian Chromium).
 """
 
+import base64
+import hashlib
+import hmac
 import os
+import struct
 import sys
 import threading
 import time
@@ -29,6 +35,15 @@ class LoginRejected(Exception):
 def fail(message):
     print(f"{PREFIX} {message}", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+def totp(secret_base32, at=None):
+    """RFC 6238 code (SHA-1, 6 digits, 30 s) for a base32 secret."""
+    key = base64.b32decode(secret_base32.upper() + "=" * (-len(secret_base32) % 8))
+    counter = int((time.time() if at is None else at) // 30)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
 
 
 def chromium_path():
@@ -86,7 +101,26 @@ def main():
             page = browser.new_page()
             step = f"opening {idp_origin}"
             page.goto(url, timeout=remaining_ms())
-            if not at_redirect(page.url):
+            keyless_form = page.locator('form[action="/authorize"]')
+            if not at_redirect(page.url) and keyless_form.count() > 0:
+                step = "filling keyless idp's login form"
+                page.fill("#username", user, timeout=remaining_ms())
+                page.fill("#password", password, timeout=remaining_ms())
+                secret = os.environ.get("KEYLESS_TEST_TOTP_SECRET")
+                if secret:
+                    page.fill("#otp", totp(secret), timeout=remaining_ms())
+                step = "submitting keyless idp's login form"
+                page.get_by_role("button", name="Sign in", exact=True).click(timeout=remaining_ms())
+                page.wait_for_load_state("load", timeout=remaining_ms())
+                if not at_redirect(page.url):
+                    alert = page.locator("[role=alert]")
+                    if alert.count() > 0:
+                        raise LoginRejected(f"keyless idp refused the login: {alert.first.inner_text()}")
+                    allow = page.get_by_role("button", name="Allow", exact=True)
+                    if allow.count() > 0:
+                        step = "allowing on the consent page"
+                        allow.click(timeout=remaining_ms())
+            elif not at_redirect(page.url):
                 step = "waiting for the login form"
                 page.locator("#username").wait_for(state="visible", timeout=remaining_ms())
                 page.fill("#username", user, timeout=remaining_ms())

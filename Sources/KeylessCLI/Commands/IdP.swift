@@ -4,12 +4,12 @@ import KeylessCore
 import KeylessIdP
 
 extension Keyless {
-    /// `keyless idp`: the embedded OpenID Provider (its server arrives in a later release).
+    /// `keyless idp`: the embedded OpenID Provider.
     struct IdP: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "idp",
-            abstract: "The embedded OpenID Provider: prepare and check its configuration.",
-            subcommands: [HashPassword.self, Check.self])
+            abstract: "The embedded OpenID Provider: run it, publish its keys, rotate them, and prepare its configuration.",
+            subcommands: [Serve.self, Publish.self, RotateKeys.self, HashPassword.self, Check.self])
 
         /// `keyless idp hash-password`: the only form in which passwords and client secrets enter idp.yaml.
         struct HashPassword: AsyncParsableCommand {

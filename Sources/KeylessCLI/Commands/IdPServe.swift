@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import KeylessCore
+import KeylessIdP
+import KeylessIdPServer
+import Logging
+
+/// Flags every provider command shares: configuration, issuer, database and key-encryption key.
+struct IdPStoreOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: "The provider's configuration (idp.yaml).")
+    var config: String
+
+    @Option(name: .customLong("issuer"), help: "The issuer URL tokens carry; overrides issuer: in the configuration.")
+    var issuer: String?
+
+    @Option(name: .customLong("database"),
+            help: "postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH or a path (default: $KEYLESS_IDP_DATABASE, else idp.sqlite in the data directory).")
+    var database: String?
+
+    @Option(name: .customLong("key-encryption-key"),
+            help: "File with the key that seals signing keys in the database; replicas must share it (default: idp-kek in the data directory).")
+    var kek: String?
+}
+
+extension Keyless.IdP {
+    /// `keyless idp serve`: runs the OpenID Provider.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the OpenID Provider: discovery, JWKS, login and device pages, token, userinfo and revocation endpoints.")
+
+        @OptionGroup var store: IdPStoreOptions
+
+        @Option(name: .customLong("listen"), help: "HOST:PORT to listen on.")
+        var listen = "127.0.0.1:9000"
+
+        @Option(name: .customLong("key-reload-interval"), help: "Seconds between re-reads of the signing keys (to see rotations by other replicas).")
+        var keyReload: Double = 10
+
+        @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error.")
+        var logLevel = "info"
+
+        func validate() throws {
+            guard Self.split(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
+            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
+        }
+
+        static func split(_ listen: String) -> (host: String, port: Int)? {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+            var host = String(listen[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return host.isEmpty ? nil : (host, port)
+        }
+
+        func run() async throws {
+            try await reporting {
+                let level = Logger.Level(rawValue: logLevel)!
+                var logger = Logger(label: "keyless.idp") { JSONLogHandler(label: $0, level: level) }
+                logger.logLevel = level
+                var context = try CommandContext.live()
+                context.logger = logger
+                let (host, port) = Self.split(listen)!
+                let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: port == 0 ? nil : listen,
+                                                        database: store.database, kekPath: store.kek, keyReload: keyReload, context: context)
+                let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)
+                let issuer = runtime.issuer
+                let listenLogger = logger
+                let app = buildIdPApplication(engine: engine, configuration: IdPServerConfiguration(host: host, port: port, secureCookies: issuer.hasPrefix("https://")),
+                                              logger: logger) { address in
+                    listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen),
+                                                          "issuer": .string(issuer)])
+                }
+                do {
+                    try await app.runService()
+                } catch {
+                    try? await runtime.store.close()
+                    throw KeylessError(.io, "the provider stopped: \(error)", hint: "See the log lines above.")
+                }
+                try? await runtime.store.close()
+                logger.notice("stopped")
+            }
+        }
+    }
+
+    /// `keyless idp publish`: the discovery document and JWKS as static files.
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the discovery document and JWKS as static files, at the paths AWS fetches, for hosting on S3 or any static host.")
+
+        @OptionGroup var store: IdPStoreOptions
+
+        @Option(name: .customLong("out"), help: "The directory to write into (its contents are the root of the issuer URL).")
+        var out: String
+
+        func run() async throws {
+            try await reporting {
+                let context = try CommandContext.live()
+                let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
+                                                        kekPath: store.kek, keyReload: 0, context: context)
+                defer { Task { try? await runtime.store.close() } }
+                let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)
+                let discovery = try JSONSerialization.data(withJSONObject: engine.discoveryDocument(), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+                let jwks = try await runtime.keys.jwks()
+                try FileManager.default.createDirectory(atPath: out + "/.well-known", withIntermediateDirectories: true)
+                try Files.writeAtomically(Array(discovery) + [0x0a], to: out + "/.well-known/openid-configuration", mode: 0o644)
+                try Files.writeAtomically(jwks + [0x0a], to: out + "/jwks.json", mode: 0o644)
+                try await runtime.store.close()
+                FileHandle.standardOutput.write(Data("""
+                wrote \(out)/.well-known/openid-configuration  (served as \(runtime.issuer)/.well-known/openid-configuration)
+                wrote \(out)/jwks.json  (served as \(runtime.issuer)/jwks.json)
+                Serve both with Content-Type: application/json; publish again after every rotate-keys.
+
+                """.utf8))
+            }
+        }
+    }
+
+    /// `keyless idp rotate-keys`: publish the next key, then switch to it.
+    struct RotateKeys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-keys",
+            abstract: "Add the next signing key: published now, signing after --publish-for seconds; the old key stays published until its last token expires.")
+
+        @OptionGroup var store: IdPStoreOptions
+
+        @Option(name: .customLong("publish-for"), help: "Seconds the new key is published before it signs (verifiers' JWKS caches refresh in that time).")
+        var publishFor: Double = 600
+
+        func run() async throws {
+            try await reporting {
+                let context = try CommandContext.live()
+                let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
+                                                        kekPath: store.kek, keyReload: 0, context: context)
+                let (new, retiring) = try await runtime.keys.rotate(publishFor: publishFor)
+                try await runtime.store.close()
+                let when = publishFor <= 0 ? "now" : "in \(Int(publishFor)) s"
+                FileHandle.standardOutput.write(Data("new key \(new) (\(runtime.config.signingAlgorithm)) signs \(when)\n".utf8))
+                for kid in retiring {
+                    FileHandle.standardOutput.write(Data("key \(kid) stops signing then and leaves the JWKS \(Int(OAuthEngine.maxTokenLifetime(runtime.config))) s later\n".utf8))
+                }
+            }
+        }
+    }
+}

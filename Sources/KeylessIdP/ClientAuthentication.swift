@@ -1,0 +1,159 @@
+import Crypto
+import Foundation
+import KeylessCore
+
+/// An OAuth error response (RFC 6749 §5.2): the code, a description for people, and the HTTP status.
+public struct OAuthError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, ...
+    public var code: String
+    /// What went wrong, for the person reading the client's log.
+    public var detail: String
+    /// 400, or 401 for client authentication failures.
+    public var status: Int
+    /// Seconds to wait (throttling), sent as Retry-After.
+    public var retryAfter: Int?
+
+    /// An error.
+    public init(_ code: String, _ detail: String, status: Int = 400, retryAfter: Int? = nil) {
+        self.code = code; self.detail = detail; self.status = status; self.retryAfter = retryAfter
+    }
+
+    /// The response body.
+    public var json: [String: String] { ["error": code, "error_description": detail] }
+
+    public var description: String { "\(code): \(detail)" }
+
+    static func invalidClient(_ detail: String) -> OAuthError { OAuthError("invalid_client", detail, status: 401) }
+}
+
+/// The credentials a request to the token, device or revocation endpoint presented.
+public struct ClientCredentials: Sendable {
+    /// From `Authorization: Basic`.
+    public var basic: (id: String, secret: String)?
+    /// The form fields (client_id, client_secret, client_assertion_type, client_assertion).
+    public var form: [String: String]
+
+    /// Credentials from an Authorization header value and the form.
+    public init(authorization: String?, form: [String: String]) {
+        self.form = form
+        if let authorization, authorization.lowercased().hasPrefix("basic "),
+           let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+           let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") {
+            // RFC 6749 §2.3.1: both parts are form-urlencoded inside the Basic credentials.
+            let id = String(text[..<colon]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            let secret = String(text[text.index(after: colon)...]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            basic = (id, secret)
+        }
+    }
+}
+
+/// Authenticates clients: `client_secret_basic`, `client_secret_post`, `private_key_jwt`, or none for public clients.
+///
+/// Secrets are stored as scrypt hashes, which take ~0.1 s to check. After one successful check the secret's HMAC
+/// under a per-process random key is remembered, so later requests cost one HMAC (compared in constant time) and the
+/// process never holds the secret itself.
+public actor ClientAuthenticator {
+    let config: IdPConfiguration
+    let audiences: Set<String>
+    let clock: WallClock
+    private let cacheKey = SymmetricKey(size: .bits256)
+    private var verifiedSecrets: [String: [UInt8]] = [:]
+    private var clientKeys: [String: ClientKeys] = [:]
+    private var seenAssertions: [String: Date] = [:]
+
+    /// An authenticator; `audiences` are the values a client assertion's `aud` may hold (issuer, token endpoint).
+    public init(config: IdPConfiguration, audiences: Set<String>, clock: WallClock) throws {
+        self.config = config; self.audiences = audiences; self.clock = clock
+        for client in config.clients { if let jwks = client.jwks { clientKeys[client.id] = try ClientKeys(jwks: jwks) } }
+    }
+
+    /// The authenticated (or, for public clients, identified) client.
+    public func authenticate(_ credentials: ClientCredentials) async throws -> IdPConfiguration.Client {
+        let form = credentials.form
+        let assertionType = form["client_assertion_type"]
+        let methods = [credentials.basic != nil, form["client_secret"] != nil, assertionType != nil].filter { $0 }.count
+        guard methods <= 1 else { throw OAuthError("invalid_request", "use one client authentication method, not several.") }
+
+        if let basic = credentials.basic {
+            if let id = form["client_id"], id != basic.id { throw OAuthError("invalid_request", "client_id differs from the Basic credentials.") }
+            return try await checkSecret(id: basic.id, secret: basic.secret)
+        }
+        if let secret = form["client_secret"] {
+            guard let id = form["client_id"] else { throw OAuthError("invalid_request", "client_secret without client_id.") }
+            return try await checkSecret(id: id, secret: secret)
+        }
+        if let assertionType {
+            guard assertionType == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", let assertion = form["client_assertion"] else {
+                throw OAuthError("invalid_request", "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer with a client_assertion.")
+            }
+            return try checkAssertion(assertion, claimedID: form["client_id"])
+        }
+        guard let id = form["client_id"], let client = config.client(id) else { throw OAuthError.invalidClient("unknown client or no client authentication.") }
+        guard client.isPublic else { throw OAuthError.invalidClient("client \(id) is confidential and must authenticate.") }
+        return client
+    }
+
+    private func checkSecret(id: String, secret: String) async throws -> IdPConfiguration.Client {
+        guard let client = config.client(id), let stored = client.secretHash.flatMap(PasswordHash.init) else {
+            _ = Self.dummyHash.verify(secret)  // the same cost whether or not the client exists
+            throw OAuthError.invalidClient("client authentication failed.")
+        }
+        let mac = Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: cacheKey))
+        if let known = verifiedSecrets[id], constantTimeEqual(known, mac) { return client }
+        guard stored.verify(secret) else { throw OAuthError.invalidClient("client authentication failed.") }
+        verifiedSecrets[id] = mac
+        return client
+    }
+
+    private func checkAssertion(_ assertion: String, claimedID: String?) throws -> IdPConfiguration.Client {
+        struct Claims: Decodable {
+            var iss: String?; var sub: String?; var aud: Audience?; var exp: Double?; var jti: String?; var nbf: Double?
+        }
+        guard let parts = JWS.parse(assertion), let claims = try? JSONDecoder().decode(Claims.self, from: parts.payload) else {
+            throw OAuthError.invalidClient("client_assertion is not a well-formed JWT.")
+        }
+        guard let id = claims.sub, claims.iss == id, claimedID == nil || claimedID == id,
+              let client = config.client(id), let keys = clientKeys[id] else {
+            throw OAuthError.invalidClient("client_assertion iss and sub must both be a client id registered with a jwks.")
+        }
+        let candidates = keys.candidates(kid: parts.header.kid).filter { $0.algorithm == parts.header.alg }
+        guard candidates.contains(where: { $0.verify(parts.signature, for: parts.signingInput) }) else {
+            throw OAuthError.invalidClient("client_assertion signature does not verify with the client's registered keys (alg \(parts.header.alg)).")
+        }
+        let now = clock.now().timeIntervalSince1970
+        guard let aud = claims.aud, !audiences.isDisjoint(with: aud.values) else {
+            throw OAuthError.invalidClient("client_assertion aud must name this provider's issuer or token endpoint.")
+        }
+        guard let exp = claims.exp, exp > now - 30, exp < now + 3600 else {
+            throw OAuthError.invalidClient("client_assertion has expired or lives longer than an hour.")
+        }
+        if let nbf = claims.nbf, nbf > now + 30 { throw OAuthError.invalidClient("client_assertion is not valid yet.") }
+        guard let jti = claims.jti, !jti.isEmpty else { throw OAuthError.invalidClient("client_assertion needs a jti.") }
+        let replayKey = id + "\u{0}" + jti
+        seenAssertions = seenAssertions.filter { $0.value.timeIntervalSince1970 > now - 30 }
+        guard seenAssertions[replayKey] == nil else { throw OAuthError.invalidClient("client_assertion was already used (jti replay).") }
+        seenAssertions[replayKey] = Date(timeIntervalSince1970: exp)
+        return client
+    }
+
+    static let dummyHash = PasswordHash("$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")!
+}
+
+/// An `aud` claim: one string or an array of them.
+public struct Audience: Codable, Sendable, Equatable {
+    /// The values.
+    public var values: [String]
+
+    /// An audience.
+    public init(_ values: [String]) { self.values = values }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if values.count == 1 { try container.encode(values[0]) } else { try container.encode(values) }
+    }
+}

@@ -1,0 +1,343 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KeylessIdP
+import KeylessStorage
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Where and how the provider listens.
+public struct IdPServerConfiguration: Sendable {
+    /// Address to bind (loopback by default).
+    public var host: String
+    /// Port (0 picks a free one; the bound address is logged).
+    public var port: Int
+    /// Whether cookies get `Secure` (the issuer is https).
+    public var secureCookies: Bool
+
+    /// A configuration.
+    public init(host: String, port: Int, secureCookies: Bool) {
+        self.host = host; self.port = port; self.secureCookies = secureCookies
+    }
+}
+
+/// Builds the provider's HTTP application around an engine: discovery, JWKS, the login and device pages, the token,
+/// device-authorization, userinfo and revocation endpoints, health and metrics.
+public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerConfiguration, logger: Logger,
+                                metrics: IdPMetrics = IdPMetrics(),
+                                onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
+    let router = Router(context: IdPRequestContext.self)
+    router.add(middleware: RequestLogMiddleware(metrics: metrics))
+    router.add(middleware: SecurityHeadersMiddleware())
+    IdPRoutes(engine: engine, metrics: metrics, secureCookies: configuration.secureCookies, logger: logger).add(to: router)
+    return Application(router: router,
+                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+                       services: [Housekeeping(engine: engine, logger: logger)],
+                       onServerRunning: { channel in await onRunning(channel.localAddress) },
+                       logger: logger)
+}
+
+/// Deletes expired rows and re-reads the keys every minute; stops with the application.
+struct Housekeeping: Service {
+    let engine: OAuthEngine
+    let logger: Logger
+
+    func run() async throws {
+        let engine = engine, logger = logger
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await engine.store.purgeExpired(now: engine.clock.now())
+                    try await engine.keys.reload()
+                } catch {
+                    logger.warning("housekeeping failed", metadata: ["error": .string(String(describing: error))])
+                }
+                try? await Task.sleep(for: .seconds(60))
+            }
+        }
+    }
+}
+
+struct IdPRoutes {
+    let engine: OAuthEngine
+    let metrics: IdPMetrics
+    let secureCookies: Bool
+    let logger: Logger
+
+    static let sessionCookie = "keyless_session"
+    static let csrfCookie = "keyless_csrf"
+
+    func add(to router: Router<IdPRequestContext>) {
+        router.get("/.well-known/openid-configuration") { _, _ in
+            var response = Responses.json(engine.discoveryDocument(), cache: "public, max-age=300")
+            response.headers[.accessControlAllowOrigin] = "*"
+            return response
+        }
+        router.get("/jwks.json") { _, _ in
+            var response = Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                                    body: .init(byteBuffer: ByteBuffer(bytes: try await engine.keys.jwks())))
+            response.headers[.accessControlAllowOrigin] = "*"
+            return response
+        }
+        router.get("/authorize") { request, context in try await authorizeGet(request, context) }
+        router.post("/authorize") { request, context in try await authorizePost(request, context) }
+        router.post("/token") { request, _ in await token(request) }
+        router.post("/device_authorization") { request, _ in await deviceAuthorization(request) }
+        router.get("/device") { request, context in try await deviceGet(request, context) }
+        router.post("/device") { request, context in try await devicePost(request, context) }
+        router.get("/userinfo") { request, _ in await userinfo(request) }
+        router.post("/userinfo") { request, _ in await userinfo(request) }
+        router.post("/revoke") { request, _ in await revoke(request) }
+        router.get("/healthz") { _, _ in
+            do {
+                _ = try await engine.store.session(idHash: "healthz", now: engine.clock.now())
+                return Responses.json(["status": "ok"])
+            } catch {
+                return Responses.json(["status": "store unavailable"], status: .serviceUnavailable)
+            }
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
+    }
+
+    // MARK: Authorization endpoint
+
+    func authorizeGet(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let query: [String: String]
+        do { query = try FormFields.query(request) } catch { return Responses.html(Pages.error("The sign-in link is malformed (a parameter is repeated or badly encoded)."), status: .badRequest) }
+        let authorization: AuthorizationRequest
+        switch engine.validateAuthorization(query) {
+        case .failure(.page(let message)): return Responses.html(Pages.error(message), status: .badRequest)
+        case .failure(.redirect(let code)): return Responses.redirect(engine.errorRedirect(code, request: query))
+        case .success(let valid): authorization = valid
+        }
+        let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
+        if let session, authorization.prompt != "login" {
+            if isFirstParty(authorization.clientID) && authorization.prompt != "consent" {
+                return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
+            }
+            // OpenID Connect Core §3.1.2.1: prompt=none must not show any page.
+            if authorization.prompt == "none" { return Responses.redirect(engine.errorRedirect("consent_required", request: query)) }
+            return withCSRF(request) { csrf in
+                Responses.html(Pages.consent(clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
+                                             csrf: csrf, username: session.subject))
+            }
+        }
+        if authorization.prompt == "none" { return Responses.redirect(engine.errorRedirect("login_required", request: query)) }
+        return withCSRF(request) { csrf in Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf)) }
+    }
+
+    func authorizePost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let form: [String: String]
+        do { form = try await FormFields.body(request) } catch { return Responses.html(Pages.error("The form could not be read."), status: .badRequest) }
+        guard checkCSRF(request, form) else {
+            return Responses.html(Pages.error("This form expired or came from another site. Go back to the application and start the sign-in again."), status: .forbidden)
+        }
+        let authorization: AuthorizationRequest
+        switch engine.validateAuthorization(form) {
+        case .failure(.page(let message)): return Responses.html(Pages.error(message), status: .badRequest)
+        case .failure(.redirect(let code)): return Responses.redirect(engine.errorRedirect(code, request: form))
+        case .success(let valid): authorization = valid
+        }
+        let csrf = request.cookies[Self.csrfCookie]!.value
+        switch form["action"] {
+        case "cancel", "deny":
+            return Responses.redirect(engine.errorRedirect("access_denied", request: form, description: "The user declined."))
+        case "allow":
+            guard let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value) else {
+                return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, message: "Your session ended; sign in again."))
+            }
+            return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
+        default:
+            let username = form["username"] ?? ""
+            switch await engine.login(username: username, password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
+            case .failure(let failure):
+                metrics.login(outcome: "\(failure)".components(separatedBy: "(")[0])
+                logger.notice("login failed", metadata: ["reason": .string("\(failure)"), "peer": .string(context.peer)])
+                return loginFailurePage(failure, authorization: authorization, csrf: csrf, username: username)
+            case .success(let authentication):
+                metrics.login(outcome: "success")
+                let sessionID = try await engine.startSession(authentication)
+                var response: Response
+                if isFirstParty(authorization.clientID) {
+                    response = Responses.redirect(try await engine.issueCode(authorization, authentication: authentication))
+                } else {
+                    response = Responses.html(Pages.consent(clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
+                                                            csrf: csrf, username: authentication.subject))
+                }
+                response.setCookie(cookie(Self.sessionCookie, sessionID, sameSite: .lax))
+                return response
+            }
+        }
+    }
+
+    func loginFailurePage(_ failure: LoginFailure, authorization: AuthorizationRequest, csrf: String, username: String) -> Response {
+        switch failure {
+        case .throttled(let wait):
+            var response = Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username,
+                                                      message: "Too many failed attempts. Try again in \(wait) seconds."), status: .tooManyRequests)
+            response.headers[.retryAfter] = String(wait)
+            return response
+        case .otpRequired:
+            return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username,
+                                              message: "Your account needs a one-time code: enter your password and the code from your authenticator."),
+                                  status: .unauthorized)
+        case .invalid:
+            return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username,
+                                              message: "Wrong username, password or one-time code."), status: .unauthorized)
+        }
+    }
+
+    func isFirstParty(_ clientID: String) -> Bool { engine.config.client(clientID)?.firstParty ?? true }
+
+    // MARK: Device pages
+
+    func deviceGet(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let query = (try? FormFields.query(request)) ?? [:]
+        let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
+        return withCSRF(request) { csrf in Responses.html(Pages.device(userCode: query["user_code"] ?? "", csrf: csrf, signedInAs: session?.subject)) }
+    }
+
+    func devicePost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let form: [String: String]
+        do { form = try await FormFields.body(request) } catch { return Responses.html(Pages.error("The form could not be read."), status: .badRequest) }
+        guard checkCSRF(request, form) else {
+            return Responses.html(Pages.error("This form expired or came from another site. Open the device page again."), status: .forbidden)
+        }
+        let csrf = request.cookies[Self.csrfCookie]!.value
+        let userCode = form["user_code"] ?? ""
+        let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
+        // RFC 8628 §5.1: user codes are short, so guesses are throttled per source address.
+        if let wait = await engine.throttle.retryAfter(address: context.peer, now: engine.clock.now()) {
+            var response = Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: session?.subject,
+                                                       message: "Too many wrong codes. Try again in \(wait) seconds."), status: .tooManyRequests)
+            response.headers[.retryAfter] = String(wait)
+            return response
+        }
+        guard try await engine.pendingDevice(userCode: userCode) != nil else {
+            await engine.throttle.recordFailure(address: context.peer, now: engine.clock.now())
+            return Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: session?.subject,
+                                               message: "That code is unknown, expired or already used. Check the code your device shows."), status: .badRequest)
+        }
+        var authentication = session
+        var newSession: String?
+        if authentication == nil {
+            switch await engine.login(username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
+            case .failure(let failure):
+                metrics.login(outcome: "\(failure)".components(separatedBy: "(")[0])
+                let (message, status): (String, HTTPResponse.Status) = switch failure {
+                case .throttled(let wait): ("Too many failed attempts. Try again in \(wait) seconds.", .tooManyRequests)
+                case .otpRequired: ("Your account needs a one-time code.", .unauthorized)
+                case .invalid: ("Wrong username, password or one-time code.", .unauthorized)
+                }
+                var response = Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: nil, message: message), status: status)
+                if case .throttled(let wait) = failure { response.headers[.retryAfter] = String(wait) }
+                return response
+            case .success(let fresh):
+                metrics.login(outcome: "success")
+                authentication = fresh
+                newSession = try await engine.startSession(fresh)
+            }
+        }
+        let approve = form["action"] != "deny"
+        guard try await engine.decideDevice(userCode: userCode, approve: approve, authentication: authentication!) else {
+            return Responses.html(Pages.error("That code expired or was used while you were signing in. Start again on your device."), status: .badRequest)
+        }
+        var response = Responses.html(Pages.deviceDone(approved: approve))
+        if let newSession { response.setCookie(cookie(Self.sessionCookie, newSession, sameSite: .lax)) }
+        return response
+    }
+
+    // MARK: JSON endpoints
+
+    func token(_ request: Request) async -> Response {
+        do {
+            let form = try await FormFields.body(request)
+            let response = try await engine.token(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
+            metrics.tokenIssued(grant: form["grant_type"] ?? "")
+            var result = Responses.json(response.json)
+            result.headers[HTTPField.Name("Pragma")!] = "no-cache"
+            return result
+        } catch let error as OAuthError {
+            metrics.tokenError(code: error.code)
+            return Responses.oauthError(error, basicChallenge: request.headers[.authorization] != nil)
+        } catch {
+            return serverError(error)
+        }
+    }
+
+    func deviceAuthorization(_ request: Request) async -> Response {
+        do {
+            let form = try await FormFields.body(request)
+            let device = try await engine.authorizeDevice(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
+            return Responses.json([
+                "device_code": device.deviceCode, "user_code": device.userCode, "verification_uri": device.verificationURI,
+                "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn, "interval": device.interval,
+            ])
+        } catch let error as OAuthError {
+            return Responses.oauthError(error)
+        } catch {
+            return serverError(error)
+        }
+    }
+
+    func userinfo(_ request: Request) async -> Response {
+        let header = request.headers[.authorization] ?? ""
+        let bearer = header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
+        do {
+            return Responses.json(try await engine.userinfo(bearer: bearer))
+        } catch let error as OAuthError {
+            return Responses.oauthError(error)
+        } catch {
+            return serverError(error)
+        }
+    }
+
+    func revoke(_ request: Request) async -> Response {
+        do {
+            let form = try await FormFields.body(request)
+            try await engine.revoke(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
+            return Response(status: .ok, headers: [.cacheControl: "no-store"])
+        } catch let error as OAuthError {
+            return Responses.oauthError(error)
+        } catch {
+            return serverError(error)
+        }
+    }
+
+    func serverError(_ error: any Error) -> Response {
+        logger.error("request failed", metadata: ["error": .string(String(describing: error))])
+        return Responses.oauthError(OAuthError("server_error", "the provider could not complete the request; see its log.", status: 500))
+    }
+
+    // MARK: Cookies and CSRF
+
+    func cookie(_ name: String, _ value: String, sameSite: Cookie.SameSite) -> Cookie {
+        Cookie(name: name, value: value, path: "/", secure: secureCookies, httpOnly: true, sameSite: sameSite)
+    }
+
+    /// Renders a form page with a CSRF token: the one in the browser's cookie, or a new one set with the page.
+    func withCSRF(_ request: Request, _ render: (String) -> Response) -> Response {
+        if let existing = request.cookies[Self.csrfCookie]?.value, existing.utf8.count == 43 { return render(existing) }
+        let token = OAuthEngine.randomToken()
+        var response = render(token)
+        response.setCookie(cookie(Self.csrfCookie, token, sameSite: .strict))
+        return response
+    }
+
+    /// Double-submit check: the form's token equals the cookie's, and a browser's Origin (when sent) is this provider.
+    func checkCSRF(_ request: Request, _ form: [String: String]) -> Bool {
+        guard let cookie = request.cookies[Self.csrfCookie]?.value, let field = form["csrf"], cookie.utf8.count == 43,
+              constantTimeEqual(Array(cookie.utf8), Array(field.utf8)) else { return false }
+        if let origin = request.headers[.origin], origin != "null" {
+            guard let issuerURL = URL(string: engine.issuer), let scheme = issuerURL.scheme, let host = issuerURL.host else { return false }
+            // Browsers leave the scheme's default port out of Origin.
+            let defaultPort = scheme == "https" ? 443 : 80
+            let expected = "\(scheme)://\(host)" + (issuerURL.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? "")
+            return origin == expected
+        }
+        return true
+    }
+}

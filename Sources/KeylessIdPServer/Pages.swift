@@ -1,0 +1,117 @@
+import Foundation
+
+/// The provider's HTML pages: small, server-rendered, no scripts, every value escaped.
+enum Pages {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.count)
+        for ch in text {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
+
+    static func layout(title: String, body: String) -> String {
+        """
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>\(escape(title)) · keyless</title>
+        <style>
+        body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
+        h1{font-size:1.4rem}label{display:block;margin-top:.8rem;font-weight:600}
+        input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
+        button{margin-top:1rem;padding:.55rem 1.1rem;font-size:1rem;margin-right:.5rem}
+        .error{background:#fde8e8;border:1px solid #c62828;padding:.6rem;border-radius:4px}
+        .hint{color:#555;font-size:.9rem}
+        code{font-size:1.1rem;letter-spacing:.1rem}
+        </style>
+        </head>
+        <body>
+        <main>
+        \(body)
+        </main>
+        </body>
+        </html>
+        """
+    }
+
+    static func hidden(_ fields: [(String, String)]) -> String {
+        fields.map { "<input type=\"hidden\" name=\"\(escape($0.0))\" value=\"\(escape($0.1))\">" }.joined(separator: "\n")
+    }
+
+    static func error(_ message: String, _ title: String = "Sign-in problem") -> String {
+        layout(title: title, body: "<h1>\(escape(title))</h1>\n<p class=\"error\" role=\"alert\">\(escape(message))</p>")
+    }
+
+    static func credentialFields(username: String) -> String {
+        """
+        <label for="username">Username</label>
+        <input type="text" id="username" name="username" value="\(escape(username))" autocomplete="username" autocapitalize="none" required autofocus>
+        <label for="password">Password</label>
+        <input type="password" id="password" name="password" autocomplete="current-password" required>
+        <label for="otp">One-time code <span class="hint">(only if your account has one)</span></label>
+        <input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*">
+        """
+    }
+
+    static func login(clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil) -> String {
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
+        return layout(title: "Sign in", body: """
+        <h1>Sign in</h1>
+        <p>to continue to <strong>\(escape(clientID))</strong></p>
+        \(alert)
+        <form method="post" action="/authorize">
+        \(hidden(request + [("csrf", csrf)]))
+        \(credentialFields(username: username))
+        <button type="submit" name="action" value="login">Sign in</button>
+        <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
+        </form>
+        """)
+    }
+
+    static func consent(clientID: String, scope: String, request: [(String, String)], csrf: String, username: String) -> String {
+        layout(title: "Allow access", body: """
+        <h1>Allow access?</h1>
+        <p><strong>\(escape(clientID))</strong> asks to know who you are (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
+        <form method="post" action="/authorize">
+        \(hidden(request + [("csrf", csrf)]))
+        <button type="submit" name="action" value="allow">Allow</button>
+        <button type="submit" name="action" value="deny">Deny</button>
+        </form>
+        """)
+    }
+
+    static func device(userCode: String, csrf: String, signedInAs: String?, message: String? = nil) -> String {
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
+        let who = signedInAs.map { "<p>Signed in as <strong>\(escape($0))</strong>.</p>" } ?? credentialFields(username: "")
+        return layout(title: "Connect a device", body: """
+        <h1>Connect a device</h1>
+        <p>Enter the code shown on your device or terminal.</p>
+        \(alert)
+        <form method="post" action="/device">
+        \(hidden([("csrf", csrf)]))
+        <label for="user_code">Code</label>
+        <input type="text" id="user_code" name="user_code" value="\(escape(userCode))" autocomplete="off" autocapitalize="characters" required>
+        \(who)
+        <button type="submit" name="action" value="approve">Approve</button>
+        <button type="submit" name="action" value="deny">Deny</button>
+        </form>
+        """)
+    }
+
+    static func deviceDone(approved: Bool) -> String {
+        approved
+            ? layout(title: "Device connected", body: "<h1>Device connected</h1>\n<p role=\"status\">You can close this window and go back to your device or terminal.</p>")
+            : layout(title: "Request denied", body: "<h1>Request denied</h1>\n<p role=\"status\">The device was not given access.</p>")
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KeylessIdP
+import Logging
+import NIOCore
+
+/// The request context: Hummingbird's core storage plus the peer address, for throttling and logs.
+public struct IdPRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The TCP peer.
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The peer's IP address as text ("unknown" when there is none).
+    var peer: String { remoteAddress?.ipAddress ?? "unknown" }
+}
+
+/// Form and query parsing that refuses repeated parameters (RFC 6749 §3.1).
+enum FormFields {
+    static func parse(_ text: Substring) throws -> [String: String] {
+        var result: [String: String] = [:]
+        var seen = Set<String>()
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else {
+                throw OAuthError("invalid_request", "the request is not valid form encoding.")
+            }
+            guard seen.insert(name).inserted else { throw OAuthError("invalid_request", "parameter \(name) appears more than once.") }
+            // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+            if !value.isEmpty { result[name] = value }
+        }
+        return result
+    }
+
+    static func decode(_ text: Substring) -> String? {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+
+    static func body(_ request: Request) async throws -> [String: String] {
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/x-www-form-urlencoded") else {
+            throw OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded.")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: 64 * 1024)
+        } catch {
+            throw OAuthError("invalid_request", "the request body is larger than 64 KiB.", status: 413)
+        }
+        return try parse(Substring(String(buffer: buffer)))
+    }
+
+    static func query(_ request: Request) throws -> [String: String] {
+        try parse(Substring(request.uri.query ?? ""))
+    }
+}
+
+/// Response helpers.
+enum Responses {
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok, cache: String = "no-store") -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: cache],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func oauthError(_ error: OAuthError, basicChallenge: Bool = false) -> Response {
+        // RFC 6750 §3.1: no error code when the request carried no token at all.
+        var response = json(error.code == "missing_token" ? ["error_description": error.detail] : error.json, status: HTTPResponse.Status(code: error.status))
+        if error.status == 401 {
+            // RFC 6750 §3.1: a request without any token gets a bare challenge, without an error code.
+            response.headers[.wwwAuthenticate] = basicChallenge || error.code == "invalid_client" ? "Basic realm=\"keyless\""
+                : error.code == "missing_token" ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"\(error.code)\""
+        }
+        if let wait = error.retryAfter { response.headers[.retryAfter] = String(wait) }
+        return response
+    }
+
+    static func html(_ page: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                 body: .init(byteBuffer: ByteBuffer(string: page)))
+    }
+
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store"])
+    }
+}
+
+/// Security headers on every response.
+struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            // Thrown errors (404, 405, body limits) become responses here, so they get the headers too.
+            response = try error.response(from: request, context: context)
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
+            response = Responses.json(["error": "server_error", "error_description": "the provider could not complete the request; see its log."],
+                                      status: .internalServerError)
+        }
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        // No form-action: Chrome applies it to the redirect after the login form, which goes to the client.
+        response.headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
+
+/// One JSON log line per request: method, path without the query, status, duration, peer. Never headers or bodies.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = IdPRequestContext
+    let metrics: IdPMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let route = Self.route(request.uri.path)
+        do {
+            let response = try await next(request, context)
+            finish(request, context, route: route, status: Int(response.status.code), start: start)
+            return response
+        } catch {
+            let status = (error as? HTTPResponseError)?.status.code ?? 500
+            finish(request, context, route: route, status: Int(status), start: start)
+            throw error
+        }
+    }
+
+    func finish(_ request: Request, _ context: Context, route: String, status: Int, start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        metrics.request(route: route, status: status, duration: elapsed)
+        guard route != "/healthz", route != "/metrics" else { return }
+        context.logger.info("request", metadata: [
+            "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
+            "duration_ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+            "peer": .string(context.peer),
+        ])
+    }
+
+    static let known: Set<String> = ["/.well-known/openid-configuration", "/jwks.json", "/authorize", "/token", "/device_authorization",
+                                     "/device", "/userinfo", "/revoke", "/healthz", "/metrics", "/logout"]
+
+    static func route(_ path: String) -> String { known.contains(path) ? path : "other" }
+}

@@ -1,0 +1,196 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A user of the embedded provider in tests.
+public struct EmbeddedIdPUser: Sendable, Equatable {
+    /// Login name.
+    public let name: String
+    /// Password.
+    public let password: String
+    /// Email.
+    public let email: String
+    /// Base32 TOTP secret, if the user has a second factor.
+    public let totpSecret: String?
+
+    /// alice: password only, group developers.
+    public static let alice = EmbeddedIdPUser(name: "alice", password: "alice-password-1", email: "alice@example.com", totpSecret: nil)
+    /// bob: password and TOTP (RFC 6238's test secret "12345678901234567890").
+    public static let bob = EmbeddedIdPUser(name: "bob", password: "bob-password-1", email: "bob@example.com",
+                                            totpSecret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+}
+
+/// `keyless-cli idp serve` started as a test partner: its own idp.yaml, data directory and port on 127.0.0.1,
+/// stopped by its PID.
+public final class EmbeddedIdP: Sendable {
+    /// `http://127.0.0.1:PORT`.
+    public let issuer: String
+    /// The port.
+    public let port: Int
+    /// Where this process listens: `http://127.0.0.1:PORT` (the issuer may name another replica).
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// The public client keyless logs in with.
+    public let clientID = "keyless-cli"
+    /// A confidential client with the client_credentials grant (scope `deploy`).
+    public let serviceClientID = "deployer"
+    /// Its secret.
+    public let serviceClientSecret = "deployer-secret-123"
+    /// The directory with idp.yaml, the data directory and the log.
+    public let directory: String
+    /// The configuration file.
+    public let configPath: String
+    /// `--database` (nil: SQLite in the data directory).
+    public let database: String?
+    /// The key-encryption-key file.
+    public let kekPath: String
+    /// The server process.
+    public let process: PartnerProcess
+
+    /// Writes an idp.yaml (alice, bob with TOTP, keyless-cli public client, deployer confidential client) into a new
+    /// temporary directory; every replica of one provider shares that directory's config and key-encryption key.
+    public static func writeConfiguration(signingAlgorithm: String = "RS256", issuerPort: Int) throws -> String {
+        let directory = try makeTemporaryDirectory(prefix: "keyless-idp")
+        let hash = { (secret: String) throws -> String in
+            let result = try PartnerProcess.run("/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
+                                                timeout: 30)
+            guard result.status == 0 else { throw TestSupportError("keyless-cli idp hash-password failed: \(result.output)") }
+            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let yaml = """
+        issuer: http://127.0.0.1:\(issuerPort)
+        signing_algorithm: \(signingAlgorithm)
+        groups: [developers, admins]
+        users:
+          - username: alice
+            password_hash: "\(try hash(EmbeddedIdPUser.alice.password))"
+            email: alice@example.com
+            groups: [developers]
+          - username: bob
+            password_hash: "\(try hash(EmbeddedIdPUser.bob.password))"
+            email: bob@example.com
+            groups: [developers, admins]
+            totp_secret: \(EmbeddedIdPUser.bob.totpSecret!)
+        clients:
+          - id: keyless-cli
+            redirect_uris: [http://127.0.0.1/callback]
+            grants: [authorization_code, refresh_token, device_code]
+          - id: deployer
+            secret_hash: "\(try hash("deployer-secret-123"))"
+            grants: [client_credentials]
+            scopes: [deploy]
+            audience: sts.amazonaws.com
+        """
+        try yaml.write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    /// Starts a provider. With `directory` (from `writeConfiguration`) and `port`, several replicas share one
+    /// configuration; `database` is a PostgreSQL URL or nil for SQLite in the directory.
+    /// `issuer` overrides the URL tokens carry (replicas behind one name share it).
+    public static func start(signingAlgorithm: String = "RS256", directory: String? = nil, port: Int? = nil, database: String? = nil,
+                             issuer: String? = nil) async throws -> EmbeddedIdP {
+        let issuerPort = try port ?? freePort()
+        let directory = try directory ?? writeConfiguration(signingAlgorithm: signingAlgorithm, issuerPort: issuerPort)
+        var lastFailure = ""
+        for attempt in 1...3 {
+            let listenPort = attempt == 1 ? issuerPort : try freePort()
+            if listenPort != issuerPort && port == nil {  // the issuer names the port: rewrite it for the new one
+                let text = try String(contentsOfFile: directory + "/idp.yaml", encoding: .utf8)
+                    .replacingOccurrences(of: "http://127.0.0.1:\(issuerPort)", with: "http://127.0.0.1:\(listenPort)")
+                try text.write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
+            }
+            let idp = try EmbeddedIdP(directory: directory, port: listenPort, database: database, issuer: issuer)
+            if try await idp.waitUntilHealthy() { return idp }
+            lastFailure = idp.process.logTail(30)
+            idp.process.stop()
+            guard lastFailure.contains("in use"), port == nil else { break }
+        }
+        throw TestSupportError("keyless idp serve did not become healthy:\n\(lastFailure)")
+    }
+
+    init(directory: String, port: Int, database: String?, issuer: String?) throws {
+        self.directory = directory
+        self.port = port
+        self.issuer = issuer ?? "http://127.0.0.1:\(port)"
+        self.configPath = directory + "/idp.yaml"
+        self.database = database
+        self.kekPath = directory + "/idp-kek"
+        var arguments = ["idp", "serve", "--config", configPath, "--listen", "127.0.0.1:\(port)", "--issuer", self.issuer,
+                         "--key-encryption-key", kekPath, "--key-reload-interval", "1"]
+        if let database { arguments += ["--database", database] }
+        process = try PartnerProcess(executable: try Self.keylessCLI(), arguments: arguments,
+                                     environment: ["KEYLESS_DATA_DIR": directory + "/data", "HOME": directory],
+                                     logPath: directory + "/idp-\(port).log")
+    }
+
+    /// The `--database`/`--key-encryption-key`/`--config` arguments other provider commands need for this provider.
+    public var storeArguments: [String] {
+        ["--config", configPath, "--issuer", issuer, "--key-encryption-key", kekPath] + (database.map { ["--database", $0] } ?? [])
+    }
+
+    /// The environment other provider commands need (its data directory).
+    public var storeEnvironment: [String: String] { ["KEYLESS_DATA_DIR": directory + "/data", "HOME": directory] }
+
+    func waitUntilHealthy(timeout: TimeInterval = 30) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard process.isRunning else { return false }
+            if let answer = try? await PartnerHTTP.send("GET", baseURL + "/healthz", timeout: 2), answer.status == 200 { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
+    /// The built keyless-cli.
+    public static func keylessCLI() throws -> String {
+        let root = repositoryRoot()
+        for candidate in [".build/debug/keyless-cli", ".build/x86_64-unknown-linux-gnu/debug/keyless-cli", ".build/aarch64-unknown-linux-gnu/debug/keyless-cli"] {
+            let path = root + "/" + candidate
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw TestSupportError("keyless-cli is not built; run swift build first (scripts/test does)")
+    }
+
+    /// An HTTP request to the provider (no cookies kept, no redirects followed).
+    public func send(_ method: String, _ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil) async throws -> PartnerHTTPResponse {
+        var headers = headers
+        if form != nil { headers["Content-Type"] = "application/x-www-form-urlencoded" }
+        return try await PartnerHTTP.send(method, path.hasPrefix("http") ? path : baseURL + path, headers: headers, body: form.map(PartnerHTTP.form))
+    }
+
+    /// Approves a device code on the `/device` page as `user`, as a person would in a browser.
+    public func approveDevice(userCode: String, user: EmbeddedIdPUser = .alice, otp: String? = nil) async throws {
+        let page = try await send("GET", "/device?user_code=\(PartnerHTTP.formEscape(userCode))")
+        guard let csrf = Self.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? "") else {
+            throw TestSupportError("the /device page set no CSRF cookie: HTTP \(page.status)")
+        }
+        var fields = [("csrf", csrf), ("user_code", userCode), ("username", user.name), ("password", user.password), ("action", "approve")]
+        if let otp { fields.append(("otp", otp)) }
+        let answer = try await send("POST", "/device", headers: ["Cookie": "keyless_csrf=\(csrf)"], form: fields)
+        guard answer.status == 200, answer.text.contains("Device connected") else {
+            throw TestSupportError("the provider did not approve device code \(userCode): HTTP \(answer.status)\n\(answer.text.prefix(600))")
+        }
+    }
+
+    /// The value of cookie `name` in a Set-Cookie header (or several joined by commas).
+    public static func cookie(_ name: String, in header: String) -> String? {
+        guard let range = header.range(of: name + "=") else { return nil }
+        return String(header[range.upperBound...].prefix { $0 != ";" && $0 != "," })
+    }
+
+    /// Stops the server (SIGTERM: graceful shutdown) and waits for it; returns its exit status.
+    @discardableResult
+    public func stop(timeout: TimeInterval = 10) -> Int32? {
+        kill(process.pid, SIGTERM)
+        let status = process.waitForExit(timeout: timeout)
+        process.stop()
+        return status
+    }
+
+    /// Stops the server and deletes its directory.
+    public func stopAndRemove() {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

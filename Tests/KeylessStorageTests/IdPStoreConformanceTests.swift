@@ -1,0 +1,542 @@
+import Foundation
+import KeylessStorage
+import KeylessTestSupport
+import Testing
+
+/// Every storage test: one PostgreSQL server for all of them, started on first use and stopped (by PID) at the end.
+@Suite("IdP storage", .postgresPartner)
+struct StorageTests {}
+
+extension StorageTests {
+    /// The `IdPStore` contract, clause by clause, against every backend.
+    @Suite("every IdPStore honours the contract")
+    struct Conformance {
+        // MARK: Schema
+
+        @Test("migrating a migrated store again keeps its data", arguments: Backend.allCases)
+        func migrateTwice(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let key = Fixture.key()
+                let session = Fixture.session()
+                try await store.insertSigningKey(key, onlyIfEmpty: false)
+                try await store.insertSession(session)
+                try await store.migrate()
+                try await replica.migrate()
+                #expect(try await replica.signingKeys() == [key])
+                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(0)) == session)
+            }
+        }
+
+        @Test("two replicas migrating the same new database at once both succeed", arguments: Backend.allCases)
+        func concurrentMigrations(backend: Backend) async throws {
+            try await withStores(backend, migrated: false) { store, replica in
+                async let first: Void = store.migrate()
+                async let second: Void = replica.migrate()
+                _ = try await (first, second)
+                let session = Fixture.session()
+                try await store.insertSession(session)
+                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(0)) == session)
+            }
+        }
+
+        // MARK: Signing keys
+
+        @Test("signing keys come back with every field, oldest first", arguments: Backend.allCases)
+        func signingKeysRoundTrip(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let newest = Fixture.key("newest", createdAt: Fixture.at(2), retiresAt: Fixture.at(milliseconds: 90_001),
+                                         expiresAt: Fixture.at(milliseconds: 180_002))
+                let oldest = Fixture.key("oldest", createdAt: Fixture.at(0))
+                let middle = Fixture.key("middle", createdAt: Fixture.at(milliseconds: 1_001), retiresAt: Fixture.at(9))
+                for key in [newest, oldest, middle] { try await store.insertSigningKey(key, onlyIfEmpty: false) }
+                #expect(try await replica.signingKeys() == [oldest, middle, newest])
+            }
+        }
+
+        @Test("onlyIfEmpty stores a key only when the store holds none", arguments: Backend.allCases)
+        func onlyIfEmpty(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let first = Fixture.key("first"), second = Fixture.key("second"), third = Fixture.key("third", createdAt: Fixture.at(1))
+                let firstAdded = try await store.insertSigningKey(first, onlyIfEmpty: true)
+                let secondAdded = try await replica.insertSigningKey(second, onlyIfEmpty: true)
+                #expect(firstAdded && !secondAdded)
+                #expect(try await store.signingKeys() == [first])
+                let thirdAdded = try await replica.insertSigningKey(third, onlyIfEmpty: false)
+                #expect(thirdAdded)
+                #expect(try await store.signingKeys() == [first, third])
+            }
+        }
+
+        @Test("of 20 replicas racing to store the first key exactly one succeeds", arguments: Backend.allCases)
+        func firstKeyRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let results = try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        group.addTask {
+                            let key = Fixture.key("racer-\(index)")
+                            return (key.kid, try await target.insertSigningKey(key, onlyIfEmpty: true))
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                let winners = results.filter(\.1).map(\.0)
+                #expect(winners.count == 1)
+                #expect(try await store.signingKeys().map(\.kid) == winners)
+            }
+        }
+
+        @Test("retiring a key records when it stops signing and leaves the JWKS; an unknown kid changes nothing",
+              arguments: Backend.allCases)
+        func retireKey(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                var key = Fixture.key()
+                try await store.insertSigningKey(key, onlyIfEmpty: false)
+                try await replica.retireSigningKey(kid: key.kid, retiresAt: Fixture.at(100), expiresAt: Fixture.at(milliseconds: 200_500))
+                key.retiresAt = Fixture.at(100)
+                key.expiresAt = Fixture.at(milliseconds: 200_500)
+                #expect(try await store.signingKeys() == [key])
+                try await store.retireSigningKey(kid: "no-such-kid", retiresAt: Fixture.at(1), expiresAt: Fixture.at(2))
+                #expect(try await store.signingKeys() == [key])
+            }
+        }
+
+        @Test("deleteExpiredSigningKeys deletes only keys whose expiry is before now", arguments: Backend.allCases)
+        func deleteExpiredKeys(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let now = Fixture.at(1000)
+                let active = Fixture.key("active", createdAt: Fixture.at(0))
+                let expired = Fixture.key("expired", createdAt: Fixture.at(1), retiresAt: Fixture.at(500),
+                                          expiresAt: Fixture.at(milliseconds: 999_999))
+                let expiringNow = Fixture.key("expiring-now", createdAt: Fixture.at(2), retiresAt: Fixture.at(500), expiresAt: now)
+                let later = Fixture.key("later", createdAt: Fixture.at(3), retiresAt: Fixture.at(500), expiresAt: Fixture.at(2000))
+                for key in [active, expired, expiringNow, later] { try await store.insertSigningKey(key, onlyIfEmpty: false) }
+                try await replica.deleteExpiredSigningKeys(now: now)
+                #expect(try await store.signingKeys() == [active, expiringNow, later])
+            }
+        }
+
+        @Test("storing a record whose key is already stored fails and keeps the first", arguments: Backend.allCases)
+        func duplicates(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let key = Fixture.key()
+                try await store.insertSigningKey(key, onlyIfEmpty: false)
+                var otherKey = Fixture.key(key.kid)
+                otherKey.algorithm = "RS256"
+                await #expect(throws: IdPStoreError.self) { try await replica.insertSigningKey(otherKey, onlyIfEmpty: false) }
+                #expect(try await store.signingKeys() == [key])
+
+                let session = Fixture.session()
+                try await store.insertSession(session)
+                await #expect(throws: IdPStoreError.self) { try await replica.insertSession(session) }
+
+                let code = Fixture.code()
+                try await store.insertCode(code)
+                var otherCode = code
+                otherCode.clientID = "another"
+                await #expect(throws: IdPStoreError.self) { try await replica.insertCode(otherCode) }
+                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(0)) == .redeemed(code))
+
+                let token = Fixture.token(family: Fixture.family())
+                try await store.insertRefreshToken(token)
+                await #expect(throws: IdPStoreError.self) { try await replica.insertRefreshToken(token) }
+
+                let device = Fixture.device()
+                try await store.insertDeviceCode(device)
+                var sameHash = Fixture.device()
+                sameHash.deviceCodeHash = device.deviceCodeHash
+                await #expect(throws: IdPStoreError.self) { try await replica.insertDeviceCode(sameHash) }
+                var sameUserCode = Fixture.device()
+                sameUserCode.userCode = device.userCode
+                await #expect(throws: IdPStoreError.self) { try await replica.insertDeviceCode(sameUserCode) }
+                #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(0)) == device)
+            }
+        }
+
+        // MARK: Browser sessions
+
+        @Test("a session comes back with every field until the millisecond it expires", arguments: Backend.allCases)
+        func sessionExpiry(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let session = Fixture.session(expiresAt: Fixture.at(10))
+                let noMethods = Fixture.session(authentication: Authentication(subject: "ωμέγα", authTime: Fixture.at(milliseconds: -1),
+                                                                               amr: []))
+                try await store.insertSession(session)
+                try await store.insertSession(noMethods)
+                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(0)) == session)
+                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(milliseconds: 9_999)) == session)
+                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(10)) == nil)
+                #expect(try await replica.session(idHash: noMethods.idHash, now: Fixture.at(0)) == noMethods)
+                #expect(try await replica.session(idHash: Fixture.hash(), now: Fixture.at(0)) == nil)
+            }
+        }
+
+        @Test("a deleted session is not found again", arguments: Backend.allCases)
+        func deleteSession(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let session = Fixture.session(), other = Fixture.session()
+                try await store.insertSession(session)
+                try await store.insertSession(other)
+                try await replica.deleteSession(idHash: session.idHash)
+                try await replica.deleteSession(idHash: Fixture.hash())
+                #expect(try await store.session(idHash: session.idHash, now: Fixture.at(0)) == nil)
+                #expect(try await store.session(idHash: other.idHash, now: Fixture.at(0)) == other)
+            }
+        }
+
+        // MARK: Authorization codes
+
+        @Test("a code is redeemed once, then every use from any replica is a replay naming its family",
+              arguments: Backend.allCases)
+        func codeSingleUse(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let code = Fixture.code()
+                try await store.insertCode(code)
+                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(1)) == .redeemed(code))
+                #expect(try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(2)) == .replayed(familyID: code.familyID))
+                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(3)) == .replayed(familyID: code.familyID))
+                // Replay detection outlives the code's expiry (until purgeExpired removes it).
+                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(600)) == .replayed(familyID: code.familyID))
+            }
+        }
+
+        @Test("an expired or unknown code is not found, and an expired code is not spent", arguments: Backend.allCases)
+        func codeExpiry(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let code = Fixture.code(expiresAt: Fixture.at(60))
+                try await store.insertCode(code)
+                #expect(try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(60)) == .notFound)
+                #expect(try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(61)) == .notFound)
+                #expect(try await store.consumeCode(hash: Fixture.hash(), now: Fixture.at(0)) == .notFound)
+                // The refused attempts did not spend it: just before its expiry it still redeems.
+                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(milliseconds: 59_999)) == .redeemed(code))
+            }
+        }
+
+        @Test("code records keep every field: nil optionals, non-ASCII text, amr lists", arguments: Backend.allCases)
+        func codeRoundTrip(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let full = Fixture.code()
+                var bare = Fixture.code()
+                bare.nonce = nil
+                bare.codeChallenge = nil
+                bare.codeChallengeMethod = nil
+                bare.scope = ""
+                bare.authentication = Authentication(subject: "💡", authTime: Fixture.at(milliseconds: 123), amr: [])
+                try await store.insertCode(full)
+                try await store.insertCode(bare)
+                #expect(try await replica.consumeCode(hash: full.codeHash, now: Fixture.at(0)) == .redeemed(full))
+                #expect(try await replica.consumeCode(hash: bare.codeHash, now: Fixture.at(0)) == .redeemed(bare))
+            }
+        }
+
+        @Test("of 20 concurrent redemptions of one code on two replicas exactly one succeeds", arguments: Backend.allCases)
+        func codeRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let code = Fixture.code()
+                try await store.insertCode(code)
+                let results = try await withThrowingTaskGroup(of: CodeRedemption.self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        group.addTask { try await target.consumeCode(hash: code.codeHash, now: Fixture.at(1)) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(results.filter { $0 == .redeemed(code) }.count == 1)
+                #expect(results.filter { $0 == .replayed(familyID: code.familyID) }.count == 19)
+            }
+        }
+
+        // MARK: Refresh tokens
+
+        @Test("a refresh token rotates once; its reuse revokes the family, so its successor is revoked",
+              arguments: Backend.allCases)
+        func refreshRotation(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let family = Fixture.family()
+                let first = Fixture.token(family: family)
+                try await store.insertRefreshToken(first)
+                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(10)) == .valid(first))
+                let second = Fixture.token(family: family, issuedAt: Fixture.at(10), expiresAt: Fixture.at(86_410))
+                try await store.insertRefreshToken(second)
+                #expect(try await replica.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(20)) == .reused(familyID: family))
+                #expect(try await store.rotateRefreshToken(hash: second.tokenHash, now: Fixture.at(21)) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(22)) == .revoked)
+            }
+        }
+
+        @Test("an expired or unknown refresh token is not found, and an expired one is not spent", arguments: Backend.allCases)
+        func refreshExpiry(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let token = Fixture.token(family: Fixture.family(), expiresAt: Fixture.at(100))
+                try await store.insertRefreshToken(token)
+                #expect(try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(100)) == .notFound)
+                #expect(try await replica.rotateRefreshToken(hash: Fixture.hash(), now: Fixture.at(0)) == .notFound)
+                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(milliseconds: 99_999)) == .valid(token))
+            }
+        }
+
+        @Test("a family ends at its first token's expiry, even for later tokens that would outlive it",
+              arguments: Backend.allCases)
+        func familyExpiry(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let family = Fixture.family()
+                let first = Fixture.token(family: family, expiresAt: Fixture.at(100))
+                let later = Fixture.token(family: family, issuedAt: Fixture.at(50), expiresAt: Fixture.at(1000))
+                try await store.insertRefreshToken(first)
+                try await store.insertRefreshToken(later)
+                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(100)) == .notFound)
+                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(99)) == .valid(later))
+            }
+        }
+
+        @Test("revokeFamily stops every token of the family, used or not, and no other family", arguments: Backend.allCases)
+        func revokeFamily(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let family = Fixture.family(), other = Fixture.family()
+                let used = Fixture.token(family: family), unused = Fixture.token(family: family)
+                let bystander = Fixture.token(family: other)
+                for token in [used, unused, bystander] { try await store.insertRefreshToken(token) }
+                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1)) == .valid(used))
+                try await replica.revokeFamily(id: family)
+                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(2)) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: unused.tokenHash, now: Fixture.at(2)) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: bystander.tokenHash, now: Fixture.at(2)) == .valid(bystander))
+            }
+        }
+
+        @Test("a family revoked before its first token is stored stays revoked (a code replayed while its redemption issues tokens)",
+              arguments: Backend.allCases)
+        func revokeBeforeFirstToken(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let code = Fixture.code()
+                try await store.insertCode(code)
+                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(1)) == .redeemed(code))
+                guard case .replayed(let family) = try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(1)) else {
+                    Issue.record("the second redemption was not reported as a replay")
+                    return
+                }
+                try await replica.revokeFamily(id: family)
+                let token = Fixture.token(family: family)
+                try await store.insertRefreshToken(token)
+                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2)) == .revoked)
+            }
+        }
+
+        @Test("familyOfRefreshToken names the family of used, unused and expired tokens, and nil for unknown ones",
+              arguments: Backend.allCases)
+        func familyOfToken(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let family = Fixture.family()
+                let used = Fixture.token(family: family), unused = Fixture.token(family: family, expiresAt: Fixture.at(5))
+                try await store.insertRefreshToken(used)
+                try await store.insertRefreshToken(unused)
+                _ = try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1))
+                #expect(try await replica.familyOfRefreshToken(hash: used.tokenHash) == family)
+                #expect(try await replica.familyOfRefreshToken(hash: unused.tokenHash) == family)
+                #expect(try await replica.familyOfRefreshToken(hash: Fixture.hash()) == nil)
+            }
+        }
+
+        @Test("of 20 concurrent rotations of one refresh token on two replicas exactly one is valid and the family ends revoked",
+              arguments: Backend.allCases)
+        func refreshRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let family = Fixture.family()
+                let token = Fixture.token(family: family), sibling = Fixture.token(family: family)
+                try await store.insertRefreshToken(token)
+                try await store.insertRefreshToken(sibling)
+                let results = try await withThrowingTaskGroup(of: RefreshRedemption.self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        group.addTask { try await target.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1)) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(results.filter { $0 == .valid(token) }.count == 1)
+                #expect(results.filter { $0 == .reused(familyID: family) }.count == 1)
+                #expect(results.filter { $0 == .revoked }.count == 18)
+                #expect(try await store.rotateRefreshToken(hash: sibling.tokenHash, now: Fixture.at(2)) == .revoked)
+            }
+        }
+
+        // MARK: Device codes
+
+        @Test("a device authorization reads back by user code and polls as pending until the user decides",
+              arguments: Backend.allCases)
+        func devicePending(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let device = Fixture.device(interval: 5)
+                try await store.insertDeviceCode(device)
+                #expect(try await replica.deviceCode(userCode: device.userCode, now: Fixture.at(0)) == device)
+                #expect(try await replica.deviceCode(userCode: "NOSUCHCD", now: Fixture.at(0)) == nil)
+                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(0)) == .pending)
+                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(5)) == .pending)
+                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(10)) == .pending)
+            }
+        }
+
+        @Test("a poll sooner than the interval after the previous one gives slowDown and adds 5 seconds",
+              arguments: Backend.allCases)
+        func deviceSlowDown(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let device = Fixture.device(interval: 5)
+                try await store.insertDeviceCode(device)
+                let hash = device.deviceCodeHash
+                #expect(try await store.pollDevice(deviceCodeHash: hash, now: Fixture.at(0)) == .pending)
+                #expect(try await replica.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 4_999)) == .slowDown(interval: 10))
+                // Measured from the previous poll, whatever it answered: 9.999 s later is still too soon for 10 s.
+                #expect(try await store.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 14_998)) == .slowDown(interval: 15))
+                #expect(try await replica.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 29_998)) == .pending)
+                #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(30))?.interval == 15)
+            }
+        }
+
+        @Test("an approval is handed out exactly once, then the device code is unknown", arguments: Backend.allCases)
+        func deviceApproval(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let device = Fixture.device(interval: 5)
+                let approval = Fixture.approval()
+                try await store.insertDeviceCode(device)
+                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(0)) == .pending)
+                #expect(try await replica.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
+                #expect(try await store.approveDevice(userCode: device.userCode, approval: Fixture.approval(), now: Fixture.at(1)) == false)
+                #expect(try await store.denyDevice(userCode: device.userCode, now: Fixture.at(1)) == false)
+                var approved = device
+                approved.status = .approved
+                approved.approval = approval
+                #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(1)) == approved)
+                // Only a pending authorization is held to the interval: 2 s after the last poll the approval is handed out.
+                var consumed = approved
+                consumed.status = .consumed
+                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(2)) == .approved(consumed))
+                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(20)) == .notFound)
+                #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(20)) == consumed)
+            }
+        }
+
+        @Test("a denied device authorization polls as denied and can no longer be approved", arguments: Backend.allCases)
+        func deviceDenial(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let device = Fixture.device()
+                try await store.insertDeviceCode(device)
+                #expect(try await replica.denyDevice(userCode: device.userCode, now: Fixture.at(1)))
+                #expect(try await store.denyDevice(userCode: device.userCode, now: Fixture.at(1)) == false)
+                #expect(try await store.approveDevice(userCode: device.userCode, approval: Fixture.approval(), now: Fixture.at(2)) == false)
+                #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(2))?.status == .denied)
+                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(3)) == .denied)
+                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(4)) == .denied)
+            }
+        }
+
+        @Test("an expired device authorization polls as expired and can be neither approved nor denied",
+              arguments: Backend.allCases)
+        func deviceExpiry(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let device = Fixture.device(expiresAt: Fixture.at(600))
+                let approvedInTime = Fixture.device(expiresAt: Fixture.at(600))
+                try await store.insertDeviceCode(device)
+                try await store.insertDeviceCode(approvedInTime)
+                #expect(try await store.approveDevice(userCode: approvedInTime.userCode, approval: Fixture.approval(),
+                                                      now: Fixture.at(milliseconds: 599_999)))
+                let expired = Fixture.at(600)
+                #expect(try await replica.approveDevice(userCode: device.userCode, approval: Fixture.approval(), now: expired) == false)
+                #expect(try await replica.denyDevice(userCode: device.userCode, now: expired) == false)
+                #expect(try await replica.deviceCode(userCode: device.userCode, now: expired) == nil)
+                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: expired) == .expired)
+                #expect(try await store.pollDevice(deviceCodeHash: approvedInTime.deviceCodeHash, now: expired) == .expired)
+                #expect(try await store.pollDevice(deviceCodeHash: Fixture.hash(), now: Fixture.at(0)) == .notFound)
+            }
+        }
+
+        @Test("of 20 concurrent polls of an approved device code on two replicas exactly one collects the approval",
+              arguments: Backend.allCases)
+        func deviceRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let device = Fixture.device()
+                let approval = Fixture.approval()
+                try await store.insertDeviceCode(device)
+                #expect(try await store.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
+                let results = try await withThrowingTaskGroup(of: DevicePoll.self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        group.addTask { try await target.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(10)) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                var consumed = device
+                consumed.status = .consumed
+                consumed.approval = approval
+                #expect(results.filter { $0 == .approved(consumed) }.count == 1)
+                #expect(results.filter { $0 == .notFound }.count == 19)
+            }
+        }
+
+        // MARK: Housekeeping
+
+        @Test("purgeExpired deletes expired sessions, codes, device codes and families, and keeps the rest",
+              arguments: Backend.allCases)
+        func purge(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let short = Fixture.at(10), long = Fixture.at(1000), now = Fixture.at(10)
+                let oldSession = Fixture.session(expiresAt: short), liveSession = Fixture.session(expiresAt: long)
+                let oldCode = Fixture.code(expiresAt: short)
+                let revokedEarly = Fixture.family(), abandoned = Fixture.family()
+                let liveCode = Fixture.code(family: revokedEarly, expiresAt: long)
+                let oldFamily = Fixture.family(), liveFamily = Fixture.family()
+                let oldToken = Fixture.token(family: oldFamily, expiresAt: short)
+                let liveToken = Fixture.token(family: liveFamily, expiresAt: long)
+                let oldDevice = Fixture.device(expiresAt: short), liveDevice = Fixture.device(expiresAt: long)
+                for session in [oldSession, liveSession] { try await store.insertSession(session) }
+                for code in [oldCode, liveCode] { try await store.insertCode(code) }
+                for token in [oldToken, liveToken] { try await store.insertRefreshToken(token) }
+                for device in [oldDevice, liveDevice] { try await store.insertDeviceCode(device) }
+                #expect(try await store.consumeCode(hash: oldCode.codeHash, now: Fixture.at(0)) == .redeemed(oldCode))
+                try await store.revokeFamily(id: revokedEarly)  // still referenced by liveCode: kept
+                try await store.revokeFamily(id: abandoned)  // referenced by nothing: purged
+
+                try await replica.purgeExpired(now: now)
+
+                // Gone, even when asked about a time at which they were still valid.
+                #expect(try await store.session(idHash: oldSession.idHash, now: Fixture.at(0)) == nil)
+                #expect(try await store.consumeCode(hash: oldCode.codeHash, now: Fixture.at(0)) == .notFound)
+                #expect(try await store.familyOfRefreshToken(hash: oldToken.tokenHash) == nil)
+                #expect(try await store.deviceCode(userCode: oldDevice.userCode, now: Fixture.at(0)) == nil)
+                var reusedUserCode = Fixture.device()
+                reusedUserCode.userCode = oldDevice.userCode
+                try await store.insertDeviceCode(reusedUserCode)
+                // Kept.
+                #expect(try await store.session(idHash: liveSession.idHash, now: now) == liveSession)
+                #expect(try await store.familyOfRefreshToken(hash: liveToken.tokenHash) == liveFamily)
+                #expect(try await store.deviceCode(userCode: liveDevice.userCode, now: now) == liveDevice)
+                #expect(try await store.consumeCode(hash: liveCode.codeHash, now: now) == .redeemed(liveCode))
+                let lateToken = Fixture.token(family: revokedEarly)
+                try await store.insertRefreshToken(lateToken)
+                #expect(try await store.rotateRefreshToken(hash: lateToken.tokenHash, now: now) == .revoked)
+                let freshStart = Fixture.token(family: abandoned)
+                try await store.insertRefreshToken(freshStart)
+                #expect(try await store.rotateRefreshToken(hash: freshStart.tokenHash, now: now) == .valid(freshStart))
+                #expect(try await store.rotateRefreshToken(hash: liveToken.tokenHash, now: now) == .valid(liveToken))
+            }
+        }
+
+        // MARK: Precision
+
+        @Test("times are kept to the millisecond, rounded to the nearest", arguments: Backend.allCases)
+        func millisecondPrecision(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let exact = Fixture.key("exact", createdAt: Fixture.at(milliseconds: 1), retiresAt: Fixture.at(milliseconds: 2),
+                                        expiresAt: Fixture.at(milliseconds: 3))
+                var blurred = Fixture.key("blurred", createdAt: Fixture.at(milliseconds: 5), retiresAt: nil, expiresAt: nil)
+                blurred.createdAt = Fixture.at(milliseconds: 5).addingTimeInterval(0.000_4)
+                blurred.activatesAt = Fixture.at(milliseconds: 7).addingTimeInterval(0.000_6)
+                try await store.insertSigningKey(exact, onlyIfEmpty: false)
+                try await store.insertSigningKey(blurred, onlyIfEmpty: false)
+                var expected = blurred
+                expected.createdAt = Fixture.at(milliseconds: 5)
+                expected.activatesAt = Fixture.at(milliseconds: 8)
+                #expect(try await replica.signingKeys() == [exact, expected])
+            }
+        }
+    }
+}
