@@ -44,7 +44,7 @@ public struct IdPConfiguration: Sendable, Equatable {
         public var idTokenTTL: Int?
         /// Access-token lifetime in seconds.
         public var accessTokenTTL: Int?
-        /// Refresh-token lifetime in seconds (each rotation starts it again).
+        /// Refresh-token lifetime in seconds, counted from the login (rotations do not extend a family).
         public var refreshTokenTTL: Int?
         /// The `aud` of its access tokens; defaults to the client id (what an IAM OIDC provider's client-id list names).
         public var audience: String?
@@ -71,7 +71,7 @@ public struct IdPConfiguration: Sendable, Equatable {
         public var idToken: Int = 3600
         /// Access tokens (1 h).
         public var accessToken: Int = 3600
-        /// Refresh tokens, from their last rotation (7 days).
+        /// Refresh tokens, counted from the login: rotations do not extend a family (7 days).
         public var refreshToken: Int = 7 * 86400
         /// Authorization codes (60 s).
         public var code: Int = 60

@@ -527,7 +527,7 @@ public final class PostgresIdPStore: IdPStore {
 
     private func hint(_ action: String) -> String {
         guard action == "connect" else { return "" }
-        return "; check the URL's host, port, user, password and sslmode, and that the server accepts this client"
+        return "; check the URL (host, port, user, password, database, sslmode) and that the server accepts this client"
     }
 
     // MARK: Rows
