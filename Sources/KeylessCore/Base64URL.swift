@@ -33,10 +33,11 @@ public enum Base64URL {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Decodes text, tolerating missing padding; nil for anything outside the url-safe alphabet.
+    /// Decodes unpadded base64url; nil for anything outside the url-safe alphabet (padding included).
     public static func decode(_ text: some StringProtocol) -> Data? {
+        // Only the url-safe alphabet: "+", "/" and "=" padding would let two spellings decode to the same bytes.
+        guard !text.contains(where: { $0 == "+" || $0 == "/" || $0 == "=" }) else { return nil }
         var base64 = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
-        guard !base64.contains("=") || base64.hasSuffix("=") else { return nil }
         while base64.count % 4 != 0 { base64 += "=" }
         return Data(base64Encoded: base64)
     }

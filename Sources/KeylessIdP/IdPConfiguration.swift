@@ -214,6 +214,10 @@ public struct IdPConfiguration: Sendable, Equatable {
             guard !client.id.isEmpty, seenClients.insert(client.id).inserted else {
                 throw fail(["clients", index, "id"], "client '\(client.id)' is empty or declared twice.", "Give every client a unique id.")
             }
+            if users.contains(where: { ($0.subject ?? $0.username) == client.id }) {
+                throw fail(["clients", index, "id"], "client '\(client.id)' has the same id as a user's subject, so its tokens could be taken for that user's.",
+                           "Rename the client (for example '\(client.id)-service').")
+            }
             for (grantIndex, grant) in client.grants.enumerated() where !Self.knownGrants.contains(grant) {
                 throw fail(["clients", index, "grants", grantIndex], "client '\(client.id)' names an unknown grant '\(grant)'.",
                            "Use authorization_code, refresh_token, client_credentials or device_code.")

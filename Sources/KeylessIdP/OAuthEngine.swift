@@ -169,7 +169,8 @@ public final class OAuthEngine: Sendable {
         guard let redirect = q["redirect_uri"], Self.redirectMatches(redirect, registered: client.redirectURIs ?? []) else {
             return .failure(.page("The redirect address this application sent is not registered for it, so you are not being sent there."))
         }
-        guard q["request"] == nil, q["request_uri"] == nil else { return .failure(.redirect("request_not_supported")) }
+        guard q["request"] == nil else { return .failure(.redirect("request_not_supported")) }
+        guard q["request_uri"] == nil else { return .failure(.redirect("request_uri_not_supported")) }
         guard q["response_type"] == "code" else { return .failure(.redirect("unsupported_response_type")) }
         guard client.grants.contains("authorization_code") else { return .failure(.redirect("unauthorized_client")) }
         let scope = q["scope"] ?? "openid"
@@ -237,7 +238,9 @@ public final class OAuthEngine: Sendable {
             return .failure(.invalid)
         }
         var amr = ["pwd"]
-        if let secretText = user.totpSecret, let secret = TOTP.base32Decode(secretText) {
+        if let secretText = user.totpSecret {
+            // A secret that does not decode fails closed: never a login with the password alone.
+            guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
             guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
             guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
                   await otpReplay.use(user: username, counter: counter) else {
@@ -319,6 +322,11 @@ public final class OAuthEngine: Sendable {
     private func refreshGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
         try require("refresh_token", client)
         guard let token = form["refresh_token"] else { throw OAuthError("invalid_request", "refresh_token is required.") }
+        // Check the request before spending the token, so a refused request leaves it usable (a retry is not reuse).
+        if let stored = try await store.refreshToken(hash: Self.hash(token)), stored.clientID == client.id, let narrowed = form["scope"],
+           !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " "))) {
+            throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
+        }
         switch try await store.rotateRefreshToken(hash: Self.hash(token), now: clock.now()) {
         case .notFound: throw OAuthError("invalid_grant", "the refresh token is unknown or has expired.")
         case .revoked: throw OAuthError("invalid_grant", "the refresh token was revoked.")
@@ -339,7 +347,9 @@ public final class OAuthEngine: Sendable {
                 try await store.revokeFamily(id: record.familyID)
                 throw OAuthError("invalid_grant", "the user no longer exists.")
             }
-            return try await userTokens(client: client, scope: scope, authentication: record.authentication, nonce: nil, familyID: record.familyID)
+            // RFC 6749 §6: the new refresh token keeps the original scope even when this response is narrowed.
+            return try await userTokens(client: client, scope: scope, authentication: record.authentication, nonce: nil, familyID: record.familyID,
+                                        refreshScope: record.scope)
         }
     }
 
@@ -374,7 +384,8 @@ public final class OAuthEngine: Sendable {
         }
     }
 
-    private func userTokens(client: IdPConfiguration.Client, scope: String, authentication: Authentication, nonce: String?, familyID: String) async throws -> TokenResponse {
+    private func userTokens(client: IdPConfiguration.Client, scope: String, authentication: Authentication, nonce: String?, familyID: String,
+                            refreshScope: String? = nil) async throws -> TokenResponse {
         let now = clock.now()
         let user = config.user(subject: authentication.subject)
         let (kid, key) = try await keys.signingKey()
@@ -393,7 +404,7 @@ public final class OAuthEngine: Sendable {
         if client.grants.contains("refresh_token") {
             let token = Self.randomToken()
             try await store.insertRefreshToken(RefreshTokenRecord(
-                tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: scope, authentication: authentication, issuedAt: now,
+                tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: refreshScope ?? scope, authentication: authentication, issuedAt: now,
                 expiresAt: now.addingTimeInterval(TimeInterval(client.refreshTokenTTL ?? config.lifetimes.refreshToken))))
             refresh = token
         }
@@ -448,7 +459,8 @@ public final class OAuthEngine: Sendable {
     public func userinfo(bearer: String?) async throws -> [String: Any] {
         guard let bearer, !bearer.isEmpty else { throw OAuthError("missing_token", "send the access token as Authorization: Bearer.", status: 401) }
         let claims = try await verifyAccessToken(bearer)
-        guard let user = config.user(subject: claims.sub) else { throw OAuthError("invalid_token", "the token is not for a user.", status: 401) }
+        // Only tokens from a user's login (they carry auth_time) describe a user; a client's own token does not.
+        guard claims.auth_time != nil, let user = config.user(subject: claims.sub) else { throw OAuthError("invalid_token", "the token is not for a user.", status: 401) }
         var info: [String: Any] = ["sub": claims.sub, "preferred_username": user.username, "groups": user.groups ?? []]
         if let email = user.email { info["email"] = email }
         return info
@@ -473,7 +485,7 @@ public final class OAuthEngine: Sendable {
         guard let token = form["token"] else { throw OAuthError("invalid_request", "token is required.") }
         // Holding the refresh token is the proof needed to end its login; the store does not say which client it
         // was issued to, so any registered client that presents it may revoke it.
-        if let family = try await store.familyOfRefreshToken(hash: Self.hash(token)) {
+        if let family = try await store.refreshToken(hash: Self.hash(token))?.familyID {
             try await store.revokeFamily(id: family)
         }
     }

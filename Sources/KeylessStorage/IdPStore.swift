@@ -63,6 +63,9 @@ public protocol IdPStore: Sendable {
     /// Revokes a whole family: none of its tokens works again, including tokens stored for it afterwards (a family
     /// not yet stored is remembered as revoked, for a code replayed while its first redemption is issuing tokens).
     func revokeFamily(id: String) async throws
+    /// A refresh token's record as stored (used or not, expired or not, until purged), without spending it: the token
+    /// endpoint checks a request against it before rotating.
+    func refreshToken(hash: String) async throws -> RefreshTokenRecord?
     /// The family of a refresh token (used or not, expired or not, until purged), for RFC 7009 revocation.
     func familyOfRefreshToken(hash: String) async throws -> String?
 

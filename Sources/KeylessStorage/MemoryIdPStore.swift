@@ -138,6 +138,10 @@ public actor MemoryIdPStore: IdPStore {
         families[id, default: Family(revoked: true, expiresAt: nil)].revoked = true
     }
 
+    public func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
+        tokens[hash]?.record
+    }
+
     public func familyOfRefreshToken(hash: String) async throws -> String? {
         tokens[hash]?.record.familyID
     }

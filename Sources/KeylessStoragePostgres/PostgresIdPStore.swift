@@ -386,6 +386,13 @@ public final class PostgresIdPStore: IdPStore {
         }
     }
 
+    public func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
+        try await run("read refresh token") {
+            try await client.query("SELECT * FROM idp_refresh_tokens WHERE token_hash = \(hash)", logger: logger)
+                .collect().first.map { try Self.refreshToken($0.makeRandomAccess()) }
+        }
+    }
+
     public func familyOfRefreshToken(hash: String) async throws -> String? {
         try await run("read refresh token") {
             try await client.query("SELECT family_id FROM idp_refresh_tokens WHERE token_hash = \(hash)", logger: logger)

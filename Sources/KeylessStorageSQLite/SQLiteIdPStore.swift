@@ -317,6 +317,12 @@ public final class SQLiteIdPStore: IdPStore {
         }
     }
 
+    public func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
+        try await read("read refresh token") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash]).map(Self.refreshToken)
+        }
+    }
+
     public func familyOfRefreshToken(hash: String) async throws -> String? {
         try await read("read refresh token") { db in
             try String.fetchOne(db, sql: "SELECT family_id FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash])

@@ -413,6 +413,7 @@ actor SwitchableStore: IdPStore {
         try check(); return try await base.rotateRefreshToken(hash: hash, now: now)
     }
     func revokeFamily(id: String) async throws { try check(); try await base.revokeFamily(id: id) }
+    func refreshToken(hash: String) async throws -> RefreshTokenRecord? { try check(); return try await base.refreshToken(hash: hash) }
     func familyOfRefreshToken(hash: String) async throws -> String? { try check(); return try await base.familyOfRefreshToken(hash: hash) }
     func insertDeviceCode(_ device: DeviceCodeRecord) async throws { try check(); try await base.insertDeviceCode(device) }
     func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {

@@ -338,6 +338,20 @@ extension StorageTests {
             }
         }
 
+        @Test("refreshToken(hash:) returns the stored record, used or not, without spending it; nil for unknown hashes",
+              arguments: Backend.allCases)
+        func peekToken(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let token = Fixture.token(family: Fixture.family())
+                try await store.insertRefreshToken(token)
+                #expect(try await replica.refreshToken(hash: token.tokenHash) == token)
+                #expect(try await replica.refreshToken(hash: token.tokenHash) == token, "reading twice spends nothing")
+                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1)) == .valid(token))
+                #expect(try await replica.refreshToken(hash: token.tokenHash) == token, "a used token is still readable")
+                #expect(try await replica.refreshToken(hash: Fixture.hash()) == nil)
+            }
+        }
+
         @Test("of 20 concurrent rotations of one refresh token on two replicas exactly one is valid and the family ends revoked",
               arguments: Backend.allCases)
         func refreshRace(backend: Backend) async throws {
