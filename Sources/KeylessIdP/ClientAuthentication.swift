@@ -95,12 +95,13 @@ public actor ClientAuthenticator {
 
     private func checkSecret(id: String, secret: String) async throws -> IdPConfiguration.Client {
         guard let client = config.client(id), let stored = client.secretHash.flatMap(PasswordHash.init) else {
-            _ = Self.dummyHash.verify(secret)  // the same cost whether or not the client exists
+            _ = await Self.dummyHash.verifyOffloaded(secret)  // the same cost whether or not the client exists
             throw OAuthError.invalidClient("client authentication failed.")
         }
         let mac = Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: cacheKey))
         if let known = verifiedSecrets[id], constantTimeEqual(known, mac) { return client }
-        guard stored.verify(secret) else { throw OAuthError.invalidClient("client authentication failed.") }
+        // scrypt runs off this actor (the await suspends it), so other clients are not held up meanwhile.
+        guard await stored.verifyOffloaded(secret) else { throw OAuthError.invalidClient("client authentication failed.") }
         verifiedSecrets[id] = mac
         return client
     }

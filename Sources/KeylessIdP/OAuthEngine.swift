@@ -231,12 +231,11 @@ public final class OAuthEngine: Sendable {
     /// source address. Unknown users cost the same as wrong passwords.
     public func login(username: String, password: String, otp: String?, address: String) async -> Result<Authentication, LoginFailure> {
         let now = clock.now()
-        if let wait = await throttle.retryAfter(user: username, address: address, now: now) { return .failure(.throttled(retryAfter: wait)) }
-        guard let user = config.user(username), let hash = PasswordHash(user.passwordHash), hash.verify(password) else {
-            if config.user(username) == nil { _ = ClientAuthenticator.dummyHash.verify(password) }
-            await throttle.recordFailure(user: username, address: address, now: now)
-            return .failure(.invalid)
-        }
+        // The attempt counts before the password is checked, so parallel guesses cannot outrun the limit.
+        if let wait = await throttle.beginAttempt(user: username, address: address, now: now) { return .failure(.throttled(retryAfter: wait)) }
+        let user = config.user(username)
+        let hash = user.flatMap { PasswordHash($0.passwordHash) } ?? ClientAuthenticator.dummyHash  // same cost for unknown users
+        guard await hash.verifyOffloaded(password), let user else { return .failure(.invalid) }
         var amr = ["pwd"]
         if let secretText = user.totpSecret {
             // A secret that does not decode fails closed: never a login with the password alone.
@@ -244,12 +243,11 @@ public final class OAuthEngine: Sendable {
             guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
             guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
                   await otpReplay.use(user: username, counter: counter) else {
-                await throttle.recordFailure(user: username, address: address, now: now)
                 return .failure(.invalid)
             }
             amr = ["pwd", "otp", "mfa"]
         }
-        await throttle.recordSuccess(user: username)
+        await throttle.recordSuccess(user: username, address: address, attemptAt: now)
         return .success(Authentication(subject: user.subject ?? user.username, authTime: now, amr: amr))
     }
 

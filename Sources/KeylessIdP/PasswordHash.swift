@@ -80,3 +80,13 @@ public struct PasswordHash: Sendable, Equatable, CustomStringConvertible {
         return Data(base64Encoded: padded).map(Array.init)
     }
 }
+
+extension PasswordHash {
+    /// `verify` on a Dispatch worker instead of a Swift-concurrency thread: scrypt holds a thread for ~0.1 s, and the
+    /// server's few cooperative threads must keep answering other requests meanwhile.
+    public func verifyOffloaded(_ password: String) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global(qos: .userInitiated).async { continuation.resume(returning: self.verify(password)) }
+        }
+    }
+}

@@ -49,8 +49,17 @@ public actor LoginThrottle {
         failures["c:" + address, default: []].append(now)
     }
 
-    /// Forgets a user's failures after a successful login.
-    public func recordSuccess(user: String) {
+    /// Checks the limits and, when an attempt may be made, counts it as a failure until `recordSuccess` says
+    /// otherwise; returns the seconds to wait when it may not.
+    public func beginAttempt(user: String, address: String, now: Date) -> Int? {
+        if let wait = retryAfter(user: user, address: address, now: now) { return wait }
+        recordFailure(user: user, address: address, now: now)
+        return nil
+    }
+
+    /// After a successful login: forgets the user's failures and takes back the address's count for this attempt.
+    public func recordSuccess(user: String, address: String, attemptAt: Date) {
         failures["u:" + user.lowercased()] = nil
+        if let index = failures["a:" + address]?.lastIndex(of: attemptAt) { failures["a:" + address]?.remove(at: index) }
     }
 }

@@ -607,6 +607,32 @@ struct LoginTests {
         #expect(try await f.engine.login(username: "alice", password: Fixture.alicePassword, otp: nil, address: "198.51.100.7").get().amr == ["pwd"])
     }
 
+    @Test("twelve parallel guesses for one user: at most five reach the password check, the rest are throttled")
+    func parallelGuessesCannotOutrunTheLimit() async throws {
+        let f = try await EngineFixture()
+        let results = await withTaskGroup(of: LoginFailure?.self) { group in
+            for _ in 0..<12 {
+                group.addTask {
+                    if case .failure(let failure) = await f.engine.login(username: "alice", password: "guess", otp: nil, address: "198.51.100.8") {
+                        return failure
+                    }
+                    return nil
+                }
+            }
+            return await group.reduce(into: [LoginFailure?]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 == .invalid }.count == 5)
+        #expect(results.filter { if case .throttled? = $0 { return true } else { return false } }.count == 7)
+    }
+
+    @Test("successful logins from one address do not count against it")
+    func successesDoNotThrottleTheAddress() async throws {
+        let f = try await EngineFixture(throttle: LoginThrottle(perUser: 5, perAddress: 3, window: 300))
+        for _ in 0..<6 {
+            #expect(try await f.engine.login(username: "alice", password: Fixture.alicePassword, otp: nil, address: "198.51.100.9").get().amr == ["pwd"])
+        }
+    }
+
     @Test("failures from one address throttle every user from it, and no one from elsewhere")
     func throttlingPerAddress() async throws {
         let f = try await EngineFixture(throttle: LoginThrottle(perUser: 5, perAddress: 3, window: 300))
