@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "keyless",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "keyless", targets: ["keyless"]),
         .executable(name: "keyless-cli", targets: ["keyless-cli"]),

@@ -98,28 +98,6 @@ public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) t
     return credentials.expiration - now.timeIntervalSince1970 > minimumRemainingSeconds ? credentials : nil
 }
 
-/// Escapes a string for JSON.
-public func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
-
 /// RFC 3339 UTC with seconds, e.g. `2026-11-21T06:00:00Z`.
 public func rfc3339(_ seconds: Double) -> String {
     var time = time_t(seconds.rounded(.down))

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KeylessCore
+import Synchronization
 
 /// An OAuth error response (RFC 6749 §5.2): the code, a description for people, and the HTTP status.
 public struct OAuthError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -40,9 +41,11 @@ public struct ClientCredentials: Sendable {
            let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") {
             // RFC 6749 §2.3.1: both parts are form-urlencoded inside the Basic credentials.
-            let id = String(text[..<colon]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            let secret = String(text[text.index(after: colon)...]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            basic = (id, secret)
+            func formDecoded(_ part: Substring) -> String {
+                guard part.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(part) }
+                return part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
+            basic = (formDecoded(text[..<colon]), formDecoded(text[text.index(after: colon)...]))
         }
     }
 }
@@ -52,19 +55,23 @@ public struct ClientCredentials: Sendable {
 /// Secrets are stored as scrypt hashes, which take ~0.1 s to check. After one successful check the secret's HMAC
 /// under a per-process random key is remembered, so later requests cost one HMAC (compared in constant time) and the
 /// process never holds the secret itself.
-public actor ClientAuthenticator {
+public final class ClientAuthenticator: Sendable {
     let config: IdPConfiguration
     let audiences: Set<String>
     let clock: WallClock
     private let cacheKey = SymmetricKey(size: .bits256)
-    private var verifiedSecrets: [String: [UInt8]] = [:]
-    private var clientKeys: [String: ClientKeys] = [:]
-    private var seenAssertions: [String: Date] = [:]
+    private let clientKeys: [String: ClientKeys]
+    // Mutexes rather than an actor: every token request passes here, and a lock held for a dictionary lookup is
+    // cheaper than hopping to an actor and back.
+    private let verifiedSecrets = Mutex<[String: [UInt8]]>([:])
+    private let seenAssertions = Mutex<[String: Date]>([:])
 
     /// An authenticator; `audiences` are the values a client assertion's `aud` may hold (issuer, token endpoint).
     public init(config: IdPConfiguration, audiences: Set<String>, clock: WallClock) throws {
         self.config = config; self.audiences = audiences; self.clock = clock
-        for client in config.clients { if let jwks = client.jwks { clientKeys[client.id] = try ClientKeys(jwks: jwks) } }
+        var keys: [String: ClientKeys] = [:]
+        for client in config.clients { if let jwks = client.jwks { keys[client.id] = try ClientKeys(jwks: jwks) } }
+        clientKeys = keys
     }
 
     /// The authenticated (or, for public clients, identified) client.
@@ -99,10 +106,9 @@ public actor ClientAuthenticator {
             throw OAuthError.invalidClient("client authentication failed.")
         }
         let mac = Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: cacheKey))
-        if let known = verifiedSecrets[id], constantTimeEqual(known, mac) { return client }
-        // scrypt runs off this actor (the await suspends it), so other clients are not held up meanwhile.
+        if let known = verifiedSecrets.withLock({ $0[id] }), constantTimeEqual(known, mac) { return client }
         guard await stored.verifyOffloaded(secret) else { throw OAuthError.invalidClient("client authentication failed.") }
-        verifiedSecrets[id] = mac
+        verifiedSecrets.withLock { $0[id] = mac }
         return client
     }
 
@@ -131,9 +137,13 @@ public actor ClientAuthenticator {
         if let nbf = claims.nbf, nbf > now + 30 { throw OAuthError.invalidClient("client_assertion is not valid yet.") }
         guard let jti = claims.jti, !jti.isEmpty else { throw OAuthError.invalidClient("client_assertion needs a jti.") }
         let replayKey = id + "\u{0}" + jti
-        seenAssertions = seenAssertions.filter { $0.value.timeIntervalSince1970 > now - 30 }
-        guard seenAssertions[replayKey] == nil else { throw OAuthError.invalidClient("client_assertion was already used (jti replay).") }
-        seenAssertions[replayKey] = Date(timeIntervalSince1970: exp)
+        let fresh = seenAssertions.withLock { seen -> Bool in
+            if seen.count > 1000 { seen = seen.filter { $0.value.timeIntervalSince1970 > now - 30 } }
+            guard seen[replayKey] == nil else { return false }
+            seen[replayKey] = Date(timeIntervalSince1970: exp)
+            return true
+        }
+        guard fresh else { throw OAuthError.invalidClient("client_assertion was already used (jti replay).") }
         return client
     }
 

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KeylessCore
 import KeylessStorage
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,6 +57,16 @@ public actor KeyRing {
     let reloadInterval: TimeInterval
     private var keys: [Loaded] = []
     private var loadedAt: Date?
+    /// The signing key and the interval in which it is certainly the right one (until the next reload or activation),
+    /// readable without entering the actor: every token request asks for it.
+    private nonisolated let current = Mutex<CurrentKey?>(nil)
+
+    struct CurrentKey: Sendable {
+        var kid: String
+        var key: SigningKey
+        var from: Date
+        var until: Date
+    }
     private var jwksCache: (at: Date, bytes: [UInt8])?
 
     /// A key ring over `store`; private keys are sealed with `kek`. `maxTokenLifetime` is the longest lifetime of any
@@ -95,11 +106,21 @@ public actor KeyRing {
         keys = loaded
         loadedAt = now
         jwksCache = nil
+        current.withLock { $0 = nil }
     }
 
     private func reloadIfStale() async throws {
         let now = clock.now()
         if loadedAt == nil || now.timeIntervalSince(loadedAt!) >= reloadInterval || now < loadedAt! { try await reload() }
+    }
+
+    /// The key that signs now, from the snapshot when it is still valid, else from the actor.
+    public nonisolated func currentSigningKey() async throws -> (kid: String, key: SigningKey) {
+        let now = clock.now()
+        if let hit = current.withLock({ snapshot in snapshot.flatMap { now >= $0.from && now < $0.until ? ($0.kid, $0.key) : nil } }) {
+            return hit
+        }
+        return try await signingKey()
     }
 
     /// The key that signs now: the most recently activated key that has not retired.
@@ -111,6 +132,10 @@ public actor KeyRing {
             .max(by: { ($0.record.activatesAt, $0.record.kid) < ($1.record.activatesAt, $1.record.kid) }) else {
             throw KeylessError(.configInvalid, "the store holds no signing key that is active.", hint: "Run `keyless idp rotate-keys --publish-for 0`.")
         }
+        // Valid until the next reload, the next key's activation or this key's retirement, whichever comes first.
+        let changes = keys.map(\.record.activatesAt).filter { $0 > now } + [chosen.record.retiresAt, loadedAt!.addingTimeInterval(reloadInterval)].compactMap { $0 }
+        let snapshot = CurrentKey(kid: chosen.record.kid, key: chosen.key, from: loadedAt!, until: changes.min()!)
+        current.withLock { $0 = snapshot }
         return (chosen.record.kid, chosen.key)
     }
 

@@ -63,6 +63,14 @@ public struct TokenResponse: Sendable, Equatable {
     /// The granted scopes.
     public var scope: String
 
+    /// The response body, written directly (tokens are base64url and need no escaping, but are escaped anyway).
+    public var jsonText: String {
+        var text = "{\"access_token\":" + jsonString(accessToken) + ",\"token_type\":\"Bearer\",\"expires_in\":" + String(expiresIn)
+        if let idToken { text += ",\"id_token\":" + jsonString(idToken) }
+        if let refreshToken { text += ",\"refresh_token\":" + jsonString(refreshToken) }
+        return text + ",\"scope\":" + jsonString(scope) + "}"
+    }
+
     /// The JSON members.
     public var json: [String: Any] {
         var object: [String: Any] = ["access_token": accessToken, "token_type": "Bearer", "expires_in": expiresIn, "scope": scope]
@@ -360,7 +368,7 @@ public final class OAuthEngine: Sendable {
         let scope = requested.sorted().joined(separator: " ")
         let now = clock.now()
         let ttl = client.accessTokenTTL ?? config.lifetimes.accessToken
-        let (kid, key) = try await keys.signingKey()
+        let (kid, key) = try await keys.currentSigningKey()
         let access = try sign(AccessClaims(iss: issuer, sub: client.id, aud: Audience([client.audience ?? client.id]), exp: Self.seconds(now) + ttl,
                                            iat: Self.seconds(now), jti: Self.randomToken(bytes: 16), client_id: client.id, scope: scope),
                               typ: "at+jwt", kid: kid, key: key)
@@ -386,7 +394,7 @@ public final class OAuthEngine: Sendable {
                             refreshScope: String? = nil) async throws -> TokenResponse {
         let now = clock.now()
         let user = config.user(subject: authentication.subject)
-        let (kid, key) = try await keys.signingKey()
+        let (kid, key) = try await keys.currentSigningKey()
         let idTTL = client.idTokenTTL ?? config.lifetimes.idToken
         let accessTTL = client.accessTokenTTL ?? config.lifetimes.accessToken
         let idToken = try sign(IDClaims(iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL, iat: Self.seconds(now),
@@ -491,17 +499,16 @@ public final class OAuthEngine: Sendable {
     // MARK: Tokens and helpers
 
     func sign<C: Encodable>(_ claims: C, typ: String, kid: String, key: SigningKey) throws -> String {
+        let header = "{\"alg\":\"" + key.algorithm + "\",\"kid\":" + jsonString(kid) + ",\"typ\":" + jsonString(typ) + "}"
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
-        let header = try encoder.encode(JWS.Header(alg: key.algorithm, kid: kid, typ: typ))
-        let payload = try encoder.encode(claims)
-        return try JWS.sign(header: Array(header), payload: Array(payload), key: key)
+        return try JWS.sign(header: Array(header.utf8), payload: Array(try encoder.encode(claims)), key: key)
     }
 
     /// A random URL-safe token of `bytes` random bytes.
     public static func randomToken(bytes: Int = 32) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return Base64URL.encode((0..<bytes).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        // One call to the CSPRNG for all the bytes (UInt8.random makes one getrandom call per byte).
+        SymmetricKey(size: SymmetricKeySize(bitCount: bytes * 8)).withUnsafeBytes { Base64URL.encode(Array($0)) }
     }
 
     /// SHA-256 (hex) of a secret, as stores keep it.

@@ -257,7 +257,8 @@ struct IdPRoutes {
             let form = try await FormFields.body(request)
             let response = try await engine.token(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
             metrics.tokenIssued(grant: form["grant_type"] ?? "")
-            var result = Responses.json(response.json)
+            var result = Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                                  body: .init(byteBuffer: ByteBuffer(string: response.jsonText)))
             result.headers[HTTPField.Name("Pragma")!] = "no-cache"
             return result
         } catch let error as OAuthError {

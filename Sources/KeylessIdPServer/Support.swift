@@ -38,7 +38,8 @@ enum FormFields {
     }
 
     static func decode(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
+        return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 
     static func body(_ request: Request) async throws -> [String: String] {
@@ -138,7 +139,7 @@ struct RequestLogMiddleware: RouterMiddleware {
         guard route != "/healthz", route != "/metrics" else { return }
         context.logger.info("request", metadata: [
             "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
-            "duration_ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+            "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
             "peer": .string(context.peer),
         ])
     }

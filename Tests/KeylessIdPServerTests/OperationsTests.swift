@@ -106,7 +106,7 @@ struct OperationsTests {
             #expect(requests.map { "\($0.metadata["method"] ?? "") \($0.metadata["path"] ?? "") \($0.metadata["status"] ?? "")" } == [
                 "GET /authorize 200", "POST /authorize 303", "POST /token 200", "POST /token 200",
             ])
-            #expect(requests.allSatisfy { $0.metadata["peer"] == "unknown" && $0.metadata["duration_ms"] != nil })
+            #expect(requests.allSatisfy { $0.metadata["peer"] == "unknown" && $0.metadata["duration_us"] != nil })
             let everything = fixture.logs.allText
             for secret in ["STATE-SECRET-1", code, Fixture.alicePassword, Fixture.serviceSecret, Fixture.pkceVerifier,
                            browser.cookies["keyless_csrf"] ?? "-", browser.cookies["keyless_session"] ?? "-"] {
