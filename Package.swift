@@ -65,7 +65,7 @@ let package = Package(
         // The embedded OpenID Provider's protocol logic: configuration, password hashes, TOTP, signing keys, client
         // authentication and every grant, free of HTTP.
         .target(name: "KeylessIdP", dependencies: [
-            "KeylessCore", "KeylessStorage",
+            "KeylessCore", "KeylessStorage", "CKeylessSys",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -1,12 +1,59 @@
+import CKeylessSys
 import Crypto
 import Foundation
 import KeylessCore
 import _CryptoExtras
 
+/// An RSA key also loaded into the system's OpenSSL, which signs it more than twice as fast as BoringSSL on CPUs with
+/// AVX512-IFMA. PKCS#1 v1.5 signatures are deterministic, so both produce the same bytes (a test checks it).
+public final class OpenSSLRSAKey: @unchecked Sendable {
+    // @unchecked: the EVP_PKEY is never changed after loading, and OpenSSL 3 allows concurrent signing with one key.
+    /// The same key in swift-crypto (public key, DER).
+    public let key: _RSA.Signing.PrivateKey
+    private let handle: UnsafeMutableRawPointer
+
+    /// Loads `key` into OpenSSL; nil when libcrypto.so.3 is missing or refuses the key.
+    public init?(_ key: _RSA.Signing.PrivateKey) {
+        let der = Array(key.derRepresentation)
+        guard let handle = keyless_openssl_rsa_load(der, der.count) else { return nil }
+        self.key = key
+        self.handle = handle
+    }
+
+    deinit { keyless_openssl_rsa_free(handle) }
+
+    /// An RS256 signature.
+    public func sign(_ input: [UInt8]) throws -> Data {
+        var signature = [UInt8](repeating: 0, count: key.keySizeInBits / 8 + 16)
+        var length = signature.count
+        guard keyless_openssl_rsa_sign_sha256(handle, input, input.count, &signature, &length) == 1 else {
+            return try key.signature(for: input, padding: .insecurePKCS1v1_5).rawRepresentation  // fail over, never fail open
+        }
+        return Data(signature[..<length])
+    }
+}
+
 /// A private key that signs JWS compact tokens: RS256 (RSA PKCS#1 v1.5, SHA-256) or ES256 (P-256, SHA-256).
 public enum SigningKey: Sendable {
     case rsa(_RSA.Signing.PrivateKey)
+    /// An RSA key that signs through the system's OpenSSL.
+    case rsaOpenSSL(OpenSSLRSAKey)
     case ec(P256.Signing.PrivateKey)
+
+    /// This key signing through the system's OpenSSL when it is available (RSA only; unchanged otherwise).
+    public func accelerated() -> SigningKey {
+        if case .rsa(let key) = self, let fast = OpenSSLRSAKey(key) { return .rsaOpenSSL(fast) }
+        return self
+    }
+
+    /// The RSA key, whichever library signs with it.
+    var rsaKey: _RSA.Signing.PrivateKey? {
+        switch self {
+        case .rsa(let key): return key
+        case .rsaOpenSSL(let fast): return fast.key
+        case .ec: return nil
+        }
+    }
 
     /// A new key for `algorithm` (`RS256`: 2048-bit RSA; `ES256`: P-256).
     public static func generate(algorithm: String) throws -> SigningKey {
@@ -29,29 +76,27 @@ public enum SigningKey: Sendable {
     /// The JWS `alg`.
     public var algorithm: String {
         switch self {
-        case .rsa: return "RS256"
+        case .rsa, .rsaOpenSSL: return "RS256"
         case .ec: return "ES256"
         }
     }
 
     /// The private key's DER, for sealing into the store.
     public var der: Data {
-        switch self {
-        case .rsa(let key): return key.derRepresentation
-        case .ec(let key): return key.derRepresentation
-        }
+        if let key = rsaKey { return key.derRepresentation }
+        guard case .ec(let key) = self else { return Data() }
+        return key.derRepresentation
     }
 
     /// The public key as JWK members (without `kid`, `use`, `alg`).
     public func publicJWKMembers() throws -> [String: String] {
-        switch self {
-        case .rsa(let key):
+        if let key = rsaKey {
             let primitives = try key.publicKey.getKeyPrimitives()
             return ["kty": "RSA", "n": Base64URL.encode(primitives.modulus), "e": Base64URL.encode(primitives.publicExponent)]
-        case .ec(let key):
-            let raw = key.publicKey.rawRepresentation
-            return ["kty": "EC", "crv": "P-256", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32))]
         }
+        guard case .ec(let key) = self else { return [:] }
+        let raw = key.publicKey.rawRepresentation
+        return ["kty": "EC", "crv": "P-256", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32))]
     }
 
     /// The RFC 7638 thumbprint of the public key, used as `kid`.
@@ -68,6 +113,7 @@ public enum SigningKey: Sendable {
     public func sign(_ input: [UInt8]) throws -> Data {
         switch self {
         case .rsa(let key): return try key.signature(for: input, padding: .insecurePKCS1v1_5).rawRepresentation
+        case .rsaOpenSSL(let fast): return try fast.sign(input)
         case .ec(let key): return try key.signature(for: input).rawRepresentation
         }
     }

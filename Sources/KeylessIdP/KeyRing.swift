@@ -98,7 +98,7 @@ public actor KeyRing {
                 throw KeylessError(.configInvalid, "signing key \(record.kid) in the store cannot be unsealed with this key-encryption key.",
                                    hint: "Give every replica the same key-encryption key file (--key-encryption-key), or run `keyless idp rotate-keys` with this one.")
             }
-            let key = try SigningKey(algorithm: record.algorithm, der: der)
+            let key = try SigningKey(algorithm: record.algorithm, der: der).accelerated()
             var jwk = try key.publicJWKMembers()
             jwk["kid"] = record.kid; jwk["use"] = "sig"; jwk["alg"] = record.algorithm
             loaded.append(Loaded(record: record, key: key, jwk: jwk))
@@ -156,6 +156,7 @@ public actor KeyRing {
         for loaded in keys {
             switch loaded.key {
             case .rsa(let key): result[loaded.record.kid] = .rsa(key.publicKey)
+            case .rsaOpenSSL(let fast): result[loaded.record.kid] = .rsa(fast.key.publicKey)
             case .ec(let key): result[loaded.record.kid] = .ec(key.publicKey)
             }
         }

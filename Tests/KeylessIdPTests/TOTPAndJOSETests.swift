@@ -100,6 +100,8 @@ struct JOSETests {
     /// The public JWK members of a key, computed from the key itself (not with `publicJWKMembers`).
     static func members(_ key: SigningKey) throws -> [String: String] {
         switch key {
+        case .rsaOpenSSL(let fast):
+            return try members(.rsa(fast.key))
         case .rsa(let rsa):
             let primitives = try rsa.publicKey.getKeyPrimitives()
             return ["kty": "RSA", "n": base64url(primitives.modulus), "e": base64url(primitives.publicExponent)]
@@ -188,5 +190,28 @@ struct JOSETests {
     func standardAlphabetRefused() {
         let token = Self.header + ".e30.ab+/"
         #expect(JWS.parse(token) == nil)
+    }
+}
+
+@Suite("RS256 through the system's OpenSSL")
+struct OpenSSLRSATests {
+    @Test("OpenSSL's RS256 signature is byte for byte BoringSSL's (PKCS#1 v1.5 is deterministic) and verifies with the public key")
+    func sameSignatureAsSwiftCrypto() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        guard let fast = OpenSSLRSAKey(key) else {
+            Issue.record("libcrypto.so.3 is not loadable here; the OpenSSL path is untested (apt-get install libssl3)")
+            return
+        }
+        for message in ["", "eyJhbGciOiJSUzI1NiJ9.e30", String(repeating: "x", count: 5000)] {
+            let input = Array(message.utf8)
+            let viaOpenSSL = try SigningKey.rsaOpenSSL(fast).sign(input)
+            let viaBoringSSL = try SigningKey.rsa(key).sign(input)
+            #expect(viaOpenSSL == viaBoringSSL)
+            #expect(key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: viaOpenSSL), for: input, padding: .insecurePKCS1v1_5))
+        }
+        #expect(SigningKey.rsa(key).accelerated().algorithm == "RS256")
+        if case .rsaOpenSSL = SigningKey.rsa(key).accelerated() {} else { Issue.record("accelerated() did not pick OpenSSL although it loads") }
+        let ec = SigningKey.ec(P256.Signing.PrivateKey())
+        if case .ec = ec.accelerated() {} else { Issue.record("an EC key must stay an EC key") }
     }
 }

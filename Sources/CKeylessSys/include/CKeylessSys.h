@@ -15,3 +15,9 @@ int keyless_secret_clear(const char *account, char **error);
 void keyless_secret_free(char *secret);
 
 #endif
+
+// RSA signing through the system's OpenSSL (libcrypto.so.3, loaded on first use); all return 0/NULL without it.
+int keyless_openssl_available(void);
+void *keyless_openssl_rsa_load(const unsigned char *der, long length);
+void keyless_openssl_rsa_free(void *key);
+int keyless_openssl_rsa_sign_sha256(void *key, const unsigned char *message, size_t length, unsigned char *signature, size_t *signature_length);
