@@ -6,6 +6,10 @@ import Foundation
 
 /// A JSON string literal for `text`, quotes included: escapes quotes, backslashes and control characters only.
 public func jsonString(_ text: String) -> String {
+    // Most strings (tokens, ids, paths) need no escaping: copy them whole.
+    if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        return "\"" + text + "\""
+    }
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

@@ -499,10 +499,16 @@ public final class OAuthEngine: Sendable {
     // MARK: Tokens and helpers
 
     func sign<C: Encodable>(_ claims: C, typ: String, kid: String, key: SigningKey) throws -> String {
+        let payload: [UInt8]
+        if let access = claims as? AccessClaims {
+            payload = Array(access.jsonText.utf8)  // the hot path of client_credentials: no JSONEncoder
+        } else {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .withoutEscapingSlashes
+            payload = Array(try encoder.encode(claims))
+        }
         let header = "{\"alg\":\"" + key.algorithm + "\",\"kid\":" + jsonString(kid) + ",\"typ\":" + jsonString(typ) + "}"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        return try JWS.sign(header: Array(header.utf8), payload: Array(try encoder.encode(claims)), key: key)
+        return try JWS.sign(header: Array(header.utf8), payload: payload, key: key)
     }
 
     /// A random URL-safe token of `bytes` random bytes.
@@ -568,6 +574,19 @@ public struct AccessClaims: Codable, Sendable {
     public var amr: [String]?
     /// The user's groups (user grants).
     public var groups: [String]?
+
+    /// The claims as JSON, written directly (same members and values as the Codable encoding).
+    var jsonText: String {
+        func list(_ values: [String]) -> String { "[" + values.map(jsonString).joined(separator: ",") + "]" }
+        var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub)
+        text += ",\"aud\":" + (aud.values.count == 1 ? jsonString(aud.values[0]) : list(aud.values))
+        text += ",\"exp\":" + String(exp) + ",\"iat\":" + String(iat) + ",\"jti\":" + jsonString(jti)
+        text += ",\"client_id\":" + jsonString(client_id) + ",\"scope\":" + jsonString(scope)
+        if let auth_time { text += ",\"auth_time\":" + String(auth_time) }
+        if let amr { text += ",\"amr\":" + list(amr) }
+        if let groups { text += ",\"groups\":" + list(groups) }
+        return text + "}"
+    }
 }
 
 /// Remembers the last one-time-code step each user spent, so a code cannot be used twice.

@@ -24,20 +24,24 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
                     file: String, function: String, line: UInt) {
-        let merged = extra.map { metadata.merging($0) { _, new in new } } ?? metadata
-        var bytes = Array(Self.line(timestamp: Self.timestamp(), level: level, label: label, message: message.description, metadata: merged).utf8)
-        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+        var merged = metadata
+        if let extra { for (key, value) in extra { merged[key] = value } }
+        var text = Self.line(timestamp: Self.timestamp(), level: level, label: label, message: message.description, metadata: merged)
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 
     /// One log line (with its newline). Written by hand: JSONSerialization, and its sorting of keys through ICU, cost
     /// more than the rest of a token request.
     public static func line(timestamp: String, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
-        var text = "{\"ts\":\"" + timestamp + "\",\"level\":\"" + level.rawValue + "\",\"logger\":" + jsonString(label)
-            + ",\"msg\":" + jsonString(message)
-        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where !["ts", "level", "logger", "msg"].contains(key) {
-            text += "," + jsonString(key) + ":" + json(value)
+        var text = ""
+        text.reserveCapacity(256)
+        text += "{\"ts\":\""; text += timestamp; text += "\",\"level\":\""; text += level.rawValue
+        text += "\",\"logger\":"; text += jsonString(label); text += ",\"msg\":"; text += jsonString(message)
+        for key in metadata.keys.sorted() where key != "ts" && key != "level" && key != "logger" && key != "msg" {
+            text += ","; text += jsonString(key); text += ":"; text += json(metadata[key]!)
         }
-        return text + "}\n"
+        text += "}\n"
+        return text
     }
 
     static func json(_ value: Logger.Metadata.Value) -> String {

@@ -215,3 +215,24 @@ struct OpenSSLRSATests {
         if case .ec = ec.accelerated() {} else { Issue.record("an EC key must stay an EC key") }
     }
 }
+
+@Suite("Access-token claims written by hand")
+struct AccessClaimsJSONTests {
+    @Test("the hand-written access-token JSON decodes to the same claims as the Codable form, with and without user members and escapes")
+    func sameAsCodable() throws {
+        let samples = [
+            AccessClaims(iss: "http://127.0.0.1:9000", sub: "deployer", aud: Audience(["sts.amazonaws.com"]), exp: 1_800_000_600, iat: 1_800_000_000,
+                         jti: "abc_-1", client_id: "deployer", scope: "deploy"),
+            AccessClaims(iss: "https://idp.example.com", sub: "al\"ice\\", aud: Audience(["a", "b"]), exp: 2, iat: 1, jti: "j", client_id: "cli",
+                         scope: "openid email", auth_time: 1, amr: ["pwd", "otp", "mfa"], groups: ["dév", "ops\n"]),
+        ]
+        for claims in samples {
+            let decoded = try JSONDecoder().decode(AccessClaims.self, from: Data(claims.jsonText.utf8))
+            let viaCodable = try JSONDecoder().decode(AccessClaims.self, from: try JSONEncoder().encode(claims))
+            let sorted = JSONEncoder()
+            sorted.outputFormatting = .sortedKeys
+            #expect(try sorted.encode(decoded) == sorted.encode(viaCodable))
+            #expect(decoded.sub == claims.sub && decoded.aud == claims.aud && decoded.groups == claims.groups && decoded.amr == claims.amr)
+        }
+    }
+}
