@@ -41,12 +41,18 @@ public struct ClientCredentials: Sendable {
            let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") {
             // RFC 6749 §2.3.1: both parts are form-urlencoded inside the Basic credentials.
-            func formDecoded(_ part: Substring) -> String {
-                guard part.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(part) }
-                return part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            }
-            basic = (formDecoded(text[..<colon]), formDecoded(text[text.index(after: colon)...]))
+            basic = (FormDecoding.value(text[..<colon]) ?? "", FormDecoding.value(text[text.index(after: colon)...]) ?? "")
         }
+    }
+}
+
+/// `application/x-www-form-urlencoded` values.
+public enum FormDecoding {
+    /// A decoded name or value ("+" is a space); nil when a percent escape is malformed. Text without escapes is
+    /// returned as is, without Foundation's decoder.
+    public static func value(_ text: Substring) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
+        return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 }
 

@@ -154,9 +154,9 @@ struct IdPRoutes {
             let username = form["username"] ?? ""
             switch await engine.login(username: username, password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
             case .failure(let failure):
-                metrics.login(outcome: "\(failure)".components(separatedBy: "(")[0])
-                logger.notice("login failed", metadata: ["reason": .string("\(failure)"), "peer": .string(context.peer)])
-                return loginFailurePage(failure, authorization: authorization, csrf: csrf, username: username)
+                return loginFailed(failure, peer: context.peer) { message in
+                    Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username, message: message)
+                }
             case .success(let authentication):
                 metrics.login(outcome: "success")
                 let sessionID = try await engine.startSession(authentication)
@@ -173,21 +173,19 @@ struct IdPRoutes {
         }
     }
 
-    func loginFailurePage(_ failure: LoginFailure, authorization: AuthorizationRequest, csrf: String, username: String) -> Response {
-        switch failure {
-        case .throttled(let wait):
-            var response = Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username,
-                                                      message: "Too many failed attempts. Try again in \(wait) seconds."), status: .tooManyRequests)
-            response.headers[.retryAfter] = String(wait)
-            return response
-        case .otpRequired:
-            return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username,
-                                              message: "Your account needs a one-time code: enter your password and the code from your authenticator."),
-                                  status: .unauthorized)
-        case .invalid:
-            return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username,
-                                              message: "Wrong username, password or one-time code."), status: .unauthorized)
+    /// The answer to a failed login on either form: `page` renders the form again with the message. Records the
+    /// outcome in the metrics and the log (never what was typed).
+    func loginFailed(_ failure: LoginFailure, peer: String, page: (String) -> String) -> Response {
+        let (outcome, message, status): (String, String, HTTPResponse.Status) = switch failure {
+        case .throttled(let wait): ("throttled", "Too many failed attempts. Try again in \(wait) seconds.", .tooManyRequests)
+        case .otpRequired: ("otp_required", "Your account needs a one-time code: enter your password and the code from your authenticator.", .unauthorized)
+        case .invalid: ("invalid", "Wrong username, password or one-time code.", .unauthorized)
         }
+        metrics.login(outcome: outcome)
+        logger.notice("login failed", metadata: ["reason": .string(outcome), "peer": .string(peer)])
+        var response = Responses.html(page(message), status: status)
+        if case .throttled(let wait) = failure { response.headers[.retryAfter] = String(wait) }
+        return response
     }
 
     func isFirstParty(_ clientID: String) -> Bool { engine.config.client(clientID)?.firstParty ?? true }
@@ -226,15 +224,9 @@ struct IdPRoutes {
         if authentication == nil {
             switch await engine.login(username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
             case .failure(let failure):
-                metrics.login(outcome: "\(failure)".components(separatedBy: "(")[0])
-                let (message, status): (String, HTTPResponse.Status) = switch failure {
-                case .throttled(let wait): ("Too many failed attempts. Try again in \(wait) seconds.", .tooManyRequests)
-                case .otpRequired: ("Your account needs a one-time code.", .unauthorized)
-                case .invalid: ("Wrong username, password or one-time code.", .unauthorized)
+                return loginFailed(failure, peer: context.peer) { message in
+                    Pages.device(userCode: userCode, csrf: csrf, signedInAs: nil, message: message)
                 }
-                var response = Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: nil, message: message), status: status)
-                if case .throttled(let wait) = failure { response.headers[.retryAfter] = String(wait) }
-                return response
             case .success(let fresh):
                 metrics.login(outcome: "success")
                 authentication = fresh

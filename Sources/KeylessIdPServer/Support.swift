@@ -27,7 +27,7 @@ enum FormFields {
         var seen = Set<String>()
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else {
+            guard let name = FormDecoding.value(parts[0]), let value = FormDecoding.value(parts.count > 1 ? parts[1] : "") else {
                 throw OAuthError("invalid_request", "the request is not valid form encoding.")
             }
             guard seen.insert(name).inserted else { throw OAuthError("invalid_request", "parameter \(name) appears more than once.") }
@@ -35,11 +35,6 @@ enum FormFields {
             if !value.isEmpty { result[name] = value }
         }
         return result
-    }
-
-    static func decode(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
-        return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 
     static func body(_ request: Request) async throws -> [String: String] {
