@@ -120,7 +120,7 @@ public final class ClientAuthenticator: Sendable {
 
     private func checkAssertion(_ assertion: String, claimedID: String?) throws -> IdPConfiguration.Client {
         struct Claims: Decodable {
-            var iss: String?; var sub: String?; var aud: Audience?; var exp: Double?; var jti: String?; var nbf: Double?
+            var iss: String?; var sub: String?; var aud: AudienceList?; var exp: Double?; var jti: String?; var nbf: Double?
         }
         guard let parts = JWS.parse(assertion), let claims = try? JSONDecoder().decode(Claims.self, from: parts.payload) else {
             throw OAuthError.invalidClient("client_assertion is not a well-formed JWT.")
@@ -154,23 +154,4 @@ public final class ClientAuthenticator: Sendable {
     }
 
     static let dummyHash = PasswordHash("$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")!
-}
-
-/// An `aud` claim: one string or an array of them.
-public struct Audience: Codable, Sendable, Equatable {
-    /// The values.
-    public var values: [String]
-
-    /// An audience.
-    public init(_ values: [String]) { self.values = values }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        if values.count == 1 { try container.encode(values[0]) } else { try container.encode(values) }
-    }
 }

@@ -369,7 +369,7 @@ public final class OAuthEngine: Sendable {
         let now = clock.now()
         let ttl = client.accessTokenTTL ?? config.lifetimes.accessToken
         let (kid, key) = try await keys.currentSigningKey()
-        let access = try sign(AccessClaims(iss: issuer, sub: client.id, aud: Audience([client.audience ?? client.id]), exp: Self.seconds(now) + ttl,
+        let access = try sign(AccessClaims(iss: issuer, sub: client.id, aud: AudienceList([client.audience ?? client.id]), exp: Self.seconds(now) + ttl,
                                            iat: Self.seconds(now), jti: Self.randomToken(bytes: 16), client_id: client.id, scope: scope),
                               typ: "at+jwt", kid: kid, key: key)
         return TokenResponse(accessToken: access, expiresIn: ttl, scope: scope)
@@ -401,7 +401,7 @@ public final class OAuthEngine: Sendable {
                                         auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
                                         email: user?.email, preferred_username: user?.username, groups: user?.groups ?? []),
                                typ: "JWT", kid: kid, key: key)
-        let access = try sign(AccessClaims(iss: issuer, sub: authentication.subject, aud: Audience([client.audience ?? client.id]),
+        let access = try sign(AccessClaims(iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
                                            exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: Self.randomToken(bytes: 16),
                                            client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
                                            amr: authentication.amr, groups: user?.groups ?? []),
@@ -556,8 +556,8 @@ public struct AccessClaims: Codable, Sendable {
     public var iss: String
     /// Subject: the user, or the client for client_credentials.
     public var sub: String
-    /// Audience.
-    public var aud: Audience
+    /// AudienceList.
+    public var aud: AudienceList
     /// Expiry (seconds since 1970).
     public var exp: Int
     /// Issued at.

@@ -715,7 +715,7 @@ struct UserinfoAndRevocationTests {
         let (kid, key) = try await f.keys.signingKey()
         let foreignKey = try await other.keys.signingKey().key
         let now = Fixture.referenceSeconds
-        let claims = AccessClaims(iss: Fixture.issuer, sub: "alice", aud: Audience(["cli"]), exp: now + 600, iat: now, jti: "j-1",
+        let claims = AccessClaims(iss: Fixture.issuer, sub: "alice", aud: AudienceList(["cli"]), exp: now + 600, iat: now, jti: "j-1",
                                   client_id: "cli", scope: "openid", auth_time: now)
         // The same claims and header verify when this provider's key signs them, and not when another key does.
         #expect(try await f.engine.userinfo(bearer: try f.engine.sign(claims, typ: "at+jwt", kid: kid, key: key))["sub"] as? String == "alice")
@@ -728,7 +728,7 @@ struct UserinfoAndRevocationTests {
         let f = try await EngineFixture()
         let (kid, key) = try await f.keys.signingKey()
         let now = Fixture.referenceSeconds
-        let claims = AccessClaims(iss: Fixture.issuer, sub: "alice", aud: Audience(["cli"]), exp: now + 600, iat: now, jti: "j-2",
+        let claims = AccessClaims(iss: Fixture.issuer, sub: "alice", aud: AudienceList(["cli"]), exp: now + 600, iat: now, jti: "j-2",
                                   client_id: "cli", scope: "openid", auth_time: now)
         #expect(try await f.engine.verifyAccessToken(try f.engine.sign(claims, typ: "at+jwt", kid: kid, key: key)).sub == "alice")
         let plainJWT = try f.engine.sign(claims, typ: "JWT", kid: kid, key: key)

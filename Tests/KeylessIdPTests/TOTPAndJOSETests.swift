@@ -221,9 +221,9 @@ struct AccessClaimsJSONTests {
     @Test("the hand-written access-token JSON decodes to the same claims as the Codable form, with and without user members and escapes")
     func sameAsCodable() throws {
         let samples = [
-            AccessClaims(iss: "http://127.0.0.1:9000", sub: "deployer", aud: Audience(["sts.amazonaws.com"]), exp: 1_800_000_600, iat: 1_800_000_000,
+            AccessClaims(iss: "http://127.0.0.1:9000", sub: "deployer", aud: AudienceList(["sts.amazonaws.com"]), exp: 1_800_000_600, iat: 1_800_000_000,
                          jti: "abc_-1", client_id: "deployer", scope: "deploy"),
-            AccessClaims(iss: "https://idp.example.com", sub: "al\"ice\\", aud: Audience(["a", "b"]), exp: 2, iat: 1, jti: "j", client_id: "cli",
+            AccessClaims(iss: "https://idp.example.com", sub: "al\"ice\\", aud: AudienceList(["a", "b"]), exp: 2, iat: 1, jti: "j", client_id: "cli",
                          scope: "openid email", auth_time: 1, amr: ["pwd", "otp", "mfa"], groups: ["dév", "ops\n"]),
         ]
         for claims in samples {
