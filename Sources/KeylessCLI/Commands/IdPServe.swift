@@ -96,14 +96,23 @@ extension Keyless.IdP {
                 let context = try CommandContext.live()
                 let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
                                                         kekPath: store.kek, keyReload: 0, context: context)
-                defer { Task { try? await runtime.store.close() } }
                 let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)
                 let discovery = try JSONSerialization.data(withJSONObject: engine.discoveryDocument(), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-                let jwks = try await runtime.keys.jwks()
-                try FileManager.default.createDirectory(atPath: out + "/.well-known", withIntermediateDirectories: true)
+                let jwks: [UInt8]
+                do {
+                    jwks = try await runtime.keys.jwks()
+                    try await runtime.store.close()
+                } catch {
+                    try? await runtime.store.close()
+                    throw error
+                }
+                do {
+                    try FileManager.default.createDirectory(atPath: out + "/.well-known", withIntermediateDirectories: true)
+                } catch {
+                    throw KeylessError(.io, "cannot create \(out)/.well-known: \(error.localizedDescription)", hint: "Check that --out names a writable directory.")
+                }
                 try Files.writeAtomically(Array(discovery) + [0x0a], to: out + "/.well-known/openid-configuration", mode: 0o644)
                 try Files.writeAtomically(jwks + [0x0a], to: out + "/jwks.json", mode: 0o644)
-                try await runtime.store.close()
                 FileHandle.standardOutput.write(Data("""
                 wrote \(out)/.well-known/openid-configuration  (served as \(runtime.issuer)/.well-known/openid-configuration)
                 wrote \(out)/jwks.json  (served as \(runtime.issuer)/jwks.json)
