@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "KeylessFastPath", dependencies: [
             "KeylessCore", "KeylessSecrets", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // AWS Signature Version 4: pure, deterministic, checked against AWS's example and botocore.
+        .target(name: "KeylessSigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // `~/.aws/config` reading (profiles and their credential_process lines).
         .target(name: "KeylessAWSConfig", dependencies: ["KeylessCore"]),
         // The HTTP transport protocol and its AsyncHTTPClient implementation; form and base64url encoding.
@@ -130,6 +132,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "KeylessSigV4Tests", dependencies: ["KeylessSigV4", "KeylessTestSupport"]),
         .testTarget(name: "KeylessStorageTests", dependencies: [
             "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
         ]),
