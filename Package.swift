@@ -50,7 +50,7 @@ let package = Package(
         ]),
         // STS clients and endpoint resolution.
         .target(name: "KeylessAWS", dependencies: [
-            "KeylessCore", "KeylessHTTP",
+            "KeylessCore", "KeylessHTTP", "KeylessSigV4",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // OIDC discovery, JWKS, ID-token verification, PKCE, authorization-code, device and refresh flows.
@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
         .testTarget(name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
         .testTarget(name: "KeylessAWSTests", dependencies: [
-            "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessCore", "KeylessHTTP",
+            "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessCore", "KeylessHTTP", "KeylessSigV4",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KeylessOIDCTests", dependencies: [

@@ -1,6 +1,7 @@
 import Foundation
 import KeylessCore
 import KeylessHTTP
+import KeylessSigV4
 import Logging
 
 /// Temporary AWS credentials as STS returns them.
@@ -86,6 +87,43 @@ public struct WebIdentityRequest: Sendable, Equatable {
     }
 }
 
+/// An `AssumeRole` call made with the caller's own AWS credentials (the access server's path).
+public struct AssumeRoleRequest: Sendable, Equatable {
+    /// The role.
+    public var roleArn: String
+    /// `RoleSessionName`.
+    public var sessionName: String
+    /// `DurationSeconds` (900 to the role's maximum).
+    public var durationSeconds: Int?
+    /// `SourceIdentity`: who the session is for, kept by AWS across role chaining and in CloudTrail.
+    public var sourceIdentity: String?
+    /// Session tags, in order.
+    public var tags: [(key: String, value: String)]
+
+    /// A request.
+    public init(roleArn: String, sessionName: String, durationSeconds: Int? = nil, sourceIdentity: String? = nil, tags: [(key: String, value: String)] = []) {
+        self.roleArn = roleArn; self.sessionName = sessionName; self.durationSeconds = durationSeconds
+        self.sourceIdentity = sourceIdentity; self.tags = tags
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.roleArn == b.roleArn && a.sessionName == b.sessionName && a.durationSeconds == b.durationSeconds
+            && a.sourceIdentity == b.sourceIdentity && a.tags.elementsEqual(b.tags) { $0 == $1 }
+    }
+
+    /// The form body STS receives.
+    public var formBody: String {
+        var pairs = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", roleArn), ("RoleSessionName", sessionName)]
+        if let durationSeconds { pairs.append(("DurationSeconds", String(durationSeconds))) }
+        if let sourceIdentity { pairs.append(("SourceIdentity", sourceIdentity)) }
+        for (index, tag) in tags.enumerated() {
+            pairs.append(("Tags.member.\(index + 1).Key", tag.key))
+            pairs.append(("Tags.member.\(index + 1).Value", tag.value))
+        }
+        return FormEncoding.encode(pairs)
+    }
+}
+
 /// The STS client.
 public struct STSClient: Sendable {
     let endpoint: String
@@ -131,6 +169,43 @@ public struct STSClient: Sendable {
         guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let token = fields["SessionToken"],
               let expirationText = fields["Expiration"], let expiration = Self.parseDate(expirationText) else {
             throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check --sts-endpoint.")
+        }
+        return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
+    }
+
+    /// Calls `AssumeRole`, signed with SigV4 by `credentials` for `region` at `date`.
+    public func assumeRole(_ request: AssumeRoleRequest, credentials: SigV4Credentials, region: String, date: Date) async throws -> AWSCredentials {
+        try Self.validateRoleArn(request.roleArn)
+        let body = Array(request.formBody.utf8)
+        let unsigned = [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Accept", "text/xml")]
+        guard let added = SigV4.sign(SigV4Request(method: "POST", url: endpoint, headers: unsigned, body: body), credentials: credentials,
+                                     region: region, service: "sts", date: date) else {
+            throw KeylessError(.configInvalid, "the STS endpoint \(endpoint) is not an absolute URL.", hint: "Use https://sts.REGION.amazonaws.com or the endpoint of your STS.")
+        }
+        var headers: [String: String] = [:]
+        for (name, value) in unsigned + added { headers[name.lowercased()] = value }
+        logger.debug("sts request", metadata: ["sts.action": "AssumeRole", "sts.role": "\(request.roleArn)", "sts.session": "\(request.sessionName)",
+                                                "sts.endpoint": "\(endpoint)"])
+        let response: HTTPResponseData
+        do {
+            response = try await http.send(method: "POST", url: endpoint, headers: headers, body: body)
+        } catch {
+            throw KeylessError(.stsUnreachable, "Cannot reach AWS STS at \(endpoint): \(error).", hint: "Check the network and the STS endpoint, then retry.")
+        }
+        let fields = XMLFields.parse(response.body)
+        guard response.status == 200 else {
+            let code = fields["Code"] ?? "HTTP \(response.status)"
+            let message = fields["Message"] ?? ""
+            if code == "AccessDenied" {
+                throw KeylessError(.stsAccessDenied, "STS refused AssumeRole of \(request.roleArn): \(message)",
+                                   hint: "The role's trust policy must allow this server's AWS principal sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity.")
+            }
+            throw KeylessError(.stsError, "STS answered \(code) to AssumeRole of \(request.roleArn): \(message)",
+                               hint: "Check the role ARN, the duration against the role's maximum, and the server's AWS credentials.")
+        }
+        guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let token = fields["SessionToken"],
+              let expirationText = fields["Expiration"], let expiration = Self.parseDate(expirationText) else {
+            throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check the STS endpoint.")
         }
         return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
     }

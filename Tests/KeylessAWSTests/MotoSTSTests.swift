@@ -1,6 +1,7 @@
 import Foundation
 import KeylessAWS
 import KeylessHTTP
+import KeylessSigV4
 import KeylessTestSupport
 import Testing
 
@@ -36,5 +37,24 @@ struct MotoSTSTests {
         #expect(credentials.expiration > before.addingTimeInterval(800))
         #expect(credentials.expiration < Date().addingTimeInterval(1000))
         #expect(try moto.stsPostCount() == 1)
+    }
+
+    @Test("AssumeRole signed with SigV4 is answered by moto's STS for the session name and duration sent, with source identity and tags in the form")
+    func signedAssumeRole() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let role = try await moto.createRole(name: "keyless-server")
+        let client = STSClient(endpoint: moto.endpoint, http: AsyncHTTPTransport(), logger: quietLogger)
+        let request = AssumeRoleRequest(roleArn: role, sessionName: "alice@example.com", durationSeconds: 1800, sourceIdentity: "alice@example.com",
+                                        tags: [(key: "team", value: "platform"), (key: "email", value: "alice@example.com")])
+        let credentials = try await client.assumeRole(request, credentials: SigV4Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "server-secret"),
+                                                      region: "us-east-1", date: Date())
+        #expect(credentials.accessKeyId.hasPrefix("ASIA"))
+        #expect(credentials.assumedRoleArn?.hasSuffix(":assumed-role/keyless-server/alice@example.com") == true)
+        #expect(credentials.expiration > Date().addingTimeInterval(1700) && credentials.expiration < Date().addingTimeInterval(1900))
+        #expect(try moto.stsPostCount() == 1)
+        let form = request.formBody
+        #expect(form.contains("SourceIdentity=alice%40example.com"))
+        #expect(form.contains("Tags.member.2.Key=email&Tags.member.2.Value=alice%40example.com"))
     }
 }
