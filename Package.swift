@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "KeylessAWSTests", dependencies: [
             "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessCore", "KeylessHTTP", "KeylessSigV4",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], exclude: ["Fixtures"]),
         .testTarget(name: "KeylessOIDCTests", dependencies: [
             "KeylessOIDC", "KeylessTestSupport", "KeylessCore", "KeylessHTTP",
             .product(name: "JWTKit", package: "jwt-kit"),

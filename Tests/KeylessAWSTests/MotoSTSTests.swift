@@ -47,7 +47,7 @@ struct MotoSTSTests {
         let client = STSClient(endpoint: moto.endpoint, http: AsyncHTTPTransport(), logger: quietLogger)
         let request = AssumeRoleRequest(roleArn: role, sessionName: "alice@example.com", durationSeconds: 1800, sourceIdentity: "alice@example.com",
                                         tags: [(key: "team", value: "platform"), (key: "email", value: "alice@example.com")])
-        let credentials = try await client.assumeRole(request, credentials: SigV4Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "server-secret"),
+        let credentials = try await client.assumeRole(request, credentials: SigV4Credentials(accessKeyID: "AKIDEXAMPLESERVER", secretAccessKey: "server-secret"),
                                                       region: "us-east-1", date: Date())
         #expect(credentials.accessKeyId.hasPrefix("ASIA"))
         #expect(credentials.assumedRoleArn?.hasSuffix(":assumed-role/keyless-server/alice@example.com") == true)
