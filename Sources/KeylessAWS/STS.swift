@@ -166,11 +166,7 @@ public struct STSClient: Sendable {
         }
         let fields = XMLFields.parse(response.body)
         guard response.status == 200 else { throw Self.mapError(status: response.status, fields: fields, request: request) }
-        guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let token = fields["SessionToken"],
-              let expirationText = fields["Expiration"], let expiration = Self.parseDate(expirationText) else {
-            throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check --sts-endpoint.")
-        }
-        return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
+        return try Self.credentials(fields)
     }
 
     /// Calls `AssumeRole`, signed with SigV4 by `credentials` for `region` at `date`.
@@ -203,9 +199,14 @@ public struct STSClient: Sendable {
             throw KeylessError(.stsError, "STS answered \(code) to AssumeRole of \(request.roleArn): \(message)",
                                hint: "Check the role ARN, the duration against the role's maximum, and the server's AWS credentials.")
         }
+        return try Self.credentials(fields)
+    }
+
+    /// The credentials in a successful STS answer (any Assume* action).
+    static func credentials(_ fields: [String: String]) throws -> AWSCredentials {
         guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let token = fields["SessionToken"],
-              let expirationText = fields["Expiration"], let expiration = Self.parseDate(expirationText) else {
-            throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check the STS endpoint.")
+              let expirationText = fields["Expiration"], let expiration = parseDate(expirationText) else {
+            throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check --sts-endpoint (or the server's STS endpoint).")
         }
         return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
     }
