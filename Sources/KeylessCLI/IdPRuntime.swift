@@ -17,11 +17,11 @@ struct IdPRuntime {
 
     /// Where the store lives: `--database`, else `KEYLESS_IDP_DATABASE`, else SQLite under the data directory.
     /// Accepts `postgres://…`, `sqlite:PATH` or a plain path.
-    static func openStore(_ database: String?, context: CommandContext) throws -> (any IdPStore, description: String) {
+    static func openStore(_ database: String?, context: CommandContext) throws -> any IdPStore {
         let spec = database ?? context.environment["KEYLESS_IDP_DATABASE"] ?? (context.paths.data + "/idp.sqlite")
         if spec.hasPrefix("postgres://") || spec.hasPrefix("postgresql://") {
             do {
-                return (try PostgresIdPStore(url: spec, logger: context.logger), "PostgreSQL")
+                return try PostgresIdPStore(url: spec, logger: context.logger)
             } catch {
                 throw KeylessError(.configInvalid, "cannot use the PostgreSQL URL: \(error)", hint: "Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.")
             }
@@ -29,7 +29,7 @@ struct IdPRuntime {
         let path = spec.hasPrefix("sqlite:") ? String(spec.dropFirst("sqlite:".count)) : spec
         try Files.ensurePrivateDirectory(Files.parentDirectory(path))
         do {
-            return (try SQLiteIdPStore(path: path), "SQLite \(path)")
+            return try SQLiteIdPStore(path: path)
         } catch {
             throw KeylessError(.io, "cannot open the SQLite database \(path): \(error)", hint: "Check the path and its permissions, or pass --database.")
         }
@@ -44,7 +44,7 @@ struct IdPRuntime {
             throw KeylessError(.configInvalid, "the issuer is missing or not https.",
                                hint: "Pass --issuer https://… (plain http only on loopback), or set issuer: in \(configPath).")
         }
-        let (store, _) = try openStore(database, context: context)
+        let store = try openStore(database, context: context)
         do {
             try await store.migrate()
         } catch {

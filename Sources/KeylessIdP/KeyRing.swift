@@ -181,12 +181,6 @@ public actor KeyRing {
         return (record.kid, retiring)
     }
 
-    /// The keys as they are stored (for `keyless idp keys`-style listings and tests).
-    public func records() async throws -> [SigningKeyRecord] {
-        try await reloadIfStale()
-        return keys.map(\.record)
-    }
-
     private func makeRecord(activatesAt: Date, now: Date) throws -> SigningKeyRecord {
         let key = try SigningKey.generate(algorithm: algorithm)
         let kid = try key.thumbprint()

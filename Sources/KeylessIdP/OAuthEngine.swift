@@ -70,14 +70,6 @@ public struct TokenResponse: Sendable, Equatable {
         if let refreshToken { text += ",\"refresh_token\":" + jsonString(refreshToken) }
         return text + ",\"scope\":" + jsonString(scope) + "}"
     }
-
-    /// The JSON members.
-    public var json: [String: Any] {
-        var object: [String: Any] = ["access_token": accessToken, "token_type": "Bearer", "expires_in": expiresIn, "scope": scope]
-        if let idToken { object["id_token"] = idToken }
-        if let refreshToken { object["refresh_token"] = refreshToken }
-        return object
-    }
 }
 
 /// The device authorization endpoint's answer (RFC 8628 §3.2).
