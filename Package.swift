@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Errors with codes, clocks, environment, XDG paths, atomic writes and file locks.
@@ -48,9 +49,9 @@ let package = Package(
             "KeylessCore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
-        // STS clients and endpoint resolution.
+        // STS clients, endpoint resolution and the AWS credential-provider chain (env, profile, web identity, container, IMDS).
         .target(name: "KeylessAWS", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessSigV4",
+            "KeylessCore", "KeylessHTTP", "KeylessSigV4", "KeylessAWSConfig",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // OIDC discovery, JWKS, ID-token verification, PKCE, authorization-code, device and refresh flows.
@@ -93,10 +94,24 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The access server's policy: accounts, roles, grants from groups and claims, session tags; parsed with
+        // line numbers and reloaded on change.
+        .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
+        // The access server (Hummingbird): bearer authentication, config, credentials, console links, audit, web page.
+        .target(name: "KeylessServer", dependencies: [
+            "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4", "KeylessIdPServer",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
             "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP",
-            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres",
+            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -135,6 +150,16 @@ let package = Package(
         .testTarget(name: "KeylessSigV4Tests", dependencies: ["KeylessSigV4", "KeylessTestSupport"]),
         .testTarget(name: "KeylessStorageTests", dependencies: [
             "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
+        ]),
+        .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore"]),
+        .testTarget(name: "KeylessServerTests", dependencies: [
+            "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessIdP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KeylessCLITests", dependencies: ["KeylessCLI", "KeylessTestSupport"]),
     ]

@@ -1,0 +1,1 @@
+// The policy model; see Policy.swift.

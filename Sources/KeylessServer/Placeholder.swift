@@ -1,0 +1,1 @@
+// The access server; see Server.swift.
