@@ -42,13 +42,16 @@ public struct RoleSettings: Sendable {
     public var region: String?
     /// An explicit STS endpoint.
     public var stsEndpoint: String?
+    /// The keyless server that issues the credentials (nil: AssumeRoleWithWebIdentity directly).
+    public var server: String?
 
     /// Creates settings.
-    public init(roleArn: String, durationSeconds: Int? = nil, region: String? = nil, stsEndpoint: String? = nil) {
+    public init(roleArn: String, durationSeconds: Int? = nil, region: String? = nil, stsEndpoint: String? = nil, server: String? = nil) {
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
         self.region = region
         self.stsEndpoint = stsEndpoint
+        self.server = server
     }
 }
 
@@ -75,14 +78,45 @@ public struct CredentialBroker: Sendable {
     /// AWS credentials for `role`, from the cache while more than 15 minutes remain.
     public func credentials(for role: RoleSettings) async throws -> CachedCredentials {
         try STSClient.validateRoleArn(role.roleArn)
-        let key = CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+        let key = CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn, durationSeconds: role.durationSeconds, server: role.server)
         if let cached = try readFresh(key) { return cached }
         let lock = try takeLock()
         defer { lock.unlock() }
         // Another process may have done the work while we waited for the lock.
         if let cached = try readFresh(key) { return cached }
 
-        var tokens = try await usableTokens(forceRefresh: false)
+        let tokens = try await usableTokens(forceRefresh: false)
+        let credentials: AWSCredentials
+        if let server = role.server {
+            credentials = try await serverCredentials(server: server, role: role, tokens: tokens)
+        } else {
+            credentials = try await webIdentityCredentials(role: role, tokens: tokens)
+        }
+        let cached = CachedCredentials(accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
+                                       sessionToken: credentials.sessionToken, expiration: credentials.expiration.timeIntervalSince1970,
+                                       assumedRoleArn: credentials.assumedRoleArn)
+        var labels = ["kind": "aws-credentials", "issuer": login.oidc.issuer, "client_id": login.oidc.clientID, "role_arn": role.roleArn]
+        if let arn = credentials.assumedRoleArn { labels["assumed_role_arn"] = arn }
+        if let server = role.server { labels["server"] = server }
+        let header = EntryHeader(name: key.credentialsEntry, expiresAt: credentials.expiration, updatedAt: context.clock.now(), labels: labels, backend: store.backendName)
+        try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(cached))))
+        return cached
+    }
+
+    /// Asks the keyless server for the credentials, with a fresh ID token once if it refuses the cached one.
+    func serverCredentials(server: String, role: RoleSettings, tokens: TokenSet) async throws -> AWSCredentials {
+        let client = try AccessServerClient(baseURL: server, http: context.http)
+        do {
+            return try await client.credentials(idToken: tokens.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+        } catch let error as KeylessError where error.code == .tokenInvalid {
+            let fresh = try await usableTokens(forceRefresh: true)
+            return try await client.credentials(idToken: fresh.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+        }
+    }
+
+    /// `AssumeRoleWithWebIdentity` with the ID token, with a fresh token once if STS calls it expired.
+    func webIdentityCredentials(role: RoleSettings, tokens: TokenSet) async throws -> AWSCredentials {
+        var tokens = tokens
         let sts = STSClient(endpoint: STSEndpoint.resolve(explicit: role.stsEndpoint, region: role.region, environment: context.environment),
                             http: context.http, logger: context.logger)
         let claims = UnverifiedJWT.claims(tokens.idToken)
@@ -99,14 +133,7 @@ public struct CredentialBroker: Sendable {
             tokens = try await usableTokens(forceRefresh: true)
             credentials = try await sts.assumeRoleWithWebIdentity(request(tokens))
         }
-        let cached = CachedCredentials(accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
-                                       sessionToken: credentials.sessionToken, expiration: credentials.expiration.timeIntervalSince1970,
-                                       assumedRoleArn: credentials.assumedRoleArn)
-        var labels = ["kind": "aws-credentials", "issuer": login.oidc.issuer, "client_id": login.oidc.clientID, "role_arn": role.roleArn]
-        if let arn = credentials.assumedRoleArn { labels["assumed_role_arn"] = arn }
-        let header = EntryHeader(name: key.credentialsEntry, expiresAt: credentials.expiration, updatedAt: context.clock.now(), labels: labels, backend: store.backendName)
-        try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(cached))))
-        return cached
+        return credentials
     }
 
     /// A valid ID token (refreshing or logging in as needed), under the lock.

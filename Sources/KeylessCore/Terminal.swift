@@ -68,6 +68,13 @@ public final class Terminal: @unchecked Sendable {
         return readLineFromTTY()
     }
 
+    /// Asks a question on the terminal and reads the answer with echo; `nil` without a terminal or at end of input.
+    public func ask(_ prompt: String) -> String? {
+        guard ttyFD >= 0 else { return nil }
+        write(prompt)
+        return readLineFromTTY()
+    }
+
     private func readLineFromTTY() -> String? {
         var line: [UInt8] = []
         var byte: UInt8 = 0

@@ -22,21 +22,28 @@ public struct CacheKey: Sendable, Equatable {
     public var roleArn: String?
     /// Requested duration, part of the key so that different durations do not share an entry.
     public var durationSeconds: Int?
+    /// The keyless server that issued them (nil: STS directly); part of the key, since the sessions differ.
+    public var server: String?
 
     /// Creates a key.
-    public init(issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil) {
+    public init(issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil) {
         var issuer = issuer
         while issuer.hasSuffix("/") { issuer.removeLast() }
         self.issuer = issuer
         self.clientID = clientID
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
+        self.server = server.map { var url = $0; while url.hasSuffix("/") { url.removeLast() }; return url }
     }
 
     /// The token entry: one per provider and client, shared by all roles.
     public var tokenEntry: String { "oidc/" + Self.digest([issuer, clientID]) }
     /// The credentials entry for the role.
-    public var credentialsEntry: String { "sts/" + Self.digest([issuer, clientID, roleArn ?? "", durationSeconds.map(String.init) ?? ""]) }
+    public var credentialsEntry: String {
+        var parts = [issuer, clientID, roleArn ?? "", durationSeconds.map(String.init) ?? ""]
+        if let server { parts.append(server) }
+        return "sts/" + Self.digest(parts)
+    }
     /// The lock that serialises refreshes and logins for this provider and client.
     public var lockName: String { Self.digest([issuer, clientID]) + ".lock" }
 

@@ -17,7 +17,8 @@ import Darwin
 public enum FastPath {
     /// The flags of `creds-process` that take a value, and those that do not.
     static let valueFlags: Set<String> = ["--issuer-url", "--client-id", "--aws-role-arn", "--role-arn", "--duration", "--region",
-                                          "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file"]
+                                          "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file",
+                                          "--server"]
     static let plainFlags: Set<String> = ["--device", "--no-browser"]
 
     /// Serves `arguments` (without the program name) from the cache; returns the exit status, or `nil` to fall through.
@@ -31,7 +32,7 @@ public enum FastPath {
         do {
             let kind = try SecretStoreKind.parse(options["--secret-store"] ?? environment["KEYLESS_SECRET_STORE"])
             let store = try SecretStoreFactory.make(kind, paths: try KeylessPaths.resolve(environment), environment: environment, terminal: nil)
-            let key = CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: duration)
+            let key = CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: duration, server: options["--server"])
             guard let credentials = try freshCredentials(store: store, key: key, now: now) else { return nil }
             let line = credentials.credentialProcessJSON + "\n"
             return writeAll(1, Array(line.utf8)) ? 0 : 1

@@ -16,8 +16,8 @@ public enum Launcher {
         return Files.parentDirectory(executablePath() ?? CommandLine.arguments[0]) + "/" + companionName
     }
 
-    /// The running executable's path, symlinks resolved.
-    static func executablePath() -> String? {
+    /// The running executable's path (nil when the platform cannot tell).
+    public static func executablePath() -> String? {
         #if os(Linux)
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)

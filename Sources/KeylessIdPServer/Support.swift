@@ -85,9 +85,12 @@ enum Responses {
     }
 }
 
-/// Security headers on every response.
-struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+/// Security headers on every response (shared with the access server).
+public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The middleware.
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response: Response
         do {
             response = try await next(request, context)

@@ -148,6 +148,25 @@ public actor OIDCClient {
         ], nonce: nonce, previous: nil)
     }
 
+    /// The authorization URL for a web application's login (authorization code with PKCE S256, `state` and `nonce`).
+    public func authorizationURL(redirectURI: String, state: String, nonce: String, pkce: PKCE) async throws -> String {
+        let metadata = try await metadata()
+        let query = [
+            ("response_type", "code"), ("client_id", configuration.clientID), ("redirect_uri", redirectURI),
+            ("scope", configuration.scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
+            ("code_challenge", pkce.challenge), ("code_challenge_method", "S256"),
+        ]
+        return metadata.authorizationEndpoint + (metadata.authorizationEndpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
+    }
+
+    /// Exchanges a web application's authorization code; the ID token is verified, with `nonce`.
+    public func exchange(code: String, redirectURI: String, verifier: String, nonce: String) async throws -> TokenSet {
+        let metadata = try await metadata()
+        return try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
+            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("code_verifier", verifier),
+        ], nonce: nonce, previous: nil)
+    }
+
     /// Logs in with the device authorization grant (RFC 8628): shows a code, polls until approved.
     public func loginWithDevice(presenter: any LoginPresenter) async throws -> TokenSet {
         let metadata = try await metadata()

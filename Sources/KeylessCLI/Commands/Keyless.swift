@@ -12,7 +12,7 @@ public struct Keyless: AsyncParsableCommand {
         5 identity provider or AWS unreachable, 6 local store or lock problem, 7 nested exec refused.
         """,
         version: "0.1.0",
-        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, IdP.self]
+        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Server.self, IdP.self]
     )
 
     public init() {}
@@ -86,11 +86,14 @@ struct RoleOptions: ParsableArguments {
     @Option(name: .customLong("sts-endpoint"), help: "STS endpoint URL (default: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, or the regional one).")
     var stsEndpoint: String?
 
+    @Option(name: .customLong("server"), help: "A keyless server URL: it issues the credentials (policy, session tags) instead of STS directly.")
+    var server: String?
+
     func settings() throws -> RoleSettings {
         guard let roleArn else {
             throw KeylessError(.usage, "--aws-role-arn is needed.", hint: "Pass --aws-role-arn arn:aws:iam::ACCOUNT:role/NAME.")
         }
-        return RoleSettings(roleArn: roleArn, durationSeconds: duration, region: region, stsEndpoint: stsEndpoint)
+        return RoleSettings(roleArn: roleArn, durationSeconds: duration, region: region, stsEndpoint: stsEndpoint, server: server)
     }
 }
 

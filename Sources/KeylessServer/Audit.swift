@@ -1,0 +1,85 @@
+import Foundation
+import KeylessCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One decision the server made: who asked for what, from where, and what it answered.
+public struct AuditRecord: Sendable, Equatable {
+    /// When.
+    public var time: Date
+    /// "credentials", "console" or "config".
+    public var action: String
+    /// "granted", "denied" or "failed".
+    public var outcome: String
+    /// The caller's issuer and subject, and a display name.
+    public var issuer: String
+    public var subject: String
+    public var name: String
+    /// The role asked for (none for config).
+    public var role: String?
+    /// The TCP peer.
+    public var sourceAddress: String
+    /// The request id, also sent back in X-Request-Id.
+    public var requestID: String
+    /// Why: the policy's reason for a denial, STS's for a failure, the granting rule's summary for a grant.
+    public var reason: String
+    /// The assumed-role session name and source identity for grants.
+    public var sessionName: String?
+
+    /// The record as one JSON line (with its newline), keys in a fixed order.
+    public var jsonLine: String {
+        var text = "{\"time\":" + jsonString(Self.timestamp(time)) + ",\"action\":" + jsonString(action) + ",\"outcome\":" + jsonString(outcome)
+        text += ",\"issuer\":" + jsonString(issuer) + ",\"subject\":" + jsonString(subject) + ",\"name\":" + jsonString(name)
+        if let role { text += ",\"role\":" + jsonString(role) }
+        text += ",\"source_address\":" + jsonString(sourceAddress) + ",\"request_id\":" + jsonString(requestID) + ",\"reason\":" + jsonString(reason)
+        if let sessionName { text += ",\"session_name\":" + jsonString(sessionName) }
+        return text + "}\n"
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
+
+/// Appends audit records to a file, one JSON line each, fsync'ed before the answer leaves the server: a decision
+/// that is not on disk was not made. An actor, so lines never interleave.
+public actor AuditLog {
+    let path: String
+    private var descriptor: Int32 = -1
+
+    /// Opens (creating, mode 0600) the log at `path` for appending.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw KeylessError(.io, "Cannot open the audit log \(path): \(Files.errnoString()).", hint: "Check audit_log: in server.yaml and that the directory is writable.")
+        }
+        descriptor = fd
+    }
+
+    /// Writes and syncs one record; throws when the disk refuses, so the caller can fail the request closed.
+    public func append(_ record: AuditRecord) throws {
+        let line = record.jsonLine
+        var written = 0
+        let bytes = Array(line.utf8)
+        while written < bytes.count {
+            let result = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw KeylessError(.io, "Cannot write the audit log \(path): \(Files.errnoString()).", hint: "Free disk space or fix the log's permissions.")
+            }
+            written += result
+        }
+        guard fsync(descriptor) == 0 else {
+            throw KeylessError(.io, "Cannot sync the audit log \(path): \(Files.errnoString()).", hint: "Check the disk holding the audit log.")
+        }
+    }
+
+    /// Closes the file.
+    public func close() {
+        if descriptor >= 0 { Glibc.close(descriptor); descriptor = -1 }
+    }
+}

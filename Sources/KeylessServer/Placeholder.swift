@@ -1,1 +1,0 @@
-// The access server; see Server.swift.

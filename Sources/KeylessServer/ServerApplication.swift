@@ -1,0 +1,236 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KeylessCore
+import KeylessIdPServer
+import KeylessPolicy
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The request context: the peer, a request id, and the caller once the bearer token is verified.
+public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The TCP peer.
+    public let remoteAddress: SocketAddress?
+    /// The request id sent back in X-Request-Id and written to the audit log.
+    public let requestID: String
+    /// The verified caller (set by the bearer middleware).
+    public var caller: Caller?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+        requestID = Self.newRequestID()
+    }
+
+    /// The peer's IP address as text.
+    var peer: String { remoteAddress?.ipAddress ?? "unknown" }
+    var origin: RequestOrigin { RequestOrigin(address: peer, requestID: requestID) }
+
+    static func newRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// Builds the access server: the API under /api/v1 behind bearer authentication, the web page, health, metrics and
+/// the OpenAPI document; the policy reloader runs beside it.
+public func buildServerApplication(service: AccessService, metrics: ServerMetrics, logger: Logger, web: WebPage? = nil,
+                                   onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
+    let router = Router(context: AccessRequestContext.self)
+    router.add(middleware: AccessLogMiddleware(metrics: metrics))
+    router.add(middleware: SecurityHeadersMiddleware<AccessRequestContext>())
+    APIRoutes(service: service, metrics: metrics).add(to: router)
+    web?.add(to: router)
+    let configuration = service.configuration
+    return Application(router: router,
+                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+                       services: [PolicyReloader(service: service, logger: logger)],
+                       onServerRunning: { channel in await onRunning(channel.localAddress) },
+                       logger: logger)
+}
+
+/// Re-reads the policy file when it changes; a broken edit is logged with its line and the old policy stays.
+struct PolicyReloader: Service {
+    let service: AccessService
+    let logger: Logger
+
+    func run() async throws {
+        let interval = service.configuration.policyReloadInterval
+        await service.verifier.prefetch()
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+                switch service.policy.reloadIfChanged() {
+                case .unchanged: break
+                case .reloaded:
+                    logger.notice("policy reloaded", metadata: ["roles": .stringConvertible(service.policy.current.roles.count)])
+                case .rejected(let reason):
+                    logger.error("policy change rejected; keeping the previous policy", metadata: ["reason": .string(reason)])
+                }
+            }
+        }
+    }
+}
+
+/// Verifies `Authorization: Bearer` and puts the caller in the context; anything else is 401 with a challenge.
+struct BearerAuthMiddleware: RouterMiddleware {
+    typealias Context = AccessRequestContext
+    let service: AccessService
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            return APIRoutes.error(AccessError(401, "missing_token", "Send the ID token from keyless login as Authorization: Bearer TOKEN."), context: context)
+        }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            return APIRoutes.error(AccessError(401, "invalid_token", "Use the Bearer scheme: Authorization: Bearer TOKEN."), context: context)
+        }
+        var context = context
+        do {
+            context.caller = try await service.authenticate(String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+        } catch let error as AccessError {
+            return APIRoutes.error(error, context: context)
+        }
+        return try await next(request, context)
+    }
+}
+
+/// The JSON API.
+struct APIRoutes {
+    let service: AccessService
+    let metrics: ServerMetrics
+
+    func add(to router: Router<AccessRequestContext>) {
+        router.get("/healthz") { _, _ in Self.json("{\"status\":\"ok\"}") }
+        router.get("/readyz") { _, _ in
+            let (ready, detail) = await service.readiness()
+            return Self.json("{\"status\":" + jsonString(ready ? "ready" : "not ready") + ",\"detail\":" + jsonString(detail) + "}", status: ready ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
+        }
+        router.get("/openapi.yaml") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml", .cacheControl: "public, max-age=300"],
+                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+        let api = router.group("/api/v1").add(middleware: BearerAuthMiddleware(service: service))
+        api.get("config") { _, context in
+            Self.json(service.configDocument(for: context.caller!), requestID: context.requestID)
+        }
+        api.post("credentials") { request, context in
+            do {
+                let body = try await Self.body(request, as: CredentialsBody.self)
+                let (credentials, entitlement) = try await service.credentials(for: context.caller!, roleArn: body.roleArn, durationSeconds: body.durationSeconds,
+                                                                             origin: context.origin)
+                metrics.decision(action: "credentials", outcome: "granted")
+                return Self.json(AccessService.credentialsJSON(credentials, roleArn: entitlement.role.arn), requestID: context.requestID)
+            } catch let error as AccessError {
+                metrics.decision(action: "credentials", outcome: error.status == 403 ? "denied" : "failed")
+                return Self.error(error, context: context)
+            }
+        }
+        api.post("console") { request, context in
+            do {
+                let body = try await Self.body(request, as: ConsoleBody.self)
+                let url = try await service.consoleURL(for: context.caller!, roleArn: body.roleArn, destination: body.destination, origin: context.origin)
+                metrics.decision(action: "console", outcome: "granted")
+                return Self.json("{\"url\":" + jsonString(url) + "}", requestID: context.requestID)
+            } catch let error as AccessError {
+                metrics.decision(action: "console", outcome: error.status == 403 ? "denied" : "failed")
+                return Self.error(error, context: context)
+            }
+        }
+    }
+
+    struct CredentialsBody: Decodable {
+        var roleArn: String
+        var durationSeconds: Int?
+        enum CodingKeys: String, CodingKey { case roleArn = "role_arn", durationSeconds = "duration_seconds" }
+    }
+
+    struct ConsoleBody: Decodable {
+        var roleArn: String
+        var destination: String?
+        enum CodingKeys: String, CodingKey { case roleArn = "role_arn", destination }
+    }
+
+    static func body<T: Decodable>(_ request: Request, as type: T.Type) async throws -> T {
+        guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/json") else {
+            throw AccessError(415, "invalid_request", "Send the request body as application/json.")
+        }
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: 16 * 1024) } catch {
+            throw AccessError(413, "invalid_request", "The request body is larger than 16 KiB.")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw AccessError(400, "invalid_request", "The request body is not the expected JSON (role_arn is required): \(Self.decodingProblem(error)).")
+        }
+    }
+
+    static func decodingProblem(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _): return "\(key.stringValue) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+        default: return "it is not valid JSON"
+        }
+    }
+
+    static func json(_ text: String, status: HTTPResponse.Status = .ok, requestID: String? = nil) -> Response {
+        var response = Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        if let requestID { response.headers[HTTPField.Name("X-Request-Id")!] = requestID }
+        return response
+    }
+
+    static func error(_ error: AccessError, context: AccessRequestContext) -> Response {
+        var response = json("{\"error\":" + jsonString(error.code) + ",\"error_description\":" + jsonString(error.message) + ",\"request_id\":" + jsonString(context.requestID) + "}",
+                            status: HTTPResponse.Status(code: error.status), requestID: context.requestID)
+        if error.status == 401 {
+            response.headers[.wwwAuthenticate] = error.code == "missing_token" ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"invalid_token\""
+        }
+        return response
+    }
+}
+
+/// One JSON log line per request: method, route, status, duration, peer, request id; the Authorization header only
+/// as "[redacted]", never a body.
+struct AccessLogMiddleware: RouterMiddleware {
+    typealias Context = AccessRequestContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let route = Self.route(request.uri.path)
+        do {
+            let response = try await next(request, context)
+            finish(request, context, route: route, status: Int(response.status.code), start: start)
+            return response
+        } catch {
+            let status = (error as? HTTPResponseError)?.status.code ?? 500
+            finish(request, context, route: route, status: Int(status), start: start)
+            throw error
+        }
+    }
+
+    func finish(_ request: Request, _ context: Context, route: String, status: Int, start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        metrics.request(route: route, status: status, duration: elapsed)
+        guard route != "/healthz", route != "/metrics", route != "/readyz" else { return }
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
+            "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
+            "peer": .string(context.peer), "request_id": .string(context.requestID),
+        ]
+        if request.headers[.authorization] != nil { metadata["authorization"] = "[redacted]" }
+        context.logger.info("request", metadata: metadata)
+    }
+
+    static let known: Set<String> = ["/api/v1/config", "/api/v1/credentials", "/api/v1/console", "/healthz", "/readyz", "/metrics", "/openapi.yaml",
+                                     "/", "/login", "/callback", "/logout", "/web/console", "/web/credentials"]
+
+    static func route(_ path: String) -> String { known.contains(path) ? path : "other" }
+}

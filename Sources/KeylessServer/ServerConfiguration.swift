@@ -1,0 +1,218 @@
+import Foundation
+import KeylessCore
+import KeylessOIDC
+import Yams
+
+/// One issuer whose tokens the server accepts, and what `configure` writes for its users.
+public struct ServerIssuer: Sendable, Equatable {
+    /// What the verifier checks: issuer, audiences, pinned algorithms, optional JWKS URL.
+    public var trusted: TrustedIssuer
+    /// The CLI's client id at this issuer (written into `credential_process` lines); the first audience by default.
+    public var clientID: String
+    /// The claim that lists the caller's groups.
+    public var groupsClaim: String
+    /// `amr` values that count as multi-factor (RFC 8176).
+    public var mfaMethods: Set<String>
+}
+
+/// The web page's OIDC client: authorization code with PKCE at one of the trusted issuers.
+public struct WebLogin: Sendable, Equatable {
+    /// The trusted issuer the page signs in with.
+    public var issuer: String
+    /// The page's client id (must be among that issuer's audiences).
+    public var clientID: String
+    /// The client secret, for confidential clients (read from a file, never from the YAML itself).
+    public var clientSecret: String?
+}
+
+/// `server.yaml`: where the server listens, whom it trusts, its policy, AWS access, console federation and audit log.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind.
+    public var host: String
+    /// Port (0 picks one).
+    public var port: Int
+    /// The URL people reach the server at (redirect URIs, `configure` lines); defaults to http://listen.
+    public var publicURL: String
+    /// The policy file (reloaded on change).
+    public var policyPath: String
+    /// The audit log (JSON lines, fsync per record).
+    public var auditLogPath: String
+    /// Trusted issuers.
+    public var issuers: [ServerIssuer]
+    /// The web page's login, when the page is enabled.
+    public var web: WebLogin?
+    /// The region for STS calls and SigV4.
+    public var region: String
+    /// The STS endpoint (nil: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, else regional).
+    public var stsEndpoint: String?
+    /// The AWS profile for the server's own credentials (nil: the default chain).
+    public var awsProfile: String?
+    /// The console federation endpoint.
+    public var federationEndpoint: String
+    /// Where the console opens when no destination is given.
+    public var consoleDestination: String
+    /// The `Issuer` shown on the AWS sign-in page.
+    public var consoleIssuerName: String
+    /// Hosts a console destination may point at.
+    public var consoleDestinationHosts: [String]
+    /// Least time between two JWKS refetches for an unknown key id.
+    public var jwksRefetchInterval: TimeInterval
+    /// Seconds between checks of the policy file.
+    public var policyReloadInterval: TimeInterval
+
+    /// Every key server.yaml may have, for typo messages.
+    static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
+                                       "jwks_refetch_interval", "policy_reload_interval"]
+
+    /// Reads and checks `path`; relative file names in it are relative to its directory.
+    public static func load(path: String) throws -> ServerConfiguration {
+        guard let bytes = try Files.read(path) else {
+            throw KeylessError(.configInvalid, "The server configuration \(path) does not exist.", hint: "Pass --config with the path of server.yaml (see docs/server.example.yaml).")
+        }
+        return try parse(String(decoding: bytes, as: UTF8.self), file: path)
+    }
+
+    /// Parses server.yaml text; `file` names it in errors and anchors relative paths.
+    public static func parse(_ text: String, file: String) throws -> ServerConfiguration {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw bad(file, nil, "the file is empty") }
+            root = node
+        } catch let error as KeylessError {
+            throw error
+        } catch let error as YamlError {
+            throw bad(file, nil, "it is not valid YAML: \(error)")
+        }
+        let top = try mapping(root, file: file, allowed: topKeys, what: "the top level")
+        let directory = Files.parentDirectory(file)
+        func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : directory + "/" + path }
+
+        let listen = try string(top["listen"], file: file, what: "listen") ?? "127.0.0.1:8080"
+        guard let (host, port) = splitListen(listen) else { throw bad(file, top["listen"], "listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+        let publicURL = Discovery.normalize(try string(top["public_url"], file: file, what: "public_url") ?? "http://\(listen)")
+        guard let policy = try string(top["policy"], file: file, what: "policy") else {
+            throw bad(file, root, "policy: is required (the path of the policy file, e.g. policy.yaml)")
+        }
+        let audit = try string(top["audit_log"], file: file, what: "audit_log") ?? "audit.log"
+
+        guard let issuerList = top["issuers"], let issuerNodes = issuerList.sequence, !issuerNodes.isEmpty else {
+            throw bad(file, top["issuers"] ?? root, "issuers: must list at least one trusted issuer (issuer, audiences)")
+        }
+        var issuers: [ServerIssuer] = []
+        for node in issuerNodes {
+            let map = try mapping(node, file: file, allowed: ["issuer", "audiences", "algorithms", "jwks_uri", "client_id", "groups_claim", "mfa_amr"], what: "an issuer")
+            guard let url = try string(map["issuer"], file: file, what: "issuer") else { throw bad(file, node, "an issuer needs issuer: (its URL)") }
+            guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil else {
+                throw bad(file, map["issuer"], "issuer \(url) is not an http(s) URL")
+            }
+            let audiences = try strings(map["audiences"], file: file, what: "audiences")
+            guard !audiences.isEmpty else { throw bad(file, map["audiences"] ?? node, "issuer \(url) needs audiences: (the client ids its tokens are issued to)") }
+            let algorithms = try strings(map["algorithms"], file: file, what: "algorithms")
+            for algorithm in algorithms where !["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"].contains(algorithm) {
+                throw bad(file, map["algorithms"], "algorithm \(algorithm) is not accepted (asymmetric ones only: RS256, PS256, ES256, EdDSA, ...)")
+            }
+            let clientID = try string(map["client_id"], file: file, what: "client_id") ?? audiences[0]
+            guard audiences.contains(clientID) else { throw bad(file, map["client_id"], "client_id \(clientID) must be one of the issuer's audiences") }
+            let mfa = try strings(map["mfa_amr"], file: file, what: "mfa_amr")
+            let trusted = TrustedIssuer(issuer: Discovery.normalize(url), audiences: audiences,
+                                        algorithms: algorithms.isEmpty ? ["RS256", "ES256"] : algorithms, jwksURI: try string(map["jwks_uri"], file: file, what: "jwks_uri"))
+            if issuers.contains(where: { $0.trusted.issuer == trusted.issuer }) { throw bad(file, map["issuer"], "issuer \(url) is listed twice") }
+            issuers.append(ServerIssuer(trusted: trusted, clientID: clientID, groupsClaim: try string(map["groups_claim"], file: file, what: "groups_claim") ?? "groups",
+                                        mfaMethods: Set(mfa.isEmpty ? ["mfa", "otp", "hwk", "swk", "sc"] : mfa)))
+        }
+
+        var web: WebLogin?
+        if let webNode = top["web"] {
+            let map = try mapping(webNode, file: file, allowed: ["issuer", "client_id", "client_secret_file"], what: "web")
+            let issuer = Discovery.normalize(try string(map["issuer"], file: file, what: "web.issuer") ?? issuers[0].trusted.issuer)
+            guard let trusted = issuers.first(where: { $0.trusted.issuer == issuer }) else {
+                throw bad(file, map["issuer"], "web.issuer \(issuer) is not one of the trusted issuers")
+            }
+            guard let clientID = try string(map["client_id"], file: file, what: "web.client_id") else { throw bad(file, webNode, "web needs client_id: (the page's OIDC client)") }
+            guard trusted.trusted.audiences.contains(clientID) else {
+                throw bad(file, map["client_id"], "web.client_id \(clientID) must be among issuer \(issuer)'s audiences, or the page's own logins would be refused")
+            }
+            var secret: String?
+            if let secretFile = try string(map["client_secret_file"], file: file, what: "web.client_secret_file") {
+                guard let bytes = try Files.read(resolve(secretFile)) else { throw bad(file, map["client_secret_file"], "the file \(secretFile) does not exist") }
+                secret = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            web = WebLogin(issuer: issuer, clientID: clientID, clientSecret: secret)
+        }
+
+        var region = "us-east-1", stsEndpoint: String?, awsProfile: String?
+        if let awsNode = top["aws"] {
+            let map = try mapping(awsNode, file: file, allowed: ["region", "sts_endpoint", "profile"], what: "aws")
+            region = try string(map["region"], file: file, what: "aws.region") ?? region
+            stsEndpoint = try string(map["sts_endpoint"], file: file, what: "aws.sts_endpoint")
+            awsProfile = try string(map["profile"], file: file, what: "aws.profile")
+        }
+        var federation = "https://signin.aws.amazon.com/federation", destination = "https://console.aws.amazon.com/", issuerName = "keyless"
+        var destinationHosts: [String] = []
+        if let consoleNode = top["console"] {
+            let map = try mapping(consoleNode, file: file, allowed: ["federation_endpoint", "destination", "issuer_name", "destination_hosts"], what: "console")
+            federation = try string(map["federation_endpoint"], file: file, what: "console.federation_endpoint") ?? federation
+            destination = try string(map["destination"], file: file, what: "console.destination") ?? destination
+            issuerName = try string(map["issuer_name"], file: file, what: "console.issuer_name") ?? issuerName
+            destinationHosts = try strings(map["destination_hosts"], file: file, what: "console.destination_hosts")
+        }
+        if destinationHosts.isEmpty, let host = URL(string: destination)?.host { destinationHosts = [host] }
+        return ServerConfiguration(
+            host: host, port: port, publicURL: publicURL, policyPath: resolve(policy), auditLogPath: resolve(audit), issuers: issuers, web: web,
+            region: region, stsEndpoint: stsEndpoint, awsProfile: awsProfile, federationEndpoint: federation, consoleDestination: destination,
+            consoleIssuerName: issuerName, consoleDestinationHosts: destinationHosts,
+            jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
+            policyReloadInterval: try seconds(top["policy_reload_interval"], file: file, what: "policy_reload_interval") ?? 1)
+    }
+
+    /// HOST:PORT, with [v6] brackets allowed.
+    public static func splitListen(_ listen: String) -> (String, Int)? {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    // MARK: YAML helpers with line numbers
+
+    static func bad(_ file: String, _ node: Node?, _ reason: String) -> KeylessError {
+        let place = node?.mark.map { "\(file):\($0.line):\($0.column)" } ?? file
+        return KeylessError(.configInvalid, "\(place): \(reason).", hint: "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
+    }
+
+    static func mapping(_ node: Node, file: String, allowed: Set<String>, what: String) throws -> [String: Node] {
+        guard let pairs = node.mapping else { throw bad(file, node, "\(what) must be a mapping of keys to values") }
+        var result: [String: Node] = [:]
+        for (key, value) in pairs {
+            guard let name = key.string else { throw bad(file, key, "keys must be text") }
+            guard allowed.contains(name) else { throw bad(file, key, "unknown key \(name) in \(what); allowed: \(allowed.sorted().joined(separator: ", "))") }
+            guard result[name] == nil else { throw bad(file, key, "\(name) appears twice in \(what)") }
+            result[name] = value
+        }
+        return result
+    }
+
+    static func string(_ node: Node?, file: String, what: String) throws -> String? {
+        guard let node else { return nil }
+        guard let scalar = node.scalar else { throw bad(file, node, "\(what) must be a single value") }
+        return scalar.string
+    }
+
+    static func strings(_ node: Node?, file: String, what: String) throws -> [String] {
+        guard let node else { return [] }
+        if let scalar = node.scalar { return [scalar.string] }
+        guard let items = node.sequence else { throw bad(file, node, "\(what) must be a list") }
+        return try items.map { item in
+            guard let scalar = item.scalar else { throw bad(file, item, "\(what) must list plain values") }
+            return scalar.string
+        }
+    }
+
+    static func seconds(_ node: Node?, file: String, what: String) throws -> TimeInterval? {
+        guard let text = try string(node, file: file, what: what) else { return nil }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        if let value = Double(text), value >= 0 { return value }
+        if let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value >= 0 { return value * factor }
+        throw bad(file, node, "\(what) must be a duration such as 10, 10s, 5m or 1h")
+    }
+}

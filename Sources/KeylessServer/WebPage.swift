@@ -1,0 +1,241 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KeylessAWS
+import KeylessCore
+import KeylessHTTP
+import KeylessOIDC
+import KeylessPolicy
+import Logging
+import Mustache
+import NIOCore
+
+/// The server-rendered web page: sign in through the OIDC provider (authorization code with PKCE), roles by account,
+/// open the console, shell credentials, and the `keyless configure` line. No JavaScript: forms and links only.
+///
+/// The session is the ID token itself in an HttpOnly, SameSite=Lax cookie, verified on every request like a bearer
+/// token (and cached by the verifier), so replicas need no shared session store. Forms carry a CSRF value derived from
+/// that token, which a cross-site page cannot read.
+public struct WebPage: Sendable {
+    let service: AccessService
+    let login: WebLogin
+    let client: OIDCClient
+    let logger: Logger
+    let library: MustacheLibrary
+    let secureCookies: Bool
+
+    static let sessionCookie = "keyless_web_session"
+    static let loginCookie = "keyless_web_login"
+
+    /// A page signing in with `login` at its issuer.
+    public init(service: AccessService, login: WebLogin, http: any HTTPTransport, logger: Logger) throws {
+        self.service = service
+        self.login = login
+        self.logger = logger
+        client = OIDCClient(configuration: OIDCClientConfiguration(issuer: login.issuer, clientID: login.clientID, clientSecret: login.clientSecret,
+                                                                   scopes: ["openid", "email", "profile"]),
+                            http: http, clock: service.clock, logger: logger)
+        var library = MustacheLibrary()
+        try library.register(WebTemplates.layout, named: "layout")
+        try library.register(WebTemplates.signIn, named: "signin")
+        try library.register(WebTemplates.roles, named: "roles")
+        try library.register(WebTemplates.credentials, named: "credentials")
+        try library.register(WebTemplates.message, named: "message")
+        self.library = library
+        secureCookies = service.configuration.publicURL.hasPrefix("https://")
+    }
+
+    var redirectURI: String { service.configuration.publicURL + "/callback" }
+
+    func add(to router: Router<AccessRequestContext>) {
+        router.get("/") { request, context in await home(request, context) }
+        router.get("/login") { _, _ in try await startLogin() }
+        router.get("/callback") { request, context in await callback(request, context) }
+        router.post("/logout") { request, context in await logout(request, context) }
+        router.post("/web/console") { request, context in await console(request, context) }
+        router.post("/web/credentials") { request, context in await credentials(request, context) }
+    }
+
+    // MARK: Pages
+
+    func home(_ request: Request, _ context: AccessRequestContext) async -> Response {
+        guard let (caller, token) = await session(request) else {
+            return page("signin", ["title": "Sign in", "issuer": login.issuer], status: .ok)
+        }
+        return rolesPage(caller, token: token, notice: nil)
+    }
+
+    func rolesPage(_ caller: Caller, token: String, notice: String?, status: HTTPResponse.Status = .ok) -> Response {
+        let document = service.configDocument(for: caller)
+        let accounts = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["accounts"] as? [[String: Any]] ?? []
+        let csrf = Self.csrf(token)
+        let view: [String: Any] = [
+            "title": "Your AWS roles",
+            "name": caller.name,
+            "groups": caller.policyCaller.groups.joined(separator: ", "),
+            "csrf": csrf,
+            "notice": notice as Any,
+            "hasAccounts": !accounts.isEmpty,
+            "accounts": accounts.map { account -> [String: Any] in
+                let id = account["id"] as? String ?? ""
+                let alias = account["alias"] as? String
+                return [
+                    "heading": alias.map { "\($0) (\(id))" } ?? id, "anchor": "account-\(id)",
+                    "roles": (account["roles"] as? [[String: Any]] ?? []).map { role -> [String: Any] in
+                        let seconds = role["max_session_seconds"] as? Int ?? 3600
+                        return ["arn": role["arn"] ?? "", "name": role["name"] ?? "", "description": role["description"] ?? "",
+                                "session": Self.duration(seconds), "mfa": (role["mfa_required"] as? Bool) == true, "csrf": csrf]
+                    },
+                ]
+            },
+            "configure": "keyless configure --config-url \(service.configuration.publicURL) --issuer-url \(caller.issuer.trusted.issuer) --client-id \(caller.issuer.clientID)",
+        ]
+        return page("roles", view, status: status)
+    }
+
+    func credentials(_ request: Request, _ context: AccessRequestContext) async -> Response {
+        guard let (caller, token, form) = await authorizedForm(request) else { return forbidden() }
+        let roleArn = form["role_arn"] ?? ""
+        do {
+            let (credentials, entitlement) = try await service.credentials(for: caller, roleArn: roleArn, durationSeconds: nil, origin: context.origin)
+            let lines = [
+                "export AWS_ACCESS_KEY_ID=\(credentials.accessKeyId)",
+                "export AWS_SECRET_ACCESS_KEY=\(credentials.secretAccessKey)",
+                "export AWS_SESSION_TOKEN=\(credentials.sessionToken)",
+                "export AWS_REGION=\(entitlement.region)",
+            ].joined(separator: "\n")
+            return page("credentials", ["title": "Shell credentials", "role": entitlement.role.arn, "roleName": entitlement.role.name,
+                                        "expires": AuditRecord.timestamp(credentials.expiration), "exports": lines])
+        } catch let error as AccessError {
+            return rolesPage(caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
+        } catch {
+            return rolesPage(caller, token: token, notice: "The credentials could not be issued.", status: .internalServerError)
+        }
+    }
+
+    func console(_ request: Request, _ context: AccessRequestContext) async -> Response {
+        guard let (caller, token, form) = await authorizedForm(request) else { return forbidden() }
+        do {
+            let url = try await service.consoleURL(for: caller, roleArn: form["role_arn"] ?? "", destination: nil, origin: context.origin)
+            return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
+        } catch let error as AccessError {
+            return rolesPage(caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
+        } catch {
+            return rolesPage(caller, token: token, notice: "The console link could not be made.", status: .internalServerError)
+        }
+    }
+
+    // MARK: Sign-in
+
+    func startLogin() async throws -> Response {
+        let pkce = PKCE()
+        let state = PKCE.randomToken(), nonce = PKCE.randomToken()
+        let url: String
+        do {
+            url = try await client.authorizationURL(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce)
+        } catch let error as KeylessError {
+            return page("message", ["title": "Sign-in unavailable", "message": "The identity provider cannot be reached: \(error.reason) Try again in a moment."],
+                        status: .badGateway)
+        }
+        var response = Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
+        response.headers[.setCookie] = cookie(Self.loginCookie, [state, nonce, pkce.verifier].joined(separator: "."), path: "/callback", maxAge: 600)
+        return response
+    }
+
+    func callback(_ request: Request, _ context: AccessRequestContext) async -> Response {
+        let query = FormEncoding.decode(request.uri.query ?? "")
+        let parts = request.cookies[Self.loginCookie]?.value.split(separator: ".").map(String.init) ?? []
+        guard parts.count == 3, let state = query["state"], Self.constantTimeEqual(state, parts[0]) else {
+            return page("message", ["title": "Sign-in failed", "message": "This sign-in was not started here or has expired. Sign in again from the start page."],
+                        status: .badRequest)
+        }
+        if let error = query["error"] {
+            return page("message", ["title": "Sign-in refused", "message": "The identity provider refused the sign-in (\(error)). Sign in again, or ask an administrator."],
+                        status: .forbidden)
+        }
+        guard let code = query["code"] else {
+            return page("message", ["title": "Sign-in failed", "message": "The identity provider sent no authorization code. Sign in again."], status: .badRequest)
+        }
+        do {
+            let tokens = try await client.exchange(code: code, redirectURI: redirectURI, verifier: parts[2], nonce: parts[1])
+            let caller = try await service.authenticate(tokens.idToken)
+            let maxAge = max(0, Int(caller.bearer.expiresAt.timeIntervalSince(service.clock.now())))
+            var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store"])
+            response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.sessionCookie, tokens.idToken, path: "/", maxAge: maxAge)))
+            response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.loginCookie, "", path: "/callback", maxAge: 0)))
+            return response
+        } catch let error as AccessError {
+            return page("message", ["title": "Sign-in refused", "message": error.message], status: HTTPResponse.Status(code: error.status))
+        } catch let error as KeylessError {
+            return page("message", ["title": "Sign-in failed", "message": "\(error.reason) Sign in again."], status: .badGateway)
+        } catch {
+            return page("message", ["title": "Sign-in failed", "message": "Sign in again."], status: .internalServerError)
+        }
+    }
+
+    func logout(_ request: Request, _ context: AccessRequestContext) async -> Response {
+        guard await authorizedForm(request) != nil else { return forbidden() }
+        var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store"])
+        response.headers[.setCookie] = cookie(Self.sessionCookie, "", path: "/", maxAge: 0)
+        return response
+    }
+
+    // MARK: Session and CSRF
+
+    func session(_ request: Request) async -> (Caller, String)? {
+        guard let token = request.cookies[Self.sessionCookie]?.value, !token.isEmpty else { return nil }
+        guard let caller = try? await service.authenticate(token) else { return nil }
+        return (caller, token)
+    }
+
+    /// The signed-in caller and the form, when the form's CSRF value matches the session and the Origin (if sent) is ours.
+    func authorizedForm(_ request: Request) async -> (Caller, String, [String: String])? {
+        if let origin = request.headers[.origin], origin != Self.origin(of: service.configuration.publicURL) { return nil }
+        guard let (caller, token) = await session(request) else { return nil }
+        guard let buffer = try? await request.body.collect(upTo: 16 * 1024) else { return nil }
+        let form = FormEncoding.decode(String(buffer: buffer))
+        guard let csrf = form["csrf"], Self.constantTimeEqual(csrf, Self.csrf(token)) else { return nil }
+        return (caller, token, form)
+    }
+
+    func forbidden() -> Response {
+        page("message", ["title": "Not allowed", "message": "Your session has ended or the form is stale. Go back to the start page and try again."], status: .forbidden)
+    }
+
+    static func csrf(_ token: String) -> String {
+        Base64URL.encode(Array(SHA256.hash(data: Array(("keyless-web-csrf\u{0}" + token).utf8))).prefix(24))
+    }
+
+    static func origin(of url: String) -> String {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme, let host = parsed.host else { return url }
+        let defaultPort = scheme == "https" ? 443 : 80
+        return "\(scheme)://\(host)" + (parsed.port.map { $0 == defaultPort ? "" : ":\($0)" } ?? "")
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    func cookie(_ name: String, _ value: String, path: String, maxAge: Int) -> String {
+        "\(name)=\(value); Path=\(path); Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (secureCookies ? "; Secure" : "")
+    }
+
+    // MARK: Rendering
+
+    func page(_ template: String, _ view: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        var view = view
+        view["body"] = library.render(view, withTemplate: template) ?? ""
+        let html = library.render(view, withTemplate: "layout") ?? ""
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    static func duration(_ seconds: Int) -> String {
+        if seconds % 3600 == 0 { return "\(seconds / 3600) h" }
+        if seconds % 60 == 0 { return "\(seconds / 60) min" }
+        return "\(seconds) s"
+    }
+}
