@@ -1,0 +1,129 @@
+import Foundation
+
+/// The console federation stub (scripts/partners/federation_stub.py) as a test partner.
+public final class FederationStub: Sendable {
+    /// `http://127.0.0.1:PORT/federation`.
+    public let endpoint: String
+    /// `http://127.0.0.1:PORT`.
+    public let baseURL: String
+    /// The process.
+    public let process: PartnerProcess
+
+    /// Starts the stub; with `stsEndpoint` it checks credentials with GetCallerIdentity there.
+    public static func start(stsEndpoint: String?) async throws -> FederationStub {
+        let port = try freePort()
+        let directory = try makeTemporaryDirectory(prefix: "keyless-federation")
+        var arguments = [repositoryRoot() + "/scripts/partners/federation_stub.py", "--port", String(port)]
+        if let stsEndpoint { arguments += ["--sts-endpoint", stsEndpoint] }
+        let process = try PartnerProcess(executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
+        let stub = FederationStub(port: port, process: process)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let answer = try? await PartnerHTTP.send("GET", stub.baseURL + "/stats", timeout: 2), answer.status == 200 { return stub }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        process.stop()
+        throw TestSupportError("the federation stub did not start:\n\(process.logTail())")
+    }
+
+    init(port: Int, process: PartnerProcess) {
+        baseURL = "http://127.0.0.1:\(port)"
+        endpoint = baseURL + "/federation"
+        self.process = process
+    }
+
+    /// The stub's counters: getSigninToken, login, refused, last_destination, last_issuer, last_arn.
+    public func stats() async throws -> [String: Any] {
+        let answer = try await PartnerHTTP.send("GET", baseURL + "/stats", timeout: 5)
+        return (try JSONSerialization.jsonObject(with: answer.body) as? [String: Any]) ?? [:]
+    }
+
+    /// Stops the stub by its PID.
+    public func stop() { process.stop() }
+}
+
+/// `keyless-cli server` started as a test partner: its own directory with server.yaml, policy.yaml and the audit log,
+/// a port on 127.0.0.1, and AWS credentials given through the environment; stopped by its PID.
+public final class AccessServer: Sendable {
+    /// `http://127.0.0.1:PORT`.
+    public let baseURL: String
+    /// The port.
+    public let port: Int
+    /// The directory holding server.yaml, policy.yaml and audit.log.
+    public let directory: String
+    /// The policy file (rewrite it to test reloads).
+    public var policyPath: String { directory + "/policy.yaml" }
+    /// The audit log.
+    public var auditLogPath: String { directory + "/audit.log" }
+    /// The process.
+    public let process: PartnerProcess
+
+    /// Writes server.yaml (`serverYAML` with `PORT` replaced by the chosen port) and policy.yaml, then starts the server
+    /// with `environment` (AWS credentials, endpoints) and waits until /healthz answers.
+    public static func start(serverYAML: String, policyYAML: String, environment: [String: String]) async throws -> AccessServer {
+        let directory = try makeTemporaryDirectory(prefix: "keyless-server")
+        try policyYAML.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
+        var lastFailure = ""
+        for _ in 1...3 {
+            let port = try freePort()
+            try serverYAML.replacingOccurrences(of: "PORT", with: String(port)).write(toFile: directory + "/server.yaml", atomically: true, encoding: .utf8)
+            var env = environment
+            env["HOME"] = env["HOME"] ?? directory
+            let process = try PartnerProcess(executable: try EmbeddedIdP.keylessCLI(), arguments: ["server", "--config", directory + "/server.yaml"],
+                                             environment: env, logPath: directory + "/server-\(port).log")
+            let server = AccessServer(port: port, directory: directory, process: process)
+            if try await server.waitUntilHealthy() { return server }
+            lastFailure = process.logTail(30)
+            process.stop()
+            guard lastFailure.contains("in use") else { break }
+        }
+        throw TestSupportError("keyless server did not become healthy:\n\(lastFailure)")
+    }
+
+    init(port: Int, directory: String, process: PartnerProcess) {
+        self.port = port
+        self.baseURL = "http://127.0.0.1:\(port)"
+        self.directory = directory
+        self.process = process
+    }
+
+    func waitUntilHealthy(timeout: TimeInterval = 30) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard process.isRunning else { return false }
+            if let answer = try? await PartnerHTTP.send("GET", baseURL + "/healthz", timeout: 2), answer.status == 200 { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
+    /// A request to the server, with an optional bearer token and JSON body.
+    public func send(_ method: String, _ path: String, bearer: String? = nil, json: String? = nil, headers: [String: String] = [:]) async throws -> PartnerHTTPResponse {
+        var headers = headers
+        if let bearer { headers["Authorization"] = "Bearer " + bearer }
+        if json != nil { headers["Content-Type"] = "application/json" }
+        return try await PartnerHTTP.send(method, baseURL + path, headers: headers, body: json.map { Data($0.utf8) })
+    }
+
+    /// The audit log's records.
+    public func auditRecords() throws -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: auditLogPath, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// Stops the server (SIGTERM) and waits; returns its exit status.
+    @discardableResult
+    public func stop(timeout: TimeInterval = 10) -> Int32? {
+        kill(process.pid, SIGTERM)
+        let status = process.waitForExit(timeout: timeout)
+        process.stop()
+        return status
+    }
+
+    /// Stops the server and deletes its directory.
+    public func stopAndRemove() {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
