@@ -154,6 +154,8 @@ let package = Package(
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore"]),
         .testTarget(name: "KeylessServerTests", dependencies: [
             "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessIdP",
+            "KeylessIdPServer", "KeylessSigV4",
+            .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -1,0 +1,274 @@
+import KeylessCore
+
+/// The access server's policy: which accounts and roles exist, who may assume which, and which claims become session tags.
+///
+/// Built once by `parse(_:file:)` with its indexes, then only read: a value is cheap to copy (one reference) and safe to
+/// share between requests.
+public struct AccessPolicy: Sendable {
+    let storage: PolicyStorage
+
+    init(storage: PolicyStorage) { self.storage = storage }
+
+    /// Parses and checks the text of a policy file; every mistake is a `.configInvalid` error reading
+    /// "file:line:column: reason".
+    public static func parse(_ text: String, file: String) throws -> AccessPolicy {
+        AccessPolicy(storage: try PolicyParser(file: file, text: text).parse())
+    }
+
+    /// Reads and parses the policy file at `path`.
+    public static func load(path: String) throws -> AccessPolicy {
+        guard let bytes = try Files.read(path) else { throw missingFile(path) }
+        return try parse(String(decoding: bytes, as: UTF8.self), file: path)
+    }
+
+    static func missingFile(_ path: String) -> KeylessError {
+        KeylessError(.configInvalid, "\(path): the policy file does not exist.",
+                     hint: "Create it (see docs/policy.example.yaml) or pass the right path.")
+    }
+
+    /// The accounts, in file order.
+    public var accounts: [PolicyAccount] { storage.accounts }
+    /// The roles, in file order.
+    public var roles: [PolicyRole] { storage.roles }
+    /// The region suggested where an account names none (`defaults.region`).
+    public var defaultRegion: String { storage.defaultRegion }
+
+    /// Every role `caller` may assume, sorted by account (alias, else id) then role name, each once.
+    public func entitlements(for caller: PolicyCaller) -> [Entitlement] {
+        let storage = self.storage
+        var chosen = Set<Int>()
+        for grant in storage.matchingGrants(caller) {
+            let coverage = storage.grants[grant].coverage
+            if coverage.all { return storage.sortedEntitlements }
+            for account in coverage.accounts { chosen.formUnion(storage.rolesByAccount[account]) }
+            chosen.formUnion(coverage.roles)
+        }
+        return chosen.sorted { storage.rank[$0] < storage.rank[$1] }.map { storage.entitlements[$0] }
+    }
+
+    /// Whether `caller` may assume the role `roleArn` (an ARN, or `alias/name`), and if so with which session tags.
+    public func decide(_ caller: PolicyCaller, roleArn: String) -> PolicyDecision {
+        let storage = self.storage
+        guard let index = storage.roleByArn[roleArn] ?? storage.roleByReference[roleArn] else {
+            return .denied(.unknownRole, "role \(roleArn) is not in the access policy")
+        }
+        let entitlement = storage.entitlements[index]
+        let label = "role \(entitlement.account.displayName)/\(entitlement.role.name) (\(entitlement.role.arn))"
+        let granted = storage.matchingGrants(caller).contains { storage.grants[$0].coverage.contains(role: index, account: storage.roleAccount[index]) }
+        guard granted else {
+            return .denied(.notGranted, "\(caller.subject) is not granted \(label): \(storage.whatGrants(role: index, to: caller))")
+        }
+        if entitlement.role.mfaRequired && !caller.mfa {
+            return .denied(.mfaRequired, "\(label) requires MFA, and the token of \(caller.subject) does not show a second factor (amr); log in again with MFA")
+        }
+        return .granted(entitlement, tags: sessionTags(for: caller))
+    }
+
+    /// The STS session tags for `caller`, in policy order: claims the caller lacks give no tag, several values are joined
+    /// with ":", characters STS refuses become "_", and values are cut to 256 characters.
+    public func sessionTags(for caller: PolicyCaller) -> [SessionTag] {
+        storage.tagRules.compactMap { rule in
+            let values = caller.claims[rule.claim]?.texts ?? []
+            guard !values.isEmpty else { return nil }
+            let value = values.map(STSTagText.sanitize).joined(separator: ":")
+            return SessionTag(key: rule.key, value: STSTagText.cut(value))
+        }
+    }
+}
+
+/// Which roles a grant gives: all of them, all of some accounts', and some named ones.
+struct Coverage: Sendable {
+    var all = false
+    var accounts = Set<Int>()
+    var roles = Set<Int>()
+
+    func contains(role: Int, account: Int) -> Bool { all || roles.contains(role) || accounts.contains(account) }
+}
+
+/// A claim matcher: the claim's value (or any of its values) matches any of the patterns.
+struct ClaimMatcher: Sendable {
+    let claim: String
+    let patterns: [Glob]
+
+    func matches(_ claims: [String: JSONValue]) -> Bool {
+        guard let value = claims[claim] else { return false }
+        return value.texts.contains { text in patterns.contains { $0.matches(text) } }
+    }
+}
+
+/// A grant as evaluated: its conditions and the roles it covers.
+struct CompiledGrant: Sendable {
+    let groups: [String]
+    let claims: [ClaimMatcher]
+    /// The issuer without trailing slashes, or nil for any issuer.
+    let issuer: String?
+    let coverage: Coverage
+
+    /// Whether the conditions other than group membership hold (groups are checked through the index).
+    func matchesBeyondGroups(_ caller: PolicyCaller) -> Bool {
+        if let issuer, trimmedIssuer(caller.issuer) != issuer { return false }
+        return claims.allSatisfy { $0.matches(caller.claims) }
+    }
+}
+
+/// A `session_tags` entry.
+struct TagRule: Sendable, Equatable {
+    let key: String
+    let claim: String
+}
+
+func trimmedIssuer(_ issuer: String) -> String {
+    var text = Substring(issuer)
+    while text.hasSuffix("/") { text = text.dropLast() }
+    return String(text)
+}
+
+/// The parsed policy and the indexes that keep decisions independent of its size.
+final class PolicyStorage: Sendable {
+    let accounts: [PolicyAccount]
+    let roles: [PolicyRole]
+    let defaultRegion: String
+    /// For each role (by index), the account index it belongs to.
+    let roleAccount: [Int]
+    /// For each role (by index), its entitlement, built once.
+    let entitlements: [Entitlement]
+    /// For each role (by index), its position in the listing order.
+    let rank: [Int]
+    /// Every entitlement in listing order (the answer for a grant of "*").
+    let sortedEntitlements: [Entitlement]
+    /// Role indices of each account.
+    let rolesByAccount: [[Int]]
+    let roleByArn: [String: Int]
+    /// "alias/name" and "id/name" to role index.
+    let roleByReference: [String: Int]
+    let grants: [CompiledGrant]
+    /// Group name to the grants that name it.
+    let grantsByGroup: [String: [Int]]
+    /// Grants without groups (claims only): evaluated for every caller.
+    let claimOnlyGrants: [Int]
+    /// The grants naming each role, each account with "alias/*", and "*": what covers a role, for denial reasons.
+    let grantsByRole: [[Int]]
+    let grantsByAccount: [[Int]]
+    let grantsForAll: [Int]
+    let tagRules: [TagRule]
+
+    init(accounts: [PolicyAccount], roles: [PolicyRole], roleAccount: [Int], defaultRegion: String, grants: [CompiledGrant], tagRules: [TagRule]) {
+        self.accounts = accounts
+        self.roles = roles
+        self.roleAccount = roleAccount
+        self.defaultRegion = defaultRegion
+        self.grants = grants
+        self.tagRules = tagRules
+
+        var entitlements: [Entitlement] = []
+        entitlements.reserveCapacity(roles.count)
+        var byArn: [String: Int] = [:], byReference: [String: Int] = [:]
+        var byAccount = Array(repeating: [Int](), count: accounts.count)
+        for (index, role) in roles.enumerated() {
+            let account = accounts[roleAccount[index]]
+            entitlements.append(Entitlement(role: role, account: account, region: account.region ?? defaultRegion,
+                                            profileName: Self.profileName(account: account, role: role)))
+            byArn[role.arn] = index
+            byReference["\(account.id)/\(role.name)"] = index
+            if let alias = account.alias { byReference["\(alias)/\(role.name)"] = index }
+            byAccount[roleAccount[index]].append(index)
+        }
+        // Without regard to case first, as people read a list; then exactly, so the order is total.
+        let keys = entitlements.map { e in
+            (e.account.displayName.lowercased(), e.account.displayName, e.role.name.lowercased(), e.role.name, e.role.arn)
+        }
+        let order = roles.indices.sorted { keys[$0] < keys[$1] }
+        var rank = Array(repeating: 0, count: roles.count)
+        for (position, index) in order.enumerated() { rank[index] = position }
+        self.entitlements = entitlements
+        self.rank = rank
+        self.sortedEntitlements = order.map { entitlements[$0] }
+        self.rolesByAccount = byAccount
+        self.roleByArn = byArn
+        self.roleByReference = byReference
+
+        var byGroup: [String: [Int]] = [:], claimOnly: [Int] = []
+        var forRole = Array(repeating: [Int](), count: roles.count), forAccount = Array(repeating: [Int](), count: accounts.count)
+        var forAll: [Int] = []
+        for (index, grant) in grants.enumerated() {
+            if grant.groups.isEmpty { claimOnly.append(index) }
+            for group in grant.groups { byGroup[group, default: []].append(index) }
+            if grant.coverage.all { forAll.append(index) }
+            for account in grant.coverage.accounts { forAccount[account].append(index) }
+            for role in grant.coverage.roles { forRole[role].append(index) }
+        }
+        self.grantsByGroup = byGroup
+        self.claimOnlyGrants = claimOnly
+        self.grantsByRole = forRole
+        self.grantsByAccount = forAccount
+        self.grantsForAll = forAll
+    }
+
+    /// The suggested profile name for a role: `<alias or id>-<name>`, lowercase, other characters as "-".
+    static func profileName(account: PolicyAccount, role: PolicyRole) -> String {
+        let raw = "\(account.displayName)-\(role.name)".lowercased()
+        return String(String.UnicodeScalarView(raw.unicodeScalars.map { scalar in
+            switch scalar {
+            case "a"..."z", "0"..."9", ".", "_", "-": return scalar
+            default: return "-"
+            }
+        }))
+    }
+
+    /// The grants whose conditions `caller` meets, each once: those indexed under the caller's groups, then the
+    /// claim-only ones.
+    func matchingGrants(_ caller: PolicyCaller) -> [Int] {
+        var result: [Int] = []
+        var seen = Set<Int>()
+        for group in caller.groups {
+            guard let indices = grantsByGroup[group] else { continue }
+            for index in indices where seen.insert(index).inserted && grants[index].matchesBeyondGroups(caller) {
+                result.append(index)
+            }
+        }
+        for index in claimOnlyGrants where grants[index].matchesBeyondGroups(caller) { result.append(index) }
+        return result
+    }
+
+    /// What would give `role` to `caller`, for a denial: the groups of the grants covering it, the conditions that
+    /// failed in grants for groups the caller is in, and the claims of claim-only grants.
+    func whatGrants(role: Int, to caller: PolicyCaller) -> String {
+        var groups = Set<String>(), claimNames = Set<String>(), unmet: [String] = []
+        let callerGroups = Set(caller.groups)
+        let covering = Set(grantsForAll + grantsByAccount[roleAccount[role]] + grantsByRole[role]).sorted()
+        for grant in covering.map({ grants[$0] }) {
+            guard !grant.groups.isEmpty else {
+                claimNames.formUnion(grant.claims.map(\.claim))
+                continue
+            }
+            groups.formUnion(grant.groups)
+            guard !callerGroups.isDisjoint(with: grant.groups) else { continue }
+            if let issuer = grant.issuer, trimmedIssuer(caller.issuer) != issuer, !unmet.contains("issuer \(issuer)") {
+                unmet.append("issuer \(issuer)")
+            }
+            for matcher in grant.claims where !matcher.matches(caller.claims) && !unmet.contains("claim \(matcher.claim)") {
+                unmet.append("claim \(matcher.claim)")
+            }
+        }
+        var parts: [String] = []
+        if !groups.isEmpty {
+            let mine = caller.groups.isEmpty ? "none" : caller.groups.sorted().joined(separator: ", ")
+            parts.append("it is granted to members of \(Self.list(groups.sorted())) (the caller's groups: \(mine))")
+        }
+        if !unmet.isEmpty {
+            parts.append("the grant for the caller's group also requires a matching \(unmet.joined(separator: " and "))")
+        }
+        if !claimNames.isEmpty {
+            parts.append("\(parts.isEmpty ? "it is granted" : "or") to callers whose claims \(Self.list(claimNames.sorted(), last: "and")) match")
+        }
+        return parts.isEmpty ? "no grant in the policy gives this role to anyone" : parts.joined(separator: "; ")
+    }
+
+    /// "a", "a or b", "a, b or c", at most 5 names then "and N more".
+    static func list(_ names: [String], last: String = "or") -> String {
+        let shown = Array(names.prefix(5))
+        var text = shown.count > 1 ? shown.dropLast().joined(separator: ", ") + " \(last) " + shown.last! : shown.joined()
+        if names.count > shown.count { text = shown.joined(separator: ", ") + " and \(names.count - shown.count) more" }
+        return text
+    }
+}

@@ -1,0 +1,494 @@
+import KeylessCore
+import Yams
+
+/// Walks the YAML node tree of a policy file (never Codable, so every mistake keeps its line and column) and builds
+/// the checked model. The first mistake found throws.
+struct PolicyParser {
+    let file: String
+    let text: String
+
+    static let hint = "Fix the policy at the position shown; docs/policy.example.yaml documents every field."
+    static let topKeys = ["defaults", "accounts", "roles", "grants", "session_tags"]
+    static let defaultsKeys = ["region", "credentials", "max_session"]
+    static let accountKeys = ["id", "alias", "region"]
+    static let roleKeys = ["arn", "name", "description", "max_session", "mfa_required", "credentials"]
+    static let grantKeys = ["description", "groups", "claims", "issuer", "roles"]
+    static let tagKeys = ["tag", "claim"]
+    static let sessionRange = 900...43200
+
+    /// A key of a mapping with its value.
+    struct Entry {
+        let key: String
+        let keyNode: Node
+        let value: Node
+    }
+
+    /// A mapping's entries by key.
+    struct Entries {
+        let byKey: [String: Entry]
+
+        subscript(key: String) -> Entry? { byKey[key] }
+
+        /// The entry's value unless it is absent or YAML null (`key:`, `key: ~`).
+        func value(_ key: String) -> Node? {
+            guard let entry = byKey[key], !PolicyParser.isNull(entry.value) else { return nil }
+            return entry.value
+        }
+    }
+
+    func parse() throws -> PolicyStorage {
+        let root: Node
+        do {
+            // The basic resolver: values are read from their text here, and it spares a regex per scalar.
+            guard let node = try Yams.compose(yaml: text, .basic, .default, .utf8) else {
+                throw KeylessError(.configInvalid, "\(file):1:1: the policy is empty; it needs at least accounts: and roles:", hint: Self.hint)
+            }
+            root = node
+        } catch let error as YamlError {
+            throw yamlError(error)
+        }
+        guard case .mapping = root else {
+            throw fail(root, "the policy must be a mapping with the keys \(Self.topKeys.joined(separator: ", "))")
+        }
+        let top = try entries(root, of: "the policy", allowed: Self.topKeys)
+
+        // defaults
+        var defaultRegion = "us-east-1"
+        var defaultCredentials = CredentialMode.webIdentity
+        var defaultMaxSession = 3600
+        if let node = top.value("defaults") {
+            let defaults = try entries(node, of: "defaults", allowed: Self.defaultsKeys)
+            if let value = defaults.value("region") { defaultRegion = try region(value) }
+            if let value = defaults.value("credentials") { defaultCredentials = try credentialMode(value) }
+            if let value = defaults.value("max_session") { defaultMaxSession = try duration(value) }
+        }
+
+        // accounts
+        guard let accountsNode = top.value("accounts") else {
+            throw fail(root, "the policy lists no accounts; add accounts: with each account's 12-digit id")
+        }
+        var accounts: [PolicyAccount] = []
+        var accountByID: [String: (index: Int, node: Node)] = [:]
+        var accountByAlias: [String: (index: Int, node: Node)] = [:]
+        var aliasSeen: [String: Node] = [:]
+        for item in try sequence(accountsNode, of: "accounts") {
+            let fields = try entries(item, of: "an account", allowed: Self.accountKeys)
+            guard let idNode = fields.value("id") else {
+                throw fail(item, "this account has no id; add id: \"123456789012\"")
+            }
+            let id = try accountID(idNode)
+            if let first = accountByID[id] {
+                throw fail(idNode, "account \(id) is listed twice (first at \(position(first.node)))")
+            }
+            var alias: String? = nil
+            if let aliasNode = fields.value("alias") {
+                let text = try string(aliasNode, of: "alias")
+                if let problem = Self.aliasProblem(text) { throw fail(aliasNode, "alias '\(text)' \(problem)") }
+                if let first = aliasSeen[text.lowercased()] {
+                    throw fail(aliasNode, "alias '\(text)' is used twice (first at \(position(first)))")
+                }
+                aliasSeen[text.lowercased()] = aliasNode
+                alias = text
+            }
+            let accountRegion = try fields.value("region").map(region)
+            accountByID[id] = (accounts.count, idNode)
+            if let alias { accountByAlias[alias] = (accounts.count, item) }
+            accounts.append(PolicyAccount(id: id, alias: alias, region: accountRegion))
+        }
+        guard !accounts.isEmpty else { throw fail(accountsNode, "accounts: is empty; list each account's 12-digit id") }
+
+        // roles
+        guard let rolesNode = top.value("roles") else {
+            throw fail(root, "the policy lists no roles; add roles: with each role's arn")
+        }
+        var roles: [PolicyRole] = []
+        var roleAccount: [Int] = []
+        var roleNodes: [Node] = []
+        var arnSeen: [String: Node] = [:]
+        var nameSeen: [String: Node] = [:]
+        for item in try sequence(rolesNode, of: "roles") {
+            let fields = try entries(item, of: "a role", allowed: Self.roleKeys)
+            guard let arnNode = fields.value("arn") else {
+                throw fail(item, "this role has no arn; add arn: arn:aws:iam::<account id>:role/<name>")
+            }
+            let arn = try string(arnNode, of: "arn")
+            let parsed: (accountID: String, roleName: String)
+            switch Self.parseRoleArn(arn) {
+            case .success(let value): parsed = value
+            case .failure(let problem): throw fail(arnNode, "'\(arn)' is not a role ARN: \(problem.text); expected arn:aws:iam::<12-digit account id>:role/<name>")
+            }
+            guard let account = accountByID[parsed.accountID] else {
+                throw fail(arnNode, "role \(arn) is in account \(parsed.accountID), which is not listed under accounts:; add it there")
+            }
+            if let first = arnSeen[arn] { throw fail(arnNode, "role \(arn) is listed twice (first at \(position(first)))") }
+            arnSeen[arn] = arnNode
+            var name = parsed.roleName
+            var nameNode = arnNode
+            if let node = fields.value("name") {
+                name = try string(node, of: "name")
+                if let problem = Self.roleNameProblem(name) { throw fail(node, "role name '\(name)' \(problem)") }
+                nameNode = node
+            }
+            let nameKey = "\(account.index)/\(name.lowercased())"
+            if let first = nameSeen[nameKey] {
+                throw fail(nameNode, "role name '\(name)' is used twice in account \(accounts[account.index].displayName) (first at \(position(first))); give one of them another name:")
+            }
+            nameSeen[nameKey] = nameNode
+            let description = try fields.value("description").map { try string($0, of: "description") }
+            let maxSession = try fields.value("max_session").map(duration) ?? defaultMaxSession
+            let mfa = try fields.value("mfa_required").map { try bool($0, of: "mfa_required") } ?? false
+            let mode = try fields.value("credentials").map(credentialMode) ?? defaultCredentials
+            roles.append(PolicyRole(arn: arn, name: name, accountID: parsed.accountID, description: description,
+                                    maxSessionSeconds: maxSession, mfaRequired: mfa, credentials: mode))
+            roleAccount.append(account.index)
+            roleNodes.append(nameNode)
+        }
+        guard !roles.isEmpty else { throw fail(rolesNode, "roles: is empty; list each role's arn") }
+        var profileSeen: [String: Int] = [:]
+        for (index, role) in roles.enumerated() {
+            let profile = PolicyStorage.profileName(account: accounts[roleAccount[index]], role: role)
+            if let first = profileSeen[profile] {
+                throw fail(roleNodes[index], "role \(role.arn) would get the profile name '\(profile)', as does \(roles[first].arn) (\(position(roleNodes[first]))); give one of them another name:")
+            }
+            profileSeen[profile] = index
+        }
+        var roleByArn: [String: Int] = [:]
+        var roleByName: [String: Int] = [:]
+        for (index, role) in roles.enumerated() {
+            roleByArn[role.arn] = index
+            roleByName["\(roleAccount[index])/\(role.name)"] = index
+        }
+
+        // grants
+        var grants: [CompiledGrant] = []
+        for item in try top.value("grants").map({ try sequence($0, of: "grants") }) ?? [] {
+            let fields = try entries(item, of: "a grant", allowed: Self.grantKeys)
+            if let node = fields.value("description") { _ = try string(node, of: "description") }
+            var groups: [String] = []
+            if let node = fields.value("groups") {
+                for groupNode in try stringList(node, of: "groups") {
+                    let group = try string(groupNode, of: "a group")
+                    guard !group.isEmpty else { throw fail(groupNode, "a group name is empty") }
+                    if !groups.contains(group) { groups.append(group) }
+                }
+            }
+            var claims: [ClaimMatcher] = []
+            if let node = fields.value("claims") {
+                guard case .mapping(let mapping) = node else { throw fail(node, "claims: must be a mapping of claim names to patterns, as in email: \"*@example.com\"") }
+                for (keyNode, valueNode) in mapping {
+                    let claim = try string(keyNode, of: "a claim name")
+                    guard !claim.isEmpty else { throw fail(keyNode, "a claim name is empty") }
+                    let patterns = try stringList(valueNode, of: "claim \(claim)").map { Glob(try string($0, of: "a pattern of claim \(claim)")) }
+                    guard !patterns.isEmpty else { throw fail(valueNode, "claim \(claim) lists no patterns; give at least one, as in \"*\"") }
+                    claims.append(ClaimMatcher(claim: claim, patterns: patterns))
+                }
+            }
+            var issuer: String? = nil
+            if let node = fields.value("issuer") {
+                let text = trimmedIssuer(try string(node, of: "issuer"))
+                guard !text.isEmpty else { throw fail(node, "issuer is empty; give the issuer URL, as in https://idp.example.com") }
+                issuer = text
+            }
+            if groups.isEmpty && claims.isEmpty {
+                throw fail(item, "this grant has neither groups nor claims; say who it is for with groups: [...] or claims: {...} (everyone from one issuer: claims: {sub: \"*\"} and issuer:)")
+            }
+            guard let rolesValue = fields.value("roles") else {
+                throw fail(item, "this grant has no roles; add roles: [<arn>, <alias>/<name>, <alias>/*, or *]")
+            }
+            var coverage = Coverage()
+            let references = try stringList(rolesValue, of: "roles")
+            guard !references.isEmpty else { throw fail(rolesValue, "roles: is empty; name at least one role") }
+            for referenceNode in references {
+                let reference = try string(referenceNode, of: "a role")
+                if reference == "*" {
+                    coverage.all = true
+                } else if reference.hasPrefix("arn:") {
+                    guard let index = roleByArn[reference] else {
+                        throw fail(referenceNode, "grant names role \(reference), which is not listed under roles:")
+                    }
+                    coverage.roles.insert(index)
+                } else if let slash = reference.firstIndex(of: "/") {
+                    let accountName = String(reference[..<slash]), roleName = String(reference[reference.index(after: slash)...])
+                    guard let account = accountByAlias[accountName]?.index ?? accountByID[accountName]?.index else {
+                        throw fail(referenceNode, "grant names account '\(accountName)' in '\(reference)', which is neither an alias nor an id under accounts:")
+                    }
+                    if roleName == "*" {
+                        coverage.accounts.insert(account)
+                    } else if let index = roleByName["\(account)/\(roleName)"] {
+                        coverage.roles.insert(index)
+                    } else {
+                        throw fail(referenceNode, "grant names role '\(roleName)' in account \(accounts[account].displayName), which has no role of that name")
+                    }
+                } else {
+                    throw fail(referenceNode, "'\(reference)' does not name a role; write an ARN, <alias>/<name>, <alias>/* or *")
+                }
+            }
+            grants.append(CompiledGrant(groups: groups, claims: claims, issuer: issuer, coverage: coverage))
+        }
+
+        // session_tags
+        var tagRules: [TagRule] = []
+        var tagSeen: [String: Node] = [:]
+        for item in try top.value("session_tags").map({ try sequence($0, of: "session_tags") }) ?? [] {
+            let fields = try entries(item, of: "a session tag", allowed: Self.tagKeys)
+            if tagRules.count == STSTagText.maxTags {
+                throw fail(item, "STS accepts at most \(STSTagText.maxTags) session tags; this is tag \(STSTagText.maxTags + 1)")
+            }
+            guard let keyNode = fields.value("tag") else { throw fail(item, "this session tag has no tag:; add tag: <key> (and claim: <claim name>)") }
+            let key = try string(keyNode, of: "tag")
+            if let problem = STSTagText.problem(withKey: key) { throw fail(keyNode, "session tag key '\(key)' \(problem)") }
+            // STS treats keys that differ only in case as the same key.
+            if let first = tagSeen[key.lowercased()] {
+                throw fail(keyNode, "session tag key '\(key)' is used twice (first at \(position(first))); STS compares keys without case")
+            }
+            tagSeen[key.lowercased()] = keyNode
+            var claim = key
+            if let node = fields.value("claim") {
+                claim = try string(node, of: "claim")
+                guard !claim.isEmpty else { throw fail(node, "claim is empty; name the claim whose value becomes tag '\(key)'") }
+            }
+            tagRules.append(TagRule(key: key, claim: claim))
+        }
+
+        return PolicyStorage(accounts: accounts, roles: roles, roleAccount: roleAccount, defaultRegion: defaultRegion,
+                             grants: grants, tagRules: tagRules)
+    }
+}
+
+// MARK: - Reading nodes
+
+extension PolicyParser {
+    func position(_ node: Node) -> String {
+        let mark = node.mark
+        return "\(mark?.line ?? 1):\(mark?.column ?? 1)"
+    }
+
+    func fail(_ node: Node, _ reason: String) -> KeylessError {
+        KeylessError(.configInvalid, "\(file):\(position(node)): \(reason)", hint: Self.hint)
+    }
+
+    static func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    static func kind(_ node: Node) -> String {
+        switch node {
+        case .scalar: return isNull(node) ? "nothing" : "text"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    /// The entries of a mapping, refusing keys not in `allowed` (with a suggestion for a near miss).
+    func entries(_ node: Node, of what: String, allowed: [String]) throws -> Entries {
+        guard case .mapping(let mapping) = node else {
+            throw fail(node, "\(what) must be a mapping with the keys \(allowed.joined(separator: ", ")), not \(Self.kind(node))")
+        }
+        var byKey: [String: Entry] = [:]
+        for (keyNode, value) in mapping {
+            guard case .scalar(let scalar) = keyNode else {
+                throw fail(keyNode, "a key in \(what) must be a plain name, not \(Self.kind(keyNode))")
+            }
+            let key = scalar.string
+            guard allowed.contains(key) else {
+                let suggestion = Self.nearest(key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
+                throw fail(keyNode, "unknown key '\(key)' in \(what)\(suggestion); allowed keys: \(allowed.joined(separator: ", "))")
+            }
+            byKey[key] = Entry(key: key, keyNode: keyNode, value: value)
+        }
+        return Entries(byKey: byKey)
+    }
+
+    /// The elements of a list (YAML null counts as an empty list).
+    func sequence(_ node: Node, of what: String) throws -> [Node] {
+        if Self.isNull(node) { return [] }
+        guard case .sequence(let sequence) = node else {
+            throw fail(node, "\(what): must be a list (items starting with \"- \"), not \(Self.kind(node))")
+        }
+        return Array(sequence)
+    }
+
+    /// A list, or a single scalar taken as a list of one.
+    func stringList(_ node: Node, of what: String) throws -> [Node] {
+        switch node {
+        case .scalar: return Self.isNull(node) ? [] : [node]
+        case .sequence(let sequence): return Array(sequence)
+        default: throw fail(node, "\(what) must be text or a list, not \(Self.kind(node))")
+        }
+    }
+
+    func string(_ node: Node, of what: String) throws -> String {
+        guard case .scalar(let scalar) = node else {
+            throw fail(node, "\(what) must be text, not \(Self.kind(node))")
+        }
+        return scalar.string
+    }
+
+    func bool(_ node: Node, of what: String) throws -> Bool {
+        switch try string(node, of: what).lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw fail(node, "\(what) must be true or false, not '\(try string(node, of: what))'")
+        }
+    }
+
+    func credentialMode(_ node: Node) throws -> CredentialMode {
+        let text = try string(node, of: "credentials")
+        guard let mode = CredentialMode(rawValue: text) else {
+            throw fail(node, "credentials must be web-identity or server, not '\(text)'")
+        }
+        return mode
+    }
+
+    func accountID(_ node: Node) throws -> String {
+        guard case .scalar(let scalar) = node else { throw fail(node, "account id must be 12 digits, not \(Self.kind(node))") }
+        let id = scalar.string
+        guard id.utf8.count == 12, id.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            throw fail(node, "account id '\(id)' must be exactly 12 digits")
+        }
+        // Unquoted, YAML reads a leading zero as an octal or plain integer and drops it; other tools reading this file would too.
+        if scalar.style == .plain && id.hasPrefix("0") {
+            throw fail(node, "account id \(id) starts with 0, which YAML drops from an unquoted number; quote it: \"\(id)\"")
+        }
+        return id
+    }
+
+    func region(_ node: Node) throws -> String {
+        let text = try string(node, of: "region")
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        let valid = parts.count >= 3 && parts.allSatisfy { !$0.isEmpty }
+            && parts.dropLast().allSatisfy { $0.utf8.allSatisfy { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } }
+            && parts.last!.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard valid else { throw fail(node, "region '\(text)' is not an AWS region name such as us-east-1 or eu-west-1") }
+        return text
+    }
+
+    /// Seconds from 3600, "3600s", "45m", "1h", "1h30m"; within what STS allows.
+    func duration(_ node: Node) throws -> Int {
+        let text = try string(node, of: "max_session")
+        guard let seconds = Self.seconds(text) else {
+            throw fail(node, "max_session '\(text)' is not a duration; write seconds (3600) or a number with h, m or s (1h, 45m, 3600s)")
+        }
+        guard Self.sessionRange.contains(seconds) else {
+            throw fail(node, "max_session \(text) is \(seconds) seconds; STS allows 900 (15m) to 43200 (12h)")
+        }
+        return seconds
+    }
+
+    static func seconds(_ text: String) -> Int? {
+        if !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return text.count <= 9 ? Int(text) : nil
+        }
+        var total = 0, number = "", units = Set<Character>()
+        for character in text {
+            if character.isASCII && character.isNumber {
+                number.append(character)
+            } else if let factor = ["h": 3600, "m": 60, "s": 1][character], !number.isEmpty, number.count <= 9,
+                      units.insert(character).inserted {
+                total += Int(number)! * factor
+                number = ""
+            } else {
+                return nil
+            }
+        }
+        return number.isEmpty && !units.isEmpty ? total : nil
+    }
+
+    static func aliasProblem(_ alias: String) -> String? {
+        if alias.isEmpty { return "is empty" }
+        if alias.count > 63 { return "is longer than 63 characters" }
+        let allowed = alias.unicodeScalars.allSatisfy { scalar in
+            switch scalar {
+            case "a"..."z", "A"..."Z", "0"..."9", "-", "_", ".": return true
+            default: return false
+            }
+        }
+        if !allowed { return "may contain only letters, digits, '-', '_' and '.' (it is used in role references and profile names)" }
+        if alias.utf8.count == 12 && alias.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return "looks like an account id; choose a name"
+        }
+        return nil
+    }
+
+    static func roleNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "is empty" }
+        if name.count > 64 { return "is longer than 64 characters" }
+        let allowed = name.unicodeScalars.allSatisfy { scalar in
+            switch scalar {
+            case "a"..."z", "A"..."Z", "0"..."9", "+", "=", ",", ".", "@", "_", "-": return true
+            default: return false
+            }
+        }
+        return allowed ? nil : "may contain only letters, digits and + = , . @ _ - (as IAM role names)"
+    }
+
+    struct ArnProblem: Error { let text: String }
+
+    /// The account id and role name of `arn:<partition>:iam::<account>:role/<path/><name>`.
+    static func parseRoleArn(_ arn: String) -> Result<(accountID: String, roleName: String), ArnProblem> {
+        let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "arn" else { return .failure(ArnProblem(text: "it must have six parts separated by ':' and start with arn:")) }
+        let partition = parts[1]
+        guard partition == "aws" || (partition.hasPrefix("aws-") && partition.dropFirst(4).allSatisfy({ ("a"..."z").contains($0) || $0 == "-" })) else {
+            return .failure(ArnProblem(text: "'\(partition)' is not an AWS partition (aws, aws-cn, aws-us-gov, ...)"))
+        }
+        guard parts[2] == "iam" else { return .failure(ArnProblem(text: "the service must be iam, not '\(parts[2])'")) }
+        guard parts[3].isEmpty else { return .failure(ArnProblem(text: "IAM ARNs have no region, but this one has '\(parts[3])'")) }
+        let account = parts[4]
+        guard account.utf8.count == 12, account.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            return .failure(ArnProblem(text: "the account id '\(account)' must be 12 digits"))
+        }
+        let resource = parts[5]
+        guard resource.hasPrefix("role/") else { return .failure(ArnProblem(text: "the resource must start with role/, not '\(resource)'")) }
+        let segments = resource.dropFirst(5).split(separator: "/", omittingEmptySubsequences: false)
+        guard let name = segments.last, roleNameProblem(String(name)) == nil else {
+            return .failure(ArnProblem(text: "the role name '\(segments.last ?? "")' is not a valid IAM role name"))
+        }
+        for segment in segments.dropLast() where segment.isEmpty || !segment.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) {
+            return .failure(ArnProblem(text: "the role path has an empty or invalid segment"))
+        }
+        return .success((String(account), String(name)))
+    }
+
+    /// The allowed key closest to `key` by edit distance, when it is a plausible typo.
+    static func nearest(_ key: String, in allowed: [String]) -> String? {
+        let scored = allowed.map { ($0, editDistance(Array(key.lowercased()), Array($0))) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, min(2, key.count / 3)) else { return nil }
+        return best.0
+    }
+
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
+    /// A YAML syntax error as "file:line:col: not valid YAML: problem".
+    func yamlError(_ error: YamlError) -> KeylessError {
+        let (mark, problem): ((line: Int, column: Int), String)
+        switch error {
+        case .scanner(let context, let problem1, let mark1, _), .parser(let context, let problem1, let mark1, _), .composer(let context, let problem1, let mark1, _):
+            mark = (mark1.line, mark1.column)
+            problem = "not valid YAML: \(problem1)" + (context.map { " (\($0.text) at \($0.mark.line):\($0.mark.column))" } ?? "")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            mark = (context.mark.line, context.mark.column)
+            problem = "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
+        case .reader(let problem1, let offset, _, _):
+            mark = (1, 1)
+            problem = "not readable as UTF-8 text: \(problem1)" + (offset.map { " at byte \($0)" } ?? "")
+        default:
+            mark = (1, 1)
+            problem = "not valid YAML: \(error)"
+        }
+        return KeylessError(.configInvalid, "\(file):\(mark.line):\(mark.column): \(problem)", hint: Self.hint)
+    }
+}

@@ -1,0 +1,204 @@
+import KeylessCore
+@testable import KeylessPolicy
+import Testing
+
+@Suite("Who is granted what")
+struct GrantTests {
+    let policy: AccessPolicy
+
+    init() throws { policy = try Fixture.parsed() }
+
+    @Test("a group grant gives its roles, by ARN and by alias/name")
+    func byGroup() {
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["platform-admins"])) == [Fixture.adminEntitlement, Fixture.readonlyEntitlement])
+    }
+
+    @Test("groups are compared exactly: no case folding, no globs")
+    func groupsExact() {
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["Platform-Admins", "platform-*"])).isEmpty)
+    }
+
+    @Test("a claim grant matches a glob, and needs every listed claim to match")
+    func byClaimGlob() {
+        let sre = Fixture.caller(claims: ["email": .string("bob@example.com"), "https://example.com/team": .string("sre")])
+        #expect(policy.entitlements(for: sre) == [Fixture.readonlyEntitlement])
+        let otherDomain = Fixture.caller(claims: ["email": .string("bob@example.org"), "https://example.com/team": .string("sre")])
+        #expect(policy.entitlements(for: otherDomain).isEmpty)
+        let noTeam = Fixture.caller(claims: ["email": .string("bob@example.com")])
+        #expect(policy.entitlements(for: noTeam).isEmpty)
+        let wrongTeam = Fixture.caller(claims: ["email": .string("bob@example.com"), "https://example.com/team": .string("finance")])
+        #expect(policy.entitlements(for: wrongTeam).isEmpty)
+    }
+
+    @Test("a multi-valued claim matches when any of its values matches the glob")
+    func byMultiValuedClaim() {
+        let auditor = Fixture.caller(claims: ["groups": .array([.string("staff"), .string("auditors-7")])])
+        #expect(policy.entitlements(for: auditor) == [Fixture.auditorEntitlement])
+        // "?" is exactly one character.
+        let notQuite = Fixture.caller(claims: ["groups": .array([.string("auditors-17"), .string("auditors-")])])
+        #expect(policy.entitlements(for: notQuite).isEmpty)
+    }
+
+    @Test("an issuer restriction limits a grant to that issuer, trailing slashes aside")
+    func issuerRestriction() {
+        let claims: [String: JSONValue] = ["groups": .array([.string("auditors-7")])]
+        #expect(policy.entitlements(for: Fixture.caller(claims: claims, issuer: "https://idp.example.com/")) == [Fixture.auditorEntitlement])
+        #expect(policy.entitlements(for: Fixture.caller(claims: claims, issuer: "https://other.example.com")).isEmpty)
+    }
+
+    @Test("alias/* gives every role of that account")
+    func byAccountWildcard() {
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["developers"])) == [Fixture.deployerEntitlement, Fixture.developerEntitlement])
+    }
+
+    @Test("* gives every role, sorted by account then role name")
+    func byStar() {
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["break-glass"])) == [
+            Fixture.auditorEntitlement, Fixture.deployerEntitlement, Fixture.developerEntitlement,
+            Fixture.adminEntitlement, Fixture.readonlyEntitlement,
+        ])
+    }
+
+    @Test("roles from several grants are listed once, sorted")
+    func unionWithoutDuplicates() {
+        let caller = Fixture.caller(groups: ["developers", "platform-admins", "developers"],
+                                    claims: ["email": .string("a@example.com"), "https://example.com/team": .array([.string("platform")])])
+        #expect(policy.entitlements(for: caller) == [Fixture.deployerEntitlement, Fixture.developerEntitlement,
+                                                     Fixture.adminEntitlement, Fixture.readonlyEntitlement])
+    }
+
+    @Test("a grant with both groups and claims needs both")
+    func groupsAndClaims() throws {
+        let policy = try AccessPolicy.parse("""
+            accounts: [{id: "123456789012", alias: prod}]
+            roles: [{arn: "arn:aws:iam::123456789012:role/admin"}]
+            grants:
+              - groups: [admins]
+                claims: {email_verified: true}
+                roles: [prod/admin]
+            """, file: "policy.yaml")
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["admins"], claims: ["email_verified": .bool(true)])).count == 1)
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["admins"], claims: ["email_verified": .bool(false)])).isEmpty)
+        #expect(policy.entitlements(for: Fixture.caller(claims: ["email_verified": .bool(true)])).isEmpty)
+        #expect(policy.decide(Fixture.caller(groups: ["admins"]), roleArn: "prod/admin") == .denied(.notGranted,
+            "alice is not granted role prod/admin (arn:aws:iam::123456789012:role/admin): it is granted to members of admins (the caller's groups: admins); the grant for the caller's group also requires a matching claim email_verified"))
+    }
+}
+
+@Suite("Deciding one role")
+struct DecideTests {
+    let policy: AccessPolicy
+
+    init() throws { policy = try Fixture.parsed() }
+
+    let adminArn = "arn:aws:iam::123456789012:role/admin"
+
+    @Test("a granted role comes with its entitlement and the caller's session tags")
+    func granted() {
+        let caller = Fixture.caller(groups: ["platform-admins"], claims: ["email": .string("alice@example.com")], mfa: true)
+        #expect(policy.decide(caller, roleArn: adminArn) == .granted(Fixture.adminEntitlement, tags: [SessionTag(key: "email", value: "alice@example.com")]))
+    }
+
+    @Test("a role may be named alias/name as well as by ARN")
+    func grantedByReference() {
+        let caller = Fixture.caller(groups: ["developers"])
+        #expect(policy.decide(caller, roleArn: "dev/Deployer") == .granted(Fixture.deployerEntitlement, tags: []))
+    }
+
+    @Test("an ungranted role is denied, naming the role and the groups that would grant it")
+    func notGranted() {
+        #expect(policy.decide(Fixture.caller(groups: ["developers"], mfa: true), roleArn: adminArn) == .denied(.notGranted,
+            "alice is not granted role prod/admin (arn:aws:iam::123456789012:role/admin): it is granted to members of break-glass or platform-admins (the caller's groups: developers)"))
+        #expect(policy.decide(Fixture.caller(), roleArn: "arn:aws:iam::123456789012:role/ops/ReadOnly") == .denied(.notGranted,
+            "alice is not granted role prod/readonly (arn:aws:iam::123456789012:role/ops/ReadOnly): it is granted to members of break-glass or platform-admins (the caller's groups: none); or to callers whose claims email and https://example.com/team match"))
+    }
+
+    @Test("a role no grant covers says so")
+    func grantedToNobody() throws {
+        let policy = try AccessPolicy.parse("""
+            accounts: [{id: "123456789012"}]
+            roles: [{arn: "arn:aws:iam::123456789012:role/lonely"}]
+            """, file: "policy.yaml")
+        #expect(policy.decide(Fixture.caller(groups: ["a"]), roleArn: "arn:aws:iam::123456789012:role/lonely") == .denied(.notGranted,
+            "alice is not granted role 123456789012/lonely (arn:aws:iam::123456789012:role/lonely): no grant in the policy gives this role to anyone"))
+    }
+
+    @Test("a role the policy does not list is unknown")
+    func unknownRole() {
+        #expect(policy.decide(Fixture.caller(groups: ["break-glass"]), roleArn: "arn:aws:iam::123456789012:role/nope")
+                == .denied(.unknownRole, "role arn:aws:iam::123456789012:role/nope is not in the access policy"))
+        #expect(policy.decide(Fixture.caller(groups: ["break-glass"]), roleArn: "prod/*")
+                == .denied(.unknownRole, "role prod/* is not in the access policy"))
+    }
+
+    @Test("an MFA role is denied to a granted caller whose token shows no MFA")
+    func mfaRequired() {
+        #expect(policy.decide(Fixture.caller(groups: ["platform-admins"], mfa: false), roleArn: adminArn) == .denied(.mfaRequired,
+            "role prod/admin (arn:aws:iam::123456789012:role/admin) requires MFA, and the token of alice does not show a second factor (amr); log in again with MFA"))
+    }
+
+    @Test("not granted comes before MFA: an ungranted caller learns nothing about MFA")
+    func notGrantedBeforeMFA() {
+        guard case .denied(let reason, _) = policy.decide(Fixture.caller(groups: ["developers"], mfa: false), roleArn: adminArn) else {
+            Issue.record("granted")
+            return
+        }
+        #expect(reason == .notGranted)
+    }
+
+    @Test("denial reasons have stable raw values for the audit log")
+    func denialRawValues() {
+        #expect([DenialReason.unknownRole, .notGranted, .mfaRequired].map(\.rawValue) == ["unknown_role", "not_granted", "mfa_required"])
+    }
+}
+
+@Suite("Session tags")
+struct SessionTagTests {
+    let policy: AccessPolicy
+
+    init() throws { policy = try Fixture.parsed() }
+
+    @Test("a scalar claim becomes a tag; a multi-valued claim is joined with ':'; a missing claim gives no tag")
+    func scalarAndMultiValued() {
+        let caller = Fixture.caller(claims: ["email": .string("alice@example.com"),
+                                             "groups": .array([.string("dev"), .string("ops"), .number(42)])])
+        #expect(policy.sessionTags(for: caller) == [SessionTag(key: "email", value: "alice@example.com"), SessionTag(key: "groups", value: "dev:ops:42")])
+    }
+
+    @Test("characters STS refuses become '_', letters of any script stay")
+    func sanitised() {
+        let caller = Fixture.caller(claims: ["email": .string("o'brien <ob@example.com>"), "https://example.com/team": .string("Équipe Ω #1")])
+        #expect(policy.sessionTags(for: caller) == [SessionTag(key: "email", value: "o_brien _ob@example.com_"),
+                                                    SessionTag(key: "team", value: "Équipe Ω _1")])
+    }
+
+    @Test("values are cut to 256 characters, after joining")
+    func cut() {
+        let long = String(repeating: "a", count: 300)
+        let caller = Fixture.caller(claims: ["email": .string(long), "groups": .array((0..<100).map { .string("group\($0)") })])
+        let tags = policy.sessionTags(for: caller)
+        #expect(tags.map(\.key) == ["email", "groups"])
+        #expect(tags[0].value == String(repeating: "a", count: 256))
+        #expect(tags[1].value.count == 256)
+        #expect(tags[1].value.hasPrefix("group0:group1:group2:"))
+    }
+
+    @Test("a cut never splits a character outside the basic plane")
+    func cutAtScalarBoundary() {
+        let value = String(repeating: "a", count: 255) + "𝐀"
+        #expect(STSTagText.cut(value) == String(repeating: "a", count: 255))
+    }
+
+    @Test("globs: * any run, ? one character, literal otherwise")
+    func globs() {
+        #expect(Glob("*@example.com").matches("a@example.com"))
+        #expect(!Glob("*@example.com").matches("a@example.com.evil"))
+        #expect(Glob("repo:org/*:ref:refs/heads/main").matches("repo:org/app:ref:refs/heads/main"))
+        #expect(!Glob("repo:org/*:ref:refs/heads/main").matches("repo:org/app:ref:refs/heads/dev"))
+        #expect(Glob("a?c").matches("abc") && !Glob("a?c").matches("ac"))
+        #expect(Glob("*").matches("") && Glob("**").matches("x"))
+        #expect(Glob("team-*").matches("team-") && !Glob("team-*").matches("Team-a"))
+        #expect(Glob("*a*b*").matches("xxaxxbxx") && !Glob("*a*b*").matches("xxbxxaxx"))
+        #expect(Glob("").matches("") && !Glob("").matches("a"))
+    }
+}
