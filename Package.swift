@@ -94,6 +94,8 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // IAM trust policies: how STS evaluates one for a web-identity principal, explained statement by statement.
+        .target(name: "KeylessTrust", dependencies: ["KeylessCore"]),
         // The access server's policy: accounts, roles, grants from groups and claims, session tags; parsed with
         // line numbers and reloaded on change.
         .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
@@ -111,7 +113,7 @@ let package = Package(
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
             "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP",
-            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy",
+            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -151,6 +153,7 @@ let package = Package(
         .testTarget(name: "KeylessStorageTests", dependencies: [
             "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
         ]),
+        .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore"]),
         .testTarget(name: "KeylessServerTests", dependencies: [
             "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessIdP",
