@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
         // Errors with codes, clocks, environment, XDG paths, atomic writes and file locks.
@@ -94,6 +96,14 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The certificate chain a TLS server presents, and the SHA-1 thumbprint IAM expects for an OIDC provider.
+        .target(name: "KeylessTLS", dependencies: [
+            "KeylessCore",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // IAM trust policies: how STS evaluates one for a web-identity principal, explained statement by statement.
         .target(name: "KeylessTrust", dependencies: ["KeylessCore"]),
         // The access server's policy: accounts, roles, grants from groups and claims, session tags; parsed with
@@ -113,7 +123,7 @@ let package = Package(
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
             "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP",
-            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust",
+            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -12,7 +12,7 @@ public struct Keyless: AsyncParsableCommand {
         5 identity provider or AWS unreachable, 6 local store or lock problem, 7 nested exec refused.
         """,
         version: "0.1.0",
-        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Server.self, IdP.self]
+        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self]
     )
 
     public init() {}
