@@ -33,7 +33,7 @@ public enum ConfigurePlanner {
     /// Keys that would make botocore ignore `credential_process` (they take precedence), removed from a replaced profile.
     static let competingKeys = ["aws_access_key_id", "aws_secret_access_key", "aws_session_token", "role_arn", "source_profile",
                                 "credential_source", "web_identity_token_file", "role_session_name", "sso_session", "sso_start_url",
-                                "sso_account_id", "sso_role_name", "sso_region"]
+                                "sso_account_id", "sso_role_name", "sso_region", "login_session"]
 
     /// A profile for every role, named `prefix + suggested name`.
     public static func allRoles(_ document: ServerConfigDocument, region: String?, prefix: String, command: String = "keyless") -> [ProfilePlan] {
@@ -104,8 +104,11 @@ public struct ConfigureSurvey {
 
     /// Runs the questions; returns the plans, or nil when the person stopped (end of input).
     public func run(region suggestedRegion: String?, prefix: String) throws -> [ProfilePlan]? {
-        guard let region = ask("Default region", default: suggestedRegion ?? document.defaultRegion, valid: Self.validRegion,
+        let offered = suggestedRegion ?? document.defaultRegion
+        guard let answer = ask("Default region", default: offered, valid: Self.validRegion,
                                problem: "A region looks like us-east-1 or eu-west-2.") else { return nil }
+        // Accepting the server's default keeps each account's own suggested region, as --all-roles without --region does.
+        let region: String? = suggestedRegion == nil && answer == offered ? nil : answer
         let total = document.allRoles.count
         io.say("How should profiles be written?\n  1) one profile per role (\(total) role\(total == 1 ? "" : "s"))\n  2) pick roles one at a time")
         guard let mode = choose("Choice", count: 2, default: 1) else { return nil }

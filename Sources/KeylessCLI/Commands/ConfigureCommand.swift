@@ -62,7 +62,7 @@ extension Keyless {
                 } else {
                     guard terminal.isInteractive else {
                         throw KeylessError(.usage, "configure needs a terminal to ask which roles to add.",
-                                           hint: "In scripts pass --all-roles --yes (and --region / --profile-prefix as needed), or --print-only.")
+                                           hint: "In scripts pass --all-roles --yes (and --region / --profile-prefix as needed), or --all-roles --print-only to only see them.")
                     }
                     terminal.say("Signed in as \(document.caller.name). The server grants you \(document.allRoles.count) role(s) in \(document.accounts.count) account(s).")
                     guard let chosen = try ConfigureSurvey(io: terminal, document: document, existing: existing, command: command).run(region: region, prefix: profilePrefix) else {
@@ -92,9 +92,11 @@ extension Keyless {
                         return
                     }
                 }
+                let hadFile = Files.exists(path)  // write(to:) keeps a backup only of a file that was there
                 try ConfigurePlanner.apply(plans, to: &config)
                 try config.write(to: path)
-                terminal.say("Wrote \(plans.count) profile(s) to \(path) (the previous file is \(path).keyless-backup). Try: aws sts get-caller-identity --profile \(plans[0].name)")
+                let backup = hadFile ? " (the previous file is \(path).keyless-backup)" : ""
+                terminal.say("Wrote \(plans.count) profile(s) to \(path)\(backup). Try: aws sts get-caller-identity --profile \(plans[0].name)")
             }
         }
     }
