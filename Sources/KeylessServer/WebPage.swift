@@ -61,7 +61,10 @@ public struct WebPage: Sendable {
 
     func home(_ request: Request, _ context: AccessRequestContext) async -> Response {
         guard let (caller, token) = await session(request) else {
-            return page("signin", ["title": "Sign in", "issuer": login.issuer], status: .ok)
+            var response = page("signin", ["title": "Sign in", "issuer": Self.hostAndPort(of: login.issuer)], status: .ok)
+            // An expired or rejected session cookie is dropped, so the browser stops sending it.
+            if request.cookies[Self.sessionCookie] != nil { response.headers[.setCookie] = cookie(Self.sessionCookie, "", path: "/", maxAge: 0) }
+            return response
         }
         return rolesPage(caller, token: token, notice: nil)
     }
@@ -70,27 +73,34 @@ public struct WebPage: Sendable {
         let document = service.configDocument(for: caller)
         let accounts = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["accounts"] as? [[String: Any]] ?? []
         let csrf = Self.csrf(token)
-        let view: [String: Any] = [
+        let groups = caller.policyCaller.groups.joined(separator: ", ")
+        // Mustache renders a section for any present value, even an empty string or a boxed nil: only set what is there.
+        var view: [String: Any] = [
             "title": "Your AWS roles",
             "name": caller.name,
-            "groups": caller.policyCaller.groups.joined(separator: ", "),
             "csrf": csrf,
-            "notice": notice as Any,
+            "hasGroups": !groups.isEmpty,
+            "groups": groups,
             "hasAccounts": !accounts.isEmpty,
             "accounts": accounts.map { account -> [String: Any] in
                 let id = account["id"] as? String ?? ""
-                let alias = account["alias"] as? String
+                let alias = (account["alias"] as? String).flatMap { $0.isEmpty ? nil : $0 }
                 return [
                     "heading": alias.map { "\($0) (\(id))" } ?? id, "anchor": "account-\(id)",
                     "roles": (account["roles"] as? [[String: Any]] ?? []).map { role -> [String: Any] in
                         let seconds = role["max_session_seconds"] as? Int ?? 3600
-                        return ["arn": role["arn"] ?? "", "name": role["name"] ?? "", "description": role["description"] ?? "",
-                                "session": Self.duration(seconds), "mfa": (role["mfa_required"] as? Bool) == true, "csrf": csrf]
+                        let name = role["name"] as? String ?? ""
+                        var entry: [String: Any] = ["arn": role["arn"] as? String ?? "", "name": name, "label": "\(name) in \(alias ?? id)",
+                                                    "session": Self.duration(seconds), "mfa": (role["mfa_required"] as? Bool) == true, "csrf": csrf]
+                        if let description = role["description"] as? String, !description.isEmpty { entry["description"] = description }
+                        return entry
                     },
                 ]
             },
-            "configure": "keyless configure --config-url \(service.configuration.publicURL) --issuer-url \(caller.issuer.trusted.issuer) --client-id \(caller.issuer.clientID)",
+            "configure": ["keyless", "configure", "--config-url", service.configuration.publicURL, "--issuer-url", caller.issuer.trusted.issuer,
+                          "--client-id", caller.issuer.clientID].map(CredentialProcessLine.quoted).joined(separator: " "),
         ]
+        if let notice { view["notice"] = notice }
         return page("roles", view, status: status)
     }
 
@@ -106,7 +116,8 @@ public struct WebPage: Sendable {
                 "export AWS_REGION=\(entitlement.region)",
             ].joined(separator: "\n")
             return page("credentials", ["title": "Shell credentials", "role": entitlement.role.arn, "roleName": entitlement.role.name,
-                                        "expires": AuditRecord.timestamp(credentials.expiration), "exports": lines])
+                                        "expires": AuditRecord.timestamp(credentials.expiration), "exports": lines,
+                                        "name": caller.name, "csrf": Self.csrf(token)])
         } catch let error as AccessError {
             return rolesPage(caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
         } catch {
@@ -175,7 +186,10 @@ public struct WebPage: Sendable {
     }
 
     func logout(_ request: Request, _ context: AccessRequestContext) async -> Response {
-        guard await authorizedForm(request) != nil else { return forbidden() }
+        // A live session ends only through its own form; a dead one (expired, keys rotated) is simply dropped.
+        if await session(request) != nil {
+            guard await authorizedForm(request) != nil else { return forbidden() }
+        }
         var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store"])
         response.headers[.setCookie] = cookie(Self.sessionCookie, "", path: "/", maxAge: 0)
         return response
@@ -211,6 +225,12 @@ public struct WebPage: Sendable {
         guard let parsed = URL(string: url), let scheme = parsed.scheme, let host = parsed.host else { return url }
         let defaultPort = scheme == "https" ? 443 : 80
         return "\(scheme)://\(host)" + (parsed.port.map { $0 == defaultPort ? "" : ":\($0)" } ?? "")
+    }
+
+    /// `host[:port]` of a URL, for telling people where they sign in without the noise of a full URL.
+    static func hostAndPort(of url: String) -> String {
+        guard let parsed = URL(string: url), let host = parsed.host else { return url }
+        return host + (parsed.port.map { ":\($0)" } ?? "")
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {

@@ -60,13 +60,14 @@ public final class AccessServer: Sendable {
     public let process: PartnerProcess
 
     /// Writes server.yaml (`serverYAML` with `PORT` replaced by the chosen port) and policy.yaml, then starts the server
-    /// with `environment` (AWS credentials, endpoints) and waits until /healthz answers.
-    public static func start(serverYAML: String, policyYAML: String, environment: [String: String]) async throws -> AccessServer {
+    /// with `environment` (AWS credentials, endpoints) and waits until /healthz answers. With `port` (chosen beforehand,
+    /// e.g. because another partner's configuration names it) the server gets that port and no other.
+    public static func start(serverYAML: String, policyYAML: String, environment: [String: String], port fixedPort: Int? = nil) async throws -> AccessServer {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server")
         try policyYAML.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
         var lastFailure = ""
         for _ in 1...3 {
-            let port = try freePort()
+            let port = try fixedPort ?? freePort()
             try serverYAML.replacingOccurrences(of: "PORT", with: String(port)).write(toFile: directory + "/server.yaml", atomically: true, encoding: .utf8)
             var env = environment
             env["HOME"] = env["HOME"] ?? directory
@@ -76,7 +77,7 @@ public final class AccessServer: Sendable {
             if try await server.waitUntilHealthy() { return server }
             lastFailure = process.logTail(30)
             process.stop()
-            guard lastFailure.contains("in use") else { break }
+            guard lastFailure.contains("in use"), fixedPort == nil else { break }
         }
         throw TestSupportError("keyless server did not become healthy:\n\(lastFailure)")
     }

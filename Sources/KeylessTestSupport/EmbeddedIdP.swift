@@ -49,7 +49,8 @@ public final class EmbeddedIdP: Sendable {
 
     /// Writes an idp.yaml (alice, bob with TOTP, keyless-cli public client, deployer confidential client) into a new
     /// temporary directory; every replica of one provider shares that directory's config and key-encryption key.
-    public static func writeConfiguration(signingAlgorithm: String = "RS256", issuerPort: Int) throws -> String {
+    /// `extraClients` is YAML appended to the `clients:` list (items indented by two spaces, e.g. a web page's client).
+    public static func writeConfiguration(signingAlgorithm: String = "RS256", issuerPort: Int, extraClients: String = "") throws -> String {
         let directory = try makeTemporaryDirectory(prefix: "keyless-idp")
         let hash = { (secret: String) throws -> String in
             let result = try PartnerProcess.run("/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
@@ -81,17 +82,19 @@ public final class EmbeddedIdP: Sendable {
             scopes: [deploy]
             audience: sts.amazonaws.com
         """
-        try yaml.write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
+        let clients = extraClients.isEmpty || extraClients.hasSuffix("\n") ? extraClients : extraClients + "\n"
+        try (yaml + "\n" + clients).write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
         return directory
     }
 
     /// Starts a provider. With `directory` (from `writeConfiguration`) and `port`, several replicas share one
     /// configuration; `database` is a PostgreSQL URL or nil for SQLite in the directory.
-    /// `issuer` overrides the URL tokens carry (replicas behind one name share it).
+    /// `issuer` overrides the URL tokens carry (replicas behind one name share it). `extraClients` is passed to
+    /// `writeConfiguration` when no `directory` is given.
     public static func start(signingAlgorithm: String = "RS256", directory: String? = nil, port: Int? = nil, database: String? = nil,
-                             issuer: String? = nil) async throws -> EmbeddedIdP {
+                             issuer: String? = nil, extraClients: String = "") async throws -> EmbeddedIdP {
         let issuerPort = try port ?? freePort()
-        let directory = try directory ?? writeConfiguration(signingAlgorithm: signingAlgorithm, issuerPort: issuerPort)
+        let directory = try directory ?? writeConfiguration(signingAlgorithm: signingAlgorithm, issuerPort: issuerPort, extraClients: extraClients)
         var lastFailure = ""
         for attempt in 1...3 {
             let listenPort = attempt == 1 ? issuerPort : try freePort()
