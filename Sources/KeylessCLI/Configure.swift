@@ -84,6 +84,17 @@ public enum ConfigurePlanner {
         }
     }
 
+    /// The shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
+    static func credentialsFile(_ context: CommandContext) -> String {
+        context.environment["AWS_SHARED_CREDENTIALS_FILE"] ?? context.paths.home + "/.aws/credentials"
+    }
+
+    /// The planned profiles that the credentials file also defines with static keys, which botocore prefers.
+    static func shadowedByCredentialsFile(_ plans: [ProfilePlan], context: CommandContext) -> [String] {
+        guard let file = try? AWSConfigFile.load(credentialsFile(context)) else { return [] }
+        return plans.map(\.name).filter { file.sections[$0]?["aws_access_key_id"] != nil }
+    }
+
     /// The profiles as INI text (what --print-only shows).
     public static func snippet(_ plans: [ProfilePlan]) -> String {
         plans.map { "[profile \($0.name)]\ncredential_process = \($0.credentialProcess)\nregion = \($0.region)\n" }.joined(separator: "\n")

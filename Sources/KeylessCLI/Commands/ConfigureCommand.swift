@@ -97,6 +97,11 @@ extension Keyless {
                 try config.write(to: path)
                 let backup = hadFile ? " (the previous file is \(path).keyless-backup)" : ""
                 terminal.say("Wrote \(plans.count) profile(s) to \(path)\(backup). Try: aws sts get-caller-identity --profile \(plans[0].name)")
+                let shadowed = ConfigurePlanner.shadowedByCredentialsFile(plans, context: context)
+                if !shadowed.isEmpty {
+                    terminal.say("warning: \(shadowed.joined(separator: ", ")) also have static keys in \(ConfigurePlanner.credentialsFile(context)); the AWS CLI and SDKs use "
+                                 + "those before credential_process. Remove those sections there to use keyless.")
+                }
             }
         }
     }
