@@ -99,7 +99,7 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
             response = try error.response(from: request, context: context)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
-            response = Responses.json(["error": "server_error", "error_description": "the provider could not complete the request; see its log."],
+            response = Responses.json(["error": "server_error", "error_description": "the server could not complete the request; see its log."],
                                       status: .internalServerError)
         }
         response.headers[.xContentTypeOptions] = "nosniff"

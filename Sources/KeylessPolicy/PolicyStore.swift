@@ -26,7 +26,7 @@ public final class PolicyStore: Sendable {
     /// The policy file.
     public let path: String
     private let clock: WallClock
-    private let policy: Mutex<AccessPolicy>
+    private let policy: Mutex<(policy: AccessPolicy, generation: Int)>
     private let watch: Mutex<WatchState>
 
     /// What the file looked like when last examined.
@@ -48,7 +48,7 @@ public final class PolicyStore: Sendable {
         let stamp = FileStamp(path: path)
         guard let bytes = try Files.read(path) else { throw AccessPolicy.missingFile(path) }
         let initial = try AccessPolicy.parse(String(decoding: bytes, as: UTF8.self), file: path)
-        policy = Mutex(initial)
+        policy = Mutex((initial, 0))
         // A stamp taken before the read predates the content; one too fresh to trust is not kept, so the first settled
         // reload reads the file again and compares bytes.
         let trusted = stamp.flatMap { Self.isSettled($0, now: clock.now()) ? $0 : nil }
@@ -56,7 +56,11 @@ public final class PolicyStore: Sendable {
     }
 
     /// The policy in force.
-    public var current: AccessPolicy { policy.withLock { $0 } }
+    public var current: AccessPolicy { policy.withLock { $0.policy } }
+
+    /// The policy in force and its generation, which grows by one with every reload that replaces it (for caches of
+    /// answers derived from the policy).
+    public var snapshot: (policy: AccessPolicy, generation: Int) { policy.withLock { $0 } }
 
     /// Re-reads the file if it changed since last time and has settled. Content that is invalid, cut short or changing
     /// while read never replaces the policy in force; a given broken content is reported once.
@@ -90,7 +94,7 @@ public final class PolicyStore: Sendable {
             }
             do {
                 let next = try AccessPolicy.parse(String(decoding: bytes, as: UTF8.self), file: path)
-                policy.withLock { $0 = next }
+                policy.withLock { $0 = (next, $0.generation + 1) }
                 state.good = bytes
                 return .reloaded
             } catch let error as KeylessError {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KeylessAWS
 import KeylessCore
@@ -5,6 +6,8 @@ import KeylessOIDC
 import KeylessPolicy
 import KeylessSigV4
 import Logging
+import NIOCore
+import Synchronization
 
 /// A verified caller: the token's claims, the issuer's settings and the policy's view of them.
 public struct Caller: Sendable {
@@ -16,6 +19,8 @@ public struct Caller: Sendable {
     public var policyCaller: PolicyCaller
     /// Email, else login name, else subject.
     public var name: String
+    /// SHA-256 of the bearer token, when the caller came from one: the key of answers cached per token.
+    public var tokenDigest: SHA256Digest? = nil
 }
 
 /// Where a request came from, for the audit log.
@@ -55,6 +60,10 @@ public final class AccessService: Sendable {
     let clock: WallClock
     let logger: Logger
     let issuersByURL: [String: ServerIssuer]
+    /// The role objects of /api/v1/config as rendered, by issuer and role ARN (see `configDocument`).
+    let roleFragments = Mutex<[RoleFragmentKey: RoleFragment]>([:])
+    /// `/api/v1/config` answers by token and policy generation: the same token under the same policy gets the same bytes.
+    let configBodies = Mutex<[SHA256Digest: (generation: Int, expiresAt: Date, body: ByteBuffer)]>([:])
 
     /// Wires the parts together.
     public init(configuration: ServerConfiguration, policy: PolicyStore, verifier: BearerVerifier, awsCredentials: any AWSCredentialProvider,
@@ -79,14 +88,18 @@ public final class AccessService: Sendable {
         guard let issuer = issuersByURL[bearer.issuer] else {
             throw AccessError(401, "invalid_token", "The bearer token was rejected: unknown issuer.")
         }
-        return Self.caller(bearer, issuer: issuer)
+        var caller = Self.caller(bearer, issuer: issuer)
+        caller.tokenDigest = SHA256.hash(data: Array(token.utf8))
+        return caller
     }
 
     static func caller(_ bearer: VerifiedBearer, issuer: ServerIssuer) -> Caller {
         let claims = bearer.claims
         let groups = claims[issuer.groupsClaim]?.texts ?? []
         let amr = claims["amr"]?.texts ?? []
-        let name = claims["email"]?.text ?? claims["preferred_username"]?.text ?? bearer.subject
+        // An email the provider marks unverified may be one the user typed: it never names the session.
+        let email = claims["email_verified"] == .bool(false) || claims["email_verified"] == .string("false") ? nil : claims["email"]?.text
+        let name = email ?? claims["preferred_username"]?.text ?? bearer.subject
         return Caller(bearer: bearer, issuer: issuer,
                       policyCaller: PolicyCaller(issuer: bearer.issuer, subject: bearer.subject, groups: groups, claims: claims,
                                                  mfa: amr.contains { issuer.mfaMethods.contains($0) }),
@@ -95,58 +108,119 @@ public final class AccessService: Sendable {
 
     // MARK: Config
 
+    /// The `/api/v1/config` body for `caller`, from the cache while the token and the policy are the ones it was made for.
+    public func configBody(for caller: Caller) -> ByteBuffer {
+        let generation = policy.snapshot.generation
+        guard let digest = caller.tokenDigest else { return ByteBuffer(string: configDocument(for: caller)) }
+        if let hit = configBodies.withLock({ $0[digest] }), hit.generation == generation { return hit.body }
+        let body = ByteBuffer(string: configDocument(for: caller))
+        let now = clock.now()
+        configBodies.withLock { cache in
+            if cache.count >= 10_000 {
+                cache = cache.filter { $0.value.expiresAt > now && $0.value.generation == generation }
+                if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+            }
+            cache[digest] = (generation, caller.bearer.expiresAt, body)
+        }
+        return body
+    }
+
     /// What `configure` needs: the caller, the issuer and client id to log in with, and every role they may assume
     /// grouped by account, each with a suggested profile and its `credential_process` line.
     public func configDocument(for caller: Caller) -> String {
         let current = policy.current
         let entitlements = current.entitlements(for: caller.policyCaller)
-        var text = "{\"issuer\":" + jsonString(caller.issuer.trusted.issuer) + ",\"client_id\":" + jsonString(caller.issuer.clientID)
-        text += ",\"server_url\":" + jsonString(configuration.publicURL) + ",\"default_region\":" + jsonString(current.defaultRegion)
-        text += ",\"caller\":{\"subject\":" + jsonString(caller.bearer.subject) + ",\"name\":" + jsonString(caller.name)
-        text += ",\"groups\":[" + caller.policyCaller.groups.map(jsonString).joined(separator: ",") + "],\"mfa\":" + (caller.policyCaller.mfa ? "true" : "false") + "}"
+        // Built on every request: one buffer appended in place, and the credential_process words every role shares
+        // quoted once, instead of temporary strings per field and per word.
+        var text = ""
+        text.reserveCapacity(512 + 400 * entitlements.count)
+        text += "{\"issuer\":"; appendJSON(caller.issuer.trusted.issuer, to: &text)
+        text += ",\"client_id\":"; appendJSON(caller.issuer.clientID, to: &text)
+        text += ",\"server_url\":"; appendJSON(configuration.publicURL, to: &text)
+        text += ",\"default_region\":"; appendJSON(current.defaultRegion, to: &text)
+        text += ",\"caller\":{\"subject\":"; appendJSON(caller.bearer.subject, to: &text)
+        text += ",\"name\":"; appendJSON(caller.name, to: &text)
+        text += ",\"groups\":["
+        for (position, group) in caller.policyCaller.groups.enumerated() {
+            if position > 0 { text += "," }
+            appendJSON(group, to: &text)
+        }
+        text += caller.policyCaller.mfa ? "],\"mfa\":true}" : "],\"mfa\":false}"
         text += ",\"accounts\":["
+        // A role's object depends only on its entitlement and the issuer, so it is rendered once and kept with the
+        // entitlement it came from; an entry whose entitlement differs from the policy's now (a reload changed the role)
+        // is rendered again, so the cache needs no hook into reloads. Bounded by the policy's roles times the issuers.
+        let issuer = caller.issuer.trusted.issuer, clientID = caller.issuer.clientID
+        var prefixes: (server: String, webIdentity: String)?
+        let fragments = roleFragments.withLock { cache in
+            if cache.count > 4 * current.roles.count + 1024 { cache.removeAll() }  // roles dropped by reloads
+            return entitlements.map { entitlement in
+                let key = RoleFragmentKey(issuer: issuer, arn: entitlement.role.arn)
+                if let hit = cache[key], hit.entitlement == entitlement { return hit.json }
+                let shared = prefixes ?? (server: CredentialProcessLine.prefix(server: configuration.publicURL, issuer: issuer, clientID: clientID),
+                                          webIdentity: CredentialProcessLine.prefix(server: nil, issuer: issuer, clientID: clientID))
+                prefixes = shared
+                var json = ""
+                appendRole(entitlement, prefixes: shared, to: &json)
+                cache[key] = RoleFragment(entitlement: entitlement, json: json)
+                return json
+            }
+        }
         var first = true
         var index = 0
         while index < entitlements.count {
             let account = entitlements[index].account
             if !first { text += "," }
             first = false
-            text += "{\"id\":" + jsonString(account.id) + ",\"alias\":" + (account.alias.map(jsonString) ?? "null") + ",\"roles\":["
+            text += "{\"id\":"; appendJSON(account.id, to: &text)
+            text += ",\"alias\":"
+            if let alias = account.alias { appendJSON(alias, to: &text) } else { text += "null" }
+            text += ",\"roles\":["
             var firstRole = true
             while index < entitlements.count, entitlements[index].account.id == account.id {
-                let entitlement = entitlements[index]
                 if !firstRole { text += "," }
                 firstRole = false
-                text += roleJSON(entitlement, caller: caller)
+                text += fragments[index]
                 index += 1
             }
             text += "]}"
         }
-        return text + "]}"
-    }
-
-    func roleJSON(_ entitlement: Entitlement, caller: Caller) -> String {
-        let role = entitlement.role
-        var text = "{\"arn\":" + jsonString(role.arn) + ",\"name\":" + jsonString(role.name)
-        if let description = role.description { text += ",\"description\":" + jsonString(description) }
-        text += ",\"max_session_seconds\":" + String(role.maxSessionSeconds) + ",\"mfa_required\":" + (role.mfaRequired ? "true" : "false")
-        text += ",\"credentials\":" + jsonString(role.credentials == .server ? "server" : "web-identity")
-        text += ",\"region\":" + jsonString(entitlement.region) + ",\"profile\":" + jsonString(entitlement.profileName)
-        text += ",\"credential_process\":" + jsonString(credentialProcess(entitlement, caller: caller)) + "}"
+        text += "]}"
         return text
     }
 
-    /// The `credential_process` line `configure` writes for a role.
-    func credentialProcess(_ entitlement: Entitlement, caller: Caller) -> String {
-        CredentialProcessLine.make(server: entitlement.role.credentials == .server ? configuration.publicURL : nil, issuer: caller.issuer.trusted.issuer,
-                                   clientID: caller.issuer.clientID, roleArn: entitlement.role.arn, region: entitlement.region)
+    func appendRole(_ entitlement: Entitlement, prefixes: (server: String, webIdentity: String), to text: inout String) {
+        let role = entitlement.role
+        text += "{\"arn\":"; appendJSON(role.arn, to: &text)
+        text += ",\"name\":"; appendJSON(role.name, to: &text)
+        if let description = role.description { text += ",\"description\":"; appendJSON(description, to: &text) }
+        text += ",\"max_session_seconds\":"; text += String(role.maxSessionSeconds)
+        text += role.mfaRequired ? ",\"mfa_required\":true" : ",\"mfa_required\":false"
+        text += role.credentials == .server ? ",\"credentials\":\"server\"" : ",\"credentials\":\"web-identity\""
+        text += ",\"region\":"; appendJSON(entitlement.region, to: &text)
+        text += ",\"profile\":"; appendJSON(entitlement.profileName, to: &text)
+        text += ",\"credential_process\":"
+        appendJSON((role.credentials == .server ? prefixes.server : prefixes.webIdentity)
+                   + CredentialProcessLine.quoted(role.arn) + " --region " + CredentialProcessLine.quoted(entitlement.region), to: &text)
+        text += "}"
+    }
+
+    /// `jsonString(value)` appended to `text`, without the temporary string when nothing needs escaping.
+    func appendJSON(_ value: String, to text: inout String) {
+        if value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            text += jsonString(value)
+        } else {
+            text += "\""; text += value; text += "\""
+        }
     }
 
     // MARK: Credentials
 
     /// Decides, audits, then assumes the role on the caller's behalf.
-    public func credentials(for caller: Caller, roleArn: String, durationSeconds: Int?, origin: RequestOrigin, action: String = "credentials")
-        async throws -> (AWSCredentials, Entitlement) {
+    /// With `recordGrant` false the caller records the grant itself (the console link records it once the link exists,
+    /// so a request that ends in a failure has no "granted" record).
+    public func credentials(for caller: Caller, roleArn: String, durationSeconds: Int?, origin: RequestOrigin, action: String = "credentials",
+                            recordGrant: Bool = true) async throws -> (AWSCredentials, Entitlement) {
         let decision = policy.current.decide(caller.policyCaller, roleArn: roleArn)
         let entitlement: Entitlement
         let tags: [SessionTag]
@@ -169,12 +243,16 @@ public final class AccessService: Sendable {
         do {
             let own = try await awsCredentials.resolve(logger: logger)
             credentials = try await sts.assumeRole(request, credentials: own.credentials, region: configuration.region, date: clock.now())
-        } catch let error as KeylessError {
-            try await record(action, "failed", caller, role: entitlement.role.arn, origin: origin, reason: error.reason)
-            throw AccessError(502, "upstream_error", "AWS did not issue credentials for \(entitlement.role.arn): \(error.reason) Retry in a moment; if it persists, ask the server's administrator.")
+        } catch {
+            // Any failure (not only KeylessError from our clients) is audited and answered 502, never a bare 500.
+            let reason = (error as? KeylessError)?.reason ?? String(describing: error)
+            try await record(action, "failed", caller, role: entitlement.role.arn, origin: origin, reason: reason)
+            throw AccessError(502, "upstream_error", "AWS did not issue credentials for \(entitlement.role.arn): \(reason) Retry in a moment; if it persists, ask the server's administrator.")
         }
-        try await record(action, "granted", caller, role: entitlement.role.arn, origin: origin,
-                         reason: "granted by policy for \(duration) s", sessionName: sessionName)
+        if recordGrant {
+            try await record(action, "granted", caller, role: entitlement.role.arn, origin: origin,
+                             reason: "granted by policy for \(duration) s", sessionName: sessionName)
+        }
         return (credentials, entitlement)
     }
 
@@ -193,13 +271,20 @@ public final class AccessService: Sendable {
         guard ConsoleFederation.allowed(destination, hosts: configuration.consoleDestinationHosts) else {
             throw AccessError(400, "invalid_request", "destination \(destination) is not an AWS console URL this server opens (allowed hosts: \(configuration.consoleDestinationHosts.joined(separator: ", "))).")
         }
-        let (credentials, entitlement) = try await self.credentials(for: caller, roleArn: roleArn, durationSeconds: nil, origin: origin, action: "console")
+        let (credentials, entitlement) = try await self.credentials(for: caller, roleArn: roleArn, durationSeconds: nil, origin: origin, action: "console",
+                                                                    recordGrant: false)
+        let url: String
         do {
-            return try await federation.loginURL(credentials: credentials, destination: destination)
-        } catch let error as KeylessError {
-            try await record("console", "failed", caller, role: entitlement.role.arn, origin: origin, reason: error.reason)
-            throw AccessError(502, "upstream_error", "The AWS sign-in service did not give a console link: \(error.reason)")
+            url = try await federation.loginURL(credentials: credentials, destination: destination)
+        } catch {
+            let reason = (error as? KeylessError)?.reason ?? String(describing: error)
+            try await record("console", "failed", caller, role: entitlement.role.arn, origin: origin, reason: reason)
+            throw AccessError(502, "upstream_error", "The AWS sign-in service did not give a console link: \(reason)")
         }
+        // One record per console request: granted only once the link exists.
+        try await record("console", "granted", caller, role: entitlement.role.arn, origin: origin,
+                         reason: "granted by policy; console link to \(destination)", sessionName: SessionName.sanitize(caller.name))
+        return url
     }
 
     // MARK: Audit
@@ -226,20 +311,48 @@ public final class AccessService: Sendable {
     }
 }
 
+/// Where a rendered role object of /api/v1/config is kept: the caller's issuer changes its credential_process line.
+struct RoleFragmentKey: Hashable, Sendable {
+    let issuer: String
+    let arn: String
+}
+
+/// A rendered role object and the entitlement it was rendered from.
+struct RoleFragment: Sendable {
+    let entitlement: Entitlement
+    let json: String
+}
+
 /// The `credential_process = keyless creds-process ...` line for a role, the same from the server and from `configure`.
 public enum CredentialProcessLine {
     /// The line: through `server` when given, else AssumeRoleWithWebIdentity directly.
     public static func make(server: String?, issuer: String, clientID: String, roleArn: String, region: String) -> String {
+        prefix(server: server, issuer: issuer, clientID: clientID) + quoted(roleArn) + " --region " + quoted(region)
+    }
+
+    /// The line up to and including "--role-arn ", the same for every role of one caller.
+    static func prefix(server: String?, issuer: String, clientID: String) -> String {
         var words = ["keyless", "creds-process"]
         if let server { words += ["--server", server] }
-        words += ["--issuer-url", issuer, "--client-id", clientID, "--role-arn", roleArn, "--region", region]
-        return words.map(quoted).joined(separator: " ")
+        words += ["--issuer-url", issuer, "--client-id", clientID, "--role-arn"]
+        return words.map(quoted).joined(separator: " ") + " "
     }
 
     /// Quotes a word for botocore's credential_process splitting (shlex-like) only when it needs it.
     static func quoted(_ word: String) -> String {
-        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,%")
-        if !word.isEmpty && word.allSatisfy(safe.contains) { return word }
+        // Checked on UTF-8 bytes: /api/v1/config quotes every word of every role's line, and building a
+        // Set<Character> per word was most of its time. Non-ASCII bytes are never safe, as before.
+        if !word.isEmpty && word.utf8.allSatisfy(isSafe) { return word }
         return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    /// Letters, digits and `-_./:=@+,%`: bytes botocore's splitting leaves alone.
+    static func isSafe(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: "="),
+             UInt8(ascii: "@"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: "%"): true
+        default: false
+        }
     }
 }

@@ -81,7 +81,7 @@ public struct ServerConfiguration: Sendable {
         } catch let error as KeylessError {
             throw error
         } catch let error as YamlError {
-            throw bad(file, nil, "it is not valid YAML: \(error)")
+            throw yamlError(file, error)
         }
         let top = try mapping(root, file: file, allowed: topKeys, what: "the top level")
         let directory = Files.parentDirectory(file)
@@ -157,12 +157,15 @@ public struct ServerConfiguration: Sendable {
             destinationHosts = try strings(map["destination_hosts"], file: file, what: "console.destination_hosts")
         }
         if destinationHosts.isEmpty, let host = URL(string: destination)?.host { destinationHosts = [host] }
+        let reloadInterval = try seconds(top["policy_reload_interval"], file: file, what: "policy_reload_interval") ?? 1
+        // Zero would make the reloader stat the policy file in a loop that never sleeps.
+        guard reloadInterval > 0 else { throw bad(file, top["policy_reload_interval"], "policy_reload_interval must be more than 0, e.g. 1s") }
         return ServerConfiguration(
             host: host, port: port, publicURL: publicURL, policyPath: resolve(policy), auditLogPath: resolve(audit), issuers: issuers, web: web,
             region: region, stsEndpoint: stsEndpoint, awsProfile: awsProfile, federationEndpoint: federation, consoleDestination: destination,
             consoleIssuerName: issuerName, consoleDestinationHosts: destinationHosts,
             jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
-            policyReloadInterval: try seconds(top["policy_reload_interval"], file: file, what: "policy_reload_interval") ?? 1)
+            policyReloadInterval: reloadInterval)
     }
 
     /// HOST:PORT, with [v6] brackets allowed.
@@ -180,14 +183,38 @@ public struct ServerConfiguration: Sendable {
         return KeylessError(.configInvalid, "\(place): \(reason).", hint: "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
     }
 
+    /// A YAML syntax error at its line and column, like every other mistake.
+    static func yamlError(_ file: String, _ error: YamlError) -> KeylessError {
+        let place: (line: Int, column: Int)
+        let problem: String
+        switch error {
+        case .scanner(_, let text, let mark, _), .parser(_, let text, let mark, _), .composer(_, let text, let mark, _):
+            place = (mark.line, mark.column); problem = "it is not valid YAML: \(text)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            place = (context.mark.line, context.mark.column)
+            problem = "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
+        default:
+            place = (1, 1); problem = "it is not valid YAML: \(error)"
+        }
+        return KeylessError(.configInvalid, "\(file):\(place.line):\(place.column): \(problem).", hint: "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
+    }
+
+    /// `key:` with no value, `key: ~` or `key: null`: the key is absent (as in the policy file).
+    static func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let scalar) = node, scalar.style == .plain else { return false }
+        return ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
     static func mapping(_ node: Node, file: String, allowed: Set<String>, what: String) throws -> [String: Node] {
         guard let pairs = node.mapping else { throw bad(file, node, "\(what) must be a mapping of keys to values") }
         var result: [String: Node] = [:]
+        var seen = Set<String>()
         for (key, value) in pairs {
             guard let name = key.string else { throw bad(file, key, "keys must be text") }
             guard allowed.contains(name) else { throw bad(file, key, "unknown key \(name) in \(what); allowed: \(allowed.sorted().joined(separator: ", "))") }
-            guard result[name] == nil else { throw bad(file, key, "\(name) appears twice in \(what)") }
-            result[name] = value
+            guard seen.insert(name).inserted else { throw bad(file, key, "\(name) appears twice in \(what)") }
+            // A null value would otherwise read as the text "" (an audience "", a policy path ""): treat it as absent.
+            if !isNull(value) { result[name] = value }
         }
         return result
     }
