@@ -20,15 +20,19 @@ public struct LoginSettings: Sendable {
     public var redirectPort: Int
     /// How long to wait for a browser login, in seconds.
     public var timeout: Double
+    /// A service's token source; when set, no person is ever asked to log in.
+    public var workload: WorkloadSource?
 
     /// Creates settings.
-    public init(oidc: OIDCClientConfiguration, device: Bool = false, noBrowser: Bool = false, browser: String? = nil, redirectPort: Int = 0, timeout: Double = 300) {
+    public init(oidc: OIDCClientConfiguration, device: Bool = false, noBrowser: Bool = false, browser: String? = nil, redirectPort: Int = 0, timeout: Double = 300,
+                workload: WorkloadSource? = nil) {
         self.oidc = oidc
         self.device = device
         self.noBrowser = noBrowser
         self.browser = browser
         self.redirectPort = redirectPort
         self.timeout = timeout
+        self.workload = workload
     }
 }
 
@@ -64,21 +68,25 @@ public struct CredentialBroker: Sendable {
     let client: OIDCClient
     /// ID tokens with less than this left are refreshed before they go to STS.
     let tokenMargin: TimeInterval = 120
+    /// Replaces the workload's token source (tests).
+    let tokenSourceOverride: (any WorkloadTokenSource)?
 
-    /// Creates a broker.
-    public init(login: LoginSettings, store: any SecretStore, context: CommandContext) {
+    /// Creates a broker; `tokenSource` replaces the workload's own source (for tests).
+    public init(login: LoginSettings, store: any SecretStore, context: CommandContext, tokenSource: (any WorkloadTokenSource)? = nil) {
         self.login = login
         self.store = store
         self.context = context
         self.client = OIDCClient(configuration: login.oidc, http: context.http, clock: context.clock, logger: context.logger)
+        self.tokenSourceOverride = tokenSource
     }
 
-    var tokenKey: CacheKey { CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID) }
+    var tokenKey: CacheKey { CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, workload: login.workload?.cacheIdentity) }
 
     /// AWS credentials for `role`, from the cache while more than 15 minutes remain.
     public func credentials(for role: RoleSettings) async throws -> CachedCredentials {
         try STSClient.validateRoleArn(role.roleArn)
-        let key = CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn, durationSeconds: role.durationSeconds, server: role.server)
+        let key = CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn, durationSeconds: role.durationSeconds, server: role.server,
+                           workload: login.workload?.cacheIdentity)
         if let cached = try readFresh(key) { return cached }
         let lock = try takeLock()
         defer { lock.unlock() }
@@ -98,6 +106,7 @@ public struct CredentialBroker: Sendable {
         var labels = ["kind": "aws-credentials", "issuer": login.oidc.issuer, "client_id": login.oidc.clientID, "role_arn": role.roleArn]
         if let arn = credentials.assumedRoleArn { labels["assumed_role_arn"] = arn }
         if let server = role.server { labels["server"] = server }
+        if let workload = login.workload { labels["workload"] = workload.kind }
         let header = EntryHeader(name: key.credentialsEntry, expiresAt: credentials.expiration, updatedAt: context.clock.now(), labels: labels, backend: store.backendName)
         try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(cached))))
         return cached
@@ -120,18 +129,25 @@ public struct CredentialBroker: Sendable {
         let sts = STSClient(endpoint: STSEndpoint.resolve(explicit: role.stsEndpoint, region: role.region, environment: context.environment),
                             http: context.http, logger: context.logger)
         let claims = UnverifiedJWT.claims(tokens.idToken)
+        // Workload tokens need not carry a person's claims (client_credentials tokens often have no email, even no sub).
+        let workloadClaims = login.workload == nil ? nil : UnverifiedJWT.claims(tokens.idToken, as: WorkloadClaims.self)
         func request(_ tokens: TokenSet) -> WebIdentityRequest {
-            WebIdentityRequest(roleArn: role.roleArn,
-                               sessionName: SessionName.from(email: claims?.email, preferredUsername: claims?.preferredUsername, subject: claims?.sub ?? "keyless"),
-                               webIdentityToken: tokens.idToken, durationSeconds: role.durationSeconds, issuer: login.oidc.issuer)
+            let sessionName = workloadClaims.map { SessionName.sanitize($0.sessionSubject ?? "keyless-workload") }
+                ?? SessionName.from(email: claims?.email, preferredUsername: claims?.preferredUsername, subject: claims?.sub ?? "keyless")
+            return WebIdentityRequest(roleArn: role.roleArn, sessionName: sessionName, webIdentityToken: tokens.idToken, durationSeconds: role.durationSeconds,
+                                      issuer: login.oidc.issuer.isEmpty ? (workloadClaims?.iss ?? "the token's issuer") : login.oidc.issuer)
         }
         let credentials: AWSCredentials
         do {
-            credentials = try await sts.assumeRoleWithWebIdentity(request(tokens))
-        } catch let error as KeylessError where error.code == .stsExpiredToken {
-            // STS and our clock disagree about the token's expiry: get a new token once.
-            tokens = try await usableTokens(forceRefresh: true)
-            credentials = try await sts.assumeRoleWithWebIdentity(request(tokens))
+            do {
+                credentials = try await sts.assumeRoleWithWebIdentity(request(tokens))
+            } catch let error as KeylessError where error.code == .stsExpiredToken {
+                // STS and our clock disagree about the token's expiry: get a new token once.
+                tokens = try await usableTokens(forceRefresh: true)
+                credentials = try await sts.assumeRoleWithWebIdentity(request(tokens))
+            }
+        } catch let error as KeylessError {
+            throw explainWorkloadRefusal(error, claims: workloadClaims)
         }
         return credentials
     }
@@ -206,6 +222,8 @@ public struct CredentialBroker: Sendable {
     }
 
     func usableTokens(forceRefresh: Bool) async throws -> TokenSet {
+        // A workload's token comes from its source every time; nothing to refresh, and never a login.
+        if let workload = login.workload { return try await workloadTokens(workload).0 }
         let now = context.clock.now()
         if let tokens = try storedTokens() {
             if !forceRefresh, let claims = UnverifiedJWT.claims(tokens.idToken), claims.expiresAt.timeIntervalSince(now) > tokenMargin {
@@ -229,6 +247,10 @@ public struct CredentialBroker: Sendable {
     }
 
     func interactiveLogin() async throws -> TokenSet {
+        if let workload = login.workload {
+            throw KeylessError(.usage, "keyless never logs a person in for a workload (--\(workload.kind)).",
+                               hint: "Drop the workload flags to log in as a person; a workload gets its token from its own source on every call.")
+        }
         let presenter = TerminalPresenter(terminal: context.terminal, environment: context.environment, browserCommand: login.browser, noBrowser: login.noBrowser)
         if !login.device && presenter.resolvedBrowser() == nil && !context.terminal.isInteractive {
             throw KeylessError(.loginRequired, "A login to \(login.oidc.issuer) is needed, and there is neither a browser to open nor a terminal to show the URL on.",

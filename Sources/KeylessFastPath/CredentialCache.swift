@@ -24,9 +24,13 @@ public struct CacheKey: Sendable, Equatable {
     public var durationSeconds: Int?
     /// The keyless server that issued them (nil: STS directly); part of the key, since the sessions differ.
     public var server: String?
+    /// The workload token source (see `workloadSource`); nil for a person's login. Part of every name, so a
+    /// service's entries and lock never collide with a person's, while a person's names stay what they were.
+    public var workload: String?
 
     /// Creates a key.
-    public init(issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil) {
+    public init(issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil,
+                workload: String? = nil) {
         var issuer = issuer
         while issuer.hasSuffix("/") { issuer.removeLast() }
         self.issuer = issuer
@@ -34,18 +38,41 @@ public struct CacheKey: Sendable, Equatable {
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
         self.server = server.map { var url = $0; while url.hasSuffix("/") { url.removeLast() }; return url }
+        self.workload = workload
     }
 
     /// The token entry: one per provider and client, shared by all roles.
-    public var tokenEntry: String { "oidc/" + Self.digest([issuer, clientID]) }
+    public var tokenEntry: String { "oidc/" + Self.digest([issuer, clientID] + workloadParts) }
     /// The credentials entry for the role.
     public var credentialsEntry: String {
         var parts = [issuer, clientID, roleArn ?? "", durationSeconds.map(String.init) ?? ""]
         if let server { parts.append(server) }
-        return "sts/" + Self.digest(parts)
+        return "sts/" + Self.digest(parts + workloadParts)
     }
     /// The lock that serialises refreshes and logins for this provider and client.
-    public var lockName: String { Self.digest([issuer, clientID]) + ".lock" }
+    public var lockName: String { Self.digest([issuer, clientID] + workloadParts) + ".lock" }
+
+    /// Appended only for workloads: a person's names are the digests they always were.
+    var workloadParts: [String] { workload.map { ["workload:" + $0] } ?? [] }
+
+    /// The `workload` of a key for the workload flags of `creds-process`, computed the same way by the fast path and
+    /// the full command. No secret goes in: the client id is already in the key, and a token file is named by its
+    /// absolute path (relative paths resolve against the working directory).
+    public static func workloadSource(clientCredentials: Bool, tokenFile: String?, tokenCommand: String?) -> String? {
+        if clientCredentials { return "client-credentials" }
+        if let tokenFile { return "token-file:" + absolutePath(tokenFile) }
+        if let tokenCommand { return "token-command:" + tokenCommand }
+        return nil
+    }
+
+    /// `path` made absolute against the working directory.
+    public static func absolutePath(_ path: String) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (directory == "/" ? "" : directory) + "/" + path
+    }
 
     static func digest(_ parts: [String]) -> String {
         SHA256.hash(data: Array(parts.joined(separator: "\u{0}").utf8)).prefix(16).map { String(format2: $0) }.joined()

@@ -18,21 +18,29 @@ public enum FastPath {
     /// The flags of `creds-process` that take a value, and those that do not.
     static let valueFlags: Set<String> = ["--issuer-url", "--client-id", "--aws-role-arn", "--role-arn", "--duration", "--region",
                                           "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file",
-                                          "--server"]
-    static let plainFlags: Set<String> = ["--device", "--no-browser"]
+                                          "--server", "--client-key-file", "--web-identity-token-file", "--token-command",
+                                          "--token-command-timeout"]
+    static let plainFlags: Set<String> = ["--device", "--no-browser", "--client-credentials"]
+    /// The plain flags that are part of the cache key, recorded (with an empty value) when present.
+    static let keyedPlainFlags: Set<String> = ["--client-credentials"]
 
     /// Serves `arguments` (without the program name) from the cache; returns the exit status, or `nil` to fall through.
     public static func run(_ arguments: [String], environment: Environment, now: Date) -> Int32? {
         guard arguments.first == "creds-process", environment["KEYLESS_NO_FAST_PATH"] == nil,
               let options = parse(Array(arguments.dropFirst())),
-              let issuer = options["--issuer-url"], let clientID = options["--client-id"],
               let role = options["--aws-role-arn"] ?? options["--role-arn"] else { return nil }
+        // Workloads with a token file or command need no issuer or client id; their key has "" there, as in the full command.
+        let workload = CacheKey.workloadSource(clientCredentials: options["--client-credentials"] != nil,
+                                               tokenFile: options["--web-identity-token-file"], tokenCommand: options["--token-command"])
+        guard let issuer = options["--issuer-url"] ?? (workload == nil ? nil : ""),
+              let clientID = options["--client-id"] ?? (workload == nil ? nil : "") else { return nil }
         let duration: Int?
         if let text = options["--duration"] { guard let value = Int(text) else { return nil }; duration = value } else { duration = nil }
         do {
             let kind = try SecretStoreKind.parse(options["--secret-store"] ?? environment["KEYLESS_SECRET_STORE"])
             let store = try SecretStoreFactory.make(kind, paths: try KeylessPaths.resolve(environment), environment: environment, terminal: nil)
-            let key = CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: duration, server: options["--server"])
+            let key = CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: duration, server: options["--server"],
+                               workload: workload)
             guard let credentials = try freshCredentials(store: store, key: key, now: now) else { return nil }
             let line = credentials.credentialProcessJSON + "\n"
             return writeAll(1, Array(line.utf8)) ? 0 : 1
@@ -56,6 +64,8 @@ public enum FastPath {
                 index += 1
             } else if !plainFlags.contains(argument) {
                 return nil
+            } else if keyedPlainFlags.contains(argument) {
+                options[argument] = ""
             }
             index += 1
         }

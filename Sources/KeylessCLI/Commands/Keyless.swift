@@ -12,7 +12,7 @@ public struct Keyless: AsyncParsableCommand {
         5 identity provider or AWS unreachable, 6 local store or lock problem, 7 nested exec refused.
         """,
         version: "0.1.0",
-        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self]
+        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self]
     )
 
     public init() {}
@@ -36,8 +36,9 @@ struct ProviderOptions: ParsableArguments {
     @Option(name: .customLong("client-id"), help: "The OIDC client id registered for keyless.")
     var clientID: String?
 
-    @Option(name: .customLong("scopes"), parsing: .upToNextOption, help: "Scopes to request (openid is always added).")
-    var scopes: [String] = ["openid", "email", "profile", "offline_access"]
+    @Option(name: .customLong("scopes"), parsing: .upToNextOption,
+            help: "Scopes to request (default for people: openid email profile offline_access, openid always added; for --client-credentials: none unless given).")
+    var scopes: [String] = []
 
     @Flag(name: .customLong("device"), help: "Log in with the device flow (for SSH and headless machines).")
     var device = false
@@ -60,15 +61,80 @@ struct ProviderOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "More logging on stderr (repeat for more; secrets are never logged).")
     var verbose: Int
 
+    @Flag(name: .customLong("client-credentials"),
+          help: "A service, not a person: the client_credentials grant at --issuer-url with --client-id and --client-secret-file or --client-key-file.")
+    var clientCredentials = false
+
+    @Option(name: .customLong("client-secret-file"), help: "A file (mode 0600) holding the client secret: client_secret_basic with --client-credentials, else a person's confidential client.")
+    var clientSecretFile: String?
+
+    @Option(name: .customLong("client-key-file"), help: "A PEM private key file (RSA or P-256, mode 0600) for private_key_jwt client authentication.")
+    var clientKeyFile: String?
+
+    @Option(name: .customLong("web-identity-token-file"), help: "A service's OIDC token in a file others keep fresh (Kubernetes, CI); read on every refresh.")
+    var webIdentityTokenFile: String?
+
+    @Option(name: .customLong("token-command"), help: "A command (run with /bin/sh -c) whose trimmed stdout is the service's OIDC token.")
+    var tokenCommand: String?
+
+    @Option(name: .customLong("token-command-timeout"), help: "Seconds the --token-command may run before it is stopped.")
+    var tokenCommandTimeout: Double = 30
+
+    func validate() throws {
+        let sources = [clientCredentials ? "--client-credentials" : nil, webIdentityTokenFile.map { _ in "--web-identity-token-file" },
+                       tokenCommand.map { _ in "--token-command" }].compactMap { $0 }
+        guard sources.count <= 1 else {
+            throw ValidationError("Use one of \(sources.joined(separator: ", ")): each is a different source of the service's token.")
+        }
+        if clientCredentials {
+            guard issuerURL != nil, clientID != nil else {
+                throw ValidationError("--client-credentials needs --issuer-url and --client-id (the provider and the service's client).")
+            }
+            guard (clientSecretFile == nil) != (clientKeyFile == nil) else {
+                throw ValidationError("--client-credentials needs exactly one of --client-secret-file (client_secret_basic) or --client-key-file (private_key_jwt).")
+            }
+        } else if clientKeyFile != nil || (clientSecretFile != nil && !sources.isEmpty) {
+            throw ValidationError("--client-key-file and --client-secret-file authenticate a service: use them with --client-credentials.")
+        }
+        if !sources.isEmpty && device {
+            throw ValidationError("--device logs a person in; \(sources[0]) is for services, which never log in interactively.")
+        }
+        guard tokenCommandTimeout > 0 else { throw ValidationError("--token-command-timeout must be more than 0 seconds.") }
+    }
+
+    /// The service's token source, if these flags name one.
+    var workload: WorkloadSource? {
+        if clientCredentials {
+            let authentication: WorkloadSource.ClientAuthentication = clientKeyFile.map { .privateKeyFile($0) } ?? .secretFile(clientSecretFile ?? "")
+            return .clientCredentials(authentication, scopes: splitScopes)
+        }
+        if let webIdentityTokenFile { return .tokenFile(webIdentityTokenFile) }
+        if let tokenCommand { return .tokenCommand(tokenCommand, timeout: tokenCommandTimeout) }
+        return nil
+    }
+
+    var splitScopes: [String] { scopes.flatMap { $0.split(separator: " ").map(String.init) } }
+
     func settings() throws -> LoginSettings {
+        if let workload, !clientCredentials {
+            // A token handed over by CI or Kubernetes: no provider or client needed (--issuer-url, when given, is checked against the token).
+            return LoginSettings(oidc: .init(issuer: issuerURL ?? "", clientID: clientID ?? ""), timeout: timeout, workload: workload)
+        }
         guard let issuerURL, let clientID else {
             throw KeylessError(.usage, "Both --issuer-url and --client-id are needed.", hint: "Pass them, or use --profile NAME for a profile in ~/.aws/config.")
         }
         guard (0...65535).contains(redirectPort) else {
             throw KeylessError(.usage, "--redirect-port \(redirectPort) is not a port.", hint: "Use 1–65535, or leave it out for a random free port.")
         }
-        return LoginSettings(oidc: .init(issuer: issuerURL, clientID: clientID, scopes: scopes.flatMap { $0.split(separator: " ").map(String.init) }),
-                             device: device, noBrowser: noBrowser, browser: browser, redirectPort: redirectPort, timeout: timeout)
+        var clientSecret: String?
+        if workload == nil, let clientSecretFile {
+            // A person logging in through a confidential client.
+            clientSecret = String(decoding: try PrivateFile.read(clientSecretFile, what: "client secret file"), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let personScopes = splitScopes.isEmpty ? ["openid", "email", "profile", "offline_access"] : splitScopes
+        return LoginSettings(oidc: .init(issuer: issuerURL, clientID: clientID, clientSecret: clientSecret, scopes: personScopes),
+                             device: device, noBrowser: noBrowser, browser: browser, redirectPort: redirectPort, timeout: timeout, workload: workload)
     }
 }
 
