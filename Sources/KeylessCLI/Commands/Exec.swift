@@ -8,9 +8,14 @@ import Glibc
 extension Keyless {
     /// `keyless exec`: run a command with credentials in its environment.
     struct Exec: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run a command with the profile's AWS credentials in its environment.")
+        static let configuration = CommandConfiguration(abstract: "Run a command with the profile's AWS credentials in its environment, or served to it with --server.")
 
         @OptionGroup var options: ProfileOption
+
+        @Flag(name: .customLong("server"), help: ArgumentHelp(
+            "Serve refreshing credentials to the command through the AWS container-credentials protocol instead of putting them in its environment.",
+            discussion: "For jobs that outlive one session: keyless stays the parent, listens on 127.0.0.1 with a random port and a random token, and the SDKs in the command refresh through it."))
+        var server = false
 
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
         var command: [String] = []
@@ -26,6 +31,10 @@ extension Keyless {
                 }
                 if argv.isEmpty { argv = [context.environment["SHELL"] ?? "/bin/sh"] }
                 let name = try options.resolvedName(context)
+                if server {
+                    try await serve(argv, profile: name, context: context)
+                    return
+                }
                 let profile = try KeylessProfile.load(name, context: context)
                 let resolved = try await profile.credentials(context: context, secretStore: options.secretStore)
                 var environment = context.environment.values
@@ -51,4 +60,187 @@ extension Keyless {
             throw KeylessError(.usage, "Cannot run \(argv[0]): \(Files.errnoString()).", hint: "Check the command name and PATH.")
         }
     }
+}
+
+extension Keyless.Exec {
+    /// Variables the child must not see: other credentials an SDK would prefer to the endpoint's, the profile
+    /// that would send it back through credential_process, and keyless's own passphrase.
+    static let serverRemovedVariables = [
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "KEYLESS_FILE_PASSPHRASE",
+    ]
+
+    /// The child's environment under `--server`: `base` without other credentials, with the endpoint, its token,
+    /// the profile's region and the nesting guard.
+    static func serverEnvironment(_ base: [String: String], port: Int, token: String, profile: String, region: String?) -> [String: String] {
+        var environment = base
+        for variable in serverRemovedVariables { environment.removeValue(forKey: variable) }
+        environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://127.0.0.1:\(port)\(ContainerCredentialsEndpoint.path)"
+        environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
+        if let region {
+            environment["AWS_REGION"] = region
+            environment["AWS_DEFAULT_REGION"] = region
+        }
+        environment["KEYLESS_EXEC_PROFILE"] = profile
+        return environment
+    }
+
+    /// `--server`: serves the profile's credentials on 127.0.0.1 while the command runs, then exits as it did.
+    func serve(_ argv: [String], profile name: String, context: CommandContext) async throws {
+        let profile = try KeylessProfile.load(name, context: context)
+        let secretStore = options.secretStore
+        // The creds-process path on every request: the broker's cache answers while more than 15 minutes remain,
+        // then it refreshes the ID token and calls STS (or logs in) under its lock.
+        let source: @Sendable () async throws -> ContainerCredentials = {
+            let resolved = try await KeylessProfile.load(name, context: context).credentials(context: context, secretStore: secretStore)
+            return ContainerCredentials(resolved.credentials)
+        }
+        // Any login happens now, in the foreground, before the command starts.
+        _ = try await source()
+        let token = ContainerCredentialsEndpoint.makeToken()
+        let endpoint = ContainerCredentialsEndpoint(token: token, clock: context.clock, logger: context.logger, source: source)
+        let server = ContainerCredentialsServer(endpoint: endpoint, logger: context.logger)
+        let running = try await server.start()
+        context.logger.info("serving credentials", metadata: ["container.url": "http://127.0.0.1:\(running.port)\(ContainerCredentialsEndpoint.path)"])
+        let environment = Self.serverEnvironment(context.environment.values, port: running.port, token: token, profile: name, region: profile.region)
+        let status: Int32
+        do {
+            status = try await ForwardingChild.run(argv, environment: environment)
+        } catch {
+            await running.stop()
+            throw error
+        }
+        await running.stop()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// A command run as keyless's child: default signal dispositions, no descriptor beyond 0–2, and SIGINT, SIGTERM
+/// and SIGHUP passed on while it runs.
+enum ForwardingChild {
+    /// The signals passed on to the child.
+    static let forwarded = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Runs `argv` and returns its exit status, or 128 + the signal that ended it.
+    static func run(_ argv: [String], environment: [String: String]) async throws -> Int32 {
+        let relay = SignalRelay()
+        // Watch the signals before the child exists, so none that arrives in between is lost.
+        var sources: [any DispatchSourceSignal] = []
+        for number in forwarded {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { relay.deliver(number) }
+            source.resume()
+            sources.append(source)
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let pid = try spawn(argv, environment: environment)
+        relay.started(pid)
+        return await withCheckedContinuation { continuation in
+            Thread {
+                continuation.resume(returning: wait(for: pid, relay: relay))
+            }.start()
+        }
+    }
+
+    /// The path `argv[0]` names, looked up in the child's PATH.
+    static func resolve(_ command: String, environment: [String: String]) -> String? {
+        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
+        let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(command)"
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    static func spawn(_ argv: [String], environment: [String: String]) throws -> pid_t {
+        guard let program = resolve(argv[0], environment: environment) else {
+            throw KeylessError(.usage, "Cannot run \(argv[0]): not found or not executable.", hint: "Check the command name and PATH.")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // The listening socket, the store's files and anything else keyless holds stay out of the child.
+        if let closeFrom = SpawnExtras.addCloseFrom { _ = closeFrom(&actions, 3) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        // keyless ignores these (the forwarded ones, and SIGPIPE for the server); ignored stays ignored across exec.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, program, &actions, &attributes, cArgs, cEnv)
+        guard result == 0 else {
+            throw KeylessError(.usage, "Cannot run \(argv[0]): \(String(cString: strerror(result))).", hint: "Check the command name and PATH.")
+        }
+        return pid
+    }
+
+    /// Blocks until the child exits. It is seen exited first and reaped only after the relay stops, so a
+    /// late signal never reaches a process that reused the PID.
+    static func wait(for pid: pid_t, relay: SignalRelay) -> Int32 {
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+        relay.finished()
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
+        let signal = raw & 0x7f
+        return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+    }
+}
+
+/// Passes signals to the child: holds those that arrive before it starts, drops those after it has exited.
+final class SignalRelay: @unchecked Sendable {
+    // @unchecked: every field is read and written under `lock`.
+    private let lock = NSLock()
+    private var pid: pid_t = 0
+    private var pending: [Int32] = []
+    private var done = false
+
+    func deliver(_ number: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        if done { return }
+        if pid == 0 { pending.append(number) } else { kill(pid, number) }
+    }
+
+    func started(_ child: pid_t) {
+        lock.lock()
+        defer { lock.unlock() }
+        pid = child
+        pending.forEach { kill(child, $0) }
+        pending = []
+    }
+
+    func finished() {
+        lock.lock()
+        defer { lock.unlock() }
+        done = true
+    }
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time: Swift's Glibc module
+/// does not import the GNU declarations.
+private enum SpawnExtras {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    static let addCloseFrom: AddCloseFrom? = {
+        #if os(Linux)
+        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(address, to: AddCloseFrom.self)
+        #else
+        return nil
+        #endif
+    }()
 }
