@@ -62,6 +62,7 @@ public final class AccessService: Sendable {
     let issuersByURL: [String: ServerIssuer]
     /// The role objects of /api/v1/config as rendered, by issuer and role ARN (see `configDocument`).
     let roleFragments = Mutex<[RoleFragmentKey: RoleFragment]>([:])
+    static let configCacheLimit = 4096
     /// `/api/v1/config` answers by token and policy generation: the same token under the same policy gets the same bytes.
     let configBodies = Mutex<[SHA256Digest: (generation: Int, expiresAt: Date, body: ByteBuffer)]>([:])
 
@@ -116,9 +117,10 @@ public final class AccessService: Sendable {
         let body = ByteBuffer(string: configDocument(for: caller))
         let now = clock.now()
         configBodies.withLock { cache in
-            if cache.count >= 10_000 {
+            // At most about 4,096 answers of a few kilobytes each: tens of megabytes at worst.
+            if cache.count >= Self.configCacheLimit {
                 cache = cache.filter { $0.value.expiresAt > now && $0.value.generation == generation }
-                if cache.count >= 10_000 { cache.removeAll(keepingCapacity: true) }
+                if cache.count >= Self.configCacheLimit { cache.removeAll(keepingCapacity: true) }
             }
             cache[digest] = (generation, caller.bearer.expiresAt, body)
         }

@@ -202,11 +202,19 @@ struct OperationsTests {
         try await fixture.application().test(.router) { client in
             let before = try await client.credentials("prod/readonly", token: token)
             #expect(before.status == .forbidden)
+            // /api/v1/config answers are cached per token: the cached one must not outlive the policy it came from.
+            func configuredRoles() async throws -> [String] {
+                let config = try json(try await client.get("/api/v1/config", authorization: "Bearer " + token))
+                return (config["accounts"] as? [[String: Any]] ?? []).flatMap { $0["roles"] as? [[String: Any]] ?? [] }.compactMap { $0["arn"] as? String }
+            }
+            #expect(!(try await configuredRoles()).contains(Policies.readonlyArn))
+            #expect(!(try await configuredRoles()).contains(Policies.readonlyArn))
 
             try fixture.rewritePolicy(Self.extendedPolicy)
             #expect(fixture.service.policy.reloadIfChanged() == .reloaded)
             let after = try await client.credentials("prod/readonly", token: token)
             #expect(after.status == .ok, "\(text(after))")
+            #expect(try await configuredRoles().contains(Policies.readonlyArn))
 
             // A broken edit (an unknown role in a grant) is rejected with its place, and the policy in force stays.
             try fixture.rewritePolicy(Self.extendedPolicy.replacingOccurrences(of: "prod/readonly]", with: "prod/nonexistent]"))
