@@ -17,7 +17,7 @@ public final class FederationStub: Sendable {
         if let stsEndpoint { arguments += ["--sts-endpoint", stsEndpoint] }
         let process = try PartnerProcess(executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
         let stub = FederationStub(port: port, process: process)
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let answer = try? await PartnerHTTP.send("GET", stub.baseURL + "/stats", timeout: 2), answer.status == 200 { return stub }
             guard process.isRunning else { break }

@@ -484,7 +484,7 @@ struct CredentialChainSourceTests {
         let elapsed = ContinuousClock.now - started
         #expect(error?.code == .configInvalid)
         #expect(error?.reason.contains("no answer within 1 s") == true)
-        #expect(elapsed < .seconds(5))
+        #expect(elapsed < .seconds(45), "gave up long before the 60 s the endpoint would take (generous: a loaded CI machine stretches the 1 s timeout)")
     }
 
     @Test("logs name the source but never a secret, a session token or a web identity token")

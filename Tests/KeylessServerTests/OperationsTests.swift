@@ -243,7 +243,7 @@ struct OperationsTests {
             try fixture.rewritePolicy(Self.extendedPolicy)
             // The reloader checks every 10 ms; wait (bounded) until the new grant is in force. STS is down in this
             // fixture, so "granted by policy" shows up as 502 rather than 403.
-            let deadline = ContinuousClock.now + .seconds(20)
+            let deadline = ContinuousClock.now + .seconds(60)
             var status = HTTPResponse.Status.forbidden
             while status == .forbidden && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))

@@ -149,7 +149,7 @@ extension StorageTests {
             let store = try PostgresIdPStore(url: url)
             let started = Date()
             let error = await #expect(throws: IdPStoreError.self) { try await store.migrate() }
-            #expect(Date().timeIntervalSince(started) < 10)
+            #expect(Date().timeIntervalSince(started) < 45, "refused, not retried until a long timeout (generous for a loaded CI machine)")
             #expect(error?.description.contains("PostgreSQL keyless@127.0.0.1") == true && error?.description.contains("cannot connect") == true, "\(String(describing: error))")
             try await store.close()
         }
@@ -160,7 +160,7 @@ extension StorageTests {
             let store = try PostgresIdPStore(url: "postgres://keyless@127.0.0.1:\(port)/idp")
             let started = Date()
             let error = await #expect(throws: IdPStoreError.self) { try await store.migrate() }
-            #expect(Date().timeIntervalSince(started) < 10)
+            #expect(Date().timeIntervalSince(started) < 45, "refused, not retried until a long timeout (generous for a loaded CI machine)")
             #expect(error?.description.contains("keyless@127.0.0.1:\(port)/idp") == true, "\(String(describing: error))")
             try await store.close()
         }
