@@ -88,7 +88,7 @@ public struct ServerConfiguration: Sendable {
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : directory + "/" + path }
 
         let listen = try string(top["listen"], file: file, what: "listen") ?? "127.0.0.1:8080"
-        guard let (host, port) = splitListen(listen) else { throw bad(file, top["listen"], "listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+        guard let (host, port) = ListenAddress.parse(listen) else { throw bad(file, top["listen"], "listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
         let publicURL = Discovery.normalize(try string(top["public_url"], file: file, what: "public_url") ?? "http://\(listen)")
         guard let policy = try string(top["policy"], file: file, what: "policy") else {
             throw bad(file, root, "policy: is required (the path of the policy file, e.g. policy.yaml)")
@@ -166,14 +166,6 @@ public struct ServerConfiguration: Sendable {
             consoleIssuerName: issuerName, consoleDestinationHosts: destinationHosts,
             jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
             policyReloadInterval: reloadInterval)
-    }
-
-    /// HOST:PORT, with [v6] brackets allowed.
-    public static func splitListen(_ listen: String) -> (String, Int)? {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        var host = String(listen[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
     }
 
     // MARK: YAML helpers with line numbers

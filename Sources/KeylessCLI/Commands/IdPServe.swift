@@ -40,15 +40,8 @@ extension Keyless.IdP {
         var logLevel = "info"
 
         func validate() throws {
-            guard Self.split(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
+            guard ListenAddress.parse(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
-        }
-
-        static func split(_ listen: String) -> (host: String, port: Int)? {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-            var host = String(listen[..<colon])
-            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            return host.isEmpty ? nil : (host, port)
         }
 
         func run() async throws {
@@ -58,7 +51,7 @@ extension Keyless.IdP {
                 logger.logLevel = level
                 var context = try CommandContext.live()
                 context.logger = logger
-                let (host, port) = Self.split(listen)!
+                let (host, port) = ListenAddress.parse(listen)!
                 let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: port == 0 ? nil : listen,
                                                         database: store.database, kekPath: store.kek, keyReload: keyReload, context: context)
                 let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)

@@ -29,7 +29,7 @@ extension Keyless {
         var check = false
 
         func validate() throws {
-            if let listen, ServerConfiguration.splitListen(listen) == nil { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
+            if let listen, ListenAddress.parse(listen) == nil { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
         }
 
@@ -39,7 +39,7 @@ extension Keyless {
                 var logger = Logger(label: "keyless.server") { JSONLogHandler(label: $0, level: level) }
                 logger.logLevel = level
                 var configuration = try ServerConfiguration.load(path: config)
-                if let listen, let (host, port) = ServerConfiguration.splitListen(listen) {
+                if let listen, let (host, port) = ListenAddress.parse(listen) {
                     configuration.host = host
                     configuration.port = port
                 }
