@@ -28,7 +28,9 @@ public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerCon
                                 metrics: IdPMetrics = IdPMetrics(),
                                 onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router(context: IdPRequestContext.self)
-    router.add(middleware: RequestLogMiddleware(metrics: metrics))
+    router.add(middleware: RequestLogMiddleware<IdPRequestContext>(known: IdPRoutesLogged.known, quiet: ["/healthz", "/metrics"]) { route, status, duration in
+        metrics.request(route: route, status: status, duration: duration)
+    })
     router.add(middleware: SecurityHeadersMiddleware())
     IdPRoutes(engine: engine, metrics: metrics, secureCookies: configuration.secureCookies, logger: logger).add(to: router)
     return Application(router: router,

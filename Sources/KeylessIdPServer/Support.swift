@@ -17,7 +17,7 @@ public struct IdPRequestContext: RequestContext, RemoteAddressRequestContext {
     }
 
     /// The peer's IP address as text ("unknown" when there is none).
-    var peer: String { remoteAddress?.ipAddress ?? "unknown" }
+    public var peer: String { remoteAddress?.ipAddress ?? "unknown" }
 }
 
 /// Form and query parsing that refuses repeated parameters (RFC 6749 §3.1).
@@ -112,14 +112,34 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
     }
 }
 
-/// One JSON log line per request: method, path without the query, status, duration, peer. Never headers or bodies.
-struct RequestLogMiddleware: RouterMiddleware {
-    typealias Context = IdPRequestContext
-    let metrics: IdPMetrics
+/// A request context that names its peer for the request log, and may add fields of its own.
+public protocol RequestLogContext: RequestContext {
+    /// The peer's IP address as text.
+    var peer: String { get }
+    /// Fields this server adds to a request's log line (never a header's value or a body).
+    func logMetadata(for request: Request) -> Logger.Metadata
+}
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+extension IdPRequestContext: RequestLogContext {
+    public func logMetadata(for request: Request) -> Logger.Metadata { [:] }
+}
+
+/// One JSON log line per request: method, path without the query (routes outside `known` as "other"), status,
+/// duration, peer, and the context's own fields; never headers or bodies. Every request is counted by `record`; the
+/// `quiet` routes (health, metrics) are not logged.
+public struct RequestLogMiddleware<Context: RequestLogContext>: RouterMiddleware {
+    let known: Set<String>
+    let quiet: Set<String>
+    let record: @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
+
+    /// A middleware logging `known` routes by name, not logging `quiet` ones, and reporting every request to `record`.
+    public init(known: Set<String>, quiet: Set<String>, record: @escaping @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void) {
+        self.known = known; self.quiet = quiet; self.record = record
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let route = Self.route(request.uri.path)
+        let route = known.contains(request.uri.path) ? request.uri.path : "other"
         do {
             let response = try await next(request, context)
             finish(request, context, route: route, status: Int(response.status.code), start: start)
@@ -133,17 +153,20 @@ struct RequestLogMiddleware: RouterMiddleware {
 
     func finish(_ request: Request, _ context: Context, route: String, status: Int, start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
-        metrics.request(route: route, status: status, duration: elapsed)
-        guard route != "/healthz", route != "/metrics" else { return }
-        context.logger.info("request", metadata: [
+        record(route, status, elapsed)
+        guard !quiet.contains(route) else { return }
+        var metadata: Logger.Metadata = [
             "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
             "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
             "peer": .string(context.peer),
-        ])
+        ]
+        metadata.merge(context.logMetadata(for: request)) { _, own in own }
+        context.logger.info("request", metadata: metadata)
     }
+}
 
+/// The provider's routes as the request log names them.
+enum IdPRoutesLogged {
     static let known: Set<String> = ["/.well-known/openid-configuration", "/jwks.json", "/authorize", "/token", "/device_authorization",
                                      "/device", "/userinfo", "/revoke", "/healthz", "/metrics", "/logout"]
-
-    static func route(_ path: String) -> String { known.contains(path) ? path : "other" }
 }

@@ -26,7 +26,7 @@ public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext 
     }
 
     /// The peer's IP address as text.
-    var peer: String { remoteAddress?.ipAddress ?? "unknown" }
+    public var peer: String { remoteAddress?.ipAddress ?? "unknown" }
     var origin: RequestOrigin { RequestOrigin(address: peer, requestID: requestID) }
 
     /// A random prefix per process and a counter: unique, unguessable enough for correlation, and no system call per request.
@@ -47,7 +47,9 @@ public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext 
 public func buildServerApplication(service: AccessService, metrics: ServerMetrics, logger: Logger, web: WebPage? = nil,
                                    onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router(context: AccessRequestContext.self)
-    router.add(middleware: AccessLogMiddleware(metrics: metrics))
+    router.add(middleware: RequestLogMiddleware<AccessRequestContext>(known: AccessLogMiddleware.known, quiet: ["/healthz", "/metrics", "/readyz"]) { route, status, duration in
+        metrics.request(route: route, status: status, duration: duration)
+    })
     router.add(middleware: SecurityHeadersMiddleware<AccessRequestContext>())
     APIRoutes(service: service, metrics: metrics).add(to: router)
     web?.add(to: router)
@@ -216,41 +218,17 @@ struct APIRoutes {
     }
 }
 
-/// One JSON log line per request: method, route, status, duration, peer, request id; the Authorization header only
-/// as "[redacted]", never a body.
-struct AccessLogMiddleware: RouterMiddleware {
-    typealias Context = AccessRequestContext
-    let metrics: ServerMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = ContinuousClock.now
-        let route = Self.route(request.uri.path)
-        do {
-            let response = try await next(request, context)
-            finish(request, context, route: route, status: Int(response.status.code), start: start)
-            return response
-        } catch {
-            let status = (error as? HTTPResponseError)?.status.code ?? 500
-            finish(request, context, route: route, status: Int(status), start: start)
-            throw error
-        }
-    }
-
-    func finish(_ request: Request, _ context: Context, route: String, status: Int, start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        metrics.request(route: route, status: status, duration: elapsed)
-        guard route != "/healthz", route != "/metrics", route != "/readyz" else { return }
-        var metadata: Logger.Metadata = [
-            "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
-            "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
-            "peer": .string(context.peer), "request_id": .string(context.requestID),
-        ]
-        if request.headers[.authorization] != nil { metadata["authorization"] = "[redacted]" }
-        context.logger.info("request", metadata: metadata)
-    }
-
+/// The access server's routes as the request log names them.
+enum AccessLogMiddleware {
     static let known: Set<String> = ["/api/v1/config", "/api/v1/credentials", "/api/v1/console", "/healthz", "/readyz", "/metrics", "/openapi.yaml",
                                      "/", "/login", "/callback", "/logout", "/web/console", "/web/credentials"]
+}
 
-    static func route(_ path: String) -> String { known.contains(path) ? path : "other" }
+extension AccessRequestContext: RequestLogContext {
+    /// The request id, and the Authorization header only as "[redacted]".
+    public func logMetadata(for request: Request) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["request_id": .string(requestID)]
+        if request.headers[.authorization] != nil { metadata["authorization"] = "[redacted]" }
+        return metadata
+    }
 }
