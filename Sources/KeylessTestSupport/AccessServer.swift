@@ -90,13 +90,7 @@ public final class AccessServer: Sendable {
     }
 
     func waitUntilHealthy(timeout: TimeInterval = 30) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            guard process.isRunning else { return false }
-            if let answer = try? await PartnerHTTP.send("GET", baseURL + "/healthz", timeout: 2), answer.status == 200 { return true }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return false
+        try await process.waitUntilHealthy(baseURL + "/healthz", timeout: timeout)
     }
 
     /// A request to the server, with an optional bearer token and JSON body.
@@ -116,10 +110,7 @@ public final class AccessServer: Sendable {
     /// Stops the server (SIGTERM) and waits; returns its exit status.
     @discardableResult
     public func stop(timeout: TimeInterval = 10) -> Int32? {
-        kill(process.pid, SIGTERM)
-        let status = process.waitForExit(timeout: timeout)
-        process.stop()
-        return status
+        process.terminate(timeout: timeout)
     }
 
     /// Stops the server and deletes its directory.

@@ -150,6 +150,26 @@ public final class PartnerProcess: @unchecked Sendable {
         log().split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for a graceful exit; returns that exit status (nil if it had to be killed).
+    @discardableResult
+    public func terminate(timeout: TimeInterval = 10) -> Int32? {
+        if reap() == nil { kill(pid, SIGTERM) }
+        let status = waitForExit(timeout: timeout)
+        stop()
+        return status
+    }
+
+    /// Polls `url` until it answers 200 (true), the process exits, or `timeout` passes (false).
+    public func waitUntilHealthy(_ url: String, timeout: TimeInterval = 30) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard isRunning else { return false }
+            if let answer = try? await PartnerHTTP.send("GET", url, timeout: 2), answer.status == 200 { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
     /// Sends SIGTERM to the child's PID, then SIGKILL if it is still running after 3 s, and waits for it to exit. Idempotent.
     public func stop() {
         lock.lock()
