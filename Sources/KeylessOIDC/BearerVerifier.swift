@@ -36,6 +36,9 @@ public struct VerifiedBearer: Sendable, Equatable {
     public var expiresAt: Date
     /// Every claim of the token.
     public var claims: [String: JSONValue]
+    /// The SHA-256 of the token, as the verifier keyed it (nil for identities made by hand): callers key their own
+    /// per-token caches with it instead of hashing the token again.
+    public var tokenDigest: TokenDigest? = nil
 
     /// Creates a verified identity (for servers' tests; `BearerVerifier` is the one that vouches for it).
     public init(issuer: String, subject: String, expiresAt: Date, claims: [String: JSONValue]) {
@@ -164,7 +167,8 @@ public final class BearerVerifier: Sendable {
     @concurrent
     private func verifyUncached(_ token: String, digest: TokenDigest) async throws -> VerifiedBearer {
         do {
-            let bearer = try await check(token)
+            var bearer = try await check(token)
+            bearer.tokenDigest = digest
             let deadline = bearer.expiresAt.timeIntervalSince1970 + leeway
             cache.withLock { $0.insert(bearer, for: digest, deadline: deadline, now: clock.now().timeIntervalSince1970) }
             return bearer
@@ -266,7 +270,7 @@ public final class BearerVerifier: Sendable {
 }
 
 /// The SHA-256 of a token: the cache key, so the cache never holds tokens themselves.
-struct TokenDigest: Hashable, Sendable {
+public struct TokenDigest: Hashable, Sendable {
     let a, b, c, d: UInt64
 
     init(_ token: String) {

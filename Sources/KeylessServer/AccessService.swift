@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import KeylessAWS
 import KeylessCore
@@ -20,7 +19,7 @@ public struct Caller: Sendable {
     /// Email, else login name, else subject.
     public var name: String
     /// SHA-256 of the bearer token, when the caller came from one: the key of answers cached per token.
-    public var tokenDigest: SHA256Digest? = nil
+    public var tokenDigest: TokenDigest? { bearer.tokenDigest }
 }
 
 /// Where a request came from, for the audit log.
@@ -64,7 +63,7 @@ public final class AccessService: Sendable {
     let roleFragments = Mutex<[RoleFragmentKey: RoleFragment]>([:])
     static let configCacheLimit = 4096
     /// `/api/v1/config` answers by token and policy generation: the same token under the same policy gets the same bytes.
-    let configBodies = Mutex<[SHA256Digest: (generation: Int, expiresAt: Date, body: ByteBuffer)]>([:])
+    let configBodies = Mutex<[TokenDigest: (generation: Int, expiresAt: Date, body: ByteBuffer)]>([:])
 
     /// Wires the parts together.
     public init(configuration: ServerConfiguration, policy: PolicyStore, verifier: BearerVerifier, awsCredentials: any AWSCredentialProvider,
@@ -89,9 +88,7 @@ public final class AccessService: Sendable {
         guard let issuer = issuersByURL[bearer.issuer] else {
             throw AccessError(401, "invalid_token", "The bearer token was rejected: unknown issuer.")
         }
-        var caller = Self.caller(bearer, issuer: issuer)
-        caller.tokenDigest = SHA256.hash(data: Array(token.utf8))
-        return caller
+        return Self.caller(bearer, issuer: issuer)
     }
 
     static func caller(_ bearer: VerifiedBearer, issuer: ServerIssuer) -> Caller {
