@@ -70,8 +70,13 @@ public struct WebPage: Sendable {
     }
 
     func rolesPage(_ caller: Caller, token: String, notice: String?, status: HTTPResponse.Status = .ok) -> Response {
-        let document = service.configDocument(for: caller)
-        let accounts = (try? JSONSerialization.jsonObject(with: Data(document.utf8)) as? [String: Any])?["accounts"] as? [[String: Any]] ?? []
+        // The entitlements come sorted by account, as /api/v1/config lists them; consecutive ones share an account.
+        let entitlements = service.policy.current.entitlements(for: caller.policyCaller)
+        var grouped: [(account: PolicyAccount, roles: [Entitlement])] = []
+        for entitlement in entitlements {
+            if grouped.last?.account.id == entitlement.account.id { grouped[grouped.count - 1].roles.append(entitlement) }
+            else { grouped.append((entitlement.account, [entitlement])) }
+        }
         let csrf = Self.csrf(token)
         let groups = caller.policyCaller.groups.joined(separator: ", ")
         // Mustache renders a section for any present value, even an empty string or a boxed nil: only set what is there.
@@ -81,18 +86,16 @@ public struct WebPage: Sendable {
             "csrf": csrf,
             "hasGroups": !groups.isEmpty,
             "groups": groups,
-            "hasAccounts": !accounts.isEmpty,
-            "accounts": accounts.map { account -> [String: Any] in
-                let id = account["id"] as? String ?? ""
-                let alias = (account["alias"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            "hasAccounts": !grouped.isEmpty,
+            "accounts": grouped.map { account, roles -> [String: Any] in
+                let alias = account.alias.flatMap { $0.isEmpty ? nil : $0 }
                 return [
-                    "heading": alias.map { "\($0) (\(id))" } ?? id, "anchor": "account-\(id)",
-                    "roles": (account["roles"] as? [[String: Any]] ?? []).map { role -> [String: Any] in
-                        let seconds = role["max_session_seconds"] as? Int ?? 3600
-                        let name = role["name"] as? String ?? ""
-                        var entry: [String: Any] = ["arn": role["arn"] as? String ?? "", "name": name, "label": "\(name) in \(alias ?? id)",
-                                                    "session": Self.duration(seconds), "mfa": (role["mfa_required"] as? Bool) == true, "csrf": csrf]
-                        if let description = role["description"] as? String, !description.isEmpty { entry["description"] = description }
+                    "heading": alias.map { "\($0) (\(account.id))" } ?? account.id, "anchor": "account-\(account.id)",
+                    "roles": roles.map { entitlement -> [String: Any] in
+                        let role = entitlement.role
+                        var entry: [String: Any] = ["arn": role.arn, "name": role.name, "label": "\(role.name) in \(alias ?? account.id)",
+                                                    "session": Self.duration(role.maxSessionSeconds), "mfa": role.mfaRequired, "csrf": csrf]
+                        if let description = role.description, !description.isEmpty { entry["description"] = description }
                         return entry
                     },
                 ]
