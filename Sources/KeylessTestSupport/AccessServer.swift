@@ -16,21 +16,27 @@ public final class FederationStub: Sendable {
         var arguments = [repositoryRoot() + "/scripts/partners/federation_stub.py", "--port", String(port)]
         if let stsEndpoint { arguments += ["--sts-endpoint", stsEndpoint] }
         let process = try PartnerProcess(executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
-        let stub = FederationStub(port: port, process: process)
+        let stub = FederationStub(port: port, process: process, directory: directory)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let answer = try? await PartnerHTTP.send("GET", stub.baseURL + "/stats", timeout: 2), answer.status == 200 { return stub }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
+        let log = process.logTail()
         process.stop()
-        throw TestSupportError("the federation stub did not start:\n\(process.logTail())")
+        try? FileManager.default.removeItem(atPath: directory)
+        throw TestSupportError("the federation stub did not start:\n\(log)")
     }
 
-    init(port: Int, process: PartnerProcess) {
+    /// The temporary directory holding its log, removed by `stop()`.
+    let directory: String
+
+    init(port: Int, process: PartnerProcess, directory: String) {
         baseURL = "http://127.0.0.1:\(port)"
         endpoint = baseURL + "/federation"
         self.process = process
+        self.directory = directory
     }
 
     /// The stub's counters: getSigninToken, login, refused, last_destination, last_issuer, last_arn.
@@ -39,8 +45,11 @@ public final class FederationStub: Sendable {
         return (try JSONSerialization.jsonObject(with: answer.body) as? [String: Any]) ?? [:]
     }
 
-    /// Stops the stub by its PID.
-    public func stop() { process.stop() }
+    /// Stops the stub by its PID and removes its directory.
+    public func stop() {
+        process.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 }
 
 /// `keyless-cli server` started as a test partner: its own directory with server.yaml, policy.yaml and the audit log,

@@ -123,8 +123,6 @@ final class AccessServerPartners: Sendable {
         emptyServer.stopAndRemove()
         server.stopAndRemove()
         federation.stop()
-        // FederationStub keeps its log in a temporary directory of its own and does not remove it.
-        try? FileManager.default.removeItem(atPath: (federation.process.logPath as NSString).deletingLastPathComponent)
         idp.stopAndRemove()
         moto.stop()
     }
