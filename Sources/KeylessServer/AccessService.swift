@@ -86,7 +86,7 @@ public final class AccessService: Sendable {
             throw AccessError(503, "issuer_unavailable", "The server cannot check tokens right now: \(error.reason) Retry in a moment.")
         }
         guard let issuer = issuersByURL[bearer.issuer] else {
-            throw AccessError(401, "invalid_token", "The bearer token was rejected: unknown issuer.")
+            throw AccessError(401, "invalid_token", "The bearer token was rejected: unknown issuer. Log in with an issuer this server trusts (its administrator can tell you which).")
         }
         return Self.caller(bearer, issuer: issuer)
     }
@@ -278,7 +278,7 @@ public final class AccessService: Sendable {
         } catch {
             let reason = (error as? KeylessError)?.reason ?? String(describing: error)
             try await record("console", "failed", caller, role: entitlement.role.arn, origin: origin, reason: reason)
-            throw AccessError(502, "upstream_error", "The AWS sign-in service did not give a console link: \(reason)")
+            throw AccessError(502, "upstream_error", "The AWS sign-in service did not give a console link: \(reason) Retry in a moment; if it persists, ask the server's administrator to check console.federation_endpoint.")
         }
         // One record per console request: granted only once the link exists.
         try await record("console", "granted", caller, role: entitlement.role.arn, origin: origin,

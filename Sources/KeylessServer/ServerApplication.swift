@@ -185,7 +185,7 @@ struct APIRoutes {
         }
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: 16 * 1024) } catch {
-            throw AccessError(413, "invalid_request", "The request body is larger than 16 KiB.")
+            throw AccessError(413, "invalid_request", "The request body is larger than 16 KiB; send only role_arn and duration_seconds (or destination).")
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
