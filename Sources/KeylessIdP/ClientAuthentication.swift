@@ -82,6 +82,7 @@ public final class ClientAuthenticator: Sendable {
 
     /// The authenticated (or, for public clients, identified) client.
     public func authenticate(_ credentials: ClientCredentials) async throws -> IdPConfiguration.Client {
+        let credentials = withoutEmptyPublicSecret(credentials)
         let form = credentials.form
         let assertionType = form["client_assertion_type"]
         let methods = [credentials.basic != nil, form["client_secret"] != nil, assertionType != nil].filter { $0 }.count
@@ -104,6 +105,24 @@ public final class ClientAuthenticator: Sendable {
         guard let id = form["client_id"], let client = config.client(id) else { throw OAuthError.invalidClient("unknown client or no client authentication.") }
         guard client.isPublic else { throw OAuthError.invalidClient("client \(id) is confidential and must authenticate.") }
         return client
+    }
+
+    /// Many clients send an empty secret for a public client (oidc-agent sends `Authorization: Basic
+    /// base64("client_id:")`; others `client_secret=`). For a public client that is no client authentication at all
+    /// (RFC 6749 §2.3.1 treats the secret as absent for public clients), so it is read as a bare `client_id`. A
+    /// confidential client's empty secret, and any non-empty secret, still go through the secret check and fail there.
+    private func withoutEmptyPublicSecret(_ credentials: ClientCredentials) -> ClientCredentials {
+        var credentials = credentials
+        // A form client_id naming another client is left to the contradiction check below.
+        if let basic = credentials.basic, basic.secret.isEmpty, config.client(basic.id)?.isPublic == true,
+           credentials.form["client_id"] == nil || credentials.form["client_id"] == basic.id {
+            credentials.basic = nil
+            credentials.form["client_id"] = basic.id
+        }
+        if credentials.form["client_secret"] == "", let id = credentials.form["client_id"], config.client(id)?.isPublic == true {
+            credentials.form["client_secret"] = nil
+        }
+        return credentials
     }
 
     private func checkSecret(id: String, secret: String) async throws -> IdPConfiguration.Client {

@@ -115,6 +115,31 @@ struct ClientSecretTests {
         #expect(try await f.token(["grant_type": "client_credentials", "scope": "read"], authorization: basic).scope == "read")
     }
 
+    @Test("a public client that sends an empty secret (Basic \"id:\" as oidc-agent does, or client_secret=\"\") is identified, not refused")
+    func publicClientEmptySecret() async throws {
+        let authenticator = try makeAuthenticator()
+        #expect(try await authenticate(authenticator, authorization: basicAuthorization("cli", ""), form: [:]) == "cli")
+        #expect(try await authenticate(authenticator, authorization: basicAuthorization("cli", ""), form: ["client_id": "cli"]) == "cli")
+        #expect(try await authenticate(authenticator, form: ["client_id": "cli", "client_secret": ""]) == "cli")
+        // The whole grant works, not only the authenticator: a code exchange with the empty Basic secret.
+        let f = try await EngineFixture()
+        let tokens = try await f.redeem(try await f.code().code, authorization: basicAuthorization("cli", ""))
+        #expect(tokens.idToken != nil)
+        #expect(try await f.refresh(tokens.refreshToken, authorization: basicAuthorization("cli", "")).idToken != nil)
+    }
+
+    @Test("a public client that sends a real secret, and a confidential client that sends an empty one, are invalid_client")
+    func emptySecretOnlyForPublicClients() async throws {
+        let authenticator = try makeAuthenticator()
+        await expectOAuthError("invalid_client", status: 401) { try await authenticate(authenticator, authorization: basicAuthorization("cli", "guess"), form: [:]) }
+        await expectOAuthError("invalid_client", status: 401) { try await authenticate(authenticator, form: ["client_id": "cli", "client_secret": "guess"]) }
+        await expectOAuthError("invalid_client", status: 401) { try await authenticate(authenticator, authorization: basicAuthorization("deployer", ""), form: [:]) }
+        await expectOAuthError("invalid_client", status: 401) { try await authenticate(authenticator, form: ["client_id": "deployer", "client_secret": ""]) }
+        await expectOAuthError("invalid_client", status: 401) { try await authenticate(authenticator, authorization: basicAuthorization("nobody", ""), form: [:]) }
+        // An empty Basic secret for one client with a form client_id naming another is still a contradiction.
+        await expectOAuthError("invalid_request") { try await authenticate(authenticator, authorization: basicAuthorization("cli", ""), form: ["client_id": "deployer"]) }
+    }
+
     @Test("after a right secret, the same secret works again and a wrong one still fails")
     func cache() async throws {
         let authenticator = try makeAuthenticator()
