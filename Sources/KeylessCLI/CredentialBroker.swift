@@ -22,10 +22,13 @@ public struct LoginSettings: Sendable {
     public var timeout: Double
     /// A service's token source; when set, no person is ever asked to log in.
     public var workload: WorkloadSource?
+    /// The ID-token claim that names the STS session (nil: verified email, preferred_username, upn, sub).
+    public var sessionNameClaim: String?
 
     /// Creates settings.
     public init(oidc: OIDCClientConfiguration, device: Bool = false, noBrowser: Bool = false, browser: String? = nil, redirectPort: Int = 0, timeout: Double = 300,
-                workload: WorkloadSource? = nil) {
+                workload: WorkloadSource? = nil, sessionNameClaim: String? = nil) {
+        self.sessionNameClaim = sessionNameClaim
         self.oidc = oidc
         self.device = device
         self.noBrowser = noBrowser
@@ -133,7 +136,7 @@ public struct CredentialBroker: Sendable {
         let workloadClaims = login.workload == nil ? nil : UnverifiedJWT.claims(tokens.idToken, as: WorkloadClaims.self)
         func request(_ tokens: TokenSet) -> WebIdentityRequest {
             let sessionName = workloadClaims.map { SessionName.sanitize($0.sessionSubject ?? "keyless-workload") }
-                ?? SessionName.from(email: claims?.email, preferredUsername: claims?.preferredUsername, subject: claims?.sub ?? "keyless")
+                ?? SessionName.sanitize(personSessionName(tokens.idToken, claims: claims))
             return WebIdentityRequest(roleArn: role.roleArn, sessionName: sessionName, webIdentityToken: tokens.idToken, durationSeconds: role.durationSeconds,
                                       issuer: login.oidc.issuer.isEmpty ? (workloadClaims?.iss ?? "the token's issuer") : login.oidc.issuer)
         }
@@ -152,6 +155,16 @@ public struct CredentialBroker: Sendable {
         return credentials
     }
 
+    /// Who the STS session names: the `--session-name-claim` claim when the token has it as text, else a verified email,
+    /// preferred_username (Entra), upn, then sub (some providers send only a numeric sub).
+    func personSessionName(_ idToken: String, claims: IDTokenClaims?) -> String {
+        if let claim = login.sessionNameClaim, let all = UnverifiedJWT.claims(idToken, as: [String: JSONValue].self),
+           let value = all[claim]?.text, !value.isEmpty {
+            return value
+        }
+        return claims?.displayName ?? "keyless"
+    }
+
     /// A valid ID token (refreshing or logging in as needed), under the lock.
     public func tokens(forceRefresh: Bool = false) async throws -> TokenSet {
         let lock = try takeLock()
@@ -163,7 +176,11 @@ public struct CredentialBroker: Sendable {
     public func loginNow() async throws -> (TokenSet, IDTokenClaims) {
         let lock = try takeLock()
         defer { lock.unlock() }
-        let tokens = try await interactiveLogin()
+        // An explicit login starts afresh (Google then asks consent again and issues a new refresh token); only the
+        // `--auth-param` values of the last login carry over.
+        var previous = try storedTokens()
+        previous?.refreshToken = nil
+        let tokens = try await interactiveLogin(requested: true, previous: previous)
         let claims = try await client.verify(idToken: tokens.idToken)
         return (tokens, claims)
     }
@@ -225,7 +242,8 @@ public struct CredentialBroker: Sendable {
         // A workload's token comes from its source every time; nothing to refresh, and never a login.
         if let workload = login.workload { return try await workloadTokens(workload).0 }
         let now = context.clock.now()
-        if let tokens = try storedTokens() {
+        var previous = try storedTokens()
+        if let tokens = previous {
             if !forceRefresh, let claims = UnverifiedJWT.claims(tokens.idToken), claims.expiresAt.timeIntervalSince(now) > tokenMargin {
                 return tokens
             }
@@ -240,26 +258,33 @@ public struct CredentialBroker: Sendable {
                     }
                 } catch let error as KeylessError where error.code == .loginRequired || error.code == .tokenInvalid {
                     context.terminal.say("\(error.reason) A new login is needed.")
+                    // A refresh token the provider refused is not kept: the new login must get a new one.
+                    previous?.refreshToken = nil
                 }
             }
         }
-        return try await interactiveLogin()
+        return try await interactiveLogin(requested: false, previous: previous)
     }
 
-    func interactiveLogin() async throws -> TokenSet {
+    /// Logs a person in. `requested`: they ran `keyless login`, so the URL or code is shown on stderr even without a
+    /// terminal, and the login waits (ssh host keyless login --no-browser, scripts, notebooks). A login that a tool's
+    /// `credential_process` call would start instead fails at once without a terminal or browser: the AWS CLI captures
+    /// that stderr, so nobody would see the URL.
+    /// `previous`: the tokens kept from the last login (its refresh token and `--auth-param` values carry over).
+    func interactiveLogin(requested: Bool, previous: TokenSet?) async throws -> TokenSet {
         if let workload = login.workload {
             throw KeylessError(.usage, "keyless never logs a person in for a workload (--\(workload.kind)).",
                                hint: "Drop the workload flags to log in as a person; a workload gets its token from its own source on every call.")
         }
         let presenter = TerminalPresenter(terminal: context.terminal, environment: context.environment, browserCommand: login.browser, noBrowser: login.noBrowser)
-        if !login.device && presenter.resolvedBrowser() == nil && !context.terminal.isInteractive {
+        if !requested && !login.device && presenter.resolvedBrowser() == nil && !context.terminal.isInteractive {
             throw KeylessError(.loginRequired, "A login to \(login.oidc.issuer) is needed, and there is neither a browser to open nor a terminal to show the URL on.",
                                hint: "Run `keyless login --issuer-url \(login.oidc.issuer) --client-id \(login.oidc.clientID)` in a terminal, then retry.")
         }
         context.terminal.say("keyless: logging in to \(login.oidc.issuer) as client \(login.oidc.clientID).")
         let tokens = login.device
-            ? try await client.loginWithDevice(presenter: presenter)
-            : try await client.loginWithBrowser(redirectPort: login.redirectPort, presenter: presenter, timeout: login.timeout)
+            ? try await client.loginWithDevice(presenter: presenter, previous: previous)
+            : try await client.loginWithBrowser(redirectPort: login.redirectPort, presenter: presenter, timeout: login.timeout, previous: previous)
         try save(tokens)
         return tokens
     }

@@ -19,7 +19,7 @@ public enum FastPath {
     static let valueFlags: Set<String> = ["--issuer-url", "--client-id", "--aws-role-arn", "--role-arn", "--duration", "--region",
                                           "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file",
                                           "--server", "--client-key-file", "--web-identity-token-file", "--token-command",
-                                          "--token-command-timeout"]
+                                          "--token-command-timeout", "--client-secret", "--auth-param", "--session-name-claim", "--provider"]
     static let plainFlags: Set<String> = ["--device", "--no-browser", "--client-credentials"]
     /// The plain flags that are part of the cache key, recorded (with an empty value) when present.
     static let keyedPlainFlags: Set<String> = ["--client-credentials"]

@@ -19,6 +19,16 @@ public struct ProviderMetadata: Codable, Sendable, Equatable {
     public var revocationEndpoint: String?
     /// Signing algorithms the provider uses for ID tokens.
     public var idTokenSigningAlgValuesSupported: [String]?
+    /// Scopes the provider says it supports (optional in discovery).
+    public var scopesSupported: [String]?
+    /// Client authentication methods at the token endpoint.
+    public var tokenEndpointAuthMethodsSupported: [String]?
+    /// Grant types (`authorization_code`, `refresh_token`, `urn:ietf:params:oauth:grant-type:device_code`, ...).
+    public var grantTypesSupported: [String]?
+    /// PKCE methods (`S256`).
+    public var codeChallengeMethodsSupported: [String]?
+    /// Response types (`code`).
+    public var responseTypesSupported: [String]?
 
     enum CodingKeys: String, CodingKey {
         case issuer
@@ -28,7 +38,16 @@ public struct ProviderMetadata: Codable, Sendable, Equatable {
         case deviceAuthorizationEndpoint = "device_authorization_endpoint"
         case revocationEndpoint = "revocation_endpoint"
         case idTokenSigningAlgValuesSupported = "id_token_signing_alg_values_supported"
+        case scopesSupported = "scopes_supported"
+        case tokenEndpointAuthMethodsSupported = "token_endpoint_auth_methods_supported"
+        case grantTypesSupported = "grant_types_supported"
+        case codeChallengeMethodsSupported = "code_challenge_methods_supported"
+        case responseTypesSupported = "response_types_supported"
     }
+
+    /// Microsoft's multi-tenant discovery (`/common/v2.0`, `/organizations/v2.0`) names its issuer with a
+    /// `{tenantid}` placeholder: each token's `iss` holds the signing-in user's tenant, given in `tid`.
+    public var isTenantTemplate: Bool { issuer.contains("{tenantid}") }
 
     /// Creates metadata.
     public init(issuer: String, authorizationEndpoint: String, tokenEndpoint: String, jwksURI: String,
@@ -81,11 +100,20 @@ public enum Discovery {
             throw KeylessError(.idpError, "The discovery document at \(documentURL) is not valid: \(error).",
                                hint: "Check that --issuer-url points at an OpenID Provider.")
         }
-        guard normalize(metadata.issuer) == issuer else {
+        guard normalize(metadata.issuer) == issuer || matchesTenantTemplate(configured: issuer, template: metadata.issuer) else {
             throw KeylessError(.idpError, "The discovery document names issuer \(metadata.issuer), not \(issuer).",
                                hint: "Use --issuer-url \(metadata.issuer) exactly.")
         }
         return metadata
+    }
+
+    /// Whether `configured` is Microsoft's multi-tenant form of `template`: the same URL with `common`,
+    /// `organizations` or `consumers` where the template has `{tenantid}`
+    /// (https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc#find-your-apps-openid-configuration-document-uri).
+    static func matchesTenantTemplate(configured: String, template: String) -> Bool {
+        let template = normalize(template)
+        guard template.contains("{tenantid}") else { return false }
+        return ["common", "organizations", "consumers"].contains { template.replacingOccurrences(of: "{tenantid}", with: $0) == configured }
     }
 
     static func isLoopback(_ host: String) -> Bool { host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]" }

@@ -28,17 +28,48 @@ public struct IDTokenClaims: Codable, Sendable, Equatable {
     public var preferredUsername: String?
     /// Authentication methods.
     public var amr: [String]?
+    /// Whether the provider verified `email` (a boolean, or "true"/"false" as some providers send it).
+    public var emailVerified: LenientBool?
+    /// Entra ID's user principal name (v1 tokens, or as an optional claim).
+    public var upn: String?
+    /// Entra ID's tenant id.
+    public var tid: String?
 
     enum CodingKeys: String, CodingKey {
-        case iss, sub, aud, exp, iat, nbf, nonce, azp, email, amr
+        case iss, sub, aud, exp, iat, nbf, nonce, azp, email, amr, upn, tid
         case preferredUsername = "preferred_username"
+        case emailVerified = "email_verified"
     }
 
     /// Expiry as a date.
     public var expiresAt: Date { Date(timeIntervalSince1970: exp) }
 
-    /// Who this is, for people: email, else login name, else subject.
-    public var displayName: String { email ?? preferredUsername ?? sub }
+    /// The email when the provider has not said it is unverified (`email_verified: false` makes it no identity).
+    public var trustedEmail: String? { emailVerified?.value == false ? nil : email }
+
+    /// Who this is, for people: a verified email, else login name (Entra's `preferred_username`, then `upn`), else subject.
+    public var displayName: String { trustedEmail ?? preferredUsername ?? upn ?? sub }
+}
+
+/// A boolean claim that some providers send as a string ("true"); anything else decodes as nil.
+public struct LenientBool: Codable, Sendable, Equatable {
+    /// The value.
+    public var value: Bool?
+
+    /// Wraps a value.
+    public init(_ value: Bool?) { self.value = value }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let bool = try? container.decode(Bool.self) { value = bool }
+        else if let text = try? container.decode(String.self) { value = text == "true" ? true : (text == "false" ? false : nil) }
+        else { value = nil }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
 }
 
 /// The claims part of a JWT, decoded without any verification: only for display of tokens we
@@ -70,6 +101,10 @@ struct ProviderKey: Sendable {
 /// refetched once for an unknown `kid`), pinned algorithms, `iss`, `aud`/`azp`, `exp`, `iat`, `nbf`, `nonce`.
 public actor IDTokenVerifier {
     let issuer: String
+    /// Other `iss` forms this issuer's documentation allows (Google's scheme-less one).
+    let alternativeIssuers: Set<String>
+    /// A multi-tenant issuer with `{tenantid}` (Entra's common endpoint): `iss` must be it with the token's `tid`.
+    let tenantTemplate: String?
     let clientID: String
     let jwksURI: String
     let http: any HTTPTransport
@@ -83,8 +118,11 @@ public actor IDTokenVerifier {
     private var fetchedAt: Date?
 
     /// Creates a verifier for tokens that `issuer` issues to `clientID`.
-    public init(issuer: String, clientID: String, jwksURI: String, http: any HTTPTransport, clock: WallClock, logger: Logger) {
+    public init(issuer: String, clientID: String, jwksURI: String, http: any HTTPTransport, clock: WallClock, logger: Logger,
+                alternativeIssuers: Set<String> = [], tenantTemplate: String? = nil) {
         self.issuer = Discovery.normalize(issuer)
+        self.alternativeIssuers = Set(alternativeIssuers.map(Discovery.normalize))
+        self.tenantTemplate = tenantTemplate.map(Discovery.normalize)
         self.clientID = clientID
         self.jwksURI = jwksURI
         self.http = http
@@ -122,7 +160,7 @@ public actor IDTokenVerifier {
 
     func check(_ claims: IDTokenClaims, nonce: String?) throws {
         let now = clock.now().timeIntervalSince1970
-        guard Discovery.normalize(claims.iss) == issuer else { throw invalid("it was issued by \(claims.iss), not \(issuer)") }
+        try checkIssuer(claims)
         guard claims.aud.values.contains(clientID) else {
             throw invalid("its audience \(claims.aud.values.joined(separator: ",")) does not include the client \(clientID)")
         }
@@ -133,6 +171,19 @@ public actor IDTokenVerifier {
         if let nbf = claims.nbf, nbf - leeway > now { throw invalid("it is not valid before \(Date(timeIntervalSince1970: nbf))") }
         if let iat = claims.iat, iat - leeway > now { throw invalid("it claims to be issued in the future") }
         if let nonce, claims.nonce != nonce { throw invalid("its nonce does not match this login (replayed or mixed-up response)") }
+    }
+
+    func checkIssuer(_ claims: IDTokenClaims) throws {
+        let iss = Discovery.normalize(claims.iss)
+        if iss == issuer || alternativeIssuers.contains(iss) { return }
+        if let tenantTemplate {
+            guard let tid = claims.tid, !tid.isEmpty, !tid.contains("/") else {
+                throw invalid("it carries no tenant id (tid), which the multi-tenant issuer \(tenantTemplate) needs")
+            }
+            if iss == tenantTemplate.replacingOccurrences(of: "{tenantid}", with: tid) { return }
+            throw invalid("it was issued by \(claims.iss), which is not the issuer of its own tenant \(tid)")
+        }
+        throw invalid("it was issued by \(claims.iss), not \(issuer)")
     }
 
     private func key(for kid: String?, alg: String) async throws -> JWK {

@@ -43,7 +43,7 @@ public final class LoopbackServer: Sendable {
         return LoopbackServer(port: actual, redirectURI: "http://127.0.0.1:\(actual)\(path)", channel: channel, callbacks: stream)
     }
 
-    /// The query parameters of the first request to the callback path.
+    /// The query parameters of the first request to the callback path that carries the expected `state`.
     public func nextCallback() async -> [String: String]? {
         for await parameters in callbacks { return parameters }
         return nil
@@ -89,16 +89,19 @@ final class CallbackHandler: ChannelInboundHandler, @unchecked Sendable {
         if head.method == .GET, parts.first == path {
             let query = FormEncoding.decode(parts.count > 1 ? parts[1] : "")
             if query["state"] != expectedState {
+                // Any local process can reach this port: a callback that does not carry the login's state is
+                // answered and dropped, and the login keeps waiting for the real one (RFC 8252 §8.9, RFC 6749 §10.12).
                 status = .badRequest
-                page = Self.page(title: "Login not accepted", body: "This response does not belong to the login keyless started (the state does not match). Nothing was saved. Return to the terminal and run the login again.")
+                page = Self.page(title: "Login not accepted", body: "This response does not belong to the login keyless started (the state does not match), so it was ignored. If you are logging in, finish in the tab keyless opened; otherwise run the login again.")
             } else if let error = query["error"] {
                 status = .ok
                 page = Self.page(title: "Login failed", body: "The identity provider said: \(Self.escape(error)) \(Self.escape(query["error_description"] ?? "")). Return to the terminal for details.")
+                continuation.yield(query)
             } else {
                 status = .ok
                 page = Self.page(title: "You are logged in", body: "keyless received your login. You can close this tab and return to the terminal.")
+                continuation.yield(query)
             }
-            continuation.yield(query)
         } else {
             status = .notFound
             page = Self.page(title: "Not found", body: "keyless is waiting for a login on \(path).")

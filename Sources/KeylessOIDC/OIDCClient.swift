@@ -15,14 +15,18 @@ public struct TokenSet: Codable, Sendable, Equatable {
     public var accessTokenExpiresAt: Date?
     /// When this set was obtained.
     public var obtainedAt: Date
+    /// The `--auth-param` values the login used, so a later login started by `creds-process` asks the same.
+    public var authorizationParameters: [AuthorizationParameter]?
 
     /// Creates a token set.
-    public init(idToken: String, refreshToken: String?, accessToken: String?, accessTokenExpiresAt: Date?, obtainedAt: Date) {
+    public init(idToken: String, refreshToken: String?, accessToken: String?, accessTokenExpiresAt: Date?, obtainedAt: Date,
+                authorizationParameters: [AuthorizationParameter]? = nil) {
         self.idToken = idToken
         self.refreshToken = refreshToken
         self.accessToken = accessToken
         self.accessTokenExpiresAt = accessTokenExpiresAt
         self.obtainedAt = obtainedAt
+        self.authorizationParameters = authorizationParameters
     }
 }
 
@@ -32,18 +36,28 @@ public struct OIDCClientConfiguration: Sendable, Equatable {
     public var issuer: String
     /// The client id registered at the provider.
     public var clientID: String
-    /// The client secret, for confidential clients only.
+    /// The client secret, for confidential clients (and installed apps whose secret is public by design, as Google's).
     public var clientSecret: String?
-    /// Scopes to request; `openid` is always included.
-    public var scopes: [String]
+    /// Scopes the person asked for (`openid` added); nil: chosen from the provider's discovery document.
+    public var scopes: [String]?
+    /// Extra authorization parameters (`--auth-param`).
+    public var authorizationParameters: [AuthorizationParameter]
+    /// The provider's dialect (detected from the issuer unless given).
+    public var dialect: ProviderDialect
 
     /// Creates a configuration.
-    public init(issuer: String, clientID: String, clientSecret: String? = nil, scopes: [String] = ["openid", "email", "profile", "offline_access"]) {
+    public init(issuer: String, clientID: String, clientSecret: String? = nil, scopes: [String]? = nil,
+                authorizationParameters: [AuthorizationParameter] = [], dialect: ProviderDialect? = nil) {
         self.issuer = Discovery.normalize(issuer)
         self.clientID = clientID
         self.clientSecret = clientSecret
-        self.scopes = scopes.contains("openid") ? scopes : ["openid"] + scopes
+        self.scopes = scopes.flatMap { $0.isEmpty ? nil : ($0.contains("openid") ? $0 : ["openid"] + $0) }
+        self.authorizationParameters = authorizationParameters
+        self.dialect = dialect ?? ProviderDialect.detect(issuer: issuer)
     }
+
+    /// How requests to this provider are shaped.
+    public var profile: ProviderProfile { ProviderProfile(dialect: dialect) }
 }
 
 /// How a login talks to the person: it shows URLs and codes and a waiting indicator.
@@ -90,27 +104,49 @@ public actor OIDCClient {
         if verifierCache == nil {
             let metadata = try await metadata()
             verifierCache = IDTokenVerifier(issuer: configuration.issuer, clientID: configuration.clientID,
-                                            jwksURI: metadata.jwksURI, http: http, clock: clock, logger: logger)
+                                            jwksURI: metadata.jwksURI, http: http, clock: clock, logger: logger,
+                                            alternativeIssuers: configuration.profile.alternativeIssuers(configuration.issuer),
+                                            tenantTemplate: metadata.isTenantTemplate ? metadata.issuer : nil)
         }
         return try await verifierCache!.verify(idToken, nonce: nonce)
+    }
+
+    /// The scopes this client requests: the person's, or those the provider supports of openid, email, profile, offline_access.
+    public func scopes() async throws -> [String] {
+        configuration.profile.scopes(explicit: configuration.scopes, metadata: try await metadata())
+    }
+
+    /// The extra authorization parameters of a login: the configured ones, else those of the previous login.
+    func authorizationParameters(previous: TokenSet?) -> [AuthorizationParameter] {
+        configuration.authorizationParameters.isEmpty ? (previous?.authorizationParameters ?? []) : configuration.authorizationParameters
+    }
+
+    /// The authorization request's query for a login.
+    func authorizationQuery(redirectURI: String, state: String, nonce: String, pkce: PKCE, previous: TokenSet?) async throws -> [(String, String)] {
+        let scopes = try await scopes()
+        let extra = configuration.profile.authorizationParameters(explicit: authorizationParameters(previous: previous),
+                                                                  holdsRefreshToken: previous?.refreshToken != nil)
+        return [
+            ("response_type", "code"), ("client_id", configuration.clientID), ("redirect_uri", redirectURI),
+            ("scope", scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
+            ("code_challenge", pkce.challenge), ("code_challenge_method", "S256"),
+        ] + extra
     }
 
     /// Logs in through the browser: authorization code with PKCE S256, `state` and `nonce`, redirect to 127.0.0.1.
     /// - Parameters:
     ///   - redirectPort: the loopback port (0: any free port; providers that match redirect URIs exactly need a fixed one).
     ///   - timeout: how long to wait for the person, in seconds.
-    public func loginWithBrowser(redirectPort: Int, presenter: any LoginPresenter, timeout: Double = 300) async throws -> TokenSet {
+    ///   - previous: the tokens kept from an earlier login, if any: its refresh token is kept when the provider issues
+    ///     no new one (Google issues one only at the first consent), and its `--auth-param` values are reused.
+    public func loginWithBrowser(redirectPort: Int, presenter: any LoginPresenter, timeout: Double = 300, previous: TokenSet? = nil) async throws -> TokenSet {
         let metadata = try await metadata()
         let pkce = PKCE()
         let state = PKCE.randomToken()
         let nonce = PKCE.randomToken()
         let server = try await LoopbackServer.start(port: redirectPort, expectedState: state)
         defer { Task { await server.stop() } }
-        let query = [
-            ("response_type", "code"), ("client_id", configuration.clientID), ("redirect_uri", server.redirectURI),
-            ("scope", configuration.scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
-            ("code_challenge", pkce.challenge), ("code_challenge_method", "S256"),
-        ]
+        let query = try await authorizationQuery(redirectURI: server.redirectURI, state: state, nonce: nonce, pkce: pkce, previous: previous)
         let separator = metadata.authorizationEndpoint.contains("?") ? "&" : "?"
         let url = metadata.authorizationEndpoint + separator + FormEncoding.encode(query)
         let opened = presenter.openBrowser(url)
@@ -130,32 +166,33 @@ public actor OIDCClient {
         }
         guard let parameters else {
             throw KeylessError(.loginFailed, "No login arrived from the browser within \(Int(timeout)) s.",
-                               hint: "Run the login again; with no browser on this machine use --device or --no-browser.")
+                               hint: ProviderErrorAdvice.noCallbackHint(redirectURI: server.redirectURI, clientID: configuration.clientID))
         }
+        // The listener delivers only callbacks with this login's state; checked again here so that stays true.
         guard parameters["state"] == state else {
-            throw KeylessError(.stateMismatch, "The browser returned a login that keyless did not start (state mismatch); it was ignored.",
+            throw KeylessError(.stateMismatch, "The browser returned a login that keyless did not start (state mismatch).",
                                hint: "Close old login tabs and run the login again.")
         }
         if let error = parameters["error"] {
-            throw KeylessError(.loginFailed, "The identity provider refused the login: \(error) \(parameters["error_description"] ?? "").",
-                               hint: "Check that you may use this client (\(configuration.clientID)), then log in again.")
+            let description = parameters["error_description"].map { " (\($0))" } ?? ""
+            throw KeylessError(.loginFailed, "The identity provider refused the login: \(error)\(description).",
+                               hint: advice.hint(error: error, description: parameters["error_description"], step: .authorization))
         }
         guard let code = parameters["code"] else {
             throw KeylessError(.loginFailed, "The browser returned no authorization code.", hint: "Run the login again.")
         }
-        return try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
+        var tokens = try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
             ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", server.redirectURI), ("code_verifier", pkce.verifier),
         ], nonce: nonce, previous: nil)
+        tokens.refreshToken = tokens.refreshToken ?? previous?.refreshToken
+        tokens.authorizationParameters = authorizationParameters(previous: previous).nilIfEmpty
+        return tokens
     }
 
     /// The authorization URL for a web application's login (authorization code with PKCE S256, `state` and `nonce`).
     public func authorizationURL(redirectURI: String, state: String, nonce: String, pkce: PKCE) async throws -> String {
         let metadata = try await metadata()
-        let query = [
-            ("response_type", "code"), ("client_id", configuration.clientID), ("redirect_uri", redirectURI),
-            ("scope", configuration.scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
-            ("code_challenge", pkce.challenge), ("code_challenge_method", "S256"),
-        ]
+        let query = try await authorizationQuery(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil)
         return metadata.authorizationEndpoint + (metadata.authorizationEndpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
     }
 
@@ -168,12 +205,14 @@ public actor OIDCClient {
     }
 
     /// Logs in with the device authorization grant (RFC 8628): shows a code, polls until approved.
-    public func loginWithDevice(presenter: any LoginPresenter) async throws -> TokenSet {
+    public func loginWithDevice(presenter: any LoginPresenter, previous: TokenSet? = nil) async throws -> TokenSet {
         let metadata = try await metadata()
         guard let endpoint = metadata.deviceAuthorizationEndpoint else {
             throw KeylessError(.usage, "\(configuration.issuer) does not offer the device flow.", hint: "Log in without --device (browser, or --no-browser to copy the URL).")
         }
-        let body = try await post(endpoint, form: clientAuthentication() + [("scope", configuration.scopes.joined(separator: " "))], what: "device authorization")
+        // Provider-specific parameters (Auth0's audience) belong in the device request too; Google's access_type does not.
+        let extra = authorizationParameters(previous: previous).map { ($0.name, $0.value) }
+        let body = try await post(endpoint, form: [("scope", try await scopes().joined(separator: " "))] + extra, what: "device authorization")
         guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
               let verificationURI = (body["verification_uri"] ?? body["verification_url"]) as? String else {
             throw KeylessError(.idpError, "The device authorization response lacks device_code, user_code or verification_uri.",
@@ -187,10 +226,15 @@ public actor OIDCClient {
         defer { stopWaiting() }
         while clock.now() < deadline {
             try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
-            let response = try await send(metadata.tokenEndpoint, form: clientAuthentication() + [
+            let response = try await send(metadata.tokenEndpoint, form: [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode),
             ], what: "device token")
-            if response.status == 200 { return try await tokens(from: response, nonce: nil, previous: nil) }
+            if response.status == 200 {
+                var tokens = try await tokens(from: response, nonce: nil, previous: nil)
+                tokens.refreshToken = tokens.refreshToken ?? previous?.refreshToken
+                tokens.authorizationParameters = authorizationParameters(previous: previous).nilIfEmpty
+                return tokens
+            }
             let error = Self.json(response.body)["error"] as? String
             switch error {
             case "authorization_pending": continue
@@ -213,8 +257,8 @@ public actor OIDCClient {
             throw KeylessError(.loginRequired, "There is no refresh token (the provider issued none).", hint: "Log in again: keyless login.")
         }
         let metadata = try await metadata()
-        let response = try await send(metadata.tokenEndpoint, form: clientAuthentication() + [
-            ("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("scope", configuration.scopes.joined(separator: " ")),
+        let response = try await send(metadata.tokenEndpoint, form: [
+            ("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("scope", try await scopes().joined(separator: " ")),
         ], what: "refresh")
         guard response.status == 200 else {
             let error = Self.json(response.body)["error"] as? String
@@ -224,14 +268,16 @@ public actor OIDCClient {
             }
             throw tokenError(response, what: "refresh")
         }
-        return try await self.tokens(from: response, nonce: nil, previous: tokens)
+        var refreshed = try await self.tokens(from: response, nonce: nil, previous: tokens)
+        refreshed.authorizationParameters = tokens.authorizationParameters
+        return refreshed
     }
 
     /// Revokes a refresh token (RFC 7009); returns false when the provider has no revocation endpoint.
     public func revoke(refreshToken: String) async throws -> Bool {
         let metadata = try await metadata()
         guard let endpoint = metadata.revocationEndpoint else { return false }
-        let response = try await send(endpoint, form: clientAuthentication() + [("token", refreshToken), ("token_type_hint", "refresh_token")], what: "revocation")
+        let response = try await send(endpoint, form: [("token", refreshToken), ("token_type_hint", "refresh_token")], what: "revocation")
         guard response.status == 200 else { throw tokenError(response, what: "revocation") }
         return true
     }
@@ -239,7 +285,7 @@ public actor OIDCClient {
     // MARK: - token endpoint
 
     private func exchange(tokenEndpoint: String, form: [(String, String)], nonce: String?, previous: TokenSet?) async throws -> TokenSet {
-        let response = try await send(tokenEndpoint, form: clientAuthentication() + form, what: "code exchange")
+        let response = try await send(tokenEndpoint, form: form, what: "code exchange")
         guard response.status == 200 else { throw tokenError(response, what: "code exchange") }
         return try await tokens(from: response, nonce: nonce, previous: previous)
     }
@@ -266,10 +312,23 @@ public actor OIDCClient {
                         obtainedAt: now)
     }
 
-    private func clientAuthentication() -> [(String, String)] {
-        var form = [("client_id", configuration.clientID)]
-        if let secret = configuration.clientSecret { form.append(("client_secret", secret)) }
-        return form
+    /// The client's identification or authentication for a request to the provider: `client_id` in the form for a
+    /// public client; with a secret, HTTP Basic or the form as the provider's discovery says it accepts.
+    private func clientAuthentication() async throws -> (form: [(String, String)], headers: [String: String]) {
+        guard let secret = configuration.clientSecret else { return ([("client_id", configuration.clientID)], [:]) }
+        switch configuration.profile.secretMethod(metadata: try await metadata()) {
+        case .post:
+            return ([("client_id", configuration.clientID), ("client_secret", secret)], [:])
+        case .basic:
+            // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+            let credentials = FormEncoding.escape(configuration.clientID) + ":" + FormEncoding.escape(secret)
+            return ([], ["authorization": "Basic " + Data(credentials.utf8).base64EncodedString()])
+        }
+    }
+
+    var advice: ProviderErrorAdvice {
+        ProviderErrorAdvice(issuer: configuration.issuer, clientID: configuration.clientID, hasSecret: configuration.clientSecret != nil,
+                            scopesSupported: metadataCache?.scopesSupported)
     }
 
     private func post(_ url: String, form: [(String, String)], what: String) async throws -> [String: Any] {
@@ -278,12 +337,13 @@ public actor OIDCClient {
         return Self.json(response.body)
     }
 
+    /// POSTs `form` with the client's authentication added.
     private func send(_ url: String, form: [(String, String)], what: String) async throws -> HTTPResponseData {
         logger.debug("oidc request", metadata: ["oidc.step": "\(what)", "oidc.url": "\(url)"])
+        let authentication = try await clientAuthentication()
+        let headers = ["content-type": "application/x-www-form-urlencoded", "accept": "application/json"].merging(authentication.headers) { _, new in new }
         do {
-            return try await http.send(method: "POST", url: url,
-                                       headers: ["content-type": "application/x-www-form-urlencoded", "accept": "application/json"],
-                                       body: Array(FormEncoding.encode(form).utf8))
+            return try await http.send(method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(authentication.form + form).utf8))
         } catch {
             throw KeylessError(.idpUnreachable, "Cannot reach the identity provider for the \(what) (\(url)): \(error).",
                                hint: "Check the network and that \(configuration.issuer) is up, then retry.")
@@ -295,7 +355,7 @@ public actor OIDCClient {
         let error = body["error"] as? String ?? "HTTP \(response.status)"
         let description = body["error_description"] as? String
         return KeylessError(.idpError, "The identity provider rejected the \(what): \(error)\(description.map { " (\($0))" } ?? "").",
-                            hint: "Check --client-id and the client's allowed grants and redirect URIs at the provider.")
+                            hint: advice.hint(error: error, description: description, step: what == "device authorization" || what == "device token" ? .device : .token))
     }
 
     static func json(_ bytes: [UInt8]) -> [String: Any] {
@@ -307,4 +367,9 @@ public actor OIDCClient {
         if let text = value as? String { return Double(text) }
         return nil
     }
+}
+
+extension Array {
+    /// nil for an empty array.
+    var nilIfEmpty: [Element]? { isEmpty ? nil : self }
 }

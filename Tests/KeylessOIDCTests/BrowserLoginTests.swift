@@ -91,15 +91,18 @@ struct LoopbackServerTests {
         }
     }
 
-    @Test("a callback with the wrong state gets 400 and a page about the state, and is still delivered")
+    @Test("a callback with the wrong state gets 400 and a page about the state, and is not delivered: the next right one is")
     func wrongState() async throws {
         try await withLoopback(expectedState: "s1") { server in
             let answer = try await browserGet("http://127.0.0.1:\(server.port)/callback?code=c&state=WRONG")
             #expect(answer.status == 400)
             #expect(answer.body.contains("state"))
             #expect(!answer.body.contains("close this tab"))
+            let noState = try await browserGet("http://127.0.0.1:\(server.port)/callback?error=access_denied")
+            #expect(noState.status == 400)
+            _ = try await browserGet("http://127.0.0.1:\(server.port)/callback?code=real&state=s1")
             let delivered = await server.nextCallback()
-            #expect(delivered == ["code": "c", "state": "WRONG"])
+            #expect(delivered == ["code": "real", "state": "s1"])
         }
     }
 
@@ -147,7 +150,7 @@ struct LoopbackServerTests {
 /// logging in, sends the redirect to the loopback `redirect_uri` from a detached task.
 final class RedirectingBrowser: LoginPresenter, @unchecked Sendable {
     // @unchecked: the mutable members are only read and written under `lock`.
-    enum Reply: Sendable { case echoState, wrongState, providerError, none }
+    enum Reply: Sendable { case echoState, wrongState, forgedThenReal, providerError, none }
 
     let reply: Reply
     private let lock = NSLock()
@@ -172,7 +175,14 @@ final class RedirectingBrowser: LoginPresenter, @unchecked Sendable {
             ? [URLQueryItem(name: "error", value: "access_denied"), URLQueryItem(name: "state", value: state)]
             : [URLQueryItem(name: "code", value: "code-1"), URLQueryItem(name: "state", value: state)]
         let location = target.string ?? redirectURI
-        let redirect = Task.detached { try await browserGet(location) }
+        var forged = target
+        forged.queryItems = [URLQueryItem(name: "code", value: "forged-code"), URLQueryItem(name: "state", value: "FORGED")]
+        let forgedLocation = reply == .forgedThenReal ? forged.string : nil
+        let redirect = Task.detached {
+            // Another local process gets in first with a made-up callback; the person's browser follows.
+            if let forgedLocation { _ = try await browserGet(forgedLocation) }
+            return try await browserGet(location)
+        }
         lock.withLock { task = redirect }
         return true
     }
@@ -237,18 +247,34 @@ struct BrowserLoginTests {
         #expect(exchange["code_verifier"]?.count == 43)
     }
 
-    @Test("a redirect that returns another state is refused with stateMismatch and its code never exchanged")
+    @Test("a redirect that returns another state is ignored: its code is never exchanged and the login keeps waiting until its timeout")
     func wrongState() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let browser = RedirectingBrowser(reply: .wrongState)
         let idp = try Self.provider(for: browser, key: key)
 
-        let error = await keylessError { try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30) }
+        let error = await keylessError { try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 1) }
 
-        #expect(error?.code == .stateMismatch)
+        #expect(error?.code == .loginFailed)
+        #expect(error?.reason.contains("within 1 s") == true)
         #expect(await idp.tokenCalls == 0)
         let answer = try await #require(browser.redirect).value
         #expect(answer.status == 400)
+    }
+
+    @Test("a forged callback that arrives first is ignored and the real one completes the login")
+    func forgedCallbackFirst() async throws {
+        let key = try RSATestKey(kid: "rsa-1")
+        let browser = RedirectingBrowser(reply: .forgedThenReal)
+        let idp = try Self.provider(for: browser, key: key)
+
+        let tokens = try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30)
+
+        #expect(tokens.refreshToken == "rt-1")
+        let exchanges = await idp.requests(to: idp.tokenURL)
+        #expect(exchanges.count == 1)
+        #expect(exchanges.first?.form["code"] == "code-1")
+        #expect(try await #require(browser.redirect).value.status == 200)
     }
 
     @Test("a provider error on the redirect ends the login with loginFailed")

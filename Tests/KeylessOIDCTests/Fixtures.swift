@@ -39,10 +39,17 @@ struct TestClaims: JWTPayload, Equatable {
     var preferredUsername: String?
     /// Filler to make a token large.
     var padding: String?
+    /// Entra's tenant id.
+    var tid: String?
+    /// Entra's user principal name.
+    var upn: String?
+    /// Whether the email is verified.
+    var emailVerified: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case iss, sub, aud, exp, iat, nbf, nonce, azp, email, padding
+        case iss, sub, aud, exp, iat, nbf, nonce, azp, email, padding, tid, upn
         case preferredUsername = "preferred_username"
+        case emailVerified = "email_verified"
     }
 
     init() {}
@@ -60,6 +67,9 @@ struct TestClaims: JWTPayload, Equatable {
         email = try container.decodeIfPresent(String.self, forKey: .email)
         preferredUsername = try container.decodeIfPresent(String.self, forKey: .preferredUsername)
         padding = try container.decodeIfPresent(String.self, forKey: .padding)
+        tid = try container.decodeIfPresent(String.self, forKey: .tid)
+        upn = try container.decodeIfPresent(String.self, forKey: .upn)
+        emailVerified = try container.decodeIfPresent(Bool.self, forKey: .emailVerified)
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -75,6 +85,9 @@ struct TestClaims: JWTPayload, Equatable {
         try container.encodeIfPresent(email, forKey: .email)
         try container.encodeIfPresent(preferredUsername, forKey: .preferredUsername)
         try container.encodeIfPresent(padding, forKey: .padding)
+        try container.encodeIfPresent(tid, forKey: .tid)
+        try container.encodeIfPresent(upn, forKey: .upn)
+        try container.encodeIfPresent(emailVerified, forKey: .emailVerified)
     }
 
     /// The claims are checked by the code under test, not by jwt-kit.
@@ -249,6 +262,8 @@ actor StubIdP: HTTPTransport {
     let deviceEndpoint: Endpoint?
     /// When true every request fails as if the host were down.
     let unreachable: Bool
+    /// List members added to the discovery document (scopes_supported, token_endpoint_auth_methods_supported, ...).
+    let discoveryLists: [String: [String]]
 
     private(set) var requests: [RecordedRequest] = []
     private(set) var jwksFetches = 0
@@ -257,7 +272,8 @@ actor StubIdP: HTTPTransport {
     private(set) var deviceCalls = 0
 
     init(issuer: String = testIssuer, advertisedIssuer: String? = nil, jwks: [String] = [], unreachable: Bool = false,
-         tokenEndpoint: Endpoint? = nil, deviceEndpoint: Endpoint? = nil) {
+         discoveryLists: [String: [String]] = [:], tokenEndpoint: Endpoint? = nil, deviceEndpoint: Endpoint? = nil) {
+        self.discoveryLists = discoveryLists
         self.issuer = issuer
         self.advertisedIssuer = advertisedIssuer ?? issuer
         self.jwks = jwks
@@ -282,6 +298,7 @@ actor StubIdP: HTTPTransport {
                 "jwks_uri": jwksURI, "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             ]
             if deviceEndpoint != nil { document["device_authorization_endpoint"] = deviceURL }
+            for (name, values) in discoveryLists { document[name] = values }
             return jsonResponse(document)
         case ("GET", jwksURI):
             jwksFetches += 1
@@ -345,6 +362,7 @@ func makeVerifier(_ idp: StubIdP, clock: WallClock = .fixed(referenceTime)) -> I
 }
 
 /// A client for the stub's issuer and the test client.
-func makeClient(_ idp: StubIdP, clock: WallClock = .fixed(referenceTime)) -> OIDCClient {
-    OIDCClient(configuration: OIDCClientConfiguration(issuer: testIssuer, clientID: testClientID), http: idp, clock: clock, logger: quietLogger)
+func makeClient(_ idp: StubIdP, clock: WallClock = .fixed(referenceTime),
+                configuration: OIDCClientConfiguration = OIDCClientConfiguration(issuer: testIssuer, clientID: testClientID)) -> OIDCClient {
+    OIDCClient(configuration: configuration, http: idp, clock: clock, logger: quietLogger)
 }

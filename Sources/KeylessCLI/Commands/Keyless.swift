@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessCore
+import KeylessOIDC
 
 /// The `keyless` command.
 public struct Keyless: AsyncParsableCommand {
@@ -12,7 +13,7 @@ public struct Keyless: AsyncParsableCommand {
         5 identity provider or AWS unreachable, 6 local store or lock problem, 7 nested exec refused.
         """,
         version: "0.1.0",
-        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self]
+        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self, Completion.self]
     )
 
     public init() {}
@@ -37,8 +38,25 @@ struct ProviderOptions: ParsableArguments {
     var clientID: String?
 
     @Option(name: .customLong("scopes"), parsing: .upToNextOption,
-            help: "Scopes to request (default for people: openid email profile offline_access, openid always added; for --client-credentials: none unless given).")
+            help: "Scopes to request (default for people: openid and those of email, profile, offline_access the provider lists as supported; openid always added; for --client-credentials: none unless given).")
     var scopes: [String] = []
+
+    @Option(name: .customLong("auth-param"),
+            help: ArgumentHelp("A provider-specific authorization parameter KEY=VALUE (repeatable): audience (Auth0), idp (Okta), domain_hint or login_hint (Entra), prompt.",
+                               discussion: "Kept with the login, so a login that creds-process starts later asks the same.", valueName: "key=value"))
+    var authParams: [String] = []
+
+    @Option(name: .customLong("client-secret"),
+            help: ArgumentHelp("The client secret itself, for installed-app clients whose secret is public by design (Google's Desktop app clients); never logged. Prefer --client-secret-file for real secrets.", valueName: "secret"))
+    var clientSecret: String?
+
+    @Option(name: .customLong("session-name-claim"),
+            help: ArgumentHelp("The ID-token claim that names the STS session (default: a verified email, else preferred_username, else upn, else sub).", valueName: "claim"))
+    var sessionNameClaim: String?
+
+    @Option(name: .customLong("provider"),
+            help: ArgumentHelp("The provider's dialect: auto (default: Google and Entra ID recognised by their issuer), generic, google, entra.", valueName: "kind"))
+    var provider: String?
 
     @Flag(name: .customLong("device"), help: "Log in with the device flow (for SSH and headless machines).")
     var device = false
@@ -100,6 +118,15 @@ struct ProviderOptions: ParsableArguments {
             throw ValidationError("--device logs a person in; \(sources[0]) is for services, which never log in interactively.")
         }
         guard tokenCommandTimeout > 0 else { throw ValidationError("--token-command-timeout must be more than 0 seconds.") }
+        if clientSecret != nil && (clientSecretFile != nil || !sources.isEmpty) {
+            throw ValidationError("--client-secret is for a person's installed-app client; use --client-secret-file alone (and for services).")
+        }
+        for text in authParams {
+            do { _ = try AuthorizationParameter.parse(text) } catch let error as KeylessError { throw ValidationError("\(error.reason) \(error.hint ?? "")") }
+        }
+        if let provider, provider != "auto", ProviderDialect(rawValue: provider) == nil {
+            throw ValidationError("--provider \(provider) is not one of auto, \(ProviderDialect.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
     }
 
     /// The service's token source, if these flags name one.
@@ -126,15 +153,17 @@ struct ProviderOptions: ParsableArguments {
         guard (0...65535).contains(redirectPort) else {
             throw KeylessError(.usage, "--redirect-port \(redirectPort) is not a port.", hint: "Use 1–65535, or leave it out for a random free port.")
         }
-        var clientSecret: String?
+        var secret = clientSecret
         if workload == nil, let clientSecretFile {
             // A person logging in through a confidential client.
-            clientSecret = String(decoding: try PrivateFile.read(clientSecretFile, what: "client secret file"), as: UTF8.self)
+            secret = String(decoding: try PrivateFile.read(clientSecretFile, what: "client secret file"), as: UTF8.self)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        let personScopes = splitScopes.isEmpty ? ["openid", "email", "profile", "offline_access"] : splitScopes
-        return LoginSettings(oidc: .init(issuer: issuerURL, clientID: clientID, clientSecret: clientSecret, scopes: personScopes),
-                             device: device, noBrowser: noBrowser, browser: browser, redirectPort: redirectPort, timeout: timeout, workload: workload)
+        let oidc = OIDCClientConfiguration(issuer: issuerURL, clientID: clientID, clientSecret: secret, scopes: splitScopes.isEmpty ? nil : splitScopes,
+                                           authorizationParameters: try authParams.map(AuthorizationParameter.parse),
+                                           dialect: provider.flatMap { ProviderDialect(rawValue: $0) })
+        return LoginSettings(oidc: oidc, device: device, noBrowser: noBrowser, browser: browser, redirectPort: redirectPort, timeout: timeout,
+                             workload: workload, sessionNameClaim: sessionNameClaim)
     }
 }
 
