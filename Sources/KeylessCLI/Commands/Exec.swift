@@ -20,6 +20,11 @@ extension Keyless {
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
         var command: [String] = []
 
+        func validate() throws {
+            // The pass-through argument captures --help too; before any command (or --) it asks for ours.
+            if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+        }
+
         func run() async throws {
             try await reporting {
                 let context = try CommandContext.live(verbose: options.verbose)
