@@ -17,6 +17,8 @@ public struct TokenSet: Codable, Sendable, Equatable {
     public var obtainedAt: Date
     /// The `--auth-param` values the login used, so a later login started by `creds-process` asks the same.
     public var authorizationParameters: [AuthorizationParameter]?
+    /// The `--scopes` the login was given (nil: chosen from discovery), reused the same way.
+    public var requestedScopes: [String]?
 
     /// Creates a token set.
     public init(idToken: String, refreshToken: String?, accessToken: String?, accessTokenExpiresAt: Date?, obtainedAt: Date,
@@ -111,9 +113,19 @@ public actor OIDCClient {
         return try await verifierCache!.verify(idToken, nonce: nonce)
     }
 
-    /// The scopes this client requests: the person's, or those the provider supports of openid, email, profile, offline_access.
-    public func scopes() async throws -> [String] {
-        configuration.profile.scopes(explicit: configuration.scopes, metadata: try await metadata())
+    /// The scopes this client requests: the person's (given now, else at the previous login), or those the provider
+    /// supports of openid, email, profile, offline_access.
+    public func scopes(previous: TokenSet? = nil) async throws -> [String] {
+        configuration.profile.scopes(explicit: configuration.scopes ?? previous?.requestedScopes, metadata: try await metadata())
+    }
+
+    /// Records on `tokens` what the login asked for, so that later logins ask the same.
+    func remembering(_ tokens: TokenSet, previous: TokenSet?) -> TokenSet {
+        var tokens = tokens
+        tokens.refreshToken = tokens.refreshToken ?? previous?.refreshToken
+        tokens.authorizationParameters = authorizationParameters(previous: previous).nilIfEmpty
+        tokens.requestedScopes = configuration.scopes ?? previous?.requestedScopes
+        return tokens
     }
 
     /// The extra authorization parameters of a login: the configured ones, else those of the previous login.
@@ -123,7 +135,7 @@ public actor OIDCClient {
 
     /// The authorization request's query for a login.
     func authorizationQuery(redirectURI: String, state: String, nonce: String, pkce: PKCE, previous: TokenSet?) async throws -> [(String, String)] {
-        let scopes = try await scopes()
+        let scopes = try await scopes(previous: previous)
         let extra = configuration.profile.authorizationParameters(explicit: authorizationParameters(previous: previous),
                                                                   holdsRefreshToken: previous?.refreshToken != nil)
         return [
@@ -181,12 +193,10 @@ public actor OIDCClient {
         guard let code = parameters["code"] else {
             throw KeylessError(.loginFailed, "The browser returned no authorization code.", hint: "Run the login again.")
         }
-        var tokens = try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
+        let tokens = try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
             ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", server.redirectURI), ("code_verifier", pkce.verifier),
         ], nonce: nonce, previous: nil)
-        tokens.refreshToken = tokens.refreshToken ?? previous?.refreshToken
-        tokens.authorizationParameters = authorizationParameters(previous: previous).nilIfEmpty
-        return tokens
+        return remembering(tokens, previous: previous)
     }
 
     /// The authorization URL for a web application's login (authorization code with PKCE S256, `state` and `nonce`).
@@ -212,7 +222,7 @@ public actor OIDCClient {
         }
         // Provider-specific parameters (Auth0's audience) belong in the device request too; Google's access_type does not.
         let extra = authorizationParameters(previous: previous).map { ($0.name, $0.value) }
-        let body = try await post(endpoint, form: [("scope", try await scopes().joined(separator: " "))] + extra, what: "device authorization")
+        let body = try await post(endpoint, form: [("scope", try await scopes(previous: previous).joined(separator: " "))] + extra, what: "device authorization")
         guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
               let verificationURI = (body["verification_uri"] ?? body["verification_url"]) as? String else {
             throw KeylessError(.idpError, "The device authorization response lacks device_code, user_code or verification_uri.",
@@ -229,12 +239,7 @@ public actor OIDCClient {
             let response = try await send(metadata.tokenEndpoint, form: [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode),
             ], what: "device token")
-            if response.status == 200 {
-                var tokens = try await tokens(from: response, nonce: nil, previous: nil)
-                tokens.refreshToken = tokens.refreshToken ?? previous?.refreshToken
-                tokens.authorizationParameters = authorizationParameters(previous: previous).nilIfEmpty
-                return tokens
-            }
+            if response.status == 200 { return remembering(try await tokens(from: response, nonce: nil, previous: nil), previous: previous) }
             let error = Self.json(response.body)["error"] as? String
             switch error {
             case "authorization_pending": continue
@@ -258,7 +263,7 @@ public actor OIDCClient {
         }
         let metadata = try await metadata()
         let response = try await send(metadata.tokenEndpoint, form: [
-            ("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("scope", try await scopes().joined(separator: " ")),
+            ("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("scope", try await scopes(previous: tokens).joined(separator: " ")),
         ], what: "refresh")
         guard response.status == 200 else {
             let error = Self.json(response.body)["error"] as? String
@@ -270,6 +275,7 @@ public actor OIDCClient {
         }
         var refreshed = try await self.tokens(from: response, nonce: nil, previous: tokens)
         refreshed.authorizationParameters = tokens.authorizationParameters
+        refreshed.requestedScopes = tokens.requestedScopes
         return refreshed
     }
 

@@ -185,6 +185,26 @@ struct AuthorizationParameterTests {
         #expect(try await makeClient(refreshStub).refresh(tokens).authorizationParameters == previous.authorizationParameters)
     }
 
+    @Test("a login without --scopes asks for the previous login's --scopes, and the tokens and their refresh remember them")
+    func scopesRemembered() async throws {
+        let key = try RSATestKey(kid: "rsa-1")
+        let browser = RedirectingBrowser(reply: .echoState)
+        let idp = try BrowserLoginTests.provider(for: browser, key: key)
+        var previous = refreshable()
+        previous.requestedScopes = ["openid", "groups", "offline_access"]
+        let tokens = try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30, previous: previous)
+        #expect(browser.authorization["scope"] == "openid groups offline_access")
+        #expect(tokens.requestedScopes == previous.requestedScopes)
+        let refreshStub = tokenStub(key: key)
+        #expect(try await makeClient(refreshStub).refresh(tokens).requestedScopes == previous.requestedScopes)
+        #expect(try #require(await refreshStub.requests(to: refreshStub.tokenURL).first).form["scope"] == "openid groups offline_access")
+        // Scopes given now win over the remembered ones.
+        let now = RedirectingBrowser(reply: .none)
+        let explicit = makeClient(StubIdP(), configuration: OIDCClientConfiguration(issuer: testIssuer, clientID: testClientID, scopes: ["email"]))
+        _ = await keylessError { try await explicit.loginWithBrowser(redirectPort: 0, presenter: now, timeout: 0.2, previous: previous) }
+        #expect(now.authorization["scope"] == "openid email")
+    }
+
     @Test("a login that gets no refresh token keeps the one held (Google issues one only at first consent)")
     func keepsHeldRefreshToken() async throws {
         let key = try RSATestKey(kid: "rsa-1")

@@ -38,7 +38,7 @@ struct ProviderOptions: ParsableArguments {
     var clientID: String?
 
     @Option(name: .customLong("scopes"), parsing: .upToNextOption,
-            help: "Scopes to request (default for people: openid and those of email, profile, offline_access the provider lists as supported; openid always added; for --client-credentials: none unless given).")
+            help: "Scopes to request (default for people: those given at the last login, else openid and those of email, profile, offline_access the provider lists as supported; openid always added; for --client-credentials: none unless given).")
     var scopes: [String] = []
 
     @Option(name: .customLong("auth-param"),
@@ -51,7 +51,7 @@ struct ProviderOptions: ParsableArguments {
     var clientSecret: String?
 
     @Option(name: .customLong("session-name-claim"),
-            help: ArgumentHelp("The ID-token claim that names the STS session (default: a verified email, else preferred_username, else upn, else sub).", valueName: "claim"))
+            help: ArgumentHelp("The ID-token claim that names the STS session (default: email unless email_verified is false, else preferred_username, else upn, else sub).", valueName: "claim"))
     var sessionNameClaim: String?
 
     @Option(name: .customLong("provider"),
