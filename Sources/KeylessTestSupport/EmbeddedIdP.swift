@@ -47,17 +47,20 @@ public final class EmbeddedIdP: Sendable {
     /// The server process.
     public let process: PartnerProcess
 
+    /// `keyless-cli idp hash-password` of `secret`: the value for a `password_hash` or `secret_hash` in idp.yaml.
+    public static func hashSecret(_ secret: String) throws -> String {
+        let result = try PartnerProcess.run("/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
+                                            timeout: 30)
+        guard result.status == 0 else { throw TestSupportError("keyless-cli idp hash-password failed: \(result.output)") }
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Writes an idp.yaml (alice, bob with TOTP, keyless-cli public client, deployer confidential client) into a new
     /// temporary directory; every replica of one provider shares that directory's config and key-encryption key.
     /// `extraClients` is YAML appended to the `clients:` list (items indented by two spaces, e.g. a web page's client).
     public static func writeConfiguration(signingAlgorithm: String = "RS256", issuerPort: Int, extraClients: String = "") throws -> String {
         let directory = try makeTemporaryDirectory(prefix: "keyless-idp")
-        let hash = { (secret: String) throws -> String in
-            let result = try PartnerProcess.run("/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
-                                                timeout: 30)
-            guard result.status == 0 else { throw TestSupportError("keyless-cli idp hash-password failed: \(result.output)") }
-            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        let hash = hashSecret
         let yaml = """
         issuer: http://127.0.0.1:\(issuerPort)
         signing_algorithm: \(signingAlgorithm)
