@@ -1,4 +1,5 @@
-"""A BROWSER command for tests: log in to glewlwyd or keyless idp in headless Chromium and follow the loopback redirect.
+"""A BROWSER command for tests: log in to glewlwyd, keyless idp or LemonLDAP::NG in headless Chromium and follow the
+loopback redirect.
 
 Usage: python browser_login.py AUTHORIZATION_URL
 Env:   KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD  the user to log in as
@@ -8,7 +9,9 @@ Env:   KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD  the user to log in as
 
 Fills glewlwyd's login form (#username, #password, "OK"), grants every scope on the consent page when it is
 shown ("Grant access"), clicks "Continue"; or, on keyless idp's page (a form posting to /authorize), fills
-#username, #password and #otp, clicks "Sign in" and "Allow" when a consent page follows; and lets the browser really load the redirect target, so the
+#username, #password and #otp, clicks "Sign in" and "Allow" when a consent page follows; or, on LemonLDAP::NG's
+portal (a server-rendered form with #userfield), fills #userfield and #passwordfield, submits it and clicks "Accept"
+when a consent (confirmation) page follows; and lets the browser really load the redirect target, so the
 program listening on the loopback redirect URI receives the request (nothing is intercepted). Exits 0 once a
 page on the redirect URI has loaded; exits 1 with a message on stderr otherwise. Writes nothing to stdout.
 Needs Playwright in the venv (no `playwright install`: it starts the Debian Chromium).
@@ -120,6 +123,36 @@ def main():
                     if allow.count() > 0:
                         step = "allowing on the consent page"
                         allow.click(timeout=remaining_ms())
+            elif not at_redirect(page.url) and page.locator("#userfield, .message [trmsg]").count() > 0:
+                # LemonLDAP::NG's portal: the form is in the page as served (no script renders it), and posts back to
+                # the authorization URL with hidden url/skin/token (anti-CSRF) fields, then 302s to the redirect URI.
+                # Its messages are <div class="message message-negative alert"><span trmsg="CODE">, the text filled
+                # in by the page's script; an error page (unknown client, redirect URI not registered) has no form.
+                def llng_message():
+                    box = page.locator(".message-negative, .message-warning")
+                    if box.count() == 0:
+                        return None
+                    text = box.first.inner_text().strip() or "(no text)"
+                    code = box.first.locator("[trmsg]")
+                    return f"{text} (trmsg {code.first.get_attribute('trmsg')})" if code.count() > 0 else text
+                if page.locator("#userfield").count() == 0:
+                    raise LoginRejected(f"LemonLDAP::NG answered with an error page: {llng_message()}")
+                step = "filling LemonLDAP::NG's login form"
+                page.fill("#userfield", user, timeout=remaining_ms())
+                page.fill("#passwordfield", password, timeout=remaining_ms())
+                step = "submitting LemonLDAP::NG's login form"
+                page.locator("form:has(#userfield) button[type=submit]").first.click(timeout=remaining_ms())
+                page.wait_for_load_state("load", timeout=remaining_ms())
+                if not at_redirect(page.url):
+                    accept = page.locator("form.confirm button.positive[type=submit]")
+                    message = llng_message()
+                    if message and page.locator("#userfield").count() > 0:
+                        raise LoginRejected(f"LemonLDAP::NG refused the login of user {user!r}: {message}")
+                    if message:   # e.g. "Unauthorized URL" (trmsg 108): redirect_uri not registered exactly
+                        raise LoginRejected(f"LemonLDAP::NG answered with an error after the login: {message}")
+                    if accept.count() > 0:
+                        step = "accepting on LemonLDAP::NG's consent page"
+                        accept.first.click(timeout=remaining_ms())
             elif not at_redirect(page.url):
                 step = "waiting for the login form"
                 page.locator("#username").wait_for(state="visible", timeout=remaining_ms())
