@@ -112,7 +112,8 @@ public actor IDTokenVerifier {
     let logger: Logger
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     let leeway: TimeInterval = 60
-    static let allowedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+    /// The ID-token signing algorithms keyless accepts (never `none`, never HMAC).
+    public static let allowedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
     private var keys: [ProviderKey] = []
     private var fetchedAt: Date?

@@ -288,6 +288,19 @@ public actor OIDCClient {
         return true
     }
 
+    /// What the token endpoint says about this client, without logging anyone in: a code exchange with a made-up
+    /// code. A known client with the right authentication gets `invalid_grant` (the code is unknown); an unknown
+    /// client or a wrong secret gets `invalid_client` (RFC 6749 §5.2). Returns the error code and description.
+    public func probeClient() async throws -> (error: String?, description: String?, status: Int) {
+        let metadata = try await metadata()
+        let response = try await send(metadata.tokenEndpoint, form: [
+            ("grant_type", "authorization_code"), ("code", "keyless-doctor-probe-" + PKCE.randomToken()),
+            ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", PKCE().verifier),
+        ], what: "client check")
+        let body = Self.json(response.body)
+        return (body["error"] as? String, body["error_description"] as? String, response.status)
+    }
+
     // MARK: - token endpoint
 
     private func exchange(tokenEndpoint: String, form: [(String, String)], nonce: String?, previous: TokenSet?) async throws -> TokenSet {

@@ -9,11 +9,11 @@ public struct Keyless: AsyncParsableCommand {
         commandName: "keyless",
         abstract: "Short-lived AWS credentials from your OpenID Connect identity.",
         discussion: """
-        Exit codes: 0 ok, 2 usage or configuration, 3 login needed or failed, 4 AWS refused, \
+        Exit codes: 0 ok, 1 keyless doctor found a problem, 2 usage or configuration, 3 login needed or failed, 4 AWS refused, \
         5 identity provider or AWS unreachable, 6 local store or lock problem, 7 nested exec refused.
         """,
         version: "0.1.0",
-        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self, Completion.self]
+        subcommands: [Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self, Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self, Doctor.self, Completion.self]
     )
 
     public init() {}
