@@ -98,7 +98,7 @@ public final class AccessServer: Sendable {
         self.process = process
     }
 
-    func waitUntilHealthy(timeout: TimeInterval = 30) async throws -> Bool {
+    func waitUntilHealthy(timeout: TimeInterval = 90) async throws -> Bool {
         try await process.waitUntilHealthy(baseURL + "/healthz", timeout: timeout)
     }
 

@@ -138,7 +138,7 @@ public final class EmbeddedIdP: Sendable {
     /// The environment other provider commands need (its data directory).
     public var storeEnvironment: [String: String] { ["KEYLESS_DATA_DIR": directory + "/data", "HOME": directory] }
 
-    func waitUntilHealthy(timeout: TimeInterval = 30) async throws -> Bool {
+    func waitUntilHealthy(timeout: TimeInterval = 90) async throws -> Bool {
         try await process.waitUntilHealthy(baseURL + "/healthz", timeout: timeout)
     }
 

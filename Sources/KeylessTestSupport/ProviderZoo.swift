@@ -45,8 +45,8 @@ public final class ProviderZoo: Sendable {
                                              arguments: [script, "--persona", persona.rawValue, "--port", String(port)] + flags,
                                              environment: ["PYTHONUNBUFFERED": "1"])
             let zoo = ProviderZoo(persona: persona, port: port, process: process)
-            if try await process.waitUntilHealthy(zoo.baseURL + "/healthz", timeout: 30) { return zoo }
-            lastFailure = "provider_zoo.py --persona \(persona.rawValue) did not become healthy on \(zoo.baseURL):\n\(process.logTail())"
+            if try await process.waitUntilHealthy(zoo.baseURL + "/healthz", timeout: 90) { return zoo }
+            lastFailure = "provider_zoo.py --persona \(persona.rawValue) did not become healthy on \(zoo.baseURL) within 90 s:\n\(process.logTail())"
             process.stop()
             if !process.log().contains("Address already in use") { break }
         }

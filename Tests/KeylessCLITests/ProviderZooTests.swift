@@ -69,9 +69,11 @@ struct ProviderZooTests {
         #expect(noSecret.stderr.contains("client_secret is missing"), "\(noSecret)")
         #expect(noSecret.stderr.contains("--client-secret"), "\(noSecret)")
 
-        let login = try run.login(issuer: run.zoo.issuer, flags)
+        let login = try run.login(issuer: run.zoo.issuer, flags + ["-vvv"])
         #expect(login.status == 0, "\(login)")
         #expect(login.stderr.contains("Logged in as alice@example.com"), "\(login)")
+        #expect(login.stderr.contains("debug") || login.stderr.contains("trace"), "the most verbose level really logs")
+        #expect(!login.stderr.contains("zoo-installed-secret"), "--client-secret is never logged: \(login)")
         let cli = try run.awsCallerArn(issuer: run.zoo.issuer, flags)
         #expect(cli.status == 0, "\(cli)")
         #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-google/alice@example.com")

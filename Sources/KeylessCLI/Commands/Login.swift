@@ -16,9 +16,9 @@ extension Keyless {
                 let broker = CredentialBroker(login: try provider.settings(), store: try context.store(provider.secretStore), context: context)
                 let (_, claims) = try await broker.loginNow()
                 context.terminal.say("Logged in as \(claims.displayName) (ID token valid until \(claims.expiresAt)).")
-                if Discovery.normalize(claims.iss) != broker.login.oidc.issuer {
+                if let tenant = claims.tid, Discovery.normalize(claims.iss) != broker.login.oidc.issuer {
                     // Entra's common endpoint: the token names the person's tenant, and that is the issuer AWS must trust.
-                    context.terminal.say("Your ID tokens are issued by \(claims.iss)\(claims.tid.map { " (tenant \($0))" } ?? ""): that is the issuer "
+                    context.terminal.say("Your ID tokens are issued by \(claims.iss) (tenant \(tenant)): that is the issuer "
                                          + "AWS must trust (keyless bootstrap --issuer-url \(claims.iss)); --issuer-url \(claims.iss) also works here.")
                 }
             }
