@@ -134,10 +134,10 @@ public actor OIDCClient {
     }
 
     /// The authorization request's query for a login.
-    func authorizationQuery(redirectURI: String, state: String, nonce: String, pkce: PKCE, previous: TokenSet?) async throws -> [(String, String)] {
+    func authorizationQuery(redirectURI: String, state: String, nonce: String, pkce: PKCE, previous: TokenSet?, offline: Bool = true) async throws -> [(String, String)] {
         let scopes = try await scopes(previous: previous)
         let extra = configuration.profile.authorizationParameters(explicit: authorizationParameters(previous: previous),
-                                                                  holdsRefreshToken: previous?.refreshToken != nil)
+                                                                  holdsRefreshToken: previous?.refreshToken != nil, offline: offline)
         return [
             ("response_type", "code"), ("client_id", configuration.clientID), ("redirect_uri", redirectURI),
             ("scope", scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
@@ -199,10 +199,11 @@ public actor OIDCClient {
         return remembering(tokens, previous: previous)
     }
 
-    /// The authorization URL for a web application's login (authorization code with PKCE S256, `state` and `nonce`).
+    /// The authorization URL for a web application's sign-in (authorization code with PKCE S256, `state` and `nonce`);
+    /// it asks for no refresh token (no Google `access_type=offline`, no `prompt=consent`).
     public func authorizationURL(redirectURI: String, state: String, nonce: String, pkce: PKCE) async throws -> String {
         let metadata = try await metadata()
-        let query = try await authorizationQuery(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil)
+        let query = try await authorizationQuery(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil, offline: false)
         return metadata.authorizationEndpoint + (metadata.authorizationEndpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
     }
 

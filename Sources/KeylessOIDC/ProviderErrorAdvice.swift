@@ -40,6 +40,10 @@ public struct ProviderErrorAdvice: Sendable {
             return "The provider requires the client secret of \(clientID) (Google's \"Desktop app\" clients do, even with PKCE): "
                 + "pass --client-secret VALUE (for secrets that are public by design) or --client-secret-file FILE."
         }
+        if text.contains("offline token") || (error == "invalid_scope" && text.contains("offline_access")) {
+            return "The provider refused offline_access for you or this client (Keycloak needs the offline_access role): ask for it, "
+                + "or pass --scopes without offline_access (you will then log in again when the ID token expires)."
+        }
         switch error {
         case "invalid_scope":
             let supported = scopesSupported.map { " The provider lists: \($0.joined(separator: " "))." } ?? ""

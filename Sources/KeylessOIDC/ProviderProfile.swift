@@ -77,10 +77,12 @@ public struct ProviderProfile: Sendable, Equatable {
     }
 
     /// The extra authorization parameters: the dialect's, then the person's (theirs replace ours of the same name).
-    /// - Parameter holdsRefreshToken: whether a working refresh token is already kept for this login.
-    public func authorizationParameters(explicit: [AuthorizationParameter], holdsRefreshToken: Bool) -> [(String, String)] {
+    /// - Parameters:
+    ///   - holdsRefreshToken: whether a working refresh token is already kept for this login.
+    ///   - offline: whether the login wants a refresh token at all (a web page's sign-in does not).
+    public func authorizationParameters(explicit: [AuthorizationParameter], holdsRefreshToken: Bool, offline: Bool = true) -> [(String, String)] {
         var parameters: [(String, String)] = []
-        if dialect == .google {
+        if dialect == .google && offline {
             // https://developers.google.com/identity/protocols/oauth2/native-app#step-2:-send-a-request-to-googles-oauth-2.0-server
             // Refresh tokens come only with access_type=offline, and only at the first consent unless prompt=consent.
             parameters.append(("access_type", "offline"))

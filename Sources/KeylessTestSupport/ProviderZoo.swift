@@ -1,11 +1,11 @@
 import Foundation
 
-/// One of `scripts/partners/provider_zoo.py`'s personas: Google, Entra ID, Okta or Auth0 as each documents its
+/// One of `scripts/partners/provider_zoo.py`'s personas: Google, Entra ID, Okta, Auth0 or Keycloak as each documents its
 /// behaviour, on Authlib, on a free loopback port; stopped by its PID.
 public final class ProviderZoo: Sendable {
     /// The persona's name.
     public enum Persona: String, Sendable, CaseIterable {
-        case google, entra, okta, auth0
+        case google, entra, okta, auth0, keycloak
     }
 
     /// Entra's tenant in the zoo.
@@ -28,6 +28,7 @@ public final class ProviderZoo: Sendable {
         case .entra: issuer = "\(baseURL)/\(Self.entraTenant)/v2.0"
         case .okta: issuer = "\(baseURL)/oauth2/default"
         case .auth0: issuer = baseURL + "/"
+        case .keycloak: issuer = "\(baseURL)/realms/zoo"
         }
         self.process = process
     }

@@ -5,7 +5,7 @@ import Testing
 /// keyless against the providers engineers log in with, each reproduced as documented (scripts/partners/provider_zoo.py,
 /// Authlib): a browser login through headless Chromium, a refresh (ID tokens live 100 s, inside keyless's 120 s margin,
 /// so the next call must refresh), and `aws sts get-caller-identity` through credential_process against moto.
-@Suite("provider zoo: Google, Entra ID, Okta and Auth0 as they document themselves", .serialized)
+@Suite("provider zoo: Google, Entra ID, Okta, Auth0 and Keycloak as they document themselves", .serialized)
 struct ProviderZooTests {
     /// One persona with moto and a role, and a harness to run keyless in.
     struct Run {
@@ -31,9 +31,9 @@ struct ProviderZooTests {
             moto.stop()
         }
 
-        /// `keyless login` through Chromium as alice, with the provider flags.
-        func login(issuer: String, _ flags: [String]) throws -> KeylessHarness.Run {
-            let browser = Tooling.browserLoginCommand(user: "alice", password: "alice-password-1")
+        /// `keyless login` through Chromium as `user` (alice), with the provider flags.
+        func login(issuer: String, _ flags: [String], user: String = "alice") throws -> KeylessHarness.Run {
+            let browser = Tooling.browserLoginCommand(user: user, password: "\(user)-password-1")
             return try harness.run(["login", "--issuer-url", issuer, "--client-id", "keyless-cli", "--browser", browser.command, "--timeout", "90"] + flags,
                                    extra: browser.environment, timeout: 150)
         }
@@ -155,5 +155,26 @@ struct ProviderZooTests {
         let requests = try await run.zoo.requests()
         #expect(requests.contains { $0.endpoint == "authorize" && $0.params["audience"] == "https://api.zoo.example" }, "\(requests)")
         #expect(requests.contains { $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok" }, "\(requests)")
+    }
+
+    @Test("Keycloak, as the README's recipe registers it (http://127.0.0.1/callback, any port): offline_access for a user with the role; without it, a refusal that names the role")
+    func keycloak() async throws {
+        guard Self.available() else { return }
+        let run = try await Run.start(.keycloak, zooFlags: ["--redirect-uri", "http://127.0.0.1/callback"])
+        defer { run.stop() }
+        let login = try run.login(issuer: run.zoo.issuer, [])
+        #expect(login.status == 0, "\(login)")
+        #expect(login.stderr.contains("Logged in as alice@example.com"), "\(login)")
+        let cli = try run.awsCallerArn(issuer: run.zoo.issuer, [])
+        #expect(cli.status == 0, "\(cli)")
+        #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-keycloak/alice@example.com")
+        let requests = try await run.zoo.requests()
+        #expect(requests.contains { $0.endpoint == "authorize" && $0.params["scope"] == "openid email profile offline_access" }, "\(requests)")
+        #expect(requests.contains { $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok" }, "\(requests)")
+
+        // bob lacks Keycloak's offline_access role: the code exchange is refused, and the message says what to do.
+        let bob = try run.login(issuer: run.zoo.issuer, [], user: "bob")
+        #expect(bob.status == 5, "\(bob)")
+        #expect(bob.stderr.contains("offline_access role"), "\(bob)")
     }
 }

@@ -84,6 +84,15 @@ struct GoogleDialectTests {
         #expect(browser.authorization["prompt"] == nil)
     }
 
+    @Test("a web page's sign-in at Google asks for no refresh token: no access_type, no prompt=consent")
+    func webSignInIsNotOffline() async throws {
+        let url = try await makeClient(StubIdP(), configuration: Self.google)
+            .authorizationURL(redirectURI: "https://keyless.example.com/callback", state: "s", nonce: "n", pkce: PKCE())
+        let query = queryFields(url)
+        #expect(query["access_type"] == nil && query["prompt"] == nil)
+        #expect(query["state"] == "s" && query["nonce"] == "n")
+    }
+
     @Test("a generic provider gets neither access_type nor prompt")
     func genericHasNoGoogleParameters() async throws {
         let query = try await authorizationQuery(makeClient(StubIdP()))
@@ -285,6 +294,7 @@ struct ProviderErrorAdviceTests {
         #expect(advice.hint(error: "invalid_request", description: "AADSTS50011: The redirect URI specified does not match", step: .authorization).contains("--redirect-port"))
         #expect(advice.hint(error: "access_denied", description: "The user denied consent", step: .authorization).contains("consent"))
         #expect(advice.hint(error: "invalid_request", description: "client_secret is missing.", step: .token).contains("--client-secret"))
+        #expect(advice.hint(error: "not_allowed", description: "Offline tokens not allowed for the user or client", step: .token).contains("offline_access role"))
         let withSecret = ProviderErrorAdvice(issuer: testIssuer, clientID: "cli", hasSecret: true, scopesSupported: nil)
         #expect(withSecret.hint(error: "invalid_client", description: "AADSTS700025: Client is public so neither 'client_assertion' nor 'client_secret' should be presented.", step: .token)
             .contains("drop --client-secret"))

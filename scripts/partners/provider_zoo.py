@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""A test partner that plays identity providers which cannot run here -- Google, Microsoft Entra ID, Okta, Auth0 --
-as "personas" on a real OAuth 2.0 / OpenID Connect library (Authlib's AuthorizationServer, grants and extensions).
+"""A test partner that plays identity providers which cannot run here -- Google, Microsoft Entra ID, Okta, Auth0,
+Keycloak -- as "personas" on a real OAuth 2.0 / OpenID Connect library (Authlib's AuthorizationServer, grants and
+extensions).
 
-    provider_zoo.py --persona google|entra|okta|auth0 --port PORT [--token-lifetime SECONDS] [--date-offset SECONDS]
-                    [--log FILE] [--no-id-token-on-refresh] [--aud-array] [--no-kid]
+    provider_zoo.py --persona google|entra|okta|auth0|keycloak --port PORT [--token-lifetime SECONDS]
+                    [--date-offset SECONDS] [--log FILE] [--no-id-token-on-refresh] [--aud-array] [--no-kid]
+                    [--redirect-uri URI ...]
 
 Binds 127.0.0.1:PORT only, prints one line `provider_zoo: ready persona=NAME issuer=ISSUER` and runs until
 SIGTERM/SIGINT (then exits 0). Every persona-specific behaviour has a comment beside it naming the provider's
@@ -14,11 +16,26 @@ Fixed test data: users alice / alice-password-1 and bob / bob-password-1; client
 with secret zoo-installed-secret; elsewhere a public native client) and keyless-web (confidential, zoo-web-secret);
 Google also has keyless-tv ("TVs and Limited Input devices", zoo-tv-secret), the only Google client type that may use
 the device flow. Redirect URIs: any http://127.0.0.1:<port>/callback (RFC 8252 section 7.3: "The authorization
-server MUST allow any port to be specified at the time of the request for loopback IP redirect URIs").
+server MUST allow any port to be specified at the time of the request for loopback IP redirect URIs") -- except at
+Keycloak, see below.
+
+Keycloak persona: realm "zoo", issuer http://127.0.0.1:PORT/realms/zoo, endpoints under
+/realms/zoo/protocol/openid-connect/ (auth, token, certs, userinfo, revoke, logout, auth/device). keyless-cli is a
+public client ("Client authentication" off, device grant on, "Consent required" off: no consent page). Its "Valid
+redirect URIs" are http://127.0.0.1:8765/callback and http://127.0.0.1:8765/* unless --redirect-uri URI (repeatable)
+replaces them; they are matched with Keycloak's rules (exact; trailing "*" = prefix; a loopback http URI is also
+tried without its port, so only a registered URI *without* a port admits any port). A mismatch shows Keycloak's error
+page "Invalid parameter: redirect_uri" (HTTP 400, no redirect). alice has the realm role offline_access, bob does not:
+scope offline_access gives alice an offline token (refresh token JWT with typ "Offline") and gives bob HTTP 400
+{"error": "not_allowed", "error_description": "Offline tokens not allowed for the user or client"} at the token
+endpoint. Every code exchange returns a refresh token; a refresh returns a new one and the old one stays valid.
+Redirects back to the client carry session_state and iss. Keycloak behaviours its guides do not spell out cite the
+Keycloak source instead (keycloak/keycloak, file and method).
 
 Endpoints (all personas): GET /healthz; the persona's discovery, authorize, token, jwks, userinfo, device (and
-revocation where the provider has one) paths, listed in its discovery document. POST /authorize receives the login
-and consent forms: scripts/partners/browser_login.py only drives a form whose action is "/authorize".
+revocation and logout where the provider has one) paths, listed in its discovery document. POST /authorize receives
+the login and consent forms (also at Keycloak, whose own forms post to /realms/zoo/login-actions/...):
+scripts/partners/browser_login.py only drives a form whose action is "/authorize".
 
 Flags that apply to every persona (behaviours the issue lists but no provider documents doing by default):
   --no-id-token-on-refresh  refresh responses carry no id_token (OIDC Core 1.0 section 12.2: the refresh response
@@ -30,8 +47,8 @@ Flags that apply to every persona (behaviours the issue lists but no provider do
                             member is OPTIONAL.")
 
 TEST-ONLY SHORTCUTS (no provider has these):
-  GET  /_zoo/requests        JSON list of authorization, token, device and revocation requests, in order, with
-                             secret values replaced by "<redacted:N chars>"
+  GET  /_zoo/requests        JSON list of authorization, token, device, revocation (and Keycloak logout) requests, in
+                             order, with secret values replaced by "<redacted:N chars>"
   POST /_zoo/reset           clears that list
   POST /_zoo/device/approve  form user_code=..&username=alice [&deny=1]: approves (or denies) a device-flow user code
                              as that user, standing in for the user visiting verification_uri in a browser
@@ -42,6 +59,7 @@ import email.utils
 import html
 import json
 import logging
+import re
 import secrets
 import signal
 import sys
@@ -60,7 +78,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant, DeviceCredentialMixin
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc import jwt as jose_jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 
 ENTRA_TENANT = "11111111-2222-3333-4444-555555555555"
 OKTA_ORG_ID = "00o1zoozoozoozoo0697"
@@ -79,7 +97,24 @@ SUBS = {  # opaque, stable per persona and user, shaped like each provider's
     "entra": {"alice": "kX2v9q7bT1s3lWd0F8aYcN4mRzP6uHjE5gBoQyVtLiA", "bob": "Qm7Zr0Lp2Yx5Sv8Bn1Hc4Wd6Fj9Kt3Ge5Ua0Io2Ey7R"},
     "okta": {"alice": "00u1a2b3c4AliceZoo697", "bob": "00u1a2b3c4BobZoo00697"},
     "auth0": {"alice": "auth0|65a1f0c2e4b0a1b2c3d4e5f6", "bob": "auth0|65a1f0c2e4b0a1b2c3d4e5f7"},
+    "keycloak": {"alice": "3f6c2a91-7d4e-4b8a-9c15-2e8d7f0a6b43", "bob": "b82e5d17-0c9a-4f63-8e21-5a7c9d3f1e08"},
 }
+# Keycloak realm "zoo": realm roles per user. A new realm's default-roles-<realm> composite holds offline_access and
+# uma_authorization (observed in Keycloak's admin REST answers), i.e. every user could get offline tokens; this realm
+# took offline_access out of its default roles and maps it to alice directly, so bob shows the refusal.
+KEYCLOAK_ROLES = {"alice": ["default-roles-zoo", "offline_access", "uma_authorization"],
+                  "bob": ["default-roles-zoo", "uma_authorization"]}
+# "Valid redirect URIs" of keyless-cli and keyless-web (replaced by --redirect-uri): the README's recipe URI, and the
+# same with a trailing wildcard ("You can use wildcards at the end of the URL pattern. For example
+# http://host.com/path/*", https://www.keycloak.org/docs/latest/server_admin/#_oidc_clients, Access settings).
+KEYCLOAK_REDIRECT_URIS = ["http://127.0.0.1:8765/callback", "http://127.0.0.1:8765/*"]
+# Client scopes of a new Keycloak realm (https://www.keycloak.org/docs/latest/server_admin/#_client_scopes): for default
+# client scopes "the Mappers and Role Scope Mappings are always applied, regardless of the value used for the scope
+# parameter"; "Optional client scopes are applied ... only when requested by the scope parameter". roles and web-origins
+# are "not added ... to the scope claim" ("Include in token scope" off), so a token's scope is the requested scopes
+# plus "email profile", and its claims always include the profile and email claims.
+KEYCLOAK_DEFAULT_SCOPES = ["web-origins", "acr", "basic", "email", "roles", "profile"]
+KEYCLOAK_OPTIONAL_SCOPES = ["address", "phone", "offline_access", "microprofile-jwt", "organization"]
 ENTRA_OIDS = {"alice": "0b6c1e24-4f7a-4d8e-9a31-5c2f8e7d6a10", "bob": "7e9d2a51-3c8b-4f60-b1a2-9d4e6f8c0b21"}
 SECRET_PARAMS = {"client_secret", "code", "code_verifier", "refresh_token", "password", "device_code", "token",
                  "client_assertion"}
@@ -89,6 +124,7 @@ ARGS = None   # parsed command line
 P = None      # the persona (a Persona instance)
 KEY = None    # joserfc RSAKey (private), generated at start
 KID = None
+KC_HMAC = None  # keycloak persona: the realm's HMAC key (OctKey) that signs refresh tokens
 LOCK = threading.Lock()
 REQUESTS, CODES, REFRESH, ACCESS, DEVICES, CONSENTS = [], {}, {}, {}, {}, {}
 log = logging.getLogger("provider_zoo")
@@ -122,6 +158,16 @@ class Persona:
                           "userinfo": [a + "/v1/userinfo"], "revoke": [a + "/v1/revoke"],
                           "device": [a + "/v1/device/authorize"], "verify": "/activate",
                           "discovery": [a + "/.well-known/openid-configuration"]}
+        elif name == "keycloak":
+            # Realm "zoo". Endpoints per https://www.keycloak.org/securing-apps/oidc-layers ("Available Endpoints"):
+            # /realms/{realm-name}/.well-known/openid-configuration, .../protocol/openid-connect/auth, /token,
+            # /userinfo, /logout, /certs, /revoke, /auth/device. The device verification page is {issuer}/device.
+            self.issuer = f"{b}/realms/zoo"
+            r = "/realms/zoo/protocol/openid-connect"
+            self.paths = {"authorize": [r + "/auth"], "token": [r + "/token"], "jwks": [r + "/certs"],
+                          "userinfo": [r + "/userinfo"], "revoke": [r + "/revoke"], "device": [r + "/auth/device"],
+                          "logout": [r + "/logout"], "verify": "/realms/zoo/device",
+                          "discovery": ["/realms/zoo/.well-known/openid-configuration"]}
         else:
             # Auth0's issuer is the tenant URL *with* a trailing slash (its discovery document and tokens say
             # "iss": "https://TENANT.auth0.com/"; e.g. https://community.auth0.com/t/the-userinfo-endpoint-returns-401-unauthorized/6103)
@@ -198,6 +244,45 @@ class Persona:
                                          "groups", "at_hash", "c_hash"],
                     "code_challenge_methods_supported": ["S256"], "request_parameter_supported": True,
                     "end_session_endpoint": f"{self.issuer}/v1/logout"}
+        if self.name == "keycloak":
+            # Shaped like a Keycloak 24-26 realm's document (keycloak/keycloak services/.../protocol/oidc/
+            # OIDCWellKnownProvider.java), field for field as a live realm serves it, e.g.
+            # https://keycloak.sso.gwdg.de/auth/realms/academiccloud/.well-known/openid-configuration (captured copy).
+            # Endpoints the zoo does not serve are left out: introspection, registration, check_session_iframe, PAR,
+            # CIBA, mtls_endpoint_aliases.
+            algs = ["PS384", "RS384", "EdDSA", "ES384", "HS256", "HS512", "ES256", "RS256", "HS384", "ES512", "PS256",
+                    "PS512", "RS512"]
+            auth_methods = ["private_key_jwt", "client_secret_basic", "client_secret_post", "tls_client_auth",
+                            "client_secret_jwt"]
+            return {"issuer": self.issuer, "authorization_endpoint": u("authorize"), "token_endpoint": u("token"),
+                    "userinfo_endpoint": u("userinfo"), "end_session_endpoint": u("logout"),
+                    "frontchannel_logout_session_supported": True, "frontchannel_logout_supported": True,
+                    "jwks_uri": u("jwks"),
+                    "grant_types_supported": ["authorization_code", "implicit", "refresh_token", "password",
+                                              "client_credentials", "urn:openid:params:grant-type:ciba", DEVICE_GRANT],
+                    "acr_values_supported": ["0", "1"],
+                    "response_types_supported": ["code", "none", "id_token", "token", "id_token token", "code id_token",
+                                                 "code token", "code id_token token"],
+                    "subject_types_supported": ["public", "pairwise"],
+                    "id_token_signing_alg_values_supported": algs,
+                    "userinfo_signing_alg_values_supported": algs + ["none"],
+                    "request_object_signing_alg_values_supported": algs + ["none"],
+                    "response_modes_supported": ["query", "fragment", "form_post", "query.jwt", "fragment.jwt",
+                                                 "form_post.jwt", "jwt"],
+                    "token_endpoint_auth_methods_supported": auth_methods,
+                    "token_endpoint_auth_signing_alg_values_supported": algs,
+                    "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
+                                         "preferred_username", "email", "acr"],
+                    "claim_types_supported": ["normal"], "claims_parameter_supported": True,
+                    "scopes_supported": ["openid"] + sorted(KEYCLOAK_DEFAULT_SCOPES + KEYCLOAK_OPTIONAL_SCOPES),
+                    "request_parameter_supported": True, "request_uri_parameter_supported": True,
+                    "require_request_uri_registration": True, "code_challenge_methods_supported": ["plain", "S256"],
+                    "tls_client_certificate_bound_access_tokens": True, "revocation_endpoint": u("revoke"),
+                    "revocation_endpoint_auth_methods_supported": auth_methods,
+                    "revocation_endpoint_auth_signing_alg_values_supported": algs,
+                    "backchannel_logout_supported": True, "backchannel_logout_session_supported": True,
+                    "device_authorization_endpoint": u("device"), "require_pushed_authorization_requests": False,
+                    "authorization_response_iss_parameter_supported": True}
         return {"issuer": self.issuer, "authorization_endpoint": u("authorize"), "token_endpoint": u("token"),
                 "device_authorization_endpoint": u("device"), "userinfo_endpoint": u("userinfo"),
                 "jwks_uri": u("jwks"), "revocation_endpoint": u("revoke"),
@@ -218,9 +303,10 @@ class Persona:
 
 
 class Client(ClientMixin):
-    def __init__(self, client_id, secret, methods, grant_types, kind):
+    def __init__(self, client_id, secret, methods, grant_types, kind, redirect_uris=None):
         self.client_id, self.secret, self.methods, self.grant_types, self.kind = \
             client_id, secret, methods, grant_types, kind
+        self.redirect_uris = redirect_uris  # keycloak: the client's "Valid redirect URIs"; else None
 
     def get_client_id(self): return self.client_id
     def get_default_redirect_uri(self): return None
@@ -231,6 +317,8 @@ class Client(ClientMixin):
     def check_grant_type(self, grant_type): return grant_type in self.grant_types
 
     def check_redirect_uri(self, uri):
+        if self.redirect_uris is not None:
+            return keycloak_redirect_allowed(uri, self.redirect_uris)
         # RFC 8252 section 7.3: any port is allowed for loopback IP redirect URIs.
         parts = urllib.parse.urlsplit(uri)
         return (parts.scheme == "http" and parts.hostname == "127.0.0.1" and parts.path == "/callback"
@@ -251,9 +339,74 @@ def make_clients(name):
         tv = Client("keyless-tv", "zoo-tv-secret", ["client_secret_basic", "client_secret_post"],
                     ["refresh_token", DEVICE_GRANT], "tv")
         return {c.client_id: c for c in (cli, web, tv)}
+    if name == "keycloak":
+        # keyless-cli: "Client authentication" OFF ("For client-side clients that perform browser logins. As it is not
+        # possible to ensure that secrets can be kept safe with client-side clients, it is important to restrict access
+        # by configuring correct redirect URIs"), Standard flow and "OAuth 2.0 Device Authorization Grant" enabled;
+        # keyless-web: "Client authentication" ON (https://www.keycloak.org/docs/latest/server_admin/#_oidc_clients,
+        # Capability config). "Consent required" is off for both (the default).
+        uris = ARGS.redirect_uri or KEYCLOAK_REDIRECT_URIS
+        cli = Client("keyless-cli", None, ["none"], code_refresh + [DEVICE_GRANT], "public", list(uris))
+        web = Client("keyless-web", "zoo-web-secret", ["client_secret_basic", "client_secret_post"], code_refresh,
+                     "web", list(uris))
+        return {c.client_id: c for c in (cli, web)}
     # Entra "Mobile and desktop applications", Okta "Native", Auth0 "Native": public clients (method "none").
     cli = Client("keyless-cli", None, ["none"], code_refresh + [DEVICE_GRANT], "public")
     return {c.client_id: c for c in (cli, web)}
+
+
+# Keycloak's RedirectUtils.verifyRedirectUri (keycloak/keycloak services/src/main/java/org/keycloak/protocol/oidc/utils/
+# RedirectUtils.java, 24-26): exact string match, or a valid URI ending in "*" (not containing "?") matches by prefix
+# with the query/fragment ignored -- unless the requested URI has user-info or a "/../" path, then only exact matching
+# ("To avoid security issues, if the passed redirect URI contains the userinfo part or its path manages access to parent
+# directory (/../) no wildcard comparison is performed", server_admin "Valid Redirect URIs"); a lone "*" allows any
+# http(s) URI. Loopback: if nothing matched and the URI is http on localhost, 127.0.0.1 or [::1], it is compared again
+# with its port replaced by the default one, i.e. removed -- so a registered URI *without* a port matches any port
+# ("http://127.0.0.1 ... This redirect uri allows any port", https://www.keycloak.org/securing-apps/oidc-layers,
+# Redirect URIs), while a registered URI *with* a port matches that port only.
+KEYCLOAK_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+KEYCLOAK_UNSAFE_PATH = re.compile(r"(/|%2[fF]|%5[cC]|\\)(%2[eE]|\.){2}(/|%2[fF]|%5[cC]|\\)|(/|%2[fF]|%5[cC]|\\)(%2[eE]|\.){2}$")
+
+
+def keycloak_redirect_allowed(uri, valid_uris):
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        return False
+    if not parts.scheme or not parts.netloc:
+        return False
+    wildcards = "@" not in parts.netloc and not KEYCLOAK_UNSAFE_PATH.search(parts.path)
+
+    def matches(candidate):
+        for valid in sorted(valid_uris, key=len, reverse=True):  # longest first, as Keycloak orders them
+            if valid == "*":
+                return True
+            if valid.endswith("*") and "?" not in valid and wildcards:
+                cut = candidate.find("?")
+                cut = candidate.find("#") if cut == -1 else cut
+                bare = candidate if cut == -1 else candidate[:cut]
+                prefix = valid[:-1]
+                if bare.startswith(prefix):
+                    return True
+                if len(prefix) > 1 and prefix.endswith("/"):
+                    prefix = prefix[:-1]
+                if bare == prefix:
+                    return True
+            elif valid == candidate:
+                return True
+        return False
+
+    if matches(uri):
+        return parts.scheme in ("http", "https") or any(v.startswith(parts.scheme + ":") for v in valid_uris)
+    if parts.scheme == "http" and parts.hostname in KEYCLOAK_LOOPBACK:
+        host = parts.netloc.rpartition("@")[2]
+        if parts.port is not None:
+            host = host[:host.rfind(":")]
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{host}" if userinfo else host
+        return matches(urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+    return False
 
 
 # ---------------------------------------------------------------- recording (the test-observability list)
@@ -350,6 +503,22 @@ def generate_bearer(grant_type, client, user=None, scope=None, expires_in=None, 
         access = sign({"ver": 1, "jti": "AT." + secrets.token_urlsafe(16), "iss": P.issuer, "aud": "api://default",
                        "iat": now, "exp": now + lifetime, "cid": client.client_id, "uid": SUBS["okta"].get(name),
                        "scp": (scope or "").split(), "sub": USERS[name]["email"] if name else client.client_id})
+    elif P.name == "keycloak":
+        # Keycloak access tokens are RS256 JWTs with typ "Bearer", aud "account" (the roles scope adds the audience of
+        # clients the user has roles of), azp, sid, realm_access/resource_access (roles scope) and the profile/email
+        # claims (default client scopes) -- TokenManager.createClientAccessToken/initToken in keycloak/keycloak
+        # services/src/main/java/org/keycloak/protocol/oidc/TokenManager.java; claims listed in server_admin
+        # "Client scopes" (roles: "add the roles of the user to the access token").
+        kc, u = g.get("zoo_kc") or {}, USERS.get(name, {})
+        access = sign({"exp": now + lifetime, "iat": now, "auth_time": kc.get("auth_time"), "jti": str(uuid.uuid4()),
+                       "iss": P.issuer, "aud": "account", "sub": SUBS["keycloak"].get(name), "typ": "Bearer",
+                       "azp": client.client_id, "sid": kc.get("sid"), "acr": kc.get("acr", "1"),
+                       "allowed-origins": [], "realm_access": {"roles": KEYCLOAK_ROLES.get(name, [])},
+                       "resource_access": {"account": {"roles": ["manage-account", "manage-account-links",
+                                                                 "view-profile"]}},
+                       "scope": keycloak_scope(scope), "email_verified": True, "name": u.get("name"),
+                       "preferred_username": name, "given_name": u.get("given_name"),
+                       "family_name": u.get("family_name"), "email": u.get("email")})
     elif audience:
         # Auth0: with an API audience the access token is a JWT whose aud is [API, /userinfo] when openid is in the
         # scope, else the API alone -- "The aud claim of this JWT will be either a single string (the API
@@ -363,10 +532,47 @@ def generate_bearer(grant_type, client, user=None, scope=None, expires_in=None, 
         # an opaque Access Token" (same page).
         access = secrets.token_urlsafe(24)
     token = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime, "scope": scope}
-    if include_refresh_token:
+    if P.name == "keycloak":
+        token = keycloak_token_response(token, client, name, scope, include_refresh_token)
+    elif include_refresh_token:
         token["refresh_token"] = {"google": "1//0g", "entra": "0.AX"}.get(P.name, "") + secrets.token_urlsafe(32)
     with LOCK:
         ACCESS[access] = {"user": name, "client_id": client.client_id, "scope": scope, "exp": now + lifetime}
+    return token
+
+
+def keycloak_scope(scope, internal=False):
+    """The scope Keycloak reports: the requested scopes plus the default client scopes that are included in the token
+    scope (email, profile); a refresh token's scope lists every applied client scope."""
+    requested = (scope or "").split()
+    extra = KEYCLOAK_DEFAULT_SCOPES if internal else ["email", "profile"]
+    return " ".join(requested + [s for s in extra if s not in requested])
+
+
+def keycloak_token_response(token, client, name, scope, include_refresh_token):
+    """Keycloak's token response: access_token, expires_in, refresh_expires_in, refresh_token, token_type, id_token,
+    not-before-policy, session_state, scope (AccessTokenResponse; e.g. the example response in
+    https://www.keycloak.org/securing-apps/oidc-layers "Token endpoint" users see with curl). The refresh token is a JWT
+    signed with the realm's HMAC key whose typ is "Refresh", or "Offline" when offline_access was granted, and which has
+    no exp when offline ("an offline token never expires and is not subject to the SSO Session Idle timeout",
+    https://www.keycloak.org/docs/latest/server_admin/#_offline-access; TokenManager.generateRefreshToken:
+    refreshToken.type(TokenUtil.TOKEN_TYPE_OFFLINE), exp only if Offline Session Max Limited). Regular refresh tokens
+    report the SSO Session Idle timeout (default 30 minutes; the zoo does not enforce it)."""
+    kc, now = g.get("zoo_kc") or {}, int(time.time())
+    token = {"access_token": token["access_token"], "expires_in": token["expires_in"], "refresh_expires_in": 0,
+             "token_type": "Bearer", "not-before-policy": 0, "session_state": kc.get("sid"),
+             "scope": keycloak_scope(scope)}
+    if include_refresh_token:
+        offline = bool(kc.get("offline"))
+        claims = {"exp": None if offline else now + 1800, "iat": now, "jti": str(uuid.uuid4()), "iss": P.issuer,
+                  "aud": P.issuer, "sub": SUBS["keycloak"].get(name), "typ": "Offline" if offline else "Refresh",
+                  "azp": client.client_id, "sid": kc.get("sid"), "scope": keycloak_scope(scope, internal=True)}
+        head = {"alg": "HS512", "typ": "JWT"}
+        if not ARGS.no_kid:
+            head["kid"] = KC_HMAC.kid
+        token["refresh_token"] = jose_jwt.encode(head, {k: v for k, v in claims.items() if v is not None}, KC_HMAC,
+                                                 algorithms=["HS512"])
+        token["refresh_expires_in"] = 0 if offline else 1800
     return token
 
 
@@ -374,10 +580,15 @@ def save_token(token, req):
     rt = token.get("refresh_token")
     if rt and rt not in REFRESH:
         origin = req.authorization_code or req.refresh_token or getattr(req, "credential", None)
+        extra = {}
+        if P.name == "keycloak":
+            kc = g.get("zoo_kc") or {}
+            extra = {"sid": kc.get("sid"), "acr": kc.get("acr"), "offline": bool(kc.get("offline")),
+                     "nonce": kc.get("nonce")}
         with LOCK:
             REFRESH[rt] = Refresh(token=rt, client_id=req.client.client_id, user=req.user.name,
                                   scope=origin.scope, auth_time=origin.auth_time, revoked=False,
-                                  audience=getattr(origin, "audience", None), idp=getattr(origin, "idp", None))
+                                  audience=getattr(origin, "audience", None), idp=getattr(origin, "idp", None), **extra)
 
 
 class ZooOpenID(OpenIDCode):
@@ -404,6 +615,14 @@ class ZooOpenID(OpenIDCode):
                   "exp": now + ARGS.token_lifetime, "auth_time": origin.auth_time if origin else now}
         if P.name == "google":
             claims["azp"] = client_id
+        if P.name == "keycloak":
+            # Keycloak's ID token: jti, typ "ID", aud = the client id, azp, sid, acr, nonce (kept on refresh), then the
+            # profile/email claims -- TokenManager.AccessTokenResponseBuilder.generateIDToken: idToken.type(
+            # TokenUtil.TOKEN_TYPE_ID), audience(client.getClientId()), issuedFor(...), setSessionId(...), setNonce(...).
+            kc = g.get("zoo_kc") or {}
+            claims.update(jti=str(uuid.uuid4()), typ="ID", azp=client_id, sid=kc.get("sid"), acr=kc.get("acr", "1"))
+            if kc.get("nonce") and not req.authorization_code:
+                claims["nonce"] = kc["nonce"]
         if P.name == "okta":
             # idp: "The Okta org ID or the ID of an Identity Provider if this authentication used Social
             # Authentication or Inbound SAML" (https://developer.okta.com/docs/reference/api/oidc/#id-token-claims);
@@ -446,6 +665,12 @@ class ZooOpenID(OpenIDCode):
                 info.update(email=u["email"], email_verified=True)
             if "groups" in scopes:  # "groups: Requests access to the groups claim" (same page, Scopes)
                 info["groups"] = u["groups"]
+        elif P.name == "keycloak":
+            # Default client scopes profile and email apply whatever the scope parameter says ("The token will contain
+            # mappers and role scope mappings from the default client scopes profile and email",
+            # https://www.keycloak.org/docs/latest/server_admin/#_client_scopes, Example); sub is the user's id.
+            info.update(email_verified=True, name=u["name"], preferred_username=name, given_name=u["given_name"],
+                        family_name=u["family_name"], email=u["email"])
         else:
             info["sid"] = secrets.token_urlsafe(16)
             if "profile" in scopes:
@@ -490,6 +715,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
         code = self.request.authorization_code
         g.zoo_audience = code.audience
+        if P.name == "keycloak":
+            g.zoo_kc = keycloak_session(code, user.name, scope, lambda: self.delete_authorization_code(code))
         return super().generate_token(user=user, scope=scope, grant_type=grant_type, expires_in=expires_in,
                                       include_refresh_token=code.refresh_allowed)
 
@@ -508,9 +735,17 @@ class RefreshGrant(grants.RefreshTokenGrant):
     def issue_token(self, user, refresh_token):
         g.zoo_audience = refresh_token.audience
         scope = self.request.payload.scope or refresh_token.get_scope()
+        if P.name == "keycloak":
+            g.zoo_kc = {"sid": refresh_token.sid, "auth_time": refresh_token.auth_time, "acr": refresh_token.acr,
+                        "offline": refresh_token.offline, "nonce": refresh_token.nonce}
         # Entra returns "A new OAuth 2.0 refresh token" on refresh and "Refresh tokens aren't revoked when used"
         # (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token).
-        token = self.generate_token(user=user, scope=scope, include_refresh_token=P.name == "entra")
+        # Keycloak too returns a new refresh token of the same type on every refresh (TokenManager.refreshAccessToken:
+        # responseBuilder.generateRefreshToken(refreshToken, clientSession) when "Use refresh tokens" is on, the
+        # default); the presented one stays valid unless the realm's "Revoke Refresh Token" is on ("When Enabled,
+        # Keycloak revokes refresh tokens and issues another token that the client must use", server_admin
+        # https://www.keycloak.org/docs/latest/server_admin/#_timeouts, Tokens tab; off by default and off here).
+        token = self.generate_token(user=user, scope=scope, include_refresh_token=P.name in ("entra", "keycloak"))
         if P.name == "okta":
             # Okta native/web apps default to "persistent refresh token behavior, the same refresh token is returned
             # each time" (https://developer.okta.com/docs/guides/refresh-tokens/main/).
@@ -543,11 +778,51 @@ class DeviceGrant(DeviceCodeGrant):
         # offline_access", https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-device-code).
         include = P.name == "google" or "offline_access" in (scope or "").split()
         g.zoo_audience = self.request.credential.audience
+        if P.name == "keycloak":
+            # Keycloak: "The application uses the device code along with its credentials to obtain an Access Token,
+            # Refresh Token and ID Token" (https://www.keycloak.org/securing-apps/oidc-layers, Device Authorization Grant).
+            include = True
+            credential = self.request.credential
+            credential.sid = getattr(credential, "sid", None) or str(uuid.uuid4())
+
+            def consume():
+                with LOCK:
+                    DEVICES.pop(credential.device_code, None)
+            g.zoo_kc = keycloak_session(credential, user.name, scope, consume)
         token = super().generate_token(user=user, scope=scope, grant_type=grant_type, expires_in=expires_in,
                                        include_refresh_token=include)
         with LOCK:
             DEVICES.pop(self.request.credential.device_code, None)  # a device code is redeemed once
         return token
+
+
+class KeycloakNotAllowed(OAuth2Error):
+    error = "not_allowed"
+    status_code = 400
+
+
+def keycloak_session(origin, user, scope, consume):
+    """Keycloak token-time checks and session data. An offline token needs the realm role offline_access: "To issue an
+    offline token, users must have the role mapping for the realm-level offline_access role"
+    (https://www.keycloak.org/docs/latest/server_admin/#_offline-access). Without it the token request fails with
+    400 {"error": "not_allowed", "error_description": "Offline tokens not allowed for the user or client"}
+    (TokenManager.AccessTokenResponseBuilder.createOrUpdateOfflineSession: ErrorResponseException(Errors.NOT_ALLOWED,
+    "Offline tokens not allowed for the user or client", BAD_REQUEST)); the code has been used up by then."""
+    offline = "offline_access" in (scope or "").split()
+    if offline and "offline_access" not in KEYCLOAK_ROLES.get(user, []):
+        consume()
+        raise KeycloakNotAllowed("Offline tokens not allowed for the user or client")
+    return {"sid": getattr(origin, "sid", None) or str(uuid.uuid4()), "auth_time": origin.auth_time,
+            "acr": getattr(origin, "acr", None) or "1", "offline": offline, "nonce": getattr(origin, "nonce", None)}
+
+
+def keycloak_end_session(sid, client_id=None, offline=False):
+    """Revoke the refresh tokens of a Keycloak user session (of one client, if given; offline ones only if asked: "The
+    offline token is valid after a user logout", https://www.keycloak.org/docs/latest/server_admin/#_offline-access)."""
+    with LOCK:
+        for item in REFRESH.values():
+            if sid and item.sid == sid and item.offline == offline and client_id in (None, item.client_id):
+                item.revoked = True
 
 
 class DeviceEndpoint(DeviceAuthorizationEndpoint):
@@ -580,6 +855,11 @@ class Revocation(RevocationEndpoint):
 
     def revoke_token(self, token, req):
         token.revoked = True
+        if P.name == "keycloak":
+            # Revoking a refresh token ends the client's session (its other refresh tokens too): "When revoking a
+            # refresh token, the user consent for the corresponding client is also revoked"
+            # (https://www.keycloak.org/securing-apps/oidc-layers, Token Revocation endpoint).
+            keycloak_end_session(token.sid, token.client_id, offline=token.offline)
 
 
 SERVER = AuthorizationServer()
@@ -607,7 +887,7 @@ def hidden_fields(params):
 
 def login_page(params, message=None):
     titles = {"google": "Sign in - Google Accounts", "entra": "Sign in to your account",
-              "okta": "Okta - Sign In", "auth0": "Log in | Zoo"}
+              "okta": "Okta - Sign In", "auth0": "Log in | Zoo", "keycloak": "Sign in to zoo"}
     # login_hint pre-fills the username (Entra: "You can use this parameter to pre-fill the username and email
     # address field of the sign-in page", https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc#send-the-sign-in-request;
     # Okta: "A username to prepopulate if prompting for authentication", https://developer.okta.com/docs/reference/api/oidc/#request-parameters).
@@ -640,6 +920,11 @@ def error_page(code, detail, status=400):
     elif P.name == "entra":
         body = (f"<h1>Sign in</h1><p>Sorry, but we're having trouble signing you in.</p>"
                 f"<p id='error-code'>{html.escape(detail)}</p><p>error: {code}</p>")
+    elif P.name == "keycloak":
+        # Keycloak's error page (theme error.ftl): heading "We are sorry...", then the message, e.g. "Invalid
+        # parameter: redirect_uri" (Messages.INVALID_PARAMETER with the parameter name) or "Client not found."; no code.
+        body = (f"<h1 id='kc-page-title'>We are sorry...</h1>"
+                f"<div id='kc-error-message'><p class='instruction'>{html.escape(detail)}</p></div>")
     else:
         body = f"<h1>{status} Bad Request</h1><p id='error-code'>{code}</p><p>{html.escape(detail)}</p>"
     return page("Error", body, status, error=code)
@@ -667,6 +952,10 @@ def validate_authorization(params, tenant):
     if client and client.kind == "tv":
         return error_page("invalid_client", "Invalid client type.", 401)  # device-flow-only client (uncited)
     if not client:
+        if P.name == "keycloak":
+            # AuthorizationEndpoint.checkClient: ErrorPageException(BAD_REQUEST, Messages.CLIENT_NOT_FOUND), whose
+            # English text is "Client not found." (keycloak/keycloak services/.../oidc/endpoints/AuthorizationEndpoint.java)
+            return error_page("client_not_found", "Client not found.")
         if P.name == "google":
             # Observed Google page text: "The OAuth client was not found." with "Error 401: invalid_client".
             return error_page("invalid_client", "The OAuth client was not found.", 401)
@@ -679,6 +968,11 @@ def validate_authorization(params, tenant):
                               f"tenant. You may have sent your authentication request to the wrong tenant.")
         return error_page("invalid_client", f"Unknown client: {client_id}")
     if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        if P.name == "keycloak":
+            # AuthorizationEndpointChecker.checkRedirectUri: a redirect_uri that no Valid redirect URI admits gives an
+            # error page, BAD_REQUEST, Messages.INVALID_PARAMETER with "redirect_uri" -- "Invalid parameter:
+            # redirect_uri" -- and no redirect (keycloak/keycloak services/.../oidc/endpoints/AuthorizationEndpointChecker.java).
+            return error_page("invalid_redirect_uri", "Invalid parameter: redirect_uri")
         if P.name == "google":
             # Google page: "You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy"
             # with "Error 400: redirect_uri_mismatch" (observed, e.g. https://myget.org/Account/Challenge/google-v1).
@@ -716,13 +1010,16 @@ def validate_authorization(params, tenant):
     known = {"entra": {"openid", "profile", "email", "offline_access", "User.Read",
                        "https://graph.microsoft.com/User.Read"},
              "okta": {"openid", "profile", "email", "address", "phone", "offline_access", "groups"},
-             "auth0": {"openid", "profile", "email", "offline_access", "read:zoo", "write:zoo"}}[P.name]
+             "auth0": {"openid", "profile", "email", "offline_access", "read:zoo", "write:zoo"},
+             "keycloak": {"openid", *KEYCLOAK_DEFAULT_SCOPES, *KEYCLOAK_OPTIONAL_SCOPES}}[P.name]
     bad = [s for s in scopes if s not in known]
     if bad:
         # RFC 6749 4.1.2.1: invalid_scope is returned to the client by redirect.
         desc = {"entra": f"AADSTS70011: The provided value for the input parameter 'scope' is not valid. The scope "
                          f"'{' '.join(bad)}' is not valid.",
-                "okta": "One or more scopes are not configured for the authorization server resource."}
+                "okta": "One or more scopes are not configured for the authorization server resource.",
+                # AuthorizationEndpointChecker.checkValidScope: invalid_scope, "Invalid scopes: " + the scope parameter
+                "keycloak": f"Invalid scopes: {params.get('scope', '')}"}
         return redirect_error(params, "invalid_scope", desc.get(P.name, f"Unknown scope: {' '.join(bad)}"))
     audience = params.get("audience")
     if P.name == "auth0" and audience and audience not in AUTH0_APIS:
@@ -734,6 +1031,10 @@ def validate_authorization(params, tenant):
 
 def needs_consent(user, params):
     prompt = params.get("prompt", "").split()
+    if P.name == "keycloak":
+        # "Consent required: If enabled, users have to consent to client access" -- off by default and for keyless-cli
+        # (https://www.keycloak.org/docs/latest/server_admin/#_oidc_clients, Login settings), so no consent page.
+        return False
     if P.name == "okta":
         # Okta shows a consent dialog only for apps and scopes configured to require it
         # (https://developer.okta.com/docs/reference/api/oidc/#parameter-details, prompt=consent); keyless' apps
@@ -758,6 +1059,12 @@ def issue_code(params, user, consented_now, index):
         # (https://stackoverflow.com/questions/10827920: "The refresh_token is only provided on the first
         # authorization from the user ... prompt=consent&access_type=offline ... will always return a refresh_token").
         refresh = params.get("access_type") == "offline" and consented_now
+    elif P.name == "keycloak":
+        # Keycloak always returns a refresh token from the code exchange ("Use refresh tokens", on by default): "The
+        # application then uses the authorization code along with its credentials to obtain an Access Token, Refresh
+        # Token and ID Token" (https://www.keycloak.org/securing-apps/oidc-layers, Authorization code). offline_access
+        # makes it an offline token, checked at the token endpoint (keycloak_session).
+        refresh = True
     elif P.name == "auth0":
         # "A Refresh Token will only be present if you included the offline_access scope AND enabled Allow Offline
         # Access for your API in the Dashboard" (https://auth0.com/docs/architecture-scenarios/mobile-api, source
@@ -771,6 +1078,10 @@ def issue_code(params, user, consented_now, index):
         refresh = "offline_access" in scopes
     g.zoo_extras = {"refresh_allowed": refresh, "audience": params.get("audience"), "idp": params.get("idp"),
                     "auth_time": session.get("auth_time", int(time.time()))}
+    if P.name == "keycloak":
+        # acr "1" when the user authenticated in this request, "0" when the SSO session was reused
+        # (TokenManager.initToken: AuthenticationManager.isSSOAuthentication(clientSession) ? "0" : "1").
+        g.zoo_extras.update(sid=session.get("kc_sid"), acr="1" if request.form.get("_zoo_step") == "login" else "0")
     try:
         grant = SERVER.get_consent_grant(end_user=User(user))
     except OAuth2Error as error:
@@ -832,9 +1143,12 @@ def authorize_form():
     if step == "login":
         name, password = params.get("username", ""), params.get("password", "")
         if USERS.get(name, {}).get("password") != password or not password:
-            return login_page(params, {"entra": "Your account or password is incorrect.",
-                                       "google": "Wrong password. Try again."}.get(P.name, "Incorrect username or password."))
+            messages = {"entra": "Your account or password is incorrect.", "google": "Wrong password. Try again.",
+                        "keycloak": "Invalid username or password."}  # Keycloak: messages_en invalidUserMessage
+            return login_page(params, messages.get(P.name, "Incorrect username or password."))
         session["user"], session["auth_time"] = name, int(time.time())
+        if P.name == "keycloak":
+            session["kc_sid"] = str(uuid.uuid4())  # the Keycloak user session id: sid claim, session_state
         return continue_authorization(params, index)
     user = session.get("user")
     if not user:
@@ -1025,6 +1339,78 @@ def discovery(tenant=None):
     return jsonify(P.discovery(tenant))
 
 
+def logout():
+    """Keycloak's logout endpoint (https://www.keycloak.org/securing-apps/oidc-layers, Logout endpoint). RP-initiated
+    logout (https://www.keycloak.org/docs/latest/server_admin/#_oidc-logout): with id_token_hint (or client_id) and a
+    post_logout_redirect_uri admitted by the client's redirect URIs ("Valid post logout redirect URIs" default "+") it
+    ends the user session and redirects there with state; without id_token_hint Keycloak first asks "Do you want to
+    log out?". The legacy form -- POST with refresh_token and the client's credentials -- ends the session of that
+    refresh token and answers 204. Offline tokens survive a logout of the user session."""
+    params = request.values
+    index = record("logout", params, client_auth_method())
+    if request.method == "POST" and params.get("refresh_token"):
+        with LOCK:
+            item = REFRESH.get(params["refresh_token"])
+        if not item or item.revoked or item.client_id != params.get("client_id", item.client_id):
+            set_outcome(index, "invalid_grant")
+            return jsonify({"error": "invalid_grant", "error_description": "Invalid refresh token"}), 400
+        keycloak_end_session(item.sid, offline=item.offline)
+        set_outcome(index, "ok")
+        return Response(status=204)
+    hint, client_id = params.get("id_token_hint"), params.get("client_id")
+    if hint:
+        try:
+            claims = jose_jwt.decode(hint, KEY).claims
+        except Exception:  # joserfc's DecodeError / BadSignatureError
+            set_outcome(index, "invalid_request")
+            return error_page("invalid_request", "Invalid parameter: id_token_hint")
+        client_id = client_id or claims.get("azp")
+    post = params.get("post_logout_redirect_uri")
+    client = P.clients.get(client_id or "")
+    if post and not client:
+        set_outcome(index, "invalid_request")
+        return error_page("invalid_request", "Missing parameters: id_token_hint")
+    if post and not client.check_redirect_uri(post):
+        set_outcome(index, "invalid_redirect_uri")
+        return error_page("invalid_redirect_uri", "Invalid redirect uri")
+    if not hint and request.form.get("confirm") != "yes":
+        set_outcome(index, "confirm")
+        fields = "".join(f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
+                         for k, v in params.items(multi=True))
+        return page("Logging out", f"<h1>Logging out</h1><p>Do you want to log out?</p><form method='post' "
+                    f"action='{html.escape(P.paths['logout'][0])}'>{fields}<button type='submit' name='confirm' "
+                    f"value='yes'>Logout</button></form>")
+    keycloak_end_session(session.pop("kc_sid", None))
+    session.pop("user", None)
+    set_outcome(index, "ok")
+    if post:
+        sep = "&" if "?" in post else "?"
+        query = urllib.parse.urlencode({"state": params["state"]}) if params.get("state") else ""
+        return Response(status=302, headers={"Location": post + (sep + query if query else "")})
+    return page("Signing out", "<h1>You are logged out</h1>")
+
+
+def keycloak_authorization_response(response):
+    """Keycloak adds session_state (the user session id; "Exclude Session State From Authentication Response" is off by
+    default) and iss (RFC 9207; the discovery document says authorization_response_iss_parameter_supported: true, and
+    "Exclude Issuer From Authentication Response" is off by default -- iss appended after an upgrade to 26:
+    https://github.com/keycloak/keycloak/discussions/35212) to the redirects back to the client."""
+    location = response.headers.get("Location", "")
+    redirect_uri = request.values.get("redirect_uri", "")
+    if (request.endpoint not in ("authorize0", "authorize_form") or response.status_code != 302 or not redirect_uri
+            or not location.startswith(redirect_uri)):
+        return response
+    parts = urllib.parse.urlsplit(location)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    names = {k for k, _ in query}
+    if "code" in names and session.get("kc_sid"):
+        query.append(("session_state", session["kc_sid"]))
+    if "iss" not in names:
+        query.append(("iss", P.issuer))
+    response.headers["Location"] = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    return response
+
+
 def verification_page():
     return page("Device sign-in", "<h1>Enter code</h1><p>provider_zoo: approve a user code with POST "
                 "/_zoo/device/approve (user_code, username).</p>")
@@ -1058,6 +1444,10 @@ def create_app():
     route("userinfo", userinfo, ["GET", "POST"])
     route("revoke", revoke, ["POST"])
     route("device", device_authorization, ["POST"])
+    if "logout" in P.paths:
+        route("logout", logout, ["GET", "POST"])
+    if P.name == "keycloak":
+        app.after_request(keycloak_authorization_response)
     app.add_url_rule(P.paths["verify"], "verify", verification_page, methods=["GET"])
     app.add_url_rule("/authorize", "authorize_form", authorize_form, methods=["POST"])
     app.add_url_rule("/healthz", "healthz", lambda: Response("ok", mimetype="text/plain"))
@@ -1089,9 +1479,9 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def main(argv=None):
-    global ARGS, P, KEY, KID
+    global ARGS, P, KEY, KID, KC_HMAC
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--persona", required=True, choices=["google", "entra", "okta", "auth0"])
+    parser.add_argument("--persona", required=True, choices=["google", "entra", "okta", "auth0", "keycloak"])
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--token-lifetime", type=int, default=3600)
     parser.add_argument("--date-offset", type=int, default=0)
@@ -1099,7 +1489,10 @@ def main(argv=None):
     parser.add_argument("--no-id-token-on-refresh", action="store_true")
     parser.add_argument("--aud-array", action="store_true")
     parser.add_argument("--no-kid", action="store_true")
+    parser.add_argument("--redirect-uri", action="append", metavar="URI")
     ARGS = parser.parse_args(argv)
+    if ARGS.redirect_uri and ARGS.persona != "keycloak":
+        parser.error("--redirect-uri applies to --persona keycloak only")
     if ARGS.log:
         logging.basicConfig(level=logging.INFO, filename=ARGS.log, format="%(asctime)s %(message)s")
     else:
@@ -1108,6 +1501,8 @@ def main(argv=None):
         logging.getLogger(noisy).setLevel(logging.WARNING if ARGS.log else logging.CRITICAL)
     KEY = RSAKey.generate_key(2048, private=True)
     KID = KEY.thumbprint()[:16]
+    if ARGS.persona == "keycloak":
+        KC_HMAC = OctKey.generate_key(512, parameters={"kid": str(uuid.uuid4())})
     P = Persona(ARGS.persona, ARGS.port)
     app = create_app()
     server = make_server("127.0.0.1", ARGS.port, app, threaded=True, request_handler=QuietHandler)
