@@ -111,6 +111,13 @@ struct CompiledGrant: Sendable {
     }
 }
 
+/// A name compared by its exact Unicode scalars (its UTF-8 bytes), never by canonical equivalence: a group spelled
+/// with U+212A KELVIN SIGN is not the group spelled with "K", as the claim matcher already holds.
+struct ExactName: Hashable, Sendable {
+    let bytes: [UInt8]
+    init(_ name: String) { bytes = Array(name.utf8) }
+}
+
 /// A `session_tags` entry.
 struct TagRule: Sendable, Equatable {
     let key: String
@@ -142,8 +149,8 @@ final class PolicyStorage: Sendable {
     /// "alias/name" and "id/name" to role index.
     let roleByReference: [String: Int]
     let grants: [CompiledGrant]
-    /// Group name to the grants that name it.
-    let grantsByGroup: [String: [Int]]
+    /// Group name (exact scalars) to the grants that name it.
+    let grantsByGroup: [ExactName: [Int]]
     /// Grants without groups (claims only): evaluated for every caller.
     let claimOnlyGrants: [Int]
     /// The grants naming each role, each account with "alias/*", and "*": what covers a role, for denial reasons.
@@ -187,12 +194,12 @@ final class PolicyStorage: Sendable {
         self.roleByArn = byArn
         self.roleByReference = byReference
 
-        var byGroup: [String: [Int]] = [:], claimOnly: [Int] = []
+        var byGroup: [ExactName: [Int]] = [:], claimOnly: [Int] = []
         var forRole = Array(repeating: [Int](), count: roles.count), forAccount = Array(repeating: [Int](), count: accounts.count)
         var forAll: [Int] = []
         for (index, grant) in grants.enumerated() {
             if grant.groups.isEmpty { claimOnly.append(index) }
-            for group in grant.groups { byGroup[group, default: []].append(index) }
+            for group in grant.groups { byGroup[ExactName(group), default: []].append(index) }
             if grant.coverage.all { forAll.append(index) }
             for account in grant.coverage.accounts { forAccount[account].append(index) }
             for role in grant.coverage.roles { forRole[role].append(index) }
@@ -221,7 +228,7 @@ final class PolicyStorage: Sendable {
         var result: [Int] = []
         var seen = Set<Int>()
         for group in caller.groups {
-            guard let indices = grantsByGroup[group] else { continue }
+            guard let indices = grantsByGroup[ExactName(group)] else { continue }
             for index in indices where seen.insert(index).inserted && grants[index].matchesBeyondGroups(caller) {
                 result.append(index)
             }
@@ -234,7 +241,7 @@ final class PolicyStorage: Sendable {
     /// failed in grants for groups the caller is in, and the claims of claim-only grants.
     func whatGrants(role: Int, to caller: PolicyCaller) -> String {
         var groups = Set<String>(), claimNames = Set<String>(), unmet: [String] = []
-        let callerGroups = Set(caller.groups)
+        let callerGroups = Set(caller.groups.map(ExactName.init))
         let covering = Set(grantsForAll + grantsByAccount[roleAccount[role]] + grantsByRole[role]).sorted()
         for grant in covering.map({ grants[$0] }) {
             guard !grant.groups.isEmpty else {
@@ -242,7 +249,7 @@ final class PolicyStorage: Sendable {
                 continue
             }
             groups.formUnion(grant.groups)
-            guard !callerGroups.isDisjoint(with: grant.groups) else { continue }
+            guard !callerGroups.isDisjoint(with: grant.groups.map(ExactName.init)) else { continue }
             if let issuer = grant.issuer, trimmedIssuer(caller.issuer) != issuer, !unmet.contains("issuer \(issuer)") {
                 unmet.append("issuer \(issuer)")
             }
@@ -260,6 +267,9 @@ final class PolicyStorage: Sendable {
         }
         if !claimNames.isEmpty {
             parts.append("\(parts.isEmpty ? "it is granted" : "or") to callers whose claims \(Self.list(claimNames.sorted(), last: "and")) match")
+        }
+        if caller.hasUnverifiedEmail && (claimNames.contains("email") || unmet.contains("claim email")) {
+            parts.append("the token's email is not verified by its provider (email_verified is false), so it counts as absent")
         }
         return parts.isEmpty ? "no grant in the policy gives this role to anyone" : parts.joined(separator: "; ")
     }

@@ -8,17 +8,23 @@ public struct PolicyCaller: Sendable, Hashable {
     public var subject: String
     /// The caller's groups, compared exactly with the `groups:` of grants.
     public var groups: [String]
-    /// Every claim of the token, matched by the `claims:` of grants and read by `session_tags:`.
+    /// Every claim of the token, matched by the `claims:` of grants and read by `session_tags:`; without `email` when
+    /// the provider says it is not verified.
     public var claims: [String: JSONValue]
     /// Whether the token shows that the caller used a second factor (from `amr`).
     public var mfa: Bool
+    /// Whether the token carried an `email` that its provider marks unverified (`email_verified: false`), left out of `claims`.
+    public var hasUnverifiedEmail: Bool
 
-    /// Creates a caller.
+    /// Creates a caller. An `email` whose `email_verified` is false (a boolean, or the string some providers send) may be
+    /// one the person typed: it is absent for grants and session tags, as it is for the session name.
     public init(issuer: String, subject: String, groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false) {
         self.issuer = issuer
         self.subject = subject
         self.groups = groups
-        self.claims = claims
+        let unverified = claims["email"] != nil && (claims["email_verified"] == .bool(false) || claims["email_verified"] == .string("false"))
+        self.claims = unverified ? claims.filter { $0.key != "email" } : claims
+        self.hasUnverifiedEmail = unverified
         self.mfa = mfa
     }
 }

@@ -169,7 +169,7 @@ struct PolicyParser {
                 for groupNode in try stringList(node, of: "groups") {
                     let group = try string(groupNode, of: "a group")
                     guard !group.isEmpty else { throw fail(groupNode, "a group name is empty") }
-                    if !groups.contains(group) { groups.append(group) }
+                    if !groups.contains(where: { $0.utf8.elementsEqual(group.utf8) }) { groups.append(group) }
                 }
             }
             var claims: [ClaimMatcher] = []

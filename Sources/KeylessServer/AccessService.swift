@@ -95,13 +95,12 @@ public final class AccessService: Sendable {
         let claims = bearer.claims
         let groups = claims[issuer.groupsClaim]?.texts ?? []
         let amr = claims["amr"]?.texts ?? []
-        // An email the provider marks unverified may be one the user typed: it never names the session.
-        let email = claims["email_verified"] == .bool(false) || claims["email_verified"] == .string("false") ? nil : claims["email"]?.text
-        let name = email ?? claims["preferred_username"]?.text ?? bearer.subject
-        return Caller(bearer: bearer, issuer: issuer,
-                      policyCaller: PolicyCaller(issuer: bearer.issuer, subject: bearer.subject, groups: groups, claims: claims,
-                                                 mfa: amr.contains { issuer.mfaMethods.contains($0) }),
-                      name: name)
+        // The policy caller leaves out an email the provider marks unverified (it may be one the user typed): it never
+        // satisfies a grant, becomes a session tag, or names the session.
+        let policyCaller = PolicyCaller(issuer: bearer.issuer, subject: bearer.subject, groups: groups, claims: claims,
+                                        mfa: amr.contains { issuer.mfaMethods.contains($0) })
+        let name = policyCaller.claims["email"]?.text ?? claims["preferred_username"]?.text ?? bearer.subject
+        return Caller(bearer: bearer, issuer: issuer, policyCaller: policyCaller, name: name)
     }
 
     // MARK: Config

@@ -46,6 +46,49 @@ struct GrantTests {
         #expect(policy.entitlements(for: Fixture.caller(claims: claims, issuer: "https://other.example.com")).isEmpty)
     }
 
+    @Test("an email whose email_verified is false is absent for grants and session tags, and the denial says why")
+    func unverifiedEmailIsAbsent() {
+        let team: [String: JSONValue] = ["https://example.com/team": .string("sre")]
+        for verified: JSONValue in [.bool(false), .string("false")] {
+            let claims = team.merging(["email": .string("ceo@example.com"), "email_verified": verified]) { a, _ in a }
+            let caller = Fixture.caller(claims: claims)
+            #expect(policy.entitlements(for: caller).isEmpty)
+            guard case .denied(_, let reason) = policy.decide(caller, roleArn: "prod/readonly") else {
+                Issue.record("an unverified email was granted prod/readonly")
+                continue
+            }
+            #expect(reason.contains("email is not verified"), "\(reason)")
+            #expect(!policy.sessionTags(for: caller).contains { $0.key == "email" })
+        }
+        // Verified, or not said either way (many providers leave email_verified out): the email counts.
+        for verified: JSONValue? in [.bool(true), .string("true"), nil] {
+            var claims = team.merging(["email": .string("bob@example.com")]) { a, _ in a }
+            if let verified { claims["email_verified"] = verified }
+            let caller = Fixture.caller(claims: claims)
+            #expect(policy.entitlements(for: caller) == [Fixture.readonlyEntitlement])
+            #expect(policy.sessionTags(for: caller).contains { $0.key == "email" && $0.value == "bob@example.com" })
+        }
+    }
+
+    @Test("group names are compared by their exact Unicode scalars, not by canonical equivalence")
+    func groupsByScalars() {
+        // U+212A KELVIN SIGN is canonically equivalent to "K"; "e\u{301}" to "é".
+        let policy = try! AccessPolicy.parse("""
+            accounts: [{id: "123456789012"}]
+            roles: [{arn: "arn:aws:iam::123456789012:role/kube"}, {arn: "arn:aws:iam::123456789012:role/cafe"}]
+            grants:
+              - {groups: [Kube-admins], roles: ["arn:aws:iam::123456789012:role/kube"]}
+              - {groups: ["caf\u{e9}"], roles: ["arn:aws:iam::123456789012:role/cafe"]}
+            """, file: "policy.yaml")
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["\u{212A}ube-admins"])).isEmpty)
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["cafe\u{301}"])).isEmpty)
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["Kube-admins"])).count == 1)
+        #expect(policy.entitlements(for: Fixture.caller(groups: ["caf\u{e9}"])).count == 1)
+        if case .granted = policy.decide(Fixture.caller(groups: ["\u{212A}ube-admins"]), roleArn: "arn:aws:iam::123456789012:role/kube") {
+            Issue.record("a look-alike group was granted the role")
+        }
+    }
+
     @Test("alias/* gives every role of that account")
     func byAccountWildcard() {
         #expect(policy.entitlements(for: Fixture.caller(groups: ["developers"])) == [Fixture.deployerEntitlement, Fixture.developerEntitlement])

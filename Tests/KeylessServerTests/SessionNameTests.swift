@@ -20,3 +20,32 @@ struct SessionNameSourceTests {
         #expect(name(["email": .string("alice@example.com")]) == "alice@example.com")
     }
 }
+
+@Suite("unverified emails through the API")
+struct UnverifiedEmailTests {
+    @Test("email_verified false: a grant on the email's domain does not apply (403 saying why), and the email tags no session; verified, it does")
+    func unverifiedEmailGetsNothing() async throws {
+        let moto = try await RecordingMoto.start()
+        defer { moto.stop() }
+        let fixture = try ServerFixture.make(stsEndpoint: moto.endpoint)
+        defer { fixture.remove() }
+        // The matrix policy grants prod/auditor to claims {email: "*@audit.example.com"}, and tags sessions with email.
+        let impostor = TestUser("impostor", email: "ceo@audit.example.com", groups: ["developers"], extraJSON: #"{"email_verified": false}"#)
+        let verified = TestUser("zoe", email: "zoe@audit.example.com", extraJSON: #"{"email_verified": true}"#)
+        try await fixture.application().test(.live) { client in
+            let refused = try await client.credentials(Policies.auditorArn, token: try impostor.token())
+            #expect(refused.status == .forbidden, "\(text(refused))")
+            #expect((try json(refused)["error_description"] as? String)?.contains("email is not verified") == true, "\(text(refused))")
+            // A role the impostor does hold by group: granted, but no email tag and not named after the email.
+            let developer = try await client.credentials(Policies.developerArn, token: try impostor.token())
+            #expect(developer.status == .ok, "\(text(developer))")
+            let granted = try await client.credentials(Policies.auditorArn, token: try verified.token())
+            #expect(granted.status == .ok, "\(text(granted))")
+        }
+        let calls = try moto.assumeRoleCalls()
+        #expect(calls.count == 2)
+        let impostorCall = try #require(calls.first)
+        #expect(!impostorCall.form.values.contains("ceo@audit.example.com"), "\(impostorCall.form)")
+        #expect(calls.last?.form["Tags.member.1.Value"] == "zoe@audit.example.com")
+    }
+}
