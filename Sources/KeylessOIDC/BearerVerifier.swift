@@ -71,6 +71,7 @@ public struct BearerRejection: Error, Sendable, Equatable, CustomStringConvertib
     static let wrongAudience = BearerRejection(reason: "wrong audience")
     static let missingExpiry = BearerRejection(reason: "missing expiry")
     static let expired = BearerRejection(reason: "expired")
+    static let expiryTooFar = BearerRejection(reason: "expires too far in the future")
     static let notYetValid = BearerRejection(reason: "not yet valid")
     static let issuedInFuture = BearerRejection(reason: "issued in the future")
     static let missingSubject = BearerRejection(reason: "missing subject")
@@ -79,6 +80,12 @@ public struct BearerRejection: Error, Sendable, Equatable, CustomStringConvertib
     static func algorithm(_ alg: String) -> BearerRejection {
         BearerRejection(reason: BearerAlgorithms.registered.contains(alg) ? "algorithm \(alg) is not accepted" : "algorithm is not accepted")
     }
+}
+
+/// Bounds on the times in tokens.
+public enum TokenTimes {
+    /// The longest an ID or access token may claim to live: a year. Anything longer is refused, never clamped.
+    public static let longestLifetime: TimeInterval = 366 * 86_400
 }
 
 /// Verifies the access server's bearer tokens (JWTs from trusted issuers), failing closed: pinned asymmetric
@@ -241,14 +248,17 @@ public final class BearerVerifier: Sendable {
         default: throw BearerRejection.malformed
         }
         guard exp + leeway > now else { throw BearerRejection.expired }
+        // No identity token lives a year; an exp beyond that (or beyond any integer) is refused before it becomes a
+        // cache lifetime or a cookie's Max-Age.
+        guard exp.isFinite, exp <= now + TokenTimes.longestLifetime else { throw BearerRejection.expiryTooFar }
         switch claims["nbf"] {
         case nil: break
-        case .number(let nbf)?: guard nbf - leeway <= now else { throw BearerRejection.notYetValid }
+        case .number(let nbf)? where nbf.isFinite: guard nbf - leeway <= now else { throw BearerRejection.notYetValid }
         default: throw BearerRejection.malformed
         }
         switch claims["iat"] {
         case nil: break
-        case .number(let iat)?: guard iat - leeway <= now else { throw BearerRejection.issuedInFuture }
+        case .number(let iat)? where iat.isFinite: guard iat - leeway <= now else { throw BearerRejection.issuedInFuture }
         default: throw BearerRejection.malformed
         }
         guard case .string(let subject)? = claims["sub"], !subject.isEmpty else { throw BearerRejection.missingSubject }

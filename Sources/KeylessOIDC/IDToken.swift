@@ -168,9 +168,12 @@ public actor IDTokenVerifier {
         if claims.aud.values.count > 1, let azp = claims.azp, azp != clientID {
             throw invalid("its authorized party \(azp) is not the client \(clientID)")
         }
+        guard claims.exp.isFinite, claims.exp <= now + TokenTimes.longestLifetime else {
+            throw invalid("it claims to expire more than a year from now")
+        }
         guard claims.exp + leeway > now else { throw expired(claims) }
-        if let nbf = claims.nbf, nbf - leeway > now { throw invalid("it is not valid before \(Date(timeIntervalSince1970: nbf))") }
-        if let iat = claims.iat, iat - leeway > now { throw invalid("it claims to be issued in the future") }
+        if let nbf = claims.nbf { guard nbf.isFinite, nbf - leeway <= now else { throw invalid("it is not valid yet (nbf)") } }
+        if let iat = claims.iat { guard iat.isFinite, iat - leeway <= now else { throw invalid("it claims to be issued in the future") } }
         if let nonce, claims.nonce != nonce { throw invalid("its nonce does not match this login (replayed or mixed-up response)") }
     }
 

@@ -232,7 +232,8 @@ public actor OIDCClient {
         presenter.showDeviceCode(userCode: userCode, verificationURI: verificationURI,
                                  verificationURIComplete: body["verification_uri_complete"] as? String)
         var interval = min(max(Self.number(body["interval"]) ?? 5, 0), 60)
-        let deadline = clock.now().addingTimeInterval(Self.number(body["expires_in"]) ?? 600)
+        // RFC 8628 §3.2: expires_in is required; a device code that lives more than a day is not one to wait for.
+        let deadline = clock.now().addingTimeInterval(min(max(Self.number(body["expires_in"]) ?? 600, 1), 86_400))
         let stopWaiting = presenter.waiting("Waiting for you to approve code \(userCode)")
         defer { stopWaiting() }
         while clock.now() < deadline {
@@ -324,7 +325,7 @@ public actor OIDCClient {
         } else {
             throw KeylessError(.idpError, "The identity provider returned no ID token.", hint: "Request the openid scope (--scopes openid ...) and check the client's settings.")
         }
-        let expiresIn = Self.number(body["expires_in"])
+        let expiresIn = Self.number(body["expires_in"]).map { min(max($0, 0), 366 * 86_400) }
         return TokenSet(idToken: idToken,
                         refreshToken: (body["refresh_token"] as? String) ?? previous?.refreshToken,
                         accessToken: body["access_token"] as? String,
@@ -382,10 +383,15 @@ public actor OIDCClient {
         (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
     }
 
+    /// A number a provider sent (as a number or a string), or nil when it is missing, not a number, or not finite:
+    /// "nan", "inf" and "1e999" become durations and dates, where they would trap.
     static func number(_ value: Any?) -> Double? {
-        if let number = value as? NSNumber { return number.doubleValue }
-        if let text = value as? String { return Double(text) }
-        return nil
+        let number: Double?
+        if let value = value as? NSNumber { number = value.doubleValue }
+        else if let text = value as? String { number = Double(text) }
+        else { number = nil }
+        guard let number, number.isFinite else { return nil }
+        return number
     }
 }
 

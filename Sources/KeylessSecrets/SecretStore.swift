@@ -33,7 +33,8 @@ public struct EntryHeader: Codable, Sendable, Equatable {
 extension EntryHeader {
     /// Reads a header line without JSONDecoder (see `FlatJSON`); `nil` when it is not a valid header.
     public static func parse(_ bytes: some Collection<UInt8>) -> EntryHeader? {
-        guard let fields = FlatJSON.parse(bytes), let version = fields["v"]?.number, let name = fields["name"]?.string,
+        // The version must be a whole number an Int holds: "1e300" would trap in Int(_:), "1.5" names no version.
+        guard let fields = FlatJSON.parse(bytes), let version = fields["v"]?.number.flatMap({ Int(exactly: $0) }), let name = fields["name"]?.string,
               let updated = fields["updatedAt"]?.string.flatMap(FlatJSON.parseRFC3339), let backend = fields["backend"]?.string else { return nil }
         var expiresAt: Date?
         if let expiry = fields["expiresAt"], expiry != .null {
@@ -42,7 +43,7 @@ extension EntryHeader {
         }
         var header = EntryHeader(name: name, expiresAt: expiresAt, updatedAt: Date(timeIntervalSince1970: updated),
                                  labels: fields["labels"]?.object ?? [:], backend: backend)
-        header.v = Int(version)
+        header.v = version
         return header
     }
 }

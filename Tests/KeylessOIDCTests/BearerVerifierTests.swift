@@ -370,6 +370,16 @@ struct BearerVerifierTests {
         #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.exp = at(-61) }, with: key)) } == "expired")
     }
 
+    @Test("an exp more than a year ahead, or beyond any integer (1e19, 1e300), is refused, not trusted or cached")
+    func rejectsAbsurdExpiry() async throws {
+        let key = ECTestKey(kid: "ec-1")
+        let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
+        for exp in [Double(at(367 * 86_400)), 1e19, 1e300] {
+            #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.expOverride = exp }, with: key)) } == "expires too far in the future")
+        }
+        #expect(try await verifier.verify(try await mint(claims { $0.exp = at(364 * 86_400) }, with: key)).subject == "user-123")
+    }
+
     @Test("a token whose nbf is in the future is not yet valid")
     func rejectsNotYetValid() async throws {
         let key = ECTestKey(kid: "ec-1")

@@ -39,6 +39,8 @@ struct TestClaims: JWTPayload, Equatable {
     var preferredUsername: String?
     /// Filler to make a token large.
     var padding: String?
+    /// Written as `exp` instead of `exp` when set: numbers an Int cannot hold (1e19, 1e300).
+    var expOverride: Double?
     /// Entra's tenant id.
     var tid: String?
     /// Entra's user principal name.
@@ -77,7 +79,7 @@ struct TestClaims: JWTPayload, Equatable {
         try container.encode(iss, forKey: .iss)
         try container.encode(sub, forKey: .sub)
         if aud.count == 1 { try container.encode(aud[0], forKey: .aud) } else { try container.encode(aud, forKey: .aud) }
-        try container.encode(exp, forKey: .exp)
+        if let expOverride { try container.encode(expOverride, forKey: .exp) } else { try container.encode(exp, forKey: .exp) }
         try container.encodeIfPresent(iat, forKey: .iat)
         try container.encodeIfPresent(nbf, forKey: .nbf)
         try container.encodeIfPresent(nonce, forKey: .nonce)

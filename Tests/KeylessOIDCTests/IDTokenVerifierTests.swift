@@ -235,6 +235,17 @@ struct IDTokenVerifierTests {
         #expect(try await makeVerifier(idp).verify(token, nonce: nil).exp == Double(at(-59)))
     }
 
+    @Test("an ID token whose exp is more than a year ahead, or beyond any integer, is rejected without trapping")
+    func rejectsAbsurdExpiry() async throws {
+        let key = try RSATestKey(kid: "rsa-1")
+        let idp = StubIdP(jwks: [try jwksJSON([key])])
+        for exp in [Double(at(367 * 86_400)), 1e19, 1e300] {
+            let error = await keylessError { try await makeVerifier(idp).verify(try await mint(claims { $0.expOverride = exp }, with: key), nonce: nil) }
+            #expect(error?.code == .tokenInvalid)
+            #expect(error?.reason.contains("more than a year") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test("a token whose nbf is beyond the leeway in the future is rejected, within it accepted")
     func checksNotBefore() async throws {
         let key = try RSATestKey(kid: "rsa-1")

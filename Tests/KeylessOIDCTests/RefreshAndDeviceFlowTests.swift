@@ -185,6 +185,22 @@ struct DeviceFlowTests {
         #expect(polls[1] - polls[0] >= .seconds(5))
     }
 
+    @Test("a provider's non-finite interval and expires_in (\"nan\", \"1e999\", \"-inf\") fall back to RFC 8628's defaults (5 s, 600 s) instead of trapping; takes about 5 s")
+    func nonFiniteNumbers() async throws {
+        let key = try RSATestKey(kid: "rsa-1")
+        let token = try await mint(claims(), with: key)
+        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in
+            jsonResponse(["id_token": token, "expires_in": "nan"])
+        }, deviceEndpoint: { _, _ in
+            jsonResponse(["device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": testIssuer + "/activate",
+                          "interval": "nan", "expires_in": "1e999"])
+        })
+        let tokens = try await makeClient(idp).loginWithDevice(presenter: SilentPresenter())
+        #expect(tokens.idToken == token)
+        #expect(tokens.accessTokenExpiresAt == nil, "a non-finite expires_in is no expiry at all")
+        #expect(await idp.tokenCalls == 1)
+    }
+
     @Test("a denied or expired device code ends the login with loginFailed", arguments: ["access_denied", "expired_token"])
     func deniedOrExpired(error code: String) async throws {
         let idp = StubIdP(tokenEndpoint: { _, _ in jsonResponse(400, ["error": code]) }, deviceEndpoint: Self.deviceAnswer())

@@ -318,6 +318,24 @@ struct EncryptedFileStoreTests {
         #expect(throws: KeylessError(.cacheCorrupt, "")) { try fixture.encrypted(passphrase: nil).header(name) }
     }
 
+    @Test("a header whose version is no integer (1e300, 1.5, -1e19) is cacheCorrupt, not a crash, for read, header and headers")
+    func headerVersionOutOfRange() throws {
+        let fixture = try StoreFixture()
+        defer { fixture.remove() }
+        let name = sampleEntry().header.name
+        try fixture.encrypted().write(sampleEntry())
+        let (header, body) = try fixture.parts(name)
+        let text = String(decoding: header, as: UTF8.self)
+        let version = try #require(text.range(of: #""v":[0-9]+"#, options: .regularExpression), "\(text)")
+        for bad in ["1e300", "1.5", "-1e19"] {
+            let edited = text.replacingCharacters(in: version, with: "\"v\":\(bad)")
+            try fixture.overwrite(name, with: Array(edited.utf8) + [UInt8(ascii: "\n")] + body)
+            #expect(throws: KeylessError(.cacheCorrupt, "")) { try fixture.encrypted().read(name) }
+            #expect(throws: KeylessError(.cacheCorrupt, "")) { try fixture.encrypted(passphrase: nil).header(name) }
+            #expect(EntryHeader.parse(Array(edited.utf8)) == nil)
+        }
+    }
+
     @Test("an entry file others can read is refused with cacheInsecure by read and header")
     func looseEntryPermissions() throws {
         let fixture = try StoreFixture()

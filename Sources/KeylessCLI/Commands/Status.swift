@@ -32,8 +32,9 @@ extension Keyless {
         }
 
         static func describe(_ seconds: TimeInterval) -> String {
-            if seconds <= 0 { return "expired \(Int(-seconds) / 60) min ago" }
-            return "valid for \(Int(seconds) / 60) min"
+            // Bounded before Int(_:), which traps on what no Int holds.
+            let minutes = Int(min(abs(seconds), 1e12) / 60)
+            return seconds <= 0 ? "expired \(minutes) min ago" : "valid for \(minutes) min"
         }
     }
 }
