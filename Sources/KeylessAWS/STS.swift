@@ -211,12 +211,10 @@ public struct STSClient: Sendable {
         return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
     }
 
+    /// An AWS date (STS, IMDS, container endpoints): RFC 3339 through the one bounded parser (ICU's
+    /// ISO8601DateFormatter traps on about 50 fractional digits and misreads about 30).
     static func parseDate(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
+        FlatJSON.parseRFC3339(text).map(Date.init(timeIntervalSince1970:))
     }
 
     static func mapError(status: Int, fields: [String: String], request: WebIdentityRequest) -> KeylessError {

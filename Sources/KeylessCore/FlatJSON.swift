@@ -33,10 +33,12 @@ public enum FlatJSON {
         return result
     }
 
-    /// Seconds since 1970 for an RFC 3339 UTC time such as `2026-11-21T06:00:00Z` (fractions allowed, `Z` only).
+    /// Seconds since 1970 for an RFC 3339 time such as `2026-11-21T06:00:00Z` or `2026-11-21T07:00:00.25+01:00`: at most
+    /// nine fractional digits and every field in range, so what a peer sends (STS, IMDS, a container endpoint, a file)
+    /// can neither trap nor stand for another date. The one date parser for AWS answers and store headers.
     public static func parseRFC3339(_ text: String) -> Double? {
         let utf8 = Array(text.utf8)
-        guard utf8.count >= 20, utf8.last == UInt8(ascii: "Z") else { return nil }
+        guard (20...35).contains(utf8.count) else { return nil }
         func number(_ range: Range<Int>) -> Int32? {
             var value: Int32 = 0
             for index in range {
@@ -46,21 +48,33 @@ public enum FlatJSON {
             }
             return value
         }
-        guard utf8[4] == UInt8(ascii: "-"), utf8[7] == UInt8(ascii: "-"), utf8[10] == UInt8(ascii: "T"),
+        guard utf8[4] == UInt8(ascii: "-"), utf8[7] == UInt8(ascii: "-"), utf8[10] == UInt8(ascii: "T") || utf8[10] == UInt8(ascii: "t"),
               utf8[13] == UInt8(ascii: ":"), utf8[16] == UInt8(ascii: ":"),
               let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+              (1...12).contains(month), (1...31).contains(day), hour <= 23, minute <= 59, second <= 60 else { return nil }
+        // The zone: "Z", or "+HH:MM" / "-HH:MM" at the end.
+        var end = utf8.count
+        var offset: Int32 = 0
+        if utf8[end - 1] == UInt8(ascii: "Z") || utf8[end - 1] == UInt8(ascii: "z") {
+            end -= 1
+        } else {
+            guard end >= 25, utf8[end - 3] == UInt8(ascii: ":"), utf8[end - 6] == UInt8(ascii: "+") || utf8[end - 6] == UInt8(ascii: "-"),
+                  let hours = number((end - 5)..<(end - 3)), let minutes = number((end - 2)..<end), hours <= 23, minutes <= 59 else { return nil }
+            offset = (hours * 60 + minutes) * 60 * (utf8[end - 6] == UInt8(ascii: "-") ? -1 : 1)
+            end -= 6
+        }
         var fraction = 0.0
-        if utf8.count > 20 {
-            guard utf8[19] == UInt8(ascii: "."), utf8.count > 21 else { return nil }
+        if end > 19 {
+            guard utf8[19] == UInt8(ascii: "."), (21...29).contains(end) else { return nil }
             var scale = 0.1
-            for index in 20..<(utf8.count - 1) {
+            for index in 20..<end {
                 let digit = utf8[index]
                 guard digit >= 48 && digit <= 57 else { return nil }
                 fraction += Double(digit - 48) * scale
                 scale /= 10
             }
-        } else if utf8.count != 20 {
+        } else if end != 19 {
             return nil
         }
         var parts = tm()
@@ -72,7 +86,7 @@ public enum FlatJSON {
         parts.tm_sec = second
         let seconds = timegm(&parts)
         guard seconds != -1 else { return nil }
-        return Double(seconds) + fraction
+        return Double(seconds) - Double(offset) + fraction
     }
 
     struct Parser {

@@ -262,6 +262,24 @@ struct STSClientTests {
         #expect(abs(credentials.expiration.timeIntervalSince1970 - seconds) < 0.001)
     }
 
+    @Test("an Expiration with absurd fractional seconds (30 or 50 digits) or an impossible date is an stsError, not a crash or a wrong date",
+          arguments: ["2026-01-01T01:00:00." + String(repeating: "9", count: 30) + "Z", "2026-01-01T01:00:00." + String(repeating: "1", count: 50) + "Z",
+                      "2026-13-01T01:00:00Z", "2026-01-01T25:00:00Z", "2026-01-01T01:00:00.Z", String(repeating: "2", count: 5000)])
+    func refusesAbsurdExpiration(text: String) async throws {
+        let stub = StubSTS(xml: stsSuccessXML(expiration: text))
+        let error = await keylessError {
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+        }
+        #expect(error?.code == .stsError)
+    }
+
+    @Test("an Expiration with a numeric offset is the same instant in UTC")
+    func expirationWithOffset() async throws {
+        let stub = StubSTS(xml: stsSuccessXML(expiration: "2026-01-01T03:00:00+02:00"))
+        let credentials = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+        #expect(credentials.expiration.timeIntervalSince1970 == 1_767_229_200)
+    }
+
     @Test("a success answer missing a credential field is an stsError")
     func incompleteSuccess() async throws {
         let xml = stsSuccessXML().replacingOccurrences(of: "<SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE</SessionToken>", with: "")
