@@ -153,7 +153,7 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
         ]),
         .testTarget(name: "KeylessIdPServerTests", dependencies: [
-            "KeylessIdPServer", "KeylessIdP", "KeylessStorage", "KeylessCore",
+            "KeylessIdPServer", "KeylessIdP", "KeylessStorage", "KeylessCore", "KeylessTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -15,10 +15,13 @@ public struct IdPServerConfiguration: Sendable {
     public var port: Int
     /// Whether cookies get `Secure` (the issuer is https).
     public var secureCookies: Bool
+    /// Seconds a connection may stay silent (between requests, or before its request head is complete) before it is
+    /// closed, so idle and half-sent connections cannot hold the server's descriptors.
+    public var idleTimeout: TimeInterval
 
     /// A configuration.
-    public init(host: String, port: Int, secureCookies: Bool) {
-        self.host = host; self.port = port; self.secureCookies = secureCookies
+    public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30) {
+        self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout
     }
 }
 
@@ -34,6 +37,7 @@ public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerCon
     router.add(middleware: SecurityHeadersMiddleware())
     IdPRoutes(engine: engine, metrics: metrics, secureCookies: configuration.secureCookies, logger: logger).add(to: router)
     return Application(router: router,
+                       server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
                        services: [Housekeeping(engine: engine, logger: logger)],
                        onServerRunning: { channel in await onRunning(channel.localAddress) },

@@ -55,6 +55,7 @@ public func buildServerApplication(service: AccessService, metrics: ServerMetric
     web?.add(to: router)
     let configuration = service.configuration
     return Application(router: router,
+                       server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
                        services: [PolicyReloader(service: service, logger: logger)],
                        onServerRunning: { channel in await onRunning(channel.localAddress) },

@@ -59,10 +59,12 @@ public struct ServerConfiguration: Sendable {
     public var jwksRefetchInterval: TimeInterval
     /// Seconds between checks of the policy file.
     public var policyReloadInterval: TimeInterval
+    /// Seconds a connection may stay silent (between requests, or before its request head is complete) before it is closed.
+    public var idleTimeout: TimeInterval = 30
 
     /// Every key server.yaml may have, for typo messages.
     static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
-                                       "jwks_refetch_interval", "policy_reload_interval"]
+                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout"]
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
     public static func load(path: String) throws -> ServerConfiguration {
@@ -160,12 +162,16 @@ public struct ServerConfiguration: Sendable {
         let reloadInterval = try seconds(top["policy_reload_interval"], file: file, what: "policy_reload_interval") ?? 1
         // Zero would make the reloader stat the policy file in a loop that never sleeps.
         guard reloadInterval > 0 else { throw bad(file, top["policy_reload_interval"], "policy_reload_interval must be more than 0, e.g. 1s") }
-        return ServerConfiguration(
+        let idleTimeout = try seconds(top["idle_timeout"], file: file, what: "idle_timeout") ?? 30
+        guard idleTimeout > 0 && idleTimeout <= 3600 else { throw bad(file, top["idle_timeout"], "idle_timeout must be more than 0 and at most 1h, e.g. 30s") }
+        var configuration = ServerConfiguration(
             host: host, port: port, publicURL: publicURL, policyPath: resolve(policy), auditLogPath: resolve(audit), issuers: issuers, web: web,
             region: region, stsEndpoint: stsEndpoint, awsProfile: awsProfile, federationEndpoint: federation, consoleDestination: destination,
             consoleIssuerName: issuerName, consoleDestinationHosts: destinationHosts,
             jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
             policyReloadInterval: reloadInterval)
+        configuration.idleTimeout = idleTimeout
+        return configuration
     }
 
     // MARK: YAML helpers with line numbers

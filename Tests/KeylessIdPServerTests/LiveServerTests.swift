@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import KeylessIdP
 import KeylessIdPServer
+import KeylessTestSupport
 import NIOCore
 import ServiceLifecycle
 import Testing
@@ -19,6 +20,18 @@ final class AddressBox: @unchecked Sendable {
 
 @Suite("IdP server: over a real socket")
 struct LiveServerTests {
+    @Test("a silent connection and a half-sent request head are closed after the idle timeout")
+    func idleAndHalfSentConnectionsClose() async throws {
+        let fixture = try await IdPServerFixture.make(idleTimeout: 1)
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            // (The test client's own idle connection is closed too, so it sends nothing here.)
+            #expect(try RawConnection.serverCloses(port: port, within: 15), "a connection that sends nothing is closed")
+            #expect(try RawConnection.serverCloses(port: port, after: Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8), within: 15),
+                    "a request head that never ends is closed")
+        }
+    }
+
     @Test("the server binds a loopback port, reports it through onRunning and serves discovery over TCP")
     func discoveryOverSocket() async throws {
         let fixture = try await IdPServerFixture.make()

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import KeylessCore
 import KeylessPolicy
 @testable import KeylessServer
+import KeylessTestSupport
 import Testing
 import Yams
 
@@ -13,6 +14,23 @@ import Yams
 struct OperationsTests {
     static let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"], amr: ["pwd", "otp"])
     static let carol = TestUser("carol", email: "carol@example.com", groups: ["developers"])
+
+    @Test("idle_timeout: a silent connection and a half-sent request head are closed; a zero or absurd value is refused at startup")
+    func idleConnectionsClose() async throws {
+        let fixture = try ServerFixture.make(idleTimeout: "1s")
+        defer { fixture.remove() }
+        #expect(fixture.configuration.idleTimeout == 1)
+        try await fixture.application().test(.live) { client in
+            let port = try #require(client.port)
+            // (The test client's own idle connection is closed too, so it sends nothing here.)
+            #expect(try RawConnection.serverCloses(port: port, within: 15), "a connection that sends nothing is closed")
+            #expect(try RawConnection.serverCloses(port: port, after: Array("POST /api/v1/credentials HTTP/1.1\r\nHost: x\r\n".utf8), within: 15),
+                    "a request head that never ends is closed")
+        }
+        for bad in ["0s", "2h"] {
+            #expect(throws: KeylessError.self) { try ServerFixture.make(idleTimeout: bad) }
+        }
+    }
 
     @Test("/healthz answers 200 without a token")
     func health() async throws {

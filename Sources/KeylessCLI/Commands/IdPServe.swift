@@ -39,8 +39,13 @@ extension Keyless.IdP {
         @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error.")
         var logLevel = "info"
 
+        @Option(name: .customLong("idle-timeout"),
+                help: "Seconds a connection may stay silent (between requests, or before its request head is complete) before it is closed.")
+        var idleTimeout: Double = 30
+
         func validate() throws {
             guard ListenAddress.parse(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
+            guard idleTimeout.isFinite, (0.1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be between 0.1 and 3600 seconds") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
         }
 
@@ -57,7 +62,8 @@ extension Keyless.IdP {
                 let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)
                 let issuer = runtime.issuer
                 let listenLogger = logger
-                let app = buildIdPApplication(engine: engine, configuration: IdPServerConfiguration(host: host, port: port, secureCookies: issuer.hasPrefix("https://")),
+                let app = buildIdPApplication(engine: engine, configuration: IdPServerConfiguration(host: host, port: port, secureCookies: issuer.hasPrefix("https://"),
+                                                                                                        idleTimeout: idleTimeout),
                                               logger: logger) { address in
                     listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen),
                                                           "issuer": .string(issuer)])
