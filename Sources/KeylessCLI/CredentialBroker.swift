@@ -177,7 +177,7 @@ public struct CredentialBroker: Sendable {
         let lock = try takeLock()
         defer { lock.unlock() }
         // An explicit login starts afresh (Google then asks consent again and issues a new refresh token); only the
-        // `--auth-param` values of the last login carry over.
+        // `--scopes` and `--auth-param` values of the last login carry over.
         var previous = try storedTokens()
         previous?.refreshToken = nil
         let tokens = try await interactiveLogin(requested: true, previous: previous)
@@ -270,7 +270,7 @@ public struct CredentialBroker: Sendable {
     /// terminal, and the login waits (ssh host keyless login --no-browser, scripts, notebooks). A login that a tool's
     /// `credential_process` call would start instead fails at once without a terminal or browser: the AWS CLI captures
     /// that stderr, so nobody would see the URL.
-    /// `previous`: the tokens kept from the last login (its refresh token and `--auth-param` values carry over).
+    /// `previous`: the tokens kept from the last login (its refresh token, `--scopes` and `--auth-param` values carry over).
     func interactiveLogin(requested: Bool, previous: TokenSet?) async throws -> TokenSet {
         if let workload = login.workload {
             throw KeylessError(.usage, "keyless never logs a person in for a workload (--\(workload.kind)).",
