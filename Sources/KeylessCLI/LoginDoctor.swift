@@ -69,21 +69,21 @@ public struct LoginDoctor: Sendable {
             findings.append(DoctorFinding("discovery", .failed, "\(error)", fix: "Check --issuer-url."))
             return findings
         }
-        findings.append(await clockFinding())
-        findings.append(await keysFinding(metadata))
+        // One JWKS fetch serves two checks: its keys, and its Date header for the clock.
+        let jwks = try? await context.http.send(method: "GET", url: metadata.jwksURI, headers: ["accept": "application/json"], body: nil)
+        findings.append(clockFinding(jwks))
+        findings.append(keysFinding(jwks, metadata: metadata))
         findings.append(algorithmsFinding(metadata))
-        findings.append(scopesFinding(metadata))
+        findings.append(scopesFinding((try? await client.scopes()) ?? []))
         findings += grantFindings(metadata)
         findings.append(await clientFinding(client))
         findings += endpointFindings(metadata)
         return findings
     }
 
-    /// The provider's clock against ours, from the `Date` header of its discovery document.
-    func clockFinding() async -> DoctorFinding {
-        let url = login.oidc.issuer + "/.well-known/openid-configuration"
-        guard let response = try? await context.http.send(method: "GET", url: url, headers: ["accept": "application/json"], body: nil),
-              let header = response.headers["date"], let providerTime = Self.httpDate(header) else {
+    /// The provider's clock against ours, from the `Date` header of one of its answers.
+    func clockFinding(_ response: HTTPResponseData?) -> DoctorFinding {
+        guard let header = response?.headers["date"], let providerTime = Self.httpDate(header) else {
             return DoctorFinding("clock", .skipped, "the provider sent no Date header to compare with")
         }
         let skew = context.clock.now().timeIntervalSince(providerTime)
@@ -98,8 +98,8 @@ public struct LoginDoctor: Sendable {
         return DoctorFinding("clock", .ok, "within \(Int(abs(skew).rounded())) s of the provider's")
     }
 
-    func keysFinding(_ metadata: ProviderMetadata) async -> DoctorFinding {
-        guard let response = try? await context.http.send(method: "GET", url: metadata.jwksURI, headers: ["accept": "application/json"], body: nil) else {
+    func keysFinding(_ response: HTTPResponseData?, metadata: ProviderMetadata) -> DoctorFinding {
+        guard let response else {
             return DoctorFinding("jwks", .failed, "cannot reach \(metadata.jwksURI)", fix: "Check the network; the provider publishes its signing keys there.")
         }
         guard response.status == 200, let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
@@ -132,8 +132,8 @@ public struct LoginDoctor: Sendable {
         return DoctorFinding("algorithms", .ok, "ID tokens signed with \(usable.joined(separator: ", "))\(note)")
     }
 
-    func scopesFinding(_ metadata: ProviderMetadata) -> DoctorFinding {
-        let scopes = login.oidc.profile.scopes(explicit: login.oidc.scopes, metadata: metadata)
+    /// `scopes`: what the client will ask for (`OIDCClient.scopes()`, the one place that decides it).
+    func scopesFinding(_ scopes: [String]) -> DoctorFinding {
         let requested = scopes.joined(separator: " ")
         if login.oidc.dialect == .google {
             return DoctorFinding("scopes", .ok, "keyless will ask for \(requested), with access_type=offline for a refresh token")

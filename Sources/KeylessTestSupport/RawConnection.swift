@@ -5,27 +5,14 @@ import Glibc
 import Darwin
 #endif
 
-/// A plain TCP connection to a test server, for what no HTTP client does: stay silent, or send half a request.
+/// A plain TCP connection to a test server, for what no HTTP client does: stay silent, send half a request, or send
+/// headers an HTTP client would fix (a rebound Host, two Hosts).
 public enum RawConnection {
     /// Connects to 127.0.0.1:`port`, sends `bytes` (maybe nothing, maybe half a request head), then waits up to
     /// `within` seconds for the server to close the connection. Returns whether it did (read gave end of file or a reset).
     public static func serverCloses(port: Int, after bytes: [UInt8] = [], within: TimeInterval) throws -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
+        let fd = try connected(port: port, sending: bytes)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestSupportError("cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))") }
-        if !bytes.isEmpty {
-            guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == bytes.count else {
-                throw TestSupportError("cannot send to 127.0.0.1:\(port)")
-            }
-        }
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let deadline = Date().addingTimeInterval(within)
@@ -40,5 +27,45 @@ public enum RawConnection {
             // The server answered something (an error page for a half request) and may close after it: keep reading.
         }
         return false
+    }
+
+    /// Sends `request` (raw HTTP/1.1 text, which should say `Connection: close`) and returns the status code and body.
+    public static func exchange(_ request: String, port: Int) throws -> (status: Int, body: String) {
+        let fd = try connected(port: port, sending: Array(request.utf8))
+        defer { close(fd) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            answer += buffer[0..<count]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+        return (status, body)
+    }
+
+    /// A socket connected to 127.0.0.1:`port` that has sent `bytes`; the caller closes it.
+    static func connected(port: Int, sending bytes: [UInt8]) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestSupportError("cannot connect to 127.0.0.1:\(port): \(reason)")
+        }
+        if !bytes.isEmpty, bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) != bytes.count {
+            close(fd)
+            throw TestSupportError("cannot send to 127.0.0.1:\(port)")
+        }
+        return fd
     }
 }
