@@ -50,7 +50,7 @@ public final class EmbeddedIdP: Sendable {
     /// `keyless-cli idp hash-password` of `secret`: the value for a `password_hash` or `secret_hash` in idp.yaml.
     public static func hashSecret(_ secret: String) throws -> String {
         let result = try PartnerProcess.run("/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
-                                            timeout: 30)
+                                            timeout: 90)
         guard result.status == 0 else { throw TestSupportError("keyless-cli idp hash-password failed: \(result.output)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }

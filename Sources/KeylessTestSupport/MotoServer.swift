@@ -18,7 +18,7 @@ public final class MotoServer: Sendable {
         self.process = process
     }
 
-    /// Starts moto on a free port and waits (up to 30 s) until `GET /moto-api/` answers.
+    /// Starts moto on a free port and waits (up to 90 s: a loaded 2-core machine stretches its first answer) until `GET /moto-api/` answers.
     public static func start() async throws -> MotoServer {
         let python = Tooling.python()
         var lastFailure = ""
@@ -29,7 +29,7 @@ public final class MotoServer: Sendable {
                 environment: ["PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                               "AWS_DEFAULT_REGION": "us-east-1"])
             let server = MotoServer(port: port, process: process)
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(90)
             while Date() < deadline && process.isRunning {
                 if let answer = try? await PartnerHTTP.send("GET", "\(server.endpoint)/moto-api/", timeout: 2),
                    answer.status == 200 {
@@ -38,7 +38,7 @@ public final class MotoServer: Sendable {
                 try await Task.sleep(for: .milliseconds(100))
             }
             lastFailure = process.isRunning
-                ? "moto did not answer on \(server.endpoint) within 30 s"
+                ? "moto did not answer on \(server.endpoint) within 90 s"
                 : "moto exited with status \(process.exitStatus ?? -1)"
             lastFailure += "; log \(process.logPath):\n\(process.logTail())"
             server.stop()

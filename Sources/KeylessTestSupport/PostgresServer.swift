@@ -34,7 +34,7 @@ public final class PostgresServer: Sendable {
         self.binDirectory = binDirectory
     }
 
-    /// Creates a cluster and starts postgres on a free port, waiting (up to 30 s) until it accepts connections; with
+    /// Creates a cluster and starts postgres on a free port, waiting (up to 90 s) until it accepts connections; with
     /// `tls`, the server also offers TLS with a certificate for IP 127.0.0.1 signed by a throwaway CA (needs openssl).
     public static func start(tls: Bool = false) async throws -> PostgresServer {
         let binDirectory = findBinDirectory()
@@ -90,7 +90,7 @@ public final class PostgresServer: Sendable {
                 arguments: (account.map { Array($0.prefix.dropFirst()) + [postgres] } ?? []) + arguments,
                 environment: ["LC_ALL": "C"], currentDirectory: directory,
                 logPath: (directory as NSString).appendingPathComponent("postgres-\(port).log"))
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(90)
             do {
                 while Date() < deadline && process.isRunning {
                     let probe = try PartnerProcess.run(isReady, ["-q", "-h", "127.0.0.1", "-p", String(port), "-U", "keyless",
@@ -107,7 +107,7 @@ public final class PostgresServer: Sendable {
                 throw error
             }
             lastFailure = process.isRunning
-                ? "postgres did not accept connections on 127.0.0.1:\(port) within 30 s"
+                ? "postgres did not accept connections on 127.0.0.1:\(port) within 90 s"
                 : "postgres exited with status \(process.exitStatus ?? -1)"
             lastFailure += "; log \(process.logPath):\n\(process.logTail())"
             shutDown(process)
