@@ -25,6 +25,15 @@ public struct OAuthError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(code): \(detail)" }
 
     static func invalidClient(_ detail: String) -> OAuthError { OAuthError("invalid_client", detail, status: 401) }
+
+    /// Too many failures from this address: 429 with Retry-After.
+    static func throttled(_ wait: Int, _ what: String) -> OAuthError {
+        OAuthError("temporarily_unavailable", "too many \(what) from this address; retry after \(wait) seconds.", status: 429, retryAfter: wait)
+    }
+
+    /// Every slot for expensive checks is taken: 503 with Retry-After.
+    static let busy = OAuthError("temporarily_unavailable", "the provider is busy checking other requests; retry in a second.",
+                                 status: 503, retryAfter: 1)
 }
 
 /// The credentials a request to the token, device or revocation endpoint presented.
@@ -60,28 +69,44 @@ public enum FormDecoding {
 ///
 /// Secrets are stored as scrypt hashes, which take ~0.1 s to check. After one successful check the secret's HMAC
 /// under a per-process random key is remembered, so later requests cost one HMAC (compared in constant time) and the
-/// process never holds the secret itself.
+/// process never holds the secret itself. Anything else is guarded, so that made-up credentials cannot wear the
+/// provider down: failures are counted per source address in the shared store (`ThrottleLimits.guessesPerAddress`,
+/// then 429), and scrypt checks run in a pool of their own (`pool`; 503 when it and its queue are full), apart from
+/// the logins' pool. A client assertion's `jti` is spent in the shared store, so no replica accepts it twice.
 public final class ClientAuthenticator: Sendable {
     let config: IdPConfiguration
     let audiences: Set<String>
     let clock: WallClock
+    let throttle: Throttle
+    /// Where secrets are checked: by default half the cores, with as many waiting.
+    public let pool: WorkPool
     private let cacheKey = SymmetricKey(size: .bits256)
     private let clientKeys: [String: ClientKeys]
-    // Mutexes rather than an actor: every token request passes here, and a lock held for a dictionary lookup is
+    // A mutex rather than an actor: every token request passes here, and a lock held for a dictionary lookup is
     // cheaper than hopping to an actor and back.
     private let verifiedSecrets = Mutex<[String: [UInt8]]>([:])
-    private let seenAssertions = Mutex<[String: Date]>([:])
 
     /// An authenticator; `audiences` are the values a client assertion's `aud` may hold (issuer, token endpoint).
-    public init(config: IdPConfiguration, audiences: Set<String>, clock: WallClock) throws {
-        self.config = config; self.audiences = audiences; self.clock = clock
+    public init(config: IdPConfiguration, audiences: Set<String>, clock: WallClock, throttle: Throttle,
+                pool: WorkPool = WorkPool(limit: ProcessInfo.processInfo.activeProcessorCount / 2,
+                                          queue: ProcessInfo.processInfo.activeProcessorCount)) throws {
+        self.config = config; self.audiences = audiences; self.clock = clock; self.throttle = throttle; self.pool = pool
         var keys: [String: ClientKeys] = [:]
         for client in config.clients { if let jwks = client.jwks { keys[client.id] = try ClientKeys(jwks: jwks) } }
         clientKeys = keys
     }
 
-    /// The authenticated (or, for public clients, identified) client.
-    public func authenticate(_ credentials: ClientCredentials) async throws -> IdPConfiguration.Client {
+    /// The authenticated (or, for public clients, identified) client; `address` is the request's source, for throttling.
+    public func authenticate(_ credentials: ClientCredentials, address: String) async throws -> IdPConfiguration.Client {
+        do {
+            return try await identify(credentials, address: address)
+        } catch let error as OAuthError where error.code == "invalid_client" {
+            try await throttle.recordFailure(.clientAuthentication, address: address, now: clock.now())
+            throw error
+        }
+    }
+
+    private func identify(_ credentials: ClientCredentials, address: String) async throws -> IdPConfiguration.Client {
         let credentials = withoutEmptyPublicSecret(credentials)
         let form = credentials.form
         let assertionType = form["client_assertion_type"]
@@ -90,17 +115,18 @@ public final class ClientAuthenticator: Sendable {
 
         if let basic = credentials.basic {
             if let id = form["client_id"], id != basic.id { throw OAuthError("invalid_request", "client_id differs from the Basic credentials.") }
-            return try await checkSecret(id: basic.id, secret: basic.secret)
+            return try await checkSecret(id: basic.id, secret: basic.secret, address: address)
         }
         if let secret = form["client_secret"] {
             guard let id = form["client_id"] else { throw OAuthError("invalid_request", "client_secret without client_id.") }
-            return try await checkSecret(id: id, secret: secret)
+            return try await checkSecret(id: id, secret: secret, address: address)
         }
         if let assertionType {
             guard assertionType == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", let assertion = form["client_assertion"] else {
                 throw OAuthError("invalid_request", "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer with a client_assertion.")
             }
-            return try checkAssertion(assertion, claimedID: form["client_id"])
+            try await refuseThrottled(address)
+            return try await checkAssertion(assertion, claimedID: form["client_id"])
         }
         guard let id = form["client_id"], let client = config.client(id) else { throw OAuthError.invalidClient("unknown client or no client authentication.") }
         guard client.isPublic else { throw OAuthError.invalidClient("client \(id) is confidential and must authenticate.") }
@@ -125,19 +151,28 @@ public final class ClientAuthenticator: Sendable {
         return credentials
     }
 
-    private func checkSecret(id: String, secret: String) async throws -> IdPConfiguration.Client {
-        guard let client = config.client(id), let stored = client.secretHash.flatMap(PasswordHash.init) else {
-            _ = await Self.dummyHash.verifyOffloaded(secret)  // the same cost whether or not the client exists
-            throw OAuthError.invalidClient("client authentication failed.")
-        }
+    private func checkSecret(id: String, secret: String, address: String) async throws -> IdPConfiguration.Client {
+        let client = config.client(id)
+        let stored = client?.secretHash.flatMap(PasswordHash.init)
         let mac = Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: cacheKey))
-        if let known = verifiedSecrets.withLock({ $0[id] }), constantTimeEqual(known, mac) { return client }
-        guard await stored.verifyOffloaded(secret) else { throw OAuthError.invalidClient("client authentication failed.") }
+        if let client, stored != nil, let known = verifiedSecrets.withLock({ $0[id] }), constantTimeEqual(known, mac) { return client }
+        try await refuseThrottled(address)
+        // The same cost whether or not the client exists.
+        let hash = stored ?? Self.dummyHash
+        let valid: Bool
+        do { valid = try await pool.run { await hash.verifyOffloaded(secret) } } catch is WorkPoolFull { throw OAuthError.busy }
+        guard valid, let client, stored != nil else { throw OAuthError.invalidClient("client authentication failed.") }
         verifiedSecrets.withLock { $0[id] = mac }
         return client
     }
 
-    private func checkAssertion(_ assertion: String, claimedID: String?) throws -> IdPConfiguration.Client {
+    private func refuseThrottled(_ address: String) async throws {
+        if let wait = try await throttle.retryAfter(.clientAuthentication, address: address, now: clock.now()) {
+            throw OAuthError.throttled(wait, "failed client authentications")
+        }
+    }
+
+    private func checkAssertion(_ assertion: String, claimedID: String?) async throws -> IdPConfiguration.Client {
         struct Claims: Decodable {
             var iss: String?; var sub: String?; var aud: AudienceList?; var exp: Double?; var jti: String?; var nbf: Double?
         }
@@ -161,14 +196,11 @@ public final class ClientAuthenticator: Sendable {
         }
         if let nbf = claims.nbf, nbf > now + 30 { throw OAuthError.invalidClient("client_assertion is not valid yet.") }
         guard let jti = claims.jti, !jti.isEmpty else { throw OAuthError.invalidClient("client_assertion needs a jti.") }
-        let replayKey = id + "\u{0}" + jti
-        let fresh = seenAssertions.withLock { seen -> Bool in
-            if seen.count > 1000 { seen = seen.filter { $0.value.timeIntervalSince1970 > now - 30 } }
-            guard seen[replayKey] == nil else { return false }
-            seen[replayKey] = Date(timeIntervalSince1970: exp)
-            return true
+        // Remembered until the assertion has expired (with the 30 s of leeway above), in the store every replica shares.
+        let replayKey = Throttle.key("jti", id + "\u{0}" + jti)
+        guard try await throttle.store.spendOnce(key: replayKey, expiresAt: Date(timeIntervalSince1970: exp + 30), now: clock.now()) else {
+            throw OAuthError.invalidClient("client_assertion was already used (jti replay).")
         }
-        guard fresh else { throw OAuthError.invalidClient("client_assertion was already used (jti replay).") }
         return client
     }
 

@@ -48,6 +48,9 @@ public enum LoginFailure: Error, Sendable, Equatable {
     case otpRequired
     /// Too many failures; try again after this many seconds.
     case throttled(retryAfter: Int)
+    /// The provider cannot check the attempt now (every password-check slot is taken, or the store is down): try again
+    /// after this many seconds. Nothing was checked.
+    case unavailable(retryAfter: Int)
 }
 
 /// The token endpoint's successful answer.
@@ -101,11 +104,12 @@ public final class OAuthEngine: Sendable {
     public let keys: KeyRing
     /// The clock.
     public let clock: WallClock
-    /// Login throttling.
-    public let throttle: LoginThrottle
+    /// Login, device-code and client-authentication throttling, in the store.
+    public let throttle: Throttle
     /// Client authentication.
     public let clients: ClientAuthenticator
-    private let otpReplay = OTPReplayGuard()
+    /// Where password checks run: by default as many at once as there are cores, with four times as many waiting.
+    public let loginPool: WorkPool
 
     /// Scopes every client may ask for.
     public static let standardScopes: Set<String> = ["openid", "profile", "email", "groups", "offline_access"]
@@ -114,11 +118,21 @@ public final class OAuthEngine: Sendable {
 
     /// An engine for `issuer`.
     public init(config: IdPConfiguration, issuer: String, store: any IdPStore, keys: KeyRing, clock: WallClock,
-                throttle: LoginThrottle = LoginThrottle()) throws {
+                limits: ThrottleLimits = ThrottleLimits(),
+                loginPool: WorkPool = WorkPool(limit: ProcessInfo.processInfo.activeProcessorCount,
+                                               queue: 4 * ProcessInfo.processInfo.activeProcessorCount),
+                clientPool: WorkPool? = nil) throws {
         var trimmed = issuer
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
-        self.config = config; self.issuer = trimmed; self.store = store; self.keys = keys; self.clock = clock; self.throttle = throttle
-        self.clients = try ClientAuthenticator(config: config, audiences: [trimmed, trimmed + "/token"], clock: clock)
+        self.config = config; self.issuer = trimmed; self.store = store; self.keys = keys; self.clock = clock
+        self.throttle = Throttle(store: store, limits: limits)
+        self.loginPool = loginPool
+        let audiences: Set<String> = [trimmed, trimmed + "/token"]
+        self.clients = if let clientPool {
+            try ClientAuthenticator(config: config, audiences: audiences, clock: clock, throttle: throttle, pool: clientPool)
+        } else {
+            try ClientAuthenticator(config: config, audiences: audiences, clock: clock, throttle: throttle)
+        }
     }
 
     /// The longest lifetime of any token this configuration signs (how long a retired key stays published).
@@ -227,28 +241,49 @@ public final class OAuthEngine: Sendable {
 
     // MARK: Login
 
-    /// Checks a username, password and (when the user has one) a one-time code, with throttling per user and per
-    /// source address. Unknown users cost the same as wrong passwords.
+    /// Checks a username, password and (when the user has one) a one-time code, throttled as `ThrottleLimits` says.
+    /// Unknown users cost the same as wrong passwords. A one-time code is spent in the store: no replica accepts it, or
+    /// an earlier code of the same user, again.
     public func login(username: String, password: String, otp: String?, address: String) async -> Result<Authentication, LoginFailure> {
         let now = clock.now()
-        // The attempt counts before the password is checked, so parallel guesses cannot outrun the limit.
-        if let wait = await throttle.beginAttempt(user: username, address: address, now: now) { return .failure(.throttled(retryAfter: wait)) }
-        let user = config.user(username)
-        let hash = user.flatMap { PasswordHash($0.passwordHash) } ?? ClientAuthenticator.dummyHash  // same cost for unknown users
-        guard await hash.verifyOffloaded(password), let user else { return .failure(.invalid) }
-        var amr = ["pwd"]
-        if let secretText = user.totpSecret {
-            // A secret that does not decode fails closed: never a login with the password alone.
-            guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
-            guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
-            guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
-                  await otpReplay.use(user: username, counter: counter) else {
-                return .failure(.invalid)
+        do {
+            // The attempt counts before the password is checked, so parallel guesses cannot outrun the limit.
+            if let wait = try await throttle.beginLogin(user: username, address: address, now: now) { return .failure(.throttled(retryAfter: wait)) }
+            let user = config.user(username)
+            let hash = user.flatMap { PasswordHash($0.passwordHash) } ?? ClientAuthenticator.dummyHash  // same cost for unknown users
+            let valid: Bool
+            do { valid = try await loginPool.run { await hash.verifyOffloaded(password) } } catch is WorkPoolFull {
+                // Nothing was checked: the attempt is not a failure.
+                _ = try await store.addToCounters(throttle.loginKeys(user: username, address: address), delta: -1, window: throttle.limits.window, now: now)
+                return .failure(.unavailable(retryAfter: 1))
             }
-            amr = ["pwd", "otp", "mfa"]
+            guard valid, let user else { return .failure(.invalid) }
+            var amr = ["pwd"]
+            if let secretText = user.totpSecret {
+                // A secret that does not decode fails closed: never a login with the password alone.
+                guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
+                guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
+                guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
+                      try await spendOneTimeCode(user: user.username, counter: counter) else {
+                    return .failure(.invalid)
+                }
+                amr = ["pwd", "otp", "mfa"]
+            }
+            try await throttle.loginSucceeded(user: username, address: address, now: now)
+            return .success(Authentication(subject: user.subject ?? user.username, authTime: now, amr: amr))
+        } catch {
+            return .failure(.unavailable(retryAfter: 5))
         }
-        await throttle.recordSuccess(user: username, address: address, attemptAt: now)
-        return .success(Authentication(subject: user.subject ?? user.username, authTime: now, amr: amr))
+    }
+
+    /// Spends a one-time code's time step for a user, and the step before it, so that neither that code nor an earlier
+    /// one still inside the accepted window works again (RFC 6238 §5.2). Remembered until the step can no longer match.
+    func spendOneTimeCode(user: String, counter: UInt64) async throws -> Bool {
+        func key(_ step: UInt64) -> String { Throttle.key("otp", user.lowercased() + "\u{0}" + String(step)) }
+        let until = Date(timeIntervalSince1970: TimeInterval(counter + 2) * 30)
+        guard try await store.spendOnce(key: key(counter), expiresAt: until, now: clock.now()) else { return false }
+        if counter > 0 { _ = try await store.spendOnce(key: key(counter - 1), expiresAt: until, now: clock.now()) }
+        return true
     }
 
     /// Starts a browser session; returns the cookie value.
@@ -276,9 +311,9 @@ public final class OAuthEngine: Sendable {
     // MARK: Token endpoint
 
     /// The token endpoint: authenticates the client, then runs the grant.
-    public func token(form: [String: String], credentials: ClientCredentials) async throws -> TokenResponse {
+    public func token(form: [String: String], credentials: ClientCredentials, address: String) async throws -> TokenResponse {
         guard let grant = form["grant_type"] else { throw OAuthError("invalid_request", "grant_type is missing.") }
-        let client = try await clients.authenticate(credentials)
+        let client = try await clients.authenticate(credentials, address: address)
         switch grant {
         case "authorization_code": return try await codeGrant(form, client: client)
         case "refresh_token": return try await refreshGrant(form, client: client)
@@ -412,8 +447,8 @@ public final class OAuthEngine: Sendable {
     // MARK: Device authorization
 
     /// The device authorization endpoint (RFC 8628 §3.1).
-    public func authorizeDevice(form: [String: String], credentials: ClientCredentials) async throws -> DeviceAuthorization {
-        let client = try await clients.authenticate(credentials)
+    public func authorizeDevice(form: [String: String], credentials: ClientCredentials, address: String) async throws -> DeviceAuthorization {
+        let client = try await clients.authenticate(credentials, address: address)
         try require("device_code", client)
         let scope = form["scope"] ?? "openid"
         guard Set(scope.split(separator: " ").map(String.init)).isSubset(of: Self.standardScopes.union(client.scopes ?? [])) else {
@@ -478,8 +513,8 @@ public final class OAuthEngine: Sendable {
 
     /// RFC 7009: revokes a refresh token's whole family. Access tokens are self-contained JWTs and expire on their
     /// own; the answer is the same either way, as the RFC asks.
-    public func revoke(form: [String: String], credentials: ClientCredentials) async throws {
-        _ = try await clients.authenticate(credentials)
+    public func revoke(form: [String: String], credentials: ClientCredentials, address: String) async throws {
+        _ = try await clients.authenticate(credentials, address: address)
         guard let token = form["token"] else { throw OAuthError("invalid_request", "token is required.") }
         // Holding the refresh token is the proof needed to end its login; the store does not say which client it
         // was issued to, so any registered client that presents it may revoke it.
@@ -581,13 +616,3 @@ public struct AccessClaims: Codable, Sendable {
     }
 }
 
-/// Remembers the last one-time-code step each user spent, so a code cannot be used twice.
-actor OTPReplayGuard {
-    private var lastCounter: [String: UInt64] = [:]
-
-    func use(user: String, counter: UInt64) -> Bool {
-        if let last = lastCounter[user], counter <= last { return false }
-        lastCounter[user] = counter
-        return true
-    }
-}

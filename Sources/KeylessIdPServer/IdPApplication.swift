@@ -88,13 +88,13 @@ struct IdPRoutes {
         }
         router.get("/authorize") { request, context in try await authorizeGet(request, context) }
         router.post("/authorize") { request, context in try await authorizePost(request, context) }
-        router.post("/token") { request, _ in await token(request) }
-        router.post("/device_authorization") { request, _ in await deviceAuthorization(request) }
+        router.post("/token") { request, context in await token(request, peer: context.peer) }
+        router.post("/device_authorization") { request, context in await deviceAuthorization(request, peer: context.peer) }
         router.get("/device") { request, context in try await deviceGet(request, context) }
         router.post("/device") { request, context in try await devicePost(request, context) }
         router.get("/userinfo") { request, _ in await userinfo(request) }
         router.post("/userinfo") { request, _ in await userinfo(request) }
-        router.post("/revoke") { request, _ in await revoke(request) }
+        router.post("/revoke") { request, context in await revoke(request, peer: context.peer) }
         router.get("/healthz") { _, _ in
             do {
                 _ = try await engine.store.session(idHash: "healthz", now: engine.clock.now())
@@ -186,11 +186,13 @@ struct IdPRoutes {
         case .throttled(let wait): ("throttled", "Too many failed attempts. Try again in \(wait) seconds.", .tooManyRequests)
         case .otpRequired: ("otp_required", "Your account needs a one-time code: enter your password and the code from your authenticator.", .unauthorized)
         case .invalid: ("invalid", "Wrong username, password or one-time code.", .unauthorized)
+        case .unavailable(let wait): ("unavailable", "Sign-in is busy or cannot reach its database right now. Try again in \(wait) seconds.", .serviceUnavailable)
         }
         metrics.login(outcome: outcome)
         logger.notice("login failed", metadata: ["reason": .string(outcome), "peer": .string(peer)])
         var response = Responses.html(page(message), status: status)
         if case .throttled(let wait) = failure { response.headers[.retryAfter] = String(wait) }
+        if case .unavailable(let wait) = failure { response.headers[.retryAfter] = String(wait) }
         return response
     }
 
@@ -214,14 +216,14 @@ struct IdPRoutes {
         let userCode = form["user_code"] ?? ""
         let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
         // RFC 8628 §5.1: user codes are short, so guesses are throttled per source address.
-        if let wait = await engine.throttle.retryAfter(address: context.peer, now: engine.clock.now()) {
+        if let wait = try await engine.throttle.retryAfter(.deviceCode, address: context.peer, now: engine.clock.now()) {
             var response = Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: session?.subject,
                                                        message: "Too many wrong codes. Try again in \(wait) seconds."), status: .tooManyRequests)
             response.headers[.retryAfter] = String(wait)
             return response
         }
         guard try await engine.pendingDevice(userCode: userCode) != nil else {
-            await engine.throttle.recordFailure(address: context.peer, now: engine.clock.now())
+            try await engine.throttle.recordFailure(.deviceCode, address: context.peer, now: engine.clock.now())
             return Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: session?.subject,
                                                message: "That code is unknown, expired or already used. Check the code your device shows."), status: .badRequest)
         }
@@ -250,10 +252,11 @@ struct IdPRoutes {
 
     // MARK: JSON endpoints
 
-    func token(_ request: Request) async -> Response {
+    func token(_ request: Request, peer: String) async -> Response {
         do {
             let form = try await FormFields.body(request)
-            let response = try await engine.token(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
+            let response = try await engine.token(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+                                                  address: peer)
             metrics.tokenIssued(grant: form["grant_type"] ?? "")
             var result = Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                                   body: .init(byteBuffer: ByteBuffer(string: response.jsonText)))
@@ -267,10 +270,11 @@ struct IdPRoutes {
         }
     }
 
-    func deviceAuthorization(_ request: Request) async -> Response {
+    func deviceAuthorization(_ request: Request, peer: String) async -> Response {
         do {
             let form = try await FormFields.body(request)
-            let device = try await engine.authorizeDevice(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
+            let device = try await engine.authorizeDevice(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+                                                          address: peer)
             return Responses.json([
                 "device_code": device.deviceCode, "user_code": device.userCode, "verification_uri": device.verificationURI,
                 "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn, "interval": device.interval,
@@ -294,10 +298,11 @@ struct IdPRoutes {
         }
     }
 
-    func revoke(_ request: Request) async -> Response {
+    func revoke(_ request: Request, peer: String) async -> Response {
         do {
             let form = try await FormFields.body(request)
-            try await engine.revoke(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form))
+            try await engine.revoke(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+                                    address: peer)
             return Response(status: .ok, headers: [.cacheControl: "no-store"])
         } catch let error as OAuthError {
             return Responses.oauthError(error)

@@ -88,12 +88,44 @@ public protocol IdPStore: Sendable {
     /// from the previous poll whatever that poll answered; the first poll is never too soon.
     func pollDevice(deviceCodeHash: String, now: Date) async throws -> DevicePoll
 
+    // MARK: Single-use values and throttle counters
+    // Keys are short printable text without NUL (callers hash what they count); PostgreSQL refuses NUL in text.
+
+    /// Spends a single-use value (a one-time code's time step, a client assertion's `jti`), remembered until
+    /// `expiresAt`: true the first time, false while it is remembered, whichever process sharing the store asks. Of
+    /// concurrent spends of one key exactly one is true. Once `expiresAt` has passed the key may be spent again.
+    func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool
+
+    /// Adds `delta` to each of `keys`' counters in one atomic step and returns them as they are afterwards, in the order
+    /// of `keys`. A positive `delta` sets the counter's last increase to `now`; a negative one takes attempts back
+    /// (never below zero) and leaves it. A counter lives until `window` seconds after its last increase; an expired or
+    /// absent counter counts from zero. Replicas share the counters, so throttles hold across them.
+    func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter]
+    /// The counters of `keys` as they are at `now` (zero for absent or expired ones), in the order of `keys`.
+    func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter]
+    /// Deletes a counter (after a successful login, its user-and-address counter).
+    func deleteCounter(_ key: String) async throws
+
     // MARK: Housekeeping
 
-    /// Deletes expired sessions, codes (spent or not), device codes, and refresh families whose absolute expiry has
-    /// passed (with their tokens); a family revoked before it had tokens is deleted once no stored code or device
-    /// approval names it.
+    /// Deletes expired sessions, codes (spent or not), device codes, single-use values and counters, and refresh
+    /// families whose absolute expiry has passed (with their tokens); a family revoked before it had tokens is deleted
+    /// once no stored code or device approval names it.
     func purgeExpired(now: Date) async throws
+}
+
+/// A throttle counter: how many attempts, and when the last one was counted.
+public struct ThrottleCounter: Sendable, Equatable {
+    /// Attempts counted and not taken back.
+    public var count: Int
+    /// When the count last went up; nil for an absent or expired counter.
+    public var lastIncrease: Date?
+
+    /// A counter.
+    public init(count: Int, lastIncrease: Date?) { self.count = count; self.lastIncrease = lastIncrease }
+
+    /// An absent or expired counter.
+    public static let zero = ThrottleCounter(count: 0, lastIncrease: nil)
 }
 
 /// A signing key as stored: the private key sealed by the caller, the public JWK in the clear.

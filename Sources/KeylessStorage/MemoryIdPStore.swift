@@ -34,6 +34,10 @@ public actor MemoryIdPStore: IdPStore {
     private var families: [String: Family] = [:]
     private var tokens: [String: Token] = [:]
     private var devices: [String: Device] = [:]
+    /// Single-use keys and when each may be spent again (milliseconds).
+    private var spent: [String: Int64] = [:]
+    /// Counters with their last increase and expiry (milliseconds).
+    private var counterRows: [String: (count: Int, lastIncrease: Int64, expiresAt: Int64)] = [:]
 
     /// An empty store.
     public init() {}
@@ -194,10 +198,49 @@ public actor MemoryIdPStore: IdPStore {
         }
     }
 
+    // MARK: Single-use values and throttle counters
+
+    public func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
+        if let until = spent[key], now.millisecondsSince1970 < until { return false }
+        spent[key] = expiresAt.millisecondsSince1970
+        return true
+    }
+
+    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+        let now = now.millisecondsSince1970
+        return keys.map { key in
+            let live = counterRows[key].flatMap { now < $0.expiresAt ? $0 : nil }
+            guard delta > 0 else {
+                guard var row = live else { return .zero }
+                row.count = max(0, row.count + delta)
+                counterRows[key] = row
+                return Self.counter(row)
+            }
+            let row = (count: (live?.count ?? 0) + delta, lastIncrease: now, expiresAt: now + Int64((window * 1000).rounded()))
+            counterRows[key] = row
+            return Self.counter(row)
+        }
+    }
+
+    public func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
+        let now = now.millisecondsSince1970
+        return keys.map { key in counterRows[key].flatMap { now < $0.expiresAt ? Self.counter($0) : nil } ?? .zero }
+    }
+
+    public func deleteCounter(_ key: String) async throws {
+        counterRows[key] = nil
+    }
+
+    private static func counter(_ row: (count: Int, lastIncrease: Int64, expiresAt: Int64)) -> ThrottleCounter {
+        ThrottleCounter(count: row.count, lastIncrease: Date(millisecondsSince1970: row.lastIncrease))
+    }
+
     // MARK: Housekeeping
 
     public func purgeExpired(now: Date) async throws {
         let nowMilliseconds = now.millisecondsSince1970
+        spent = spent.filter { nowMilliseconds < $0.value }
+        counterRows = counterRows.filter { nowMilliseconds < $0.value.expiresAt }
         sessions = sessions.filter { isLive($0.value.expiresAt, now: now) }
         codes = codes.filter { isLive($0.value.record.expiresAt, now: now) }
         devices = devices.filter { isLive($0.value.record.expiresAt, now: now) }

@@ -155,6 +155,19 @@ public final class PostgresIdPStore: IdPStore {
             "CREATE INDEX IF NOT EXISTS idp_device_codes_expires_at ON idp_device_codes (expires_at)",
             "CREATE INDEX IF NOT EXISTS idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id)",
         ]),
+        ("v2", [
+            "CREATE TABLE IF NOT EXISTS idp_single_use (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS idp_single_use_expires_at ON idp_single_use (expires_at)",
+            """
+            CREATE TABLE IF NOT EXISTS idp_counters (
+                key TEXT PRIMARY KEY,
+                count BIGINT NOT NULL,
+                last_increase BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS idp_counters_expires_at ON idp_counters (expires_at)",
+        ]),
     ]
 
     public func migrate() async throws {
@@ -478,6 +491,80 @@ public final class PostgresIdPStore: IdPStore {
         }
     }
 
+    // MARK: Single-use values and throttle counters
+
+    public func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
+        let now = now.millisecondsSince1970
+        return try await run("spend a single-use value") {
+            // The row lock of ON CONFLICT makes a concurrent spend of the same key wait, then see this one's expiry.
+            let rows = try await client.query("""
+                INSERT INTO idp_single_use (key, expires_at) VALUES (\(key), \(expiresAt.millisecondsSince1970))
+                ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE idp_single_use.expires_at <= \(now)
+                RETURNING 1
+                """, logger: logger).collect()
+            return !rows.isEmpty
+        }
+    }
+
+    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+        let now = now.millisecondsSince1970
+        let expiresAt = now + Int64((window * 1000).rounded())
+        let delta = Int64(delta)
+        return try await run("count an attempt") {
+            try await client.withTransaction(logger: logger) { connection in
+                // Rows are locked in key order, so two transactions counting the same keys cannot deadlock.
+                var result: [String: ThrottleCounter] = [:]
+                for key in Set(keys).sorted() {
+                    let rows: [PostgresRow]
+                    if delta > 0 {
+                        rows = try await connection.query("""
+                            INSERT INTO idp_counters AS c (key, count, last_increase, expires_at)
+                            VALUES (\(key), \(delta), \(now), \(expiresAt))
+                            ON CONFLICT (key) DO UPDATE
+                            SET count = CASE WHEN c.expires_at > \(now) THEN c.count ELSE 0 END + \(delta),
+                                last_increase = \(now), expires_at = \(expiresAt)
+                            RETURNING count, last_increase
+                            """, logger: logger).collect()
+                    } else {
+                        rows = try await connection.query("""
+                            UPDATE idp_counters SET count = greatest(0, count + \(delta))
+                            WHERE key = \(key) AND expires_at > \(now)
+                            RETURNING count, last_increase
+                            """, logger: logger).collect()
+                    }
+                    result[key] = try rows.first.map(Self.counter) ?? .zero
+                }
+                return keys.map { result[$0] ?? .zero }
+            }
+        }
+    }
+
+    public func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
+        let now = now.millisecondsSince1970
+        return try await run("read throttle counters") {
+            var found: [String: ThrottleCounter] = [:]
+            let rows = try await client.query("""
+                SELECT key, count, last_increase FROM idp_counters WHERE key = ANY(\(keys)) AND expires_at > \(now)
+                """, logger: logger).collect()
+            for row in rows {
+                let (key, count, last) = try row.decode((String, Int64, Int64).self)
+                found[key] = ThrottleCounter(count: Int(count), lastIncrease: Date(millisecondsSince1970: last))
+            }
+            return keys.map { found[$0] ?? .zero }
+        }
+    }
+
+    public func deleteCounter(_ key: String) async throws {
+        try await run("delete a throttle counter") {
+            try await client.query("DELETE FROM idp_counters WHERE key = \(key)", logger: logger)
+        }
+    }
+
+    private static func counter(_ row: PostgresRow) throws -> ThrottleCounter {
+        let (count, last) = try row.decode((Int64, Int64).self)
+        return ThrottleCounter(count: Int(count), lastIncrease: Date(millisecondsSince1970: last))
+    }
+
     // MARK: Housekeeping
 
     public func purgeExpired(now: Date) async throws {
@@ -485,6 +572,8 @@ public final class PostgresIdPStore: IdPStore {
         try await run("purge expired records") {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("DELETE FROM idp_sessions WHERE expires_at <= \(now)", logger: logger)
+                try await connection.query("DELETE FROM idp_single_use WHERE expires_at <= \(now)", logger: logger)
+                try await connection.query("DELETE FROM idp_counters WHERE expires_at <= \(now)", logger: logger)
                 try await connection.query("DELETE FROM idp_authorization_codes WHERE expires_at <= \(now)", logger: logger)
                 try await connection.query("DELETE FROM idp_device_codes WHERE expires_at <= \(now)", logger: logger)
                 // Tokens go with their family (ON DELETE CASCADE).

@@ -127,6 +127,22 @@ public final class SQLiteIdPStore: IdPStore {
                 CREATE INDEX idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id);
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE idp_single_use (
+                    key TEXT PRIMARY KEY,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX idp_single_use_expires_at ON idp_single_use (expires_at);
+                CREATE TABLE idp_counters (
+                    key TEXT PRIMARY KEY,
+                    count INTEGER NOT NULL,
+                    last_increase INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL
+                );
+                CREATE INDEX idp_counters_expires_at ON idp_counters (expires_at);
+                """)
+        }
         return migrator
     }()
 
@@ -397,12 +413,66 @@ public final class SQLiteIdPStore: IdPStore {
         }
     }
 
+    // MARK: Single-use values and throttle counters
+
+    public func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
+        try await write("spend a single-use value") { db in
+            // Writers are serialised (BEGIN IMMEDIATE): no other process spends the key between the read and the write.
+            if let until = try Int64.fetchOne(db, sql: "SELECT expires_at FROM idp_single_use WHERE key = ?", arguments: [key]),
+               now.millisecondsSince1970 < until {
+                return false
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO idp_single_use (key, expires_at) VALUES (?, ?)",
+                           arguments: [key, expiresAt.millisecondsSince1970])
+            return true
+        }
+    }
+
+    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+        let now = now.millisecondsSince1970
+        let expiresAt = now + Int64((window * 1000).rounded())
+        return try await write("count an attempt") { db in
+            try keys.map { key in
+                let live = try Row.fetchOne(db, sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
+                                            arguments: [key, now])
+                let count: Int = live?["count"] ?? 0
+                guard delta > 0 else {
+                    guard let live else { return .zero }
+                    let lowered = max(0, count + delta)
+                    try db.execute(sql: "UPDATE idp_counters SET count = ? WHERE key = ?", arguments: [lowered, key])
+                    return ThrottleCounter(count: lowered, lastIncrease: Self.date(live["last_increase"]))
+                }
+                try db.execute(sql: "INSERT OR REPLACE INTO idp_counters (key, count, last_increase, expires_at) VALUES (?, ?, ?, ?)",
+                               arguments: [key, count + delta, now, expiresAt])
+                return ThrottleCounter(count: count + delta, lastIncrease: Self.date(now))
+            }
+        }
+    }
+
+    public func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
+        try await read("read throttle counters") { db in
+            try keys.map { key in
+                try Row.fetchOne(db, sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
+                                 arguments: [key, now.millisecondsSince1970])
+                    .map { ThrottleCounter(count: $0["count"], lastIncrease: Self.date($0["last_increase"])) } ?? .zero
+            }
+        }
+    }
+
+    public func deleteCounter(_ key: String) async throws {
+        try await write("delete a throttle counter") { db in
+            try db.execute(sql: "DELETE FROM idp_counters WHERE key = ?", arguments: [key])
+        }
+    }
+
     // MARK: Housekeeping
 
     public func purgeExpired(now: Date) async throws {
         let now = now.millisecondsSince1970
         try await write("purge expired records") { db in
             try db.execute(sql: "DELETE FROM idp_sessions WHERE expires_at <= ?", arguments: [now])
+            try db.execute(sql: "DELETE FROM idp_single_use WHERE expires_at <= ?", arguments: [now])
+            try db.execute(sql: "DELETE FROM idp_counters WHERE expires_at <= ?", arguments: [now])
             try db.execute(sql: "DELETE FROM idp_authorization_codes WHERE expires_at <= ?", arguments: [now])
             try db.execute(sql: "DELETE FROM idp_device_codes WHERE expires_at <= ?", arguments: [now])
             try db.execute(sql: "DELETE FROM idp_refresh_tokens WHERE family_id IN "

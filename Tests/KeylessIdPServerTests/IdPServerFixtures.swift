@@ -426,5 +426,13 @@ actor SwitchableStore: IdPStore {
     func pollDevice(deviceCodeHash: String, now: Date) async throws -> DevicePoll {
         try check(); return try await base.pollDevice(deviceCodeHash: deviceCodeHash, now: now)
     }
+    func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
+        try check(); return try await base.spendOnce(key: key, expiresAt: expiresAt, now: now)
+    }
+    func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+        try check(); return try await base.addToCounters(keys, delta: delta, window: window, now: now)
+    }
+    func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] { try check(); return try await base.counters(keys, now: now) }
+    func deleteCounter(_ key: String) async throws { try check(); try await base.deleteCounter(key) }
     func purgeExpired(now: Date) async throws { try check(); try await base.purgeExpired(now: now) }
 }

@@ -49,6 +49,24 @@ struct TokenEndpointTests {
         }
     }
 
+    @Test("made-up client credentials at /token, /revoke and /device_authorization count together; the 21st attempt gets 429 with Retry-After, even with the right secret")
+    func madeUpClientsThrottled() async throws {
+        let fixture = try await IdPServerFixture.make()
+        try await fixture.withRouter { client in
+            for index in 0..<20 {
+                let uri = ["/token", "/revoke", "/device_authorization"][index % 3]
+                let response = try await client.execute(uri: uri, method: .post, headers: formHeaders(basic: ("made-up-\(index)", "secret")),
+                                                        body: formBody([("grant_type", "client_credentials"), ("token", "x")]))
+                #expect(response.status == .unauthorized, "\(uri) attempt \(index)")
+            }
+            let throttled = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                                                     body: formBody([("grant_type", "client_credentials")]))
+            #expect(throttled.status == .tooManyRequests)
+            #expect(try oauthError(throttled) == "temporarily_unavailable")
+            #expect(throttled.headers[.retryAfter] == "900")
+        }
+    }
+
     @Test("a wrong client secret in the form (client_secret_post) gets 401 invalid_client too")
     func wrongSecretPost() async throws {
         let fixture = try await IdPServerFixture.make()

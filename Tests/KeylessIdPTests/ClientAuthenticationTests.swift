@@ -4,16 +4,19 @@ import Foundation
 import JWTKit
 import KeylessCore
 @testable import KeylessIdP
+import KeylessStorage
 import Testing
 
 /// A client authenticator over the reference configuration, with the issuer and token endpoint as audiences.
-func makeAuthenticator(_ clock: TestClock = TestClock(), config: IdPConfiguration = Fixture.config()) throws -> ClientAuthenticator {
-    try ClientAuthenticator(config: config, audiences: [Fixture.issuer, Fixture.issuer + "/token"], clock: clock.wallClock)
+func makeAuthenticator(_ clock: TestClock = TestClock(), config: IdPConfiguration = Fixture.config(), store: any IdPStore = MemoryIdPStore(),
+                       limits: ThrottleLimits = ThrottleLimits(), pool: WorkPool = WorkPool(limit: 2, queue: 2)) throws -> ClientAuthenticator {
+    try ClientAuthenticator(config: config, audiences: [Fixture.issuer, Fixture.issuer + "/token"], clock: clock.wallClock,
+                            throttle: Throttle(store: store, limits: limits), pool: pool)
 }
 
 /// Authenticates with an Authorization header and form fields; returns the client id.
 func authenticate(_ authenticator: ClientAuthenticator, authorization: String? = nil, form: [String: String]) async throws -> String {
-    try await authenticator.authenticate(ClientCredentials(authorization: authorization, form: form)).id
+    try await authenticator.authenticate(ClientCredentials(authorization: authorization, form: form), address: Fixture.address).id
 }
 
 // MARK: - Basic credentials and secrets
@@ -387,5 +390,70 @@ struct PrivateKeyJWTTests {
         }
         await expectOAuthError("invalid_request") { try await authenticate(authenticator, form: ["client_assertion_type": Self.assertionType]) }
         await expectOAuthError("invalid_client", status: 401) { try await authenticate(authenticator, form: Self.form("not.a.jwt")) }
+    }
+}
+
+// MARK: - Guards against made-up credentials
+
+@Suite("client authentication under attack: failures throttled per address, scrypt checks bounded, jti spent in the shared store")
+struct ClientAuthenticationGuardTests {
+    @Test("after guessesPerAddress failed client authentications an address gets 429 with Retry-After, even with the right secret; other addresses do not")
+    func failuresThrottledPerAddress() async throws {
+        let clock = TestClock()
+        let authenticator = try makeAuthenticator(clock, limits: ThrottleLimits(guessesPerAddress: 3, window: 120))
+        func attempt(_ secret: String, from address: String) async throws -> String {
+            try await authenticator.authenticate(ClientCredentials(authorization: basicAuthorization("deployer", secret), form: [:]), address: address).id
+        }
+        for index in 0..<3 {
+            await expectOAuthError("invalid_client", status: 401) { try await attempt("made-up-\(index)", from: "198.51.100.20") }
+        }
+        clock.advance(20)
+        let throttled = await #expect(throws: OAuthError.self) { try await attempt(Fixture.deployerSecret, from: "198.51.100.20") }
+        #expect(throttled?.status == 429 && throttled?.retryAfter == 100 && throttled?.code == "temporarily_unavailable", "\(String(describing: throttled))")
+        #expect(try await attempt(Fixture.deployerSecret, from: "198.51.100.21") == "deployer")
+        clock.advance(100)
+        #expect(try await attempt(Fixture.deployerSecret, from: "198.51.100.20") == "deployer")
+    }
+
+    @Test("unknown client ids and bad assertions count as failures too")
+    func everyFailureCounts() async throws {
+        let authenticator = try makeAuthenticator(limits: ThrottleLimits(guessesPerAddress: 2))
+        await expectOAuthError("invalid_client", status: 401) {
+            try await authenticator.authenticate(ClientCredentials(authorization: basicAuthorization("nobody", "x"), form: [:]), address: "198.51.100.30")
+        }
+        let forged = try PrivateKeyJWTTests.handMade(["alg": "ES256", "kid": Fixture.clientECKid], PrivateKeyJWTTests.claims(), sign: { _ in Data(repeating: 1, count: 64) })
+        await expectOAuthError("invalid_client", status: 401) {
+            try await authenticator.authenticate(ClientCredentials(authorization: nil, form: PrivateKeyJWTTests.form(forged)), address: "198.51.100.30")
+        }
+        let valid = try await PrivateKeyJWTTests.es256()
+        await expectOAuthError("temporarily_unavailable", status: 429) {
+            try await authenticator.authenticate(ClientCredentials(authorization: nil, form: PrivateKeyJWTTests.form(valid)), address: "198.51.100.30")
+        }
+    }
+
+    @Test("with every secret-check slot taken an unverified secret is refused at once with 503 and Retry-After; a secret verified before still passes")
+    func boundedSecretChecks() async throws {
+        let pool = WorkPool(limit: 1, queue: 0)
+        let authenticator = try makeAuthenticator(pool: pool)
+        #expect(try await authenticate(authenticator, authorization: basicAuthorization("deployer", Fixture.deployerSecret), form: [:]) == "deployer")
+        let gate = AsyncGate()
+        let holder = Task { try await pool.run { await gate.wait() } }
+        while await pool.busy == 0 { await Task.yield() }
+        let busy = await #expect(throws: OAuthError.self) {
+            try await authenticate(authenticator, authorization: basicAuthorization("nobody", "made-up"), form: [:])
+        }
+        #expect(busy?.status == 503 && busy?.retryAfter == 1, "\(String(describing: busy))")
+        #expect(try await authenticate(authenticator, authorization: basicAuthorization("deployer", Fixture.deployerSecret), form: [:]) == "deployer")
+        await gate.open()
+        try await holder.value
+    }
+
+    @Test("a client assertion accepted by one replica is refused by another sharing the store")
+    func assertionReplayAcrossReplicas() async throws {
+        let store = MemoryIdPStore()
+        let a = try makeAuthenticator(store: store), b = try makeAuthenticator(store: store)
+        let assertion = try await PrivateKeyJWTTests.es256(jti: "shared-jti")
+        #expect(try await authenticate(a, form: PrivateKeyJWTTests.form(assertion)) == "keyed")
+        await expectOAuthError("invalid_client", status: 401) { try await authenticate(b, form: PrivateKeyJWTTests.form(assertion)) }
     }
 }

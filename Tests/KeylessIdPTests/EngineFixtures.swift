@@ -36,6 +36,8 @@ enum Fixture {
     static let referenceSeconds = 1_735_689_600
     /// The provider's issuer.
     static let issuer = "https://idp.example.com"
+    /// The source address of requests that do not name their own.
+    static let address = "192.0.2.200"
 
     static let alicePassword = "alice correct horse battery"
     static let bobPassword = "bob staple paperclip"
@@ -142,13 +144,15 @@ struct EngineFixture {
     let keys: KeyRing
     let engine: OAuthEngine
 
-    init(config: IdPConfiguration = Fixture.config(), throttle: LoginThrottle = LoginThrottle()) async throws {
+    init(config: IdPConfiguration = Fixture.config(), limits: ThrottleLimits = ThrottleLimits(), store: MemoryIdPStore = MemoryIdPStore(),
+         loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256)) async throws {
         clock = TestClock()
-        store = MemoryIdPStore()
-        keys = KeyRing(store: store, kek: SymmetricKey(size: .bits256), algorithm: config.signingAlgorithm, clock: clock.wallClock,
+        self.store = store
+        keys = KeyRing(store: store, kek: kek, algorithm: config.signingAlgorithm, clock: clock.wallClock,
                        maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
         try await keys.start()
-        engine = try OAuthEngine(config: config, issuer: Fixture.issuer, store: store, keys: keys, clock: clock.wallClock, throttle: throttle)
+        engine = try OAuthEngine(config: config, issuer: Fixture.issuer, store: store, keys: keys, clock: clock.wallClock, limits: limits,
+                             loginPool: loginPool)
     }
 
     /// How a user logged in, at the clock's time.
@@ -177,7 +181,7 @@ struct EngineFixture {
 
     /// The token endpoint with `form` (credentials from the form and an optional Authorization header).
     func token(_ form: [String: String], authorization: String? = nil) async throws -> TokenResponse {
-        try await engine.token(form: form, credentials: ClientCredentials(authorization: authorization, form: form))
+        try await engine.token(form: form, credentials: ClientCredentials(authorization: authorization, form: form), address: Fixture.address)
     }
 
     /// Redeems a code as the public `cli` client would.
@@ -302,5 +306,24 @@ func authorizationFailure(_ result: Result<AuthorizationRequest, AuthorizationFa
         return nil
     case .failure(let failure):
         return failure
+    }
+}
+
+/// A gate tasks wait at until it is opened.
+actor AsyncGate {
+    private var opened = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Waits until `open()`.
+    func wait() async {
+        if opened { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    /// Lets every waiter (and later ones) through.
+    func open() {
+        opened = true
+        waiters.forEach { $0.resume() }
+        waiters = []
     }
 }

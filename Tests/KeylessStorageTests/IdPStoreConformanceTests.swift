@@ -486,9 +486,87 @@ extension StorageTests {
             }
         }
 
+        // MARK: Single-use values
+
+        @Test("a single-use value is spent once across replicas until it expires, then may be spent again", arguments: Backend.allCases)
+        func spendOnce(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let key = "otp:alice:" + Fixture.hash()
+                let first = try await store.spendOnce(key: key, expiresAt: Fixture.at(30), now: Fixture.at(0))
+                #expect(first)
+                #expect(try await replica.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(1)) == false)
+                #expect(try await store.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(milliseconds: 29_999)) == false)
+                #expect(try await replica.spendOnce(key: key + "x", expiresAt: Fixture.at(30), now: Fixture.at(1)) == true, "another key is its own")
+                // At its expiry instant it has expired: spent again, and remembered until the new expiry.
+                #expect(try await replica.spendOnce(key: key, expiresAt: Fixture.at(90), now: Fixture.at(30)) == true)
+                #expect(try await store.spendOnce(key: key, expiresAt: Fixture.at(120), now: Fixture.at(89)) == false)
+            }
+        }
+
+        @Test("of 20 concurrent spends of one value on two replicas exactly one succeeds", arguments: Backend.allCases)
+        func spendOnceRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let key = "jti:" + Fixture.hash()
+                let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        group.addTask { try await target.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(1)) }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(results.filter { $0 }.count == 1, "\(results)")
+            }
+        }
+
+        // MARK: Throttle counters
+
+        @Test("counters add up across replicas, take attempts back without going below zero, and expire a window after their last increase",
+              arguments: Backend.allCases)
+        func counters(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let user = "u:" + Fixture.hash(), address = "a:" + Fixture.hash()
+                #expect(try await store.counters([user, address], now: Fixture.at(0)) == [.zero, .zero])
+                #expect(try await store.addToCounters([user, address], delta: 1, window: 60, now: Fixture.at(0))
+                        == [ThrottleCounter(count: 1, lastIncrease: Fixture.at(0)), ThrottleCounter(count: 1, lastIncrease: Fixture.at(0))])
+                #expect(try await replica.addToCounters([user], delta: 2, window: 60, now: Fixture.at(10))
+                        == [ThrottleCounter(count: 3, lastIncrease: Fixture.at(10))])
+                // Taking back keeps the last increase (and so the expiry), and stops at zero.
+                #expect(try await store.addToCounters([address, user], delta: -1, window: 60, now: Fixture.at(20))
+                        == [ThrottleCounter(count: 0, lastIncrease: Fixture.at(0)), ThrottleCounter(count: 2, lastIncrease: Fixture.at(10))])
+                #expect(try await replica.addToCounters([address], delta: -1, window: 60, now: Fixture.at(20))
+                        == [ThrottleCounter(count: 0, lastIncrease: Fixture.at(0))])
+                #expect(try await replica.counters([address, user], now: Fixture.at(milliseconds: 69_999))
+                        == [.zero, ThrottleCounter(count: 2, lastIncrease: Fixture.at(10))])
+                // The user's counter lives until 60 s after its last increase (at 10 s).
+                #expect(try await replica.counters([user], now: Fixture.at(70)) == [.zero])
+                #expect(try await store.addToCounters([user], delta: 1, window: 60, now: Fixture.at(70))
+                        == [ThrottleCounter(count: 1, lastIncrease: Fixture.at(70))], "an expired counter starts again from zero")
+                #expect(try await store.addToCounters(["absent:" + Fixture.hash()], delta: -1, window: 60, now: Fixture.at(70)) == [.zero])
+                try await replica.deleteCounter(user)
+                #expect(try await store.counters([user], now: Fixture.at(71)) == [.zero])
+            }
+        }
+
+        @Test("20 concurrent increases of the same counters on two replicas are all counted", arguments: Backend.allCases)
+        func counterRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let keys = ["p:" + Fixture.hash(), "a:" + Fixture.hash()]
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        // Half of them name the keys in the other order: the stores must not deadlock on that.
+                        let order = index % 4 < 2 ? keys : keys.reversed()
+                        group.addTask { _ = try await target.addToCounters(order, delta: 1, window: 60, now: Fixture.at(1)) }
+                    }
+                    try await group.waitForAll()
+                }
+                #expect(try await store.counters(keys, now: Fixture.at(2)).map(\.count) == [20, 20])
+            }
+        }
+
         // MARK: Housekeeping
 
-        @Test("purgeExpired deletes expired sessions, codes, device codes and families, and keeps the rest",
+        @Test("purgeExpired deletes expired sessions, codes, device codes, families, single-use values and counters, and keeps the rest",
               arguments: Backend.allCases)
         func purge(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
@@ -508,8 +586,19 @@ extension StorageTests {
                 #expect(try await store.consumeCode(hash: oldCode.codeHash, now: Fixture.at(0)) == .redeemed(oldCode))
                 try await store.revokeFamily(id: revokedEarly)  // still referenced by liveCode: kept
                 try await store.revokeFamily(id: abandoned)  // referenced by nothing: purged
+                let oldUse = "old:" + Fixture.hash(), liveUse = "live:" + Fixture.hash()
+                #expect(try await store.spendOnce(key: oldUse, expiresAt: short, now: Fixture.at(0)) == true)
+                #expect(try await store.spendOnce(key: liveUse, expiresAt: long, now: Fixture.at(0)) == true)
+                let oldCounter = "old:" + Fixture.hash(), liveCounter = "live:" + Fixture.hash()
+                _ = try await store.addToCounters([oldCounter], delta: 1, window: 10, now: Fixture.at(0))
+                _ = try await store.addToCounters([liveCounter], delta: 1, window: 1000, now: Fixture.at(0))
 
                 try await replica.purgeExpired(now: now)
+
+                #expect(try await store.counters([oldCounter, liveCounter], now: Fixture.at(0))
+                        == [.zero, ThrottleCounter(count: 1, lastIncrease: Fixture.at(0))])
+                #expect(try await store.spendOnce(key: oldUse, expiresAt: long, now: Fixture.at(0)) == true, "purged, so spendable even at a time it was remembered")
+                #expect(try await store.spendOnce(key: liveUse, expiresAt: long, now: now) == false)
 
                 // Gone, even when asked about a time at which they were still valid.
                 #expect(try await store.session(idHash: oldSession.idHash, now: Fixture.at(0)) == nil)
