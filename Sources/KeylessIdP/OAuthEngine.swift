@@ -110,6 +110,7 @@ public final class OAuthEngine: Sendable {
     public let clients: ClientAuthenticator
     /// Where password checks run: by default as many at once as there are cores, with four times as many waiting.
     public let loginPool: WorkPool
+    private let formKey: SymmetricKey
 
     /// Scopes every client may ask for.
     public static let standardScopes: Set<String> = ["openid", "profile", "email", "groups", "offline_access"]
@@ -127,6 +128,7 @@ public final class OAuthEngine: Sendable {
         self.config = config; self.issuer = trimmed; self.store = store; self.keys = keys; self.clock = clock
         self.throttle = Throttle(store: store, limits: limits)
         self.loginPool = loginPool
+        self.formKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: keys.kek, info: Data("keyless idp form tokens".utf8), outputByteCount: 32)
         let audiences: Set<String> = [trimmed, trimmed + "/token"]
         self.clients = if let clientPool {
             try ClientAuthenticator(config: config, audiences: audiences, clock: clock, throttle: throttle, pool: clientPool)
@@ -163,7 +165,8 @@ public final class OAuthEngine: Sendable {
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
             "scopes_supported": Self.standardScopes.sorted(),
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "email", "preferred_username", "groups"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "email", "email_verified", "preferred_username",
+                                 "groups"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,
@@ -284,6 +287,22 @@ public final class OAuthEngine: Sendable {
         guard try await store.spendOnce(key: key(counter), expiresAt: until, now: clock.now()) else { return false }
         if counter > 0 { _ = try await store.spendOnce(key: key(counter - 1), expiresAt: until, now: clock.now()) }
         return true
+    }
+
+    // MARK: Form tokens
+
+    /// The anti-forgery token of the provider's forms: an HMAC, under a key derived from the key-encryption key (so
+    /// every replica computes the same), of the browser's random form cookie and of its session cookie. A token is
+    /// thus good only for the browser that holds both cookies: someone who can plant a form cookie in a victim's
+    /// browser still cannot make a token for the victim's session.
+    public func formToken(binding: String, session: String?) -> String {
+        let message = "keyless-form\u{0}" + binding + "\u{0}" + (session.map(Self.hash) ?? "")
+        return Base64URL.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: formKey)))
+    }
+
+    /// Whether `token` is the form token for these cookies (compared in constant time).
+    public func checkFormToken(_ token: String, binding: String, session: String?) -> Bool {
+        constantTimeEqual(Array(token.utf8), Array(formToken(binding: binding, session: session).utf8))
     }
 
     /// Starts a browser session; returns the cookie value.
@@ -424,14 +443,16 @@ public final class OAuthEngine: Sendable {
         let (kid, key) = try await keys.currentSigningKey()
         let idTTL = client.idTokenTTL ?? config.lifetimes.idToken
         let accessTTL = client.accessTokenTTL ?? config.lifetimes.accessToken
+        let released = ReleasedClaims(user: user, scope: scope)
         let idToken = try sign(IDClaims(iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL, iat: Self.seconds(now),
                                         auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
-                                        email: user?.email, preferred_username: user?.username, groups: user?.groups ?? []),
+                                        email: released.email, email_verified: released.email.map { _ in true },
+                                        preferred_username: released.preferredUsername, groups: released.groups),
                                typ: "JWT", kid: kid, key: key)
         let access = try sign(AccessClaims(iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
                                            exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: Self.randomToken(bytes: 16),
                                            client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
-                                           amr: authentication.amr, groups: user?.groups ?? []),
+                                           amr: authentication.amr, groups: released.groups),
                               typ: "at+jwt", kid: kid, key: key)
         var refresh: String?
         if client.grants.contains("refresh_token") {
@@ -494,8 +515,11 @@ public final class OAuthEngine: Sendable {
         let claims = try await verifyAccessToken(bearer)
         // Only tokens from a user's login (they carry auth_time) describe a user; a client's own token does not.
         guard claims.auth_time != nil, let user = config.user(subject: claims.sub) else { throw OAuthError("invalid_token", "the token is not for a user.", status: 401) }
-        var info: [String: Any] = ["sub": claims.sub, "preferred_username": user.username, "groups": user.groups ?? []]
-        if let email = user.email { info["email"] = email }
+        let released = ReleasedClaims(user: user, scope: claims.scope)
+        var info: [String: Any] = ["sub": claims.sub]
+        if let name = released.preferredUsername { info["preferred_username"] = name }
+        if let email = released.email { info["email"] = email; info["email_verified"] = true }
+        if let groups = released.groups { info["groups"] = groups }
         return info
     }
 
@@ -566,6 +590,22 @@ public final class OAuthEngine: Sendable {
     }
 }
 
+/// The user claims a grant's scopes release (OpenID Connect Core §5.4): `email` and `email_verified` for `email`,
+/// `preferred_username` for `profile`, `groups` for `groups`. With `openid` alone a token names only its subject.
+/// `email_verified` is true: the address is the one the provider's administrator wrote in idp.yaml.
+struct ReleasedClaims {
+    var email: String?
+    var preferredUsername: String?
+    var groups: [String]?
+
+    init(user: IdPConfiguration.User?, scope: String) {
+        let scopes = Set(scope.split(separator: " "))
+        email = scopes.contains("email") ? user?.email : nil
+        preferredUsername = scopes.contains("profile") ? user?.username : nil
+        groups = scopes.contains("groups") ? (user?.groups ?? []) : nil
+    }
+}
+
 /// ID-token claims.
 struct IDClaims: Codable {
     var iss: String, sub: String, aud: String, exp: Int, iat: Int, auth_time: Int
@@ -573,8 +613,9 @@ struct IDClaims: Codable {
     var amr: [String]
     var azp: String
     var email: String?
+    var email_verified: Bool?
     var preferred_username: String?
-    var groups: [String]
+    var groups: [String]?
 }
 
 /// Access-token claims (RFC 9068).

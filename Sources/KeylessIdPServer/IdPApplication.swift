@@ -71,8 +71,11 @@ struct IdPRoutes {
     let secureCookies: Bool
     let logger: Logger
 
-    static let sessionCookie = "keyless_session"
-    static let csrfCookie = "keyless_csrf"
+    /// The session cookie's name: `__Host-` prefixed when cookies are Secure, so no other site (a sibling subdomain
+    /// included) can set or shadow it.
+    var sessionCookie: String { secureCookies ? "__Host-keyless_session" : "keyless_session" }
+    /// The form cookie's name (the random value form tokens are bound to), prefixed the same way.
+    var formCookie: String { secureCookies ? "__Host-keyless_csrf" : "keyless_csrf" }
 
     func add(to router: Router<IdPRequestContext>) {
         router.get("/.well-known/openid-configuration") { _, _ in
@@ -119,26 +122,29 @@ struct IdPRoutes {
         case .failure(.redirect(let code)): return Responses.redirect(engine.errorRedirect(code, request: query))
         case .success(let valid): authorization = valid
         }
-        let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
+        let sessionValue = request.cookies[sessionCookie]?.value
+        let session = try await engine.session(cookie: sessionValue)
         if let session, authorization.prompt != "login" {
             if isFirstParty(authorization.clientID) && authorization.prompt != "consent" {
                 return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
             }
             // OpenID Connect Core §3.1.2.1: prompt=none must not show any page.
             if authorization.prompt == "none" { return Responses.redirect(engine.errorRedirect("consent_required", request: query)) }
-            return withCSRF(request) { csrf in
+            return withFormToken(request, session: sessionValue) { token in
                 Responses.html(Pages.consent(clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
-                                             csrf: csrf, username: session.subject))
+                                             csrf: token, username: session.subject))
             }
         }
         if authorization.prompt == "none" { return Responses.redirect(engine.errorRedirect("login_required", request: query)) }
-        return withCSRF(request) { csrf in Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf)) }
+        return withFormToken(request, session: sessionValue) { token in
+            Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token))
+        }
     }
 
     func authorizePost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
         let form: [String: String]
         do { form = try await FormFields.body(request) } catch { return Responses.html(Pages.error("The form could not be read."), status: .badRequest) }
-        guard checkCSRF(request, form) else {
+        guard let binding = checkForm(request, form) else {
             return Responses.html(Pages.error("This form expired or came from another site. Go back to the application and start the sign-in again."), status: .forbidden)
         }
         let authorization: AuthorizationRequest
@@ -147,13 +153,14 @@ struct IdPRoutes {
         case .failure(.redirect(let code)): return Responses.redirect(engine.errorRedirect(code, request: form))
         case .success(let valid): authorization = valid
         }
-        let csrf = request.cookies[Self.csrfCookie]!.value
+        let sessionValue = request.cookies[sessionCookie]?.value
+        let token = engine.formToken(binding: binding, session: sessionValue)
         switch form["action"] {
         case "cancel", "deny":
             return Responses.redirect(engine.errorRedirect("access_denied", request: form, description: "The user declined."))
         case "allow":
-            guard let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value) else {
-                return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, message: "Your session ended; sign in again."))
+            guard let session = try await engine.session(cookie: sessionValue) else {
+                return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token, message: "Your session ended; sign in again."))
             }
             return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
         default:
@@ -161,7 +168,7 @@ struct IdPRoutes {
             switch await engine.login(username: username, password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
-                    Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: csrf, username: username, message: message)
+                    Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token, username: username, message: message)
                 }
             case .success(let authentication):
                 metrics.login(outcome: "success")
@@ -170,10 +177,11 @@ struct IdPRoutes {
                 if isFirstParty(authorization.clientID) {
                     response = Responses.redirect(try await engine.issueCode(authorization, authentication: authentication))
                 } else {
+                    // The consent form is submitted with the new session, so its token is bound to that session.
                     response = Responses.html(Pages.consent(clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
-                                                            csrf: csrf, username: authentication.subject))
+                                                            csrf: engine.formToken(binding: binding, session: sessionID), username: authentication.subject))
                 }
-                response.setCookie(cookie(Self.sessionCookie, sessionID, sameSite: .lax))
+                response.setCookie(cookie(sessionCookie, sessionID, sameSite: .lax))
                 return response
             }
         }
@@ -202,38 +210,61 @@ struct IdPRoutes {
 
     func deviceGet(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
         let query = (try? FormFields.query(request)) ?? [:]
-        let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
-        return withCSRF(request) { csrf in Responses.html(Pages.device(userCode: query["user_code"] ?? "", csrf: csrf, signedInAs: session?.subject)) }
+        let sessionValue = request.cookies[sessionCookie]?.value
+        let session = try await engine.session(cookie: sessionValue)
+        let userCode = query["user_code"] ?? ""
+        // A code in the link is looked up, to name the client and scopes before anyone approves (RFC 8628 §5.4);
+        // the lookups are guesses like any other and are throttled the same way.
+        var asking: (client: String, scope: String)?
+        var message: String?
+        if !userCode.isEmpty {
+            if let wait = try await engine.throttle.retryAfter(.deviceCode, address: context.peer, now: engine.clock.now()) {
+                message = "Too many wrong codes. Try again in \(wait) seconds."
+            } else if let pending = try await engine.pendingDevice(userCode: userCode) {
+                asking = (pending.clientID, pending.scope)
+            } else {
+                try await engine.throttle.recordFailure(.deviceCode, address: context.peer, now: engine.clock.now())
+                message = "That code is unknown, expired or already used. Check the code your device shows."
+            }
+        }
+        return withFormToken(request, session: sessionValue) { token in
+            Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: session?.subject, request: asking, message: message))
+        }
     }
 
     func devicePost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
         let form: [String: String]
         do { form = try await FormFields.body(request) } catch { return Responses.html(Pages.error("The form could not be read."), status: .badRequest) }
-        guard checkCSRF(request, form) else {
+        guard let binding = checkForm(request, form) else {
             return Responses.html(Pages.error("This form expired or came from another site. Open the device page again."), status: .forbidden)
         }
-        let csrf = request.cookies[Self.csrfCookie]!.value
+        let sessionValue = request.cookies[sessionCookie]?.value
+        let token = engine.formToken(binding: binding, session: sessionValue)
         let userCode = form["user_code"] ?? ""
-        let session = try await engine.session(cookie: request.cookies[Self.sessionCookie]?.value)
+        let session = try await engine.session(cookie: sessionValue)
         // RFC 8628 §5.1: user codes are short, so guesses are throttled per source address.
         if let wait = try await engine.throttle.retryAfter(.deviceCode, address: context.peer, now: engine.clock.now()) {
-            var response = Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: session?.subject,
+            var response = Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: session?.subject,
                                                        message: "Too many wrong codes. Try again in \(wait) seconds."), status: .tooManyRequests)
             response.headers[.retryAfter] = String(wait)
             return response
         }
-        guard try await engine.pendingDevice(userCode: userCode) != nil else {
+        guard let pending = try await engine.pendingDevice(userCode: userCode) else {
             try await engine.throttle.recordFailure(.deviceCode, address: context.peer, now: engine.clock.now())
-            return Responses.html(Pages.device(userCode: userCode, csrf: csrf, signedInAs: session?.subject,
+            return Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: session?.subject,
                                                message: "That code is unknown, expired or already used. Check the code your device shows."), status: .badRequest)
         }
         var authentication = session
         var newSession: String?
         if authentication == nil {
+            guard form["step"] != "consent" else {
+                return Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
+                                                   message: "Your session ended; sign in again."), status: .unauthorized)
+            }
             switch await engine.login(username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
-                    Pages.device(userCode: userCode, csrf: csrf, signedInAs: nil, message: message)
+                    Pages.device(userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope), message: message)
                 }
             case .success(let fresh):
                 metrics.login(outcome: "success")
@@ -241,12 +272,21 @@ struct IdPRoutes {
                 newSession = try await engine.startSession(fresh)
             }
         }
-        let approve = form["action"] != "deny"
-        guard try await engine.decideDevice(userCode: userCode, approve: approve, authentication: authentication!) else {
+        let action = form["action"] ?? "approve"
+        let declined = action == "deny"
+        // A third-party client gets its consent page, as at /authorize, before anything is approved.
+        if !declined && !isFirstParty(pending.clientID) && !(form["step"] == "consent" && action == "allow") {
+            var response = Responses.html(Pages.deviceConsent(clientID: pending.clientID, scope: pending.scope, userCode: userCode,
+                                                              csrf: engine.formToken(binding: binding, session: newSession ?? sessionValue),
+                                                              username: authentication!.subject))
+            if let newSession { response.setCookie(cookie(sessionCookie, newSession, sameSite: .lax)) }
+            return response
+        }
+        guard try await engine.decideDevice(userCode: userCode, approve: !declined, authentication: authentication!) else {
             return Responses.html(Pages.error("That code expired or was used while you were signing in. Start again on your device."), status: .badRequest)
         }
-        var response = Responses.html(Pages.deviceDone(approved: approve))
-        if let newSession { response.setCookie(cookie(Self.sessionCookie, newSession, sameSite: .lax)) }
+        var response = Responses.html(Pages.deviceDone(approved: !declined))
+        if let newSession { response.setCookie(cookie(sessionCookie, newSession, sameSite: .lax)) }
         return response
     }
 
@@ -316,32 +356,40 @@ struct IdPRoutes {
         return Responses.oauthError(OAuthError("server_error", "the provider could not complete the request; see its log.", status: 500))
     }
 
-    // MARK: Cookies and CSRF
+    // MARK: Cookies and form tokens
 
     func cookie(_ name: String, _ value: String, sameSite: Cookie.SameSite) -> Cookie {
         Cookie(name: name, value: value, path: "/", secure: secureCookies, httpOnly: true, sameSite: sameSite)
     }
 
-    /// Renders a form page with a CSRF token: the one in the browser's cookie, or a new one set with the page.
-    func withCSRF(_ request: Request, _ render: (String) -> Response) -> Response {
-        if let existing = request.cookies[Self.csrfCookie]?.value, existing.utf8.count == 43 { return render(existing) }
-        let token = OAuthEngine.randomToken()
-        var response = render(token)
-        response.setCookie(cookie(Self.csrfCookie, token, sameSite: .strict))
+    /// Renders a form page with a form token for the browser's form cookie (a new one is set with the page when it has
+    /// none) and `session`, the session cookie the browser will send with the form.
+    func withFormToken(_ request: Request, session: String?, _ render: (String) -> Response) -> Response {
+        if let existing = request.cookies[formCookie]?.value, existing.utf8.count == 43 {
+            return render(engine.formToken(binding: existing, session: session))
+        }
+        let binding = OAuthEngine.randomToken()
+        var response = render(engine.formToken(binding: binding, session: session))
+        response.setCookie(cookie(formCookie, binding, sameSite: .strict))
         return response
     }
 
-    /// Double-submit check: the form's token equals the cookie's, and a browser's Origin (when sent) is this provider.
-    func checkCSRF(_ request: Request, _ form: [String: String]) -> Bool {
-        guard let cookie = request.cookies[Self.csrfCookie]?.value, let field = form["csrf"], cookie.utf8.count == 43,
-              constantTimeEqual(Array(cookie.utf8), Array(field.utf8)) else { return false }
-        if let origin = request.headers[.origin], origin != "null" {
-            guard let issuerURL = URL(string: engine.issuer), let scheme = issuerURL.scheme, let host = issuerURL.host else { return false }
+    /// Checks a submitted form: its token must be the one for the browser's form cookie and session cookie, and the
+    /// request must not come from another site (`Sec-Fetch-Site: cross-site`, or an `Origin` other than the issuer's,
+    /// `null` included: sandboxed frames and data: pages send it). Returns the form cookie when the form is good.
+    func checkForm(_ request: Request, _ form: [String: String]) -> String? {
+        guard let binding = request.cookies[formCookie]?.value, binding.utf8.count == 43, let token = form["csrf"],
+              engine.checkFormToken(token, binding: binding, session: request.cookies[sessionCookie]?.value) else { return nil }
+        if request.headers[Self.secFetchSite]?.lowercased() == "cross-site" { return nil }
+        if let origin = request.headers[.origin] {
+            guard let issuerURL = URL(string: engine.issuer), let scheme = issuerURL.scheme, let host = issuerURL.host else { return nil }
             // Browsers leave the scheme's default port out of Origin.
             let defaultPort = scheme == "https" ? 443 : 80
             let expected = "\(scheme)://\(host)" + (issuerURL.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? "")
-            return origin == expected
+            guard origin == expected else { return nil }
         }
-        return true
+        return binding
     }
+
+    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
 }

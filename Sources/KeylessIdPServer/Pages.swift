@@ -25,6 +25,7 @@ enum Pages {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
+        <meta name="referrer" content="same-origin">
         <title>\(escape(title)) · keyless</title>
         <style>
         body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
@@ -91,12 +92,19 @@ enum Pages {
         """)
     }
 
-    static func device(userCode: String, csrf: String, signedInAs: String?, message: String? = nil) -> String {
+    /// The device page; `request` names the client and scopes of the code in the link, when it is pending.
+    static func device(userCode: String, csrf: String, signedInAs: String?, request: (client: String, scope: String)? = nil,
+                       message: String? = nil) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
         let who = signedInAs.map { "<p>Signed in as <strong>\(escape($0))</strong>.</p>" } ?? credentialFields(username: "")
+        let asking = request.map {
+            "<p class=\"request\">This code is for <strong>\(escape($0.client))</strong>, asking for the scopes <code>\(escape($0.scope))</code>. "
+                + "Approve only if you started this on your own device just now.</p>"
+        } ?? ""
         return layout(title: "Connect a device", body: """
         <h1>Connect a device</h1>
         <p>Enter the code shown on your device or terminal.</p>
+        \(asking)
         \(alert)
         <form method="post" action="/device">
         \(hidden([("csrf", csrf)]))
@@ -104,6 +112,21 @@ enum Pages {
         <input type="text" id="user_code" name="user_code" value="\(escape(userCode))" autocomplete="off" autocapitalize="characters" required>
         \(who)
         <button type="submit" name="action" value="approve">Approve</button>
+        <button type="submit" name="action" value="deny">Deny</button>
+        </form>
+        """)
+    }
+
+    /// Consent for a third-party client's device request (RFC 8628 §5.4: name the client, and ask).
+    static func deviceConsent(clientID: String, scope: String, userCode: String, csrf: String, username: String) -> String {
+        layout(title: "Allow access", body: """
+        <h1>Allow access?</h1>
+        <p><strong>\(escape(clientID))</strong> asks, from a device, to act as you (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
+        <p>Allow it only if you started this on your own device just now. Someone who sent you this link or code can otherwise get
+        access to your account.</p>
+        <form method="post" action="/device">
+        \(hidden([("csrf", csrf), ("user_code", userCode), ("step", "consent")]))
+        <button type="submit" name="action" value="allow">Allow</button>
         <button type="submit" name="action" value="deny">Deny</button>
         </form>
         """)

@@ -46,10 +46,13 @@ public struct OIDCClientConfiguration: Sendable, Equatable {
     public var authorizationParameters: [AuthorizationParameter]
     /// The provider's dialect (detected from the issuer unless given).
     public var dialect: ProviderDialect
+    /// Whether a login asks for a refresh token (`offline_access`) when no scopes were given; a web sign-in does not.
+    public var refreshTokens: Bool
 
     /// Creates a configuration.
     public init(issuer: String, clientID: String, clientSecret: String? = nil, scopes: [String]? = nil,
-                authorizationParameters: [AuthorizationParameter] = [], dialect: ProviderDialect? = nil) {
+                authorizationParameters: [AuthorizationParameter] = [], dialect: ProviderDialect? = nil, refreshTokens: Bool = true) {
+        self.refreshTokens = refreshTokens
         self.issuer = Discovery.normalize(issuer)
         self.clientID = clientID
         self.clientSecret = clientSecret
@@ -114,9 +117,10 @@ public actor OIDCClient {
     }
 
     /// The scopes this client requests: the person's (given now, else at the previous login), or those the provider
-    /// supports of openid, email, profile, offline_access.
+    /// supports of openid, email, profile, groups, offline_access (`ProviderProfile.scopes`).
     public func scopes(previous: TokenSet? = nil) async throws -> [String] {
-        configuration.profile.scopes(explicit: configuration.scopes ?? previous?.requestedScopes, metadata: try await metadata())
+        configuration.profile.scopes(explicit: configuration.scopes ?? previous?.requestedScopes, metadata: try await metadata(),
+                                     refresh: configuration.refreshTokens)
     }
 
     /// Records on `tokens` what the login asked for, so that later logins ask the same.

@@ -64,16 +64,23 @@ public struct ProviderProfile: Sendable, Equatable {
         self.dialect = dialect
     }
 
-    /// The scopes a person's login asks for when none were given.
+    /// The scopes a person's login asks for when none were given and the provider lists none.
     public static let defaultPersonScopes = ["openid", "email", "profile", "offline_access"]
+    /// Asked for only when the provider lists it: keyless idp, dex and Okta release groups only for the `groups` scope,
+    /// and providers that do not know it may refuse the whole request.
+    public static let listedOnlyScopes = ["groups"]
 
-    /// The scopes to request: `explicit` when given (with `openid`); otherwise openid plus those of email, profile and
-    /// offline_access the provider lists in `scopes_supported` (all of them when it lists none, as OpenID Discovery
-    /// makes the list optional). Google lists no `offline_access` and answers 400 invalid_scope to it.
-    public func scopes(explicit: [String]?, metadata: ProviderMetadata) -> [String] {
+    /// The scopes to request: `explicit` when given (with `openid`); otherwise openid plus those of email, profile,
+    /// groups and offline_access the provider lists in `scopes_supported` (all but groups when it lists none, as OpenID
+    /// Discovery makes the list optional). Google lists no `offline_access` and answers 400 invalid_scope to it.
+    /// Without `refresh` (a web sign-in that keeps no refresh token) `offline_access` is left out.
+    public func scopes(explicit: [String]?, metadata: ProviderMetadata, refresh: Bool = true) -> [String] {
         if let explicit, !explicit.isEmpty { return explicit.contains("openid") ? explicit : ["openid"] + explicit }
-        guard let supported = metadata.scopesSupported, !supported.isEmpty else { return Self.defaultPersonScopes }
-        return ["openid"] + Self.defaultPersonScopes.dropFirst().filter { supported.contains($0) }
+        let wanted = ["email", "profile"] + Self.listedOnlyScopes + (refresh ? ["offline_access"] : [])
+        guard let supported = metadata.scopesSupported, !supported.isEmpty else {
+            return ["openid"] + wanted.filter { Self.defaultPersonScopes.contains($0) }
+        }
+        return ["openid"] + wanted.filter { supported.contains($0) }
     }
 
     /// The extra authorization parameters: the dialect's, then the person's (theirs replace ours of the same name).

@@ -33,8 +33,9 @@ public struct WebPage: Sendable {
         self.service = service
         self.login = login
         self.logger = logger
+        // The provider's own choice of openid, email, profile and groups (when it lists groups): no refresh token.
         client = OIDCClient(configuration: OIDCClientConfiguration(issuer: login.issuer, clientID: login.clientID, clientSecret: login.clientSecret,
-                                                                   scopes: ["openid", "email", "profile"]),
+                                                                   refreshTokens: false),
                             http: http, clock: service.clock, logger: logger)
         var library = MustacheLibrary()
         try library.register(WebTemplates.layout, named: "layout")

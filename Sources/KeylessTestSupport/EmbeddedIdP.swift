@@ -162,15 +162,21 @@ public final class EmbeddedIdP: Sendable {
     /// Approves a device code on the `/device` page as `user`, as a person would in a browser.
     public func approveDevice(userCode: String, user: EmbeddedIdPUser = .alice, otp: String? = nil) async throws {
         let page = try await send("GET", "/device?user_code=\(PartnerHTTP.formEscape(userCode))")
-        guard let csrf = Self.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? "") else {
-            throw TestSupportError("the /device page set no CSRF cookie: HTTP \(page.status)")
+        guard let binding = Self.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""), let csrf = Self.formField("csrf", in: page.text) else {
+            throw TestSupportError("the /device page set no form cookie or has no csrf field: HTTP \(page.status)")
         }
         var fields = [("csrf", csrf), ("user_code", userCode), ("username", user.name), ("password", user.password), ("action", "approve")]
         if let otp { fields.append(("otp", otp)) }
-        let answer = try await send("POST", "/device", headers: ["Cookie": "keyless_csrf=\(csrf)"], form: fields)
+        let answer = try await send("POST", "/device", headers: ["Cookie": "keyless_csrf=\(binding)"], form: fields)
         guard answer.status == 200, answer.text.contains("Device connected") else {
             throw TestSupportError("the provider did not approve device code \(userCode): HTTP \(answer.status)\n\(answer.text.prefix(600))")
         }
+    }
+
+    /// The value of the form field `name` (a hidden input) in one of the provider's pages.
+    public static func formField(_ name: String, in html: String) -> String? {
+        guard let range = html.range(of: "name=\"\(name)\" value=\"") else { return nil }
+        return String(html[range.upperBound...].prefix { $0 != "\"" })
     }
 
     /// The value of cookie `name` in a Set-Cookie header (or several joined by commas).

@@ -12,13 +12,14 @@ struct IdPReplicaTests {
         let query = "response_type=code&client_id=keyless-cli&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcallback&scope=openid&state=s1"
             + "&code_challenge=\(challenge)&code_challenge_method=S256"
         let page = try await idp.send("GET", "/authorize?" + query)
-        let csrf = try #require(EmbeddedIdP.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""), "login page: HTTP \(page.status)")
+        let binding = try #require(EmbeddedIdP.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""), "login page: HTTP \(page.status)")
+        let csrf = try #require(EmbeddedIdP.formField("csrf", in: page.text))
         var fields = [("csrf", csrf), ("username", "alice"), ("password", EmbeddedIdPUser.alice.password), ("action", "login")]
         fields += query.split(separator: "&").map { pair in
             let kv = pair.split(separator: "=", maxSplits: 1)
             return (String(kv[0]), String(kv[1]).removingPercentEncoding!)
         }
-        let answer = try await idp.send("POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(csrf)"], form: fields)
+        let answer = try await idp.send("POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(binding)"], form: fields)
         let location = try #require(answer.headers["location"], "login: HTTP \(answer.status) \(answer.text.prefix(300))")
         let code = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
         return (code, verifier)

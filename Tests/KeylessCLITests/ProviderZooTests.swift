@@ -121,7 +121,7 @@ struct ProviderZooTests {
         #expect(login.stderr.contains("drop --client-secret"), "\(login)")
     }
 
-    @Test("Okta: offline_access, the idp parameter kept with the login, a kid-less JWKS, aud as an array, no id_token on refresh")
+    @Test("Okta: offline_access and groups, the idp parameter kept with the login, a kid-less JWKS, aud as an array, no id_token on refresh")
     func okta() async throws {
         guard Self.available() else { return }
         let run = try await Run.start(.okta, zooFlags: ["--no-kid", "--aud-array", "--no-id-token-on-refresh"])
@@ -136,7 +136,8 @@ struct ProviderZooTests {
 
         let requests = try await run.zoo.requests()
         let authorize = try #require(requests.last { $0.endpoint == "authorize" && $0.params["idp"] != nil }, "\(requests)")
-        #expect(authorize.params["scope"] == "openid email profile offline_access")
+        // Okta lists groups, and releases the groups claim only for that scope.
+        #expect(authorize.params["scope"] == "openid email profile groups offline_access")
         #expect(authorize.params["idp"] == "0oa1upstreamidp")
         #expect(requests.contains { $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok" }, "\(requests)")
     }

@@ -14,9 +14,9 @@ func startDevice(_ client: any TestClientProtocol) async throws -> [String: Any]
 }
 
 /// One poll of the token endpoint with a device code.
-func pollDevice(_ client: any TestClientProtocol, _ deviceCode: String) async throws -> TestResponse {
+func pollDevice(_ client: any TestClientProtocol, _ deviceCode: String, clientID: String = "cli") async throws -> TestResponse {
     try await client.execute(uri: "/token", method: .post, headers: formHeaders(), body: formBody([
-        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode), ("client_id", "cli"),
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode), ("client_id", clientID),
     ]))
 }
 
@@ -62,7 +62,9 @@ struct DeviceFlowTests {
             #expect(text(page).contains("<h1>Connect a device</h1>"))
             #expect(text(page).contains("name=\"user_code\" value=\"\(userCode)\""))
             let csrf = try #require(hiddenField("csrf", in: text(page)))
-            #expect(csrf == browser.cookies["keyless_csrf"])
+            #expect(browser.cookies["keyless_csrf"] != nil)
+            // RFC 8628 §5.4: the page names the client and the scopes of the code in the link.
+            #expect(text(page).contains("This code is for <strong>cli</strong>, asking for the scopes <code>"))
 
             let done = try await browser.post("/device", form: [
                 ("csrf", csrf), ("user_code", userCode.lowercased()), ("username", "alice"), ("password", Fixture.alicePassword), ("action", "approve"),
@@ -105,6 +107,43 @@ struct DeviceFlowTests {
             #expect(text(done).contains("Device connected"))
             #expect(setCookie(done, "keyless_session") == nil)
             #expect(try await pollDevice(client, try #require(device["device_code"] as? String)).status == .ok)
+        }
+    }
+
+    @Test("a third-party client's code, opened from its link by a signed-in user, names the client and asks consent before anything is approved (RFC 8628 §5.4)")
+    func thirdPartyDeviceConsent() async throws {
+        let fixture = try await IdPServerFixture.make()
+        try await fixture.withRouter { client in
+            var browser = Browser(client)
+            _ = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            func start() async throws -> [String: Any] {
+                try json(try await client.execute(uri: "/device_authorization", method: .post, headers: formHeaders(),
+                                                  body: formBody([("client_id", "gadget"), ("scope", "openid email")])))
+            }
+            let device = try await start()
+            let userCode = try #require(device["user_code"] as? String), deviceCode = try #require(device["device_code"] as? String)
+            let page = try await browser.get("/device?user_code=" + userCode)
+            #expect(text(page).contains("This code is for <strong>gadget</strong>, asking for the scopes <code>openid email</code>."))
+            let first = try await browser.post("/device", form: [
+                ("csrf", try #require(hiddenField("csrf", in: text(page)))), ("user_code", userCode), ("action", "approve"),
+            ])
+            #expect(first.status == .ok)
+            #expect(text(first).contains("<h1>Allow access?</h1>") && text(first).contains("<strong>gadget</strong>"))
+            #expect(try oauthError(try await pollDevice(client, deviceCode, clientID: "gadget")) == "authorization_pending", "nothing approved yet")
+            let allowed = try await browser.post("/device", form: hiddenFields(text(first)) + [("action", "allow")])
+            #expect(text(allowed).contains("Device connected"))
+            #expect(try await pollDevice(client, deviceCode, clientID: "gadget").status == .ok)
+
+            // Deny on the consent page denies the request.
+            let second = try await start()
+            let secondPage = try await browser.get("/device?user_code=" + (try #require(second["user_code"] as? String)))
+            let consent = try await browser.post("/device", form: [
+                ("csrf", try #require(hiddenField("csrf", in: text(secondPage)))), ("user_code", try #require(second["user_code"] as? String)),
+                ("action", "approve"),
+            ])
+            let denied = try await browser.post("/device", form: hiddenFields(text(consent)) + [("action", "deny")])
+            #expect(text(denied).contains("Request denied"))
+            #expect(try oauthError(try await pollDevice(client, try #require(second["device_code"] as? String), clientID: "gadget")) == "access_denied")
         }
     }
 

@@ -64,7 +64,8 @@ enum Fixture {
     }
 
     /// The idp.yaml of the test provider: alice (password), bob (password and TOTP), four more users for the
-    /// per-address throttle, a public CLI client, a confidential third-party web app and a service client.
+    /// per-address throttle, a public CLI client, a confidential third-party web app, a service client and a third-party device
+    /// client.
     static var yaml: String {
         """
         issuer: \(issuer)
@@ -100,6 +101,9 @@ enum Fixture {
             secret_hash: "\(serviceHash)"
             grants: [client_credentials]
             scopes: [api.read]
+          - id: gadget
+            grants: [device_code]
+            first_party: false
         """
     }
 

@@ -732,6 +732,30 @@ struct LoginTests {
 
 @Suite("userinfo and revocation")
 struct UserinfoAndRevocationTests {
+    @Test("claims follow the scopes: openid alone names only the subject in the ID token, the access token and userinfo; email, profile and groups each add theirs")
+    func claimsByScope() async throws {
+        let f = try await EngineFixture()
+        func tokens(_ scope: String) async throws -> (id: [String: Any], access: [String: Any], info: [String: Any]) {
+            let code = try await f.code(f.query(scope: scope)).code
+            let response = try await f.redeem(code)
+            return (try jwtClaims(try #require(response.idToken)), try jwtClaims(response.accessToken),
+                    try await f.engine.userinfo(bearer: response.accessToken))
+        }
+        let bare = try await tokens("openid")
+        for (name, claims) in [("ID token", bare.id), ("access token", bare.access), ("userinfo", bare.info)] {
+            for claim in ["email", "email_verified", "preferred_username", "groups"] {
+                #expect(claims[claim] == nil, "\(name) carries \(claim) with scope openid alone")
+            }
+        }
+        let email = try await tokens("openid email")
+        #expect(email.id["email"] as? String == "alice@example.com" && email.id["email_verified"] as? Bool == true)
+        #expect(email.id["groups"] == nil && email.access["groups"] == nil && email.info["groups"] == nil)
+        let all = try await tokens("openid email profile groups")
+        #expect(all.id["preferred_username"] as? String == "alice" && all.info["preferred_username"] as? String == "alice")
+        #expect(all.id["groups"] as? [String] == ["engineers", "admins"] && all.access["groups"] as? [String] == ["engineers", "admins"])
+        #expect(all.info["groups"] as? [String] == ["engineers", "admins"])
+    }
+
     @Test("a user's access token gives sub, email, preferred_username and groups")
     func userinfo() async throws {
         let f = try await EngineFixture()

@@ -25,12 +25,14 @@ private func refreshable(_ idToken: String = "x.y.z") -> TokenSet {
 
 @Suite("The client adapts to the provider's discovery document")
 struct ScopeAdaptationTests {
-    @Test("offline_access is asked for only when scopes_supported lists it (Google lists no offline_access and answers invalid_scope)")
+    @Test("offline_access and groups are asked for only when scopes_supported lists them (Google lists no offline_access and answers invalid_scope; Okta releases groups only for the groups scope)")
     func offlineAccessOnlyWhenSupported() async throws {
         let google = StubIdP(discoveryLists: ["scopes_supported": ["openid", "email", "profile"]])
         #expect(try await authorizationQuery(makeClient(google))["scope"] == "openid email profile")
         let okta = StubIdP(discoveryLists: ["scopes_supported": ["openid", "profile", "email", "address", "phone", "offline_access", "groups"]])
-        #expect(try await authorizationQuery(makeClient(okta))["scope"] == "openid email profile offline_access")
+        #expect(try await authorizationQuery(makeClient(okta))["scope"] == "openid email profile groups offline_access")
+        let web = makeClient(okta, configuration: OIDCClientConfiguration(issuer: testIssuer, clientID: testClientID, refreshTokens: false))
+        #expect(try await web.scopes() == ["openid", "email", "profile", "groups"], "a web sign-in asks for no refresh token")
     }
 
     @Test("a provider that lists no scopes gets the default openid email profile offline_access")

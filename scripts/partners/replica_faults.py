@@ -17,6 +17,14 @@ or secret is ever printed: counts only.
 Exit status: 0 when the run completed (even when replays were accepted: the caller asserts on the JSON);
 2 usage error; 3 a partner could not be started (the tail of its log is printed on stderr); 4 an unexpected error.
 
+The report: requests_sent and per-kind counts (sent/ok/failed); valid_failed (valid requests that failed, by kind
+and answer, with failure windows attributed to the fault before them: start offset, duration, count);
+codes_accepted_twice, refresh_tokens_accepted_twice, totp_replays_accepted, assertion_replays_accepted (a value seen
+to succeed twice; replay_checks has the trials, refusals and inconclusive answers per route, and same-replica
+controls); recovery_seconds (fault -> first relevant success through nginx) and settled_seconds (fault -> last
+failure attributed to it); faults (what was done, when); audit_log_records; healthy_at_end; errors; versions.
+Times are seconds since the load started.
+
 Needs: python3 (standard library; `cryptography` if importable, else the openssl command, for the client key),
 moto (`python3 -m moto.server` with this interpreter, or `moto_server`), nginx, PostgreSQL's initdb/postgres/pg_isready
 (/usr/lib/postgresql/*/bin or PATH) and, when run as root, setpriv (PostgreSQL then runs as `postgres` or `nobody`).
@@ -26,6 +34,7 @@ Every process it starts is stopped by its own PID (also on error, SIGINT, SIGTER
 import argparse
 import atexit
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import html.parser
@@ -161,6 +170,7 @@ class Resp:
         self.body = body
         self.error = error  # the exception's class name on a transport failure (status 0)
         self.record = None  # the harness's record of the request
+        self.note = None  # why the harness did not accept an otherwise successful answer
 
     def json(self):
         try:
@@ -232,6 +242,8 @@ def answer_label(resp):
     `0 ExceptionName` when no answer came."""
     if resp.status == 0:
         return f"0 {resp.error}"
+    if resp.note:
+        return f"{resp.status} {resp.note}"
     code = resp.json().get("error")
     return f"{resp.status} {code}" if isinstance(code, str) and len(code) < 60 else str(resp.status)
 
@@ -298,17 +310,21 @@ class Partner:
     def stop(self, timeout=10):
         if self.proc is None:
             return
+        began = time.monotonic()
         if self.running():
             try:
                 os.kill(self.proc.pid, self.stop_signal)
             except ProcessLookupError:
                 pass
             if not self._wait(timeout) and self.running():
+                log(f"{self.name} (pid {self.proc.pid}) did not stop within {timeout:g} s; SIGKILL")
                 try:
                     os.kill(self.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         self._wait(10)
+        if time.monotonic() - began > 2:
+            log(f"stopping {self.name} (pid {self.proc.pid}) took {time.monotonic() - began:.1f} s")
 
     def _wait(self, timeout):
         try:
@@ -435,7 +451,9 @@ class Run:
         self.rotated_kid = None
         self.cleaned = False
         self.counters = {}
+        self.assertion_trials = 0
         self.failures_seen = set()
+        self.local = threading.local()  # .racing: inside a race, whose loser is not a failure
         self.cleanup_lock = threading.Lock()
 
     # ----- partners ---------------------------------------------------------------------------------------------
@@ -638,15 +656,20 @@ class Run:
 
     def _write_idp_config(self):
         # Fresh secrets every run, kept in memory only; the file holds their scrypt hashes.
-        self.users = {
-            "alice": {"password": secrets.token_urlsafe(18), "totp": None},
+        # One password-only user per worker, so that no two logins of one user from one address run at once (the
+        # provider counts an attempt as a failure until it succeeds, per user and address), and two TOTP users.
+        self.load_users = [f"alice{i + 1}" for i in range(self.args.workers)]
+        self.users = {name: {"password": secrets.token_urlsafe(18), "totp": None} for name in self.load_users}
+        self.users.update({
             "bob": {"password": secrets.token_urlsafe(18), "totp": base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")},
             "carol": {"password": secrets.token_urlsafe(18), "totp": base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")},
-        }
+        })
         self.deployer_secret = secrets.token_urlsafe(24)
         self.client_key = ClientKey(self.idp_dir)
-        hashes = {name: self._hash(user["password"]) for name, user in self.users.items()}
-        deployer_hash = self._hash(self.deployer_secret)
+        names = list(self.users)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # ~0.4 s of scrypt each, on 2 cores
+            hashed = list(pool.map(self._hash, [self.users[n]["password"] for n in names] + [self.deployer_secret]))
+        hashes, deployer_hash = dict(zip(names, hashed)), hashed[-1]
         lines = [f"issuer: {self.issuer}", "signing_algorithm: RS256", "groups: [developers, admins]", "users:"]
         for name, user in self.users.items():
             lines += [f"  - username: {name}", f"    password_hash: \"{hashes[name]}\"", f"    email: {name}@example.com",
@@ -792,7 +815,9 @@ grants:
 """)
         self.server_config = os.path.join(self.server_dir, "server.yaml")
         with open(self.server_config, "w") as f:
-            f.write(f"""listen: 127.0.0.1:{self.port_server_a}
+            # No listen: each replica gets --listen. public_url is the load balancer (else it would be derived from
+            # listen:, naming one replica).
+            f.write(f"""public_url: {self.server_front}
 policy: policy.yaml
 audit_log: audit.log
 issuers:
@@ -848,7 +873,8 @@ aws:
         resp.record = record
         with self.lock:
             self.records.append(record)
-            first_seen = not accepted and expect == "valid" and (kind, record["answer"]) not in self.failures_seen
+            first_seen = (not accepted and expect == "valid" and not getattr(self.local, "racing", False)
+                          and (kind, record["answer"]) not in self.failures_seen)
             if first_seen:
                 self.failures_seen.add((kind, record["answer"]))
         if first_seen:
@@ -910,6 +936,7 @@ aws:
         results = [None] * len(calls)
 
         def run(index):
+            self.local.racing = True
             try:
                 barrier.wait(timeout=HTTP_TIMEOUT)
             except threading.BrokenBarrierError:
@@ -946,14 +973,11 @@ aws:
                 return False
             forms = [f for f in parser.forms if f["method"] == "post" and f["action"].split("?")[0].endswith("/authorize")]
             if not forms:
+                resp.note = "no-login-form"
                 return False
-            form = forms[0]
-            csrf = [(n, v) for n, v in form["hidden"] if "csrf" in n.lower()]
-            cookies = set_cookies(resp)
-            # Double submit: the cookie that carries the same value as the form's CSRF field, whatever its name.
-            if not csrf or not any(v == csrf[0][1] for v in cookies.values()):
-                return False
-            parsed.update(form=form, cookies=cookies)
+            # As a browser: every hidden field of the form goes back (the CSRF token among them, whatever its name and
+            # whether or not it equals a cookie), and every cookie the page set.
+            parsed.update(form=forms[0], cookies=set_cookies(resp))
             return True
 
         page, ok = self.send(page_kind, target, "GET", base + "/authorize?" + urllib.parse.urlencode(query), page_ok)
@@ -969,6 +993,7 @@ aws:
         submits = [s for s in form["submits"] if s[1].lower() not in ("cancel", "deny")]
         fields.append(submits[0] if submits else ("action", "login"))
         cookie = "; ".join(f"{n}={v}" for n, v in parsed["cookies"].items())
+        headers = {"Cookie": cookie} if cookie else {}
         result = {}
 
         def login_ok(resp):
@@ -982,7 +1007,7 @@ aws:
             return True
 
         answer, ok = self.send(login_kind, target, "POST", base + "/authorize", login_ok, form=fields,
-                               headers={"Cookie": cookie}, expect="replay" if login_kind in REPLAY_KINDS else "valid")
+                               headers=headers, expect="replay" if login_kind in REPLAY_KINDS else "valid")
         return result.get("code"), verifier, answer
 
     @staticmethod
@@ -1017,6 +1042,13 @@ aws:
             if ok1:
                 self.replay_outcome(name, route, r2, ok2)
             else:
+                log_key = (r1.record["kind"], r1.record["answer"]) if r1.record else None
+                with self.lock:
+                    first_seen = log_key is not None and log_key not in self.failures_seen
+                    if first_seen:
+                        self.failures_seen.add(log_key)
+                if first_seen:
+                    log(f"first failure of {log_key[0]} (a race where neither use succeeded): {log_key[1]} {describe(r1)}")
                 self.replay_outcome(name, route, r2, False, first_ok=False)
             return r1, ok1
         r1, ok1 = first_call()
@@ -1027,11 +1059,11 @@ aws:
         self.replay_outcome(name, route, r2, ok2)
         return r1, ok1
 
-    def user_flow(self, index):
+    def user_flow(self, index, username):
         """Login through nginx, then the code and refresh tokens used once at one replica and again at the other.
         A replayed code revokes the tokens issued for it, so the code's second use comes last."""
         mode = self.MODES[index % len(self.MODES)]
-        code, verifier, _ = self.browser_login("nginx", "alice")
+        code, verifier, _ = self.browser_login("nginx", username)
         if not code:
             return
         first, second = self.pair(mode)
@@ -1090,8 +1122,6 @@ aws:
                                  f"{urllib.parse.quote(self.deployer_secret, safe='')}".encode()).decode()
         self.send("client_credentials", "nginx", "POST", self.issuer + "/token", self.tokens_ok,
                   form=[("grant_type", "client_credentials")], headers={"Authorization": "Basic " + basic})
-        mode = self.MODES[index % len(self.MODES)]
-        first, second = self.pair(mode)
         assertion = self.client_key.assertion(JWT_CLIENT, self.issuer + "/token")
         form = [("grant_type", "client_credentials"), ("client_id", JWT_CLIENT), ("client_assertion_type", ASSERTION_TYPE),
                 ("client_assertion", assertion)]
@@ -1100,10 +1130,24 @@ aws:
             return lambda: self.send(kind, target, "POST", self.idp_url(target) + "/token", self.tokens_ok, form=form,
                                      expect="replay" if kind in REPLAY_KINDS else "valid")
 
+        # A refused assertion counts as a failed client authentication from this address (127.0.0.1), and a provider
+        # that shares those counters refuses every assertion from the address after 20 of them (15 minutes): the
+        # replay checks are spread evenly over the run within a budget, and the other service flows use a fresh
+        # assertion once.
+        with self.lock:
+            trial = self.assertion_trials
+            due = trial < self.args.assertion_trials and self.now() >= trial * self.args.duration / self.args.assertion_trials
+            if due:
+                self.assertion_trials += 1
+        if not due:
+            self.send("private_key_jwt", "nginx", "POST", self.issuer + "/token", self.tokens_ok, form=form)
+            return
+        mode = self.MODES[trial % len(self.MODES)]
+        first, second = self.pair(mode)
         _, ok = self.single_use_check("assertion", "race" if mode.startswith("race") else "seq", use(first, "private_key_jwt"),
                                       use(second, "assertion_replay"), first, second)
-        # Control (every 4th): the same assertion once more at the replica that accepted it first.
-        if ok and index % 4 == 1 and first != "nginx" and not mode.startswith("race"):
+        # Control (twice): the same assertion once more at the replica that accepted it first.
+        if ok and trial in (1, 6) and first != "nginx" and not mode.startswith("race"):
             resp, accepted = use(first, "assertion_replay_same_replica")()
             self.replay_outcome("assertion_same_replica", f"{first}>{first}", resp, accepted)
 
@@ -1120,7 +1164,7 @@ aws:
                 if iteration % 3 == 2:
                     self.service_flow(self.next_index("service"))
                 else:
-                    self.user_flow(self.next_index("user"))
+                    self.user_flow(self.next_index("user"), self.load_users[number])
             except Exception as error:  # a harness bug must not silently stop the load
                 with self.lock:
                     self.errors.append(f"worker {number}: {type(error).__name__}: {error}")
@@ -1130,16 +1174,20 @@ aws:
             if self.args.pause:
                 self.stop_event.wait(self.args.pause)
 
+    # Failed logins count per address (30 within 15 minutes on a provider that shares the counters): at most 8
+    # trials per TOTP user, each at most one failed login when the guard works (plus one control per user).
+    MAX_TOTP_TRIALS = 8
+
     def totp_worker(self):
         """Per 30 s step and TOTP user: log in at one replica with the current code (must succeed), then present the
-        same code at the other replica (must fail), well inside the step; every 3rd trial per user also at the same
+        same code at the other replica (must fail), well inside the step; the first trial per user also at the same
         replica again (control: the per-process guard)."""
         trials = {name: 0 for name, user in self.users.items() if user["totp"]}
         done = set()
         while not self.stop_event.is_set():
             now = time.time()
             step, position = int(now // 30), now % 30
-            pending = [name for name in trials if (name, step) not in done]
+            pending = [name for name in trials if (name, step) not in done and trials[name] < self.MAX_TOTP_TRIALS]
             if not pending or position > 20:
                 self.stop_event.wait(min(1.0, 30.5 - position) if position > 20 or not pending else 0.5)
                 continue
@@ -1165,7 +1213,7 @@ aws:
                 self.replay_outcome("totp", f"{first}>{second}", Resp(0, error="LoginPageFailed"), False)
             else:
                 self.replay_outcome("totp", f"{first}>{second}", answer, bool(second_code))
-            if n % 3 == 0:
+            if n == 0:  # once per user: failed logins count towards the per-address throttle (20 in 5 minutes)
                 third_code, third_verifier, answer = self.browser_login(first, name, otp=code_value,
                                                                         login_kind="totp_replay_same_replica")
                 self.replay_outcome("totp_same_replica", f"{first}>{first}", answer or Resp(0, error="LoginPageFailed"),
@@ -1315,6 +1363,7 @@ aws:
                     sent, failed = len(self.records), sum(1 for r in self.records if r["expect"] == "valid" and not r["ok"])
                 log(f"{sent} requests, {failed} valid ones failed")
         self.stop_event.set()
+        log("load ended; waiting for the flows in progress")
         for thread in threads:
             thread.join(HTTP_TIMEOUT * 4)
         if fault:
@@ -1396,6 +1445,14 @@ aws:
             first = min((r["t1"] for r in candidates), default=None)
             recovery[f["name"]] = round(first - f["at"], 3) if first is not None else None
 
+        # Until when each fault still caused failures: from the fault to the end of the last failure attributed to it.
+        settled = {f["name"]: 0.0 for f in faults}
+        for r in failed:
+            owner = attributed(r["t1"])
+            if owner in settled:
+                at = next(f["at"] for f in faults if f["name"] == owner)
+                settled[owner] = round(max(settled[owner], r["t1"] - at), 3)
+
         audit = {"granted": 0, "failed": 0, "denied": 0}
         try:
             with open(os.path.join(self.server_dir, "audit.log")) as f:
@@ -1438,6 +1495,7 @@ aws:
             "assertion_replays_accepted": replays["assertion"]["accepted"],
             "replay_checks": replays,
             "recovery_seconds": recovery,
+            "settled_seconds": settled,
             "faults": faults,
             "credentials_with_rotated_key": {
                 "sent": len(rotated_credentials), "ok": sum(1 for r in rotated_credentials if r["ok"]),
@@ -1449,8 +1507,11 @@ aws:
             "errors": self.errors,
             "versions": self.versions(),
             "setup": {"workers": self.args.workers, "duration": self.args.duration, "restart_delay": self.args.restart_delay,
+                      "assertion_trials": self.args.assertion_trials, "load_users": len(self.load_users),
                       "faults": not self.args.no_faults, "http_timeout_seconds": HTTP_TIMEOUT,
-                      "times": "seconds since the load started; failures are placed at their completion time"},
+                      "times": "seconds since the load started; failures are placed at their completion time",
+                      "requests_sent": "load and replay requests to the provider and the access server; the harness's "
+                                       "health probes and JWKS polls are not counted"},
         }
         return report
 
@@ -1482,6 +1543,9 @@ def parse_args(argv):
                         help="pause between two flows of one worker, to keep a 2-core machine responsive (default 0.1)")
     parser.add_argument("--restart-delay", type=float, default=4, metavar="SECONDS",
                         help="seconds between killing a replica and restarting it (default 4)")
+    parser.add_argument("--assertion-trials", type=int, default=12, metavar="N",
+                        help="private_key_jwt replay checks, spread over the run (default 12; with the 2 same-replica "
+                             "controls they stay under the provider's 20 failed client authentications per address)")
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE")
     parser.add_argument("--no-faults", action="store_true", help="run the load and replay checks without injecting faults (a baseline)")
     parser.add_argument("--nginx", default="nginx", metavar="PATH", help="the nginx binary (default: nginx in PATH)")
@@ -1492,6 +1556,8 @@ def parse_args(argv):
         parser.error("--duration must be at least 20 seconds (the faults are placed at fixed fractions of it)")
     if not 1 <= args.workers <= 16:
         parser.error("--workers must be between 1 and 16")
+    if not 1 <= args.assertion_trials <= 16:
+        parser.error("--assertion-trials must be between 1 and 16 (each refusal counts against the per-address limit)")
     if args.restart_delay < 0 or args.restart_delay > args.duration / 4:
         parser.error("--restart-delay must be between 0 and a quarter of --duration")
     return args
@@ -1503,6 +1569,7 @@ def main(argv=None):
     atexit.register(run.cleanup)
 
     def terminate(signum, frame):
+        print(f"replica_faults: received signal {signum}; stopping every partner by its PID", file=sys.stderr, flush=True)
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
@@ -1513,6 +1580,8 @@ def main(argv=None):
             run.start_partners()
         except PartnerError as error:
             print(f"replica_faults: a partner could not start: {error}", file=sys.stderr, flush=True)
+            if not args.keep_temp:
+                print("replica_faults: (the temporary directory is removed; --keep-temp keeps every log)", file=sys.stderr, flush=True)
             return 3
         except (OSError, subprocess.SubprocessError) as error:
             print(f"replica_faults: a partner could not start: {type(error).__name__}: {error}", file=sys.stderr, flush=True)

@@ -38,7 +38,7 @@ struct ProviderOptions: ParsableArguments {
     var clientID: String?
 
     @Option(name: .customLong("scopes"), parsing: .upToNextOption,
-            help: "Scopes to request (default for people: those given at the last login, else openid and those of email, profile, offline_access the provider lists as supported; openid always added; for --client-credentials: none unless given).")
+            help: "Scopes to request (default for people: those given at the last login, else openid and those of email, profile, groups, offline_access the provider lists as supported (groups only when listed); openid always added; for --client-credentials: none unless given).")
     var scopes: [String] = []
 
     @Option(name: .customLong("auth-param"),
