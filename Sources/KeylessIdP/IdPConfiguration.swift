@@ -155,6 +155,8 @@ public struct IdPConfiguration: Sendable, Equatable {
 
     /// Parses and checks the text of an `idp.yaml`.
     public static func parse(_ text: String, path: String) throws -> IdPConfiguration {
+        // Room for tens of thousands of users with their hashes.
+        try YAMLGuard.check(text, file: path, limits: YAMLGuard.Limits(maxBytes: 16 << 20, maxNodes: 1_000_000))
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

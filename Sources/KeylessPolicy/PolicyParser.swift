@@ -37,6 +37,8 @@ struct PolicyParser {
     }
 
     func parse() throws -> PolicyStorage {
+        // Policies grow with an organisation: room for far more than 10,000 roles, but no aliases and bounded nesting.
+        try YAMLGuard.check(text, file: file, limits: YAMLGuard.Limits(maxBytes: 32 << 20, maxNodes: 2_000_000))
         let root: Node
         do {
             // The basic resolver: values are read from their text here, and it spares a regex per scalar.

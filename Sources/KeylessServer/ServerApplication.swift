@@ -63,17 +63,33 @@ public func buildServerApplication(service: AccessService, metrics: ServerMetric
 }
 
 /// Re-reads the policy file when it changes; a broken edit is logged with its line and the old policy stays.
+///
+/// Each reload runs on a thread of its own, off the request threads, and is given `reloadTimeBox` seconds: a reload
+/// still running then is reported, the policy in force stays, and no other reload starts until it ends.
 struct PolicyReloader: Service {
     let service: AccessService
     let logger: Logger
+    /// Seconds a reload may take before it is reported as stuck.
+    static let reloadTimeBox: Double = 10
 
     func run() async throws {
         let interval = service.configuration.policyReloadInterval
         await service.verifier.prefetch()
         try await cancelWhenGracefulShutdown {
+            var running: Task<PolicyReload, Never>?
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-                switch service.policy.reloadIfChanged() {
+                let reload = running ?? Self.offRequestThreads { service.policy.reloadIfChanged() }
+                guard let outcome = await Self.value(of: reload, within: Self.reloadTimeBox) else {
+                    if running == nil {
+                        logger.error("policy reload still running after \(Int(Self.reloadTimeBox)) s; keeping the policy in force until it ends",
+                                     metadata: ["path": .string(service.policy.path)])
+                    }
+                    running = reload
+                    continue
+                }
+                running = nil
+                switch outcome {
                 case .unchanged: break
                 case .reloaded:
                     logger.notice("policy reloaded", metadata: ["roles": .stringConvertible(service.policy.current.roles.count)])
@@ -82,6 +98,35 @@ struct PolicyReloader: Service {
                 }
             }
         }
+    }
+
+    /// Runs `work` on a Dispatch thread, so that a long parse does not hold one of the few threads serving requests.
+    static func offRequestThreads<T: Sendable>(_ work: @escaping @Sendable () -> T) -> Task<T, Never> {
+        Task {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global(qos: .utility).async { continuation.resume(returning: work()) }
+            }
+        }
+    }
+
+    /// The task's value, or nil when it has not finished within `seconds` (the task keeps running).
+    static func value<T: Sendable>(of task: Task<T, Never>, within seconds: Double) async -> T? {
+        await withCheckedContinuation { continuation in
+            let first = FirstAnswer(continuation)
+            Task { first.resume(await task.value) }
+            Task { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))); first.resume(nil) }
+        }
+    }
+}
+
+/// Resumes a continuation with the first answer given, and ignores the rest.
+final class FirstAnswer<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T?, Never>?>
+
+    init(_ continuation: CheckedContinuation<T?, Never>) { self.continuation = Mutex(continuation) }
+
+    func resume(_ value: T?) {
+        continuation.withLock { $0?.resume(returning: value); $0 = nil }
     }
 }
 

@@ -76,6 +76,7 @@ public struct ServerConfiguration: Sendable {
 
     /// Parses server.yaml text; `file` names it in errors and anchors relative paths.
     public static func parse(_ text: String, file: String) throws -> ServerConfiguration {
+        try YAMLGuard.check(text, file: file)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else { throw bad(file, nil, "the file is empty") }

@@ -30,6 +30,14 @@ struct IdPConfigurationTests {
             access_token_ttl: 600
         """
 
+    @Test("an idp.yaml with a YAML alias is refused before it is composed, naming the line")
+    func aliasRefused() throws {
+        let error = #expect(throws: KeylessError.self) {
+            try IdPConfiguration.parse("issuer: https://idp.example.com\nusers: &u []\nclients: *u\n", path: "idp.yaml")
+        }
+        #expect(error?.reason.hasPrefix("idp.yaml:3:10:") == true, "\(String(describing: error))")
+    }
+
     @Test("a valid file parses into users, groups and clients, with the issuer normalised")
     func parsesValid() throws {
         let config = try IdPConfiguration.parse(Self.valid, path: "idp.yaml")

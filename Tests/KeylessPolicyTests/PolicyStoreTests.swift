@@ -115,6 +115,23 @@ struct PolicyStoreTests {
         #expect(store.current.entitlements(for: Self.everyone).isEmpty)
     }
 
+    @Test("a hostile edit (a billion-laughs alias as a mapping key) is rejected at once and the old policy stays")
+    func hostileEdit() throws {
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let path = scratch.file("policy.yaml")
+        let clock = TestClock()
+        try writeInPlace(Self.version2, to: path)
+        let store = try PolicyStore(path: path, clock: clock.wallClock)
+        var laughs = ["a0: &a0 [lol]"]
+        for level in 1...9 { laughs.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]") }
+        try writeInPlace(Self.version1 + laughs.joined(separator: "\n") + "\n? *a9\n: boom\n", to: path)
+        clock.settle(after: path)
+        guard case .rejected(let reason) = store.reloadIfChanged() else { Issue.record("the hostile file was not rejected"); return }
+        #expect(reason.hasPrefix("\(path):10:") && reason.contains("YAML alias (*name) is not accepted"), "\(reason)")
+        #expect(store.current.entitlements(for: Self.everyone).map(\.profileName) == ["prod-admin"])
+    }
+
     @Test("a half-written file never replaces the good policy, fresh or settled; the finished file does")
     func halfWritten() throws {
         let scratch = try Scratch()

@@ -272,3 +272,24 @@ struct OperationsTests {
         #expect(fixture.logs.records.contains { $0.message == "policy reloaded" })
     }
 }
+
+@Suite("Access server: policy reloads are time-boxed")
+struct PolicyReloadTimeBoxTests {
+    @Test("a reload that outlives its time box gives no answer and keeps running off the request threads; a quick one gives its answer")
+    func timeBox() async throws {
+        let gate = AsyncFlag()
+        let slow = PolicyReloader.offRequestThreads { gate.waitBlocking(); return 1 }
+        #expect(await PolicyReloader.value(of: slow, within: 0.2) == nil)
+        gate.open()
+        #expect(await slow.value == 1, "the reload went on and finished")
+        let quick = PolicyReloader.offRequestThreads { 2 }
+        #expect(await PolicyReloader.value(of: quick, within: 5) == 2)
+    }
+}
+
+/// A flag a Dispatch thread blocks on until it is opened.
+final class AsyncFlag: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    func waitBlocking() { semaphore.wait() }
+    func open() { semaphore.signal() }
+}

@@ -40,6 +40,14 @@ struct ServerConfigurationTests {
           destination_hosts: [console.aws.amazon.com, aws.amazon.com]
         """
 
+    @Test("a server.yaml with a YAML alias is refused before it is composed, naming the line")
+    func aliasRefused() throws {
+        let error = #expect(throws: KeylessError.self) {
+            try ServerConfiguration.parse("listen: &l 127.0.0.1:8080\npublic_url: *l\n", file: "server.yaml")
+        }
+        #expect(error?.reason.hasPrefix("server.yaml:2:13:") == true, "\(String(describing: error))")
+    }
+
     @Test("a complete server.yaml gives exactly the model it describes, with relative paths resolved against its directory")
     func fullConfiguration() throws {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server-config")
