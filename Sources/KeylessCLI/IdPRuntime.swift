@@ -16,14 +16,29 @@ struct IdPRuntime {
     let keys: KeyRing
 
     /// Where the store lives: `--database`, else `KEYLESS_IDP_DATABASE`, else SQLite under the data directory.
-    /// Accepts `postgres://…`, `sqlite:PATH` or a plain path.
-    static func openStore(_ database: String?, context: CommandContext) throws -> any IdPStore {
+    /// Accepts `postgres://…`, `sqlite:PATH` or a plain path. A PostgreSQL password is best kept out of the URL (process
+    /// listings show arguments): `--database-password-file` (mode 0600), else `PGPASSWORD`, are used when the URL has none.
+    static func openStore(_ database: String?, passwordFile: String? = nil, context: CommandContext) throws -> any IdPStore {
         let spec = database ?? context.environment["KEYLESS_IDP_DATABASE"] ?? (context.paths.data + "/idp.sqlite")
         if spec.hasPrefix("postgres://") || spec.hasPrefix("postgresql://") {
+            var password: String?
+            if let passwordFile {
+                guard let bytes = try Files.read(passwordFile, requirePrivate: true) else {
+                    throw KeylessError(.configInvalid, "the database password file \(passwordFile) does not exist.",
+                                       hint: "Create it with mode 0600 holding the password, or leave --database-password-file out.")
+                }
+                password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+            } else if let fromEnvironment = context.environment["PGPASSWORD"], !fromEnvironment.isEmpty {
+                password = fromEnvironment
+            }
+            if database != nil, (URLComponents(string: spec)?.password).map({ !$0.isEmpty }) == true {
+                context.logger.warning("the --database URL carries a password, which other users of this machine can read in its process list; use --database-password-file or PGPASSWORD")
+            }
             do {
-                return try PostgresIdPStore(url: spec, logger: context.logger)
+                return try PostgresIdPStore(url: spec, password: password, logger: context.logger)
             } catch {
-                throw KeylessError(.configInvalid, "cannot use the PostgreSQL URL: \(error)", hint: "Use postgres://USER:PASSWORD@HOST:PORT/DATABASE.")
+                throw KeylessError(.configInvalid, "cannot use the PostgreSQL URL: \(error)",
+                                   hint: "Use postgres://USER@HOST:PORT/DATABASE with the password in --database-password-file or PGPASSWORD.")
             }
         }
         let path = spec.hasPrefix("sqlite:") ? String(spec.dropFirst("sqlite:".count)) : spec
@@ -35,8 +50,8 @@ struct IdPRuntime {
         }
     }
 
-    static func open(configPath: String, issuer issuerFlag: String?, listen: String?, database: String?, kekPath: String?,
-                     keyReload: Double, context: CommandContext) async throws -> IdPRuntime {
+    static func open(configPath: String, issuer issuerFlag: String?, listen: String?, database: String?, databasePasswordFile: String? = nil,
+                     kekPath: String?, keyReload: Double, context: CommandContext) async throws -> IdPRuntime {
         let config = try IdPConfiguration.load(path: configPath)
         var issuer = issuerFlag ?? config.issuer ?? listen.map { "http://" + $0 }
         while issuer?.hasSuffix("/") == true { issuer?.removeLast() }
@@ -44,7 +59,7 @@ struct IdPRuntime {
             throw KeylessError(.configInvalid, "the issuer is missing or not https.",
                                hint: "Pass --issuer https://… (plain http only on loopback), or set issuer: in \(configPath).")
         }
-        let store = try openStore(database, context: context)
+        let store = try openStore(database, passwordFile: databasePasswordFile, context: context)
         do {
             try await store.migrate()
         } catch {

@@ -18,10 +18,12 @@ public struct IdPServerConfiguration: Sendable {
     /// Seconds a connection may stay silent (between requests, or before its request head is complete) before it is
     /// closed, so idle and half-sent connections cannot hold the server's descriptors.
     public var idleTimeout: TimeInterval
+    /// Who may read `/metrics`.
+    public var metrics: MetricsAccess
 
     /// A configuration.
-    public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30) {
-        self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout
+    public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30, metrics: MetricsAccess = .off) {
+        self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout; self.metrics = metrics
     }
 }
 
@@ -35,7 +37,8 @@ public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerCon
         metrics.request(route: route, status: status, duration: duration)
     })
     router.add(middleware: SecurityHeadersMiddleware())
-    IdPRoutes(engine: engine, metrics: metrics, secureCookies: configuration.secureCookies, logger: logger).add(to: router)
+    IdPRoutes(engine: engine, metrics: metrics, metricsAccess: configuration.metrics, secureCookies: configuration.secureCookies, logger: logger)
+        .add(to: router)
     return Application(router: router,
                        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
@@ -68,6 +71,7 @@ struct Housekeeping: Service {
 struct IdPRoutes {
     let engine: OAuthEngine
     let metrics: IdPMetrics
+    let metricsAccess: MetricsAccess
     let secureCookies: Bool
     let logger: Logger
 
@@ -106,9 +110,7 @@ struct IdPRoutes {
                 return Responses.json(["status": "store unavailable"], status: .serviceUnavailable)
             }
         }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
-        }
+        router.get("/metrics") { request, _ in metricsAccess.respond(request) { metrics.render() } }
     }
 
     // MARK: Authorization endpoint

@@ -172,9 +172,8 @@ struct APIRoutes {
             let (ready, detail) = await service.readiness()
             return Self.json("{\"status\":" + jsonString(ready ? "ready" : "not ready") + ",\"detail\":" + jsonString(detail) + "}", status: ready ? .ok : .serviceUnavailable)
         }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
-        }
+        let access = service.configuration.metrics
+        router.get("/metrics") { request, _ in access.respond(request) { metrics.render() } }
         router.get("/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml", .cacheControl: "public, max-age=300"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))

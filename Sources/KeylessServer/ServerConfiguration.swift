@@ -1,5 +1,6 @@
 import Foundation
 import KeylessCore
+import KeylessIdPServer
 import KeylessOIDC
 import Yams
 
@@ -61,10 +62,12 @@ public struct ServerConfiguration: Sendable {
     public var policyReloadInterval: TimeInterval
     /// Seconds a connection may stay silent (between requests, or before its request head is complete) before it is closed.
     public var idleTimeout: TimeInterval = 30
+    /// Who may read `/metrics` (`metrics:` off, open or token-file:PATH; off by default).
+    public var metrics: MetricsAccess = .off
 
     /// Every key server.yaml may have, for typo messages.
     static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
-                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout"]
+                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics"]
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
     public static func load(path: String) throws -> ServerConfiguration {
@@ -172,6 +175,15 @@ public struct ServerConfiguration: Sendable {
             jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
             policyReloadInterval: reloadInterval)
         configuration.idleTimeout = idleTimeout
+        if let text = try string(top["metrics"], file: file, what: "metrics") {
+            do {
+                configuration.metrics = try MetricsAccess.parse(text.hasPrefix("token-file:") && !text.hasPrefix("token-file:/")
+                                                                ? "token-file:" + resolve(String(text.dropFirst("token-file:".count))) : text,
+                                                                what: "metrics")
+            } catch let error as KeylessError {
+                throw bad(file, top["metrics"], error.reason)
+            }
+        }
         return configuration
     }
 

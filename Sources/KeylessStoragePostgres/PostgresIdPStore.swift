@@ -15,7 +15,7 @@ public final class PostgresIdPStore: IdPStore {
     private let client: PostgresClient
     private let runner: Task<Void, Never>
     private let logger: Logger
-    private let settings: PostgresURL
+    let settings: PostgresURL
     private let tls: PostgresURL.TLS
 
     /// Connects to `url`, `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE[&sslrootcert=PEM]]`.
@@ -28,12 +28,19 @@ public final class PostgresIdPStore: IdPStore {
     ///
     /// Without a `logger`, PostgresNIO's messages below warning level (such as connections abandoned at `close()`) are
     /// dropped.
-    public init(url: String, logger: Logger = {
+    /// `password`, when given, is used for a URL without one (a URL with one and a password given apart is refused).
+    public init(url: String, password: String? = nil, logger: Logger = {
         var logger = Logger(label: "keyless.storage.postgres")
         logger.logLevel = .warning
         return logger
     }()) throws {
-        let settings = try PostgresURL(parsing: url)
+        var settings = try PostgresURL(parsing: url)
+        if let password {
+            guard settings.password == nil || settings.password == "" else {
+                throw IdPStoreError("the PostgreSQL URL carries a password and another was given apart (a file or PGPASSWORD); give it once")
+            }
+            settings.password = password
+        }
         let tls = try settings.tls()
         let clientTLS: PostgresClient.Configuration.TLS = switch tls {
         case .disable: .disable

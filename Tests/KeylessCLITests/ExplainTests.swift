@@ -31,6 +31,13 @@ struct ExplainTests {
         let allowed = try harness.run(["explain", "--role-arn", "arn:aws:iam::123456789012:role/ci-deploy", "--token-file", tokenFile])
         #expect(allowed.status == 0, "\(allowed)")
         #expect(allowed.stdout.contains("ALLOWED by statement 1 (Sid CI)."), "\(allowed)")
+        // The token from standard input, so it never appears in the process list.
+        let piped = try harness.runProgram("/bin/sh", ["-c", "exec \"$0\" explain --role-arn arn:aws:iam::123456789012:role/ci-deploy --token-file - < \"$1\"",
+                                                       harness.binary, tokenFile])
+        #expect(piped.status == 0 && piped.stdout.contains("ALLOWED by statement 1 (Sid CI)."), "\(piped)")
+        let empty = try harness.runProgram("/bin/sh", ["-c", "exec \"$0\" explain --role-arn arn:aws:iam::123456789012:role/ci-deploy --token-file - < /dev/null",
+                                                       harness.binary])
+        #expect(empty.status != 0 && empty.stderr.contains("No token arrived on standard input."), "\(empty)")
     }
 
     @Test("--policy-file needs no AWS access; an unknown role in IAM is a clear error")

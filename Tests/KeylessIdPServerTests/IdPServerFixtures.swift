@@ -122,14 +122,16 @@ struct IdPServerFixture: Sendable {
 
     /// A provider with the fixture configuration over `store` (a fresh memory store by default).
     static func make(issuer: String = Fixture.issuer, store: any IdPStore = MemoryIdPStore(), clock: ManualClock = ManualClock(),
-                     secureCookies: Bool = false, host: String = "127.0.0.1", port: Int = 0, idleTimeout: TimeInterval = 30) async throws -> IdPServerFixture {
+                     secureCookies: Bool = false, host: String = "127.0.0.1", port: Int = 0, idleTimeout: TimeInterval = 30,
+                     metrics: MetricsAccess = .open) async throws -> IdPServerFixture {
         let config = try Fixture.configuration()
         let keys = KeyRing(store: store, kek: SymmetricKey(size: .bits256), algorithm: config.signingAlgorithm, clock: clock.wallClock,
                            maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
         try await keys.start()
         let engine = try OAuthEngine(config: config, issuer: issuer, store: store, keys: keys, clock: clock.wallClock)
         return IdPServerFixture(clock: clock, engine: engine, metrics: IdPMetrics(), logs: LogCapture(),
-                                serverConfiguration: IdPServerConfiguration(host: host, port: port, secureCookies: secureCookies, idleTimeout: idleTimeout))
+                                serverConfiguration: IdPServerConfiguration(host: host, port: port, secureCookies: secureCookies, idleTimeout: idleTimeout,
+                                                                                 metrics: metrics))
     }
 
     /// The application, logging into `logs`.

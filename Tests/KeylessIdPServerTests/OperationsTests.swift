@@ -2,7 +2,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import KeylessCore
 import KeylessIdP
+import KeylessIdPServer
 import Testing
 
 @Suite("IdP server: health, metrics and the request log")
@@ -126,6 +128,62 @@ struct OperationsTests {
             #expect(notice.metadata["reason"] == "invalid")
             #expect(notice.metadata["peer"] == "unknown")
             #expect(!fixture.logs.allText.contains("hunter2-wrong"))
+        }
+    }
+}
+
+@Suite("IdP server: /metrics is off unless opened or protected by a token")
+struct MetricsAccessTests {
+    static func tokenFile(_ token: String, mode: Int16 = 0o600) throws -> String {
+        let directory = NSTemporaryDirectory() + "keyless-metrics-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/metrics-token"
+        FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: mode])
+        return path
+    }
+
+    @Test("by default /metrics answers 404 and renders nothing")
+    func offByDefault() async throws {
+        let fixture = try await IdPServerFixture.make(metrics: try MetricsAccess.parse("off", what: "--metrics"))
+        try await fixture.withRouter { client in
+            let response = try await client.execute(uri: "/metrics", method: .get)
+            #expect(response.status == .notFound)
+            #expect(!text(response).contains("keyless_"))
+        }
+    }
+
+    @Test("with token-file:PATH only the token as a Bearer reads /metrics; none or another gets 401 with a challenge")
+    func tokenProtected() async throws {
+        let token = "metrics-token-" + UUID().uuidString
+        let path = try Self.tokenFile(token)
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let fixture = try await IdPServerFixture.make(metrics: try MetricsAccess.parse("token-file:" + path, what: "--metrics"))
+        try await fixture.withRouter { client in
+            for header in [nil, "Bearer wrong-token-of-some-length", "Basic " + token] as [String?] {
+                var headers: HTTPFields = [:]
+                if let header { headers[.authorization] = header }
+                let response = try await client.execute(uri: "/metrics", method: .get, headers: headers)
+                #expect(response.status == .unauthorized, "\(header ?? "no header")")
+                #expect(response.headers[.wwwAuthenticate] == "Bearer realm=\"keyless metrics\"")
+            }
+            let allowed = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer " + token])
+            #expect(allowed.status == .ok)
+            #expect(text(allowed).contains("keyless_idp_"))
+        }
+    }
+
+    @Test("a token file others can read, a short token, a missing file and an unknown mode are refused with what to do")
+    func badSettings() throws {
+        let readable = try Self.tokenFile("a-token-long-enough-to-pass", mode: 0o644)
+        let short = try Self.tokenFile("short")
+        defer {
+            for path in [readable, short] { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        }
+        for (text, expected) in [("token-file:" + readable, readable), ("token-file:" + short, "shorter than 16"),
+                                 ("token-file:/nonexistent/metrics-token", "does not exist"), ("public", "must be off, open or token-file:PATH")] {
+            let error = #expect(throws: KeylessError.self) { try MetricsAccess.parse(text, what: "--metrics") }
+            #expect(error?.reason.contains(expected) == true, "\(text): \(String(describing: error))")
+            #expect(error?.hint != nil)
         }
     }
 }

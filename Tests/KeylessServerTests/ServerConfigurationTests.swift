@@ -40,6 +40,19 @@ struct ServerConfigurationTests {
           destination_hosts: [console.aws.amazon.com, aws.amazon.com]
         """
 
+    @Test("metrics: is off unless set; a bad value names its line; token-file: paths are relative to server.yaml")
+    func metricsSetting() throws {
+        let base = "policy: policy.yaml\nissuers:\n  - issuer: https://idp.example.com\n    audiences: [keyless-cli]\n"
+        #expect(try ServerConfiguration.parse(base, file: "/etc/keyless/server.yaml").metrics == .off)
+        #expect(try ServerConfiguration.parse(base + "metrics: open\n", file: "/etc/keyless/server.yaml").metrics == .open)
+        let bad = #expect(throws: KeylessError.self) { try ServerConfiguration.parse(base + "metrics: public\n", file: "server.yaml") }
+        #expect(bad?.reason.hasPrefix("server.yaml:5:") == true && bad?.reason.contains("off, open or token-file:PATH") == true, "\(String(describing: bad))")
+        let missing = #expect(throws: KeylessError.self) {
+            try ServerConfiguration.parse(base + "metrics: token-file:metrics-token\n", file: "/nonexistent-dir/server.yaml")
+        }
+        #expect(missing?.reason.contains("/nonexistent-dir/metrics-token") == true, "\(String(describing: missing))")
+    }
+
     @Test("a server.yaml with a YAML alias is refused before it is composed, naming the line")
     func aliasRefused() throws {
         let error = #expect(throws: KeylessError.self) {

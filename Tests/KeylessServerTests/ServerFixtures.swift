@@ -390,7 +390,7 @@ struct ServerFixture: Sendable {
     /// A server with `policy`, STS at `stsEndpoint` (a closed port by default) and console federation at `federationEndpoint`.
     static func make(policy: String = Policies.matrix, stsEndpoint: String? = nil,
                      federationEndpoint: String = "http://127.0.0.1:9/federation", fastReload: Bool = false,
-                     auditPath: String? = nil, idleTimeout: String = "30s") throws -> ServerFixture {
+                     auditPath: String? = nil, idleTimeout: String = "30s", metrics: String = "open") throws -> ServerFixture {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server-test")
         try policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
         let sts = try stsEndpoint ?? closedPortURL()
@@ -402,6 +402,7 @@ struct ServerFixture: Sendable {
             jwks_refetch_interval: 10s
             policy_reload_interval: \(fastReload ? "0.01" : "1h")
             idle_timeout: \(idleTimeout)
+            metrics: \(metrics)
             issuers:
               - issuer: \(Issuers.main)
                 audiences: [keyless-cli, keyless-web]

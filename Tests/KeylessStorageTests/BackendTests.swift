@@ -103,6 +103,19 @@ extension StorageTests {
             #expect(FileManager.default.fileExists(atPath: server.directory) == false)
         }
 
+        @Test("a password given apart (a file or PGPASSWORD) is used for a URL without one; with one in the URL too it is refused")
+        func passwordApart() async throws {
+            let store = try PostgresIdPStore(url: "postgres://keyless@127.0.0.1:1/idp", password: "from-a-file")
+            #expect(store.settings.password == "from-a-file")
+            #expect(store.endpoint.contains("from-a-file") == false)
+            let error = #expect(throws: IdPStoreError.self) {
+                try PostgresIdPStore(url: "postgres://keyless:in-url@127.0.0.1:1/idp", password: "from-a-file")
+            }
+            #expect(error?.description.contains("give it once") == true)
+            #expect(error?.description.contains("in-url") == false && error?.description.contains("from-a-file") == false)
+            try await store.close()
+        }
+
         @Test("a URL gives user, password, host, port, database and TLS settings, percent-decoded")
         func parsesURL() throws {
             let full = try PostgresURL(parsing: "postgres://idp%40svc:p%3Ass%2Fw@db.example.com:6543/keyless_idp?sslmode=verify-full&sslrootcert=/etc/ca.pem")

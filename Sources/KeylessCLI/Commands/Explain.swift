@@ -19,10 +19,11 @@ extension Keyless {
         @Option(name: [.customLong("role-arn"), .customLong("aws-role-arn")], help: "The role whose trust policy to evaluate.")
         var roleArn: String
 
-        @Option(name: .customLong("token"), help: "The token (JWT) itself.")
+        @Option(name: .customLong("token"),
+                help: "The token (JWT) itself. Other users of this machine can read it in the process list: prefer --token-file, or --token-file - to read it from standard input.")
         var token: String?
 
-        @Option(name: .customLong("token-file"), help: "A file holding the token (a web-identity token file, CI's token).")
+        @Option(name: .customLong("token-file"), help: "A file holding the token (a web-identity token file, CI's token), or - for standard input.")
         var tokenFile: String?
 
         @Option(name: .customLong("profile"), help: "Use the ID token keyless holds for this profile's issuer and client.")
@@ -56,6 +57,14 @@ extension Keyless {
 
         func loadToken(_ context: CommandContext) async throws -> String {
             if let token { return token.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if tokenFile == "-" {
+                let bytes = FileHandle.standardInput.readDataToEndOfFile().prefix(64 * 1024)
+                let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !text.isEmpty else {
+                    throw KeylessError(.usage, "No token arrived on standard input.", hint: "Pipe the token in: `keyless explain --token-file - ... < token.jwt`.")
+                }
+                return text
+            }
             if let tokenFile {
                 guard let bytes = try Files.read(tokenFile) else {
                     throw KeylessError(.usage, "The token file \(tokenFile) does not exist.", hint: "Pass the path of the token, or --token.")

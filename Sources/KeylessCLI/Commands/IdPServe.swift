@@ -14,8 +14,12 @@ struct IdPStoreOptions: ParsableArguments {
     var issuer: String?
 
     @Option(name: .customLong("database"),
-            help: "postgres://USER:PASSWORD@HOST:PORT/DB, sqlite:PATH or a path (default: $KEYLESS_IDP_DATABASE, else idp.sqlite in the data directory).")
+            help: "postgres://USER@HOST:PORT/DB, sqlite:PATH or a path (default: $KEYLESS_IDP_DATABASE, else idp.sqlite in the data directory). Keep a password out of this URL: process listings show it; use --database-password-file or PGPASSWORD.")
     var database: String?
+
+    @Option(name: .customLong("database-password-file"),
+            help: "A file (mode 0600) holding the PostgreSQL password, used when the URL has none (default: $PGPASSWORD).")
+    var databasePasswordFile: String?
 
     @Option(name: .customLong("key-encryption-key"),
             help: "File with the key that seals signing keys in the database; replicas must share it (default: idp-kek in the data directory).")
@@ -43,6 +47,10 @@ extension Keyless.IdP {
                 help: "Seconds a connection may stay silent (between requests, or before its request head is complete) before it is closed.")
         var idleTimeout: Double = 30
 
+        @Option(name: .customLong("metrics"),
+                help: "Who may read /metrics: off (404), open (anyone who reaches the listener), or token-file:PATH (a 0600 file holding the token a scraper sends as Authorization: Bearer).")
+        var metrics = "off"
+
         func validate() throws {
             guard ListenAddress.parse(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
             guard idleTimeout.isFinite, (0.1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be between 0.1 and 3600 seconds") }
@@ -57,13 +65,15 @@ extension Keyless.IdP {
                 var context = try CommandContext.live()
                 context.logger = logger
                 let (host, port) = ListenAddress.parse(listen)!
+                let metricsAccess = try MetricsAccess.parse(metrics, what: "--metrics")
                 let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: port == 0 ? nil : listen,
-                                                        database: store.database, kekPath: store.kek, keyReload: keyReload, context: context)
+                                                        database: store.database, databasePasswordFile: store.databasePasswordFile,
+                                                        kekPath: store.kek, keyReload: keyReload, context: context)
                 let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)
                 let issuer = runtime.issuer
                 let listenLogger = logger
                 let app = buildIdPApplication(engine: engine, configuration: IdPServerConfiguration(host: host, port: port, secureCookies: issuer.hasPrefix("https://"),
-                                                                                                        idleTimeout: idleTimeout),
+                                                                                                        idleTimeout: idleTimeout, metrics: metricsAccess),
                                               logger: logger) { address in
                     listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen),
                                                           "issuer": .string(issuer)])
@@ -94,7 +104,8 @@ extension Keyless.IdP {
             try await reporting {
                 let context = try CommandContext.live()
                 let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
-                                                        kekPath: store.kek, keyReload: 0, context: context)
+                                                        databasePasswordFile: store.databasePasswordFile, kekPath: store.kek, keyReload: 0,
+                                                        context: context)
                 let engine = try OAuthEngine(config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys, clock: context.clock)
                 let discovery = try JSONSerialization.data(withJSONObject: engine.discoveryDocument(), options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
                 let jwks: [UInt8]
@@ -137,7 +148,8 @@ extension Keyless.IdP {
             try await reporting {
                 let context = try CommandContext.live()
                 let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
-                                                        kekPath: store.kek, keyReload: 0, context: context)
+                                                        databasePasswordFile: store.databasePasswordFile, kekPath: store.kek, keyReload: 0,
+                                                        context: context)
                 let (new, retiring) = try await runtime.keys.rotate(publishFor: publishFor)
                 try await runtime.store.close()
                 let when = publishFor <= 0 ? "now" : "in \(Int(publishFor)) s"
