@@ -20,10 +20,14 @@ public struct IdPServerConfiguration: Sendable {
     public var idleTimeout: TimeInterval
     /// Who may read `/metrics`.
     public var metrics: MetricsAccess
+    /// Proxies whose X-Forwarded-For names the client (for throttles and logs).
+    public var trustedProxies: TrustedProxies
 
     /// A configuration.
-    public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30, metrics: MetricsAccess = .off) {
+    public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30, metrics: MetricsAccess = .off,
+                trustedProxies: TrustedProxies = .none) {
         self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout; self.metrics = metrics
+        self.trustedProxies = trustedProxies
     }
 }
 
@@ -33,6 +37,7 @@ public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerCon
                                 metrics: IdPMetrics = IdPMetrics(),
                                 onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router(context: IdPRequestContext.self)
+    router.add(middleware: ClientAddressMiddleware<IdPRequestContext>(proxies: configuration.trustedProxies))
     router.add(middleware: RequestLogMiddleware<IdPRequestContext>(known: IdPRoutesLogged.known, quiet: ["/healthz", "/metrics"]) { route, status, duration in
         metrics.request(route: route, status: status, duration: duration)
     })

@@ -6,18 +6,21 @@ import Logging
 import NIOCore
 
 /// The request context: Hummingbird's core storage plus the peer address, for throttling and logs.
-public struct IdPRequestContext: RequestContext, RemoteAddressRequestContext {
+public struct IdPRequestContext: RequestContext, RemoteAddressRequestContext, ForwardedClientContext {
     public var coreContext: CoreRequestContextStorage
     /// The TCP peer.
     public let remoteAddress: SocketAddress?
+    /// The client behind a trusted proxy (`ClientAddressMiddleware`).
+    public var forwardedPeer: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }
 
-    /// The peer's IP address as text ("unknown" when there is none).
-    public var peer: String { remoteAddress?.ipAddress ?? "unknown" }
+    /// The client's IP address as text: from a trusted proxy's X-Forwarded-For, else the TCP peer's ("unknown" when
+    /// there is none).
+    public var peer: String { forwardedPeer ?? remoteAddress?.ipAddress ?? "unknown" }
 }
 
 /// Form and query parsing that refuses repeated parameters (RFC 6749 §3.1).

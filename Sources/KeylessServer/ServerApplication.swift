@@ -10,10 +10,12 @@ import ServiceLifecycle
 import Synchronization
 
 /// The request context: the peer, a request id, and the caller once the bearer token is verified.
-public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext {
+public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext, ForwardedClientContext {
     public var coreContext: CoreRequestContextStorage
     /// The TCP peer.
     public let remoteAddress: SocketAddress?
+    /// The client behind a trusted proxy (`ClientAddressMiddleware`).
+    public var forwardedPeer: String?
     /// The request id sent back in X-Request-Id and written to the audit log.
     public let requestID: String
     /// The verified caller (set by the bearer middleware).
@@ -25,8 +27,8 @@ public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext 
         requestID = Self.newRequestID()
     }
 
-    /// The peer's IP address as text.
-    public var peer: String { remoteAddress?.ipAddress ?? "unknown" }
+    /// The client's IP address as text: from a trusted proxy's X-Forwarded-For, else the TCP peer's.
+    public var peer: String { forwardedPeer ?? remoteAddress?.ipAddress ?? "unknown" }
     var origin: RequestOrigin { RequestOrigin(address: peer, requestID: requestID) }
 
     /// A random prefix per process and a counter: unique, unguessable enough for correlation, and no system call per request.
@@ -47,6 +49,7 @@ public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext 
 public func buildServerApplication(service: AccessService, metrics: ServerMetrics, logger: Logger, web: WebPage? = nil,
                                    onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router(context: AccessRequestContext.self)
+    router.add(middleware: ClientAddressMiddleware<AccessRequestContext>(proxies: service.configuration.trustedProxies))
     router.add(middleware: RequestLogMiddleware<AccessRequestContext>(known: AccessLogMiddleware.known, quiet: ["/healthz", "/metrics", "/readyz"]) { route, status, duration in
         metrics.request(route: route, status: status, duration: duration)
     })

@@ -64,10 +64,12 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: TimeInterval = 30
     /// Who may read `/metrics` (`metrics:` off, open or token-file:PATH; off by default).
     public var metrics: MetricsAccess = .off
+    /// Load balancers whose X-Forwarded-For names the client, for the audit log (`trusted_proxies:`; none by default).
+    public var trustedProxies: TrustedProxies = .none
 
     /// Every key server.yaml may have, for typo messages.
     static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
-                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics"]
+                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics", "trusted_proxies"]
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
     public static func load(path: String) throws -> ServerConfiguration {
@@ -175,6 +177,11 @@ public struct ServerConfiguration: Sendable {
             jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
             policyReloadInterval: reloadInterval)
         configuration.idleTimeout = idleTimeout
+        do {
+            configuration.trustedProxies = try TrustedProxies(try strings(top["trusted_proxies"], file: file, what: "trusted_proxies"), what: "trusted_proxies")
+        } catch let error as KeylessError where top["trusted_proxies"] != nil && !error.reason.hasPrefix(file) {
+            throw bad(file, top["trusted_proxies"], error.reason)
+        }
         if let text = try string(top["metrics"], file: file, what: "metrics") {
             do {
                 configuration.metrics = try MetricsAccess.parse(text.hasPrefix("token-file:") && !text.hasPrefix("token-file:/")

@@ -123,7 +123,7 @@ struct IdPServerFixture: Sendable {
     /// A provider with the fixture configuration over `store` (a fresh memory store by default).
     static func make(issuer: String = Fixture.issuer, store: any IdPStore = MemoryIdPStore(), clock: ManualClock = ManualClock(),
                      secureCookies: Bool = false, host: String = "127.0.0.1", port: Int = 0, idleTimeout: TimeInterval = 30,
-                     metrics: MetricsAccess = .open) async throws -> IdPServerFixture {
+                     metrics: MetricsAccess = .open, trustedProxies: TrustedProxies = .none) async throws -> IdPServerFixture {
         let config = try Fixture.configuration()
         let keys = KeyRing(store: store, kek: SymmetricKey(size: .bits256), algorithm: config.signingAlgorithm, clock: clock.wallClock,
                            maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
@@ -131,7 +131,7 @@ struct IdPServerFixture: Sendable {
         let engine = try OAuthEngine(config: config, issuer: issuer, store: store, keys: keys, clock: clock.wallClock)
         return IdPServerFixture(clock: clock, engine: engine, metrics: IdPMetrics(), logs: LogCapture(),
                                 serverConfiguration: IdPServerConfiguration(host: host, port: port, secureCookies: secureCookies, idleTimeout: idleTimeout,
-                                                                                 metrics: metrics))
+                                                                                 metrics: metrics, trustedProxies: trustedProxies))
     }
 
     /// The application, logging into `logs`.

@@ -40,6 +40,16 @@ struct ServerConfigurationTests {
           destination_hosts: [console.aws.amazon.com, aws.amazon.com]
         """
 
+    @Test("trusted_proxies: lists addresses and CIDR blocks; a bad entry names its line")
+    func trustedProxiesSetting() throws {
+        let base = "policy: policy.yaml\nissuers:\n  - issuer: https://idp.example.com\n    audiences: [keyless-cli]\n"
+        #expect(try ServerConfiguration.parse(base, file: "server.yaml").trustedProxies == .none)
+        let parsed = try ServerConfiguration.parse(base + "trusted_proxies: [10.0.0.0/8, 127.0.0.1]\n", file: "server.yaml")
+        #expect(parsed.trustedProxies.clientAddress(peer: "10.2.3.4", forwardedFor: ["198.51.100.9"]) == "198.51.100.9")
+        let bad = #expect(throws: KeylessError.self) { try ServerConfiguration.parse(base + "trusted_proxies: [10.0.0.0/99]\n", file: "server.yaml") }
+        #expect(bad?.reason.hasPrefix("server.yaml:5:") == true, "\(String(describing: bad))")
+    }
+
     @Test("metrics: is off unless set; a bad value names its line; token-file: paths are relative to server.yaml")
     func metricsSetting() throws {
         let base = "policy: policy.yaml\nissuers:\n  - issuer: https://idp.example.com\n    audiences: [keyless-cli]\n"

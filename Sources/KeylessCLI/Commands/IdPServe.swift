@@ -51,6 +51,10 @@ extension Keyless.IdP {
                 help: "Who may read /metrics: off (404), open (anyone who reaches the listener), or token-file:PATH (a 0600 file holding the token a scraper sends as Authorization: Bearer).")
         var metrics = "off"
 
+        @Option(name: .customLong("trusted-proxy"),
+                help: "A load balancer's address or CIDR block (repeatable) whose X-Forwarded-For names the client; behind one, throttles per address need it. From anyone else the header is ignored.")
+        var trustedProxies: [String] = []
+
         func validate() throws {
             guard ListenAddress.parse(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
             guard idleTimeout.isFinite, (0.1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be between 0.1 and 3600 seconds") }
@@ -66,6 +70,7 @@ extension Keyless.IdP {
                 context.logger = logger
                 let (host, port) = ListenAddress.parse(listen)!
                 let metricsAccess = try MetricsAccess.parse(metrics, what: "--metrics")
+                let proxies = try TrustedProxies(trustedProxies, what: "--trusted-proxy")
                 let runtime = try await IdPRuntime.open(configPath: store.config, issuer: store.issuer, listen: port == 0 ? nil : listen,
                                                         database: store.database, databasePasswordFile: store.databasePasswordFile,
                                                         kekPath: store.kek, keyReload: keyReload, context: context)
@@ -73,7 +78,8 @@ extension Keyless.IdP {
                 let issuer = runtime.issuer
                 let listenLogger = logger
                 let app = buildIdPApplication(engine: engine, configuration: IdPServerConfiguration(host: host, port: port, secureCookies: issuer.hasPrefix("https://"),
-                                                                                                        idleTimeout: idleTimeout, metrics: metricsAccess),
+                                                                                                        idleTimeout: idleTimeout, metrics: metricsAccess,
+                                                                                                        trustedProxies: proxies),
                                               logger: logger) { address in
                     listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen),
                                                           "issuer": .string(issuer)])
