@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import KeylessIdP
 import KeylessStorage
 import Logging
@@ -22,12 +23,14 @@ public struct IdPServerConfiguration: Sendable {
     public var metrics: MetricsAccess
     /// Proxies whose X-Forwarded-For names the client (for throttles and logs).
     public var trustedProxies: TrustedProxies
+    /// Connections taken at once (nil: as many as the descriptor limit allows, less `ConnectionLimit.reserve`).
+    public var maxConnections: Int?
 
     /// A configuration.
     public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30, metrics: MetricsAccess = .off,
-                trustedProxies: TrustedProxies = .none) {
+                trustedProxies: TrustedProxies = .none, maxConnections: Int? = nil) {
         self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout; self.metrics = metrics
-        self.trustedProxies = trustedProxies
+        self.trustedProxies = trustedProxies; self.maxConnections = maxConnections
     }
 }
 
@@ -46,7 +49,9 @@ public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerCon
         .add(to: router)
     return Application(router: router,
                        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
-                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+                                            availableConnectionsDelegate: MaximumAvailableConnections(
+                                                ConnectionLimit.prepare(requested: configuration.maxConnections))),
                        services: [Housekeeping(engine: engine, logger: logger)],
                        onServerRunning: { channel in await onRunning(channel.localAddress) },
                        logger: logger)

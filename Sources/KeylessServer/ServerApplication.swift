@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import KeylessCore
 import KeylessIdPServer
 import KeylessPolicy
@@ -59,7 +60,9 @@ public func buildServerApplication(service: AccessService, metrics: ServerMetric
     let configuration = service.configuration
     return Application(router: router,
                        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
-                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+                                            availableConnectionsDelegate: MaximumAvailableConnections(
+                                                ConnectionLimit.prepare(requested: configuration.maxConnections))),
                        services: [PolicyReloader(service: service, logger: logger)],
                        onServerRunning: { channel in await onRunning(channel.localAddress) },
                        logger: logger)

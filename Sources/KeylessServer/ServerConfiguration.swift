@@ -66,10 +66,12 @@ public struct ServerConfiguration: Sendable {
     public var metrics: MetricsAccess = .off
     /// Load balancers whose X-Forwarded-For names the client, for the audit log (`trusted_proxies:`; none by default).
     public var trustedProxies: TrustedProxies = .none
+    /// Connections taken at once (`max_connections:`; by default the descriptor limit less `ConnectionLimit.reserve`).
+    public var maxConnections: Int?
 
     /// Every key server.yaml may have, for typo messages.
     static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
-                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics", "trusted_proxies"]
+                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics", "trusted_proxies", "max_connections"]
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
     public static func load(path: String) throws -> ServerConfiguration {
@@ -181,6 +183,10 @@ public struct ServerConfiguration: Sendable {
             configuration.trustedProxies = try TrustedProxies(try strings(top["trusted_proxies"], file: file, what: "trusted_proxies"), what: "trusted_proxies")
         } catch let error as KeylessError where top["trusted_proxies"] != nil && !error.reason.hasPrefix(file) {
             throw bad(file, top["trusted_proxies"], error.reason)
+        }
+        if let text = try string(top["max_connections"], file: file, what: "max_connections") {
+            guard let value = Int(text), value >= 1 else { throw bad(file, top["max_connections"], "max_connections must be a whole number of at least 1") }
+            configuration.maxConnections = value
         }
         if let text = try string(top["metrics"], file: file, what: "metrics") {
             do {

@@ -55,9 +55,14 @@ extension Keyless.IdP {
                 help: "A load balancer's address or CIDR block (repeatable) whose X-Forwarded-For names the client; behind one, throttles per address need it. From anyone else the header is ignored.")
         var trustedProxies: [String] = []
 
+        @Option(name: .customLong("max-connections"),
+                help: "Connections taken at once; more wait in the listen backlog (default: the descriptor limit, raised to its maximum, less 64 kept for the database and files).")
+        var maxConnections: Int?
+
         func validate() throws {
             guard ListenAddress.parse(listen) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9000") }
             guard idleTimeout.isFinite, (0.1...3600).contains(idleTimeout) else { throw ValidationError("--idle-timeout must be between 0.1 and 3600 seconds") }
+            if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
             guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
         }
 
@@ -79,7 +84,7 @@ extension Keyless.IdP {
                 let listenLogger = logger
                 let app = buildIdPApplication(engine: engine, configuration: IdPServerConfiguration(host: host, port: port, secureCookies: issuer.hasPrefix("https://"),
                                                                                                         idleTimeout: idleTimeout, metrics: metricsAccess,
-                                                                                                        trustedProxies: proxies),
+                                                                                                        trustedProxies: proxies, maxConnections: maxConnections),
                                               logger: logger) { address in
                     listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen),
                                                           "issuer": .string(issuer)])
