@@ -147,7 +147,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KeylessIdPTests", dependencies: [
-            "KeylessIdP", "KeylessCore", "KeylessStorage",
+            "KeylessIdP", "KeylessCore", "KeylessStorage", "KeylessTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -164,7 +164,7 @@ let package = Package(
             "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
         ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
-        .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore"]),
+        .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),
         .testTarget(name: "KeylessServerTests", dependencies: [
             "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessIdP",
             "KeylessIdPServer", "KeylessSigV4",

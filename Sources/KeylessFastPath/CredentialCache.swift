@@ -104,7 +104,9 @@ public struct CachedCredentials: Codable, Sendable, Equatable {
     /// Reads the payload as `JSONEncoder` wrote it, without JSONDecoder (see `FlatJSON`).
     public static func parse(_ bytes: [UInt8]) -> CachedCredentials? {
         guard let fields = FlatJSON.parse(bytes), let id = fields["accessKeyId"]?.string, let secret = fields["secretAccessKey"]?.string,
-              let token = fields["sessionToken"]?.string, let expiration = fields["expiration"]?.number else { return nil }
+              let token = fields["sessionToken"]?.string, let expiration = fields["expiration"]?.number,
+              // An expiry outside years 1970...9999 is no expiry AWS gives: a corrupt or tampered entry (1e300 trapped).
+              (0...latestExpiration).contains(expiration) else { return nil }
         return CachedCredentials(accessKeyId: id, secretAccessKey: secret, sessionToken: token, expiration: expiration,
                                  assumedRoleArn: fields["assumedRoleArn"]?.string)
     }
@@ -133,8 +135,12 @@ public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) t
 }
 
 /// RFC 3339 UTC with seconds, e.g. `2026-11-21T06:00:00Z`.
+/// The last second of year 9999, the latest expiry keyless reads or writes.
+public let latestExpiration: Double = 253_402_300_799
+
+/// `seconds` since 1970 as RFC 3339 in UTC, clamped to years 1970...9999.
 public func rfc3339(_ seconds: Double) -> String {
-    var time = time_t(seconds.rounded(.down))
+    var time = time_t((seconds.isFinite ? min(max(seconds, 0), latestExpiration) : 0).rounded(.down))
     var parts = tm()
     gmtime_r(&time, &parts)
     func pad(_ value: Int32, _ width: Int = 2) -> String {

@@ -68,8 +68,15 @@ extension FileKeyRecord {
     static func parse(_ bytes: [UInt8]) -> FileKeyRecord? {
         guard let fields = FlatJSON.parse(bytes), fields["v"]?.number == 1,
               let source = fields["source"]?.string.flatMap(FileKeySource.init(rawValue:)), let check = fields["check"]?.string else { return nil }
-        return FileKeyRecord(source: source, salt: fields["salt"]?.string, n: fields["n"]?.number.map { Int($0) },
-                             r: fields["r"]?.number.map { Int($0) }, p: fields["p"]?.number.map { Int($0) }, check: check)
+        // scrypt's parameters must be whole numbers an Int holds (1e300 trapped in Int(_:)), and no more than a few hundred
+        // MiB of work (a tampered n = 2^40 would hang every later command); present but not so is corrupt.
+        var costs: [Int?] = []
+        for (name, range) in [("n", 2...(1 << 18)), ("r", 1...16), ("p", 1...4)] {
+            guard let number = fields[name]?.number else { costs.append(nil); continue }
+            guard let whole = Int(exactly: number), range.contains(whole), name != "n" || whole & (whole - 1) == 0 else { return nil }
+            costs.append(whole)
+        }
+        return FileKeyRecord(source: source, salt: fields["salt"]?.string, n: costs[0], r: costs[1], p: costs[2], check: check)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KeylessCore
 @testable import KeylessIdP
+import KeylessTestSupport
 import Testing
 
 @Suite("idp.yaml: users, groups and clients, with errors that name the line")
@@ -110,6 +111,21 @@ struct IdPConfigurationTests {
     func missingFile() {
         #expect { try IdPConfiguration.load(path: "/nonexistent/idp.yaml") } throws: { error in
             (error as? KeylessError)?.code == .configInvalid && (error as? KeylessError)?.reason.contains("does not exist") == true
+        }
+    }
+}
+
+@Suite("fuzz: idp.yaml")
+struct IdPConfigurationFuzzTests {
+    @Test("a mutated idp.yaml either parses or is refused with a KeylessError; it never crashes")
+    func configurations() {
+        Fuzzer.run("idp.yaml", seeds: [IdPConfigurationTests.valid], tokens: ["&a ", "*a", "{", "[", ": ", "\n  - ", "totp_secret: ", "password_hash: ", "$scrypt$ln=99,r=8,p=1$"]) { bytes in
+            do {
+                _ = try IdPConfiguration.parse(String(decoding: bytes, as: UTF8.self), path: "idp.yaml")
+            } catch is KeylessError {
+            } catch {
+                Issue.record("not a KeylessError: \(error)")
+            }
         }
     }
 }
