@@ -28,3 +28,27 @@ struct StoredFileFuzzTests {
         }
     }
 }
+
+@Suite("what the fuzzer found in files read back from disk")
+struct StoredFileRegressionTests {
+    @Test("a cached credential whose expiration is 1e300, negative or past year 9999 is corrupt (nil), not a trap in the fast path")
+    func absurdExpiration() {
+        for expiration in ["1e300", "-1", "253402300800", "1e19"] {
+            let text = #"{"accessKeyId":"A","secretAccessKey":"s","sessionToken":"t","expiration":"# + expiration + "}"
+            #expect(CachedCredentials.parse(Array(text.utf8)) == nil, "\(expiration)")
+        }
+        #expect(CachedCredentials.parse(Array(#"{"accessKeyId":"A","secretAccessKey":"s","sessionToken":"t","expiration":1765026000}"#.utf8)) != nil)
+        #expect(rfc3339(1e300) == "9999-12-31T23:59:59Z" && rfc3339(-.infinity) == "1970-01-01T00:00:00Z")
+    }
+
+    @Test("a key.json whose scrypt cost is 1e300, 2^40, not a power of two, or r/p out of range is corrupt (nil), not a trap or a hang")
+    func absurdScryptCost() {
+        func record(_ n: String, r: String = "8", p: String = "1") -> FileKeyRecord? {
+            FileKeyRecord.parse(Array(#"{"v":1,"source":"passphrase","check":"c","salt":"AAAA","n":\#(n),"r":\#(r),"p":\#(p)}"#.utf8))
+        }
+        for bad in [record("1e300"), record("1099511627776"), record("30000"), record("32768", r: "1e300"), record("32768", p: "64")] {
+            #expect(bad == nil)
+        }
+        #expect(record("32768")?.n == 32768)
+    }
+}
