@@ -817,9 +817,12 @@ grants:
         with open(self.server_config, "w") as f:
             # No listen: each replica gets --listen. public_url is the load balancer (else it would be derived from
             # listen:, naming one replica).
+            # jwks_refetch_interval 1s: a key rotated with --publish-for 0 is seen by a server at its next refetch for an
+            # unknown kid, at most a second later (the default 10 s would refuse new-key tokens for up to 10 s).
             f.write(f"""public_url: {self.server_front}
 policy: policy.yaml
 audit_log: audit.log
+jwks_refetch_interval: 1s
 issuers:
   - issuer: {self.issuer}
     audiences: [{PUBLIC_CLIENT}]
