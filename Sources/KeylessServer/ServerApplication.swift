@@ -152,6 +152,9 @@ struct BearerAuthMiddleware: RouterMiddleware {
         do {
             context.caller = try await service.authenticate(Self.token(afterScheme: header))
         } catch let error as AccessError {
+            // Operators see why (the token itself is never logged): the answer's description, with its request id.
+            context.logger.notice("bearer token refused", metadata: ["reason": .string(error.message), "request_id": .string(context.requestID),
+                                                                    "peer": .string(context.peer)])
             return APIRoutes.error(error, context: context)
         }
         return try await next(request, context)

@@ -68,6 +68,15 @@ public struct ServerConfiguration: Sendable {
     public var trustedProxies: TrustedProxies = .none
     /// Connections taken at once (`max_connections:`; by default the descriptor limit less `ConnectionLimit.reserve`).
     public var maxConnections: Int?
+    /// Whether `publicURL` was derived from `listen:` (no `public_url:`), so that it follows `--listen`.
+    public var publicURLFollowsListen = false
+
+    /// Listens on `host:port` instead (`--listen`); a public URL derived from `listen:` follows it.
+    public mutating func listen(on host: String, port: Int) {
+        self.host = host
+        self.port = port
+        if publicURLFollowsListen { publicURL = Discovery.normalize("http://\(host):\(port)") }
+    }
 
     /// Every key server.yaml may have, for typo messages.
     static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
@@ -179,6 +188,7 @@ public struct ServerConfiguration: Sendable {
             jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
             policyReloadInterval: reloadInterval)
         configuration.idleTimeout = idleTimeout
+        configuration.publicURLFollowsListen = top["public_url"] == nil
         do {
             configuration.trustedProxies = try TrustedProxies(try strings(top["trusted_proxies"], file: file, what: "trusted_proxies"), what: "trusted_proxies")
         } catch let error as KeylessError where top["trusted_proxies"] != nil && !error.reason.hasPrefix(file) {

@@ -273,6 +273,24 @@ struct OperationsTests {
     }
 }
 
+@Suite("Access server: refused bearer tokens are logged with the reason")
+struct RefusedTokenLogTests {
+    @Test("a refused bearer token is a notice naming the reason and request id, never the token")
+    func refusalLogged() async throws {
+        let fixture = try ServerFixture.make()
+        defer { fixture.remove() }
+        let refused = try TestUser("alice", email: "alice@example.com").token { $0["iss"] = "https://evil.example" }
+        try await fixture.application().test(.router) { client in
+            let response = try await client.get("/api/v1/config", authorization: "Bearer " + refused)
+            #expect(response.status == .unauthorized)
+        }
+        let lines = fixture.logs.records.map(\.jsonLine).joined(separator: "\n")
+        let refusal = try #require(fixture.logs.records.first { $0.message == "bearer token refused" }, "\(lines)")
+        #expect(refusal.metadata["reason"]?.isEmpty == false && refusal.metadata["request_id"] != nil, "\(refusal)")
+        #expect(!lines.contains(refused), "the token is in the log")
+    }
+}
+
 @Suite("Access server: policy reloads are time-boxed")
 struct PolicyReloadTimeBoxTests {
     @Test("a reload that outlives its time box gives no answer and keeps running off the request threads; a quick one gives its answer")

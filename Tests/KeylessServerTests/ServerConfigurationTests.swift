@@ -40,6 +40,17 @@ struct ServerConfigurationTests {
           destination_hosts: [console.aws.amazon.com, aws.amazon.com]
         """
 
+    @Test("--listen moves a public URL derived from listen:, and leaves a written public_url: alone")
+    func listenOverride() throws {
+        let base = "listen: 127.0.0.1:8080\npolicy: policy.yaml\nissuers:\n  - issuer: https://idp.example.com\n    audiences: [keyless-cli]\n"
+        var derived = try ServerConfiguration.parse(base, file: "server.yaml")
+        derived.listen(on: "127.0.0.1", port: 9191)
+        #expect(derived.publicURL == "http://127.0.0.1:9191" && derived.port == 9191)
+        var written = try ServerConfiguration.parse(base + "public_url: https://keyless.example.com\n", file: "server.yaml")
+        written.listen(on: "127.0.0.1", port: 9191)
+        #expect(written.publicURL == "https://keyless.example.com" && written.port == 9191)
+    }
+
     @Test("trusted_proxies: lists addresses and CIDR blocks; a bad entry names its line")
     func trustedProxiesSetting() throws {
         let base = "policy: policy.yaml\nissuers:\n  - issuer: https://idp.example.com\n    audiences: [keyless-cli]\n"

@@ -39,10 +39,7 @@ extension Keyless {
                 var logger = Logger(label: "keyless.server") { JSONLogHandler(label: $0, level: level) }
                 logger.logLevel = level
                 var configuration = try ServerConfiguration.load(path: config)
-                if let listen, let (host, port) = ListenAddress.parse(listen) {
-                    configuration.host = host
-                    configuration.port = port
-                }
+                if let listen, let (host, port) = ListenAddress.parse(listen) { configuration.listen(on: host, port: port) }
                 let policy = try PolicyStore(path: configuration.policyPath)
                 if check {
                     let current = policy.current
