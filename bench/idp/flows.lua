@@ -15,7 +15,8 @@
 -- holds tokens). The last line of output is machine-readable: BENCH key=value ...
 --
 -- Env: FLOW (refresh|code), FLOW_THREADS (wrk -t), FLOW_ADDRS (host:port,... one per thread in turn; default the
---      URL's), FLOW_TOKEN_PATH, FLOW_CLIENT_ID, FLOW_TOKENS (refresh), and for code: FLOW_AUTHORIZE_PATH,
+--      URL's), FLOW_TOKEN_PATH, FLOW_CLIENT_ID, FLOW_TOKENS (refresh; FLOW_TOKENS_OUT: where done() writes the tokens
+--      that came back and were not spent, for a next run), and for code: FLOW_AUTHORIZE_PATH,
 --      FLOW_AUTHORIZE_EXTRA (appended to the query, e.g. "&g_continue"), FLOW_REDIRECT, FLOW_SCOPE, FLOW_PKCE (lines
 --      "verifier challenge"), FLOW_COOKIES (Cookie header values, one a line; thread i uses line i mod n).
 
@@ -125,6 +126,7 @@ end
 
 local function note_bad(status, body, why)
   bad = bad + 1
+  wrk.thread:stop()   -- the run has failed: stop this thread's load rather than hammer the server with bad requests
   if firstbad == "" then
     local text = why
     if status ~= 200 and body then text = text .. ": " .. string.sub(body, 1, 200) end
@@ -220,6 +222,15 @@ function done(summary, latency, requests)
     end
   end
   if first ~= "" then io.write("first bad response: ", (string.gsub(first, "%s+", " ")), "\n") end
+  -- the tokens that came back and were not spent, for the next run (those in flight when wrk stopped are lost)
+  local keep = os.getenv("FLOW_TOKENS_OUT")
+  if flow == "refresh" and keep and keep ~= "" then
+    local f = assert(io.open(keep, "w"))
+    for _, thread in ipairs(threads) do
+      for _, token in pairs(thread:get("pool")) do f:write(token, "\n") end
+    end
+    f:close()
+  end
   local p50, p99, max
   if flow == "code" then
     table.sort(all)
