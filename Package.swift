@@ -162,6 +162,7 @@ let package = Package(
         .testTarget(name: "KeylessSigV4Tests", dependencies: ["KeylessSigV4", "KeylessTestSupport"]),
         .testTarget(name: "KeylessStorageTests", dependencies: [
             "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),

@@ -375,11 +375,12 @@ public final class OAuthEngine: Sendable {
         try require("refresh_token", client)
         guard let token = form["refresh_token"] else { throw OAuthError("invalid_request", "refresh_token is required.") }
         // Check the request before spending the token, so a refused request leaves it usable (a retry is not reuse).
-        if let stored = try await store.refreshToken(hash: Self.hash(token)), stored.clientID == client.id, let narrowed = form["scope"],
+        let tokenHash = Self.hash(token)
+        if let narrowed = form["scope"], let stored = try await store.refreshToken(hash: tokenHash), stored.clientID == client.id,
            !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " "))) {
             throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
         }
-        switch try await store.rotateRefreshToken(hash: Self.hash(token), now: clock.now()) {
+        switch try await store.rotateRefreshToken(hash: tokenHash, now: clock.now()) {
         case .notFound: throw OAuthError("invalid_grant", "the refresh token is unknown or has expired.")
         case .revoked: throw OAuthError("invalid_grant", "the refresh token was revoked.")
         case .reused: throw OAuthError("invalid_grant", "the refresh token was already used; every token of this login is now revoked. Log in again.")
@@ -570,7 +571,7 @@ public final class OAuthEngine: Sendable {
 
     /// SHA-256 (hex) of a secret, as stores keep it.
     public static func hash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Data(secret.utf8)))
     }
 
     static func userCode() -> String {

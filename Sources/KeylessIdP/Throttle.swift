@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KeylessCore
 import KeylessStorage
 
 /// How many failures the provider lets through before it makes people wait.
@@ -128,6 +129,6 @@ public struct Throttle: Sendable {
     /// A counter's name: its kind and the SHA-256 of what it counts, so that user names of any length or content make
     /// keys of one shape, and the store holds no user name or address in the clear.
     static func key(_ kind: String, _ subject: String) -> String {
-        kind + ":" + SHA256.hash(data: Data(subject.utf8)).map { String(format: "%02x", $0) }.joined()
+        kind + ":" + Hex.encode(SHA256.hash(data: Data(subject.utf8)))
     }
 }

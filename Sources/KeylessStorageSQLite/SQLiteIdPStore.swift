@@ -17,7 +17,7 @@ private let closeDescriptor = Darwin.close
 public final class SQLiteIdPStore: IdPStore {
     /// The database file.
     public let path: String
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating it if needed, mode 0600) the database at `path`; the directory must exist. Call `migrate()` next.
     public init(path: String) throws {
@@ -40,6 +40,14 @@ public final class SQLiteIdPStore: IdPStore {
             throw IdPStoreError("cannot open the IdP database \(path): \(error)")
         }
         for file in [path, path + "-wal", path + "-shm"] { Self.makePrivate(file) }
+        // GRDB's WAL set-up leaves synchronous = NORMAL, under which a power loss can undo the last commits: a spent code
+        // or refresh token could be accepted again. FULL syncs the WAL at every commit (all writes go through the
+        // one writer connection, where this is set).
+        do {
+            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+        } catch {
+            throw IdPStoreError("cannot configure the IdP database \(path): \(error)")
+        }
     }
 
     private static func makePrivate(_ file: String) {

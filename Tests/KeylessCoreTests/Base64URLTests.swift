@@ -27,3 +27,14 @@ struct Base64URLTests {
         #expect(Base64URL.decode("a=bc") == nil)
     }
 }
+
+@Suite("Hex")
+struct HexTests {
+    @Test("Hex.encode writes two lower-case digits per byte, as String(format: \"%02x\") does")
+    func encode() {
+        let bytes: [UInt8] = [0x00, 0x01, 0x0f, 0x10, 0x7f, 0x80, 0xab, 0xff]
+        #expect(Hex.encode(bytes) == "00010f107f80abff")
+        #expect(Hex.encode(bytes) == bytes.map { String(format: "%02x", $0) }.joined())
+        #expect(Hex.encode([UInt8]()) == "")
+    }
+}

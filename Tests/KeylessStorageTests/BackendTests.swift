@@ -1,10 +1,11 @@
 import Foundation
+import GRDB
 #if canImport(Glibc)
 import Glibc
 #endif
 import KeylessStorage
 @testable import KeylessStoragePostgres
-import KeylessStorageSQLite
+@testable import KeylessStorageSQLite
 import KeylessTestSupport
 import Testing
 
@@ -49,6 +50,17 @@ extension StorageTests {
                 #expect(try await stores[2].session(idHash: session.idHash, now: Fixture.at(0)) == session)
                 for store in stores { try await store.close() }
             }
+        }
+
+        @Test("commits are synced to disk (synchronous = FULL, 2), so a power loss cannot bring a spent code or refresh token back")
+        func durableCommits() async throws {
+            let directory = try makeTemporaryDirectory(prefix: "keyless-idp-sqlite")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let store = try SQLiteIdPStore(path: (directory as NSString).appendingPathComponent("idp.sqlite"))
+            try await store.migrate()
+            #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA synchronous") } == 2)
+            #expect(try await store.pool.write { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+            try await store.close()
         }
 
         @Test("a database in a missing directory fails to open with an error naming the path")
