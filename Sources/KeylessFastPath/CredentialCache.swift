@@ -75,7 +75,7 @@ public struct CacheKey: Sendable, Equatable {
     }
 
     static func digest(_ parts: [String]) -> String {
-        SHA256.hash(data: Array(parts.joined(separator: "\u{0}").utf8)).prefix(16).map { String(format2: $0) }.joined()
+        Hex.encode(SHA256.hash(data: Array(parts.joined(separator: "\u{0}").utf8)).prefix(16))
     }
 }
 

@@ -257,7 +257,7 @@ public final class OAuthEngine: Sendable {
             let valid: Bool
             do { valid = try await loginPool.run { await hash.verifyOffloaded(password) } } catch is WorkPoolFull {
                 // Nothing was checked: the attempt is not a failure.
-                _ = try await store.addToCounters(throttle.loginKeys(user: username, address: address), delta: -1, window: throttle.limits.window, now: now)
+                try await throttle.loginNotAttempted(user: username, address: address, now: now)
                 return .failure(.unavailable(retryAfter: 1))
             }
             guard valid, let user else { return .failure(.invalid) }

@@ -93,6 +93,11 @@ public struct Throttle: Sendable {
         _ = try await store.addToCounters(Array(keys[1...]), delta: -1, window: limits.window, now: now)
     }
 
+    /// Takes back an attempt `beginLogin` counted when nothing was checked after all (the password pool was full).
+    public func loginNotAttempted(user: String, address: String, now: Date) async throws {
+        _ = try await store.addToCounters(loginKeys(user: user, address: address), delta: -1, window: limits.window, now: now)
+    }
+
     /// Seconds to wait given the counters (user and address, address, user), or nil.
     func loginWait(_ counters: [ThrottleCounter], now: Date) -> Int? {
         var waits: [TimeInterval] = []

@@ -112,7 +112,7 @@ public final class FileKeyProvider: @unchecked Sendable {
 
     var recordPath: String { directory + "/key.json" }
     var keyringDescription: String {
-        "keyless:file-key:" + SHA256.hash(data: Array(directory.utf8)).prefix(8).map { String(format2: $0) }.joined()
+        "keyless:file-key:" + Hex.encode(SHA256.hash(data: Array(directory.utf8)).prefix(8))
     }
     var osStoreAccount: String { "file-key:" + directory }
 
@@ -224,10 +224,3 @@ public final class FileKeyProvider: @unchecked Sendable {
     }
 }
 
-extension String {
-    /// Two lower-case hex digits for a byte.
-    public init(format2 byte: UInt8) {
-        let digits = Array("0123456789abcdef")
-        self = String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
-    }
-}

@@ -189,9 +189,10 @@ public struct ServerConfiguration: Sendable {
             policyReloadInterval: reloadInterval)
         configuration.idleTimeout = idleTimeout
         configuration.publicURLFollowsListen = top["public_url"] == nil
+        let proxies = try strings(top["trusted_proxies"], file: file, what: "trusted_proxies")
         do {
-            configuration.trustedProxies = try TrustedProxies(try strings(top["trusted_proxies"], file: file, what: "trusted_proxies"), what: "trusted_proxies")
-        } catch let error as KeylessError where top["trusted_proxies"] != nil && !error.reason.hasPrefix(file) {
+            configuration.trustedProxies = try TrustedProxies(proxies, what: "trusted_proxies")
+        } catch let error as KeylessError {
             throw bad(file, top["trusted_proxies"], error.reason)
         }
         if let text = try string(top["max_connections"], file: file, what: "max_connections") {

@@ -83,20 +83,22 @@ public struct Fuzzer {
         return bytes
     }
 
+    /// The cases of one run: the seeds themselves, then mutations of them, `cases` in all (at least the seeds).
+    static func inputs(_ target: String, seeds: [String], tokens: [String], cases: Int) -> some Sequence<[UInt8]> {
+        var fuzzer = Fuzzer(seed: seed ^ stableHash(target))
+        let seedBytes = seeds.map { Array($0.utf8) }
+        return (0..<max(cases, seedBytes.count)).lazy.map { index in
+            index < seedBytes.count ? seedBytes[index] : fuzzer.mutate(seedBytes[fuzzer.below(seedBytes.count)], tokens: tokens)
+        }
+    }
+
     /// Runs `check` on `Fuzzer.cases` cases mutated from `seeds` (the seeds themselves first), prints the target, the
     /// count and the seed, and returns the count. `check` records its own failures; a crash or a hang stops the run.
     @discardableResult
     public static func run(_ target: String, seeds: [String], tokens: [String] = [], cases: Int = Fuzzer.cases,
                            _ check: ([UInt8]) throws -> Void) rethrows -> Int {
-        var fuzzer = Fuzzer(seed: seed ^ stableHash(target))
-        let seedBytes = seeds.map { Array($0.utf8) }
         var count = 0
-        for input in seedBytes { try check(input); count += 1 }
-        while count < max(cases, seedBytes.count) {
-            let base = seedBytes[fuzzer.below(seedBytes.count)]
-            try check(fuzzer.mutate(base, tokens: tokens))
-            count += 1
-        }
+        for input in inputs(target, seeds: seeds, tokens: tokens, cases: cases) { try check(input); count += 1 }
         print("fuzz: \(target): \(count) cases, KEYLESS_FUZZ_SEED=\(seed)")
         return count
     }
@@ -105,15 +107,8 @@ public struct Fuzzer {
     @discardableResult
     public static func run(_ target: String, seeds: [String], tokens: [String] = [], cases: Int = Fuzzer.cases,
                            _ check: ([UInt8]) async throws -> Void) async rethrows -> Int {
-        var fuzzer = Fuzzer(seed: seed ^ stableHash(target))
-        let seedBytes = seeds.map { Array($0.utf8) }
         var count = 0
-        for input in seedBytes { try await check(input); count += 1 }
-        while count < max(cases, seedBytes.count) {
-            let base = seedBytes[fuzzer.below(seedBytes.count)]
-            try await check(fuzzer.mutate(base, tokens: tokens))
-            count += 1
-        }
+        for input in inputs(target, seeds: seeds, tokens: tokens, cases: cases) { try await check(input); count += 1 }
         print("fuzz: \(target): \(count) cases, KEYLESS_FUZZ_SEED=\(seed)")
         return count
     }

@@ -29,14 +29,21 @@ public enum RawConnection {
         return false
     }
 
-    /// Sends `request` (raw HTTP/1.1 text, which should say `Connection: close`) and returns the status code and body.
-    public static func exchange(_ request: String, port: Int) throws -> (status: Int, body: String) {
+    /// Sends `request` (raw HTTP/1.1 text, which should say `Connection: close`) and returns the status code and body,
+    /// reading until the server closes or, when given, `timeout` seconds have passed (status 0 when nothing came).
+    public static func exchange(_ request: String, port: Int, timeout: TimeInterval? = nil) throws -> (status: Int, body: String) {
         let fd = try connected(port: port, sending: Array(request.utf8))
         defer { close(fd) }
+        if timeout != nil {
+            var wait = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        }
+        let deadline = timeout.map { Date().addingTimeInterval($0) }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
+        while deadline.map({ Date() < $0 }) ?? true {
             let count = read(fd, &buffer, buffer.count)
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { continue }
             if count <= 0 { break }
             answer += buffer[0..<count]
         }
@@ -45,6 +52,9 @@ public enum RawConnection {
         let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
         return (status, body)
     }
+
+    /// A connection to 127.0.0.1:`port` that sends nothing (a silent client); the caller closes it.
+    public static func silent(port: Int) throws -> Int32 { try connected(port: port, sending: []) }
 
     /// A socket connected to 127.0.0.1:`port` that has sent `bytes`; the caller closes it.
     static func connected(port: Int, sending bytes: [UInt8]) throws -> Int32 {

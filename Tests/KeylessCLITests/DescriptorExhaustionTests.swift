@@ -35,53 +35,19 @@ struct DescriptorExhaustionTests {
         defer { process.stop() }
         var healthy = false
         for _ in 0..<300 where !healthy {
-            healthy = (try? Self.request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port, timeout: 2))?.status == 200
+            healthy = (try? RawConnection.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", port: port, timeout: 2))?.status == 200
             if !healthy { try await Task.sleep(for: .milliseconds(100)) }
         }
         try #require(healthy, "the provider did not start: \(process.logTail(20))")
 
         var crowd: [Int32] = []
         defer { crowd.forEach { close($0) } }
-        for _ in 0..<200 { crowd.append(try Self.connect(port: port)) }
+        for _ in 0..<200 { crowd.append(try RawConnection.silent(port: port)) }
         let body = "client_id=keyless-cli&scope=openid"
-        let answer = try Self.request("POST /device_authorization HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        let answer = try RawConnection.exchange("POST /device_authorization HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                                       + "Content-Length: \(body.utf8.count)\r\n\r\n" + body, port: port, timeout: 30)
         #expect(answer.status == 200, "\(answer)\n\(process.logTail(20))")
         let log = process.logTail(400)
         #expect(!log.contains("Too many open files") && !log.contains("EMFILE"), "\(log)")
-    }
-
-    /// A connected socket to 127.0.0.1:`port` that sends nothing.
-    static func connect(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, result == 0 else { throw TestSupportError("connect failed: \(String(cString: strerror(errno)))") }
-        return fd
-    }
-
-    /// Sends `text` on a new connection and reads the answer until the server closes, for at most `timeout` seconds.
-    static func request(_ text: String, port: Int, timeout: TimeInterval) throws -> (status: Int, text: String) {
-        let fd = try connect(port: port)
-        defer { close(fd) }
-        var wait = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
-        _ = text.withCString { send(fd, $0, strlen($0), 0) }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count == 0 { break }
-            if count < 0 { if errno == EAGAIN || errno == EINTR { continue } else { break } }
-            answer += buffer[0..<count]
-        }
-        let reply = String(decoding: answer, as: UTF8.self)
-        return (Int(reply.split(separator: " ").dropFirst().first ?? "") ?? 0, String(reply.prefix(400)))
     }
 }
