@@ -380,7 +380,10 @@ public final class OAuthEngine: Sendable {
            !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " "))) {
             throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
         }
-        switch try await store.rotateRefreshToken(hash: tokenHash, now: clock.now()) {
+        let now = clock.now()
+        let successor = Self.randomToken()
+        let successorRecord = RefreshSuccessor(tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now))
+        switch try await store.rotateRefreshToken(hash: tokenHash, now: now, successor: successorRecord) {
         case .notFound: throw OAuthError("invalid_grant", "the refresh token is unknown or has expired.")
         case .revoked: throw OAuthError("invalid_grant", "the refresh token was revoked.")
         case .reused: throw OAuthError("invalid_grant", "the refresh token was already used; every token of this login is now revoked. Log in again.")
@@ -400,9 +403,9 @@ public final class OAuthEngine: Sendable {
                 try await store.revokeFamily(id: record.familyID)
                 throw OAuthError("invalid_grant", "the user no longer exists.")
             }
-            // RFC 6749 §6: the new refresh token keeps the original scope even when this response is narrowed.
+            // The successor, stored by the rotation, keeps the original scope even when this response is narrowed (RFC 6749 §6).
             return try await userTokens(client: client, scope: scope, authentication: record.authentication, nonce: nil, familyID: record.familyID,
-                                        refreshScope: record.scope)
+                                        rotatedTo: successor)
         }
     }
 
@@ -437,8 +440,10 @@ public final class OAuthEngine: Sendable {
         }
     }
 
+    /// The tokens of a user's grant. A refresh token is issued to clients with the grant: `rotatedTo` when a rotation
+    /// has already stored it, otherwise a new one of `familyID`.
     private func userTokens(client: IdPConfiguration.Client, scope: String, authentication: Authentication, nonce: String?, familyID: String,
-                            refreshScope: String? = nil) async throws -> TokenResponse {
+                            rotatedTo: String? = nil) async throws -> TokenResponse {
         let now = clock.now()
         let user = config.user(subject: authentication.subject)
         let (kid, key) = try await keys.currentSigningKey()
@@ -455,15 +460,19 @@ public final class OAuthEngine: Sendable {
                                            client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
                                            amr: authentication.amr, groups: released.groups),
                               typ: "at+jwt", kid: kid, key: key)
-        var refresh: String?
-        if client.grants.contains("refresh_token") {
+        var refresh = rotatedTo
+        if refresh == nil, client.grants.contains("refresh_token") {
             let token = Self.randomToken()
             try await store.insertRefreshToken(RefreshTokenRecord(
-                tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: refreshScope ?? scope, authentication: authentication, issuedAt: now,
-                expiresAt: now.addingTimeInterval(TimeInterval(client.refreshTokenTTL ?? config.lifetimes.refreshToken))))
+                tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: scope, authentication: authentication, issuedAt: now,
+                expiresAt: refreshExpiry(client, now: now)))
             refresh = token
         }
         return TokenResponse(accessToken: access, expiresIn: accessTTL, idToken: idToken, refreshToken: refresh, scope: scope)
+    }
+
+    private func refreshExpiry(_ client: IdPConfiguration.Client, now: Date) -> Date {
+        now.addingTimeInterval(TimeInterval(client.refreshTokenTTL ?? config.lifetimes.refreshToken))
     }
 
     // MARK: Device authorization

@@ -53,13 +53,16 @@ public protocol IdPStore: Sendable {
 
     /// Stores a refresh token; the first token of a family creates the family.
     func insertRefreshToken(_ token: RefreshTokenRecord) async throws
-    /// Spends a refresh token for rotation. The first use returns `.valid`; a second use of the same token
-    /// revokes its whole family in the same transaction and returns `.reused`; tokens of a revoked family give
-    /// `.revoked`; unknown or expired ones `.notFound`.
+    /// Spends a refresh token for rotation and stores its `successor` in the same transaction, so no failure or crash
+    /// can leave a login with its token spent and no successor stored. The first use returns `.valid` (the spent
+    /// token's record; the successor inherits its family, client, scope and authentication); a second use of the same
+    /// token revokes its whole family in the same transaction and returns `.reused`; tokens of a revoked family give
+    /// `.revoked`; unknown or expired ones `.notFound`. Only `.valid` stores the successor; a successor whose hash is
+    /// already stored throws `IdPStoreError` and spends nothing.
     /// The checks run in that order: a revoked family gives `.revoked` (so a third use of a reused token is `.revoked`),
     /// then a used token `.reused` (even past its expiry), then an expired token `.notFound`. A token has expired when
     /// its own `expiresAt` or its family's (the first token's `expiresAt`) has passed. Only `.valid` spends the token.
-    func rotateRefreshToken(hash: String, now: Date) async throws -> RefreshRedemption
+    func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption
     /// Revokes a whole family: none of its tokens works again, including tokens stored for it afterwards (a family
     /// not yet stored is remembered as revoked, for a code replayed while its first redemption is issuing tokens).
     func revokeFamily(id: String) async throws
@@ -248,6 +251,27 @@ public struct RefreshTokenRecord: Sendable, Equatable {
     public init(tokenHash: String, familyID: String, clientID: String, scope: String, authentication: Authentication, issuedAt: Date, expiresAt: Date) {
         self.tokenHash = tokenHash; self.familyID = familyID; self.clientID = clientID; self.scope = scope
         self.authentication = authentication; self.issuedAt = issuedAt; self.expiresAt = expiresAt
+    }
+}
+
+/// The token that replaces a refresh token when it is spent; the rest of its record is the spent token's.
+public struct RefreshSuccessor: Sendable, Equatable {
+    /// SHA-256 (hex) of the new token.
+    public var tokenHash: String
+    /// When it is issued (the rotation's time).
+    public var issuedAt: Date
+    /// When it stops working (its family's expiry still applies).
+    public var expiresAt: Date
+
+    /// A successor token.
+    public init(tokenHash: String, issuedAt: Date, expiresAt: Date) {
+        self.tokenHash = tokenHash; self.issuedAt = issuedAt; self.expiresAt = expiresAt
+    }
+
+    /// The successor's full record, inheriting the spent token's family, client, scope and authentication.
+    public func record(replacing spent: RefreshTokenRecord) -> RefreshTokenRecord {
+        RefreshTokenRecord(tokenHash: tokenHash, familyID: spent.familyID, clientID: spent.clientID, scope: spent.scope,
+                           authentication: spent.authentication, issuedAt: issuedAt, expiresAt: expiresAt)
     }
 }
 

@@ -121,7 +121,7 @@ public actor MemoryIdPStore: IdPStore {
         tokens[token.tokenHash] = Token(record: record, used: false)
     }
 
-    public func rotateRefreshToken(hash: String, now: Date) async throws -> RefreshRedemption {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
         guard let token = tokens[hash], let family = families[token.record.familyID] else { return .notFound }
         if family.revoked { return .revoked }
         if token.used {
@@ -132,7 +132,10 @@ public actor MemoryIdPStore: IdPStore {
         guard isLive(token.record.expiresAt, now: now), family.expiresAt.map({ nowMilliseconds < $0 }) ?? true else {
             return .notFound
         }
+        guard tokens[successor.tokenHash] == nil else { throw IdPStoreError.duplicate("refresh token", successor.tokenHash) }
         tokens[hash]?.used = true
+        let next = successor.record(replacing: token.record).roundedToMilliseconds
+        tokens[next.tokenHash] = Token(record: next, used: false)
         return .valid(token.record)
     }
 

@@ -366,9 +366,9 @@ public final class PostgresIdPStore: IdPStore {
         }
     }
 
-    public func rotateRefreshToken(hash: String, now: Date) async throws -> RefreshRedemption {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
         let now = now.millisecondsSince1970
-        return try await run("rotate refresh token") {
+        return try await run("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) {
             try await client.withTransaction(logger: logger) { connection -> RefreshRedemption in
                 // FOR UPDATE makes a concurrent rotation of the same token wait, then read what this one wrote.
                 let rows = try await connection.query("""
@@ -389,8 +389,18 @@ public final class PostgresIdPStore: IdPStore {
                 guard now < (try row["expires_at"].decode(Int64.self)), familyExpiresAt.map({ now < $0 }) ?? true else {
                     return .notFound
                 }
-                try await connection.query("UPDATE idp_refresh_tokens SET used_at = \(now) WHERE token_hash = \(hash)",
-                                           logger: logger)
+                // Spends the token and stores its successor, copied from it, in one statement of the same transaction.
+                try await connection.query("""
+                    WITH spent AS (
+                        UPDATE idp_refresh_tokens SET used_at = \(now) WHERE token_hash = \(hash)
+                        RETURNING family_id, client_id, scope, subject, auth_time, amr
+                    )
+                    INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at,
+                                                    expires_at)
+                    SELECT \(successor.tokenHash), family_id, client_id, scope, subject, auth_time, amr,
+                           \(successor.issuedAt.millisecondsSince1970), \(successor.expiresAt.millisecondsSince1970)
+                    FROM spent
+                    """, logger: logger)
                 return .valid(try Self.refreshToken(row))
             }
         }

@@ -415,8 +415,8 @@ actor SwitchableStore: IdPStore {
     func insertCode(_ code: AuthorizationCodeRecord) async throws { try check(); try await base.insertCode(code) }
     func consumeCode(hash: String, now: Date) async throws -> CodeRedemption { try check(); return try await base.consumeCode(hash: hash, now: now) }
     func insertRefreshToken(_ token: RefreshTokenRecord) async throws { try check(); try await base.insertRefreshToken(token) }
-    func rotateRefreshToken(hash: String, now: Date) async throws -> RefreshRedemption {
-        try check(); return try await base.rotateRefreshToken(hash: hash, now: now)
+    func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
+        try check(); return try await base.rotateRefreshToken(hash: hash, now: now, successor: successor)
     }
     func revokeFamily(id: String) async throws { try check(); try await base.revokeFamily(id: id) }
     func refreshToken(hash: String) async throws -> RefreshTokenRecord? { try check(); return try await base.refreshToken(hash: hash) }

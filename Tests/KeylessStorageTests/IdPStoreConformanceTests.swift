@@ -256,12 +256,51 @@ extension StorageTests {
                 let family = Fixture.family()
                 let first = Fixture.token(family: family)
                 try await store.insertRefreshToken(first)
-                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(10)) == .valid(first))
-                let second = Fixture.token(family: family, issuedAt: Fixture.at(10), expiresAt: Fixture.at(86_410))
-                try await store.insertRefreshToken(second)
-                #expect(try await replica.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(20)) == .reused(familyID: family))
-                #expect(try await store.rotateRefreshToken(hash: second.tokenHash, now: Fixture.at(21)) == .revoked)
-                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(22)) == .revoked)
+                let next = Fixture.successor(issuedAt: Fixture.at(10), expiresAt: Fixture.at(86_410))
+                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(10), successor: next) == .valid(first))
+                let second = next.record(replacing: first)
+                #expect(try await replica.refreshToken(hash: second.tokenHash) == second, "the successor is stored with the spent token's family")
+                #expect(try await replica.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(20), successor: Fixture.successor()) == .reused(familyID: family))
+                #expect(try await store.rotateRefreshToken(hash: second.tokenHash, now: Fixture.at(21), successor: Fixture.successor()) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(22), successor: Fixture.successor()) == .revoked)
+            }
+        }
+
+        @Test("a rotation whose successor cannot be stored spends nothing: the presented token still rotates", arguments: Backend.allCases)
+        func rotationIsAtomic(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let family = Fixture.family()
+                let token = Fixture.token(family: family), other = Fixture.token(family: family)
+                try await store.insertRefreshToken(token)
+                try await store.insertRefreshToken(other)
+                // A successor whose hash is taken fails inside the rotation's transaction, after the token was marked used.
+                let clash = RefreshSuccessor(tokenHash: other.tokenHash, issuedAt: Fixture.at(1), expiresAt: Fixture.at(100))
+                await #expect(throws: IdPStoreError.self) {
+                    try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: clash)
+                }
+                let next = Fixture.successor(issuedAt: Fixture.at(2))
+                #expect(try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2), successor: next) == .valid(token))
+                #expect(try await store.rotateRefreshToken(hash: next.tokenHash, now: Fixture.at(3), successor: Fixture.successor())
+                        == .valid(next.record(replacing: token)))
+            }
+        }
+
+        @Test("a rotation that finds the token used, revoked or expired stores no successor", arguments: Backend.allCases)
+        func refusedRotationStoresNothing(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let used = Fixture.token(family: Fixture.family()), expired = Fixture.token(family: Fixture.family(), expiresAt: Fixture.at(5))
+                try await store.insertRefreshToken(used)
+                try await store.insertRefreshToken(expired)
+                _ = try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
+                let refusals: [(String, Date, RefreshRedemption)] = [
+                    (used.tokenHash, Fixture.at(2), .reused(familyID: used.familyID)), (used.tokenHash, Fixture.at(3), .revoked),
+                    (expired.tokenHash, Fixture.at(6), .notFound), (Fixture.hash(), Fixture.at(1), .notFound),
+                ]
+                for (hash, now, expected) in refusals {
+                    let successor = Fixture.successor()
+                    #expect(try await replica.rotateRefreshToken(hash: hash, now: now, successor: successor) == expected)
+                    #expect(try await store.refreshToken(hash: successor.tokenHash) == nil)
+                }
             }
         }
 
@@ -270,9 +309,10 @@ extension StorageTests {
             try await withStores(backend) { store, replica in
                 let token = Fixture.token(family: Fixture.family(), expiresAt: Fixture.at(100))
                 try await store.insertRefreshToken(token)
-                #expect(try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(100)) == .notFound)
-                #expect(try await replica.rotateRefreshToken(hash: Fixture.hash(), now: Fixture.at(0)) == .notFound)
-                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(milliseconds: 99_999)) == .valid(token))
+                #expect(try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(100), successor: Fixture.successor()) == .notFound)
+                #expect(try await replica.rotateRefreshToken(hash: Fixture.hash(), now: Fixture.at(0), successor: Fixture.successor()) == .notFound)
+                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(milliseconds: 99_999), successor: Fixture.successor())
+                        == .valid(token))
             }
         }
 
@@ -285,8 +325,8 @@ extension StorageTests {
                 let later = Fixture.token(family: family, issuedAt: Fixture.at(50), expiresAt: Fixture.at(1000))
                 try await store.insertRefreshToken(first)
                 try await store.insertRefreshToken(later)
-                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(100)) == .notFound)
-                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(99)) == .valid(later))
+                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(100), successor: Fixture.successor()) == .notFound)
+                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(99), successor: Fixture.successor()) == .valid(later))
             }
         }
 
@@ -297,11 +337,11 @@ extension StorageTests {
                 let used = Fixture.token(family: family), unused = Fixture.token(family: family)
                 let bystander = Fixture.token(family: other)
                 for token in [used, unused, bystander] { try await store.insertRefreshToken(token) }
-                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1)) == .valid(used))
+                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) == .valid(used))
                 try await replica.revokeFamily(id: family)
-                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(2)) == .revoked)
-                #expect(try await store.rotateRefreshToken(hash: unused.tokenHash, now: Fixture.at(2)) == .revoked)
-                #expect(try await store.rotateRefreshToken(hash: bystander.tokenHash, now: Fixture.at(2)) == .valid(bystander))
+                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: unused.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: bystander.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .valid(bystander))
             }
         }
 
@@ -319,7 +359,7 @@ extension StorageTests {
                 try await replica.revokeFamily(id: family)
                 let token = Fixture.token(family: family)
                 try await store.insertRefreshToken(token)
-                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2)) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
             }
         }
 
@@ -331,7 +371,7 @@ extension StorageTests {
                 let used = Fixture.token(family: family), unused = Fixture.token(family: family, expiresAt: Fixture.at(5))
                 try await store.insertRefreshToken(used)
                 try await store.insertRefreshToken(unused)
-                _ = try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1))
+                _ = try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
                 #expect(try await replica.familyOfRefreshToken(hash: used.tokenHash) == family)
                 #expect(try await replica.familyOfRefreshToken(hash: unused.tokenHash) == family)
                 #expect(try await replica.familyOfRefreshToken(hash: Fixture.hash()) == nil)
@@ -346,7 +386,7 @@ extension StorageTests {
                 try await store.insertRefreshToken(token)
                 #expect(try await replica.refreshToken(hash: token.tokenHash) == token)
                 #expect(try await replica.refreshToken(hash: token.tokenHash) == token, "reading twice spends nothing")
-                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1)) == .valid(token))
+                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) == .valid(token))
                 #expect(try await replica.refreshToken(hash: token.tokenHash) == token, "a used token is still readable")
                 #expect(try await replica.refreshToken(hash: Fixture.hash()) == nil)
             }
@@ -363,14 +403,14 @@ extension StorageTests {
                 let results = try await withThrowingTaskGroup(of: RefreshRedemption.self) { group in
                     for index in 0..<20 {
                         let target = index.isMultiple(of: 2) ? store : replica
-                        group.addTask { try await target.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1)) }
+                        group.addTask { try await target.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
                 #expect(results.filter { $0 == .valid(token) }.count == 1)
                 #expect(results.filter { $0 == .reused(familyID: family) }.count == 1)
                 #expect(results.filter { $0 == .revoked }.count == 18)
-                #expect(try await store.rotateRefreshToken(hash: sibling.tokenHash, now: Fixture.at(2)) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: sibling.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
             }
         }
 
@@ -615,11 +655,11 @@ extension StorageTests {
                 #expect(try await store.consumeCode(hash: liveCode.codeHash, now: now) == .redeemed(liveCode))
                 let lateToken = Fixture.token(family: revokedEarly)
                 try await store.insertRefreshToken(lateToken)
-                #expect(try await store.rotateRefreshToken(hash: lateToken.tokenHash, now: now) == .revoked)
+                #expect(try await store.rotateRefreshToken(hash: lateToken.tokenHash, now: now, successor: Fixture.successor()) == .revoked)
                 let freshStart = Fixture.token(family: abandoned)
                 try await store.insertRefreshToken(freshStart)
-                #expect(try await store.rotateRefreshToken(hash: freshStart.tokenHash, now: now) == .valid(freshStart))
-                #expect(try await store.rotateRefreshToken(hash: liveToken.tokenHash, now: now) == .valid(liveToken))
+                #expect(try await store.rotateRefreshToken(hash: freshStart.tokenHash, now: now, successor: Fixture.successor()) == .valid(freshStart))
+                #expect(try await store.rotateRefreshToken(hash: liveToken.tokenHash, now: now, successor: Fixture.successor()) == .valid(liveToken))
             }
         }
 

@@ -194,6 +194,11 @@ enum Fixture {
                            authentication: alice, issuedAt: issuedAt, expiresAt: expiresAt)
     }
 
+    /// A successor for a rotation, with a fresh hash.
+    static func successor(issuedAt: Date = at(1), expiresAt: Date = at(86_401)) -> RefreshSuccessor {
+        RefreshSuccessor(tokenHash: hash(), issuedAt: issuedAt, expiresAt: expiresAt)
+    }
+
     static func device(interval: Int = 5, expiresAt: Date = at(600)) -> DeviceCodeRecord {
         let letters = Array("BCDFGHJKLMNPQRSTVWXZ")
         let userCode = String((0..<8).map { _ in letters.randomElement()! })
