@@ -559,15 +559,8 @@ public final class OAuthEngine: Sendable {
 
     // MARK: Tokens and helpers
 
-    func sign<C: Encodable>(_ claims: C, typ: String, kid: String, key: SigningKey) throws -> String {
-        let payload: [UInt8]
-        if let access = claims as? AccessClaims {
-            payload = Array(access.jsonText.utf8)  // the hot path of client_credentials: no JSONEncoder
-        } else {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .withoutEscapingSlashes
-            payload = Array(try encoder.encode(claims))
-        }
+    func sign(_ claims: some TokenClaims, typ: String, kid: String, key: SigningKey) throws -> String {
+        let payload = Array(claims.jsonText.utf8)
         let header = "{\"alg\":\"" + key.algorithm + "\",\"kid\":" + jsonString(kid) + ",\"typ\":" + jsonString(typ) + "}"
         return try JWS.sign(header: Array(header.utf8), payload: payload, key: key)
     }
@@ -616,8 +609,18 @@ struct ReleasedClaims {
     }
 }
 
+/// Claims the provider signs, written as JSON directly: a JSONEncoder per token had cost more than the rest of the
+/// token's assembly on the token endpoint. Each type's tests hold its text to its Codable encoding.
+protocol TokenClaims {
+    /// The claims as a JSON object (same members and values as the Codable encoding; absent optionals left out).
+    var jsonText: String { get }
+}
+
+/// A JSON array of strings.
+private func jsonList(_ values: [String]) -> String { "[" + values.map(jsonString).joined(separator: ",") + "]" }
+
 /// ID-token claims.
-struct IDClaims: Codable {
+struct IDClaims: Codable, TokenClaims {
     var iss: String, sub: String, aud: String, exp: Int, iat: Int, auth_time: Int
     var nonce: String?
     var amr: [String]
@@ -626,10 +629,22 @@ struct IDClaims: Codable {
     var email_verified: Bool?
     var preferred_username: String?
     var groups: [String]?
+
+    var jsonText: String {
+        var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub) + ",\"aud\":" + jsonString(aud)
+        text += ",\"exp\":" + String(exp) + ",\"iat\":" + String(iat) + ",\"auth_time\":" + String(auth_time)
+        if let nonce { text += ",\"nonce\":" + jsonString(nonce) }
+        text += ",\"amr\":" + jsonList(amr) + ",\"azp\":" + jsonString(azp)
+        if let email { text += ",\"email\":" + jsonString(email) }
+        if let email_verified { text += ",\"email_verified\":" + (email_verified ? "true" : "false") }
+        if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }
+        if let groups { text += ",\"groups\":" + jsonList(groups) }
+        return text + "}"
+    }
 }
 
 /// Access-token claims (RFC 9068).
-public struct AccessClaims: Codable, Sendable {
+public struct AccessClaims: Codable, Sendable, TokenClaims {
     /// Issuer.
     public var iss: String
     /// Subject: the user, or the client for client_credentials.
@@ -653,16 +668,14 @@ public struct AccessClaims: Codable, Sendable {
     /// The user's groups (user grants).
     public var groups: [String]?
 
-    /// The claims as JSON, written directly (same members and values as the Codable encoding).
     var jsonText: String {
-        func list(_ values: [String]) -> String { "[" + values.map(jsonString).joined(separator: ",") + "]" }
         var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub)
-        text += ",\"aud\":" + (aud.values.count == 1 ? jsonString(aud.values[0]) : list(aud.values))
+        text += ",\"aud\":" + (aud.values.count == 1 ? jsonString(aud.values[0]) : jsonList(aud.values))
         text += ",\"exp\":" + String(exp) + ",\"iat\":" + String(iat) + ",\"jti\":" + jsonString(jti)
         text += ",\"client_id\":" + jsonString(client_id) + ",\"scope\":" + jsonString(scope)
         if let auth_time { text += ",\"auth_time\":" + String(auth_time) }
-        if let amr { text += ",\"amr\":" + list(amr) }
-        if let groups { text += ",\"groups\":" + list(groups) }
+        if let amr { text += ",\"amr\":" + jsonList(amr) }
+        if let groups { text += ",\"groups\":" + jsonList(groups) }
         return text + "}"
     }
 }

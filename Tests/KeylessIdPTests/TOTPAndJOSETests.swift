@@ -216,8 +216,32 @@ struct OpenSSLRSATests {
     }
 }
 
-@Suite("Access-token claims written by hand")
+@Suite("Token claims written by hand")
 struct AccessClaimsJSONTests {
+    @Test("the hand-written ID-token JSON decodes to the same claims as the Codable form, optional members present or absent, with escapes")
+    func idTokenSameAsCodable() throws {
+        let samples = [
+            IDClaims(iss: "http://127.0.0.1:9000", sub: "alice", aud: "keyless-cli", exp: 1_800_000_600, iat: 1_800_000_000, auth_time: 1_799_999_000,
+                     nonce: nil, amr: [], azp: "keyless-cli"),
+            IDClaims(iss: "https://idp.example.com/t/x", sub: "al\"ice\\\u{1}", aud: "cli", exp: 2, iat: 1, auth_time: 0, nonce: "n-0S6_\"",
+                     amr: ["pwd", "otp", "mfa"], azp: "cli", email: "zoë@example.com", email_verified: true, preferred_username: "zoë\t",
+                     groups: ["dév", "ops\n", ""]),
+            IDClaims(iss: "i", sub: "s", aud: "a", exp: 2, iat: 1, auth_time: 1, amr: ["pwd"], azp: "a", email_verified: false, groups: []),
+        ]
+        for claims in samples {
+            let text = Data(claims.jsonText.utf8)
+            #expect(try JSONSerialization.jsonObject(with: text) is [String: Any], "one JSON object")
+            let decoded = try JSONDecoder().decode(IDClaims.self, from: text)
+            let viaCodable = try JSONDecoder().decode(IDClaims.self, from: try JSONEncoder().encode(claims))
+            let sorted = JSONEncoder()
+            sorted.outputFormatting = .sortedKeys
+            #expect(try sorted.encode(decoded) == sorted.encode(viaCodable))
+            #expect(decoded.sub == claims.sub && decoded.nonce == claims.nonce && decoded.groups == claims.groups
+                    && decoded.email_verified == claims.email_verified && decoded.preferred_username == claims.preferred_username)
+        }
+    }
+
+
     @Test("the hand-written access-token JSON decodes to the same claims as the Codable form, with and without user members and escapes")
     func sameAsCodable() throws {
         let samples = [
