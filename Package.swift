@@ -87,9 +87,20 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The provider's HTTP server (Hummingbird): pages, endpoints, security headers, JSON logs, metrics.
+        // What both servers share (Hummingbird): security headers, the request log and JSON log lines, metrics and who
+        // may read them, trusted proxies, the connection limit. Neither server depends on the other.
+        .target(name: "KeylessHTTPServer", dependencies: [
+            "KeylessCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The provider's HTTP server (Hummingbird): pages and endpoints over the provider's logic.
         .target(name: "KeylessIdPServer", dependencies: [
-            "KeylessIdP", "KeylessStorage",
+            "KeylessIdP", "KeylessStorage", "KeylessHTTPServer",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -111,7 +122,7 @@ let package = Package(
         .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
         // The access server (Hummingbird): bearer authentication, config, credentials, console links, audit, web page.
         .target(name: "KeylessServer", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4", "KeylessIdPServer",
+            "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4", "KeylessHTTPServer",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -123,7 +134,7 @@ let package = Package(
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
             "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP",
-            "KeylessIdPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
+            "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -152,8 +163,14 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "JWTKit", package: "jwt-kit"),
         ]),
+        .testTarget(name: "KeylessHTTPServerTests", dependencies: [
+            "KeylessHTTPServer", "KeylessCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "KeylessIdPServerTests", dependencies: [
-            "KeylessIdPServer", "KeylessIdP", "KeylessStorage", "KeylessCore", "KeylessTestSupport",
+            "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessCore", "KeylessTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -168,7 +185,7 @@ let package = Package(
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),
         .testTarget(name: "KeylessServerTests", dependencies: [
             "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessIdP",
-            "KeylessIdPServer", "KeylessSigV4",
+            "KeylessHTTPServer", "KeylessSigV4",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import _CryptoExtras
+import KeylessCore
 
 /// Time-based one-time passwords (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps), as authenticator apps make them.
 public enum TOTP {
@@ -51,12 +52,4 @@ public enum TOTP {
         }
         return output
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for index in a.indices { difference |= a[index] ^ b[index] }
-    return difference == 0
 }

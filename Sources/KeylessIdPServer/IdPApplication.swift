@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import KeylessHTTPServer
 import KeylessIdP
 import KeylessStorage
 import Logging
@@ -37,7 +38,7 @@ public struct IdPServerConfiguration: Sendable {
 /// Builds the provider's HTTP application around an engine: discovery, JWKS, the login and device pages, the token,
 /// device-authorization, userinfo and revocation endpoints, health and metrics.
 public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerConfiguration, logger: Logger,
-                                metrics: IdPMetrics = IdPMetrics(),
+                                metrics: HTTPMetrics = .provider(),
                                 onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router(context: IdPRequestContext.self)
     router.add(middleware: ClientAddressMiddleware<IdPRequestContext>(proxies: configuration.trustedProxies))
@@ -80,7 +81,7 @@ struct Housekeeping: Service {
 
 struct IdPRoutes {
     let engine: OAuthEngine
-    let metrics: IdPMetrics
+    let metrics: HTTPMetrics
     let metricsAccess: MetricsAccess
     let secureCookies: Bool
     let logger: Logger

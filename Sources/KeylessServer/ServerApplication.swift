@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import KeylessCore
-import KeylessIdPServer
+import KeylessHTTPServer
 import KeylessPolicy
 import Logging
 import NIOCore
@@ -47,7 +47,7 @@ public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext,
 
 /// Builds the access server: the API under /api/v1 behind bearer authentication, the web page, health, metrics and
 /// the OpenAPI document; the policy reloader runs beside it.
-public func buildServerApplication(service: AccessService, metrics: ServerMetrics, logger: Logger, web: WebPage? = nil,
+public func buildServerApplication(service: AccessService, metrics: HTTPMetrics, logger: Logger, web: WebPage? = nil,
                                    onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router(context: AccessRequestContext.self)
     router.add(middleware: ClientAddressMiddleware<AccessRequestContext>(proxies: service.configuration.trustedProxies))
@@ -173,7 +173,7 @@ struct BearerAuthMiddleware: RouterMiddleware {
 /// The JSON API.
 struct APIRoutes {
     let service: AccessService
-    let metrics: ServerMetrics
+    let metrics: HTTPMetrics
 
     func add(to router: Router<AccessRequestContext>) {
         router.get("/healthz") { _, _ in Self.json("{\"status\":\"ok\"}") }

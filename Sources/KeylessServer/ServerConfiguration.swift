@@ -1,6 +1,6 @@
 import Foundation
 import KeylessCore
-import KeylessIdPServer
+import KeylessHTTPServer
 import KeylessOIDC
 import Yams
 

@@ -161,7 +161,7 @@ public struct WebPage: Sendable {
     func callback(_ request: Request, _ context: AccessRequestContext) async -> Response {
         let query = FormEncoding.decode(request.uri.query ?? "")
         let parts = request.cookies[Self.loginCookie]?.value.split(separator: ".").map(String.init) ?? []
-        guard parts.count == 3, let state = query["state"], Self.constantTimeEqual(state, parts[0]) else {
+        guard parts.count == 3, let state = query["state"], constantTimeEqual(state.utf8, parts[0].utf8) else {
             return page("message", ["title": "Sign-in failed", "message": "This sign-in was not started here or has expired. Sign in again from the start page."],
                         status: .badRequest)
         }
@@ -213,7 +213,7 @@ public struct WebPage: Sendable {
         guard let (caller, token) = await session(request) else { return nil }
         guard let buffer = try? await request.body.collect(upTo: 16 * 1024) else { return nil }
         let form = FormEncoding.decode(String(buffer: buffer))
-        guard let csrf = form["csrf"], Self.constantTimeEqual(csrf, Self.csrf(token)) else { return nil }
+        guard let csrf = form["csrf"], constantTimeEqual(csrf.utf8, Self.csrf(token).utf8) else { return nil }
         return (caller, token, form)
     }
 
@@ -235,12 +235,6 @@ public struct WebPage: Sendable {
     static func hostAndPort(of url: String) -> String {
         guard let parsed = URL(string: url), let host = parsed.host else { return url }
         return host + (parsed.port.map { ":\($0)" } ?? "")
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     func cookie(_ name: String, _ value: String, path: String, maxAge: Int) -> String {

@@ -2,7 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import KeylessIdPServer
+import KeylessHTTPServer
 import KeylessTestSupport
 import Testing
 

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import KeylessCore
 import KeylessIdP
+import KeylessHTTPServer
 import KeylessIdPServer
 import KeylessStorage
 import Logging
@@ -116,7 +117,7 @@ enum Fixture {
 struct IdPServerFixture: Sendable {
     let clock: ManualClock
     let engine: OAuthEngine
-    let metrics: IdPMetrics
+    let metrics: HTTPMetrics
     let logs: LogCapture
     let serverConfiguration: IdPServerConfiguration
 
@@ -129,7 +130,7 @@ struct IdPServerFixture: Sendable {
                            maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
         try await keys.start()
         let engine = try OAuthEngine(config: config, issuer: issuer, store: store, keys: keys, clock: clock.wallClock)
-        return IdPServerFixture(clock: clock, engine: engine, metrics: IdPMetrics(), logs: LogCapture(),
+        return IdPServerFixture(clock: clock, engine: engine, metrics: .provider(), logs: LogCapture(),
                                 serverConfiguration: IdPServerConfiguration(host: host, port: port, secureCookies: secureCookies, idleTimeout: idleTimeout,
                                                                                  metrics: metrics, trustedProxies: trustedProxies))
     }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KeylessIdP
+import KeylessHTTPServer
 import KeylessIdPServer
 import KeylessTestSupport
 import NIOCore

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import KeylessCore
 import KeylessIdP
+import KeylessHTTPServer
 import KeylessIdPServer
 import Testing
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KeylessCore
+import KeylessHTTPServer
 import KeylessIdPServer
 import Testing
 

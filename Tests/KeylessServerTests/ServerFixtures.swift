@@ -7,7 +7,7 @@ import HummingbirdTesting
 import KeylessAWS
 import KeylessCore
 import KeylessHTTP
-import KeylessIdPServer
+import KeylessHTTPServer
 import KeylessOIDC
 import KeylessPolicy
 @testable import KeylessServer
@@ -384,7 +384,7 @@ struct ServerFixture: Sendable {
     let transport: SwitchableTransport
     let awsCredentials: StaticAWSCredentials
     let service: AccessService
-    let metrics: ServerMetrics
+    let metrics: HTTPMetrics
     let logs: LogCapture
 
     /// A server with `policy`, STS at `stsEndpoint` (a closed port by default) and console federation at `federationEndpoint`.
@@ -436,7 +436,7 @@ struct ServerFixture: Sendable {
             federation: ConsoleFederation(endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName, http: transport),
             audit: try AuditLog(path: auditPath ?? configuration.auditLogPath), clock: clock.wallClock, logger: logs.logger)
         return ServerFixture(directory: directory, configuration: configuration, clock: clock, policyClock: policyClock, jwks: jwks,
-                             transport: transport, awsCredentials: awsCredentials, service: service, metrics: ServerMetrics(), logs: logs)
+                             transport: transport, awsCredentials: awsCredentials, service: service, metrics: .accessServer(), logs: logs)
     }
 
     /// The Hummingbird application, logging into `logs`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessCore
+import KeylessHTTPServer
 import KeylessIdP
 import KeylessIdPServer
 import Logging

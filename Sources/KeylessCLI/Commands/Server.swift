@@ -3,7 +3,7 @@ import Foundation
 import KeylessAWS
 import KeylessCore
 import KeylessHTTP
-import KeylessIdPServer
+import KeylessHTTPServer
 import KeylessOIDC
 import KeylessPolicy
 import KeylessServer
@@ -61,7 +61,7 @@ extension Keyless {
                 let web = try configuration.web.map { try WebPage(service: service, login: $0, http: http, logger: logger) }
                 let listenLogger = logger
                 let publicURL = configuration.publicURL
-                let app = buildServerApplication(service: service, metrics: ServerMetrics(), logger: logger, web: web) { address in
+                let app = buildServerApplication(service: service, metrics: .accessServer(), logger: logger, web: web) { address in
                     listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"),
                                                           "public_url": .string(publicURL)])
                 }

@@ -1,9 +1,9 @@
 import Foundation
-import KeylessIdPServer
+import KeylessHTTPServer
 import Logging
 import Testing
 
-@Suite("IdP server: JSON log lines")
+@Suite("JSON log lines (both servers)")
 struct JSONLogHandlerTests {
     @Test("a log line is one JSON object that JSONSerialization reads back exactly, with quotes, control characters and nested metadata")
     func roundTrip() throws {

@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KeylessCore
-import KeylessIdP
 import NIOCore
 
 /// Who may read `/metrics` (both servers). Off by default: the counters tell an outsider how many people sign in,
@@ -43,14 +42,12 @@ public enum MetricsAccess: Sendable, Equatable {
     public func respond(_ request: Request, render: () -> String) -> Response {
         switch self {
         case .off:
-            return Responses.json(["error": "not_found", "error_description": "metrics are off; start the server with metrics: open or token-file:PATH"],
-                                  status: .notFound)
+            return jsonErrorResponse("not_found", "metrics are off; start the server with metrics: open or token-file:PATH", status: .notFound)
         case .token(let digest):
             let header = request.headers[.authorization] ?? ""
             let presented = header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : ""
             guard !presented.isEmpty, constantTimeEqual(Array(SHA256.hash(data: Data(presented.utf8))), digest) else {
-                var response = Responses.json(["error": "invalid_token", "error_description": "send the metrics token as Authorization: Bearer TOKEN"],
-                                              status: .unauthorized)
+                var response = jsonErrorResponse("invalid_token", "send the metrics token as Authorization: Bearer TOKEN", status: .unauthorized)
                 response.headers[.wwwAuthenticate] = "Bearer realm=\"keyless metrics\""
                 return response
             }

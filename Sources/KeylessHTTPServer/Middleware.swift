@@ -1,0 +1,88 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KeylessCore
+import Logging
+import NIOCore
+
+/// A JSON error body, `{"error":CODE,"error_description":TEXT}` (the OAuth 2.0 shape both servers answer with).
+public func jsonErrorResponse(_ code: String, _ description: String, status: HTTPResponse.Status) -> Response {
+    let body = "{\"error\":" + jsonString(code) + ",\"error_description\":" + jsonString(description) + "}"
+    return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: ByteBuffer(string: body)))
+}
+
+/// Security headers on every response of both servers, error responses included.
+public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The middleware.
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            // Thrown errors (404, 405, body limits) become responses here, so they get the headers too.
+            response = try error.response(from: request, context: context)
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
+            response = jsonErrorResponse("server_error", "the server could not complete the request; see its log.", status: .internalServerError)
+        }
+        response.headers[.xContentTypeOptions] = "nosniff"
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        // No form-action: Chrome applies it to the redirect after the login form, which goes to the client.
+        response.headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
+
+/// A request context that names its peer for the request log, and may add fields of its own.
+public protocol RequestLogContext: RequestContext {
+    /// The peer's IP address as text.
+    var peer: String { get }
+    /// Fields this server adds to a request's log line (never a header's value or a body).
+    func logMetadata(for request: Request) -> Logger.Metadata
+}
+
+/// One JSON log line per request: method, path without the query (routes outside `known` as "other"), status,
+/// duration, peer, and the context's own fields; never headers or bodies. Every request is counted by `record`; the
+/// `quiet` routes (health, metrics) are not logged.
+public struct RequestLogMiddleware<Context: RequestLogContext>: RouterMiddleware {
+    let known: Set<String>
+    let quiet: Set<String>
+    let record: @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
+
+    /// A middleware logging `known` routes by name, not logging `quiet` ones, and reporting every request to `record`.
+    public init(known: Set<String>, quiet: Set<String>, record: @escaping @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void) {
+        self.known = known; self.quiet = quiet; self.record = record
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let route = known.contains(request.uri.path) ? request.uri.path : "other"
+        do {
+            let response = try await next(request, context)
+            finish(request, context, route: route, status: Int(response.status.code), start: start)
+            return response
+        } catch {
+            let status = (error as? HTTPResponseError)?.status.code ?? 500
+            finish(request, context, route: route, status: Int(status), start: start)
+            throw error
+        }
+    }
+
+    func finish(_ request: Request, _ context: Context, route: String, status: Int, start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        record(route, status, elapsed)
+        guard !quiet.contains(route) else { return }
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
+            "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
+            "peer": .string(context.peer),
+        ]
+        metadata.merge(context.logMetadata(for: request)) { _, own in own }
+        context.logger.info("request", metadata: metadata)
+    }
+}
