@@ -67,10 +67,17 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // JOSE: signing keys (RS256 through the system's OpenSSL when present, ES256), JWS compact signing and parsing,
+        // JWK import and RFC 7638 thumbprints; for the provider and for the CLI's private_key_jwt assertions.
+        .target(name: "KeylessJOSE", dependencies: [
+            "KeylessCore", "CKeylessSys",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
         // The embedded OpenID Provider's protocol logic: configuration, password hashes, TOTP, signing keys, client
         // authentication and every grant, free of HTTP.
         .target(name: "KeylessIdP", dependencies: [
-            "KeylessCore", "KeylessStorage", "CKeylessSys",
+            "KeylessCore", "KeylessStorage", "KeylessJOSE", "CKeylessSys",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -133,7 +140,7 @@ let package = Package(
         ]),
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP",
+            "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP", "KeylessJOSE",
             "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -158,7 +165,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KeylessIdPTests", dependencies: [
-            "KeylessIdP", "KeylessCore", "KeylessStorage", "KeylessTestSupport",
+            "KeylessIdP", "KeylessJOSE", "KeylessCore", "KeylessStorage", "KeylessTestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
             .product(name: "JWTKit", package: "jwt-kit"),
@@ -184,7 +191,7 @@ let package = Package(
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),
         .testTarget(name: "KeylessServerTests", dependencies: [
-            "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessIdP",
+            "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport",
             "KeylessHTTPServer", "KeylessSigV4",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),

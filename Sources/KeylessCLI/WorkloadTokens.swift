@@ -2,7 +2,7 @@ import Foundation
 import KeylessCore
 import KeylessFastPath
 import KeylessHTTP
-import KeylessIdP
+import KeylessJOSE
 import KeylessOIDC
 import Logging
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KeylessCore
+import KeylessJOSE
 import Synchronization
 
 /// An OAuth error response (RFC 6749 §5.2): the code, a description for people, and the HTTP status.

@@ -1,5 +1,6 @@
 import Foundation
 import KeylessCore
+import KeylessJOSE
 import Yams
 
 /// `idp.yaml`: the embedded OpenID Provider's users, groups and clients.

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KeylessCore
+import KeylessJOSE
 import KeylessStorage
 import Synchronization
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KeylessCore
+import KeylessJOSE
 import KeylessStorage
 
 /// A validated authorization request (`/authorize`).

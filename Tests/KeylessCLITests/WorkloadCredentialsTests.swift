@@ -4,6 +4,7 @@ import KeylessAWS
 import KeylessFastPath
 import KeylessIdP
 import KeylessHTTP
+import KeylessJOSE
 import KeylessSecrets
 import KeylessCore
 import KeylessTestSupport

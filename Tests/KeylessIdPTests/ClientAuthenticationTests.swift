@@ -4,6 +4,7 @@ import Foundation
 import JWTKit
 import KeylessCore
 @testable import KeylessIdP
+import KeylessJOSE
 import KeylessStorage
 import Testing
 

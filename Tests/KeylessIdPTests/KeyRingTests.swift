@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KeylessCore
 @testable import KeylessIdP
+import KeylessJOSE
 import KeylessStorage
 import Testing
 

@@ -3,6 +3,7 @@ import _CryptoExtras
 import Foundation
 import KeylessCore
 @testable import KeylessIdP
+import KeylessJOSE
 import Testing
 
 // MARK: - TOTP
