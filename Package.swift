@@ -77,7 +77,7 @@ let package = Package(
         // The embedded OpenID Provider's protocol logic: configuration, password hashes, TOTP, signing keys, client
         // authentication and every grant, free of HTTP.
         .target(name: "KeylessIdP", dependencies: [
-            "KeylessCore", "KeylessStorage", "KeylessJOSE", "CKeylessSys",
+            "KeylessCore", "KeylessStorage", "KeylessJOSE",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -151,14 +151,16 @@ let package = Package(
         .executableTarget(name: "keyless-cli", dependencies: ["KeylessCLI"]),
         // Partner launchers (moto, glewlwyd, Chromium) and fixtures for tests.
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
+        // Fakes for tests: a clock moved by hand, a log capture.
+        .target(name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
         .testTarget(name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
         .testTarget(name: "KeylessAWSTests", dependencies: [
-            "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessCore", "KeylessHTTP", "KeylessSigV4",
+            "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore", "KeylessHTTP", "KeylessSigV4",
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "KeylessOIDCTests", dependencies: [
-            "KeylessOIDC", "KeylessTestSupport", "KeylessCore", "KeylessHTTP",
+            "KeylessOIDC", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore", "KeylessHTTP",
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -177,7 +179,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "KeylessIdPServerTests", dependencies: [
-            "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessCore", "KeylessTestSupport",
+            "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessCore", "KeylessTestSupport", "KeylessTestFakes",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -191,7 +193,7 @@ let package = Package(
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),
         .testTarget(name: "KeylessServerTests", dependencies: [
-            "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport",
+            "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessTestFakes",
             "KeylessHTTPServer", "KeylessSigV4",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -3,6 +3,7 @@ import KeylessAWS
 import KeylessCore
 import KeylessHTTP
 import KeylessSigV4
+import KeylessTestFakes
 import KeylessTestSupport
 import Logging
 import Synchronization
@@ -492,43 +493,20 @@ struct CredentialChainSourceTests {
         let home = try Home()
         defer { home.remove() }
         try home.write("token", "WEB.IDENTITY.JWT")
-        let sink = LineSink()
-        let logger = Logger(label: "capture") { _ in CapturingLogHandler(sink: sink) }
+        let logs = LogCapture()
+        let logger = logs.logger
         let environment = ["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server"]
         _ = try await chain(environment, home: home, http: fakeAWS()).resolve(logger: logger)
         _ = try await chain(["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/c", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "AUTH-VALUE"], home: home,
                             http: fakeAWS()).resolve(logger: logger)
         _ = try await chain([:], home: home, http: fakeAWS()).resolve(logger: logger)
-        let logged = sink.all.joined(separator: "\n")
+        let logged = logs.allText
         #expect(logged.contains("web-identity") && logged.contains("container") && logged.contains("instance-metadata"))
         for secret in ["WEB.IDENTITY.JWT", "WEBIDENTITY-SECRET", "WEBIDENTITY-TOKEN", "AUTH-VALUE", "ASIACONTAINER-SECRET", "ASIAIMDS-TOKEN", "IMDS-SESSION"] {
             #expect(!logged.contains(secret), "\(secret) was logged")
         }
         let described = "\(try await chain([:], home: home, http: fakeAWS()).resolve(logger: chainLogger))"
         #expect(described.contains("ASIAIMDS") && !described.contains("ASIAIMDS-SECRET") && !described.contains("ASIAIMDS-TOKEN"))
-    }
-}
-
-/// Where `CapturingLogHandler` puts its lines.
-private final class LineSink: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-}
-
-/// Collects every log line with its metadata, at trace level.
-private struct CapturingLogHandler: LogHandler {
-    let sink: LineSink
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        sink.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 })")
     }
 }
 
@@ -565,13 +543,6 @@ struct CredentialChainPrecedenceTests {
 }
 
 // MARK: - Refreshing
-
-/// A clock tests move by hand.
-private final class ManualClock: Sendable {
-    private let current = Mutex(chainNow)
-    var wallClock: WallClock { WallClock { [self] in current.withLock { $0 } } }
-    func advance(_ seconds: TimeInterval) { current.withLock { $0 += seconds } }
-}
 
 /// A base provider that counts its calls and answers "AKID<n>" valid for `lifetime` seconds from its clock's now.
 private final class CountingProvider: AWSCredentialProvider {
@@ -620,15 +591,15 @@ private actor Gate {
 struct CredentialChainRefreshingTests {
     @Test("the cached answer is served until refreshBefore seconds before expiry; inside that window the old one is served while one refresh runs")
     func refreshesOnlyNearExpiry() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock(chainNow)
         let base = CountingProvider(clock: clock.wallClock)
         let provider = RefreshingCredentialProvider(base, clock: clock.wallClock, refreshBefore: 300)
         #expect(try await provider.resolve(logger: chainLogger).credentials.accessKeyID == "AKID1")
-        clock.advance(3299)  // one second before the refresh window
+        clock.advance(by: 3299)  // one second before the refresh window
         #expect(try await provider.resolve(logger: chainLogger).credentials.accessKeyID == "AKID1")
         #expect(base.count == 1)
 
-        clock.advance(2)  // inside the window, still valid
+        clock.advance(by: 2)  // inside the window, still valid
         #expect(try await provider.resolve(logger: chainLogger).credentials.accessKeyID == "AKID1")
         var latest = "AKID1"
         for _ in 0..<10_000 where latest == "AKID1" {
@@ -637,37 +608,37 @@ struct CredentialChainRefreshingTests {
         }
         #expect(latest == "AKID2")
         #expect(base.count == 2)
-        clock.advance(1000)
+        clock.advance(by: 1000)
         #expect(try await provider.resolve(logger: chainLogger).credentials.accessKeyID == "AKID2")
         #expect(base.count == 2)
     }
 
     @Test("an expired answer is never served: the caller waits for the refresh")
     func expiredWaits() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock(chainNow)
         let base = CountingProvider(clock: clock.wallClock)
         let provider = RefreshingCredentialProvider(base, clock: clock.wallClock)
         _ = try await provider.resolve(logger: chainLogger)
-        clock.advance(3600)
+        clock.advance(by: 3600)
         #expect(try await provider.resolve(logger: chainLogger).credentials.accessKeyID == "AKID2")
         #expect(base.count == 2)
     }
 
     @Test("static keys without an expiration are resolved once")
     func staticKeysOnce() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock(chainNow)
         let base = CountingProvider(clock: clock.wallClock, lifetime: nil)
         let provider = RefreshingCredentialProvider(base, clock: clock.wallClock)
         for _ in 0..<5 {
             _ = try await provider.resolve(logger: chainLogger)
-            clock.advance(86_400)
+            clock.advance(by: 86_400)
         }
         #expect(base.count == 1)
     }
 
     @Test("a failed refresh reaches the caller when nothing valid remains, and the next call asks again")
     func failureRetries() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock(chainNow)
         let base = CountingProvider(clock: clock.wallClock)
         let provider = RefreshingCredentialProvider(base, clock: clock.wallClock)
         base.fail(true)
@@ -679,7 +650,7 @@ struct CredentialChainRefreshingTests {
 
     @Test("20 concurrent callers with nothing cached trigger exactly one base resolve and all get its answer")
     func oneRefreshInFlight() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock(chainNow)
         let gate = Gate()
         let base = CountingProvider(clock: clock.wallClock, gate: gate)
         let provider = RefreshingCredentialProvider(base, clock: clock.wallClock)

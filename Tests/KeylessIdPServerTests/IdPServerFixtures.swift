@@ -4,10 +4,11 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KeylessCore
-import KeylessIdP
 import KeylessHTTPServer
+import KeylessIdP
 import KeylessIdPServer
 import KeylessStorage
+import KeylessTestFakes
 import Logging
 import NIOCore
 import Testing
@@ -15,22 +16,7 @@ import Testing
 // MARK: Time
 
 /// The reference time every fixture clock starts at: 2026-01-01T00:00:00Z.
-let referenceTime = Date(timeIntervalSince1970: 1_767_225_600)
-
-/// A wall clock the test moves by hand, so expiry and throttling windows need no sleeps.
-/// `@unchecked Sendable`: `current` is only read or written while holding `lock`.
-final class ManualClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var current: Date
-
-    init(_ start: Date = referenceTime) { current = start }
-
-    var now: Date { lock.withLock { current } }
-
-    func advance(by seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
-
-    var wallClock: WallClock { WallClock { [self] in now } }
-}
+let referenceTime = ManualClock.reference
 
 // MARK: Configuration
 
@@ -147,48 +133,6 @@ struct IdPServerFixture: Sendable {
 }
 
 // MARK: Logs
-
-/// Collects every log record the application writes.
-/// `@unchecked Sendable`: `records` is only read or written while holding `lock`.
-final class LogCapture: @unchecked Sendable {
-    struct Record: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-    }
-
-    private let lock = NSLock()
-    private var stored: [Record] = []
-
-    var records: [Record] { lock.withLock { stored } }
-
-    func append(_ record: Record) { lock.withLock { stored.append(record) } }
-
-    var logger: Logger {
-        Logger(label: "keyless-idp-test") { _ in CapturingLogHandler(capture: self) }
-    }
-
-    /// Every message and metadata value as one text, to look for leaked secrets.
-    var allText: String {
-        records.map { ([$0.message] + $0.metadata.map { "\($0.key)=\($0.value)" }).joined(separator: " ") }.joined(separator: "\n")
-    }
-}
-
-struct CapturingLogHandler: LogHandler {
-    let capture: LogCapture
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        capture.append(.init(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" }))
-    }
-}
 
 // MARK: A browser without a browser
 

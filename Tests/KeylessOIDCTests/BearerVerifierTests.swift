@@ -4,6 +4,7 @@ import JWTKit
 import KeylessCore
 import KeylessHTTP
 @testable import KeylessOIDC
+import KeylessTestFakes
 import Testing
 
 // Bearer-token verification for the access server, against an in-memory provider that serves discovery and JWKS

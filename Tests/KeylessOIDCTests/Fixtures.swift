@@ -5,13 +5,14 @@ import JWTKit
 import KeylessCore
 import KeylessHTTP
 import KeylessOIDC
+import KeylessTestFakes
 import Logging
 import Testing
 
 // Fixtures for the OIDC tests, all built in code around one fixed reference time.
 
 /// The reference time every OIDC test runs at: 2026-01-01T00:00:00Z.
-let referenceTime = Date(timeIntervalSince1970: 1_767_225_600)
+let referenceTime = ManualClock.reference
 /// The issuer the stub identity provider serves.
 let testIssuer = "https://idp.example.test"
 /// The client the tokens are issued to.
@@ -325,21 +326,6 @@ actor StubIdP: HTTPTransport {
 }
 
 // MARK: - clocks
-
-/// A wall clock a test moves forward by hand.
-final class ManualClock: @unchecked Sendable {
-    // @unchecked: `current` is only read and written under `lock` (a Mutex would need macOS 15).
-    private let lock = NSLock()
-    private var current: Date
-
-    init(_ start: Date = referenceTime) { current = start }
-
-    var now: Date { lock.withLock { current } }
-
-    func advance(by seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
-
-    var wallClock: WallClock { WallClock { [self] in self.now } }
-}
 
 // MARK: - helpers
 

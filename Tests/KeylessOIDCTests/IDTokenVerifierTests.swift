@@ -3,6 +3,7 @@ import Foundation
 import JWTKit
 import KeylessCore
 import KeylessOIDC
+import KeylessTestFakes
 import Testing
 
 @Suite("ID-token verification")

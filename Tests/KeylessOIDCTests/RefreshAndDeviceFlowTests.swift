@@ -2,6 +2,7 @@ import Foundation
 import KeylessCore
 import KeylessHTTP
 import KeylessOIDC
+import KeylessTestFakes
 import Testing
 
 /// A presenter that opens no browser and remembers the device code it was asked to show.

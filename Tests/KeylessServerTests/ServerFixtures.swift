@@ -12,6 +12,7 @@ import KeylessOIDC
 import KeylessPolicy
 @testable import KeylessServer
 import KeylessSigV4
+import KeylessTestFakes
 import KeylessTestSupport
 import Logging
 import NIOCore
@@ -25,25 +26,10 @@ import Testing
 // MARK: Time
 
 /// The reference time every server test runs at: 2026-01-01T00:00:00Z.
-let referenceTime = Date(timeIntervalSince1970: 1_767_225_600)
+let referenceTime = ManualClock.reference
 
 /// Seconds since 1970 of `referenceTime + offset`.
 func at(_ offset: Int) -> Int { Int(referenceTime.timeIntervalSince1970) + offset }
-
-/// A wall clock the test moves by hand, so expiry and refetch windows need no sleeps.
-/// `@unchecked Sendable`: `current` is only read or written while holding `lock`.
-final class ManualClock: @unchecked Sendable {
-    private let lock = NSLock()
-    private var current: Date
-
-    init(_ start: Date = referenceTime) { current = start }
-
-    var now: Date { lock.withLock { current } }
-
-    func advance(by seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
-
-    var wallClock: WallClock { WallClock { [self] in now } }
-}
 
 // MARK: Issuers and keys
 
@@ -271,45 +257,10 @@ func closedPortURL() throws -> String { "http://127.0.0.1:\(try freePort())" }
 
 // MARK: Logs
 
-/// Collects every log record the application writes, each also rendered as the JSON line `keyless server` prints.
-/// `@unchecked Sendable`: `stored` is only read or written while holding `lock`.
-final class LogCapture: @unchecked Sendable {
-    struct Record: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
-        var jsonLine: String
-    }
-
-    private let lock = NSLock()
-    private var stored: [Record] = []
-
-    var records: [Record] { lock.withLock { stored } }
-
-    func append(_ record: Record) { lock.withLock { stored.append(record) } }
-
-    var logger: Logger {
-        var logger = Logger(label: "keyless.server.test") { _ in CapturingLogHandler(capture: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-}
-
-struct CapturingLogHandler: LogHandler {
-    let capture: LogCapture
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        let line = JSONLogHandler.line(timestamp: "2026-01-01T00:00:00.000Z", level: event.level, label: "keyless.server",
-                                       message: event.message.description, metadata: merged)
-        capture.append(.init(level: event.level, message: event.message.description, metadata: merged.mapValues { "\($0)" }, jsonLine: line))
+extension LogCapture.Record {
+    /// The record as the JSON line `keyless server` prints.
+    var jsonLine: String {
+        JSONLogHandler.line(timestamp: "2026-01-01T00:00:00.000Z", level: level, label: "keyless.server", message: message, metadata: rawMetadata)
     }
 }
 
@@ -424,7 +375,7 @@ struct ServerFixture: Sendable {
         let configuration = try ServerConfiguration.parse(yaml, file: directory + "/server.yaml")
         let clock = ManualClock()
         let policyClock = ManualClock(Date())
-        let logs = LogCapture()
+        let logs = LogCapture(label: "keyless.server.test")
         let jwks = JWKSStub()
         let transport = SwitchableTransport()
         let awsCredentials = StaticAWSCredentials()
