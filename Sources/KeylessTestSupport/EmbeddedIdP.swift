@@ -144,12 +144,7 @@ public final class EmbeddedIdP: Sendable {
 
     /// The built keyless-cli.
     public static func keylessCLI() throws -> String {
-        let root = repositoryRoot()
-        for candidate in [".build/debug/keyless-cli", ".build/x86_64-unknown-linux-gnu/debug/keyless-cli", ".build/aarch64-unknown-linux-gnu/debug/keyless-cli"] {
-            let path = root + "/" + candidate
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        throw TestSupportError("keyless-cli is not built; run swift build first (scripts/test does)")
+        try builtBinary("keyless-cli")
     }
 
     /// An HTTP request to the provider (no cookies kept, no redirects followed).

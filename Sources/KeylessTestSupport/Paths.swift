@@ -36,6 +36,28 @@ public func repositoryRoot() -> String {
         ?? FileManager.default.currentDirectoryPath
 }
 
+/// A binary of this package (`keyless`, `keyless-cli`) as built for the running tests: in `KEYLESS_BIN_DIR` when that is
+/// set (for example to `$(swift build --show-bin-path)`), else beside the running test executable, since `swift test`
+/// runs it from the build's bin directory; so a `--scratch-path` or `-c release` build is found as well as the default.
+/// `environment` and `executable` are the process's own unless a test passes others.
+public func builtBinary(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                        executable: String? = nil) throws -> String {
+    if let directory = environment["KEYLESS_BIN_DIR"], !directory.isEmpty {
+        let path = (directory as NSString).appendingPathComponent(name)
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TestSupportError("KEYLESS_BIN_DIR is \(directory), which holds no executable \(name); build it there or unset KEYLESS_BIN_DIR")
+        }
+        return path
+    }
+    let running = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let path = ((running as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw TestSupportError("\(name) is not built beside the tests (\(path)); run `swift build` first (scripts/test does), "
+                               + "or set KEYLESS_BIN_DIR to the directory that holds it")
+    }
+    return path
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
 public func freePort() throws -> Int {
     #if os(Linux)

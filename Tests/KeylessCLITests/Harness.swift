@@ -19,7 +19,7 @@ final class KeylessHarness: @unchecked Sendable {
 
     init(moto: MotoServer?, extra: [String: String] = [:]) throws {
         home = try makeTemporaryDirectory(prefix: "keyless-home")
-        binary = try Self.locateBinary()
+        binary = try builtBinary("keyless")
         var env: [String: String] = [
             "HOME": home,
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
@@ -38,15 +38,6 @@ final class KeylessHarness: @unchecked Sendable {
     }
 
     deinit { try? FileManager.default.removeItem(atPath: home) }
-
-    static func locateBinary() throws -> String {
-        let root = repositoryRoot()
-        for candidate in [".build/debug/keyless", ".build/x86_64-unknown-linux-gnu/debug/keyless", ".build/aarch64-unknown-linux-gnu/debug/keyless"] {
-            let path = root + "/" + candidate
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        throw TestSupportError("the keyless binary is not built; run swift build first (scripts/test does)")
-    }
 
     /// keyless's state directory under this harness's HOME (XDG default).
     var stateDirectory: String { home + "/.local/state/keyless" }
