@@ -38,9 +38,12 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
+        // What the access server writes and the CLI reads: the credential_process line and creds-process's flag table.
+        // No dependency, no Foundation: the launcher links it.
+        .target(name: "KeylessWire"),
         // The cached credential_process answer: no event loop, no network, no full Foundation.
         .target(name: "KeylessFastPath", dependencies: [
-            "KeylessCore", "KeylessSecrets", .product(name: "Crypto", package: "swift-crypto"),
+            "KeylessCore", "KeylessSecrets", "KeylessWire", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // AWS Signature Version 4: pure, deterministic, checked against AWS's example and botocore.
         .target(name: "KeylessSigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -129,7 +132,7 @@ let package = Package(
         .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
         // The access server (Hummingbird): bearer authentication, config, credentials, console links, audit, web page.
         .target(name: "KeylessServer", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4", "KeylessHTTPServer",
+            "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4", "KeylessHTTPServer", "KeylessWire",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -140,7 +143,7 @@ let package = Package(
         ]),
         // Every command as a library type.
         .target(name: "KeylessCLI", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessIdP", "KeylessJOSE",
+            "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
             "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
@@ -154,6 +157,7 @@ let package = Package(
         // Fakes for tests: a clock moved by hand, a log capture.
         .target(name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
+        .testTarget(name: "KeylessWireTests", dependencies: ["KeylessWire", "KeylessTestSupport"]),
         .testTarget(name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
         .testTarget(name: "KeylessAWSTests", dependencies: [
             "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore", "KeylessHTTP", "KeylessSigV4",
@@ -203,6 +207,6 @@ let package = Package(
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "KeylessCLITests", dependencies: ["KeylessCLI", "KeylessTestSupport"]),
+        .testTarget(name: "KeylessCLITests", dependencies: ["KeylessCLI", "KeylessTestSupport", "KeylessWire", "KeylessFastPath"]),
     ]
 )

@@ -1,7 +1,7 @@
 import Foundation
 import KeylessAWSConfig
 import KeylessCore
-import KeylessServer
+import KeylessWire
 
 /// One profile `configure` will write.
 public struct ProfilePlan: Sendable, Equatable {

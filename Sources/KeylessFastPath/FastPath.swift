@@ -5,6 +5,7 @@ import Foundation
 #endif
 import KeylessCore
 import KeylessSecrets
+import KeylessWire
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -15,15 +16,6 @@ import Darwin
 /// network, no prompt. It answers only when fresh credentials are in the cache and every argument
 /// is one it understands; otherwise it returns `nil` and the full command runs.
 public enum FastPath {
-    /// The flags of `creds-process` that take a value, and those that do not.
-    static let valueFlags: Set<String> = ["--issuer-url", "--client-id", "--aws-role-arn", "--role-arn", "--duration", "--region",
-                                          "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file",
-                                          "--server", "--client-key-file", "--web-identity-token-file", "--token-command",
-                                          "--token-command-timeout", "--client-secret", "--auth-param", "--session-name-claim", "--provider"]
-    static let plainFlags: Set<String> = ["--device", "--no-browser", "--client-credentials"]
-    /// The plain flags that are part of the cache key, recorded (with an empty value) when present.
-    static let keyedPlainFlags: Set<String> = ["--client-credentials"]
-
     /// Serves `arguments` (without the program name) from the cache; returns the exit status, or `nil` to fall through.
     public static func run(_ arguments: [String], environment: Environment, now: Date) -> Int32? {
         guard arguments.first == "creds-process", environment["KEYLESS_NO_FAST_PATH"] == nil,
@@ -56,15 +48,15 @@ public enum FastPath {
             let argument = arguments[index]
             if let equals = argument.firstIndex(of: "="), argument.hasPrefix("--") {
                 let name = String(argument[..<equals])
-                guard valueFlags.contains(name) else { return nil }
+                guard CredsProcessFlags.valued.contains(name) else { return nil }
                 options[name] = String(argument[argument.index(after: equals)...])
-            } else if valueFlags.contains(argument) {
+            } else if CredsProcessFlags.valued.contains(argument) {
                 guard index + 1 < arguments.count else { return nil }
                 options[argument] = arguments[index + 1]
                 index += 1
-            } else if !plainFlags.contains(argument) {
+            } else if !CredsProcessFlags.plain.contains(argument) {
                 return nil
-            } else if keyedPlainFlags.contains(argument) {
+            } else if CredsProcessFlags.keyedPlain.contains(argument) {
                 options[argument] = ""
             }
             index += 1

@@ -4,6 +4,7 @@ import KeylessCore
 import KeylessOIDC
 import KeylessPolicy
 import KeylessSigV4
+import KeylessWire
 import Logging
 import NIOCore
 import Synchronization
@@ -319,38 +320,4 @@ struct RoleFragmentKey: Hashable, Sendable {
 struct RoleFragment: Sendable {
     let entitlement: Entitlement
     let json: String
-}
-
-/// The `credential_process = keyless creds-process ...` line for a role, the same from the server and from `configure`.
-public enum CredentialProcessLine {
-    /// The line: through `server` when given, else AssumeRoleWithWebIdentity directly.
-    public static func make(server: String?, issuer: String, clientID: String, roleArn: String, region: String) -> String {
-        prefix(server: server, issuer: issuer, clientID: clientID) + quoted(roleArn) + " --region " + quoted(region)
-    }
-
-    /// The line up to and including "--role-arn ", the same for every role of one caller.
-    static func prefix(server: String?, issuer: String, clientID: String) -> String {
-        var words = ["keyless", "creds-process"]
-        if let server { words += ["--server", server] }
-        words += ["--issuer-url", issuer, "--client-id", clientID, "--role-arn"]
-        return words.map(quoted).joined(separator: " ") + " "
-    }
-
-    /// Quotes a word for botocore's credential_process splitting (shlex-like) only when it needs it.
-    static func quoted(_ word: String) -> String {
-        // Checked on UTF-8 bytes: /api/v1/config quotes every word of every role's line, and building a
-        // Set<Character> per word was most of its time. Non-ASCII bytes are never safe, as before.
-        if !word.isEmpty && word.utf8.allSatisfy(isSafe) { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
-
-    /// Letters, digits and `-_./:=@+,%`: bytes botocore's splitting leaves alone.
-    static func isSafe(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: "="),
-             UInt8(ascii: "@"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: "%"): true
-        default: false
-        }
-    }
 }

@@ -7,6 +7,7 @@ import KeylessCore
 import KeylessHTTP
 import KeylessOIDC
 import KeylessPolicy
+import KeylessWire
 import Logging
 import Mustache
 import NIOCore
