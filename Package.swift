@@ -33,121 +33,152 @@ let package = Package(
         // Syscalls Swift cannot call (variadic) and libsecret loaded with dlopen.
         .target(name: "CKeylessSys", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // Secret-store protocol and backends (encrypted file, Secret Service, Keychain, memory, plaintext).
-        .target(name: "KeylessSecrets", dependencies: [
-            "KeylessCore", "CKeylessSys",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "KeylessSecrets",
+            dependencies: [
+                "KeylessCore", "CKeylessSys",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // What the access server writes and the CLI reads: the credential_process line and creds-process's flag table.
         // No dependency, no Foundation: the launcher links it.
         .target(name: "KeylessWire"),
         // The cached credential_process answer: no event loop, no network, no full Foundation.
-        .target(name: "KeylessFastPath", dependencies: [
-            "KeylessCore", "KeylessSecrets", "KeylessWire", .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "KeylessFastPath",
+            dependencies: [
+                "KeylessCore", "KeylessSecrets", "KeylessWire", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // AWS Signature Version 4: pure, deterministic, checked against AWS's example and botocore.
         .target(name: "KeylessSigV4", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // `~/.aws/config` reading (profiles and their credential_process lines).
         .target(name: "KeylessAWSConfig", dependencies: ["KeylessCore"]),
         // The HTTP transport protocol and its AsyncHTTPClient implementation; form and base64url encoding.
-        .target(name: "KeylessHTTP", dependencies: [
-            "KeylessCore",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-        ]),
+        .target(
+            name: "KeylessHTTP",
+            dependencies: [
+                "KeylessCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]),
         // STS clients, endpoint resolution and the AWS credential-provider chain (env, profile, web identity, container, IMDS).
-        .target(name: "KeylessAWS", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessSigV4", "KeylessAWSConfig",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessAWS",
+            dependencies: [
+                "KeylessCore", "KeylessHTTP", "KeylessSigV4", "KeylessAWSConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // OIDC discovery, JWKS, ID-token verification, PKCE, authorization-code, device and refresh flows.
-        .target(name: "KeylessOIDC", dependencies: [
-            "KeylessCore", "KeylessHTTP",
-            .product(name: "JWTKit", package: "jwt-kit"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessOIDC",
+            dependencies: [
+                "KeylessCore", "KeylessHTTP",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // JOSE: signing keys (RS256 through the system's OpenSSL when present, ES256), JWS compact signing and parsing,
         // JWK import and RFC 7638 thumbprints; for the provider and for the CLI's private_key_jwt assertions.
-        .target(name: "KeylessJOSE", dependencies: [
-            "KeylessCore", "CKeylessSys",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "KeylessJOSE",
+            dependencies: [
+                "KeylessCore", "CKeylessSys",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // The embedded OpenID Provider's protocol logic: configuration, password hashes, TOTP, signing keys, client
         // authentication and every grant, free of HTTP.
-        .target(name: "KeylessIdP", dependencies: [
-            "KeylessCore", "KeylessStorage", "KeylessJOSE",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "KeylessIdP",
+            dependencies: [
+                "KeylessCore", "KeylessStorage", "KeylessJOSE",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // The embedded provider's storage protocol, its records and an in-memory store.
         .target(name: "KeylessStorage"),
         // The SQLite store (GRDB), the default: one file under the XDG data directory.
-        .target(name: "KeylessStorageSQLite", dependencies: [
-            "KeylessStorage", .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
+        .target(
+            name: "KeylessStorageSQLite",
+            dependencies: [
+                "KeylessStorage", .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         // The PostgreSQL store (postgres-nio), for replicas sharing one database.
-        .target(name: "KeylessStoragePostgres", dependencies: [
-            "KeylessStorage",
-            .product(name: "PostgresNIO", package: "postgres-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessStoragePostgres",
+            dependencies: [
+                "KeylessStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // What both servers share (Hummingbird): security headers, the request log and JSON log lines, metrics and who
         // may read them, trusted proxies, the connection limit. Neither server depends on the other.
-        .target(name: "KeylessHTTPServer", dependencies: [
-            "KeylessCore",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessHTTPServer",
+            dependencies: [
+                "KeylessCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The provider's HTTP server (Hummingbird): pages and endpoints over the provider's logic.
-        .target(name: "KeylessIdPServer", dependencies: [
-            "KeylessIdP", "KeylessStorage", "KeylessHTTPServer",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessIdPServer",
+            dependencies: [
+                "KeylessIdP", "KeylessStorage", "KeylessHTTPServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The certificate chain a TLS server presents, and the SHA-1 thumbprint IAM expects for an OIDC provider.
-        .target(name: "KeylessTLS", dependencies: [
-            "KeylessCore",
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "X509", package: "swift-certificates"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        .target(
+            name: "KeylessTLS",
+            dependencies: [
+                "KeylessCore",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // IAM trust policies: how STS evaluates one for a web-identity principal, explained statement by statement.
         .target(name: "KeylessTrust", dependencies: ["KeylessCore"]),
         // The access server's policy: accounts, roles, grants from groups and claims, session tags; parsed with
         // line numbers and reloaded on change.
         .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
         // The access server (Hummingbird): bearer authentication, config, credentials, console links, audit, web page.
-        .target(name: "KeylessServer", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4", "KeylessHTTPServer", "KeylessWire",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "Mustache", package: "swift-mustache"),
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessServer",
+            dependencies: [
+                "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4",
+                "KeylessHTTPServer", "KeylessWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Every command as a library type.
-        .target(name: "KeylessCLI", dependencies: [
-            "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC", "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
-            "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "KeylessCLI",
+            dependencies: [
+                "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC",
+                "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
+                "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite",
+                "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The launcher users run: the cached answer, else execv of keyless-cli. Deliberately small.
         .executableTarget(name: "keyless", dependencies: ["KeylessCore", "KeylessFastPath"]),
         // Every command.
@@ -155,58 +186,79 @@ let package = Package(
         // Partner launchers (moto, glewlwyd, Chromium) and fixtures for tests.
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
         // Fakes for tests: a clock moved by hand, a log capture.
-        .target(name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
         .testTarget(name: "KeylessWireTests", dependencies: ["KeylessWire", "KeylessTestSupport"]),
-        .testTarget(name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
-        .testTarget(name: "KeylessAWSTests", dependencies: [
-            "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore", "KeylessHTTP", "KeylessSigV4",
-            .product(name: "Logging", package: "swift-log"),
-        ], exclude: ["Fixtures"]),
-        .testTarget(name: "KeylessOIDCTests", dependencies: [
-            "KeylessOIDC", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore", "KeylessHTTP",
-            .product(name: "JWTKit", package: "jwt-kit"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "KeylessIdPTests", dependencies: [
-            "KeylessIdP", "KeylessJOSE", "KeylessCore", "KeylessStorage", "KeylessTestSupport",
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-            .product(name: "JWTKit", package: "jwt-kit"),
-        ]),
-        .testTarget(name: "KeylessHTTPServerTests", dependencies: [
-            "KeylessHTTPServer", "KeylessCore",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "KeylessIdPServerTests", dependencies: [
-            "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessCore", "KeylessTestSupport", "KeylessTestFakes",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
+        .testTarget(
+            name: "KeylessAWSTests",
+            dependencies: [
+                "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore",
+                "KeylessHTTP", "KeylessSigV4",
+                .product(name: "Logging", package: "swift-log"),
+            ], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "KeylessOIDCTests",
+            dependencies: [
+                "KeylessOIDC", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore", "KeylessHTTP",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "KeylessIdPTests",
+            dependencies: [
+                "KeylessIdP", "KeylessJOSE", "KeylessCore", "KeylessStorage", "KeylessTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]),
+        .testTarget(
+            name: "KeylessHTTPServerTests",
+            dependencies: [
+                "KeylessHTTPServer", "KeylessCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "KeylessIdPServerTests",
+            dependencies: [
+                "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessCore",
+                "KeylessTestSupport", "KeylessTestFakes",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "KeylessSigV4Tests", dependencies: ["KeylessSigV4", "KeylessTestSupport"]),
-        .testTarget(name: "KeylessStorageTests", dependencies: [
-            "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
-            .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
+        .testTarget(
+            name: "KeylessStorageTests",
+            dependencies: [
+                "KeylessStorage", "KeylessStorageSQLite", "KeylessStoragePostgres", "KeylessTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
         .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),
-        .testTarget(name: "KeylessServerTests", dependencies: [
-            "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP", "KeylessTestSupport", "KeylessTestFakes",
-            "KeylessHTTPServer", "KeylessSigV4",
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_CryptoExtras", package: "swift-crypto"),
-            .product(name: "JWTKit", package: "jwt-kit"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "KeylessCLITests", dependencies: ["KeylessCLI", "KeylessTestSupport", "KeylessWire", "KeylessFastPath"]),
+        .testTarget(
+            name: "KeylessServerTests",
+            dependencies: [
+                "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP",
+                "KeylessTestSupport", "KeylessTestFakes",
+                "KeylessHTTPServer", "KeylessSigV4",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "KeylessCLITests",
+            dependencies: ["KeylessCLI", "KeylessTestSupport", "KeylessWire", "KeylessFastPath"]),
     ]
 )

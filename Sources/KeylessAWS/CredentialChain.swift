@@ -50,7 +50,9 @@ public struct DefaultCredentialChain: AWSCredentialProvider {
     /// A chain over `environment`, the shared files under `home` (unless AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE
     /// name others), endpoints reached through `http`; `profile` overrides AWS_PROFILE and, as in botocore, makes the
     /// chain ignore credentials and web-identity settings in the environment.
-    public init(environment: Environment, home: String, http: any HTTPTransport, clock: WallClock, profile: String? = nil) {
+    public init(
+        environment: Environment, home: String, http: any HTTPTransport, clock: WallClock, profile: String? = nil
+    ) {
         self.environment = environment
         self.home = home
         self.http = http
@@ -60,10 +62,12 @@ public struct DefaultCredentialChain: AWSCredentialProvider {
 
     public func resolve(logger: Logger) async throws -> ResolvedCredentials {
         let resolved = try await find(logger: logger)
-        logger.info("aws credentials resolved", metadata: [
-            "aws.credentials.source": "\(resolved.source)",
-            "aws.credentials.expiration": "\(resolved.expiration.map { "\($0)" } ?? "none")",
-        ])
+        logger.info(
+            "aws credentials resolved",
+            metadata: [
+                "aws.credentials.source": "\(resolved.source)",
+                "aws.credentials.expiration": "\(resolved.expiration.map { "\($0)" } ?? "none")",
+            ])
         return resolved
     }
 
@@ -76,8 +80,12 @@ public struct DefaultCredentialChain: AWSCredentialProvider {
         // As in botocore: a profile someone named must exist (even "default"); an unnamed default may be absent.
         if profile == nil, namedProfile != nil {
             let via = explicitProfile == nil ? "AWS_PROFILE names" : "The server is configured with"
-            throw KeylessError(.configInvalid, "\(via) the AWS profile '\(profileName)', which is in neither \(files.credentialsPath) nor \(files.configPath).",
-                               hint: "Add [\(profileName)] to the credentials file or [profile \(profileName)] to the config file, or name an existing profile.")
+            throw KeylessError(
+                .configInvalid,
+                "\(via) the AWS profile '\(profileName)', which is in neither \(files.credentialsPath) nor \(files.configPath).",
+                hint:
+                    "Add [\(profileName)] to the credentials file or [profile \(profileName)] to the config file, or name an existing profile."
+            )
         }
         let settings = profile ?? [:]
 
@@ -86,10 +94,14 @@ public struct DefaultCredentialChain: AWSCredentialProvider {
             return found
         }
         try Unsupported.checkRoleChaining(settings, profile: profileName)
-        if let webIdentity = try WebIdentityCredentials.configuration(environment: useEnvironment ? environment : Environment(), profile: settings,
-                                                                      profileName: profileName, home: home, clock: clock) {
-            let region = AWSRegionResolver.resolve(environment: environment, home: home, profile: profileName, files: files)
-            logger.debug("aws credentials: assuming role with web identity", metadata: ["aws.role": "\(webIdentity.roleArn)"])
+        if let webIdentity = try WebIdentityCredentials.configuration(
+            environment: useEnvironment ? environment : Environment(), profile: settings,
+            profileName: profileName, home: home, clock: clock)
+        {
+            let region = AWSRegionResolver.resolve(
+                environment: environment, home: home, profile: profileName, files: files)
+            logger.debug(
+                "aws credentials: assuming role with web identity", metadata: ["aws.role": "\(webIdentity.roleArn)"])
             return try await webIdentity.fetch(region: region, environment: environment, http: http, logger: logger)
         }
         try Unsupported.checkSSO(settings, profile: profileName)
@@ -101,7 +113,8 @@ public struct DefaultCredentialChain: AWSCredentialProvider {
             return found
         }
         if let container = try ContainerCredentials.configuration(environment) {
-            logger.debug("aws credentials: asking the container endpoint", metadata: ["aws.endpoint": "\(container.url)"])
+            logger.debug(
+                "aws credentials: asking the container endpoint", metadata: ["aws.endpoint": "\(container.url)"])
             return try await container.fetch(http: http)
         }
         var imdsNote = "instance metadata is disabled by AWS_EC2_METADATA_DISABLED"
@@ -115,7 +128,9 @@ public struct DefaultCredentialChain: AWSCredentialProvider {
         throw KeylessError(
             .configInvalid,
             "No AWS credentials for the server: none in the environment, none for profile '\(profileName)' in \(files.credentialsPath) or \(files.configPath), no web identity or container settings, and \(imdsNote).",
-            hint: "Give the server an AWS identity: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, put aws_access_key_id/aws_secret_access_key in profile '\(profileName)', set AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (EKS IRSA), or run it on ECS/EKS/EC2 with a role attached (IMDSv2).")
+            hint:
+                "Give the server an AWS identity: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, put aws_access_key_id/aws_secret_access_key in profile '\(profileName)', set AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (EKS IRSA), or run it on ECS/EKS/EC2 with a role attached (IMDSv2)."
+        )
     }
 }
 
@@ -154,9 +169,13 @@ public actor RefreshingCredentialProvider: AWSCredentialProvider {
         case .waitingForValue(let task):
             return try await task.value
         case .withValue(let current):
-            guard let expiration = current.expiration, now >= expiration.addingTimeInterval(-refreshBefore) else { return current }
+            guard let expiration = current.expiration, now >= expiration.addingTimeInterval(-refreshBefore) else {
+                return current
+            }
             if now < expiration {
-                logger.debug("aws credentials near expiry, refreshing", metadata: ["aws.credentials.source": "\(current.source)"])
+                logger.debug(
+                    "aws credentials near expiry, refreshing", metadata: ["aws.credentials.source": "\(current.source)"]
+                )
                 _ = startRefresh(logger: logger, keeping: current)
                 return current
             }
@@ -168,7 +187,8 @@ public actor RefreshingCredentialProvider: AWSCredentialProvider {
     }
 
     /// Starts the one refresh and records it in the state before any other caller can run on this actor.
-    private func startRefresh(logger: Logger, keeping current: ResolvedCredentials?) -> Task<ResolvedCredentials, Error> {
+    private func startRefresh(logger: Logger, keeping current: ResolvedCredentials?) -> Task<ResolvedCredentials, Error>
+    {
         // The task inherits this actor's isolation, so `refresh` updates the state when the base answers.
         let task = Task { try await self.refresh(logger: logger) }
         state = current.map { .withValueAndWaiting($0, task) } ?? .waitingForValue(task)
@@ -181,7 +201,9 @@ public actor RefreshingCredentialProvider: AWSCredentialProvider {
             state = .withValue(fresh)
             return fresh
         } catch {
-            if case .withValueAndWaiting(let current, _) = state, let expiration = current.expiration, clock.now() < expiration {
+            if case .withValueAndWaiting(let current, _) = state, let expiration = current.expiration,
+                clock.now() < expiration
+            {
                 // Keep serving what still works; the next call tries again.
                 state = .withValue(current)
             } else {
@@ -199,12 +221,16 @@ public enum AWSRegionResolver {
     /// nil when none is set or the shared files cannot be read.
     public static func resolve(environment: Environment, home: String, profile: String?) -> String? {
         let name = profile ?? environment["AWS_PROFILE"] ?? "default"
-        return resolve(environment: environment, home: home, profile: name, files: SharedFiles(environment: environment, home: home))
+        return resolve(
+            environment: environment, home: home, profile: name,
+            files: SharedFiles(environment: environment, home: home))
     }
 
     static func resolve(environment: Environment, home: String, profile: String, files: SharedFiles) -> String? {
         if let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] { return region }
-        guard let settings = try? files.profile(profile), let region = settings["region"], !region.isEmpty else { return nil }
+        guard let settings = try? files.profile(profile), let region = settings["region"], !region.isEmpty else {
+            return nil
+        }
         return region
     }
 }

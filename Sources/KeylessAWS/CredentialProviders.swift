@@ -5,9 +5,9 @@ import KeylessHTTP
 import KeylessSigV4
 import Logging
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `~/.aws/credentials` and `~/.aws/config` as botocore finds and merges them.
@@ -33,8 +33,9 @@ struct SharedFiles {
     static func document(_ path: String) throws -> AWSConfigDocument {
         let document = try AWSConfigDocument.load(path)
         if let problem = document.problems.first {
-            throw KeylessError(.configInvalid, "The AWS file \(path) cannot be read: \(problem).",
-                               hint: "Fix that line; the AWS CLI and botocore refuse the whole file until it is fixed.")
+            throw KeylessError(
+                .configInvalid, "The AWS file \(path) cannot be read: \(problem).",
+                hint: "Fix that line; the AWS CLI and botocore refuse the whole file until it is fixed.")
         }
         return document
     }
@@ -78,16 +79,23 @@ struct SharedFiles {
         return try Self.staticKeys(section, profile: name, path: configPath)
     }
 
-    private static func staticKeys(_ section: [String: String], profile: String, path: String) throws -> ResolvedCredentials? {
+    private static func staticKeys(_ section: [String: String], profile: String, path: String) throws
+        -> ResolvedCredentials?
+    {
         guard let accessKey = section["aws_access_key_id"] else { return nil }
         guard !accessKey.isEmpty, let secret = section["aws_secret_access_key"], !secret.isEmpty else {
-            throw KeylessError(.configInvalid, "Profile '\(profile)' in \(path) sets aws_access_key_id without aws_secret_access_key (or with an empty value).",
-                               hint: "Give the profile both aws_access_key_id and aws_secret_access_key, or remove both.")
+            throw KeylessError(
+                .configInvalid,
+                "Profile '\(profile)' in \(path) sets aws_access_key_id without aws_secret_access_key (or with an empty value).",
+                hint: "Give the profile both aws_access_key_id and aws_secret_access_key, or remove both.")
         }
         // botocore's order: the legacy name first.
-        let token = [section["aws_security_token"], section["aws_session_token"]].compactMap { $0 }.first { !$0.isEmpty }
-        return ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: accessKey, secretAccessKey: secret, sessionToken: token),
-                                   expiration: nil, source: "profile \(profile)")
+        let token = [section["aws_security_token"], section["aws_session_token"]].compactMap { $0 }.first {
+            !$0.isEmpty
+        }
+        return ResolvedCredentials(
+            credentials: SigV4Credentials(accessKeyID: accessKey, secretAccessKey: secret, sessionToken: token),
+            expiration: nil, source: "profile \(profile)")
     }
 }
 
@@ -100,55 +108,72 @@ enum EnvironmentCredentials {
         case (nil, nil):
             return nil
         case (.some, nil):
-            throw KeylessError(.configInvalid, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not.",
-                               hint: "Set both (and AWS_SESSION_TOKEN for temporary keys), or unset AWS_ACCESS_KEY_ID to use another credential source.")
+            throw KeylessError(
+                .configInvalid, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not.",
+                hint:
+                    "Set both (and AWS_SESSION_TOKEN for temporary keys), or unset AWS_ACCESS_KEY_ID to use another credential source."
+            )
         case (nil, .some):
-            throw KeylessError(.configInvalid, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not.",
-                               hint: "Set both (and AWS_SESSION_TOKEN for temporary keys), or unset AWS_SECRET_ACCESS_KEY to use another credential source.")
+            throw KeylessError(
+                .configInvalid, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not.",
+                hint:
+                    "Set both (and AWS_SESSION_TOKEN for temporary keys), or unset AWS_SECRET_ACCESS_KEY to use another credential source."
+            )
         case (.some(let accessKey), .some(let secret)):
             var expiration: Date?
             if let text = environment["AWS_CREDENTIAL_EXPIRATION"] {
                 guard let date = STSClient.parseDate(text) else {
-                    throw KeylessError(.configInvalid, "AWS_CREDENTIAL_EXPIRATION (\(text)) is not an ISO 8601 date and time.",
-                                       hint: "Use the form 2026-01-01T12:00:00Z, or unset it for long-lived keys.")
+                    throw KeylessError(
+                        .configInvalid, "AWS_CREDENTIAL_EXPIRATION (\(text)) is not an ISO 8601 date and time.",
+                        hint: "Use the form 2026-01-01T12:00:00Z, or unset it for long-lived keys.")
                 }
                 expiration = date
             }
             // botocore's order: the legacy name first.
             let token = environment["AWS_SECURITY_TOKEN"] ?? environment["AWS_SESSION_TOKEN"]
-            return ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: accessKey, secretAccessKey: secret, sessionToken: token),
-                                       expiration: expiration, source: "environment")
+            return ResolvedCredentials(
+                credentials: SigV4Credentials(accessKeyID: accessKey, secretAccessKey: secret, sessionToken: token),
+                expiration: expiration, source: "environment")
         }
     }
 }
 
 /// Profile settings botocore acts on that the server refuses, checked where botocore would use them.
 enum Unsupported {
-    static let hint = "Give the server its own credentials (environment keys, static keys in a profile, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, a container or an instance role); keyless's own AssumeRole does the role switching."
+    static let hint =
+        "Give the server its own credentials (environment keys, static keys in a profile, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, a container or an instance role); keyless's own AssumeRole does the role switching."
 
     /// botocore's `assume-role`: `role_arn` without `web_identity_token_file`.
     static func checkRoleChaining(_ settings: [String: String], profile: String) throws {
         guard settings["role_arn"] != nil, settings["web_identity_token_file"] == nil else { return }
-        throw KeylessError(.configInvalid, "Profile '\(profile)' assumes a role through source_profile or credential_source; the keyless server does not support role chaining in its own credentials.",
-                           hint: hint)
+        throw KeylessError(
+            .configInvalid,
+            "Profile '\(profile)' assumes a role through source_profile or credential_source; the keyless server does not support role chaining in its own credentials.",
+            hint: hint)
     }
 
     /// botocore's `sso`: `sso_role_name` or `sso_account_id`.
     static func checkSSO(_ settings: [String: String], profile: String) throws {
         guard settings["sso_role_name"] != nil || settings["sso_account_id"] != nil else { return }
-        throw KeylessError(.configInvalid, "Profile '\(profile)' uses IAM Identity Center (SSO), which the keyless server does not support for its own credentials.",
-                           hint: hint)
+        throw KeylessError(
+            .configInvalid,
+            "Profile '\(profile)' uses IAM Identity Center (SSO), which the keyless server does not support for its own credentials.",
+            hint: hint)
     }
 
     /// botocore's `login` and `custom-process`, which it tries after the credentials file and before the config file's keys.
     static func checkLoginAndProcess(_ settings: [String: String], profile: String) throws {
         if settings["login_session"] != nil {
-            throw KeylessError(.configInvalid, "Profile '\(profile)' uses login_session, which the keyless server does not support for its own credentials.",
-                               hint: hint)
+            throw KeylessError(
+                .configInvalid,
+                "Profile '\(profile)' uses login_session, which the keyless server does not support for its own credentials.",
+                hint: hint)
         }
         if settings["credential_process"] != nil {
-            throw KeylessError(.configInvalid, "Profile '\(profile)' uses credential_process, which the keyless server does not support for its own credentials.",
-                               hint: hint)
+            throw KeylessError(
+                .configInvalid,
+                "Profile '\(profile)' uses credential_process, which the keyless server does not support for its own credentials.",
+                hint: hint)
         }
     }
 }
@@ -160,45 +185,61 @@ struct WebIdentityCredentials {
     let roleArn: String
     let sessionName: String
 
-    static func configuration(environment: Environment, profile: [String: String], profileName: String, home: String,
-                              clock: WallClock) throws -> WebIdentityCredentials? {
+    static func configuration(
+        environment: Environment, profile: [String: String], profileName: String, home: String,
+        clock: WallClock
+    ) throws -> WebIdentityCredentials? {
         func setting(_ key: String, _ variable: String) -> String? {
             environment[variable] ?? profile[key].flatMap { $0.isEmpty ? nil : $0 }
         }
         guard let tokenFile = setting("web_identity_token_file", "AWS_WEB_IDENTITY_TOKEN_FILE") else { return nil }
         guard let roleArn = setting("role_arn", "AWS_ROLE_ARN") else {
-            throw KeylessError(.configInvalid, "A web identity token file is configured (AWS_WEB_IDENTITY_TOKEN_FILE or web_identity_token_file in profile '\(profileName)') but no role to assume.",
-                               hint: "Set AWS_ROLE_ARN, or role_arn in the profile.")
+            throw KeylessError(
+                .configInvalid,
+                "A web identity token file is configured (AWS_WEB_IDENTITY_TOKEN_FILE or web_identity_token_file in profile '\(profileName)') but no role to assume.",
+                hint: "Set AWS_ROLE_ARN, or role_arn in the profile.")
         }
-        let sessionName = setting("role_session_name", "AWS_ROLE_SESSION_NAME") ?? "keyless-server-\(Int(clock.now().timeIntervalSince1970))"
-        return WebIdentityCredentials(tokenFile: SharedFiles.expand(tokenFile, home: home), roleArn: roleArn,
-                                      sessionName: SessionName.sanitize(sessionName))
+        let sessionName =
+            setting("role_session_name", "AWS_ROLE_SESSION_NAME")
+            ?? "keyless-server-\(Int(clock.now().timeIntervalSince1970))"
+        return WebIdentityCredentials(
+            tokenFile: SharedFiles.expand(tokenFile, home: home), roleArn: roleArn,
+            sessionName: SessionName.sanitize(sessionName))
     }
 
     /// Reads the token file (it is rotated on disk, so on every call) and asks STS.
-    func fetch(region: String?, environment: Environment, http: any HTTPTransport, logger: Logger) async throws -> ResolvedCredentials {
+    func fetch(region: String?, environment: Environment, http: any HTTPTransport, logger: Logger) async throws
+        -> ResolvedCredentials
+    {
         guard let bytes = try Files.read(tokenFile) else {
-            throw KeylessError(.configInvalid, "The web identity token file \(tokenFile) does not exist.",
-                               hint: "Check AWS_WEB_IDENTITY_TOKEN_FILE (or web_identity_token_file) and that the token volume is mounted.")
+            throw KeylessError(
+                .configInvalid, "The web identity token file \(tokenFile) does not exist.",
+                hint:
+                    "Check AWS_WEB_IDENTITY_TOKEN_FILE (or web_identity_token_file) and that the token volume is mounted."
+            )
         }
         let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else {
-            throw KeylessError(.configInvalid, "The web identity token file \(tokenFile) is empty.",
-                               hint: "Check that whatever writes the token (the kubelet, an agent) has written it.")
+            throw KeylessError(
+                .configInvalid, "The web identity token file \(tokenFile) is empty.",
+                hint: "Check that whatever writes the token (the kubelet, an agent) has written it.")
         }
         let endpoint = STSEndpoint.resolve(explicit: nil, region: region, environment: environment)
         let client = STSClient(endpoint: endpoint, http: http, logger: logger)
-        let request = WebIdentityRequest(roleArn: roleArn, sessionName: sessionName, webIdentityToken: token, durationSeconds: nil,
-                                         issuer: "the web identity token in \(tokenFile)")
+        let request = WebIdentityRequest(
+            roleArn: roleArn, sessionName: sessionName, webIdentityToken: token, durationSeconds: nil,
+            issuer: "the web identity token in \(tokenFile)")
         let answer: AWSCredentials
         do {
             answer = try await client.assumeRoleWithWebIdentity(request)
         } catch let error as KeylessError where error.code == .usage {
             throw KeylessError(.configInvalid, error.reason, hint: "Fix AWS_ROLE_ARN (or role_arn in the profile).")
         }
-        return ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: answer.accessKeyId, secretAccessKey: answer.secretAccessKey,
-                                                                 sessionToken: answer.sessionToken),
-                                   expiration: answer.expiration, source: "web-identity")
+        return ResolvedCredentials(
+            credentials: SigV4Credentials(
+                accessKeyID: answer.accessKeyId, secretAccessKey: answer.secretAccessKey,
+                sessionToken: answer.sessionToken),
+            expiration: answer.expiration, source: "web-identity")
     }
 }
 
@@ -229,23 +270,29 @@ struct ContainerCredentials {
             return nil
         }
         // botocore reads the file when both are set.
-        let authorization = environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"].map(Authorization.file)
+        let authorization =
+            environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"].map(Authorization.file)
             ?? environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"].map(Authorization.value)
         return ContainerCredentials(url: url, authorization: authorization)
     }
 
     /// Plain HTTP only to a loopback address or the agents' addresses, so credentials never cross a network in clear.
     static func validateFullURI(_ uri: String) throws {
-        guard let components = URLComponents(string: uri), let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              var host = components.host, !host.isEmpty else {
-            throw KeylessError(.configInvalid, "AWS_CONTAINER_CREDENTIALS_FULL_URI (\(uri)) is not an http or https URL.",
-                               hint: "Use the URL the container runtime set, such as http://169.254.170.23/v1/credentials.")
+        guard let components = URLComponents(string: uri), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https",
+            var host = components.host, !host.isEmpty
+        else {
+            throw KeylessError(
+                .configInvalid, "AWS_CONTAINER_CREDENTIALS_FULL_URI (\(uri)) is not an http or https URL.",
+                hint: "Use the URL the container runtime set, such as http://169.254.170.23/v1/credentials.")
         }
         if scheme == "https" { return }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if isLoopback(host) || allowedHosts.contains(host.lowercased()) { return }
-        throw KeylessError(.configInvalid, "AWS_CONTAINER_CREDENTIALS_FULL_URI points at \(host) over plain HTTP; credentials are fetched over HTTP only from a loopback address or \(allowedHosts.sorted().joined(separator: ", ")).",
-                           hint: "Use https, or the address of the ECS or EKS Pod Identity agent.")
+        throw KeylessError(
+            .configInvalid,
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI points at \(host) over plain HTTP; credentials are fetched over HTTP only from a loopback address or \(allowedHosts.sorted().joined(separator: ", ")).",
+            hint: "Use https, or the address of the ECS or EKS Pod Identity agent.")
     }
 
     /// Python's `ipaddress.ip_address(host).is_loopback`: 127.0.0.0/8 and ::1, literal addresses only.
@@ -269,15 +316,21 @@ struct ContainerCredentials {
         case .file(let path):
             // Re-read on every call: EKS Pod Identity rotates the token in place.
             guard let bytes = try Files.read(path) else {
-                throw KeylessError(.configInvalid, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names \(path), which does not exist.",
-                                   hint: "Check that the token volume is mounted, or unset the variable.")
+                throw KeylessError(
+                    .configInvalid, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names \(path), which does not exist.",
+                    hint: "Check that the token volume is mounted, or unset the variable.")
             }
             // A final line break is an editor's, not the token's.
-            value = String(String(decoding: bytes, as: UTF8.self).reversed().drop { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }.reversed())
+            value = String(
+                String(decoding: bytes, as: UTF8.self).reversed().drop { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+                    .reversed())
         }
         guard !value.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) else {
-            throw KeylessError(.configInvalid, "The container authorization token contains a line break, which cannot go in an HTTP header.",
-                               hint: "Check AWS_CONTAINER_AUTHORIZATION_TOKEN or the file AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names.")
+            throw KeylessError(
+                .configInvalid,
+                "The container authorization token contains a line break, which cannot go in an HTTP header.",
+                hint:
+                    "Check AWS_CONTAINER_AUTHORIZATION_TOKEN or the file AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE names.")
         }
         return value
     }
@@ -291,18 +344,24 @@ struct ContainerCredentials {
                 try await http.send(method: "GET", url: url, headers: headers, body: nil)
             }
         } catch {
-            throw KeylessError(.stsUnreachable, "Cannot reach the container credentials endpoint \(url): \(error).",
-                               hint: "Check that the ECS agent or EKS Pod Identity agent is running, or unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / AWS_CONTAINER_CREDENTIALS_FULL_URI.")
+            throw KeylessError(
+                .stsUnreachable, "Cannot reach the container credentials endpoint \(url): \(error).",
+                hint:
+                    "Check that the ECS agent or EKS Pod Identity agent is running, or unset AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / AWS_CONTAINER_CREDENTIALS_FULL_URI."
+            )
         }
         guard response.status == 200 else {
-            throw KeylessError(.stsError, "The container credentials endpoint \(url) answered HTTP \(response.status).",
-                               hint: response.status == 401 || response.status == 403
-                                   ? "Check AWS_CONTAINER_AUTHORIZATION_TOKEN or AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE."
-                                   : "Check the task role or pod identity association, then retry.")
+            throw KeylessError(
+                .stsError, "The container credentials endpoint \(url) answered HTTP \(response.status).",
+                hint: response.status == 401 || response.status == 403
+                    ? "Check AWS_CONTAINER_AUTHORIZATION_TOKEN or AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE."
+                    : "Check the task role or pod identity association, then retry.")
         }
         guard let found = MetadataCredentials.parse(response.body, source: "container") else {
-            throw KeylessError(.stsError, "The container credentials endpoint \(url) answered without AccessKeyId, SecretAccessKey, Token and Expiration.",
-                               hint: "Check that the URL is the credentials endpoint, then retry.")
+            throw KeylessError(
+                .stsError,
+                "The container credentials endpoint \(url) answered without AccessKeyId, SecretAccessKey, Token and Expiration.",
+                hint: "Check that the URL is the credentials endpoint, then retry.")
         }
         return found
     }
@@ -317,9 +376,14 @@ struct MetadataCredentials: Decodable {
 
     static func parse(_ body: [UInt8], source: String) -> ResolvedCredentials? {
         guard let decoded = try? JSONDecoder().decode(MetadataCredentials.self, from: Data(body)),
-              let accessKey = decoded.AccessKeyId, !accessKey.isEmpty, let secret = decoded.SecretAccessKey, !secret.isEmpty,
-              let token = decoded.Token, let expirationText = decoded.Expiration, let expiration = STSClient.parseDate(expirationText) else { return nil }
-        return ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: accessKey, secretAccessKey: secret, sessionToken: token.isEmpty ? nil : token),
-                                   expiration: expiration, source: source)
+            let accessKey = decoded.AccessKeyId, !accessKey.isEmpty, let secret = decoded.SecretAccessKey,
+            !secret.isEmpty,
+            let token = decoded.Token, let expirationText = decoded.Expiration,
+            let expiration = STSClient.parseDate(expirationText)
+        else { return nil }
+        return ResolvedCredentials(
+            credentials: SigV4Credentials(
+                accessKeyID: accessKey, secretAccessKey: secret, sessionToken: token.isEmpty ? nil : token),
+            expiration: expiration, source: source)
     }
 }

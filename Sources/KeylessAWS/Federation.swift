@@ -16,23 +16,36 @@ public struct ConsoleFederation: Sendable {
 
     /// The one-time console URL for `credentials` that opens `destination`.
     public func loginURL(credentials: AWSCredentials, destination: String) async throws -> String {
-        let session = "{\"sessionId\":" + jsonString(credentials.accessKeyId) + ",\"sessionKey\":" + jsonString(credentials.secretAccessKey)
+        let session =
+            "{\"sessionId\":" + jsonString(credentials.accessKeyId) + ",\"sessionKey\":"
+            + jsonString(credentials.secretAccessKey)
             + ",\"sessionToken\":" + jsonString(credentials.sessionToken) + "}"
         // The session travels in the query string of a GET: that is the documented interface. It goes only to the
         // federation endpoint over TLS and is never logged.
         let tokenURL = endpoint + "?" + FormEncoding.encode([("Action", "getSigninToken"), ("Session", session)])
         let response: HTTPResponseData
         do {
-            response = try await http.send(method: "GET", url: tokenURL, headers: ["accept": "application/json"], body: nil)
+            response = try await http.send(
+                method: "GET", url: tokenURL, headers: ["accept": "application/json"], body: nil)
         } catch {
-            throw KeylessError(.stsUnreachable, "Cannot reach the AWS federation endpoint \(endpoint): \(error).", hint: "Check the server's network and console.federation_endpoint.")
+            throw KeylessError(
+                .stsUnreachable, "Cannot reach the AWS federation endpoint \(endpoint): \(error).",
+                hint: "Check the server's network and console.federation_endpoint.")
         }
-        guard response.status == 200, let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-              let token = object["SigninToken"] as? String, !token.isEmpty else {
-            throw KeylessError(.stsError, "The AWS federation endpoint answered HTTP \(response.status) without a sign-in token.",
-                               hint: "The role's credentials may be too short-lived or the endpoint wrong; check console.federation_endpoint.")
+        guard response.status == 200,
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+            let token = object["SigninToken"] as? String, !token.isEmpty
+        else {
+            throw KeylessError(
+                .stsError, "The AWS federation endpoint answered HTTP \(response.status) without a sign-in token.",
+                hint:
+                    "The role's credentials may be too short-lived or the endpoint wrong; check console.federation_endpoint."
+            )
         }
-        return endpoint + "?" + FormEncoding.encode([("Action", "login"), ("Issuer", issuerName), ("Destination", destination), ("SigninToken", token)])
+        return endpoint + "?"
+            + FormEncoding.encode([
+                ("Action", "login"), ("Issuer", issuerName), ("Destination", destination), ("SigninToken", token),
+            ])
     }
 
     /// The federation endpoint of the partition `region` is in.
@@ -53,8 +66,12 @@ public struct ConsoleFederation: Sendable {
 
     /// Whether `destination` is an https URL on one of `hosts` or their subdomains (no open redirects through AWS sign-in).
     public static func allowed(_ destination: String, hosts: [String]) -> Bool {
-        guard let url = URL(string: destination), let host = url.host?.lowercased(), url.user == nil, url.password == nil else { return false }
-        guard url.scheme == "https" || (url.scheme == "http" && ["127.0.0.1", "localhost"].contains(host)) else { return false }
+        guard let url = URL(string: destination), let host = url.host?.lowercased(), url.user == nil,
+            url.password == nil
+        else { return false }
+        guard url.scheme == "https" || (url.scheme == "http" && ["127.0.0.1", "localhost"].contains(host)) else {
+            return false
+        }
         return hosts.contains { allowed in
             let allowed = allowed.lowercased()
             return host == allowed || host.hasSuffix("." + allowed)

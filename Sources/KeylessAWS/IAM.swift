@@ -26,12 +26,19 @@ public struct IAMClient: Sendable {
 
     /// The role's trust policy (its `AssumeRolePolicyDocument`, as JSON text).
     public func trustPolicy(roleName: String, credentials: SigV4Credentials, date: Date) async throws -> String {
-        guard let xml = try await send([("Action", "GetRole"), ("RoleName", roleName)], credentials: credentials, date: date,
-                                       what: "GetRole \(roleName)", missingIsNil: true) else {
-            throw KeylessError(.configInvalid, "IAM says there is no such entity for GetRole \(roleName).", hint: "Check the role ARN.")
+        guard
+            let xml = try await send(
+                [("Action", "GetRole"), ("RoleName", roleName)], credentials: credentials, date: date,
+                what: "GetRole \(roleName)", missingIsNil: true)
+        else {
+            throw KeylessError(
+                .configInvalid, "IAM says there is no such entity for GetRole \(roleName).", hint: "Check the role ARN."
+            )
         }
         guard let document = XMLFields.parse(Array(xml.utf8))["AssumeRolePolicyDocument"] else {
-            throw KeylessError(.stsError, "IAM answered GetRole \(roleName) without a trust policy.", hint: "Check the role name and the IAM endpoint.")
+            throw KeylessError(
+                .stsError, "IAM answered GetRole \(roleName) without a trust policy.",
+                hint: "Check the role name and the IAM endpoint.")
         }
         return document.removingPercentEncoding ?? document
     }

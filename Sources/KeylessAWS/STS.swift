@@ -18,7 +18,10 @@ public struct AWSCredentials: Codable, Sendable, Equatable {
     public var assumedRoleArn: String?
 
     /// Creates credentials.
-    public init(accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Date, assumedRoleArn: String? = nil) {
+    public init(
+        accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Date,
+        assumedRoleArn: String? = nil
+    ) {
         self.accessKeyId = accessKeyId
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
@@ -80,8 +83,10 @@ public struct WebIdentityRequest: Sendable, Equatable {
 
     /// The form body STS receives (unsigned: the token is the credential).
     public var formBody: String {
-        var pairs = [("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", roleArn),
-                     ("RoleSessionName", sessionName), ("WebIdentityToken", webIdentityToken)]
+        var pairs = [
+            ("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", roleArn),
+            ("RoleSessionName", sessionName), ("WebIdentityToken", webIdentityToken),
+        ]
         if let durationSeconds { pairs.append(("DurationSeconds", String(durationSeconds))) }
         return FormEncoding.encode(pairs)
     }
@@ -101,7 +106,10 @@ public struct AssumeRoleRequest: Sendable, Equatable {
     public var tags: [(key: String, value: String)]
 
     /// A request.
-    public init(roleArn: String, sessionName: String, durationSeconds: Int? = nil, sourceIdentity: String? = nil, tags: [(key: String, value: String)] = []) {
+    public init(
+        roleArn: String, sessionName: String, durationSeconds: Int? = nil, sourceIdentity: String? = nil,
+        tags: [(key: String, value: String)] = []
+    ) {
         self.roleArn = roleArn; self.sessionName = sessionName; self.durationSeconds = durationSeconds
         self.sourceIdentity = sourceIdentity; self.tags = tags
     }
@@ -113,7 +121,9 @@ public struct AssumeRoleRequest: Sendable, Equatable {
 
     /// The form body STS receives.
     public var formBody: String {
-        var pairs = [("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", roleArn), ("RoleSessionName", sessionName)]
+        var pairs = [
+            ("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", roleArn), ("RoleSessionName", sessionName),
+        ]
         if let durationSeconds { pairs.append(("DurationSeconds", String(durationSeconds))) }
         if let sourceIdentity { pairs.append(("SourceIdentity", sourceIdentity)) }
         for (index, tag) in tags.enumerated() {
@@ -140,9 +150,12 @@ public struct STSClient: Sendable {
     /// Checks a role ARN's shape before anything is sent.
     public static func validateRoleArn(_ arn: String) throws {
         let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn", parts[2] == "iam", parts[4].count == 12, parts[4].allSatisfy { $0.isASCII && $0.isNumber },
-              parts[5].hasPrefix("role/"), parts[5].count > 5 else {
-            throw KeylessError(.usage, "'\(arn)' is not an IAM role ARN.", hint: "Use the form arn:aws:iam::123456789012:role/NAME.")
+        guard parts.count == 6, parts[0] == "arn", parts[2] == "iam", parts[4].count == 12,
+            parts[4].allSatisfy { $0.isASCII && $0.isNumber },
+            parts[5].hasPrefix("role/"), parts[5].count > 5
+        else {
+            throw KeylessError(
+                .usage, "'\(arn)' is not an IAM role ARN.", hint: "Use the form arn:aws:iam::123456789012:role/NAME.")
         }
     }
 
@@ -150,65 +163,98 @@ public struct STSClient: Sendable {
     public func assumeRoleWithWebIdentity(_ request: WebIdentityRequest) async throws -> AWSCredentials {
         try Self.validateRoleArn(request.roleArn)
         if let duration = request.durationSeconds, !(900...43200).contains(duration) {
-            throw KeylessError(.usage, "--duration \(duration) is outside what STS allows (900 to 43200 seconds, and at most the role's maximum).",
-                               hint: "Pass a duration between 900 and the role's MaxSessionDuration.")
+            throw KeylessError(
+                .usage,
+                "--duration \(duration) is outside what STS allows (900 to 43200 seconds, and at most the role's maximum).",
+                hint: "Pass a duration between 900 and the role's MaxSessionDuration.")
         }
-        logger.debug("sts request", metadata: ["sts.action": "AssumeRoleWithWebIdentity", "sts.role": "\(request.roleArn)",
-                                                "sts.session": "\(request.sessionName)", "sts.endpoint": "\(endpoint)"])
+        logger.debug(
+            "sts request",
+            metadata: [
+                "sts.action": "AssumeRoleWithWebIdentity", "sts.role": "\(request.roleArn)",
+                "sts.session": "\(request.sessionName)", "sts.endpoint": "\(endpoint)",
+            ])
         let response: HTTPResponseData
         do {
-            response = try await http.send(method: "POST", url: endpoint,
-                                           headers: ["content-type": "application/x-www-form-urlencoded; charset=utf-8", "accept": "text/xml"],
-                                           body: Array(request.formBody.utf8))
+            response = try await http.send(
+                method: "POST", url: endpoint,
+                headers: ["content-type": "application/x-www-form-urlencoded; charset=utf-8", "accept": "text/xml"],
+                body: Array(request.formBody.utf8))
         } catch {
-            throw KeylessError(.stsUnreachable, "Cannot reach AWS STS at \(endpoint): \(error).",
-                               hint: "Check the network, --sts-endpoint / AWS_ENDPOINT_URL_STS and --region, then retry.")
+            throw KeylessError(
+                .stsUnreachable, "Cannot reach AWS STS at \(endpoint): \(error).",
+                hint: "Check the network, --sts-endpoint / AWS_ENDPOINT_URL_STS and --region, then retry.")
         }
         let fields = XMLFields.parse(response.body)
-        guard response.status == 200 else { throw Self.mapError(status: response.status, fields: fields, request: request) }
+        guard response.status == 200 else {
+            throw Self.mapError(status: response.status, fields: fields, request: request)
+        }
         return try Self.credentials(fields)
     }
 
     /// Calls `AssumeRole`, signed with SigV4 by `credentials` for `region` at `date`.
-    public func assumeRole(_ request: AssumeRoleRequest, credentials: SigV4Credentials, region: String, date: Date) async throws -> AWSCredentials {
+    public func assumeRole(_ request: AssumeRoleRequest, credentials: SigV4Credentials, region: String, date: Date)
+        async throws -> AWSCredentials
+    {
         try Self.validateRoleArn(request.roleArn)
         let body = Array(request.formBody.utf8)
         let unsigned = [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Accept", "text/xml")]
-        guard let added = SigV4.sign(SigV4Request(method: "POST", url: endpoint, headers: unsigned, body: body), credentials: credentials,
-                                     region: region, service: "sts", date: date) else {
-            throw KeylessError(.configInvalid, "the STS endpoint \(endpoint) is not an absolute URL.", hint: "Use https://sts.REGION.amazonaws.com or the endpoint of your STS.")
+        guard
+            let added = SigV4.sign(
+                SigV4Request(method: "POST", url: endpoint, headers: unsigned, body: body), credentials: credentials,
+                region: region, service: "sts", date: date)
+        else {
+            throw KeylessError(
+                .configInvalid, "the STS endpoint \(endpoint) is not an absolute URL.",
+                hint: "Use https://sts.REGION.amazonaws.com or the endpoint of your STS.")
         }
         var headers: [String: String] = [:]
         for (name, value) in unsigned + added { headers[name.lowercased()] = value }
-        logger.debug("sts request", metadata: ["sts.action": "AssumeRole", "sts.role": "\(request.roleArn)", "sts.session": "\(request.sessionName)",
-                                                "sts.endpoint": "\(endpoint)"])
+        logger.debug(
+            "sts request",
+            metadata: [
+                "sts.action": "AssumeRole", "sts.role": "\(request.roleArn)", "sts.session": "\(request.sessionName)",
+                "sts.endpoint": "\(endpoint)",
+            ])
         let response: HTTPResponseData
         do {
             response = try await http.send(method: "POST", url: endpoint, headers: headers, body: body)
         } catch {
-            throw KeylessError(.stsUnreachable, "Cannot reach AWS STS at \(endpoint): \(error).", hint: "Check the network and the STS endpoint, then retry.")
+            throw KeylessError(
+                .stsUnreachable, "Cannot reach AWS STS at \(endpoint): \(error).",
+                hint: "Check the network and the STS endpoint, then retry.")
         }
         let fields = XMLFields.parse(response.body)
         guard response.status == 200 else {
             let code = fields["Code"] ?? "HTTP \(response.status)"
             let message = fields["Message"] ?? ""
             if code == "AccessDenied" {
-                throw KeylessError(.stsAccessDenied, "STS refused AssumeRole of \(request.roleArn): \(message)",
-                                   hint: "The role's trust policy must allow this server's AWS principal sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity.")
+                throw KeylessError(
+                    .stsAccessDenied, "STS refused AssumeRole of \(request.roleArn): \(message)",
+                    hint:
+                        "The role's trust policy must allow this server's AWS principal sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity."
+                )
             }
-            throw KeylessError(.stsError, "STS answered \(code) to AssumeRole of \(request.roleArn): \(message)",
-                               hint: "Check the role ARN, the duration against the role's maximum, and the server's AWS credentials.")
+            throw KeylessError(
+                .stsError, "STS answered \(code) to AssumeRole of \(request.roleArn): \(message)",
+                hint: "Check the role ARN, the duration against the role's maximum, and the server's AWS credentials.")
         }
         return try Self.credentials(fields)
     }
 
     /// The credentials in a successful STS answer (any Assume* action).
     static func credentials(_ fields: [String: String]) throws -> AWSCredentials {
-        guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"], let token = fields["SessionToken"],
-              let expirationText = fields["Expiration"], let expiration = parseDate(expirationText) else {
-            throw KeylessError(.stsError, "STS answered without complete credentials.", hint: "Retry; if it persists, check --sts-endpoint (or the server's STS endpoint).")
+        guard let accessKeyId = fields["AccessKeyId"], let secret = fields["SecretAccessKey"],
+            let token = fields["SessionToken"],
+            let expirationText = fields["Expiration"], let expiration = parseDate(expirationText)
+        else {
+            throw KeylessError(
+                .stsError, "STS answered without complete credentials.",
+                hint: "Retry; if it persists, check --sts-endpoint (or the server's STS endpoint).")
         }
-        return AWSCredentials(accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration, assumedRoleArn: fields["Arn"])
+        return AWSCredentials(
+            accessKeyId: accessKeyId, secretAccessKey: secret, sessionToken: token, expiration: expiration,
+            assumedRoleArn: fields["Arn"])
     }
 
     /// An AWS date (STS, IMDS, container endpoints): RFC 3339 through the one bounded parser (ICU's
@@ -222,19 +268,32 @@ public struct STSClient: Sendable {
         let message = fields["Message"] ?? ""
         switch code {
         case "ExpiredTokenException":
-            return KeylessError(.stsExpiredToken, "STS says the ID token has expired: \(message)", hint: "Log in again: keyless login.")
+            return KeylessError(
+                .stsExpiredToken, "STS says the ID token has expired: \(message)", hint: "Log in again: keyless login.")
         case "AccessDenied":
-            return KeylessError(.stsAccessDenied, "STS refused role \(request.roleArn) to tokens from \(request.issuer): \(message)",
-                                hint: "The role's trust policy must allow sts:AssumeRoleWithWebIdentity for the IAM OIDC provider of this issuer, with your client id as aud.")
+            return KeylessError(
+                .stsAccessDenied, "STS refused role \(request.roleArn) to tokens from \(request.issuer): \(message)",
+                hint:
+                    "The role's trust policy must allow sts:AssumeRoleWithWebIdentity for the IAM OIDC provider of this issuer, with your client id as aud."
+            )
         case "InvalidIdentityToken":
-            return KeylessError(.stsInvalidIdentityToken, "STS rejected the ID token from \(request.issuer): \(message)",
-                                hint: "AWS needs an IAM OIDC provider for \(request.issuer) listing the client id as audience, and must be able to fetch its keys.")
+            return KeylessError(
+                .stsInvalidIdentityToken, "STS rejected the ID token from \(request.issuer): \(message)",
+                hint:
+                    "AWS needs an IAM OIDC provider for \(request.issuer) listing the client id as audience, and must be able to fetch its keys."
+            )
         case "IDPCommunicationError":
-            return KeylessError(.stsError, "STS could not reach \(request.issuer) to check the token: \(message)", hint: "Retry in a moment; AWS must reach the issuer's JWKS over the internet.")
+            return KeylessError(
+                .stsError, "STS could not reach \(request.issuer) to check the token: \(message)",
+                hint: "Retry in a moment; AWS must reach the issuer's JWKS over the internet.")
         case "ValidationError":
-            return KeylessError(.stsError, "STS rejected the request: \(message)", hint: "Check --duration against the role's maximum session and the role ARN.")
+            return KeylessError(
+                .stsError, "STS rejected the request: \(message)",
+                hint: "Check --duration against the role's maximum session and the role ARN.")
         default:
-            return KeylessError(.stsError, "STS answered \(code): \(message)", hint: "Retry; if it persists, check the role and --sts-endpoint.")
+            return KeylessError(
+                .stsError, "STS answered \(code): \(message)",
+                hint: "Retry; if it persists, check the role and --sts-endpoint.")
         }
     }
 }
@@ -254,7 +313,8 @@ enum XMLFields {
             if tag.hasPrefix("/") {
                 let name = tag.dropFirst().trimmingCharacters(in: .whitespaces)
                 if let last = lastOpen, last.name == name {
-                    let value = unescape(String(text[last.contentStart..<open])).trimmingCharacters(in: .whitespacesAndNewlines)
+                    let value = unescape(String(text[last.contentStart..<open])).trimmingCharacters(
+                        in: .whitespacesAndNewlines)
                     if !value.isEmpty { fields[name] = value }
                 }
                 lastOpen = nil
@@ -286,8 +346,18 @@ enum XMLFields {
             case "apos": out += "'"
             default:
                 let scalar: UInt32?
-                if entity.hasPrefix("#x") { scalar = UInt32(entity.dropFirst(2), radix: 16) } else if entity.hasPrefix("#") { scalar = UInt32(entity.dropFirst()) } else { scalar = nil }
-                if let scalar, let value = Unicode.Scalar(scalar) { out.unicodeScalars.append(value) } else { out += "&\(entity);" }
+                if entity.hasPrefix("#x") {
+                    scalar = UInt32(entity.dropFirst(2), radix: 16)
+                } else if entity.hasPrefix("#") {
+                    scalar = UInt32(entity.dropFirst())
+                } else {
+                    scalar = nil
+                }
+                if let scalar, let value = Unicode.Scalar(scalar) {
+                    out.unicodeScalars.append(value)
+                } else {
+                    out += "&\(entity);"
+                }
             }
             rest = rest[rest.index(after: semi)...]
         }

@@ -1,9 +1,9 @@
 import Foundation
 import KeylessCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `~/.aws/config` as an editable document: every byte that an edit does not touch survives it, and the settings are
@@ -97,9 +97,10 @@ public struct AWSConfigDocument: Sendable, Equatable {
 
     /// Byte-for-byte equality (`String`'s `==` would treat canonically equivalent text as equal).
     public static func == (lhs: AWSConfigDocument, rhs: AWSConfigDocument) -> Bool {
-        lhs.lines.count == rhs.lines.count && zip(lhs.lines, rhs.lines).allSatisfy {
-            $0.content.utf8.elementsEqual($1.content.utf8) && $0.terminator.utf8.elementsEqual($1.terminator.utf8)
-        }
+        lhs.lines.count == rhs.lines.count
+            && zip(lhs.lines, rhs.lines).allSatisfy {
+                $0.content.utf8.elementsEqual($1.content.utf8) && $0.terminator.utf8.elementsEqual($1.terminator.utf8)
+            }
     }
 
     // MARK: - Queries
@@ -146,8 +147,11 @@ public struct AWSConfigDocument: Sendable, Equatable {
     public static func parseNested(_ raw: String) -> [String: String]? {
         var result: [String: String] = [:]
         // str.splitlines() boundaries.
-        let breaks: Set<Unicode.Scalar> = ["\n", "\r", "\u{0B}", "\u{0C}", "\u{1C}", "\u{1D}", "\u{1E}", "\u{85}", "\u{2028}", "\u{2029}"]
-        for piece in raw.unicodeScalars.split(omittingEmptySubsequences: true, whereSeparator: { breaks.contains($0) }) {
+        let breaks: Set<Unicode.Scalar> = [
+            "\n", "\r", "\u{0B}", "\u{0C}", "\u{1C}", "\u{1D}", "\u{1E}", "\u{85}", "\u{2028}", "\u{2029}",
+        ]
+        for piece in raw.unicodeScalars.split(omittingEmptySubsequences: true, whereSeparator: { breaks.contains($0) })
+        {
             let line = Python.strip(String(piece))
             if line.isEmpty { continue }
             guard let equals = line.unicodeScalars.firstIndex(of: "=") else { return nil }
@@ -168,9 +172,11 @@ public struct AWSConfigDocument: Sendable, Equatable {
         try Self.validate(value: value)
         var edited = self
         edited.apply(value, for: key, profile: profile)
-        try edited.checkOnly(changed: self, intended: { view in
-            view[edited.analysis.effectiveName(for: .profile(profile))!, default: [:]][key.lowercased()] = value
-        })
+        try edited.checkOnly(
+            changed: self,
+            intended: { view in
+                view[edited.analysis.effectiveName(for: .profile(profile))!, default: [:]][key.lowercased()] = value
+            })
         self = edited
     }
 
@@ -183,11 +189,13 @@ public struct AWSConfigDocument: Sendable, Equatable {
         }
         var edited = self
         for (key, value) in values { edited.apply(value, for: key, profile: name) }
-        try edited.checkOnly(changed: self, intended: { view in
-            let section = edited.analysis.effectiveName(for: .profile(name))!
-            view[section, default: [:]] = view[section] ?? [:]
-            for (key, value) in values { view[section]![key.lowercased()] = value }
-        })
+        try edited.checkOnly(
+            changed: self,
+            intended: { view in
+                let section = edited.analysis.effectiveName(for: .profile(name))!
+                view[section, default: [:]] = view[section] ?? [:]
+                for (key, value) in values { view[section]![key.lowercased()] = value }
+            })
         self = edited
     }
 
@@ -232,9 +240,11 @@ public struct AWSConfigDocument: Sendable, Equatable {
         }
         var edited = self
         edited.removeLines(doomed)
-        try edited.checkOnly(changed: self, intended: { view in
-            for name in names { view[name] = nil }
-        })
+        try edited.checkOnly(
+            changed: self,
+            intended: { view in
+                for name in names { view[name] = nil }
+            })
         self = edited
         return true
     }
@@ -270,11 +280,13 @@ public struct AWSConfigDocument: Sendable, Equatable {
         let analysis = self.analysis
         let lowered = key.lowercased()
         guard let name = analysis.effectiveName(for: .profile(profile)),
-              let block = analysis.blocks.last(where: { $0.name == name }) else {
+            let block = analysis.blocks.last(where: { $0.name == name })
+        else {
             appendSection(header: Self.header(for: profile), lines: [Self.keyLine(key, value, indent: "")])
             return
         }
-        if let option = analysis.blocks.filter({ $0.name == name }).flatMap(\.options).last(where: { $0.key == lowered }) {
+        if let option = analysis.blocks.filter({ $0.name == name }).flatMap(\.options).last(where: { $0.key == lowered }
+        ) {
             lines[option.line].content = Self.replacingValue(in: lines[option.line].content, with: value)
             removeLines(Set(option.continuation))
             return
@@ -313,12 +325,18 @@ public struct AWSConfigDocument: Sendable, Equatable {
 
     /// Refuses an edit whose result botocore would read differently from `original` plus the intended change
     /// (an indentation quirk could otherwise fold a following header or key into a value).
-    private func checkOnly(changed original: AWSConfigDocument, intended: (inout [String: [String: String]]) -> Void) throws {
+    private func checkOnly(changed original: AWSConfigDocument, intended: (inout [String: [String: String]]) -> Void)
+        throws
+    {
         var expected = original.analysis.ownValues
         intended(&expected)
         guard analysis.ownValues == expected, analysis.problems.count <= original.analysis.problems.count else {
-            throw KeylessError(.configInvalid, "Editing the AWS config would change settings other than the ones asked for (the file's indentation folds lines into values).",
-                               hint: "Fix the indentation of ~/.aws/config by hand (section headers and keys at the start of the line), then retry.")
+            throw KeylessError(
+                .configInvalid,
+                "Editing the AWS config would change settings other than the ones asked for (the file's indentation folds lines into values).",
+                hint:
+                    "Fix the indentation of ~/.aws/config by hand (section headers and keys at the start of the line), then retry."
+            )
         }
     }
 
@@ -326,10 +344,14 @@ public struct AWSConfigDocument: Sendable, Equatable {
         let scalars = content.unicodeScalars
         let delimiter = scalars.firstIndex(where: { $0 == "=" || $0 == ":" })!
         var valueStart = scalars.index(after: delimiter)
-        while valueStart < scalars.endIndex, Python.isSpace(scalars[valueStart]) { valueStart = scalars.index(after: valueStart) }
+        while valueStart < scalars.endIndex, Python.isSpace(scalars[valueStart]) {
+            valueStart = scalars.index(after: valueStart)
+        }
         var prefix = String(scalars[..<valueStart])
         // `s3 =` (an empty value, often a block's first line) becomes `s3 = value`; `output=json` stays unspaced.
-        if valueStart == scalars.endIndex, valueStart == scalars.index(after: delimiter), !value.isEmpty { prefix += " " }
+        if valueStart == scalars.endIndex, valueStart == scalars.index(after: delimiter), !value.isEmpty {
+            prefix += " "
+        }
         return prefix + value
     }
 
@@ -353,40 +375,50 @@ public struct AWSConfigDocument: Sendable, Equatable {
 
     private static func validate(profile: String) throws {
         let problem: String? =
-            if profile.isEmpty { "is empty" }
-            else if profile.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) { "contains a line break" }
-            else if profile.contains("]") { "contains ]" }
-            else if Python.strip(profile) != profile { "starts or ends with white space" }
-            else { nil }
+            if profile.isEmpty {
+                "is empty"
+            } else if profile.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) {
+                "contains a line break"
+            } else if profile.contains("]") { "contains ]" } else if Python.strip(profile) != profile {
+                "starts or ends with white space"
+            } else { nil }
         if let problem {
-            throw KeylessError(.configInvalid, "The AWS profile name \(debugQuote(profile)) \(problem), so it cannot be a section header in ~/.aws/config.",
-                               hint: "Choose a name of letters, digits, - and _ (for example keyless-dev).")
+            throw KeylessError(
+                .configInvalid,
+                "The AWS profile name \(debugQuote(profile)) \(problem), so it cannot be a section header in ~/.aws/config.",
+                hint: "Choose a name of letters, digits, - and _ (for example keyless-dev).")
         }
     }
 
     private static func validate(key: String) throws {
         let scalars = key.unicodeScalars
         let problem: String? =
-            if key.isEmpty { "is empty" }
-            else if scalars.contains(where: { $0 == "\n" || $0 == "\r" }) { "contains a line break" }
-            else if scalars.contains(where: { $0 == "=" || $0 == ":" }) { "contains = or :" }
-            else if Python.strip(key) != key { "starts or ends with white space" }
-            else if let first = scalars.first, first == "#" || first == ";" || first == "[" { "starts with \(first), which botocore reads as a comment or a section" }
-            else { nil }
+            if key.isEmpty { "is empty" } else if scalars.contains(where: { $0 == "\n" || $0 == "\r" }) {
+                "contains a line break"
+            } else if scalars.contains(where: { $0 == "=" || $0 == ":" }) {
+                "contains = or :"
+            } else if Python.strip(key) != key {
+                "starts or ends with white space"
+            } else if let first = scalars.first, first == "#" || first == ";" || first == "[" {
+                "starts with \(first), which botocore reads as a comment or a section"
+            } else { nil }
         if let problem {
-            throw KeylessError(.configInvalid, "The AWS config key \(debugQuote(key)) \(problem).",
-                               hint: "Use a setting name such as region or credential_process.")
+            throw KeylessError(
+                .configInvalid, "The AWS config key \(debugQuote(key)) \(problem).",
+                hint: "Use a setting name such as region or credential_process.")
         }
     }
 
     private static func validate(value: String) throws {
         let problem: String? =
-            if value.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) { "contains a line break" }
-            else if Python.strip(value) != value { "starts or ends with white space, which botocore would drop" }
-            else { nil }
+            if value.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" }) {
+                "contains a line break"
+            } else if Python.strip(value) != value { "starts or ends with white space, which botocore would drop" } else
+            { nil }
         if let problem {
-            throw KeylessError(.configInvalid, "The AWS config value \(debugQuote(value)) \(problem).",
-                               hint: "Pass a single-line value without surrounding spaces.")
+            throw KeylessError(
+                .configInvalid, "The AWS config value \(debugQuote(value)) \(problem).",
+                hint: "Pass a single-line value without surrounding spaces.")
         }
     }
 
@@ -469,7 +501,8 @@ private struct Analysis {
                 let block = blocks.count - 1
                 if key.isEmpty { problems.append(.init(line: number + 1, reason: "a key with no name")) }
                 if !seenOptions.insert([blocks[block].name, key]).inserted {
-                    problems.append(.init(line: number + 1, reason: "the key \(key) appears twice in [\(blocks[block].name)]"))
+                    problems.append(
+                        .init(line: number + 1, reason: "the key \(key) appears twice in [\(blocks[block].name)]"))
                 }
                 blocks[block].options.append(Option(key: key, line: number, parts: [value]))
                 blocks[block].lastContent = number
@@ -477,7 +510,8 @@ private struct Analysis {
             } else {
                 // configparser notes the error and reads on; the open key stays open.
                 roles.append(.invalid)
-                problems.append(.init(line: number + 1, reason: "a line with neither = nor : that is not a header or a comment"))
+                problems.append(
+                    .init(line: number + 1, reason: "a line with neither = nor : that is not a header or a comment"))
                 blocks[blocks.count - 1].lastContent = number
             }
         }
@@ -486,7 +520,8 @@ private struct Analysis {
                 let value = option.value
                 ownValues[block.name, default: [:]][option.key] = value
                 if value.hasPrefix("\n"), AWSConfigDocument.parseNested(value) == nil {
-                    problems.append(.init(line: option.line + 1, reason: "the block under \(option.key) has a line without ="))
+                    problems.append(
+                        .init(line: option.line + 1, reason: "the block under \(option.key) has a line without ="))
                 }
             }
             if ownValues[block.name] == nil { ownValues[block.name] = [:] }
@@ -546,7 +581,8 @@ enum Python {
     /// `str.isspace()`.
     static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
-        case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000: return true
+        case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
+            return true
         default: return false
         }
     }
@@ -554,7 +590,9 @@ enum Python {
     /// `str.strip()`.
     static func strip(_ text: String) -> String {
         let scalars = text.unicodeScalars
-        guard let first = scalars.firstIndex(where: { !isSpace($0) }), let last = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
+        guard let first = scalars.firstIndex(where: { !isSpace($0) }),
+            let last = scalars.lastIndex(where: { !isSpace($0) })
+        else { return "" }
         return String(scalars[first...last])
     }
 

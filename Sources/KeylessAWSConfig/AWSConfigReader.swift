@@ -52,7 +52,9 @@ public struct AWSConfigFile: Sendable, Equatable {
 
     /// The names of all profiles.
     public var profileNames: [String] {
-        sections.keys.compactMap { $0 == "default" ? "default" : ($0.hasPrefix("profile ") ? String($0.dropFirst(8)) : nil) }.sorted()
+        sections.keys.compactMap {
+            $0 == "default" ? "default" : ($0.hasPrefix("profile ") ? String($0.dropFirst(8)) : nil)
+        }.sorted()
     }
 }
 
@@ -89,7 +91,9 @@ public enum ShellWords {
             case "\\":
                 inWord = true
                 guard let n = iterator.next() else {
-                    throw KeylessError(.configInvalid, "The command line \(line) ends with a lone backslash.", hint: "Remove it or escape it in ~/.aws/config.")
+                    throw KeylessError(
+                        .configInvalid, "The command line \(line) ends with a lone backslash.",
+                        hint: "Remove it or escape it in ~/.aws/config.")
                 }
                 current.append(n)
             case " ", "\t", "\n", "\r":
@@ -111,6 +115,8 @@ public enum ShellWords {
     }
 
     static func unterminated(_ line: String) -> KeylessError {
-        KeylessError(.configInvalid, "The command line \(line) has an unterminated quote.", hint: "Fix the quoting in ~/.aws/config.")
+        KeylessError(
+            .configInvalid, "The command line \(line) has an unterminated quote.",
+            hint: "Fix the quoting in ~/.aws/config.")
     }
 }

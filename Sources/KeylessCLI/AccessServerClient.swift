@@ -19,7 +19,8 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case arn, name, description, credentials, region, profile
-            case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required", credentialProcess = "credential_process"
+            case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required", credentialProcess =
+                "credential_process"
         }
     }
 
@@ -55,7 +56,9 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
     }
 
     /// Every role, with its account.
-    public var allRoles: [(account: Account, role: Role)] { accounts.flatMap { account in account.roles.map { (account, $0) } } }
+    public var allRoles: [(account: Account, role: Role)] {
+        accounts.flatMap { account in account.roles.map { (account, $0) } }
+    }
 }
 
 /// Talks to `keyless server` with the caller's ID token as the bearer token.
@@ -67,12 +70,18 @@ public struct AccessServerClient: Sendable {
     public init(baseURL: String, http: any HTTPTransport) throws {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
-        guard let url = URL(string: base), let scheme = url.scheme, let host = url.host, ["http", "https"].contains(scheme) else {
-            throw KeylessError(.usage, "'\(baseURL)' is not a server URL.", hint: "Pass --server https://keyless.example.com (or --config-url).")
+        guard let url = URL(string: base), let scheme = url.scheme, let host = url.host,
+            ["http", "https"].contains(scheme)
+        else {
+            throw KeylessError(
+                .usage, "'\(baseURL)' is not a server URL.",
+                hint: "Pass --server https://keyless.example.com (or --config-url).")
         }
         if scheme == "http" && !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
-            throw KeylessError(.usage, "The server \(base) uses plain http on a non-loopback host; your token and credentials would travel unencrypted.",
-                               hint: "Use the https:// URL of the server.")
+            throw KeylessError(
+                .usage,
+                "The server \(base) uses plain http on a non-loopback host; your token and credentials would travel unencrypted.",
+                hint: "Use the https:// URL of the server.")
         }
         self.baseURL = base
         self.http = http
@@ -84,8 +93,10 @@ public struct AccessServerClient: Sendable {
         do {
             return try JSONDecoder().decode(ServerConfigDocument.self, from: Data(response))
         } catch {
-            throw KeylessError(.idpError, "The server at \(baseURL) answered /api/v1/config with something keyless cannot read: \(error).",
-                               hint: "Check --config-url points at keyless server, and that client and server versions match.")
+            throw KeylessError(
+                .idpError,
+                "The server at \(baseURL) answered /api/v1/config with something keyless cannot read: \(error).",
+                hint: "Check --config-url points at keyless server, and that client and server versions match.")
         }
     }
 
@@ -95,13 +106,18 @@ public struct AccessServerClient: Sendable {
         if let durationSeconds { body += ",\"duration_seconds\":" + String(durationSeconds) }
         let response = try await send("POST", "/api/v1/credentials", idToken: idToken, body: body + "}")
         guard let object = try? JSONSerialization.jsonObject(with: Data(response)) as? [String: Any],
-              let key = object["AccessKeyId"] as? String, let secret = object["SecretAccessKey"] as? String,
-              let token = object["SessionToken"] as? String, let expirationText = object["Expiration"] as? String,
-              let expiration = FlatJSON.parseRFC3339(expirationText) else {
-            throw KeylessError(.stsError, "The server at \(baseURL) answered without complete credentials.", hint: "Retry; if it persists, ask the server's administrator.")
+            let key = object["AccessKeyId"] as? String, let secret = object["SecretAccessKey"] as? String,
+            let token = object["SessionToken"] as? String, let expirationText = object["Expiration"] as? String,
+            let expiration = FlatJSON.parseRFC3339(expirationText)
+        else {
+            throw KeylessError(
+                .stsError, "The server at \(baseURL) answered without complete credentials.",
+                hint: "Retry; if it persists, ask the server's administrator.")
         }
-        return AWSCredentials(accessKeyId: key, secretAccessKey: secret, sessionToken: token, expiration: Date(timeIntervalSince1970: expiration),
-                              assumedRoleArn: object["AssumedRoleArn"] as? String)
+        return AWSCredentials(
+            accessKeyId: key, secretAccessKey: secret, sessionToken: token,
+            expiration: Date(timeIntervalSince1970: expiration),
+            assumedRoleArn: object["AssumedRoleArn"] as? String)
     }
 
     /// A console sign-in URL for `roleArn`.
@@ -109,8 +125,12 @@ public struct AccessServerClient: Sendable {
         var body = "{\"role_arn\":" + jsonString(roleArn)
         if let destination { body += ",\"destination\":" + jsonString(destination) }
         let response = try await send("POST", "/api/v1/console", idToken: idToken, body: body + "}")
-        guard let object = try? JSONSerialization.jsonObject(with: Data(response)) as? [String: Any], let url = object["url"] as? String else {
-            throw KeylessError(.stsError, "The server at \(baseURL) answered without a console URL.", hint: "Retry; if it persists, ask the server's administrator.")
+        guard let object = try? JSONSerialization.jsonObject(with: Data(response)) as? [String: Any],
+            let url = object["url"] as? String
+        else {
+            throw KeylessError(
+                .stsError, "The server at \(baseURL) answered without a console URL.",
+                hint: "Retry; if it persists, ask the server's administrator.")
         }
         return url
     }
@@ -120,9 +140,12 @@ public struct AccessServerClient: Sendable {
         if body != nil { headers["content-type"] = "application/json" }
         let response: HTTPResponseData
         do {
-            response = try await http.send(method: method, url: baseURL + path, headers: headers, body: body.map { Array($0.utf8) })
+            response = try await http.send(
+                method: method, url: baseURL + path, headers: headers, body: body.map { Array($0.utf8) })
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot reach the keyless server at \(baseURL): \(error).", hint: "Check the network and --server / --config-url, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot reach the keyless server at \(baseURL): \(error).",
+                hint: "Check the network and --server / --config-url, then retry.")
         }
         guard response.status == 200 else { throw Self.error(response, server: baseURL) }
         return response.body
@@ -134,13 +157,25 @@ public struct AccessServerClient: Sendable {
         let message = object?["error_description"] as? String ?? "the server answered HTTP \(response.status)."
         let request = (object?["request_id"] as? String).map { " (request id \($0))" } ?? ""
         switch response.status {
-        case 401: return KeylessError(.tokenInvalid, "The keyless server refused your login: \(message)\(request)", hint: "Log in again: keyless login.")
+        case 401:
+            return KeylessError(
+                .tokenInvalid, "The keyless server refused your login: \(message)\(request)",
+                hint: "Log in again: keyless login.")
         case 403:
-            let hint = code == "mfa_required" ? "Log in again with a second factor (your provider's MFA), then retry."
+            let hint =
+                code == "mfa_required"
+                ? "Log in again with a second factor (your provider's MFA), then retry."
                 : "Ask an administrator to grant you the role in the server's policy; `keyless roles` lists what you have."
-            return KeylessError(.stsAccessDenied, "The keyless server denied it (\(code)): \(message)\(request)", hint: hint)
-        case 502, 503: return KeylessError(.stsError, "The keyless server could not get it from AWS: \(message)\(request)", hint: "Retry in a moment.")
-        default: return KeylessError(.stsError, "The keyless server at \(server) answered \(code): \(message)\(request)", hint: "Check the flags, then retry.")
+            return KeylessError(
+                .stsAccessDenied, "The keyless server denied it (\(code)): \(message)\(request)", hint: hint)
+        case 502, 503:
+            return KeylessError(
+                .stsError, "The keyless server could not get it from AWS: \(message)\(request)",
+                hint: "Retry in a moment.")
+        default:
+            return KeylessError(
+                .stsError, "The keyless server at \(server) answered \(code): \(message)\(request)",
+                hint: "Check the flags, then retry.")
         }
     }
 }

@@ -22,7 +22,9 @@ public struct ContainerCredentials: Sendable, Equatable {
     public var accountId: String?
 
     /// Creates credentials.
-    public init(accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Date, accountId: String? = nil) {
+    public init(
+        accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Date, accountId: String? = nil
+    ) {
         self.accessKeyId = accessKeyId
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
@@ -32,8 +34,10 @@ public struct ContainerCredentials: Sendable, Equatable {
 
     /// The broker's cached credentials; the account comes from the assumed-role ARN.
     public init(_ cached: CachedCredentials) {
-        self.init(accessKeyId: cached.accessKeyId, secretAccessKey: cached.secretAccessKey, sessionToken: cached.sessionToken,
-                  expiration: Date(timeIntervalSince1970: cached.expiration), accountId: cached.assumedRoleArn.flatMap(Self.account(inArn:)))
+        self.init(
+            accessKeyId: cached.accessKeyId, secretAccessKey: cached.secretAccessKey, sessionToken: cached.sessionToken,
+            expiration: Date(timeIntervalSince1970: cached.expiration),
+            accountId: cached.assumedRoleArn.flatMap(Self.account(inArn:)))
     }
 
     /// The 12-digit account of an ARN (`arn:aws:sts::123456789012:assumed-role/...`), or nil.
@@ -41,13 +45,15 @@ public struct ContainerCredentials: Sendable, Equatable {
         let parts = arn.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count > 4 else { return nil }
         let account = parts[4]
-        return account.count == 12 && account.allSatisfy(\.isASCII) && account.allSatisfy(\.isNumber) ? String(account) : nil
+        return account.count == 12 && account.allSatisfy(\.isASCII) && account.allSatisfy(\.isNumber)
+            ? String(account) : nil
     }
 
     /// The body botocore's container provider (and every other SDK's) reads: `AccessKeyId`, `SecretAccessKey`,
     /// `Token`, `Expiration` in RFC 3339, and `AccountId` when known.
     public var containerJSON: String {
-        var body = "{\"AccessKeyId\":\(jsonString(accessKeyId)),\"SecretAccessKey\":\(jsonString(secretAccessKey)),"
+        var body =
+            "{\"AccessKeyId\":\(jsonString(accessKeyId)),\"SecretAccessKey\":\(jsonString(secretAccessKey)),"
             + "\"Token\":\(jsonString(sessionToken)),\"Expiration\":\"\(rfc3339(expiration.timeIntervalSince1970))\""
         if let accountId { body += ",\"AccountId\":\(jsonString(accountId))" }
         return body + "}"
@@ -95,8 +101,11 @@ public struct ContainerCredentialsResponse: Sendable, Equatable {
         self.headers = headers
     }
 
-    static func refusal(_ status: Int, _ code: String, _ message: String, headers: [String: String] = [:]) -> ContainerCredentialsResponse {
-        ContainerCredentialsResponse(status: status, body: "{\"code\":\(jsonString(code)),\"message\":\(jsonString(message))}", headers: headers)
+    static func refusal(_ status: Int, _ code: String, _ message: String, headers: [String: String] = [:])
+        -> ContainerCredentialsResponse
+    {
+        ContainerCredentialsResponse(
+            status: status, body: "{\"code\":\(jsonString(code)),\"message\":\(jsonString(message))}", headers: headers)
     }
 }
 
@@ -113,7 +122,10 @@ actor ContainerCredentialSupply {
     private let clock: WallClock
     private let minimumRemaining: TimeInterval
 
-    init(source: @escaping @Sendable () async throws -> ContainerCredentials, clock: WallClock, minimumRemaining: TimeInterval) {
+    init(
+        source: @escaping @Sendable () async throws -> ContainerCredentials, clock: WallClock,
+        minimumRemaining: TimeInterval
+    ) {
         self.source = source
         self.clock = clock
         self.minimumRemaining = minimumRemaining
@@ -152,7 +164,10 @@ public struct ContainerCredentialsEndpoint: Sendable {
 
     /// An endpoint that expects `token` in the `Authorization` header and asks `source` for credentials
     /// (one call at a time), judging expiry by `clock`. Refusals are logged without any header value.
-    public init(token: String, clock: WallClock, logger: Logger, source: @escaping @Sendable () async throws -> ContainerCredentials) {
+    public init(
+        token: String, clock: WallClock, logger: Logger,
+        source: @escaping @Sendable () async throws -> ContainerCredentials
+    ) {
         self.token = token
         self.supply = ContainerCredentialSupply(source: source, clock: clock, minimumRemaining: Self.minimumRemaining)
         self.clock = clock
@@ -181,9 +196,12 @@ public struct ContainerCredentialsEndpoint: Sendable {
         func response(port: Int) -> ContainerCredentialsResponse {
             switch self {
             case .browser: return .refusal(status, rawValue, "Requests from web browsers are refused.")
-            case .host: return .refusal(status, rawValue, "The Host header must be 127.0.0.1:\(port) or localhost:\(port).")
+            case .host:
+                return .refusal(status, rawValue, "The Host header must be 127.0.0.1:\(port) or localhost:\(port).")
             case .unauthorized:
-                return .refusal(status, rawValue, "A missing or wrong Authorization header; it must be $AWS_CONTAINER_AUTHORIZATION_TOKEN.")
+                return .refusal(
+                    status, rawValue,
+                    "A missing or wrong Authorization header; it must be $AWS_CONTAINER_AUTHORIZATION_TOKEN.")
             case .notFound: return .refusal(status, rawValue, "Only \(ContainerCredentialsEndpoint.path) is served.")
             case .method: return .refusal(status, rawValue, "Only GET is allowed.", headers: ["Allow": "GET"])
             }
@@ -194,10 +212,12 @@ public struct ContainerCredentialsEndpoint: Sendable {
     public func respond(to request: ContainerCredentialsRequest, port: Int) async -> ContainerCredentialsResponse {
         if let refusal = refusal(of: request, port: port) {
             // Never a header value: the caller may have sent a token, a wrong one close to the right one, or a cookie.
-            logger.warning("refused a container-credentials request", metadata: [
-                "container.status": "\(refusal.status)", "container.reason": .string(refusal.rawValue),
-                "container.method": .string(Self.printable(request.method)),
-            ])
+            logger.warning(
+                "refused a container-credentials request",
+                metadata: [
+                    "container.status": "\(refusal.status)", "container.reason": .string(refusal.rawValue),
+                    "container.method": .string(Self.printable(request.method)),
+                ])
             return refusal.response(port: port)
         }
         let credentials: ContainerCredentials
@@ -207,19 +227,26 @@ public struct ContainerCredentialsEndpoint: Sendable {
             logger.error("could not get credentials for the child", metadata: ["error": .string(error.description)])
             return .refusal(503, error.code.rawValue, error.reason)
         } catch {
-            logger.error("could not get credentials for the child", metadata: ["error": .string(String(describing: type(of: error)))])
+            logger.error(
+                "could not get credentials for the child",
+                metadata: ["error": .string(String(describing: type(of: error)))])
             return .refusal(503, "unavailable", "keyless could not get credentials; see its log.")
         }
         let remaining = credentials.expiration.timeIntervalSince(clock.now())
         guard remaining >= Self.unusableBelow else {
-            logger.error("the credential source returned expired credentials", metadata: ["container.remaining_seconds": "\(Int(remaining))"])
+            logger.error(
+                "the credential source returned expired credentials",
+                metadata: ["container.remaining_seconds": "\(Int(remaining))"])
             return .refusal(503, "expired", "keyless has no unexpired credentials to hand out; see its log.")
         }
         if remaining < Self.minimumRemaining {
-            logger.warning("serving credentials that expire soon; no fresher ones could be had",
-                           metadata: ["container.remaining_seconds": "\(Int(remaining))"])
+            logger.warning(
+                "serving credentials that expire soon; no fresher ones could be had",
+                metadata: ["container.remaining_seconds": "\(Int(remaining))"])
         }
-        logger.info("served credentials", metadata: ["container.expiration": .string(rfc3339(credentials.expiration.timeIntervalSince1970))])
+        logger.info(
+            "served credentials",
+            metadata: ["container.expiration": .string(rfc3339(credentials.expiration.timeIntervalSince1970))])
         return ContainerCredentialsResponse(status: 200, body: credentials.containerJSON)
     }
 
@@ -231,7 +258,8 @@ public struct ContainerCredentialsEndpoint: Sendable {
         // DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 still sends Host: evil.example.
         // A second Host field (the first one is the authority) is refused too.
         let allowed = ["127.0.0.1:\(port)", "localhost:\(port)"]
-        guard let authority = request.authority?.lowercased(), allowed.contains(authority), !names.contains("host") else { return .host }
+        guard let authority = request.authority?.lowercased(), allowed.contains(authority), !names.contains("host")
+        else { return .host }
         let authorization = request.values("authorization")
         guard authorization.count == 1, Self.sameToken(authorization[0], token) else { return .unauthorized }
         guard request.path == Self.path else { return .notFound }
@@ -247,7 +275,8 @@ public struct ContainerCredentialsEndpoint: Sendable {
 
     /// At most 16 visible ASCII characters of `text`, for logging what a caller sent.
     static func printable(_ text: String) -> String {
-        String(text.unicodeScalars.prefix(16).map { $0.isASCII && $0.value > 32 && $0.value < 127 ? Character($0) : "?" })
+        String(
+            text.unicodeScalars.prefix(16).map { $0.isASCII && $0.value > 32 && $0.value < 127 ? Character($0) : "?" })
     }
 }
 
@@ -289,11 +318,14 @@ public struct ContainerCredentialsServer: Sendable {
             for (name, value) in answer.headers {
                 if let field = HTTPField.Name(name) { fields[field] = value }
             }
-            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+            return Response(
+                status: .init(code: answer.status), headers: fields,
+                body: .init(byteBuffer: ByteBuffer(string: answer.body)))
         }
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
-                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
+        let app = Application(
+            responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: nil),
+            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) }, logger: logger)
         // Stopped by graceful shutdown, not by cancellation: cancelled, Hummingbird logs errors on stderr.
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let serving = Task {
@@ -304,7 +336,9 @@ public struct ContainerCredentialsServer: Sendable {
         guard let port = await iterator.next(), port > 0 else {
             var why = "it stopped"
             do { try await serving.value } catch { why = "\(error)" }
-            throw KeylessError(.io, "The credentials endpoint could not listen on 127.0.0.1: \(why).", hint: "Run with -v for details.")
+            throw KeylessError(
+                .io, "The credentials endpoint could not listen on 127.0.0.1: \(why).", hint: "Run with -v for details."
+            )
         }
         return RunningContainerCredentialsServer(port: port, group: group, serving: serving)
     }

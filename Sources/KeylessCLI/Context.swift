@@ -20,7 +20,10 @@ public struct CommandContext: Sendable {
     public var logger: Logger
 
     /// Creates a context.
-    public init(environment: Environment, paths: KeylessPaths, terminal: Terminal, clock: WallClock, http: any HTTPTransport, logger: Logger) {
+    public init(
+        environment: Environment, paths: KeylessPaths, terminal: Terminal, clock: WallClock, http: any HTTPTransport,
+        logger: Logger
+    ) {
         self.environment = environment
         self.paths = paths
         self.terminal = terminal
@@ -45,13 +48,16 @@ public struct CommandContext: Sendable {
             return handler
         }
         logger.logLevel = level
-        return CommandContext(environment: environment, paths: try KeylessPaths.resolve(environment), terminal: Terminal(environment: environment),
-                              clock: .system, http: AsyncHTTPTransport(), logger: logger)
+        return CommandContext(
+            environment: environment, paths: try KeylessPaths.resolve(environment),
+            terminal: Terminal(environment: environment),
+            clock: .system, http: AsyncHTTPTransport(), logger: logger)
     }
 
     /// The secret store chosen by `--secret-store`, else `KEYLESS_SECRET_STORE`, else the encrypted file.
     public func store(_ name: String?) throws -> any SecretStore {
-        try SecretStoreFactory.make(try SecretStoreKind.parse(name ?? environment["KEYLESS_SECRET_STORE"]),
-                                    paths: paths, environment: environment, terminal: terminal)
+        try SecretStoreFactory.make(
+            try SecretStoreKind.parse(name ?? environment["KEYLESS_SECRET_STORE"]),
+            paths: paths, environment: environment, terminal: terminal)
     }
 }

@@ -26,8 +26,11 @@ public struct LoginSettings: Sendable {
     public var sessionNameClaim: String?
 
     /// Creates settings.
-    public init(oidc: OIDCClientConfiguration, device: Bool = false, noBrowser: Bool = false, browser: String? = nil, redirectPort: Int = 0, timeout: Double = 300,
-                workload: WorkloadSource? = nil, sessionNameClaim: String? = nil) {
+    public init(
+        oidc: OIDCClientConfiguration, device: Bool = false, noBrowser: Bool = false, browser: String? = nil,
+        redirectPort: Int = 0, timeout: Double = 300,
+        workload: WorkloadSource? = nil, sessionNameClaim: String? = nil
+    ) {
         self.sessionNameClaim = sessionNameClaim
         self.oidc = oidc
         self.device = device
@@ -53,7 +56,10 @@ public struct RoleSettings: Sendable {
     public var server: String?
 
     /// Creates settings.
-    public init(roleArn: String, durationSeconds: Int? = nil, region: String? = nil, stsEndpoint: String? = nil, server: String? = nil) {
+    public init(
+        roleArn: String, durationSeconds: Int? = nil, region: String? = nil, stsEndpoint: String? = nil,
+        server: String? = nil
+    ) {
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
         self.region = region
@@ -75,21 +81,29 @@ public struct CredentialBroker: Sendable {
     let tokenSourceOverride: (any WorkloadTokenSource)?
 
     /// Creates a broker; `tokenSource` replaces the workload's own source (for tests).
-    public init(login: LoginSettings, store: any SecretStore, context: CommandContext, tokenSource: (any WorkloadTokenSource)? = nil) {
+    public init(
+        login: LoginSettings, store: any SecretStore, context: CommandContext,
+        tokenSource: (any WorkloadTokenSource)? = nil
+    ) {
         self.login = login
         self.store = store
         self.context = context
-        self.client = OIDCClient(configuration: login.oidc, http: context.http, clock: context.clock, logger: context.logger)
+        self.client = OIDCClient(
+            configuration: login.oidc, http: context.http, clock: context.clock, logger: context.logger)
         self.tokenSourceOverride = tokenSource
     }
 
-    var tokenKey: CacheKey { CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, workload: login.workload?.cacheIdentity) }
+    var tokenKey: CacheKey {
+        CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, workload: login.workload?.cacheIdentity)
+    }
 
     /// AWS credentials for `role`, from the cache while more than 15 minutes remain.
     public func credentials(for role: RoleSettings) async throws -> CachedCredentials {
         try STSClient.validateRoleArn(role.roleArn)
-        let key = CacheKey(issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn, durationSeconds: role.durationSeconds, server: role.server,
-                           workload: login.workload?.cacheIdentity)
+        let key = CacheKey(
+            issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn,
+            durationSeconds: role.durationSeconds, server: role.server,
+            workload: login.workload?.cacheIdentity)
         if let cached = try readFresh(key) { return cached }
         let lock = try takeLock()
         defer { lock.unlock() }
@@ -103,14 +117,20 @@ public struct CredentialBroker: Sendable {
         } else {
             credentials = try await webIdentityCredentials(role: role, tokens: tokens)
         }
-        let cached = CachedCredentials(accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
-                                       sessionToken: credentials.sessionToken, expiration: credentials.expiration.timeIntervalSince1970,
-                                       assumedRoleArn: credentials.assumedRoleArn)
-        var labels = ["kind": "aws-credentials", "issuer": login.oidc.issuer, "client_id": login.oidc.clientID, "role_arn": role.roleArn]
+        let cached = CachedCredentials(
+            accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
+            sessionToken: credentials.sessionToken, expiration: credentials.expiration.timeIntervalSince1970,
+            assumedRoleArn: credentials.assumedRoleArn)
+        var labels = [
+            "kind": "aws-credentials", "issuer": login.oidc.issuer, "client_id": login.oidc.clientID,
+            "role_arn": role.roleArn,
+        ]
         if let arn = credentials.assumedRoleArn { labels["assumed_role_arn"] = arn }
         if let server = role.server { labels["server"] = server }
         if let workload = login.workload { labels["workload"] = workload.kind }
-        let header = EntryHeader(name: key.credentialsEntry, expiresAt: credentials.expiration, updatedAt: context.clock.now(), labels: labels, backend: store.backendName)
+        let header = EntryHeader(
+            name: key.credentialsEntry, expiresAt: credentials.expiration, updatedAt: context.clock.now(),
+            labels: labels, backend: store.backendName)
         try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(cached))))
         return cached
     }
@@ -119,26 +139,33 @@ public struct CredentialBroker: Sendable {
     func serverCredentials(server: String, role: RoleSettings, tokens: TokenSet) async throws -> AWSCredentials {
         let client = try AccessServerClient(baseURL: server, http: context.http)
         do {
-            return try await client.credentials(idToken: tokens.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+            return try await client.credentials(
+                idToken: tokens.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
         } catch let error as KeylessError where error.code == .tokenInvalid {
             let fresh = try await usableTokens(forceRefresh: true)
-            return try await client.credentials(idToken: fresh.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+            return try await client.credentials(
+                idToken: fresh.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
         }
     }
 
     /// `AssumeRoleWithWebIdentity` with the ID token, with a fresh token once if STS calls it expired.
     func webIdentityCredentials(role: RoleSettings, tokens: TokenSet) async throws -> AWSCredentials {
         var tokens = tokens
-        let sts = STSClient(endpoint: STSEndpoint.resolve(explicit: role.stsEndpoint, region: role.region, environment: context.environment),
-                            http: context.http, logger: context.logger)
+        let sts = STSClient(
+            endpoint: STSEndpoint.resolve(
+                explicit: role.stsEndpoint, region: role.region, environment: context.environment),
+            http: context.http, logger: context.logger)
         let claims = UnverifiedJWT.claims(tokens.idToken)
         // Workload tokens need not carry a person's claims (client_credentials tokens often have no email, even no sub).
         let workloadClaims = login.workload == nil ? nil : UnverifiedJWT.claims(tokens.idToken, as: WorkloadClaims.self)
         func request(_ tokens: TokenSet) -> WebIdentityRequest {
-            let sessionName = workloadClaims.map { SessionName.sanitize($0.sessionSubject ?? "keyless-workload") }
+            let sessionName =
+                workloadClaims.map { SessionName.sanitize($0.sessionSubject ?? "keyless-workload") }
                 ?? SessionName.sanitize(personSessionName(tokens.idToken, claims: claims))
-            return WebIdentityRequest(roleArn: role.roleArn, sessionName: sessionName, webIdentityToken: tokens.idToken, durationSeconds: role.durationSeconds,
-                                      issuer: login.oidc.issuer.isEmpty ? (workloadClaims?.iss ?? "the token's issuer") : login.oidc.issuer)
+            return WebIdentityRequest(
+                roleArn: role.roleArn, sessionName: sessionName, webIdentityToken: tokens.idToken,
+                durationSeconds: role.durationSeconds,
+                issuer: login.oidc.issuer.isEmpty ? (workloadClaims?.iss ?? "the token's issuer") : login.oidc.issuer)
         }
         let credentials: AWSCredentials
         do {
@@ -159,7 +186,8 @@ public struct CredentialBroker: Sendable {
     /// preferred_username (Entra), upn, then sub (some providers send only a numeric sub).
     func personSessionName(_ idToken: String, claims: IDTokenClaims?) -> String {
         if let claim = login.sessionNameClaim, let all = UnverifiedJWT.claims(idToken, as: [String: JSONValue].self),
-           let value = all[claim]?.text, !value.isEmpty {
+            let value = all[claim]?.text, !value.isEmpty
+        {
             return value
         }
         return claims?.displayName ?? "keyless"
@@ -189,18 +217,25 @@ public struct CredentialBroker: Sendable {
     /// Returns what was done, for the person.
     public func logout() async throws -> [String] {
         var done: [String] = []
-        if let entry = try? store.read(tokenKey.tokenEntry), let tokens = try? JSONDecoder().decode(TokenSet.self, from: Data(entry.secret)),
-           let refresh = tokens.refreshToken {
+        if let entry = try? store.read(tokenKey.tokenEntry),
+            let tokens = try? JSONDecoder().decode(TokenSet.self, from: Data(entry.secret)),
+            let refresh = tokens.refreshToken
+        {
             do {
-                done.append(try await client.revoke(refreshToken: refresh) ? "revoked the refresh token at \(login.oidc.issuer)"
-                                                                            : "\(login.oidc.issuer) offers no revocation endpoint; the refresh token was only deleted here")
+                done.append(
+                    try await client.revoke(refreshToken: refresh)
+                        ? "revoked the refresh token at \(login.oidc.issuer)"
+                        : "\(login.oidc.issuer) offers no revocation endpoint; the refresh token was only deleted here")
             } catch let error as KeylessError {
                 done.append("could not revoke the refresh token (\(error.reason)); deleted it here")
             }
         }
-        for header in try store.headers() where header.labels["issuer"] == login.oidc.issuer && header.labels["client_id"] == login.oidc.clientID {
+        for header in try store.headers()
+        where header.labels["issuer"] == login.oidc.issuer && header.labels["client_id"] == login.oidc.clientID {
             try store.delete(header.name)
-            done.append("removed \(header.labels["kind"] ?? "entry") \(header.labels["role_arn"] ?? "")".trimmingCharacters(in: .whitespaces))
+            done.append(
+                "removed \(header.labels["kind"] ?? "entry") \(header.labels["role_arn"] ?? "")".trimmingCharacters(
+                    in: .whitespaces))
         }
         try store.delete(tokenKey.tokenEntry)
         return done
@@ -212,7 +247,8 @@ public struct CredentialBroker: Sendable {
         let directory = context.paths.state + "/locks"
         try Files.ensurePrivateDirectory(directory)
         return try FileLock.lock(directory + "/" + tokenKey.lockName, timeout: login.timeout + 60) {
-            context.terminal.say("Another keyless process is refreshing or logging in for \(login.oidc.issuer); waiting for it…")
+            context.terminal.say(
+                "Another keyless process is refreshing or logging in for \(login.oidc.issuer); waiting for it…")
         }
     }
 
@@ -244,7 +280,9 @@ public struct CredentialBroker: Sendable {
         let now = context.clock.now()
         var previous = try storedTokens()
         if let tokens = previous {
-            if !forceRefresh, let claims = UnverifiedJWT.claims(tokens.idToken), claims.expiresAt.timeIntervalSince(now) > tokenMargin {
+            if !forceRefresh, let claims = UnverifiedJWT.claims(tokens.idToken),
+                claims.expiresAt.timeIntervalSince(now) > tokenMargin
+            {
                 return tokens
             }
             if tokens.refreshToken != nil {
@@ -273,18 +311,29 @@ public struct CredentialBroker: Sendable {
     /// `previous`: the tokens kept from the last login (its refresh token, `--scopes` and `--auth-param` values carry over).
     func interactiveLogin(requested: Bool, previous: TokenSet?) async throws -> TokenSet {
         if let workload = login.workload {
-            throw KeylessError(.usage, "keyless never logs a person in for a workload (--\(workload.kind)).",
-                               hint: "Drop the workload flags to log in as a person; a workload gets its token from its own source on every call.")
+            throw KeylessError(
+                .usage, "keyless never logs a person in for a workload (--\(workload.kind)).",
+                hint:
+                    "Drop the workload flags to log in as a person; a workload gets its token from its own source on every call."
+            )
         }
-        let presenter = TerminalPresenter(terminal: context.terminal, environment: context.environment, browserCommand: login.browser, noBrowser: login.noBrowser)
+        let presenter = TerminalPresenter(
+            terminal: context.terminal, environment: context.environment, browserCommand: login.browser,
+            noBrowser: login.noBrowser)
         if !requested && !login.device && presenter.resolvedBrowser() == nil && !context.terminal.isInteractive {
-            throw KeylessError(.loginRequired, "A login to \(login.oidc.issuer) is needed, and there is neither a browser to open nor a terminal to show the URL on.",
-                               hint: "Run `keyless login --issuer-url \(login.oidc.issuer) --client-id \(login.oidc.clientID)` in a terminal, then retry.")
+            throw KeylessError(
+                .loginRequired,
+                "A login to \(login.oidc.issuer) is needed, and there is neither a browser to open nor a terminal to show the URL on.",
+                hint:
+                    "Run `keyless login --issuer-url \(login.oidc.issuer) --client-id \(login.oidc.clientID)` in a terminal, then retry."
+            )
         }
         context.terminal.say("keyless: logging in to \(login.oidc.issuer) as client \(login.oidc.clientID).")
-        let tokens = login.device
+        let tokens =
+            login.device
             ? try await client.loginWithDevice(presenter: presenter, previous: previous)
-            : try await client.loginWithBrowser(redirectPort: login.redirectPort, presenter: presenter, timeout: login.timeout, previous: previous)
+            : try await client.loginWithBrowser(
+                redirectPort: login.redirectPort, presenter: presenter, timeout: login.timeout, previous: previous)
         try save(tokens)
         return tokens
     }
@@ -294,7 +343,9 @@ public struct CredentialBroker: Sendable {
         var labels = ["kind": "oidc-tokens", "issuer": login.oidc.issuer, "client_id": login.oidc.clientID]
         if let claims { labels["subject"] = claims.displayName }
         labels["refresh_token"] = tokens.refreshToken == nil ? "no" : "yes"
-        let header = EntryHeader(name: tokenKey.tokenEntry, expiresAt: claims?.expiresAt, updatedAt: context.clock.now(), labels: labels, backend: store.backendName)
+        let header = EntryHeader(
+            name: tokenKey.tokenEntry, expiresAt: claims?.expiresAt, updatedAt: context.clock.now(), labels: labels,
+            backend: store.backendName)
         try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(tokens))))
     }
 }

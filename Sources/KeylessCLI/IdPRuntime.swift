@@ -18,27 +18,35 @@ struct IdPRuntime {
     /// Where the store lives: `--database`, else `KEYLESS_IDP_DATABASE`, else SQLite under the data directory.
     /// Accepts `postgres://…`, `sqlite:PATH` or a plain path. A PostgreSQL password is best kept out of the URL (process
     /// listings show arguments): `--database-password-file` (mode 0600), else `PGPASSWORD`, are used when the URL has none.
-    static func openStore(_ database: String?, passwordFile: String? = nil, context: CommandContext) throws -> any IdPStore {
+    static func openStore(_ database: String?, passwordFile: String? = nil, context: CommandContext) throws
+        -> any IdPStore
+    {
         let spec = database ?? context.environment["KEYLESS_IDP_DATABASE"] ?? (context.paths.data + "/idp.sqlite")
         if spec.hasPrefix("postgres://") || spec.hasPrefix("postgresql://") {
             var password: String?
             if let passwordFile {
                 guard let bytes = try Files.read(passwordFile, requirePrivate: true) else {
-                    throw KeylessError(.configInvalid, "the database password file \(passwordFile) does not exist.",
-                                       hint: "Create it with mode 0600 holding the password, or leave --database-password-file out.")
+                    throw KeylessError(
+                        .configInvalid, "the database password file \(passwordFile) does not exist.",
+                        hint: "Create it with mode 0600 holding the password, or leave --database-password-file out.")
                 }
                 password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
             } else if let fromEnvironment = context.environment["PGPASSWORD"], !fromEnvironment.isEmpty {
                 password = fromEnvironment
             }
             if database != nil, (URLComponents(string: spec)?.password).map({ !$0.isEmpty }) == true {
-                context.logger.warning("the --database URL carries a password, which other users of this machine can read in its process list; use --database-password-file or PGPASSWORD")
+                context.logger.warning(
+                    "the --database URL carries a password, which other users of this machine can read in its process list; use --database-password-file or PGPASSWORD"
+                )
             }
             do {
                 return try PostgresIdPStore(url: spec, password: password, logger: context.logger)
             } catch {
-                throw KeylessError(.configInvalid, "cannot use the PostgreSQL URL: \(error)",
-                                   hint: "Use postgres://USER@HOST:PORT/DATABASE with the password in --database-password-file or PGPASSWORD.")
+                throw KeylessError(
+                    .configInvalid, "cannot use the PostgreSQL URL: \(error)",
+                    hint:
+                        "Use postgres://USER@HOST:PORT/DATABASE with the password in --database-password-file or PGPASSWORD."
+                )
             }
         }
         let path = spec.hasPrefix("sqlite:") ? String(spec.dropFirst("sqlite:".count)) : spec
@@ -46,29 +54,42 @@ struct IdPRuntime {
         do {
             return try SQLiteIdPStore(path: path)
         } catch {
-            throw KeylessError(.io, "cannot open the SQLite database \(path): \(error)", hint: "Check the path and its permissions, or pass --database.")
+            throw KeylessError(
+                .io, "cannot open the SQLite database \(path): \(error)",
+                hint: "Check the path and its permissions, or pass --database.")
         }
     }
 
-    static func open(configPath: String, issuer issuerFlag: String?, listen: String?, database: String?, databasePasswordFile: String? = nil,
-                     kekPath: String?, keyReload: Double, context: CommandContext) async throws -> IdPRuntime {
+    static func open(
+        configPath: String, issuer issuerFlag: String?, listen: String?, database: String?,
+        databasePasswordFile: String? = nil,
+        kekPath: String?, keyReload: Double, context: CommandContext
+    ) async throws -> IdPRuntime {
         let config = try IdPConfiguration.load(path: configPath)
         var issuer = issuerFlag ?? config.issuer ?? listen.map { "http://" + $0 }
         while issuer?.hasSuffix("/") == true { issuer?.removeLast() }
-        guard let issuer, issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1") || issuer.hasPrefix("http://localhost") || issuer.hasPrefix("http://[::1]") else {
-            throw KeylessError(.configInvalid, "the issuer is missing or not https.",
-                               hint: "Pass --issuer https://… (plain http only on loopback), or set issuer: in \(configPath).")
+        guard let issuer,
+            issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1") || issuer.hasPrefix("http://localhost")
+                || issuer.hasPrefix("http://[::1]")
+        else {
+            throw KeylessError(
+                .configInvalid, "the issuer is missing or not https.",
+                hint: "Pass --issuer https://… (plain http only on loopback), or set issuer: in \(configPath).")
         }
         let store = try openStore(database, passwordFile: databasePasswordFile, context: context)
         do {
             try await store.migrate()
         } catch {
             try? await store.close()
-            throw KeylessError(.io, "cannot prepare the provider's database: \(error)", hint: "Check that the database is reachable and writable.")
+            throw KeylessError(
+                .io, "cannot prepare the provider's database: \(error)",
+                hint: "Check that the database is reachable and writable.")
         }
-        let kek = try KeyEncryptionKey.loadOrCreate(path: kekPath ?? context.environment["KEYLESS_IDP_KEK_FILE"] ?? (context.paths.data + "/idp-kek"))
-        let keys = KeyRing(store: store, kek: kek, algorithm: config.signingAlgorithm, clock: context.clock,
-                           maxTokenLifetime: OAuthEngine.maxTokenLifetime(config), reloadInterval: keyReload)
+        let kek = try KeyEncryptionKey.loadOrCreate(
+            path: kekPath ?? context.environment["KEYLESS_IDP_KEK_FILE"] ?? (context.paths.data + "/idp-kek"))
+        let keys = KeyRing(
+            store: store, kek: kek, algorithm: config.signingAlgorithm, clock: context.clock,
+            maxTokenLifetime: OAuthEngine.maxTokenLifetime(config), reloadInterval: keyReload)
         do {
             try await keys.start()
         } catch let error as KeylessError {
@@ -76,7 +97,8 @@ struct IdPRuntime {
             throw error
         } catch {
             try? await store.close()
-            throw KeylessError(.io, "cannot load the signing keys: \(error)", hint: "Check that the database is reachable.")
+            throw KeylessError(
+                .io, "cannot load the signing keys: \(error)", hint: "Check that the database is reachable.")
         }
         return IdPRuntime(config: config, issuer: issuer, store: store, keys: keys)
     }

@@ -25,13 +25,14 @@ public struct TerminalPresenter: LoginPresenter {
         if let browserCommand, !browserCommand.isEmpty { return browserCommand }
         if let browser = environment["BROWSER"] { return browser.split(separator: ":").first.map(String.init) }
         #if os(macOS)
-        return "open"
+            return "open"
         #else
-        let path = environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(directory)/xdg-open") {
-            return "xdg-open"
-        }
-        return nil
+            let path = environment["PATH"] ?? "/usr/bin:/bin"
+            for directory in path.split(separator: ":")
+            where FileManager.default.isExecutableFile(atPath: "\(directory)/xdg-open") {
+                return "xdg-open"
+            }
+            return nil
         #endif
     }
 
@@ -40,7 +41,8 @@ public struct TerminalPresenter: LoginPresenter {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         // The URL is passed as a positional parameter, never spliced into the shell text.
-        let script = command.contains("%s") ? command.replacingOccurrences(of: "%s", with: "\"$1\"") : command + " \"$1\""
+        let script =
+            command.contains("%s") ? command.replacingOccurrences(of: "%s", with: "\"$1\"") : command + " \"$1\""
         process.arguments = ["-c", script, "keyless-browser", url]
         // The browser must never write to our stdout: credential_process owns it.
         process.standardOutput = FileHandle.standardError
@@ -77,7 +79,8 @@ public struct TerminalPresenter: LoginPresenter {
         }
         let terminal = self.terminal
         let spinner = Task {
-            let frames = terminal.useColor ? ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"] : ["-", "\\", "|", "/"]
+            let frames =
+                terminal.useColor ? ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"] : ["-", "\\", "|", "/"]
             var index = 0
             while !Task.isCancelled {
                 terminal.write("\r\(frames[index % frames.count]) \(message)… (Ctrl-C to cancel)")

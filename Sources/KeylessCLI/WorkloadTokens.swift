@@ -6,7 +6,7 @@ import KeylessJOSE
 import KeylessOIDC
 import Logging
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How a service or a pipeline gets its OIDC token, with no person in the loop.
@@ -30,9 +30,12 @@ public enum WorkloadSource: Sendable, Equatable {
     /// This source's part of the cache key (no secrets in it).
     public var cacheIdentity: String {
         switch self {
-        case .clientCredentials: return CacheKey.workloadSource(clientCredentials: true, tokenFile: nil, tokenCommand: nil)!
-        case .tokenFile(let path): return CacheKey.workloadSource(clientCredentials: false, tokenFile: path, tokenCommand: nil)!
-        case .tokenCommand(let command, _): return CacheKey.workloadSource(clientCredentials: false, tokenFile: nil, tokenCommand: command)!
+        case .clientCredentials:
+            return CacheKey.workloadSource(clientCredentials: true, tokenFile: nil, tokenCommand: nil)!
+        case .tokenFile(let path):
+            return CacheKey.workloadSource(clientCredentials: false, tokenFile: path, tokenCommand: nil)!
+        case .tokenCommand(let command, _):
+            return CacheKey.workloadSource(clientCredentials: false, tokenFile: nil, tokenCommand: command)!
         }
     }
 
@@ -91,16 +94,21 @@ public struct WorkloadClaims: Decodable, Sendable, Equatable {
     /// Reads and checks a token from `origin` (for messages): a JWT, not expired at `now`, issued by `issuer` when one is given.
     public static func check(_ token: String, origin: String, now: Date, issuer: String?) throws -> WorkloadClaims {
         guard let claims = UnverifiedJWT.claims(token, as: WorkloadClaims.self) else {
-            throw KeylessError(.tokenInvalid, "The token from \(origin) is not a JWT.",
-                               hint: "AssumeRoleWithWebIdentity needs a JWT whose aud is a client id the IAM OIDC provider lists; check what \(origin) produces.")
+            throw KeylessError(
+                .tokenInvalid, "The token from \(origin) is not a JWT.",
+                hint:
+                    "AssumeRoleWithWebIdentity needs a JWT whose aud is a client id the IAM OIDC provider lists; check what \(origin) produces."
+            )
         }
         if let exp = claims.exp, exp <= now.timeIntervalSince1970 {
-            throw KeylessError(.tokenInvalid, "The token from \(origin) expired at \(rfc3339(exp)).",
-                               hint: "Whatever writes it (kubelet, the CI runner, the command) has stopped refreshing it.")
+            throw KeylessError(
+                .tokenInvalid, "The token from \(origin) expired at \(rfc3339(exp)).",
+                hint: "Whatever writes it (kubelet, the CI runner, the command) has stopped refreshing it.")
         }
         if let issuer, !issuer.isEmpty, let iss = claims.iss, Discovery.normalize(iss) != Discovery.normalize(issuer) {
-            throw KeylessError(.tokenInvalid, "The token from \(origin) was issued by \(iss), not by --issuer-url \(issuer).",
-                               hint: "Pass the token's issuer as --issuer-url, or leave --issuer-url out.")
+            throw KeylessError(
+                .tokenInvalid, "The token from \(origin) was issued by \(iss), not by --issuer-url \(issuer).",
+                hint: "Pass the token's issuer as --issuer-url, or leave --issuer-url out.")
         }
         return claims
     }
@@ -112,19 +120,24 @@ enum PrivateFile {
     static func read(_ path: String, what: String) throws -> [UInt8] {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw KeylessError(.configInvalid, "Cannot read the \(what) \(path): \(Files.errnoString()).", hint: "Check the path given to keyless.")
+            throw KeylessError(
+                .configInvalid, "Cannot read the \(what) \(path): \(Files.errnoString()).",
+                hint: "Check the path given to keyless.")
         }
         if info.st_uid != geteuid() {
-            throw KeylessError(.configInvalid, "The \(what) \(path) is not owned by you; keyless will not use it.",
-                               hint: "Run: chown $(id -u) '\(path)' && chmod 600 '\(path)'")
+            throw KeylessError(
+                .configInvalid, "The \(what) \(path) is not owned by you; keyless will not use it.",
+                hint: "Run: chown $(id -u) '\(path)' && chmod 600 '\(path)'")
         }
         if info.st_mode & 0o077 != 0 {
-            throw KeylessError(.configInvalid,
-                               "The \(what) \(path) has mode \(String(info.st_mode & 0o777, radix: 8)); others could read it, so keyless refuses it.",
-                               hint: "Run: chmod 600 '\(path)'")
+            throw KeylessError(
+                .configInvalid,
+                "The \(what) \(path) has mode \(String(info.st_mode & 0o777, radix: 8)); others could read it, so keyless refuses it.",
+                hint: "Run: chmod 600 '\(path)'")
         }
         guard let bytes = try Files.read(path) else {
-            throw KeylessError(.configInvalid, "The \(what) \(path) does not exist.", hint: "Check the path given to keyless.")
+            throw KeylessError(
+                .configInvalid, "The \(what) \(path) does not exist.", hint: "Check the path given to keyless.")
         }
         return bytes
     }
@@ -139,12 +152,17 @@ public struct TokenFileSource: WorkloadTokenSource {
 
     public func token(logger: Logger) async throws -> String {
         guard let bytes = try Files.read(path) else {
-            throw KeylessError(.tokenInvalid, "The web identity token file \(path) does not exist.",
-                               hint: "Check --web-identity-token-file; whatever provides it (kubelet, the CI runner) must have written it.")
+            throw KeylessError(
+                .tokenInvalid, "The web identity token file \(path) does not exist.",
+                hint:
+                    "Check --web-identity-token-file; whatever provides it (kubelet, the CI runner) must have written it."
+            )
         }
         let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else {
-            throw KeylessError(.tokenInvalid, "The web identity token file \(path) is empty.", hint: "Check that its provider has written a token.")
+            throw KeylessError(
+                .tokenInvalid, "The web identity token file \(path) is empty.",
+                hint: "Check that its provider has written a token.")
         }
         logger.debug("read workload token", metadata: ["workload.file": "\(path)"])
         return token
@@ -171,17 +189,21 @@ public struct TokenCommandSource: WorkloadTokenSource {
     public func token(logger: Logger) async throws -> String {
         let result = try await run()
         guard let status = result.status else {
-            throw KeylessError(.tokenInvalid, "The --token-command did not finish within \(Self.seconds(timeout)) s and was stopped.",
-                               hint: "Run it by hand to see why it hangs, or raise --token-command-timeout.")
+            throw KeylessError(
+                .tokenInvalid, "The --token-command did not finish within \(Self.seconds(timeout)) s and was stopped.",
+                hint: "Run it by hand to see why it hangs, or raise --token-command-timeout.")
         }
         let stderr = Self.tail(result.stderr)
         guard status == 0 else {
-            throw KeylessError(.tokenInvalid, "The --token-command exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)").",
-                               hint: "Run it by hand to see why it fails; its stdout must be the token and its exit status 0.")
+            throw KeylessError(
+                .tokenInvalid,
+                "The --token-command exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)").",
+                hint: "Run it by hand to see why it fails; its stdout must be the token and its exit status 0.")
         }
         let token = String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else {
-            throw KeylessError(.tokenInvalid, "The --token-command printed nothing on stdout.", hint: "Its stdout must be the token.")
+            throw KeylessError(
+                .tokenInvalid, "The --token-command printed nothing on stdout.", hint: "Its stdout must be the token.")
         }
         logger.debug("ran the token command", metadata: ["workload.exit": "\(status)"])
         return token
@@ -221,7 +243,8 @@ public struct TokenCommandSource: WorkloadTokenSource {
         for signal in [SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         let words: [String] = ["/bin/sh", "-c", command]
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
@@ -230,7 +253,9 @@ public struct TokenCommandSource: WorkloadTokenSource {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
         guard spawned == 0 else {
-            throw KeylessError(.io, "Cannot start /bin/sh for the --token-command: \(String(cString: strerror(spawned))).", hint: "Check that /bin/sh exists.")
+            throw KeylessError(
+                .io, "Cannot start /bin/sh for the --token-command: \(String(cString: strerror(spawned))).",
+                hint: "Check that /bin/sh exists.")
         }
 
         let deadline = monotonicSeconds() + timeout
@@ -260,7 +285,9 @@ public struct TokenCommandSource: WorkloadTokenSource {
         var template = Array((NSTemporaryDirectory() + "/keyless-token-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw KeylessError(.io, "Cannot create a temporary file for the --token-command: \(Files.errnoString()).", hint: "Check TMPDIR.")
+            throw KeylessError(
+                .io, "Cannot create a temporary file for the --token-command: \(Files.errnoString()).",
+                hint: "Check TMPDIR.")
         }
         unlink(String(cString: template))
         return fd
@@ -295,7 +322,10 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
     let clock: WallClock
 
     /// Creates a source.
-    public init(issuer: String, clientID: String, authentication: WorkloadSource.ClientAuthentication, scopes: [String], http: any HTTPTransport, clock: WallClock) {
+    public init(
+        issuer: String, clientID: String, authentication: WorkloadSource.ClientAuthentication, scopes: [String],
+        http: any HTTPTransport, clock: WallClock
+    ) {
         self.issuer = Discovery.normalize(issuer)
         self.clientID = clientID
         self.authentication = authentication
@@ -310,9 +340,12 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
         let key: SigningKey?
         switch authentication {
         case .secretFile(let path):
-            secret = String(decoding: try PrivateFile.read(path, what: "client secret file"), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            secret = String(decoding: try PrivateFile.read(path, what: "client secret file"), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
             guard secret?.isEmpty == false else {
-                throw KeylessError(.configInvalid, "The client secret file \(path) is empty.", hint: "Write the client secret into it.")
+                throw KeylessError(
+                    .configInvalid, "The client secret file \(path) is empty.", hint: "Write the client secret into it."
+                )
             }
             key = nil
         case .privateKeyFile(let path):
@@ -328,16 +361,28 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
             let pair = FormEncoding.escape(clientID) + ":" + FormEncoding.escape(secret)
             headers["authorization"] = "Basic " + Data(pair.utf8).base64EncodedString()
         } else if let key {
-            form += [("client_id", clientID), ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                     ("client_assertion", try ClientAssertion.make(clientID: clientID, audience: metadata.tokenEndpoint, key: key, now: clock.now()))]
+            form += [
+                ("client_id", clientID),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                (
+                    "client_assertion",
+                    try ClientAssertion.make(
+                        clientID: clientID, audience: metadata.tokenEndpoint, key: key, now: clock.now())
+                ),
+            ]
         }
-        logger.debug("client_credentials request", metadata: ["oidc.url": "\(metadata.tokenEndpoint)", "oidc.client_id": "\(clientID)"])
+        logger.debug(
+            "client_credentials request",
+            metadata: ["oidc.url": "\(metadata.tokenEndpoint)", "oidc.client_id": "\(clientID)"])
         let response: HTTPResponseData
         do {
-            response = try await http.send(method: "POST", url: metadata.tokenEndpoint, headers: headers, body: Array(FormEncoding.encode(form).utf8))
+            response = try await http.send(
+                method: "POST", url: metadata.tokenEndpoint, headers: headers,
+                body: Array(FormEncoding.encode(form).utf8))
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot reach the token endpoint \(metadata.tokenEndpoint): \(error).",
-                               hint: "Check the network and that \(issuer) is up, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot reach the token endpoint \(metadata.tokenEndpoint): \(error).",
+                hint: "Check the network and that \(issuer) is up, then retry.")
         }
         let body = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         guard response.status == 200 else {
@@ -354,15 +399,24 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
             default:
                 hint = "Check the client's settings at \(issuer)."
             }
-            throw KeylessError(.idpError, "The identity provider refused the client_credentials grant for \(clientID): \(error)\(description).", hint: hint)
+            throw KeylessError(
+                .idpError,
+                "The identity provider refused the client_credentials grant for \(clientID): \(error)\(description).",
+                hint: hint)
         }
         if let idToken = body["id_token"] as? String { return idToken }
         guard let accessToken = body["access_token"] as? String else {
-            throw KeylessError(.idpError, "The identity provider answered the client_credentials grant without a token.", hint: "Check the client's settings at \(issuer).")
+            throw KeylessError(
+                .idpError, "The identity provider answered the client_credentials grant without a token.",
+                hint: "Check the client's settings at \(issuer).")
         }
         guard UnverifiedJWT.claims(accessToken, as: WorkloadClaims.self) != nil else {
-            throw KeylessError(.tokenInvalid, "\(issuer) returned no id_token and an access_token that is not a JWT, which AssumeRoleWithWebIdentity cannot use.",
-                               hint: "Configure the client to get JWT access tokens whose aud is a client id the IAM OIDC provider for \(issuer) lists.")
+            throw KeylessError(
+                .tokenInvalid,
+                "\(issuer) returned no id_token and an access_token that is not a JWT, which AssumeRoleWithWebIdentity cannot use.",
+                hint:
+                    "Configure the client to get JWT access tokens whose aud is a client id the IAM OIDC provider for \(issuer) lists."
+            )
         }
         return accessToken
     }
@@ -378,7 +432,8 @@ enum ClientAssertion {
     static func make(clientID: String, audience: String, key: SigningKey, now: Date) throws -> String {
         let issuedAt = Int(now.timeIntervalSince1970)
         let header = "{\"alg\":\(jsonString(key.algorithm)),\"typ\":\"JWT\"}"
-        let payload = "{\"iss\":\(jsonString(clientID)),\"sub\":\(jsonString(clientID)),\"aud\":\(jsonString(audience)),"
+        let payload =
+            "{\"iss\":\(jsonString(clientID)),\"sub\":\(jsonString(clientID)),\"aud\":\(jsonString(audience)),"
             + "\"jti\":\(jsonString(UUID().uuidString)),\"iat\":\(issuedAt),\"exp\":\(issuedAt + Int(lifetime))}"
         return try JWS.sign(header: Array(header.utf8), payload: Array(payload.utf8), key: key)
     }
@@ -386,12 +441,15 @@ enum ClientAssertion {
     /// The signing key in a PEM file: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`).
     static func key(pem: [UInt8], path: String) throws -> SigningKey {
         let text = String(decoding: pem, as: UTF8.self)
-        let unreadable = KeylessError(.configInvalid, "The client key file \(path) holds no PEM RSA or P-256 private key.",
-                                      hint: "Use a PEM private key, e.g. from: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256")
-        guard let begin = text.range(of: "-----BEGIN "), let labelEnd = text[begin.upperBound...].range(of: "-----") else { throw unreadable }
+        let unreadable = KeylessError(
+            .configInvalid, "The client key file \(path) holds no PEM RSA or P-256 private key.",
+            hint: "Use a PEM private key, e.g. from: openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256")
+        guard let begin = text.range(of: "-----BEGIN "), let labelEnd = text[begin.upperBound...].range(of: "-----")
+        else { throw unreadable }
         let label = String(text[begin.upperBound..<labelEnd.lowerBound])
         guard let end = text[labelEnd.upperBound...].range(of: "-----END " + label + "-----"),
-              let der = Data(base64Encoded: text[labelEnd.upperBound..<end.lowerBound].filter { !$0.isWhitespace }) else { throw unreadable }
+            let der = Data(base64Encoded: text[labelEnd.upperBound..<end.lowerBound].filter { !$0.isWhitespace })
+        else { throw unreadable }
         let algorithms: [String]
         switch label {
         case "RSA PRIVATE KEY": algorithms = ["RS256"]
@@ -413,8 +471,11 @@ extension CredentialBroker {
         let origin: String
         switch workload {
         case .clientCredentials(let authentication, let scopes):
-            source = tokenSourceOverride ?? ClientCredentialsSource(issuer: login.oidc.issuer, clientID: login.oidc.clientID, authentication: authentication,
-                                                                    scopes: scopes, http: context.http, clock: context.clock)
+            source =
+                tokenSourceOverride
+                ?? ClientCredentialsSource(
+                    issuer: login.oidc.issuer, clientID: login.oidc.clientID, authentication: authentication,
+                    scopes: scopes, http: context.http, clock: context.clock)
             origin = "the client_credentials grant at \(login.oidc.issuer)"
         case .tokenFile(let path):
             source = tokenSourceOverride ?? TokenFileSource(path: path)
@@ -422,22 +483,32 @@ extension CredentialBroker {
         case .tokenCommand(let command, let timeout):
             var environment = context.environment.values
             environment.removeValue(forKey: "KEYLESS_FILE_PASSPHRASE")  // the command needs no key to our store
-            source = tokenSourceOverride ?? TokenCommandSource(command: command, timeout: timeout, environment: environment)
+            source =
+                tokenSourceOverride ?? TokenCommandSource(command: command, timeout: timeout, environment: environment)
             origin = "the --token-command"
         }
         let token = try await source.token(logger: context.logger)
         let now = context.clock.now()
-        let claims = try WorkloadClaims.check(token, origin: origin, now: now, issuer: login.oidc.issuer.isEmpty ? nil : login.oidc.issuer)
-        let tokens = TokenSet(idToken: token, refreshToken: nil, accessToken: nil, accessTokenExpiresAt: claims.exp.map { Date(timeIntervalSince1970: $0) }, obtainedAt: now)
+        let claims = try WorkloadClaims.check(
+            token, origin: origin, now: now, issuer: login.oidc.issuer.isEmpty ? nil : login.oidc.issuer)
+        let tokens = TokenSet(
+            idToken: token, refreshToken: nil, accessToken: nil,
+            accessTokenExpiresAt: claims.exp.map { Date(timeIntervalSince1970: $0) }, obtainedAt: now)
         return (tokens, claims)
     }
 
     /// A workload error from STS, with what the token carried: the usual cause is an `aud` the IAM OIDC provider does not list.
     func explainWorkloadRefusal(_ error: KeylessError, claims: WorkloadClaims?) -> KeylessError {
-        guard login.workload != nil, [.stsInvalidIdentityToken, .stsAccessDenied].contains(error.code) else { return error }
+        guard login.workload != nil, [.stsInvalidIdentityToken, .stsAccessDenied].contains(error.code) else {
+            return error
+        }
         let issuer = claims?.iss ?? login.oidc.issuer
-        return KeylessError(error.code, error.reason + " The token's aud is \(claims?.audienceText ?? "(unknown)"), its sub \(claims?.sub ?? "(none)").",
-                            hint: "The IAM OIDC provider for \(issuer) must list that aud as a client id (audience), and the role's trust policy must allow "
-                                + "sts:AssumeRoleWithWebIdentity with that aud and sub; `keyless explain` shows which condition fails.")
+        return KeylessError(
+            error.code,
+            error.reason
+                + " The token's aud is \(claims?.audienceText ?? "(unknown)"), its sub \(claims?.sub ?? "(none)").",
+            hint:
+                "The IAM OIDC provider for \(issuer) must list that aud as a client id (audience), and the role's trust policy must allow "
+                + "sts:AssumeRoleWithWebIdentity with that aud and sub; `keyless explain` shows which condition fails.")
     }
 }

@@ -8,7 +8,11 @@ public struct AudienceList: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
+        if let one = try? container.decode(String.self) {
+            values = [one]
+        } else {
+            values = try container.decode([String].self)
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

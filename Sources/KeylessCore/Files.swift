@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// POSIX file helpers: private directories, permission checks, and atomic writes.
@@ -17,18 +17,21 @@ public enum Files {
         for component in path.split(separator: "/") {
             built += "/" + component
             if mkdir(built, 0o700) != 0 && errno != EEXIST {
-                throw KeylessError(.io, "Cannot create directory \(built): \(errnoString()).",
-                                   hint: "Check that the parent directory exists and is writable.")
+                throw KeylessError(
+                    .io, "Cannot create directory \(built): \(errnoString()).",
+                    hint: "Check that the parent directory exists and is writable.")
             }
         }
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw KeylessError(.io, "Cannot read \(path): \(errnoString()).", hint: "Check the path and its permissions.")
+            throw KeylessError(
+                .io, "Cannot read \(path): \(errnoString()).", hint: "Check the path and its permissions.")
         }
         if info.st_uid != geteuid() || (info.st_mode & 0o077) != 0 {
-            throw KeylessError(.cacheInsecure,
-                               "\(path) is readable or writable by others (mode \(octal(info.st_mode & 0o777))) or not owned by you.",
-                               hint: "Run: chmod 700 '\(path)' (keyless keeps secrets there and refuses to use it otherwise).")
+            throw KeylessError(
+                .cacheInsecure,
+                "\(path) is readable or writable by others (mode \(octal(info.st_mode & 0o777))) or not owned by you.",
+                hint: "Run: chmod 700 '\(path)' (keyless keeps secrets there and refuses to use it otherwise).")
         }
     }
 
@@ -45,9 +48,10 @@ public enum Files {
             throw KeylessError(.io, "Cannot stat \(path): \(errnoString()).", hint: "Check the file's permissions.")
         }
         if requirePrivate && (info.st_uid != geteuid() || (info.st_mode & 0o077) != 0) {
-            throw KeylessError(.cacheInsecure,
-                               "\(path) is accessible to other users (mode \(octal(info.st_mode & 0o777))) or not owned by you; keyless will not trust it.",
-                               hint: "Delete it (keyless logout) or run: chmod 600 '\(path)'.")
+            throw KeylessError(
+                .cacheInsecure,
+                "\(path) is accessible to other users (mode \(octal(info.st_mode & 0o777))) or not owned by you; keyless will not trust it.",
+                hint: "Delete it (keyless logout) or run: chmod 600 '\(path)'.")
         }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
@@ -69,7 +73,8 @@ public enum Files {
         let temp = "\(directory)/.\(baseName(path)).\(getpid()).\(random.next() as UInt32).tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else {
-            throw KeylessError(.io, "Cannot create \(temp): \(errnoString()).", hint: "Check that \(directory) is writable.")
+            throw KeylessError(
+                .io, "Cannot create \(temp): \(errnoString()).", hint: "Check that \(directory) is writable.")
         }
         var ok = false
         defer {
@@ -81,14 +86,19 @@ public enum Files {
             while offset < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { throw KeylessError(.io, "Cannot write \(temp): \(errnoString()).", hint: "Check free disk space.") }
+                if n <= 0 {
+                    throw KeylessError(.io, "Cannot write \(temp): \(errnoString()).", hint: "Check free disk space.")
+                }
                 offset += n
             }
             _ = fchmod(fd, mode)
-            guard fsync(fd) == 0 else { throw KeylessError(.io, "Cannot sync \(temp): \(errnoString()).", hint: "Check the disk.") }
+            guard fsync(fd) == 0 else {
+                throw KeylessError(.io, "Cannot sync \(temp): \(errnoString()).", hint: "Check the disk.")
+            }
         }
         guard rename(temp, path) == 0 else {
-            throw KeylessError(.io, "Cannot replace \(path): \(errnoString()).", hint: "Check that \(directory) is writable.")
+            throw KeylessError(
+                .io, "Cannot replace \(path): \(errnoString()).", hint: "Check that \(directory) is writable.")
         }
         ok = true
         let dfd = open(directory, O_RDONLY | O_CLOEXEC)
@@ -98,7 +108,8 @@ public enum Files {
     /// Removes a file; a missing file is not an error.
     public static func remove(_ path: String) throws {
         if unlink(path) != 0 && errno != ENOENT {
-            throw KeylessError(.io, "Cannot remove \(path): \(errnoString()).", hint: "Check the directory's permissions.")
+            throw KeylessError(
+                .io, "Cannot remove \(path): \(errnoString()).", hint: "Check the directory's permissions.")
         }
     }
 
@@ -163,14 +174,18 @@ public final class FileLock: @unchecked Sendable {
             usleep(5_000)
         }
         close(fd)
-        throw KeylessError(.lockTimeout, "Another keyless process has held \(path) for more than \(timeout < 10 ? String(Double(Int(timeout * 10)) / 10) : String(Int(timeout))) s.",
-                           hint: "Finish or cancel the other login (look for a browser tab or a prompt), then retry.")
+        throw KeylessError(
+            .lockTimeout,
+            "Another keyless process has held \(path) for more than \(timeout < 10 ? String(Double(Int(timeout * 10)) / 10) : String(Int(timeout))) s.",
+            hint: "Finish or cancel the other login (look for a browser tab or a prompt), then retry.")
     }
 
     private static func openLockFile(_ path: String) throws -> Int32 {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw KeylessError(.io, "Cannot open lock file \(path): \(Files.errnoString()).", hint: "Check the directory's permissions.")
+            throw KeylessError(
+                .io, "Cannot open lock file \(path): \(Files.errnoString()).",
+                hint: "Check the directory's permissions.")
         }
         return fd
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A reader for the small, flat JSON objects keyless writes itself (entry headers, cached credentials).
@@ -48,19 +48,24 @@ public enum FlatJSON {
             }
             return value
         }
-        guard utf8[4] == UInt8(ascii: "-"), utf8[7] == UInt8(ascii: "-"), utf8[10] == UInt8(ascii: "T") || utf8[10] == UInt8(ascii: "t"),
-              utf8[13] == UInt8(ascii: ":"), utf8[16] == UInt8(ascii: ":"),
-              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-              (1...12).contains(month), (1...31).contains(day), hour <= 23, minute <= 59, second <= 60 else { return nil }
+        guard utf8[4] == UInt8(ascii: "-"), utf8[7] == UInt8(ascii: "-"),
+            utf8[10] == UInt8(ascii: "T") || utf8[10] == UInt8(ascii: "t"),
+            utf8[13] == UInt8(ascii: ":"), utf8[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            (1...12).contains(month), (1...31).contains(day), hour <= 23, minute <= 59, second <= 60
+        else { return nil }
         // The zone: "Z", or "+HH:MM" / "-HH:MM" at the end.
         var end = utf8.count
         var offset: Int32 = 0
         if utf8[end - 1] == UInt8(ascii: "Z") || utf8[end - 1] == UInt8(ascii: "z") {
             end -= 1
         } else {
-            guard end >= 25, utf8[end - 3] == UInt8(ascii: ":"), utf8[end - 6] == UInt8(ascii: "+") || utf8[end - 6] == UInt8(ascii: "-"),
-                  let hours = number((end - 5)..<(end - 3)), let minutes = number((end - 2)..<end), hours <= 23, minutes <= 59 else { return nil }
+            guard end >= 25, utf8[end - 3] == UInt8(ascii: ":"),
+                utf8[end - 6] == UInt8(ascii: "+") || utf8[end - 6] == UInt8(ascii: "-"),
+                let hours = number((end - 5)..<(end - 3)), let minutes = number((end - 2)..<end), hours <= 23,
+                minutes <= 59
+            else { return nil }
             offset = (hours * 60 + minutes) * 60 * (utf8[end - 6] == UInt8(ascii: "-") ? -1 : 1)
             end -= 6
         }
@@ -143,7 +148,9 @@ public enum FlatJSON {
 
         mutating func literal(_ word: String) -> Bool {
             let utf8 = Array(word.utf8)
-            guard index + utf8.count <= bytes.count, Array(bytes[index..<(index + utf8.count)]) == utf8 else { return false }
+            guard index + utf8.count <= bytes.count, Array(bytes[index..<(index + utf8.count)]) == utf8 else {
+                return false
+            }
             index += utf8.count
             return true
         }
@@ -151,7 +158,9 @@ public enum FlatJSON {
         mutating func number() -> Value? {
             let start = index
             while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
-            guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { return nil }
+            guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
+                return nil
+            }
             return .number(value)
         }
 
@@ -194,7 +203,9 @@ public enum FlatJSON {
         }
 
         mutating func hex4() -> UInt32? {
-            guard index + 4 <= bytes.count, let value = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16) else { return nil }
+            guard index + 4 <= bytes.count,
+                let value = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16)
+            else { return nil }
             index += 4
             return value
         }

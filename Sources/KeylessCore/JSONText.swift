@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// A JSON string literal for `text`, quotes included: escapes quotes, backslashes and control characters only.
@@ -29,4 +29,3 @@ public func jsonString(_ text: String) -> String {
     }
     return out + "\""
 }
-

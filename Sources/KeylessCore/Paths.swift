@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 /// Where keyless keeps its files: XDG base directories on Linux, `~/Library` on macOS.
@@ -26,22 +26,24 @@ public struct KeylessPaths: Sendable, Equatable {
     /// Resolves the directories from the environment (`KEYLESS_STATE_DIR` and `KEYLESS_DATA_DIR` override).
     public static func resolve(_ env: Environment) throws -> KeylessPaths {
         guard let home = env["HOME"] else {
-            throw KeylessError(.configInvalid, "HOME is not set, so keyless cannot find its files.",
-                               hint: "Set HOME to your home directory.")
+            throw KeylessError(
+                .configInvalid, "HOME is not set, so keyless cannot find its files.",
+                hint: "Set HOME to your home directory.")
         }
         #if os(macOS)
-        let configBase = env["XDG_CONFIG_HOME"] ?? home + "/Library/Application Support"
-        let stateBase = env["XDG_STATE_HOME"] ?? home + "/Library/Application Support"
-        let dataBase = env["XDG_DATA_HOME"] ?? home + "/Library/Application Support"
+            let configBase = env["XDG_CONFIG_HOME"] ?? home + "/Library/Application Support"
+            let stateBase = env["XDG_STATE_HOME"] ?? home + "/Library/Application Support"
+            let dataBase = env["XDG_DATA_HOME"] ?? home + "/Library/Application Support"
         #else
-        let configBase = env["XDG_CONFIG_HOME"] ?? home + "/.config"
-        let stateBase = env["XDG_STATE_HOME"] ?? home + "/.local/state"
-        let dataBase = env["XDG_DATA_HOME"] ?? home + "/.local/share"
+            let configBase = env["XDG_CONFIG_HOME"] ?? home + "/.config"
+            let stateBase = env["XDG_STATE_HOME"] ?? home + "/.local/state"
+            let dataBase = env["XDG_DATA_HOME"] ?? home + "/.local/share"
         #endif
-        return KeylessPaths(config: configBase + "/keyless",
-                            state: env["KEYLESS_STATE_DIR"] ?? stateBase + "/keyless",
-                            home: home,
-                            data: env["KEYLESS_DATA_DIR"] ?? dataBase + "/keyless")
+        return KeylessPaths(
+            config: configBase + "/keyless",
+            state: env["KEYLESS_STATE_DIR"] ?? stateBase + "/keyless",
+            home: home,
+            data: env["KEYLESS_DATA_DIR"] ?? dataBase + "/keyless")
     }
 
     /// The AWS CLI's config file (`AWS_CONFIG_FILE` or `~/.aws/config`).

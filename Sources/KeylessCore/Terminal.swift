@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Where prompts and progress go: the controlling terminal when there is one, else stderr.
@@ -92,8 +92,8 @@ public final class Terminal: @unchecked Sendable {
 
 private func Glibc_write(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Glibc)
-    return Glibc.write(fd, buf, count)
+        return Glibc.write(fd, buf, count)
     #else
-    return Darwin.write(fd, buf, count)
+        return Darwin.write(fd, buf, count)
     #endif
 }

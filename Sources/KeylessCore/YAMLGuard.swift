@@ -28,12 +28,15 @@ public enum YAMLGuard {
     public static func check(_ text: String, file: String, limits: Limits = Limits()) throws {
         let bytes = Array(text.utf8)
         guard bytes.count <= limits.maxBytes else {
-            throw KeylessError(.configInvalid, "\(file) is \(bytes.count) bytes long; keyless reads configuration files of at most \(limits.maxBytes) bytes",
-                               hint: "Split or shorten the file; a configuration this large is most likely not the file you meant.")
+            throw KeylessError(
+                .configInvalid,
+                "\(file) is \(bytes.count) bytes long; keyless reads configuration files of at most \(limits.maxBytes) bytes",
+                hint: "Split or shorten the file; a configuration this large is most likely not the file you meant.")
         }
         var scanner = Scanner(bytes: bytes, limits: limits)
         if let problem = scanner.run() {
-            throw KeylessError(.configInvalid, "\(file):\(problem.line):\(problem.column): \(problem.message)", hint: problem.hint)
+            throw KeylessError(
+                .configInvalid, "\(file):\(problem.line):\(problem.column): \(problem.message)", hint: problem.hint)
         }
     }
 
@@ -52,15 +55,20 @@ public enum YAMLGuard {
 
         init(bytes: [UInt8], limits: Limits) { self.bytes = bytes; self.limits = limits }
 
-        static let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), newline = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
+        static let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), newline = UInt8(ascii: "\n"),
+            cr = UInt8(ascii: "\r")
 
         var column: Int { index - lineStart + 1 }
 
-        func problem(_ message: String, _ hint: String) -> Problem { Problem(line: line, column: column, message: message, hint: hint) }
+        func problem(_ message: String, _ hint: String) -> Problem {
+            Problem(line: line, column: column, message: message, hint: hint)
+        }
 
         func byte(at offset: Int) -> UInt8? { offset < bytes.count ? bytes[offset] : nil }
 
-        func isBlank(_ b: UInt8?) -> Bool { b == nil || b == Self.space || b == Self.tab || b == Self.newline || b == Self.cr }
+        func isBlank(_ b: UInt8?) -> Bool {
+            b == nil || b == Self.space || b == Self.tab || b == Self.newline || b == Self.cr
+        }
 
         mutating func run() -> Problem? {
             while index < bytes.count {
@@ -79,13 +87,17 @@ public enum YAMLGuard {
                 let b = bytes[index]
                 if b == Self.newline { index += 1; line += 1; lineStart = index; return nil }
                 if b == Self.space || b == Self.tab || b == Self.cr { index += 1; continue }
-                if b == UInt8(ascii: "#") && (index == lineStart || isBlank(byte(at: index - 1))) { skipToEndOfLine(); continue }
+                if b == UInt8(ascii: "#") && (index == lineStart || isBlank(byte(at: index - 1))) {
+                    skipToEndOfLine(); continue
+                }
                 if atNodeStart {
                     atNodeStart = false
                     switch b {
                     case UInt8(ascii: "*"):
-                        return problem("a YAML alias (*name) is not accepted in keyless configuration files",
-                                       "Write the value out where it is used (aliases can make a small file expand beyond any limit); quote text that starts with *.")
+                        return problem(
+                            "a YAML alias (*name) is not accepted in keyless configuration files",
+                            "Write the value out where it is used (aliases can make a small file expand beyond any limit); quote text that starts with *."
+                        )
                     case UInt8(ascii: "&"), UInt8(ascii: "!"):
                         skipToken(); atNodeStart = true; continue
                     case UInt8(ascii: "-"), UInt8(ascii: "?"):
@@ -113,7 +125,10 @@ public enum YAMLGuard {
                 let inFlow = flowDepth > 0
                 if b == UInt8(ascii: ":") {
                     let after = byte(at: index + 1)
-                    if isBlank(after) || (inFlow && (after == UInt8(ascii: ",") || after == UInt8(ascii: "]") || after == UInt8(ascii: "}"))) {
+                    if isBlank(after)
+                        || (inFlow
+                            && (after == UInt8(ascii: ",") || after == UInt8(ascii: "]") || after == UInt8(ascii: "}")))
+                    {
                         atNodeStart = true
                     }
                 } else if inFlow && b == UInt8(ascii: ",") {
@@ -132,10 +147,14 @@ public enum YAMLGuard {
         mutating func countNode(depth: Int) -> Problem? {
             nodes += 1
             if nodes > limits.maxNodes {
-                return problem("the file holds more than \(limits.maxNodes) YAML nodes", "Shorten the file; keyless's configuration files are far smaller.")
+                return problem(
+                    "the file holds more than \(limits.maxNodes) YAML nodes",
+                    "Shorten the file; keyless's configuration files are far smaller.")
             }
             if depth + flowDepth > limits.maxDepth {
-                return problem("the YAML nests deeper than \(limits.maxDepth) levels", "Flatten the structure; keyless's configuration files nest a few levels.")
+                return problem(
+                    "the YAML nests deeper than \(limits.maxDepth) levels",
+                    "Flatten the structure; keyless's configuration files nest a few levels.")
             }
             return nil
         }
@@ -146,7 +165,9 @@ public enum YAMLGuard {
 
         /// Skips an anchor or tag token.
         mutating func skipToken() {
-            while index < bytes.count, !isBlank(bytes[index]), ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}")].contains(bytes[index]) { index += 1 }
+            while index < bytes.count, !isBlank(bytes[index]),
+                ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}")].contains(bytes[index])
+            { index += 1 }
         }
 
         /// Skips a quoted scalar, across lines; `'` escapes itself by doubling, `"` with a backslash.

@@ -1,15 +1,15 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import Crypto
 import KeylessCore
 import KeylessSecrets
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What identifies cached tokens and credentials: the provider, the client, the role and the duration.
@@ -29,15 +29,19 @@ public struct CacheKey: Sendable, Equatable {
     public var workload: String?
 
     /// Creates a key.
-    public init(issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil,
-                workload: String? = nil) {
+    public init(
+        issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil,
+        workload: String? = nil
+    ) {
         var issuer = issuer
         while issuer.hasSuffix("/") { issuer.removeLast() }
         self.issuer = issuer
         self.clientID = clientID
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
-        self.server = server.map { var url = $0; while url.hasSuffix("/") { url.removeLast() }; return url }
+        self.server = server.map {
+            var url = $0; while url.hasSuffix("/") { url.removeLast() }; return url
+        }
         self.workload = workload
     }
 
@@ -93,7 +97,9 @@ public struct CachedCredentials: Codable, Sendable, Equatable {
     public var assumedRoleArn: String?
 
     /// Creates a payload.
-    public init(accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Double, assumedRoleArn: String?) {
+    public init(
+        accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Double, assumedRoleArn: String?
+    ) {
         self.accessKeyId = accessKeyId
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
@@ -103,12 +109,15 @@ public struct CachedCredentials: Codable, Sendable, Equatable {
 
     /// Reads the payload as `JSONEncoder` wrote it, without JSONDecoder (see `FlatJSON`).
     public static func parse(_ bytes: [UInt8]) -> CachedCredentials? {
-        guard let fields = FlatJSON.parse(bytes), let id = fields["accessKeyId"]?.string, let secret = fields["secretAccessKey"]?.string,
-              let token = fields["sessionToken"]?.string, let expiration = fields["expiration"]?.number,
-              // An expiry outside years 1970...9999 is no expiry AWS gives: a corrupt or tampered entry (1e300 trapped).
-              (0...latestExpiration).contains(expiration) else { return nil }
-        return CachedCredentials(accessKeyId: id, secretAccessKey: secret, sessionToken: token, expiration: expiration,
-                                 assumedRoleArn: fields["assumedRoleArn"]?.string)
+        guard let fields = FlatJSON.parse(bytes), let id = fields["accessKeyId"]?.string,
+            let secret = fields["secretAccessKey"]?.string,
+            let token = fields["sessionToken"]?.string, let expiration = fields["expiration"]?.number,
+            // An expiry outside years 1970...9999 is no expiry AWS gives: a corrupt or tampered entry (1e300 trapped).
+            (0...latestExpiration).contains(expiration)
+        else { return nil }
+        return CachedCredentials(
+            accessKeyId: id, secretAccessKey: secret, sessionToken: token, expiration: expiration,
+            assumedRoleArn: fields["assumedRoleArn"]?.string)
     }
 
     /// The `credential_process` JSON (Version 1), one line.
@@ -125,11 +134,17 @@ public let minimumRemainingSeconds: Double = 15 * 60
 /// Reads cached credentials for `key` if they have more than the minimum time left; `nil` otherwise.
 public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) throws -> CachedCredentials? {
     // The expiry sits outside the ciphertext: stale credentials are never decrypted.
-    guard let entry = try store.read(key.credentialsEntry, if: { header in
-        header.expiresAt.map { $0.timeIntervalSince(now) > minimumRemainingSeconds } ?? false
-    }) else { return nil }
+    guard
+        let entry = try store.read(
+            key.credentialsEntry,
+            if: { header in
+                header.expiresAt.map { $0.timeIntervalSince(now) > minimumRemainingSeconds } ?? false
+            })
+    else { return nil }
     guard let credentials = CachedCredentials.parse(entry.secret) else {
-        throw KeylessError(.cacheCorrupt, "The cached credentials \(key.credentialsEntry) do not decode.", hint: "They will be replaced; run keyless logout to clear them now.")
+        throw KeylessError(
+            .cacheCorrupt, "The cached credentials \(key.credentialsEntry) do not decode.",
+            hint: "They will be replaced; run keyless logout to clear them now.")
     }
     return credentials.expiration - now.timeIntervalSince1970 > minimumRemainingSeconds ? credentials : nil
 }
@@ -147,5 +162,6 @@ public func rfc3339(_ seconds: Double) -> String {
         let text = String(value)
         return String(repeating: "0", count: max(0, width - text.count)) + text
     }
-    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))Z"
+    return
+        "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))Z"
 }

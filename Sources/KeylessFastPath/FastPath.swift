@@ -1,15 +1,15 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import KeylessCore
 import KeylessSecrets
 import KeylessWire
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The cached `credential_process` answer, tried before any command parsing: no event loop, no
@@ -19,20 +19,30 @@ public enum FastPath {
     /// Serves `arguments` (without the program name) from the cache; returns the exit status, or `nil` to fall through.
     public static func run(_ arguments: [String], environment: Environment, now: Date) -> Int32? {
         guard arguments.first == "creds-process", environment["KEYLESS_NO_FAST_PATH"] == nil,
-              let options = parse(Array(arguments.dropFirst())),
-              let role = options["--aws-role-arn"] ?? options["--role-arn"] else { return nil }
+            let options = parse(Array(arguments.dropFirst())),
+            let role = options["--aws-role-arn"] ?? options["--role-arn"]
+        else { return nil }
         // Workloads with a token file or command need no issuer or client id; their key has "" there, as in the full command.
-        let workload = CacheKey.workloadSource(clientCredentials: options["--client-credentials"] != nil,
-                                               tokenFile: options["--web-identity-token-file"], tokenCommand: options["--token-command"])
+        let workload = CacheKey.workloadSource(
+            clientCredentials: options["--client-credentials"] != nil,
+            tokenFile: options["--web-identity-token-file"], tokenCommand: options["--token-command"])
         guard let issuer = options["--issuer-url"] ?? (workload == nil ? nil : ""),
-              let clientID = options["--client-id"] ?? (workload == nil ? nil : "") else { return nil }
+            let clientID = options["--client-id"] ?? (workload == nil ? nil : "")
+        else { return nil }
         let duration: Int?
-        if let text = options["--duration"] { guard let value = Int(text) else { return nil }; duration = value } else { duration = nil }
+        if let text = options["--duration"] {
+            guard let value = Int(text) else { return nil }; duration = value
+        } else {
+            duration = nil
+        }
         do {
             let kind = try SecretStoreKind.parse(options["--secret-store"] ?? environment["KEYLESS_SECRET_STORE"])
-            let store = try SecretStoreFactory.make(kind, paths: try KeylessPaths.resolve(environment), environment: environment, terminal: nil)
-            let key = CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: duration, server: options["--server"],
-                               workload: workload)
+            let store = try SecretStoreFactory.make(
+                kind, paths: try KeylessPaths.resolve(environment), environment: environment, terminal: nil)
+            let key = CacheKey(
+                issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: duration,
+                server: options["--server"],
+                workload: workload)
             guard let credentials = try freshCredentials(store: store, key: key, now: now) else { return nil }
             let line = credentials.credentialProcessJSON + "\n"
             return writeAll(1, Array(line.utf8)) ? 0 : 1

@@ -49,7 +49,9 @@ public struct AsyncHTTPTransport: HTTPTransport {
         self.timeout = timeout
     }
 
-    public func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws -> HTTPResponseData {
+    public func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws
+        -> HTTPResponseData
+    {
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -84,11 +86,12 @@ public enum FormEncoding {
     public static func decode(_ text: String) -> [String: String] {
         var result: [String: String] = [:]
         for part in text.split(separator: "&") {
-            let pair = part.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ") }
+            let pair = part.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ")
+            }
             guard let name = pair.first?.removingPercentEncoding else { continue }
             result[name] = pair.count > 1 ? (pair[1].removingPercentEncoding ?? pair[1]) : ""
         }
         return result
     }
 }
-

@@ -27,10 +27,13 @@ public final class HTTPMetrics: Sendable {
         let metrics = perRequest.withLock { cache -> (Counter, DurationHistogram) in
             if let found = cache[key] { return found }
             let made = (
-                registry.makeCounter(name: prefix + "_http_requests_total", labels: [("route", route), ("status", String(status))],
-                                     help: "HTTP requests by route and status."),
-                registry.makeDurationHistogram(name: prefix + "_http_request_duration_seconds", labels: [("route", route)],
-                                               buckets: buckets, help: "HTTP request duration by route."))
+                registry.makeCounter(
+                    name: prefix + "_http_requests_total", labels: [("route", route), ("status", String(status))],
+                    help: "HTTP requests by route and status."),
+                registry.makeDurationHistogram(
+                    name: prefix + "_http_request_duration_seconds", labels: [("route", route)],
+                    buckets: buckets, help: "HTTP request duration by route.")
+            )
             cache[key] = made
             return made
         }

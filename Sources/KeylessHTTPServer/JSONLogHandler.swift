@@ -2,7 +2,7 @@ import Foundation
 import KeylessCore
 import Logging
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes one JSON object per line to stderr: time, level, label, message and metadata. Callers never put secrets in
@@ -22,17 +22,22 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
-                    file: String, function: String, line: UInt) {
+    public func log(
+        level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
+        file: String, function: String, line: UInt
+    ) {
         var merged = metadata
         if let extra { for (key, value) in extra { merged[key] = value } }
-        var text = Self.line(timestamp: Self.timestamp(), level: level, label: label, message: message.description, metadata: merged)
+        var text = Self.line(
+            timestamp: Self.timestamp(), level: level, label: label, message: message.description, metadata: merged)
         text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     }
 
     /// One log line (with its newline). Written by hand: JSONSerialization, and its sorting of keys through ICU, cost
     /// more than the rest of a token request.
-    public static func line(timestamp: String, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) -> String {
+    public static func line(
+        timestamp: String, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata
+    ) -> String {
         var text = ""
         text.reserveCapacity(256)
         text += "{\"ts\":\""; text += timestamp; text += "\",\"level\":\""; text += level.rawValue
@@ -49,7 +54,10 @@ public struct JSONLogHandler: LogHandler {
         case .string(let s): return jsonString(s)
         case .stringConvertible(let c): return jsonString(c.description)
         case .array(let a): return "[" + a.map(json).joined(separator: ",") + "]"
-        case .dictionary(let d): return "{" + d.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + json($0.value) }.joined(separator: ",") + "}"
+        case .dictionary(let d):
+            return "{"
+                + d.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + json($0.value) }.joined(separator: ",")
+                + "}"
         }
     }
 
@@ -63,7 +71,9 @@ public struct JSONLogHandler: LogHandler {
             let digits = String(value)
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }
-        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2) + "T"
-            + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2) + "." + pad(now.tv_nsec / 1_000_000, 3) + "Z"
+        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-"
+            + pad(Int(parts.tm_mday), 2) + "T"
+            + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2) + "."
+            + pad(now.tv_nsec / 1_000_000, 3) + "Z"
     }
 }

@@ -8,8 +8,9 @@ import NIOCore
 /// A JSON error body, `{"error":CODE,"error_description":TEXT}` (the OAuth 2.0 shape both servers answer with).
 public func jsonErrorResponse(_ code: String, _ description: String, status: HTTPResponse.Status) -> Response {
     let body = "{\"error\":" + jsonString(code) + ",\"error_description\":" + jsonString(description) + "}"
-    return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                    body: .init(byteBuffer: ByteBuffer(string: body)))
+    return Response(
+        status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+        body: .init(byteBuffer: ByteBuffer(string: body)))
 }
 
 /// Security headers on every response of both servers, error responses included.
@@ -17,7 +18,9 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
     /// The middleware.
     public init() {}
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         var response: Response
         do {
             response = try await next(request, context)
@@ -26,13 +29,15 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
             response = try error.response(from: request, context: context)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": .string(String(describing: error))])
-            response = jsonErrorResponse("server_error", "the server could not complete the request; see its log.", status: .internalServerError)
+            response = jsonErrorResponse(
+                "server_error", "the server could not complete the request; see its log.", status: .internalServerError)
         }
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
         response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
         // No form-action: Chrome applies it to the redirect after the login form, which goes to the client.
-        response.headers[.contentSecurityPolicy] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+        response.headers[.contentSecurityPolicy] =
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
     }
@@ -55,11 +60,16 @@ public struct RequestLogMiddleware<Context: RequestLogContext>: RouterMiddleware
     let record: @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
 
     /// A middleware logging `known` routes by name, not logging `quiet` ones, and reporting every request to `record`.
-    public init(known: Set<String>, quiet: Set<String>, record: @escaping @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void) {
+    public init(
+        known: Set<String>, quiet: Set<String>,
+        record: @escaping @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
+    ) {
         self.known = known; self.quiet = quiet; self.record = record
     }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
         let start = ContinuousClock.now
         let route = known.contains(request.uri.path) ? request.uri.path : "other"
         do {
@@ -79,7 +89,8 @@ public struct RequestLogMiddleware<Context: RequestLogContext>: RouterMiddleware
         guard !quiet.contains(route) else { return }
         var metadata: Logger.Metadata = [
             "method": .string(request.method.rawValue), "path": .string(route), "status": .stringConvertible(status),
-            "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
+            "duration_us": .stringConvertible(
+                elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
             "peer": .string(context.peer),
         ]
         metadata.merge(context.logMetadata(for: request)) { _, own in own }

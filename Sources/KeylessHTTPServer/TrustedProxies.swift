@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import Hummingbird
 import KeylessCore
@@ -40,11 +40,15 @@ public struct TrustedProxies: Sendable, Equatable {
         networks = try specs.map { spec in
             let parts = spec.split(separator: "/", maxSplits: 1).map(String.init)
             guard let bytes = Self.parse(parts[0]) else {
-                throw KeylessError(.usage, "\(what): '\(spec)' is not an IP address or CIDR block.", hint: "Write it as 10.0.0.5, 10.0.0.0/8 or fd00::/8.")
+                throw KeylessError(
+                    .usage, "\(what): '\(spec)' is not an IP address or CIDR block.",
+                    hint: "Write it as 10.0.0.5, 10.0.0.0/8 or fd00::/8.")
             }
             let prefix = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
             guard let prefix, (0...(bytes.count * 8)).contains(prefix) else {
-                throw KeylessError(.usage, "\(what): '\(spec)' has a prefix length outside 0...\(bytes.count * 8).", hint: "Write it as 10.0.0.0/8.")
+                throw KeylessError(
+                    .usage, "\(what): '\(spec)' has a prefix length outside 0...\(bytes.count * 8).",
+                    hint: "Write it as 10.0.0.0/8.")
             }
             return Network(bytes: bytes, prefix: prefix)
         }
@@ -77,7 +81,9 @@ public struct TrustedProxies: Sendable, Equatable {
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
         let bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff { return Array(bytes[12...]) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+            return Array(bytes[12...])
+        }
         return bytes
     }
 }
@@ -97,8 +103,12 @@ public struct ClientAddressMiddleware<Context: ForwardedClientContext>: RouterMi
     /// The middleware.
     public init(proxies: TrustedProxies) { self.proxies = proxies }
 
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !proxies.networks.isEmpty, let peer = context.remoteAddress?.ipAddress else { return try await next(request, context) }
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        guard !proxies.networks.isEmpty, let peer = context.remoteAddress?.ipAddress else {
+            return try await next(request, context)
+        }
         var context = context
         let forwarded = request.headers[values: .init("X-Forwarded-For")!]
         let client = proxies.clientAddress(peer: peer, forwardedFor: forwarded)

@@ -29,12 +29,15 @@ public struct OAuthError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Too many failures from this address: 429 with Retry-After.
     static func throttled(_ wait: Int, _ what: String) -> OAuthError {
-        OAuthError("temporarily_unavailable", "too many \(what) from this address; retry after \(wait) seconds.", status: 429, retryAfter: wait)
+        OAuthError(
+            "temporarily_unavailable", "too many \(what) from this address; retry after \(wait) seconds.", status: 429,
+            retryAfter: wait)
     }
 
     /// Every slot for expensive checks is taken: 503 with Retry-After.
-    static let busy = OAuthError("temporarily_unavailable", "the provider is busy checking other requests; retry in a second.",
-                                 status: 503, retryAfter: 1)
+    static let busy = OAuthError(
+        "temporarily_unavailable", "the provider is busy checking other requests; retry in a second.",
+        status: 503, retryAfter: 1)
 }
 
 /// The credentials a request to the token, device or revocation endpoint presented.
@@ -48,10 +51,13 @@ public struct ClientCredentials: Sendable {
     public init(authorization: String?, form: [String: String]) {
         self.form = form
         if let authorization, authorization.lowercased().hasPrefix("basic "),
-           let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-           let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":") {
+            let decoded = Data(base64Encoded: String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        {
             // RFC 6749 §2.3.1: both parts are form-urlencoded inside the Basic credentials.
-            basic = (FormDecoding.value(text[..<colon]) ?? "", FormDecoding.value(text[text.index(after: colon)...]) ?? "")
+            basic = (
+                FormDecoding.value(text[..<colon]) ?? "", FormDecoding.value(text[text.index(after: colon)...]) ?? ""
+            )
         }
     }
 }
@@ -61,7 +67,9 @@ public enum FormDecoding {
     /// A decoded name or value ("+" is a space); nil when a percent escape is malformed. Text without escapes is
     /// returned as is, without Foundation's decoder.
     public static func value(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
+            return String(text)
+        }
         return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 }
@@ -88,9 +96,12 @@ public final class ClientAuthenticator: Sendable {
     private let verifiedSecrets = Mutex<[String: [UInt8]]>([:])
 
     /// An authenticator; `audiences` are the values a client assertion's `aud` may hold (issuer, token endpoint).
-    public init(config: IdPConfiguration, audiences: Set<String>, clock: WallClock, throttle: Throttle,
-                pool: WorkPool = WorkPool(limit: ProcessInfo.processInfo.activeProcessorCount / 2,
-                                          queue: ProcessInfo.processInfo.activeProcessorCount)) throws {
+    public init(
+        config: IdPConfiguration, audiences: Set<String>, clock: WallClock, throttle: Throttle,
+        pool: WorkPool = WorkPool(
+            limit: ProcessInfo.processInfo.activeProcessorCount / 2,
+            queue: ProcessInfo.processInfo.activeProcessorCount)
+    ) throws {
         self.config = config; self.audiences = audiences; self.clock = clock; self.throttle = throttle; self.pool = pool
         var keys: [String: ClientKeys] = [:]
         for client in config.clients { if let jwks = client.jwks { keys[client.id] = try ClientKeys(jwks: jwks) } }
@@ -98,7 +109,8 @@ public final class ClientAuthenticator: Sendable {
     }
 
     /// The authenticated (or, for public clients, identified) client; `address` is the request's source, for throttling.
-    public func authenticate(_ credentials: ClientCredentials, address: String) async throws -> IdPConfiguration.Client {
+    public func authenticate(_ credentials: ClientCredentials, address: String) async throws -> IdPConfiguration.Client
+    {
         do {
             return try await identify(credentials, address: address)
         } catch let error as OAuthError where error.code == "invalid_client" {
@@ -112,25 +124,40 @@ public final class ClientAuthenticator: Sendable {
         let form = credentials.form
         let assertionType = form["client_assertion_type"]
         let methods = [credentials.basic != nil, form["client_secret"] != nil, assertionType != nil].filter { $0 }.count
-        guard methods <= 1 else { throw OAuthError("invalid_request", "use one client authentication method, not several.") }
+        guard methods <= 1 else {
+            throw OAuthError("invalid_request", "use one client authentication method, not several.")
+        }
 
         if let basic = credentials.basic {
-            if let id = form["client_id"], id != basic.id { throw OAuthError("invalid_request", "client_id differs from the Basic credentials.") }
+            if let id = form["client_id"], id != basic.id {
+                throw OAuthError("invalid_request", "client_id differs from the Basic credentials.")
+            }
             return try await checkSecret(id: basic.id, secret: basic.secret, address: address)
         }
         if let secret = form["client_secret"] {
-            guard let id = form["client_id"] else { throw OAuthError("invalid_request", "client_secret without client_id.") }
+            guard let id = form["client_id"] else {
+                throw OAuthError("invalid_request", "client_secret without client_id.")
+            }
             return try await checkSecret(id: id, secret: secret, address: address)
         }
         if let assertionType {
-            guard assertionType == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", let assertion = form["client_assertion"] else {
-                throw OAuthError("invalid_request", "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer with a client_assertion.")
+            guard assertionType == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                let assertion = form["client_assertion"]
+            else {
+                throw OAuthError(
+                    "invalid_request",
+                    "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer with a client_assertion."
+                )
             }
             try await refuseThrottled(address)
             return try await checkAssertion(assertion, claimedID: form["client_id"])
         }
-        guard let id = form["client_id"], let client = config.client(id) else { throw OAuthError.invalidClient("unknown client or no client authentication.") }
-        guard client.isPublic else { throw OAuthError.invalidClient("client \(id) is confidential and must authenticate.") }
+        guard let id = form["client_id"], let client = config.client(id) else {
+            throw OAuthError.invalidClient("unknown client or no client authentication.")
+        }
+        guard client.isPublic else {
+            throw OAuthError.invalidClient("client \(id) is confidential and must authenticate.")
+        }
         return client
     }
 
@@ -142,11 +169,14 @@ public final class ClientAuthenticator: Sendable {
         var credentials = credentials
         // A form client_id naming another client is left to the contradiction check below.
         if let basic = credentials.basic, basic.secret.isEmpty, config.client(basic.id)?.isPublic == true,
-           credentials.form["client_id"] == nil || credentials.form["client_id"] == basic.id {
+            credentials.form["client_id"] == nil || credentials.form["client_id"] == basic.id
+        {
             credentials.basic = nil
             credentials.form["client_id"] = basic.id
         }
-        if credentials.form["client_secret"] == "", let id = credentials.form["client_id"], config.client(id)?.isPublic == true {
+        if credentials.form["client_secret"] == "", let id = credentials.form["client_id"],
+            config.client(id)?.isPublic == true
+        {
             credentials.form["client_secret"] = nil
         }
         return credentials
@@ -156,12 +186,16 @@ public final class ClientAuthenticator: Sendable {
         let client = config.client(id)
         let stored = client?.secretHash.flatMap(PasswordHash.init)
         let mac = Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: cacheKey))
-        if let client, stored != nil, let known = verifiedSecrets.withLock({ $0[id] }), constantTimeEqual(known, mac) { return client }
+        if let client, stored != nil, let known = verifiedSecrets.withLock({ $0[id] }), constantTimeEqual(known, mac) {
+            return client
+        }
         try await refuseThrottled(address)
         // The same cost whether or not the client exists.
         let hash = stored ?? Self.dummyHash
         let valid: Bool
-        do { valid = try await pool.run { await hash.verifyOffloaded(secret) } } catch is WorkPoolFull { throw OAuthError.busy }
+        do { valid = try await pool.run { await hash.verifyOffloaded(secret) } } catch is WorkPoolFull {
+            throw OAuthError.busy
+        }
         guard valid, let client, stored != nil else { throw OAuthError.invalidClient("client authentication failed.") }
         verifiedSecrets.withLock { $0[id] = mac }
         return client
@@ -175,18 +209,24 @@ public final class ClientAuthenticator: Sendable {
 
     private func checkAssertion(_ assertion: String, claimedID: String?) async throws -> IdPConfiguration.Client {
         struct Claims: Decodable {
-            var iss: String?; var sub: String?; var aud: AudienceList?; var exp: Double?; var jti: String?; var nbf: Double?
+            var iss: String?; var sub: String?; var aud: AudienceList?; var exp: Double?; var jti: String?;
+            var nbf: Double?
         }
-        guard let parts = JWS.parse(assertion), let claims = try? JSONDecoder().decode(Claims.self, from: parts.payload) else {
+        guard let parts = JWS.parse(assertion), let claims = try? JSONDecoder().decode(Claims.self, from: parts.payload)
+        else {
             throw OAuthError.invalidClient("client_assertion is not a well-formed JWT.")
         }
         guard let id = claims.sub, claims.iss == id, claimedID == nil || claimedID == id,
-              let client = config.client(id), let keys = clientKeys[id] else {
-            throw OAuthError.invalidClient("client_assertion iss and sub must both be a client id registered with a jwks.")
+            let client = config.client(id), let keys = clientKeys[id]
+        else {
+            throw OAuthError.invalidClient(
+                "client_assertion iss and sub must both be a client id registered with a jwks.")
         }
         let candidates = keys.candidates(kid: parts.header.kid).filter { $0.algorithm == parts.header.alg }
         guard candidates.contains(where: { $0.verify(parts.signature, for: parts.signingInput) }) else {
-            throw OAuthError.invalidClient("client_assertion signature does not verify with the client's registered keys (alg \(parts.header.alg)).")
+            throw OAuthError.invalidClient(
+                "client_assertion signature does not verify with the client's registered keys (alg \(parts.header.alg))."
+            )
         }
         let now = clock.now().timeIntervalSince1970
         guard let aud = claims.aud, !audiences.isDisjoint(with: aud.values) else {
@@ -196,14 +236,20 @@ public final class ClientAuthenticator: Sendable {
             throw OAuthError.invalidClient("client_assertion has expired or lives longer than an hour.")
         }
         if let nbf = claims.nbf, nbf > now + 30 { throw OAuthError.invalidClient("client_assertion is not valid yet.") }
-        guard let jti = claims.jti, !jti.isEmpty else { throw OAuthError.invalidClient("client_assertion needs a jti.") }
+        guard let jti = claims.jti, !jti.isEmpty else {
+            throw OAuthError.invalidClient("client_assertion needs a jti.")
+        }
         // Remembered until the assertion has expired (with the 30 s of leeway above), in the store every replica shares.
         let replayKey = Throttle.key("jti", id + "\u{0}" + jti)
-        guard try await throttle.store.spendOnce(key: replayKey, expiresAt: Date(timeIntervalSince1970: exp + 30), now: clock.now()) else {
+        guard
+            try await throttle.store.spendOnce(
+                key: replayKey, expiresAt: Date(timeIntervalSince1970: exp + 30), now: clock.now())
+        else {
             throw OAuthError.invalidClient("client_assertion was already used (jti replay).")
         }
         return client
     }
 
-    static let dummyHash = PasswordHash("$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")!
+    static let dummyHash = PasswordHash(
+        "$scrypt$ln=15,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")!
 }

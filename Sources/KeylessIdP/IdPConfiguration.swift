@@ -130,7 +130,10 @@ public struct IdPConfiguration: Sendable, Equatable {
     }
 
     /// A configuration from values (tests, tools).
-    public init(issuer: String?, signingAlgorithm: String = "RS256", users: [User], groups: [String], clients: [Client], lifetimes: Lifetimes = Lifetimes()) {
+    public init(
+        issuer: String?, signingAlgorithm: String = "RS256", users: [User], groups: [String], clients: [Client],
+        lifetimes: Lifetimes = Lifetimes()
+    ) {
         self.issuer = issuer; self.signingAlgorithm = signingAlgorithm; self.users = users; self.groups = groups
         self.clients = clients; self.lifetimes = lifetimes
     }
@@ -149,7 +152,9 @@ public struct IdPConfiguration: Sendable, Equatable {
     /// Loads and checks `path`; every error names the file, the line and what to fix.
     public static func load(path: String) throws -> IdPConfiguration {
         guard let bytes = try Files.read(path) else {
-            throw KeylessError(.configInvalid, "\(path) does not exist.", hint: "Create it (see README, \"The identity provider\"), or pass --config with the right path.")
+            throw KeylessError(
+                .configInvalid, "\(path) does not exist.",
+                hint: "Create it (see README, \"The identity provider\"), or pass --config with the right path.")
         }
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
@@ -162,20 +167,26 @@ public struct IdPConfiguration: Sendable, Equatable {
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw KeylessError(.configInvalid, "\(path): not valid YAML: \(error)", hint: "Fix the YAML syntax at the position shown.")
+            throw KeylessError(
+                .configInvalid, "\(path): not valid YAML: \(error)", hint: "Fix the YAML syntax at the position shown.")
         }
-        guard let root else { throw KeylessError(.configInvalid, "\(path) is empty.", hint: "Declare at least users and clients.") }
+        guard let root else {
+            throw KeylessError(.configInvalid, "\(path) is empty.", hint: "Declare at least users and clients.")
+        }
         let file: File
         do {
             file = try YAMLDecoder().decode(File.self, from: root)
         } catch let error as DecodingError {
             throw Self.located(error, root: root, path: path)
         }
-        var config = IdPConfiguration(issuer: file.issuer, signingAlgorithm: file.signingAlgorithm ?? "RS256",
-                                      users: file.users ?? [], groups: file.groups ?? [], clients: file.clients ?? [],
-                                      lifetimes: file.lifetimes ?? Lifetimes())
+        var config = IdPConfiguration(
+            issuer: file.issuer, signingAlgorithm: file.signingAlgorithm ?? "RS256",
+            users: file.users ?? [], groups: file.groups ?? [], clients: file.clients ?? [],
+            lifetimes: file.lifetimes ?? Lifetimes())
         try config.check(root: root, path: path)
-        config.issuer = config.issuer.map { var t = $0; while t.hasSuffix("/") { t.removeLast() }; return t }
+        config.issuer = config.issuer.map {
+            var t = $0; while t.hasSuffix("/") { t.removeLast() }; return t
+        }
         return config
     }
 
@@ -185,64 +196,104 @@ public struct IdPConfiguration: Sendable, Equatable {
             return KeylessError(.configInvalid, "\(path)\(line.map { ":\($0)" } ?? ""): \(reason)", hint: hint)
         }
         guard ["RS256", "ES256"].contains(signingAlgorithm) else {
-            throw fail(["signing_algorithm"], "signing_algorithm \(signingAlgorithm) is not supported.", "Use RS256 (the default) or ES256.")
+            throw fail(
+                ["signing_algorithm"], "signing_algorithm \(signingAlgorithm) is not supported.",
+                "Use RS256 (the default) or ES256.")
         }
-        if let issuer, !(issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1") || issuer.hasPrefix("http://localhost")) {
-            throw fail(["issuer"], "issuer \(issuer) must be https (plain http only on loopback).", "Use the https:// URL the provider is reached at.")
+        if let issuer,
+            !(issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1")
+                || issuer.hasPrefix("http://localhost"))
+        {
+            throw fail(
+                ["issuer"], "issuer \(issuer) must be https (plain http only on loopback).",
+                "Use the https:// URL the provider is reached at.")
         }
         let l = lifetimes
-        for (key, value) in [("id_token", l.idToken), ("access_token", l.accessToken), ("refresh_token", l.refreshToken), ("code", l.code),
-                             ("device_code", l.deviceCode), ("device_interval", l.deviceInterval), ("session", l.session)] where value <= 0 {
-            throw fail(["lifetimes", key], "lifetimes.\(key) must be a positive number of seconds, not \(value).", "Set a positive value or remove it for the default.")
+        for (key, value) in [
+            ("id_token", l.idToken), ("access_token", l.accessToken), ("refresh_token", l.refreshToken),
+            ("code", l.code),
+            ("device_code", l.deviceCode), ("device_interval", l.deviceInterval), ("session", l.session),
+        ] where value <= 0 {
+            throw fail(
+                ["lifetimes", key], "lifetimes.\(key) must be a positive number of seconds, not \(value).",
+                "Set a positive value or remove it for the default.")
         }
         var seenUsers = Set<String>()
         for (index, user) in users.enumerated() {
             guard !user.username.isEmpty, seenUsers.insert(user.username).inserted else {
-                throw fail(["users", index, "username"], "user '\(user.username)' is empty or declared twice.", "Give every user a unique username.")
+                throw fail(
+                    ["users", index, "username"], "user '\(user.username)' is empty or declared twice.",
+                    "Give every user a unique username.")
             }
             guard PasswordHash(user.passwordHash) != nil else {
-                throw fail(["users", index, "password_hash"], "the password_hash of user '\(user.username)' is not a keyless scrypt hash (a plain password?).",
-                           "Run `keyless idp hash-password` and paste its output.")
+                throw fail(
+                    ["users", index, "password_hash"],
+                    "the password_hash of user '\(user.username)' is not a keyless scrypt hash (a plain password?).",
+                    "Run `keyless idp hash-password` and paste its output.")
             }
             if let secret = user.totpSecret, (TOTP.base32Decode(secret)?.count ?? 0) < 10 {
-                throw fail(["users", index, "totp_secret"], "the totp_secret of user '\(user.username)' is not base32 of at least 80 bits.",
-                           "Use the base32 secret your authenticator app was set up with (e.g. from `oathtool` or a QR code).")
+                throw fail(
+                    ["users", index, "totp_secret"],
+                    "the totp_secret of user '\(user.username)' is not base32 of at least 80 bits.",
+                    "Use the base32 secret your authenticator app was set up with (e.g. from `oathtool` or a QR code).")
             }
             for group in user.groups ?? [] where !groups.contains(group) {
-                throw fail(["users", index, "groups"], "user '\(user.username)' is in group '\(group)', which is not declared.", "Add '\(group)' under groups:, or fix the name.")
+                throw fail(
+                    ["users", index, "groups"],
+                    "user '\(user.username)' is in group '\(group)', which is not declared.",
+                    "Add '\(group)' under groups:, or fix the name.")
             }
         }
         var seenClients = Set<String>()
         for (index, client) in clients.enumerated() {
             guard !client.id.isEmpty, seenClients.insert(client.id).inserted else {
-                throw fail(["clients", index, "id"], "client '\(client.id)' is empty or declared twice.", "Give every client a unique id.")
+                throw fail(
+                    ["clients", index, "id"], "client '\(client.id)' is empty or declared twice.",
+                    "Give every client a unique id.")
             }
             if users.contains(where: { ($0.subject ?? $0.username) == client.id }) {
-                throw fail(["clients", index, "id"], "client '\(client.id)' has the same id as a user's subject, so its tokens could be taken for that user's.",
-                           "Rename the client (for example '\(client.id)-service').")
+                throw fail(
+                    ["clients", index, "id"],
+                    "client '\(client.id)' has the same id as a user's subject, so its tokens could be taken for that user's.",
+                    "Rename the client (for example '\(client.id)-service').")
             }
             for (grantIndex, grant) in client.grants.enumerated() where !Self.knownGrants.contains(grant) {
-                throw fail(["clients", index, "grants", grantIndex], "client '\(client.id)' names an unknown grant '\(grant)'.",
-                           "Use authorization_code, refresh_token, client_credentials or device_code.")
+                throw fail(
+                    ["clients", index, "grants", grantIndex],
+                    "client '\(client.id)' names an unknown grant '\(grant)'.",
+                    "Use authorization_code, refresh_token, client_credentials or device_code.")
             }
             if client.grants.contains("client_credentials") && client.isPublic {
-                throw fail(["clients", index, "grants"], "public client '\(client.id)' cannot use client_credentials.", "Give it a secret_hash or a jwks, or drop the grant.")
+                throw fail(
+                    ["clients", index, "grants"], "public client '\(client.id)' cannot use client_credentials.",
+                    "Give it a secret_hash or a jwks, or drop the grant.")
             }
             if let jwks = client.jwks, (try? ClientKeys(jwks: jwks)) == nil {
-                throw fail(["clients", index, "jwks"], "the jwks of client '\(client.id)' holds no usable RSA or P-256 public key.",
-                           "Paste the client's public JWKS as JSON: {\"keys\": [...]}.")
+                throw fail(
+                    ["clients", index, "jwks"],
+                    "the jwks of client '\(client.id)' holds no usable RSA or P-256 public key.",
+                    "Paste the client's public JWKS as JSON: {\"keys\": [...]}.")
             }
             if let hash = client.secretHash, PasswordHash(hash) == nil {
-                throw fail(["clients", index, "secret_hash"], "the secret_hash of client '\(client.id)' is not a keyless scrypt hash.", "Run `keyless idp hash-password` for the secret and paste its output.")
+                throw fail(
+                    ["clients", index, "secret_hash"],
+                    "the secret_hash of client '\(client.id)' is not a keyless scrypt hash.",
+                    "Run `keyless idp hash-password` for the secret and paste its output.")
             }
             if client.grants.contains("authorization_code") && (client.redirectURIs ?? []).isEmpty {
-                throw fail(["clients", index, "grants"], "client '\(client.id)' uses authorization_code but lists no redirect_uris.", "Add its redirect URIs (for the CLI: http://127.0.0.1/callback).")
+                throw fail(
+                    ["clients", index, "grants"],
+                    "client '\(client.id)' uses authorization_code but lists no redirect_uris.",
+                    "Add its redirect URIs (for the CLI: http://127.0.0.1/callback).")
             }
             for (uriIndex, uri) in (client.redirectURIs ?? []).enumerated() {
                 guard let url = URL(string: uri), let scheme = url.scheme, url.host != nil, url.fragment == nil,
-                      scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(url.host!)) else {
-                    throw fail(["clients", index, "redirect_uris", uriIndex], "redirect URI '\(uri)' of client '\(client.id)' is not allowed.",
-                               "Use https://…, or http://127.0.0.1/… for native apps; no fragments.")
+                    scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(url.host!))
+                else {
+                    throw fail(
+                        ["clients", index, "redirect_uris", uriIndex],
+                        "redirect URI '\(uri)' of client '\(client.id)' is not allowed.",
+                        "Use https://…, or http://127.0.0.1/… for native apps; no fragments.")
                 }
             }
         }
@@ -261,8 +312,10 @@ public struct IdPConfiguration: Sendable, Equatable {
         let keys: [Any] = context.codingPath.map { key -> Any in key.intValue.map { $0 as Any } ?? key.stringValue }
         let line = node(at: keys, in: root)?.mark?.line
         let location = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        return KeylessError(.configInvalid, "\(path)\(line.map { ":\($0)" } ?? ""): at \(location.isEmpty ? "the top" : location): \(what).",
-                            hint: "Fix that entry; see README, \"The identity provider\", for the format.")
+        return KeylessError(
+            .configInvalid,
+            "\(path)\(line.map { ":\($0)" } ?? ""): at \(location.isEmpty ? "the top" : location): \(what).",
+            hint: "Fix that entry; see README, \"The identity provider\", for the format.")
     }
 
     /// The deepest node along `keys` (strings index mappings, ints sequences).

@@ -5,7 +5,7 @@ import KeylessJOSE
 import KeylessStorage
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The key that seals private signing keys before they reach the store, so a database dump alone signs nothing.
@@ -21,7 +21,8 @@ public enum KeyEncryptionKey {
         try Files.writeAtomically(Array((fresh + "\n").utf8), to: temp, mode: 0o600)
         defer { unlink(temp) }
         if link(temp, path) != 0 && errno != EEXIST {
-            throw KeylessError(.io, "Cannot create \(path): \(Files.errnoString()).", hint: "Check that the directory is writable.")
+            throw KeylessError(
+                .io, "Cannot create \(path): \(Files.errnoString()).", hint: "Check that the directory is writable.")
         }
         guard let key = try read(path) else {
             throw KeylessError(.io, "\(path) vanished while it was being created.", hint: "Start the provider again.")
@@ -33,8 +34,11 @@ public enum KeyEncryptionKey {
         guard let bytes = try Files.read(path, requirePrivate: true) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let data = Data(base64Encoded: text), data.count == 32 else {
-            throw KeylessError(.configInvalid, "\(path) is not a keyless key-encryption key (32 bytes, base64).",
-                               hint: "Restore it from a backup; without it the stored signing keys cannot be used (run `keyless idp rotate-keys` after replacing it).")
+            throw KeylessError(
+                .configInvalid, "\(path) is not a keyless key-encryption key (32 bytes, base64).",
+                hint:
+                    "Restore it from a backup; without it the stored signing keys cannot be used (run `keyless idp rotate-keys` after replacing it)."
+            )
         }
         return SymmetricKey(data: data)
     }
@@ -72,8 +76,10 @@ public actor KeyRing {
 
     /// A key ring over `store`; private keys are sealed with `kek`. `maxTokenLifetime` is the longest lifetime of any
     /// token the provider signs; `reloadInterval` how often the store is re-read for other replicas' rotations.
-    public init(store: any IdPStore, kek: SymmetricKey, algorithm: String, clock: WallClock, maxTokenLifetime: TimeInterval,
-                reloadInterval: TimeInterval = 10) {
+    public init(
+        store: any IdPStore, kek: SymmetricKey, algorithm: String, clock: WallClock, maxTokenLifetime: TimeInterval,
+        reloadInterval: TimeInterval = 10
+    ) {
         self.store = store; self.kek = kek; self.algorithm = algorithm; self.clock = clock
         self.maxTokenLifetime = maxTokenLifetime; self.reloadInterval = reloadInterval
     }
@@ -94,10 +100,16 @@ public actor KeyRing {
         for record in try await store.signingKeys() where record.expiresAt.map({ $0 > now }) ?? true {
             let der: Data
             do {
-                der = try AES.GCM.open(AES.GCM.SealedBox(combined: record.sealedPrivateKey), using: kek, authenticating: Data(record.kid.utf8))
+                der = try AES.GCM.open(
+                    AES.GCM.SealedBox(combined: record.sealedPrivateKey), using: kek,
+                    authenticating: Data(record.kid.utf8))
             } catch {
-                throw KeylessError(.configInvalid, "signing key \(record.kid) in the store cannot be unsealed with this key-encryption key.",
-                                   hint: "Give every replica the same key-encryption key file (--key-encryption-key), or run `keyless idp rotate-keys` with this one.")
+                throw KeylessError(
+                    .configInvalid,
+                    "signing key \(record.kid) in the store cannot be unsealed with this key-encryption key.",
+                    hint:
+                        "Give every replica the same key-encryption key file (--key-encryption-key), or run `keyless idp rotate-keys` with this one."
+                )
             }
             let key = try SigningKey(algorithm: record.algorithm, der: der).accelerated()
             var jwk = try key.publicJWKMembers()
@@ -112,13 +124,17 @@ public actor KeyRing {
 
     private func reloadIfStale() async throws {
         let now = clock.now()
-        if loadedAt == nil || now.timeIntervalSince(loadedAt!) >= reloadInterval || now < loadedAt! { try await reload() }
+        if loadedAt == nil || now.timeIntervalSince(loadedAt!) >= reloadInterval || now < loadedAt! {
+            try await reload()
+        }
     }
 
     /// The key that signs now, from the snapshot when it is still valid, else from the actor.
     public nonisolated func currentSigningKey() async throws -> (kid: String, key: SigningKey) {
         let now = clock.now()
-        if let hit = current.withLock({ snapshot in snapshot.flatMap { now >= $0.from && now < $0.until ? ($0.kid, $0.key) : nil } }) {
+        if let hit = current.withLock({ snapshot in
+            snapshot.flatMap { now >= $0.from && now < $0.until ? ($0.kid, $0.key) : nil }
+        }) {
             return hit
         }
         return try await signingKey()
@@ -129,12 +145,18 @@ public actor KeyRing {
         try await reloadIfStale()
         let now = clock.now()
         let active = keys.filter { $0.record.activatesAt <= now && ($0.record.retiresAt.map { $0 > now } ?? true) }
-        guard let chosen = (active.isEmpty ? keys.filter { $0.record.activatesAt <= now } : active)
-            .max(by: { ($0.record.activatesAt, $0.record.kid) < ($1.record.activatesAt, $1.record.kid) }) else {
-            throw KeylessError(.configInvalid, "the store holds no signing key that is active.", hint: "Run `keyless idp rotate-keys --publish-for 0`.")
+        guard
+            let chosen = (active.isEmpty ? keys.filter { $0.record.activatesAt <= now } : active)
+                .max(by: { ($0.record.activatesAt, $0.record.kid) < ($1.record.activatesAt, $1.record.kid) })
+        else {
+            throw KeylessError(
+                .configInvalid, "the store holds no signing key that is active.",
+                hint: "Run `keyless idp rotate-keys --publish-for 0`.")
         }
         // Valid until the next reload, the next key's activation or this key's retirement, whichever comes first.
-        let changes = keys.map(\.record.activatesAt).filter { $0 > now } + [chosen.record.retiresAt, loadedAt!.addingTimeInterval(reloadInterval)].compactMap { $0 }
+        let changes =
+            keys.map(\.record.activatesAt).filter { $0 > now }
+            + [chosen.record.retiresAt, loadedAt!.addingTimeInterval(reloadInterval)].compactMap { $0 }
         let snapshot = CurrentKey(kid: chosen.record.kid, key: chosen.key, from: loadedAt!, until: changes.min()!)
         current.withLock { $0 = snapshot }
         return (chosen.record.kid, chosen.key)
@@ -173,7 +195,9 @@ public actor KeyRing {
         let record = try makeRecord(activatesAt: activatesAt, now: now)
         var retiring: [String] = []
         for loaded in keys where loaded.record.retiresAt == nil || loaded.record.retiresAt! > activatesAt {
-            try await store.retireSigningKey(kid: loaded.record.kid, retiresAt: activatesAt, expiresAt: activatesAt.addingTimeInterval(maxTokenLifetime))
+            try await store.retireSigningKey(
+                kid: loaded.record.kid, retiresAt: activatesAt,
+                expiresAt: activatesAt.addingTimeInterval(maxTokenLifetime))
             retiring.append(loaded.record.kid)
         }
         try await store.insertSigningKey(record, onlyIfEmpty: false)
@@ -188,7 +212,10 @@ public actor KeyRing {
         var jwk = try key.publicJWKMembers()
         jwk["kid"] = kid; jwk["use"] = "sig"; jwk["alg"] = algorithm
         let sealed = try AES.GCM.seal(key.der, using: kek, authenticating: Data(kid.utf8)).combined!
-        let jwkText = String(decoding: try JSONSerialization.data(withJSONObject: jwk, options: [.sortedKeys]), as: UTF8.self)
-        return SigningKeyRecord(kid: kid, algorithm: algorithm, sealedPrivateKey: sealed, publicJWK: jwkText, createdAt: now, activatesAt: activatesAt)
+        let jwkText = String(
+            decoding: try JSONSerialization.data(withJSONObject: jwk, options: [.sortedKeys]), as: UTF8.self)
+        return SigningKeyRecord(
+            kid: kid, algorithm: algorithm, sealedPrivateKey: sealed, publicJWK: jwkText, createdAt: now,
+            activatesAt: activatesAt)
     }
 }

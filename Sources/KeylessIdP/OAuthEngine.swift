@@ -23,14 +23,20 @@ public struct AuthorizationRequest: Sendable, Equatable {
 
     /// The request as query or form fields, for carrying it through the login form.
     public var fields: [(String, String)] {
-        var result = [("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirectURI), ("scope", scope)]
+        var result = [
+            ("response_type", "code"), ("client_id", clientID), ("redirect_uri", redirectURI), ("scope", scope),
+        ]
         if let state { result.append(("state", state)) }
         if let nonce { result.append(("nonce", nonce)) }
-        if let codeChallenge { result.append(("code_challenge", codeChallenge)); result.append(("code_challenge_method", "S256")) }
+        if let codeChallenge {
+            result.append(("code_challenge", codeChallenge)); result.append(("code_challenge_method", "S256"))
+        }
         return result
     }
 
-    public static func == (a: Self, b: Self) -> Bool { a.fields.elementsEqual(b.fields) { $0 == $1 } && a.prompt == b.prompt }
+    public static func == (a: Self, b: Self) -> Bool {
+        a.fields.elementsEqual(b.fields) { $0 == $1 } && a.prompt == b.prompt
+    }
 }
 
 /// Why an authorization request failed: shown on a page (the redirect URI cannot be trusted) or sent back to the client.
@@ -69,7 +75,9 @@ public struct TokenResponse: Sendable, Equatable {
 
     /// The response body, written directly (tokens are base64url and need no escaping, but are escaped anyway).
     public var jsonText: String {
-        var text = "{\"access_token\":" + jsonString(accessToken) + ",\"token_type\":\"Bearer\",\"expires_in\":" + String(expiresIn)
+        var text =
+            "{\"access_token\":" + jsonString(accessToken) + ",\"token_type\":\"Bearer\",\"expires_in\":"
+            + String(expiresIn)
         if let idToken { text += ",\"id_token\":" + jsonString(idToken) }
         if let refreshToken { text += ",\"refresh_token\":" + jsonString(refreshToken) }
         return text + ",\"scope\":" + jsonString(scope) + "}"
@@ -119,23 +127,29 @@ public final class OAuthEngine: Sendable {
     public static let deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 
     /// An engine for `issuer`.
-    public init(config: IdPConfiguration, issuer: String, store: any IdPStore, keys: KeyRing, clock: WallClock,
-                limits: ThrottleLimits = ThrottleLimits(),
-                loginPool: WorkPool = WorkPool(limit: ProcessInfo.processInfo.activeProcessorCount,
-                                               queue: 4 * ProcessInfo.processInfo.activeProcessorCount),
-                clientPool: WorkPool? = nil) throws {
+    public init(
+        config: IdPConfiguration, issuer: String, store: any IdPStore, keys: KeyRing, clock: WallClock,
+        limits: ThrottleLimits = ThrottleLimits(),
+        loginPool: WorkPool = WorkPool(
+            limit: ProcessInfo.processInfo.activeProcessorCount,
+            queue: 4 * ProcessInfo.processInfo.activeProcessorCount),
+        clientPool: WorkPool? = nil
+    ) throws {
         var trimmed = issuer
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.config = config; self.issuer = trimmed; self.store = store; self.keys = keys; self.clock = clock
         self.throttle = Throttle(store: store, limits: limits)
         self.loginPool = loginPool
-        self.formKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: keys.kek, info: Data("keyless idp form tokens".utf8), outputByteCount: 32)
+        self.formKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: keys.kek, info: Data("keyless idp form tokens".utf8), outputByteCount: 32)
         let audiences: Set<String> = [trimmed, trimmed + "/token"]
-        self.clients = if let clientPool {
-            try ClientAuthenticator(config: config, audiences: audiences, clock: clock, throttle: throttle, pool: clientPool)
-        } else {
-            try ClientAuthenticator(config: config, audiences: audiences, clock: clock, throttle: throttle)
-        }
+        self.clients =
+            if let clientPool {
+                try ClientAuthenticator(
+                    config: config, audiences: audiences, clock: clock, throttle: throttle, pool: clientPool)
+            } else {
+                try ClientAuthenticator(config: config, audiences: audiences, clock: clock, throttle: throttle)
+            }
     }
 
     /// The longest lifetime of any token this configuration signs (how long a retired key stays published).
@@ -162,12 +176,19 @@ public final class OAuthEngine: Sendable {
             "grant_types_supported": grants.isEmpty ? ["authorization_code"] : grants,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": [config.signingAlgorithm],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+            ],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+            ],
             "scopes_supported": Self.standardScopes.sorted(),
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "email", "email_verified", "preferred_username",
-                                 "groups"],
+            "claims_supported": [
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "email", "email_verified",
+                "preferred_username",
+                "groups",
+            ],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,
@@ -184,8 +205,12 @@ public final class OAuthEngine: Sendable {
         guard let clientID = q["client_id"], let client = config.client(clientID) else {
             return .failure(.page("The application is not registered here (unknown client_id)."))
         }
-        guard let redirect = q["redirect_uri"], Self.redirectMatches(redirect, registered: client.redirectURIs ?? []) else {
-            return .failure(.page("The redirect address this application sent is not registered for it, so you are not being sent there."))
+        guard let redirect = q["redirect_uri"], Self.redirectMatches(redirect, registered: client.redirectURIs ?? [])
+        else {
+            return .failure(
+                .page(
+                    "The redirect address this application sent is not registered for it, so you are not being sent there."
+                ))
         }
         guard q["request"] == nil else { return .failure(.redirect("request_not_supported")) }
         guard q["request_uri"] == nil else { return .failure(.redirect("request_uri_not_supported")) }
@@ -198,13 +223,19 @@ public final class OAuthEngine: Sendable {
         }
         let challenge = q["code_challenge"]
         if let challenge {
-            guard (q["code_challenge_method"] ?? "plain") == "S256", challenge.utf8.count == 43 else { return .failure(.redirect("invalid_request")) }
+            guard (q["code_challenge_method"] ?? "plain") == "S256", challenge.utf8.count == 43 else {
+                return .failure(.redirect("invalid_request"))
+            }
         } else if client.isPublic {
             return .failure(.redirect("invalid_request"))
         }
-        if let prompt = q["prompt"], !["none", "login", "consent", "select_account"].contains(prompt) { return .failure(.redirect("invalid_request")) }
-        return .success(AuthorizationRequest(clientID: clientID, redirectURI: redirect, scope: scope, state: q["state"], nonce: q["nonce"],
-                                             codeChallenge: challenge, prompt: q["prompt"]))
+        if let prompt = q["prompt"], !["none", "login", "consent", "select_account"].contains(prompt) {
+            return .failure(.redirect("invalid_request"))
+        }
+        return .success(
+            AuthorizationRequest(
+                clientID: clientID, redirectURI: redirect, scope: scope, state: q["state"], nonce: q["nonce"],
+                codeChallenge: challenge, prompt: q["prompt"]))
     }
 
     /// What an authorization error sends the browser to.
@@ -220,10 +251,13 @@ public final class OAuthEngine: Sendable {
     public func issueCode(_ request: AuthorizationRequest, authentication: Authentication) async throws -> String {
         let code = Self.randomToken()
         let now = clock.now()
-        try await store.insertCode(AuthorizationCodeRecord(
-            codeHash: Self.hash(code), clientID: request.clientID, redirectURI: request.redirectURI, scope: request.scope, nonce: request.nonce,
-            codeChallenge: request.codeChallenge, codeChallengeMethod: request.codeChallenge == nil ? nil : "S256",
-            authentication: authentication, familyID: Self.randomToken(bytes: 16), expiresAt: now.addingTimeInterval(TimeInterval(config.lifetimes.code))))
+        try await store.insertCode(
+            AuthorizationCodeRecord(
+                codeHash: Self.hash(code), clientID: request.clientID, redirectURI: request.redirectURI,
+                scope: request.scope, nonce: request.nonce,
+                codeChallenge: request.codeChallenge, codeChallengeMethod: request.codeChallenge == nil ? nil : "S256",
+                authentication: authentication, familyID: Self.randomToken(bytes: 16),
+                expiresAt: now.addingTimeInterval(TimeInterval(config.lifetimes.code))))
         var items = [("code", code)]
         if let state = request.state { items.append(("state", state)) }
         items.append(("iss", issuer))
@@ -233,11 +267,15 @@ public final class OAuthEngine: Sendable {
     /// RFC 8252 §7.3: exact match, except that the port of a loopback IP literal may differ.
     public static func redirectMatches(_ candidate: String, registered: [String]) -> Bool {
         if registered.contains(candidate) { return true }
-        guard let url = URLComponents(string: candidate), url.scheme == "http", let host = url.host, ["127.0.0.1", "::1", "[::1]"].contains(host) else { return false }
+        guard let url = URLComponents(string: candidate), url.scheme == "http", let host = url.host,
+            ["127.0.0.1", "::1", "[::1]"].contains(host)
+        else { return false }
         var portless = url
         portless.port = nil
         return registered.contains { entry in
-            guard var registeredURL = URLComponents(string: entry), registeredURL.scheme == "http", registeredURL.host == host else { return false }
+            guard var registeredURL = URLComponents(string: entry), registeredURL.scheme == "http",
+                registeredURL.host == host
+            else { return false }
             registeredURL.port = nil
             return registeredURL.string == portless.string
         }
@@ -248,13 +286,18 @@ public final class OAuthEngine: Sendable {
     /// Checks a username, password and (when the user has one) a one-time code, throttled as `ThrottleLimits` says.
     /// Unknown users cost the same as wrong passwords. A one-time code is spent in the store: no replica accepts it, or
     /// an earlier code of the same user, again.
-    public func login(username: String, password: String, otp: String?, address: String) async -> Result<Authentication, LoginFailure> {
+    public func login(username: String, password: String, otp: String?, address: String) async -> Result<
+        Authentication, LoginFailure
+    > {
         let now = clock.now()
         do {
             // The attempt counts before the password is checked, so parallel guesses cannot outrun the limit.
-            if let wait = try await throttle.beginLogin(user: username, address: address, now: now) { return .failure(.throttled(retryAfter: wait)) }
+            if let wait = try await throttle.beginLogin(user: username, address: address, now: now) {
+                return .failure(.throttled(retryAfter: wait))
+            }
             let user = config.user(username)
-            let hash = user.flatMap { PasswordHash($0.passwordHash) } ?? ClientAuthenticator.dummyHash  // same cost for unknown users
+            // Same cost for unknown users.
+            let hash = user.flatMap { PasswordHash($0.passwordHash) } ?? ClientAuthenticator.dummyHash
             let valid: Bool
             do { valid = try await loginPool.run { await hash.verifyOffloaded(password) } } catch is WorkPoolFull {
                 // Nothing was checked: the attempt is not a failure.
@@ -268,7 +311,8 @@ public final class OAuthEngine: Sendable {
                 guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
                 guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
                 guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
-                      try await spendOneTimeCode(user: user.username, counter: counter) else {
+                    try await spendOneTimeCode(user: user.username, counter: counter)
+                else {
                     return .failure(.invalid)
                 }
                 amr = ["pwd", "otp", "mfa"]
@@ -309,8 +353,10 @@ public final class OAuthEngine: Sendable {
     /// Starts a browser session; returns the cookie value.
     public func startSession(_ authentication: Authentication) async throws -> String {
         let id = Self.randomToken()
-        try await store.insertSession(SessionRecord(idHash: Self.hash(id), authentication: authentication,
-                                                    expiresAt: clock.now().addingTimeInterval(TimeInterval(config.lifetimes.session))))
+        try await store.insertSession(
+            SessionRecord(
+                idHash: Self.hash(id), authentication: authentication,
+                expiresAt: clock.now().addingTimeInterval(TimeInterval(config.lifetimes.session))))
         return id
     }
 
@@ -318,7 +364,8 @@ public final class OAuthEngine: Sendable {
     public func session(cookie: String?) async throws -> Authentication? {
         guard let cookie, !cookie.isEmpty, cookie.utf8.count < 200 else { return nil }
         guard let record = try await store.session(idHash: Self.hash(cookie), now: clock.now()),
-              config.user(subject: record.authentication.subject) != nil else { return nil }
+            config.user(subject: record.authentication.subject) != nil
+        else { return nil }
         return record.authentication
     }
 
@@ -331,7 +378,9 @@ public final class OAuthEngine: Sendable {
     // MARK: Token endpoint
 
     /// The token endpoint: authenticates the client, then runs the grant.
-    public func token(form: [String: String], credentials: ClientCredentials, address: String) async throws -> TokenResponse {
+    public func token(form: [String: String], credentials: ClientCredentials, address: String) async throws
+        -> TokenResponse
+    {
         guard let grant = form["grant_type"] else { throw OAuthError("invalid_request", "grant_type is missing.") }
         let client = try await clients.authenticate(credentials, address: address)
         switch grant {
@@ -344,12 +393,16 @@ public final class OAuthEngine: Sendable {
     }
 
     private func require(_ grant: String, _ client: IdPConfiguration.Client) throws {
-        guard client.grants.contains(grant) else { throw OAuthError("unauthorized_client", "client \(client.id) may not use the \(grant) grant.") }
+        guard client.grants.contains(grant) else {
+            throw OAuthError("unauthorized_client", "client \(client.id) may not use the \(grant) grant.")
+        }
     }
 
     private func codeGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
         try require("authorization_code", client)
-        guard let code = form["code"], let redirect = form["redirect_uri"] else { throw OAuthError("invalid_request", "code and redirect_uri are required.") }
+        guard let code = form["code"], let redirect = form["redirect_uri"] else {
+            throw OAuthError("invalid_request", "code and redirect_uri are required.")
+        }
         switch try await store.consumeCode(hash: Self.hash(code), now: clock.now()) {
         case .notFound:
             throw OAuthError("invalid_grant", "the code is unknown or has expired.")
@@ -357,37 +410,53 @@ public final class OAuthEngine: Sendable {
             try await store.revokeFamily(id: family)
             throw OAuthError("invalid_grant", "the code was already used; tokens issued for it have been revoked.")
         case .redeemed(let record):
-            guard record.clientID == client.id else { throw OAuthError("invalid_grant", "the code was issued to another client.") }
-            guard record.redirectURI == redirect else { throw OAuthError("invalid_grant", "redirect_uri does not match the authorization request.") }
+            guard record.clientID == client.id else {
+                throw OAuthError("invalid_grant", "the code was issued to another client.")
+            }
+            guard record.redirectURI == redirect else {
+                throw OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
+            }
             if let challenge = record.codeChallenge {
                 guard let verifier = form["code_verifier"], (43...128).contains(verifier.utf8.count),
-                      constantTimeEqual(Array(Base64URL.encode(Array(SHA256.hash(data: Data(verifier.utf8)))).utf8), Array(challenge.utf8)) else {
+                    constantTimeEqual(
+                        Array(Base64URL.encode(Array(SHA256.hash(data: Data(verifier.utf8)))).utf8),
+                        Array(challenge.utf8))
+                else {
                     throw OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE).")
                 }
             } else if form["code_verifier"] != nil {
                 throw OAuthError("invalid_grant", "code_verifier sent for a code issued without code_challenge.")
             }
-            return try await userTokens(client: client, scope: record.scope, authentication: record.authentication, nonce: record.nonce,
-                                        familyID: record.familyID)
+            return try await userTokens(
+                client: client, scope: record.scope, authentication: record.authentication, nonce: record.nonce,
+                familyID: record.familyID)
         }
     }
 
     private func refreshGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
         try require("refresh_token", client)
-        guard let token = form["refresh_token"] else { throw OAuthError("invalid_request", "refresh_token is required.") }
+        guard let token = form["refresh_token"] else {
+            throw OAuthError("invalid_request", "refresh_token is required.")
+        }
         // Check the request before spending the token, so a refused request leaves it usable (a retry is not reuse).
         let tokenHash = Self.hash(token)
-        if let narrowed = form["scope"], let stored = try await store.refreshToken(hash: tokenHash), stored.clientID == client.id,
-           !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " "))) {
+        if let narrowed = form["scope"], let stored = try await store.refreshToken(hash: tokenHash),
+            stored.clientID == client.id,
+            !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " ")))
+        {
             throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
         }
         let now = clock.now()
         let successor = Self.randomToken()
-        let successorRecord = RefreshSuccessor(tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now))
+        let successorRecord = RefreshSuccessor(
+            tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now))
         switch try await store.rotateRefreshToken(hash: tokenHash, now: now, successor: successorRecord) {
         case .notFound: throw OAuthError("invalid_grant", "the refresh token is unknown or has expired.")
         case .revoked: throw OAuthError("invalid_grant", "the refresh token was revoked.")
-        case .reused: throw OAuthError("invalid_grant", "the refresh token was already used; every token of this login is now revoked. Log in again.")
+        case .reused:
+            throw OAuthError(
+                "invalid_grant",
+                "the refresh token was already used; every token of this login is now revoked. Log in again.")
         case .valid(let record):
             guard record.clientID == client.id else {
                 try await store.revokeFamily(id: record.familyID)
@@ -405,24 +474,34 @@ public final class OAuthEngine: Sendable {
                 throw OAuthError("invalid_grant", "the user no longer exists.")
             }
             // The successor, stored by the rotation, keeps the original scope even when this response is narrowed (RFC 6749 §6).
-            return try await userTokens(client: client, scope: scope, authentication: record.authentication, nonce: nil, familyID: record.familyID,
-                                        rotatedTo: successor)
+            return try await userTokens(
+                client: client, scope: scope, authentication: record.authentication, nonce: nil,
+                familyID: record.familyID,
+                rotatedTo: successor)
         }
     }
 
-    private func clientCredentialsGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
+    private func clientCredentialsGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws
+        -> TokenResponse
+    {
         try require("client_credentials", client)
         guard !client.isPublic else { throw OAuthError.invalidClient("public clients cannot use client_credentials.") }
         let allowed = Set(client.scopes ?? [])
         let requested = form["scope"].map { Set($0.split(separator: " ").map(String.init)) } ?? allowed
-        guard requested.isSubset(of: allowed) else { throw OAuthError("invalid_scope", "client \(client.id) may ask only for: \(allowed.sorted().joined(separator: " ")).") }
+        guard requested.isSubset(of: allowed) else {
+            throw OAuthError(
+                "invalid_scope", "client \(client.id) may ask only for: \(allowed.sorted().joined(separator: " ")).")
+        }
         let scope = requested.sorted().joined(separator: " ")
         let now = clock.now()
         let ttl = client.accessTokenTTL ?? config.lifetimes.accessToken
         let (kid, key) = try await keys.currentSigningKey()
-        let access = try sign(AccessClaims(iss: issuer, sub: client.id, aud: AudienceList([client.audience ?? client.id]), exp: Self.seconds(now) + ttl,
-                                           iat: Self.seconds(now), jti: Self.randomToken(bytes: 16), client_id: client.id, scope: scope),
-                              typ: "at+jwt", kid: kid, key: key)
+        let access = try sign(
+            AccessClaims(
+                iss: issuer, sub: client.id, aud: AudienceList([client.audience ?? client.id]),
+                exp: Self.seconds(now) + ttl,
+                iat: Self.seconds(now), jti: Self.randomToken(bytes: 16), client_id: client.id, scope: scope),
+            typ: "at+jwt", kid: kid, key: key)
         return TokenResponse(accessToken: access, expiresIn: ttl, scope: scope)
     }
 
@@ -431,45 +510,61 @@ public final class OAuthEngine: Sendable {
         guard let code = form["device_code"] else { throw OAuthError("invalid_request", "device_code is required.") }
         switch try await store.pollDevice(deviceCodeHash: Self.hash(code), now: clock.now()) {
         case .pending: throw OAuthError("authorization_pending", "the user has not approved the request yet.")
-        case .slowDown(let interval): throw OAuthError("slow_down", "polling too fast; wait \(interval) seconds between requests.")
+        case .slowDown(let interval):
+            throw OAuthError("slow_down", "polling too fast; wait \(interval) seconds between requests.")
         case .denied: throw OAuthError("access_denied", "the user denied the request.")
         case .expired: throw OAuthError("expired_token", "the device code has expired; start again.")
         case .notFound: throw OAuthError("invalid_grant", "the device code is unknown or was already used.")
         case .approved(let record):
-            guard record.clientID == client.id, let approval = record.approval else { throw OAuthError("invalid_grant", "the device code was issued to another client.") }
-            return try await userTokens(client: client, scope: record.scope, authentication: approval.authentication, nonce: nil, familyID: approval.familyID)
+            guard record.clientID == client.id, let approval = record.approval else {
+                throw OAuthError("invalid_grant", "the device code was issued to another client.")
+            }
+            return try await userTokens(
+                client: client, scope: record.scope, authentication: approval.authentication, nonce: nil,
+                familyID: approval.familyID)
         }
     }
 
     /// The tokens of a user's grant. A refresh token is issued to clients with the grant: `rotatedTo` when a rotation
     /// has already stored it, otherwise a new one of `familyID`.
-    private func userTokens(client: IdPConfiguration.Client, scope: String, authentication: Authentication, nonce: String?, familyID: String,
-                            rotatedTo: String? = nil) async throws -> TokenResponse {
+    private func userTokens(
+        client: IdPConfiguration.Client, scope: String, authentication: Authentication, nonce: String?,
+        familyID: String,
+        rotatedTo: String? = nil
+    ) async throws -> TokenResponse {
         let now = clock.now()
         let user = config.user(subject: authentication.subject)
         let (kid, key) = try await keys.currentSigningKey()
         let idTTL = client.idTokenTTL ?? config.lifetimes.idToken
         let accessTTL = client.accessTokenTTL ?? config.lifetimes.accessToken
         let released = ReleasedClaims(user: user, scope: scope)
-        let idToken = try sign(IDClaims(iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL, iat: Self.seconds(now),
-                                        auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
-                                        email: released.email, email_verified: released.email.map { _ in true },
-                                        preferred_username: released.preferredUsername, groups: released.groups),
-                               typ: "JWT", kid: kid, key: key)
-        let access = try sign(AccessClaims(iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
-                                           exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: Self.randomToken(bytes: 16),
-                                           client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
-                                           amr: authentication.amr, groups: released.groups),
-                              typ: "at+jwt", kid: kid, key: key)
+        let idToken = try sign(
+            IDClaims(
+                iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL,
+                iat: Self.seconds(now),
+                auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
+                email: released.email, email_verified: released.email.map { _ in true },
+                preferred_username: released.preferredUsername, groups: released.groups),
+            typ: "JWT", kid: kid, key: key)
+        let access = try sign(
+            AccessClaims(
+                iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
+                exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: Self.randomToken(bytes: 16),
+                client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
+                amr: authentication.amr, groups: released.groups),
+            typ: "at+jwt", kid: kid, key: key)
         var refresh = rotatedTo
         if refresh == nil, client.grants.contains("refresh_token") {
             let token = Self.randomToken()
-            try await store.insertRefreshToken(RefreshTokenRecord(
-                tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: scope, authentication: authentication, issuedAt: now,
-                expiresAt: refreshExpiry(client, now: now)))
+            try await store.insertRefreshToken(
+                RefreshTokenRecord(
+                    tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: scope,
+                    authentication: authentication, issuedAt: now,
+                    expiresAt: refreshExpiry(client, now: now)))
             refresh = token
         }
-        return TokenResponse(accessToken: access, expiresIn: accessTTL, idToken: idToken, refreshToken: refresh, scope: scope)
+        return TokenResponse(
+            accessToken: access, expiresIn: accessTTL, idToken: idToken, refreshToken: refresh, scope: scope)
     }
 
     private func refreshExpiry(_ client: IdPConfiguration.Client, now: Date) -> Date {
@@ -479,22 +574,30 @@ public final class OAuthEngine: Sendable {
     // MARK: Device authorization
 
     /// The device authorization endpoint (RFC 8628 §3.1).
-    public func authorizeDevice(form: [String: String], credentials: ClientCredentials, address: String) async throws -> DeviceAuthorization {
+    public func authorizeDevice(form: [String: String], credentials: ClientCredentials, address: String) async throws
+        -> DeviceAuthorization
+    {
         let client = try await clients.authenticate(credentials, address: address)
         try require("device_code", client)
         let scope = form["scope"] ?? "openid"
-        guard Set(scope.split(separator: " ").map(String.init)).isSubset(of: Self.standardScopes.union(client.scopes ?? [])) else {
+        guard
+            Set(scope.split(separator: " ").map(String.init)).isSubset(
+                of: Self.standardScopes.union(client.scopes ?? []))
+        else {
             throw OAuthError("invalid_scope", "scope \(scope) is not allowed for client \(client.id).")
         }
         let deviceCode = Self.randomToken()
         let userCode = Self.userCode()
-        try await store.insertDeviceCode(DeviceCodeRecord(
-            deviceCodeHash: Self.hash(deviceCode), userCode: userCode, clientID: client.id, scope: scope, interval: config.lifetimes.deviceInterval,
-            expiresAt: clock.now().addingTimeInterval(TimeInterval(config.lifetimes.deviceCode))))
+        try await store.insertDeviceCode(
+            DeviceCodeRecord(
+                deviceCodeHash: Self.hash(deviceCode), userCode: userCode, clientID: client.id, scope: scope,
+                interval: config.lifetimes.deviceInterval,
+                expiresAt: clock.now().addingTimeInterval(TimeInterval(config.lifetimes.deviceCode))))
         let display = String(userCode.prefix(4)) + "-" + String(userCode.suffix(4))
-        return DeviceAuthorization(deviceCode: deviceCode, userCode: display, verificationURI: issuer + "/device",
-                                   verificationURIComplete: issuer + "/device?user_code=" + display,
-                                   expiresIn: config.lifetimes.deviceCode, interval: config.lifetimes.deviceInterval)
+        return DeviceAuthorization(
+            deviceCode: deviceCode, userCode: display, verificationURI: issuer + "/device",
+            verificationURIComplete: issuer + "/device?user_code=" + display,
+            expiresIn: config.lifetimes.deviceCode, interval: config.lifetimes.deviceInterval)
     }
 
     /// Normalises what a user typed as a user code: upper case, no dashes or spaces.
@@ -512,8 +615,10 @@ public final class OAuthEngine: Sendable {
     public func decideDevice(userCode: String, approve: Bool, authentication: Authentication) async throws -> Bool {
         let code = Self.normaliseUserCode(userCode)
         if approve {
-            return try await store.approveDevice(userCode: code, approval: DeviceApproval(authentication: authentication, familyID: Self.randomToken(bytes: 16)),
-                                                 now: clock.now())
+            return try await store.approveDevice(
+                userCode: code,
+                approval: DeviceApproval(authentication: authentication, familyID: Self.randomToken(bytes: 16)),
+                now: clock.now())
         }
         return try await store.denyDevice(userCode: code, now: clock.now())
     }
@@ -522,10 +627,14 @@ public final class OAuthEngine: Sendable {
 
     /// The userinfo endpoint: the claims of the user an access token from this provider was issued for.
     public func userinfo(bearer: String?) async throws -> [String: Any] {
-        guard let bearer, !bearer.isEmpty else { throw OAuthError("missing_token", "send the access token as Authorization: Bearer.", status: 401) }
+        guard let bearer, !bearer.isEmpty else {
+            throw OAuthError("missing_token", "send the access token as Authorization: Bearer.", status: 401)
+        }
         let claims = try await verifyAccessToken(bearer)
         // Only tokens from a user's login (they carry auth_time) describe a user; a client's own token does not.
-        guard claims.auth_time != nil, let user = config.user(subject: claims.sub) else { throw OAuthError("invalid_token", "the token is not for a user.", status: 401) }
+        guard claims.auth_time != nil, let user = config.user(subject: claims.sub) else {
+            throw OAuthError("invalid_token", "the token is not for a user.", status: 401)
+        }
         let released = ReleasedClaims(user: user, scope: claims.scope)
         var info: [String: Any] = ["sub": claims.sub]
         if let name = released.preferredUsername { info["preferred_username"] = name }
@@ -536,13 +645,17 @@ public final class OAuthEngine: Sendable {
 
     /// Checks one of this provider's access tokens: signature by a published key, `typ`, issuer, expiry.
     public func verifyAccessToken(_ token: String?) async throws -> AccessClaims {
-        guard let token, let parts = JWS.parse(token), parts.header.typ?.lowercased() == "at+jwt", let kid = parts.header.kid,
-              let key = try await keys.verificationKeys()[kid], key.algorithm == parts.header.alg,
-              key.verify(parts.signature, for: parts.signingInput),
-              let claims = try? JSONDecoder().decode(AccessClaims.self, from: parts.payload) else {
+        guard let token, let parts = JWS.parse(token), parts.header.typ?.lowercased() == "at+jwt",
+            let kid = parts.header.kid,
+            let key = try await keys.verificationKeys()[kid], key.algorithm == parts.header.alg,
+            key.verify(parts.signature, for: parts.signingInput),
+            let claims = try? JSONDecoder().decode(AccessClaims.self, from: parts.payload)
+        else {
             throw OAuthError("invalid_token", "the access token is not one this provider issued.", status: 401)
         }
-        guard claims.iss == issuer, claims.exp > Self.seconds(clock.now()) else { throw OAuthError("invalid_token", "the access token has expired.", status: 401) }
+        guard claims.iss == issuer, claims.exp > Self.seconds(clock.now()) else {
+            throw OAuthError("invalid_token", "the access token has expired.", status: 401)
+        }
         return claims
     }
 
@@ -562,7 +675,8 @@ public final class OAuthEngine: Sendable {
 
     func sign(_ claims: some TokenClaims, typ: String, kid: String, key: SigningKey) throws -> String {
         let payload = Array(claims.jsonText.utf8)
-        let header = "{\"alg\":\"" + key.algorithm + "\",\"kid\":" + jsonString(kid) + ",\"typ\":" + jsonString(typ) + "}"
+        let header =
+            "{\"alg\":\"" + key.algorithm + "\",\"kid\":" + jsonString(kid) + ",\"typ\":" + jsonString(typ) + "}"
         return try JWS.sign(header: Array(header.utf8), payload: payload, key: key)
     }
 
@@ -589,7 +703,8 @@ public final class OAuthEngine: Sendable {
     static func appendQuery(_ base: String, _ items: [(String, String)]) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
-        let query = items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(separator: "&")
+        let query = items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(
+            separator: "&")
         return base + (base.contains("?") ? "&" : "?") + query
     }
 }
@@ -680,4 +795,3 @@ public struct AccessClaims: Codable, Sendable, TokenClaims {
         return text + "}"
     }
 }
-

@@ -21,10 +21,13 @@ public struct PasswordHash: Sendable, Equatable, CustomStringConvertible {
     public static let defaultCost = (logN: 15, r: 8, p: 1)
 
     /// Hashes `password` with a fresh random salt.
-    public static func make(_ password: String, logN: Int = defaultCost.logN, r: Int = defaultCost.r, p: Int = defaultCost.p) throws -> PasswordHash {
+    public static func make(
+        _ password: String, logN: Int = defaultCost.logN, r: Int = defaultCost.r, p: Int = defaultCost.p
+    ) throws -> PasswordHash {
         var rng = SystemRandomNumberGenerator()
         let salt = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        return PasswordHash(logN: logN, r: r, p: p, salt: salt, hash: try derive(password, salt: salt, logN: logN, r: r, p: p))
+        return PasswordHash(
+            logN: logN, r: r, p: p, salt: salt, hash: try derive(password, salt: salt, logN: logN, r: r, p: p))
     }
 
     /// Parses a stored hash; `nil` when it is not one.
@@ -37,8 +40,10 @@ public struct PasswordHash: Sendable, Equatable, CustomStringConvertible {
             guard kv.count == 2, let value = Int(kv[1]) else { return nil }
             values[String(kv[0])] = value
         }
-        guard let logN = values["ln"], let r = values["r"], let p = values["p"], (10...22).contains(logN), (1...32).contains(r), (1...16).contains(p),
-              let salt = Self.decode(parts[3]), salt.count >= 8, let hash = Self.decode(parts[4]), hash.count >= 16 else { return nil }
+        guard let logN = values["ln"], let r = values["r"], let p = values["p"], (10...22).contains(logN),
+            (1...32).contains(r), (1...16).contains(p),
+            let salt = Self.decode(parts[3]), salt.count >= 8, let hash = Self.decode(parts[4]), hash.count >= 16
+        else { return nil }
         self.init(logN: logN, r: r, p: p, salt: salt, hash: hash)
     }
 
@@ -57,14 +62,19 @@ public struct PasswordHash: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether `password` matches, compared in constant time.
     public func verify(_ password: String) -> Bool {
-        guard let candidate = try? Self.derive(password, salt: salt, logN: logN, r: r, p: p, length: hash.count) else { return false }
+        guard let candidate = try? Self.derive(password, salt: salt, logN: logN, r: r, p: p, length: hash.count) else {
+            return false
+        }
         var difference: UInt8 = 0
         for (a, b) in zip(candidate, hash) { difference |= a ^ b }
         return difference == 0 && candidate.count == hash.count
     }
 
-    static func derive(_ password: String, salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32) throws -> [UInt8] {
-        let key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: length, rounds: 1 << logN, blockSize: r, parallelism: p)
+    static func derive(_ password: String, salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32) throws -> [UInt8]
+    {
+        let key = try KDF.Scrypt.deriveKey(
+            from: Array(password.utf8), salt: salt, outputByteCount: length, rounds: 1 << logN, blockSize: r,
+            parallelism: p)
         return key.withUnsafeBytes { Array($0) }
     }
 

@@ -16,7 +16,9 @@ public enum TOTP {
         let message = withUnsafeBytes(of: &big) { Array($0) }
         let mac = Array(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: SymmetricKey(data: secret)))
         let offset = Int(mac[19] & 0x0f)
-        let binary = (UInt32(mac[offset] & 0x7f) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
+        let binary =
+            (UInt32(mac[offset] & 0x7f) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8)
+            | UInt32(mac[offset + 3])
         var modulus: UInt32 = 1
         for _ in 0..<digits { modulus *= 10 }
         let value = String(binary % modulus)
@@ -29,7 +31,8 @@ public enum TOTP {
         guard trimmed.count == 6, trimmed.allSatisfy(\.isASCII) else { return nil }
         let now = UInt64(max(0, date.timeIntervalSince1970)) / UInt64(step)
         var found: UInt64?
-        for counter in [now &- 1, now, now + 1] where constantTimeEqual(Array(code(secret: secret, counter: counter).utf8), Array(trimmed.utf8)) {
+        for counter in [now &- 1, now, now + 1]
+        where constantTimeEqual(Array(code(secret: secret, counter: counter).utf8), Array(trimmed.utf8)) {
             found = counter
         }
         return found

@@ -33,8 +33,11 @@ public struct ThrottleLimits: Sendable, Equatable {
 
     /// Limits; the defaults are 3 free failures then 2 s doubling up to 5 min per user and address, 30 failures per
     /// address, 300 per user, 20 wrong codes or client secrets per address, all within 15 minutes.
-    public init(freeFailures: Int = 3, firstDelay: TimeInterval = 2, longestDelay: TimeInterval = 300, failuresPerAddress: Int = 30,
-                failuresPerUser: Int = 300, guessesPerAddress: Int = 20, window: TimeInterval = 900) {
+    public init(
+        freeFailures: Int = 3, firstDelay: TimeInterval = 2, longestDelay: TimeInterval = 300,
+        failuresPerAddress: Int = 30,
+        failuresPerUser: Int = 300, guessesPerAddress: Int = 20, window: TimeInterval = 900
+    ) {
         self.freeFailures = freeFailures; self.firstDelay = firstDelay; self.longestDelay = longestDelay
         self.failuresPerAddress = failuresPerAddress; self.failuresPerUser = failuresPerUser
         self.guessesPerAddress = guessesPerAddress; self.window = window
@@ -95,7 +98,8 @@ public struct Throttle: Sendable {
 
     /// Takes back an attempt `beginLogin` counted when nothing was checked after all (the password pool was full).
     public func loginNotAttempted(user: String, address: String, now: Date) async throws {
-        _ = try await store.addToCounters(loginKeys(user: user, address: address), delta: -1, window: limits.window, now: now)
+        _ = try await store.addToCounters(
+            loginKeys(user: user, address: address), delta: -1, window: limits.window, now: now)
     }
 
     /// Seconds to wait given the counters (user and address, address, user), or nil.
@@ -106,7 +110,9 @@ public struct Throttle: Sendable {
             if delay > 0 { waits.append(last.addingTimeInterval(delay).timeIntervalSince(now)) }
         }
         for (counter, limit) in [(counters[1], limits.failuresPerAddress), (counters[2], limits.failuresPerUser)] {
-            if counter.count >= limit, let last = counter.lastIncrease { waits.append(last.addingTimeInterval(limits.window).timeIntervalSince(now)) }
+            if counter.count >= limit, let last = counter.lastIncrease {
+                waits.append(last.addingTimeInterval(limits.window).timeIntervalSince(now))
+            }
         }
         guard let longest = waits.max(), longest > 0 else { return nil }
         return max(1, Int(longest.rounded(.up)))
@@ -114,7 +120,10 @@ public struct Throttle: Sendable {
 
     func loginKeys(user: String, address: String) -> [String] {
         let user = user.lowercased()
-        return [Self.key("login-pair", user + "\u{0}" + address), Self.key("login-address", address), Self.key("login-user", user)]
+        return [
+            Self.key("login-pair", user + "\u{0}" + address), Self.key("login-address", address),
+            Self.key("login-user", user),
+        ]
     }
 
     // MARK: Guesses per address

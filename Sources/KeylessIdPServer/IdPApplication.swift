@@ -28,34 +28,47 @@ public struct IdPServerConfiguration: Sendable {
     public var maxConnections: Int?
 
     /// A configuration.
-    public init(host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30, metrics: MetricsAccess = .off,
-                trustedProxies: TrustedProxies = .none, maxConnections: Int? = nil) {
-        self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout; self.metrics = metrics
+    public init(
+        host: String, port: Int, secureCookies: Bool, idleTimeout: TimeInterval = 30, metrics: MetricsAccess = .off,
+        trustedProxies: TrustedProxies = .none, maxConnections: Int? = nil
+    ) {
+        self.host = host; self.port = port; self.secureCookies = secureCookies; self.idleTimeout = idleTimeout;
+        self.metrics = metrics
         self.trustedProxies = trustedProxies; self.maxConnections = maxConnections
     }
 }
 
 /// Builds the provider's HTTP application around an engine: discovery, JWKS, the login and device pages, the token,
 /// device-authorization, userinfo and revocation endpoints, health and metrics.
-public func buildIdPApplication(engine: OAuthEngine, configuration: IdPServerConfiguration, logger: Logger,
-                                metrics: HTTPMetrics = .provider(),
-                                onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
+public func buildIdPApplication(
+    engine: OAuthEngine, configuration: IdPServerConfiguration, logger: Logger,
+    metrics: HTTPMetrics = .provider(),
+    onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
+) -> some ApplicationProtocol {
     let router = Router(context: IdPRequestContext.self)
     router.add(middleware: ClientAddressMiddleware<IdPRequestContext>(proxies: configuration.trustedProxies))
-    router.add(middleware: RequestLogMiddleware<IdPRequestContext>(known: IdPRoutesLogged.known, quiet: ["/healthz", "/metrics"]) { route, status, duration in
-        metrics.request(route: route, status: status, duration: duration)
-    })
+    router.add(
+        middleware: RequestLogMiddleware<IdPRequestContext>(
+            known: IdPRoutesLogged.known, quiet: ["/healthz", "/metrics"]
+        ) { route, status, duration in
+            metrics.request(route: route, status: status, duration: duration)
+        })
     router.add(middleware: SecurityHeadersMiddleware())
-    IdPRoutes(engine: engine, metrics: metrics, metricsAccess: configuration.metrics, secureCookies: configuration.secureCookies, logger: logger)
-        .add(to: router)
-    return Application(router: router,
-                       server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
-                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil,
-                                            availableConnectionsDelegate: MaximumAvailableConnections(
-                                                ConnectionLimit.prepare(requested: configuration.maxConnections))),
-                       services: [Housekeeping(engine: engine, logger: logger)],
-                       onServerRunning: { channel in await onRunning(channel.localAddress) },
-                       logger: logger)
+    IdPRoutes(
+        engine: engine, metrics: metrics, metricsAccess: configuration.metrics,
+        secureCookies: configuration.secureCookies, logger: logger
+    )
+    .add(to: router)
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+            availableConnectionsDelegate: MaximumAvailableConnections(
+                ConnectionLimit.prepare(requested: configuration.maxConnections))),
+        services: [Housekeeping(engine: engine, logger: logger)],
+        onServerRunning: { channel in await onRunning(channel.localAddress) },
+        logger: logger)
 }
 
 /// Deletes expired rows and re-reads the keys every minute; stops with the application.
@@ -99,15 +112,18 @@ struct IdPRoutes {
             return response
         }
         router.get("/jwks.json") { _, _ in
-            var response = Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
-                                    body: .init(byteBuffer: ByteBuffer(bytes: try await engine.keys.jwks())))
+            var response = Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],
+                body: .init(byteBuffer: ByteBuffer(bytes: try await engine.keys.jwks())))
             response.headers[.accessControlAllowOrigin] = "*"
             return response
         }
         router.get("/authorize") { request, context in try await authorizeGet(request, context) }
         router.post("/authorize") { request, context in try await authorizePost(request, context) }
         router.post("/token") { request, context in await token(request, peer: context.peer) }
-        router.post("/device_authorization") { request, context in await deviceAuthorization(request, peer: context.peer) }
+        router.post("/device_authorization") { request, context in
+            await deviceAuthorization(request, peer: context.peer)
+        }
         router.get("/device") { request, context in try await deviceGet(request, context) }
         router.post("/device") { request, context in try await devicePost(request, context) }
         router.get("/userinfo") { request, _ in await userinfo(request) }
@@ -128,7 +144,11 @@ struct IdPRoutes {
 
     func authorizeGet(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
         let query: [String: String]
-        do { query = try FormFields.query(request) } catch { return Responses.html(Pages.error("The sign-in link is malformed (a parameter is repeated or badly encoded)."), status: .badRequest) }
+        do { query = try FormFields.query(request) } catch {
+            return Responses.html(
+                Pages.error("The sign-in link is malformed (a parameter is repeated or badly encoded)."),
+                status: .badRequest)
+        }
         let authorization: AuthorizationRequest
         switch engine.validateAuthorization(query) {
         case .failure(.page(let message)): return Responses.html(Pages.error(message), status: .badRequest)
@@ -142,13 +162,19 @@ struct IdPRoutes {
                 return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
             }
             // OpenID Connect Core §3.1.2.1: prompt=none must not show any page.
-            if authorization.prompt == "none" { return Responses.redirect(engine.errorRedirect("consent_required", request: query)) }
+            if authorization.prompt == "none" {
+                return Responses.redirect(engine.errorRedirect("consent_required", request: query))
+            }
             return withFormToken(request, session: sessionValue) { token in
-                Responses.html(Pages.consent(clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
-                                             csrf: token, username: session.subject))
+                Responses.html(
+                    Pages.consent(
+                        clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
+                        csrf: token, username: session.subject))
             }
         }
-        if authorization.prompt == "none" { return Responses.redirect(engine.errorRedirect("login_required", request: query)) }
+        if authorization.prompt == "none" {
+            return Responses.redirect(engine.errorRedirect("login_required", request: query))
+        }
         return withFormToken(request, session: sessionValue) { token in
             Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token))
         }
@@ -156,9 +182,14 @@ struct IdPRoutes {
 
     func authorizePost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
         let form: [String: String]
-        do { form = try await FormFields.body(request) } catch { return Responses.html(Pages.error("The form could not be read."), status: .badRequest) }
+        do { form = try await FormFields.body(request) } catch {
+            return Responses.html(Pages.error("The form could not be read."), status: .badRequest)
+        }
         guard let binding = checkForm(request, form) else {
-            return Responses.html(Pages.error("This form expired or came from another site. Go back to the application and start the sign-in again."), status: .forbidden)
+            return Responses.html(
+                Pages.error(
+                    "This form expired or came from another site. Go back to the application and start the sign-in again."
+                ), status: .forbidden)
         }
         let authorization: AuthorizationRequest
         switch engine.validateAuthorization(form) {
@@ -170,29 +201,41 @@ struct IdPRoutes {
         let token = engine.formToken(binding: binding, session: sessionValue)
         switch form["action"] {
         case "cancel", "deny":
-            return Responses.redirect(engine.errorRedirect("access_denied", request: form, description: "The user declined."))
+            return Responses.redirect(
+                engine.errorRedirect("access_denied", request: form, description: "The user declined."))
         case "allow":
             guard let session = try await engine.session(cookie: sessionValue) else {
-                return Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token, message: "Your session ended; sign in again."))
+                return Responses.html(
+                    Pages.login(
+                        clientID: authorization.clientID, request: authorization.fields, csrf: token,
+                        message: "Your session ended; sign in again."))
             }
             return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
         default:
             let username = form["username"] ?? ""
-            switch await engine.login(username: username, password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
+            switch await engine.login(
+                username: username, password: form["password"] ?? "", otp: form["otp"], address: context.peer)
+            {
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
-                    Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token, username: username, message: message)
+                    Pages.login(
+                        clientID: authorization.clientID, request: authorization.fields, csrf: token,
+                        username: username, message: message)
                 }
             case .success(let authentication):
                 metrics.login(outcome: "success")
                 let sessionID = try await engine.startSession(authentication)
                 var response: Response
                 if isFirstParty(authorization.clientID) {
-                    response = Responses.redirect(try await engine.issueCode(authorization, authentication: authentication))
+                    response = Responses.redirect(
+                        try await engine.issueCode(authorization, authentication: authentication))
                 } else {
                     // The consent form is submitted with the new session, so its token is bound to that session.
-                    response = Responses.html(Pages.consent(clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
-                                                            csrf: engine.formToken(binding: binding, session: sessionID), username: authentication.subject))
+                    response = Responses.html(
+                        Pages.consent(
+                            clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
+                            csrf: engine.formToken(binding: binding, session: sessionID),
+                            username: authentication.subject))
                 }
                 response.setCookie(cookie(sessionCookie, sessionID, sameSite: .lax))
                 return response
@@ -203,12 +246,24 @@ struct IdPRoutes {
     /// The answer to a failed login on either form: `page` renders the form again with the message. Records the
     /// outcome in the metrics and the log (never what was typed).
     func loginFailed(_ failure: LoginFailure, peer: String, page: (String) -> String) -> Response {
-        let (outcome, message, status): (String, String, HTTPResponse.Status) = switch failure {
-        case .throttled(let wait): ("throttled", "Too many failed attempts. Try again in \(wait) seconds.", .tooManyRequests)
-        case .otpRequired: ("otp_required", "Your account needs a one-time code: enter your password and the code from your authenticator.", .unauthorized)
-        case .invalid: ("invalid", "Wrong username, password or one-time code.", .unauthorized)
-        case .unavailable(let wait): ("unavailable", "Sign-in is busy or cannot reach its database right now. Try again in \(wait) seconds.", .serviceUnavailable)
-        }
+        let (outcome, message, status): (String, String, HTTPResponse.Status) =
+            switch failure {
+            case .throttled(let wait):
+                ("throttled", "Too many failed attempts. Try again in \(wait) seconds.", .tooManyRequests)
+            case .otpRequired:
+                (
+                    "otp_required",
+                    "Your account needs a one-time code: enter your password and the code from your authenticator.",
+                    .unauthorized
+                )
+            case .invalid: ("invalid", "Wrong username, password or one-time code.", .unauthorized)
+            case .unavailable(let wait):
+                (
+                    "unavailable",
+                    "Sign-in is busy or cannot reach its database right now. Try again in \(wait) seconds.",
+                    .serviceUnavailable
+                )
+            }
         metrics.login(outcome: outcome)
         logger.notice("login failed", metadata: ["reason": .string(outcome), "peer": .string(peer)])
         var response = Responses.html(page(message), status: status)
@@ -231,7 +286,9 @@ struct IdPRoutes {
         var asking: (client: String, scope: String)?
         var message: String?
         if !userCode.isEmpty {
-            if let wait = try await engine.throttle.retryAfter(.deviceCode, address: context.peer, now: engine.clock.now()) {
+            if let wait = try await engine.throttle.retryAfter(
+                .deviceCode, address: context.peer, now: engine.clock.now())
+            {
                 message = "Too many wrong codes. Try again in \(wait) seconds."
             } else if let pending = try await engine.pendingDevice(userCode: userCode) {
                 asking = (pending.clientID, pending.scope)
@@ -241,43 +298,62 @@ struct IdPRoutes {
             }
         }
         return withFormToken(request, session: sessionValue) { token in
-            Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: session?.subject, request: asking, message: message))
+            Responses.html(
+                Pages.device(
+                    userCode: userCode, csrf: token, signedInAs: session?.subject, request: asking, message: message))
         }
     }
 
     func devicePost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
         let form: [String: String]
-        do { form = try await FormFields.body(request) } catch { return Responses.html(Pages.error("The form could not be read."), status: .badRequest) }
+        do { form = try await FormFields.body(request) } catch {
+            return Responses.html(Pages.error("The form could not be read."), status: .badRequest)
+        }
         guard let binding = checkForm(request, form) else {
-            return Responses.html(Pages.error("This form expired or came from another site. Open the device page again."), status: .forbidden)
+            return Responses.html(
+                Pages.error("This form expired or came from another site. Open the device page again."),
+                status: .forbidden)
         }
         let sessionValue = request.cookies[sessionCookie]?.value
         let token = engine.formToken(binding: binding, session: sessionValue)
         let userCode = form["user_code"] ?? ""
         let session = try await engine.session(cookie: sessionValue)
         // RFC 8628 §5.1: user codes are short, so guesses are throttled per source address.
-        if let wait = try await engine.throttle.retryAfter(.deviceCode, address: context.peer, now: engine.clock.now()) {
-            var response = Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: session?.subject,
-                                                       message: "Too many wrong codes. Try again in \(wait) seconds."), status: .tooManyRequests)
+        if let wait = try await engine.throttle.retryAfter(.deviceCode, address: context.peer, now: engine.clock.now())
+        {
+            var response = Responses.html(
+                Pages.device(
+                    userCode: userCode, csrf: token, signedInAs: session?.subject,
+                    message: "Too many wrong codes. Try again in \(wait) seconds."), status: .tooManyRequests)
             response.headers[.retryAfter] = String(wait)
             return response
         }
         guard let pending = try await engine.pendingDevice(userCode: userCode) else {
             try await engine.throttle.recordFailure(.deviceCode, address: context.peer, now: engine.clock.now())
-            return Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: session?.subject,
-                                               message: "That code is unknown, expired or already used. Check the code your device shows."), status: .badRequest)
+            return Responses.html(
+                Pages.device(
+                    userCode: userCode, csrf: token, signedInAs: session?.subject,
+                    message: "That code is unknown, expired or already used. Check the code your device shows."),
+                status: .badRequest)
         }
         var authentication = session
         var newSession: String?
         if authentication == nil {
             guard form["step"] != "consent" else {
-                return Responses.html(Pages.device(userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
-                                                   message: "Your session ended; sign in again."), status: .unauthorized)
+                return Responses.html(
+                    Pages.device(
+                        userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
+                        message: "Your session ended; sign in again."), status: .unauthorized)
             }
-            switch await engine.login(username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"], address: context.peer) {
+            switch await engine.login(
+                username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"],
+                address: context.peer)
+            {
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
-                    Pages.device(userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope), message: message)
+                    Pages.device(
+                        userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
+                        message: message)
                 }
             case .success(let fresh):
                 metrics.login(outcome: "success")
@@ -289,14 +365,19 @@ struct IdPRoutes {
         let declined = action == "deny"
         // A third-party client gets its consent page, as at /authorize, before anything is approved.
         if !declined && !isFirstParty(pending.clientID) && !(form["step"] == "consent" && action == "allow") {
-            var response = Responses.html(Pages.deviceConsent(clientID: pending.clientID, scope: pending.scope, userCode: userCode,
-                                                              csrf: engine.formToken(binding: binding, session: newSession ?? sessionValue),
-                                                              username: authentication!.subject))
+            var response = Responses.html(
+                Pages.deviceConsent(
+                    clientID: pending.clientID, scope: pending.scope, userCode: userCode,
+                    csrf: engine.formToken(binding: binding, session: newSession ?? sessionValue),
+                    username: authentication!.subject))
             if let newSession { response.setCookie(cookie(sessionCookie, newSession, sameSite: .lax)) }
             return response
         }
-        guard try await engine.decideDevice(userCode: userCode, approve: !declined, authentication: authentication!) else {
-            return Responses.html(Pages.error("That code expired or was used while you were signing in. Start again on your device."), status: .badRequest)
+        guard try await engine.decideDevice(userCode: userCode, approve: !declined, authentication: authentication!)
+        else {
+            return Responses.html(
+                Pages.error("That code expired or was used while you were signing in. Start again on your device."),
+                status: .badRequest)
         }
         var response = Responses.html(Pages.deviceDone(approved: !declined))
         if let newSession { response.setCookie(cookie(sessionCookie, newSession, sameSite: .lax)) }
@@ -308,11 +389,13 @@ struct IdPRoutes {
     func token(_ request: Request, peer: String) async -> Response {
         do {
             let form = try await FormFields.body(request)
-            let response = try await engine.token(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
-                                                  address: peer)
+            let response = try await engine.token(
+                form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+                address: peer)
             metrics.tokenIssued(grant: form["grant_type"] ?? "")
-            var result = Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                                  body: .init(byteBuffer: ByteBuffer(string: response.jsonText)))
+            var result = Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: response.jsonText)))
             result.headers[HTTPField.Name("Pragma")!] = "no-cache"
             return result
         } catch let error as OAuthError {
@@ -326,11 +409,14 @@ struct IdPRoutes {
     func deviceAuthorization(_ request: Request, peer: String) async -> Response {
         do {
             let form = try await FormFields.body(request)
-            let device = try await engine.authorizeDevice(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
-                                                          address: peer)
+            let device = try await engine.authorizeDevice(
+                form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+                address: peer)
             return Responses.json([
-                "device_code": device.deviceCode, "user_code": device.userCode, "verification_uri": device.verificationURI,
-                "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn, "interval": device.interval,
+                "device_code": device.deviceCode, "user_code": device.userCode,
+                "verification_uri": device.verificationURI,
+                "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn,
+                "interval": device.interval,
             ])
         } catch let error as OAuthError {
             return Responses.oauthError(error)
@@ -341,7 +427,9 @@ struct IdPRoutes {
 
     func userinfo(_ request: Request) async -> Response {
         let header = request.headers[.authorization] ?? ""
-        let bearer = header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
+        let bearer =
+            header.lowercased().hasPrefix("bearer ")
+            ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
         do {
             return Responses.json(try await engine.userinfo(bearer: bearer))
         } catch let error as OAuthError {
@@ -354,8 +442,9 @@ struct IdPRoutes {
     func revoke(_ request: Request, peer: String) async -> Response {
         do {
             let form = try await FormFields.body(request)
-            try await engine.revoke(form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
-                                    address: peer)
+            try await engine.revoke(
+                form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+                address: peer)
             return Response(status: .ok, headers: [.cacheControl: "no-store"])
         } catch let error as OAuthError {
             return Responses.oauthError(error)
@@ -366,7 +455,8 @@ struct IdPRoutes {
 
     func serverError(_ error: any Error) -> Response {
         logger.error("request failed", metadata: ["error": .string(String(describing: error))])
-        return Responses.oauthError(OAuthError("server_error", "the provider could not complete the request; see its log.", status: 500))
+        return Responses.oauthError(
+            OAuthError("server_error", "the provider could not complete the request; see its log.", status: 500))
     }
 
     // MARK: Cookies and form tokens
@@ -392,10 +482,12 @@ struct IdPRoutes {
     /// `null` included: sandboxed frames and data: pages send it). Returns the form cookie when the form is good.
     func checkForm(_ request: Request, _ form: [String: String]) -> String? {
         guard let binding = request.cookies[formCookie]?.value, binding.utf8.count == 43, let token = form["csrf"],
-              engine.checkFormToken(token, binding: binding, session: request.cookies[sessionCookie]?.value) else { return nil }
+            engine.checkFormToken(token, binding: binding, session: request.cookies[sessionCookie]?.value)
+        else { return nil }
         if request.headers[Self.secFetchSite]?.lowercased() == "cross-site" { return nil }
         if let origin = request.headers[.origin] {
-            guard let issuerURL = URL(string: engine.issuer), let scheme = issuerURL.scheme, let host = issuerURL.host else { return nil }
+            guard let issuerURL = URL(string: engine.issuer), let scheme = issuerURL.scheme, let host = issuerURL.host
+            else { return nil }
             // Browsers leave the scheme's default port out of Origin.
             let defaultPort = scheme == "https" ? 443 : 80
             let expected = "\(scheme)://\(host)" + (issuerURL.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? "")

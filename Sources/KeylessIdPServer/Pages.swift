@@ -47,11 +47,13 @@ enum Pages {
     }
 
     static func hidden(_ fields: [(String, String)]) -> String {
-        fields.map { "<input type=\"hidden\" name=\"\(escape($0.0))\" value=\"\(escape($0.1))\">" }.joined(separator: "\n")
+        fields.map { "<input type=\"hidden\" name=\"\(escape($0.0))\" value=\"\(escape($0.1))\">" }.joined(
+            separator: "\n")
     }
 
     static func error(_ message: String, _ title: String = "Sign-in problem") -> String {
-        layout(title: title, body: "<h1>\(escape(title))</h1>\n<p class=\"error\" role=\"alert\">\(escape(message))</p>")
+        layout(
+            title: title, body: "<h1>\(escape(title))</h1>\n<p class=\"error\" role=\"alert\">\(escape(message))</p>")
     }
 
     static func credentialFields(username: String) -> String {
@@ -65,76 +67,100 @@ enum Pages {
         """
     }
 
-    static func login(clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil) -> String {
+    static func login(
+        clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil
+    ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
-        return layout(title: "Sign in", body: """
-        <h1>Sign in</h1>
-        <p>to continue to <strong>\(escape(clientID))</strong></p>
-        \(alert)
-        <form method="post" action="/authorize">
-        \(hidden(request + [("csrf", csrf)]))
-        \(credentialFields(username: username))
-        <button type="submit" name="action" value="login">Sign in</button>
-        <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
-        </form>
-        """)
+        return layout(
+            title: "Sign in",
+            body: """
+                <h1>Sign in</h1>
+                <p>to continue to <strong>\(escape(clientID))</strong></p>
+                \(alert)
+                <form method="post" action="/authorize">
+                \(hidden(request + [("csrf", csrf)]))
+                \(credentialFields(username: username))
+                <button type="submit" name="action" value="login">Sign in</button>
+                <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
+                </form>
+                """)
     }
 
-    static func consent(clientID: String, scope: String, request: [(String, String)], csrf: String, username: String) -> String {
-        layout(title: "Allow access", body: """
-        <h1>Allow access?</h1>
-        <p><strong>\(escape(clientID))</strong> asks to know who you are (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
-        <form method="post" action="/authorize">
-        \(hidden(request + [("csrf", csrf)]))
-        <button type="submit" name="action" value="allow">Allow</button>
-        <button type="submit" name="action" value="deny">Deny</button>
-        </form>
-        """)
+    static func consent(clientID: String, scope: String, request: [(String, String)], csrf: String, username: String)
+        -> String
+    {
+        layout(
+            title: "Allow access",
+            body: """
+                <h1>Allow access?</h1>
+                <p><strong>\(escape(clientID))</strong> asks to know who you are (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
+                <form method="post" action="/authorize">
+                \(hidden(request + [("csrf", csrf)]))
+                <button type="submit" name="action" value="allow">Allow</button>
+                <button type="submit" name="action" value="deny">Deny</button>
+                </form>
+                """)
     }
 
     /// The device page; `request` names the client and scopes of the code in the link, when it is pending.
-    static func device(userCode: String, csrf: String, signedInAs: String?, request: (client: String, scope: String)? = nil,
-                       message: String? = nil) -> String {
+    static func device(
+        userCode: String, csrf: String, signedInAs: String?, request: (client: String, scope: String)? = nil,
+        message: String? = nil
+    ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
-        let who = signedInAs.map { "<p>Signed in as <strong>\(escape($0))</strong>.</p>" } ?? credentialFields(username: "")
-        let asking = request.map {
-            "<p class=\"request\">This code is for <strong>\(escape($0.client))</strong>, asking for the scopes <code>\(escape($0.scope))</code>. "
-                + "Approve only if you started this on your own device just now.</p>"
-        } ?? ""
-        return layout(title: "Connect a device", body: """
-        <h1>Connect a device</h1>
-        <p>Enter the code shown on your device or terminal.</p>
-        \(asking)
-        \(alert)
-        <form method="post" action="/device">
-        \(hidden([("csrf", csrf)]))
-        <label for="user_code">Code</label>
-        <input type="text" id="user_code" name="user_code" value="\(escape(userCode))" autocomplete="off" autocapitalize="characters" required>
-        \(who)
-        <button type="submit" name="action" value="approve">Approve</button>
-        <button type="submit" name="action" value="deny">Deny</button>
-        </form>
-        """)
+        let who =
+            signedInAs.map { "<p>Signed in as <strong>\(escape($0))</strong>.</p>" } ?? credentialFields(username: "")
+        let asking =
+            request.map {
+                "<p class=\"request\">This code is for <strong>\(escape($0.client))</strong>, asking for the scopes <code>\(escape($0.scope))</code>. "
+                    + "Approve only if you started this on your own device just now.</p>"
+            } ?? ""
+        return layout(
+            title: "Connect a device",
+            body: """
+                <h1>Connect a device</h1>
+                <p>Enter the code shown on your device or terminal.</p>
+                \(asking)
+                \(alert)
+                <form method="post" action="/device">
+                \(hidden([("csrf", csrf)]))
+                <label for="user_code">Code</label>
+                <input type="text" id="user_code" name="user_code" value="\(escape(userCode))" autocomplete="off" autocapitalize="characters" required>
+                \(who)
+                <button type="submit" name="action" value="approve">Approve</button>
+                <button type="submit" name="action" value="deny">Deny</button>
+                </form>
+                """)
     }
 
     /// Consent for a third-party client's device request (RFC 8628 §5.4: name the client, and ask).
-    static func deviceConsent(clientID: String, scope: String, userCode: String, csrf: String, username: String) -> String {
-        layout(title: "Allow access", body: """
-        <h1>Allow access?</h1>
-        <p><strong>\(escape(clientID))</strong> asks, from a device, to act as you (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
-        <p>Allow it only if you started this on your own device just now. Someone who sent you this link or code can otherwise get
-        access to your account.</p>
-        <form method="post" action="/device">
-        \(hidden([("csrf", csrf), ("user_code", userCode), ("step", "consent")]))
-        <button type="submit" name="action" value="allow">Allow</button>
-        <button type="submit" name="action" value="deny">Deny</button>
-        </form>
-        """)
+    static func deviceConsent(clientID: String, scope: String, userCode: String, csrf: String, username: String)
+        -> String
+    {
+        layout(
+            title: "Allow access",
+            body: """
+                <h1>Allow access?</h1>
+                <p><strong>\(escape(clientID))</strong> asks, from a device, to act as you (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
+                <p>Allow it only if you started this on your own device just now. Someone who sent you this link or code can otherwise get
+                access to your account.</p>
+                <form method="post" action="/device">
+                \(hidden([("csrf", csrf), ("user_code", userCode), ("step", "consent")]))
+                <button type="submit" name="action" value="allow">Allow</button>
+                <button type="submit" name="action" value="deny">Deny</button>
+                </form>
+                """)
     }
 
     static func deviceDone(approved: Bool) -> String {
         approved
-            ? layout(title: "Device connected", body: "<h1>Device connected</h1>\n<p role=\"status\">You can close this window and go back to your device or terminal.</p>")
-            : layout(title: "Request denied", body: "<h1>Request denied</h1>\n<p role=\"status\">The device was not given access.</p>")
+            ? layout(
+                title: "Device connected",
+                body:
+                    "<h1>Device connected</h1>\n<p role=\"status\">You can close this window and go back to your device or terminal.</p>"
+            )
+            : layout(
+                title: "Request denied",
+                body: "<h1>Request denied</h1>\n<p role=\"status\">The device was not given access.</p>")
     }
 }

@@ -3,8 +3,12 @@ import KeylessHTTPServer
 extension HTTPMetrics {
     /// The provider's metrics, named `keyless_idp_…`.
     public static func provider() -> HTTPMetrics {
-        HTTPMetrics(prefix: "keyless_idp", buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                                                     .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1)])
+        HTTPMetrics(
+            prefix: "keyless_idp",
+            buckets: [
+                .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+            ])
     }
 
     func tokenIssued(grant: String) {

@@ -31,10 +31,14 @@ enum FormFields {
         var seen = Set<String>()
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = FormDecoding.value(parts[0]), let value = FormDecoding.value(parts.count > 1 ? parts[1] : "") else {
+            guard let name = FormDecoding.value(parts[0]),
+                let value = FormDecoding.value(parts.count > 1 ? parts[1] : "")
+            else {
                 throw OAuthError("invalid_request", "the request is not valid form encoding.")
             }
-            guard seen.insert(name).inserted else { throw OAuthError("invalid_request", "parameter \(name) appears more than once.") }
+            guard seen.insert(name).inserted else {
+                throw OAuthError("invalid_request", "parameter \(name) appears more than once.")
+            }
             // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
             if !value.isEmpty { result[name] = value }
         }
@@ -42,7 +46,8 @@ enum FormFields {
     }
 
     static func body(_ request: Request) async throws -> [String: String] {
-        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/x-www-form-urlencoded") else {
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/x-www-form-urlencoded")
+        else {
             throw OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded.")
         }
         let buffer: ByteBuffer
@@ -62,26 +67,35 @@ enum FormFields {
 /// Response helpers.
 enum Responses {
     static func json(_ object: Any, status: HTTPResponse.Status = .ok, cache: String = "no-store") -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: cache],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: cache],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func oauthError(_ error: OAuthError, basicChallenge: Bool = false) -> Response {
         // RFC 6750 §3.1: no error code when the request carried no token at all.
-        var response = json(error.code == "missing_token" ? ["error_description": error.detail] : error.json, status: HTTPResponse.Status(code: error.status))
+        var response = json(
+            error.code == "missing_token" ? ["error_description": error.detail] : error.json,
+            status: HTTPResponse.Status(code: error.status))
         if error.status == 401 {
             // RFC 6750 §3.1: a request without any token gets a bare challenge, without an error code.
-            response.headers[.wwwAuthenticate] = basicChallenge || error.code == "invalid_client" ? "Basic realm=\"keyless\""
-                : error.code == "missing_token" ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"\(error.code)\""
+            response.headers[.wwwAuthenticate] =
+                basicChallenge || error.code == "invalid_client"
+                ? "Basic realm=\"keyless\""
+                : error.code == "missing_token"
+                    ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"\(error.code)\""
         }
         if let wait = error.retryAfter { response.headers[.retryAfter] = String(wait) }
         return response
     }
 
     static func html(_ page: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                 body: .init(byteBuffer: ByteBuffer(string: page)))
+        Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: page)))
     }
 
     static func redirect(_ location: String) -> Response {
@@ -95,6 +109,8 @@ extension IdPRequestContext: RequestLogContext {
 
 /// The provider's routes as the request log names them.
 enum IdPRoutesLogged {
-    static let known: Set<String> = ["/.well-known/openid-configuration", "/jwks.json", "/authorize", "/token", "/device_authorization",
-                                     "/device", "/userinfo", "/revoke", "/healthz", "/metrics", "/logout"]
+    static let known: Set<String> = [
+        "/.well-known/openid-configuration", "/jwks.json", "/authorize", "/token", "/device_authorization",
+        "/device", "/userinfo", "/revoke", "/healthz", "/metrics", "/logout",
+    ]
 }

@@ -27,7 +27,8 @@ public final class OpenSSLRSAKey: @unchecked Sendable {
         var signature = [UInt8](repeating: 0, count: key.keySizeInBits / 8 + 16)
         var length = signature.count
         guard keyless_openssl_rsa_sign_sha256(handle, input, input.count, &signature, &length) == 1 else {
-            return try key.signature(for: input, padding: .insecurePKCS1v1_5).rawRepresentation  // fail over, never fail open
+            // Fail over, never fail open.
+            return try key.signature(for: input, padding: .insecurePKCS1v1_5).rawRepresentation
         }
         return Data(signature[..<length])
     }
@@ -60,7 +61,9 @@ public enum SigningKey: Sendable {
         switch algorithm {
         case "RS256": return .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))
         case "ES256": return .ec(P256.Signing.PrivateKey())
-        default: throw KeylessError(.configInvalid, "signing algorithm \(algorithm) is not supported.", hint: "Use RS256 or ES256.")
+        default:
+            throw KeylessError(
+                .configInvalid, "signing algorithm \(algorithm) is not supported.", hint: "Use RS256 or ES256.")
         }
     }
 
@@ -69,7 +72,9 @@ public enum SigningKey: Sendable {
         switch algorithm {
         case "RS256": self = .rsa(try _RSA.Signing.PrivateKey(derRepresentation: der))
         case "ES256": self = .ec(try P256.Signing.PrivateKey(derRepresentation: der))
-        default: throw KeylessError(.configInvalid, "signing algorithm \(algorithm) is not supported.", hint: "Use RS256 or ES256.")
+        default:
+            throw KeylessError(
+                .configInvalid, "signing algorithm \(algorithm) is not supported.", hint: "Use RS256 or ES256.")
         }
     }
 
@@ -92,18 +97,24 @@ public enum SigningKey: Sendable {
     public func publicJWKMembers() throws -> [String: String] {
         if let key = rsaKey {
             let primitives = try key.publicKey.getKeyPrimitives()
-            return ["kty": "RSA", "n": Base64URL.encode(primitives.modulus), "e": Base64URL.encode(primitives.publicExponent)]
+            return [
+                "kty": "RSA", "n": Base64URL.encode(primitives.modulus),
+                "e": Base64URL.encode(primitives.publicExponent),
+            ]
         }
         guard case .ec(let key) = self else { return [:] }
         let raw = key.publicKey.rawRepresentation
-        return ["kty": "EC", "crv": "P-256", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32))]
+        return [
+            "kty": "EC", "crv": "P-256", "x": Base64URL.encode(raw.prefix(32)), "y": Base64URL.encode(raw.suffix(32)),
+        ]
     }
 
     /// The RFC 7638 thumbprint of the public key, used as `kid`.
     public func thumbprint() throws -> String {
         let m = try publicJWKMembers()
         // RFC 7638: required members only, lexicographic order, no whitespace.
-        let canonical = m["kty"] == "RSA"
+        let canonical =
+            m["kty"] == "RSA"
             ? "{\"e\":\"\(m["e"]!)\",\"kty\":\"RSA\",\"n\":\"\(m["n"]!)\"}"
             : "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"\(m["x"]!)\",\"y\":\"\(m["y"]!)\"}"
         return Base64URL.encode(Array(SHA256.hash(data: Data(canonical.utf8))))
@@ -155,10 +166,13 @@ public enum JWS {
         guard token.utf8.count <= 16 * 1024 else { return nil }
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
         guard segments.count == 3,
-              let headerData = Base64URL.decode(segments[0]), let payload = Base64URL.decode(segments[1]),
-              let signature = Base64URL.decode(segments[2]),
-              let header = try? JSONDecoder().decode(Header.self, from: headerData) else { return nil }
-        return Parts(header: header, payload: payload, signingInput: Array((segments[0] + "." + segments[1]).utf8), signature: signature)
+            let headerData = Base64URL.decode(segments[0]), let payload = Base64URL.decode(segments[1]),
+            let signature = Base64URL.decode(segments[2]),
+            let header = try? JSONDecoder().decode(Header.self, from: headerData)
+        else { return nil }
+        return Parts(
+            header: header, payload: payload, signingInput: Array((segments[0] + "." + segments[1]).utf8),
+            signature: signature)
     }
 }
 
@@ -179,7 +193,8 @@ public enum VerificationKey: Sendable {
     public func verify(_ signature: Data, for input: [UInt8]) -> Bool {
         switch self {
         case .rsa(let key):
-            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: input, padding: .insecurePKCS1v1_5)
+            return key.isValidSignature(
+                _RSA.Signing.RSASignature(rawRepresentation: signature), for: input, padding: .insecurePKCS1v1_5)
         case .ec(let key):
             guard let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
             return key.isValidSignature(parsed, for: input)
@@ -190,13 +205,16 @@ public enum VerificationKey: Sendable {
     public init?(jwk: [String: Any]) {
         switch jwk["kty"] as? String {
         case "RSA":
-            guard let n = (jwk["n"] as? String).flatMap(Base64URL.decode), let e = (jwk["e"] as? String).flatMap(Base64URL.decode),
-                  let key = try? _RSA.Signing.PublicKey(n: n, e: e), key.keySizeInBits >= 2048 else { return nil }
+            guard let n = (jwk["n"] as? String).flatMap(Base64URL.decode),
+                let e = (jwk["e"] as? String).flatMap(Base64URL.decode),
+                let key = try? _RSA.Signing.PublicKey(n: n, e: e), key.keySizeInBits >= 2048
+            else { return nil }
             self = .rsa(key)
         case "EC":
             guard jwk["crv"] as? String == "P-256", let x = (jwk["x"] as? String).flatMap(Base64URL.decode),
-                  let y = (jwk["y"] as? String).flatMap(Base64URL.decode), x.count == 32, y.count == 32,
-                  let key = try? P256.Signing.PublicKey(rawRepresentation: x + y) else { return nil }
+                let y = (jwk["y"] as? String).flatMap(Base64URL.decode), x.count == 32, y.count == 32,
+                let key = try? P256.Signing.PublicKey(rawRepresentation: x + y)
+            else { return nil }
             self = .ec(key)
         default:
             return nil
@@ -212,11 +230,17 @@ public struct ClientKeys: Sendable {
     /// Parses `{"keys": [...]}`; throws when no usable key is in it.
     public init(jwks: String) throws {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(jwks.utf8))) as? [String: Any],
-              let list = object["keys"] as? [[String: Any]] else {
-            throw KeylessError(.configInvalid, "a client jwks is not a JSON object with a keys array.", hint: "Paste the JWKS as JSON.")
+            let list = object["keys"] as? [[String: Any]]
+        else {
+            throw KeylessError(
+                .configInvalid, "a client jwks is not a JSON object with a keys array.", hint: "Paste the JWKS as JSON."
+            )
         }
         keys = list.compactMap { jwk in VerificationKey(jwk: jwk).map { (kid: jwk["kid"] as? String, key: $0) } }
-        guard !keys.isEmpty else { throw KeylessError(.configInvalid, "a client jwks holds no RSA or P-256 key.", hint: "Add the client's public key.") }
+        guard !keys.isEmpty else {
+            throw KeylessError(
+                .configInvalid, "a client jwks holds no RSA or P-256 key.", hint: "Add the client's public key.")
+        }
     }
 
     /// The keys a token with this header may be checked with: by `kid` when it has one, else every key.

@@ -18,7 +18,8 @@ public struct TrustedIssuer: Sendable, Equatable {
     public var jwksURI: String?
 
     /// Creates a trusted issuer; `issuer` is normalised.
-    public init(issuer: String, audiences: [String], algorithms: [String] = ["RS256", "ES256"], jwksURI: String? = nil) {
+    public init(issuer: String, audiences: [String], algorithms: [String] = ["RS256", "ES256"], jwksURI: String? = nil)
+    {
         self.issuer = Discovery.normalize(issuer)
         self.audiences = audiences
         self.algorithms = algorithms
@@ -78,7 +79,9 @@ public struct BearerRejection: Error, Sendable, Equatable, CustomStringConvertib
 
     /// Names the algorithm only when it is a registered JOSE name, so the reason never carries arbitrary token text.
     static func algorithm(_ alg: String) -> BearerRejection {
-        BearerRejection(reason: BearerAlgorithms.registered.contains(alg) ? "algorithm \(alg) is not accepted" : "algorithm is not accepted")
+        BearerRejection(
+            reason: BearerAlgorithms.registered.contains(alg)
+                ? "algorithm \(alg) is not accepted" : "algorithm is not accepted")
     }
 }
 
@@ -111,31 +114,41 @@ public final class BearerVerifier: Sendable {
     private let signatureChecks = Atomic<Int>(0)
 
     /// Creates a verifier for `issuers`; nothing is fetched until the first token or `prefetch()`.
-    public init(issuers: [TrustedIssuer], http: any HTTPTransport, clock: WallClock, logger: Logger,
-                leeway: TimeInterval = 60, minimumRefetchInterval: TimeInterval = 10, maximumTokenBytes: Int = 8192, cacheLimit: Int = 10_000) {
+    public init(
+        issuers: [TrustedIssuer], http: any HTTPTransport, clock: WallClock, logger: Logger,
+        leeway: TimeInterval = 60, minimumRefetchInterval: TimeInterval = 10, maximumTokenBytes: Int = 8192,
+        cacheLimit: Int = 10_000
+    ) {
         var table: [String: Issuer] = [:]
         for trusted in issuers {
             let issuer = Discovery.normalize(trusted.issuer)
             guard table[issuer] == nil else {
-                logger.warning("trusted issuer listed twice; using the first entry", metadata: ["oidc.issuer": "\(issuer)"])
+                logger.warning(
+                    "trusted issuer listed twice; using the first entry", metadata: ["oidc.issuer": "\(issuer)"])
                 continue
             }
             var configuration = trusted
             configuration.issuer = issuer
             let unsupported = trusted.algorithms.filter { !BearerAlgorithms.supported.contains($0) }
             if !unsupported.isEmpty {
-                logger.warning("ignoring algorithms that are never accepted for bearer tokens", metadata: [
-                    "oidc.issuer": "\(issuer)", "oidc.algorithms": "\(unsupported.joined(separator: ","))",
-                ])
+                logger.warning(
+                    "ignoring algorithms that are never accepted for bearer tokens",
+                    metadata: [
+                        "oidc.issuer": "\(issuer)", "oidc.algorithms": "\(unsupported.joined(separator: ","))",
+                    ])
             }
             if trusted.audiences.isEmpty {
-                logger.warning("trusted issuer has no audiences; none of its tokens will be accepted", metadata: ["oidc.issuer": "\(issuer)"])
+                logger.warning(
+                    "trusted issuer has no audiences; none of its tokens will be accepted",
+                    metadata: ["oidc.issuer": "\(issuer)"])
             }
             table[issuer] = Issuer(
                 configuration: configuration,
                 algorithms: Set(trusted.algorithms).intersection(BearerAlgorithms.supported),
                 audiences: Set(trusted.audiences),
-                keys: JWKSCache(issuer: configuration, http: http, clock: clock, logger: logger, minimumRefetchInterval: minimumRefetchInterval))
+                keys: JWKSCache(
+                    issuer: configuration, http: http, clock: clock, logger: logger,
+                    minimumRefetchInterval: minimumRefetchInterval))
         }
         self.issuers = table
         self.clock = clock
@@ -177,7 +190,9 @@ public final class BearerVerifier: Sendable {
             var bearer = try await check(token)
             bearer.tokenDigest = digest
             let deadline = bearer.expiresAt.timeIntervalSince1970 + leeway
-            cache.withLock { $0.insert(bearer, for: digest, deadline: deadline, now: clock.now().timeIntervalSince1970) }
+            cache.withLock {
+                $0.insert(bearer, for: digest, deadline: deadline, now: clock.now().timeIntervalSince1970)
+            }
             return bearer
         } catch let rejection as BearerRejection {
             logger.debug("bearer token rejected", metadata: ["oidc.reason": "\(rejection.reason)"])
@@ -188,11 +203,12 @@ public final class BearerVerifier: Sendable {
     private func check(_ token: String) async throws -> VerifiedBearer {
         let parts = token.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 3,
-              let headerData = Base64URL.decode(parts[0]), let payloadData = Base64URL.decode(parts[1]),
-              let signature = Base64URL.decode(parts[2]),
-              let header = try? JSONDecoder().decode([String: JSONValue].self, from: headerData),
-              let claims = try? JSONDecoder().decode([String: JSONValue].self, from: payloadData),
-              case .string(let alg)? = header["alg"] else {
+            let headerData = Base64URL.decode(parts[0]), let payloadData = Base64URL.decode(parts[1]),
+            let signature = Base64URL.decode(parts[2]),
+            let header = try? JSONDecoder().decode([String: JSONValue].self, from: headerData),
+            let claims = try? JSONDecoder().decode([String: JSONValue].self, from: payloadData),
+            case .string(let alg)? = header["alg"]
+        else {
             throw BearerRejection.malformed
         }
         // The unverified `iss` only selects whose keys and rules apply.
@@ -233,7 +249,8 @@ public final class BearerVerifier: Sendable {
         }
     }
 
-    private func checkClaims(_ claims: [String: JSONValue], issuer: Issuer, now: TimeInterval) throws -> VerifiedBearer {
+    private func checkClaims(_ claims: [String: JSONValue], issuer: Issuer, now: TimeInterval) throws -> VerifiedBearer
+    {
         let audiences: [String]
         switch claims["aud"] {
         case .string(let one)?: audiences = [one]
@@ -258,11 +275,14 @@ public final class BearerVerifier: Sendable {
         }
         switch claims["iat"] {
         case nil: break
-        case .number(let iat)? where iat.isFinite: guard iat - leeway <= now else { throw BearerRejection.issuedInFuture }
+        case .number(let iat)? where iat.isFinite:
+            guard iat - leeway <= now else { throw BearerRejection.issuedInFuture }
         default: throw BearerRejection.malformed
         }
         guard case .string(let subject)? = claims["sub"], !subject.isEmpty else { throw BearerRejection.missingSubject }
-        return VerifiedBearer(issuer: issuer.configuration.issuer, subject: subject, expiresAt: Date(timeIntervalSince1970: exp), claims: claims)
+        return VerifiedBearer(
+            issuer: issuer.configuration.issuer, subject: subject, expiresAt: Date(timeIntervalSince1970: exp),
+            claims: claims)
     }
 
     // MARK: - for tests
@@ -284,11 +304,16 @@ public struct TokenDigest: Hashable, Sendable {
     let a, b, c, d: UInt64
 
     init(_ token: String) {
-        let digest = token.utf8.withContiguousStorageIfAvailable { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        let digest =
+            token.utf8.withContiguousStorageIfAvailable { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
             ?? SHA256.hash(data: Array(token.utf8))
         (a, b, c, d) = digest.withUnsafeBytes { raw in
-            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
-             raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            (
+                raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            )
         }
     }
 }

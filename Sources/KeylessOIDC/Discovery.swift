@@ -50,8 +50,10 @@ public struct ProviderMetadata: Codable, Sendable, Equatable {
     public var isTenantTemplate: Bool { issuer.contains("{tenantid}") }
 
     /// Creates metadata.
-    public init(issuer: String, authorizationEndpoint: String, tokenEndpoint: String, jwksURI: String,
-                deviceAuthorizationEndpoint: String? = nil, revocationEndpoint: String? = nil) {
+    public init(
+        issuer: String, authorizationEndpoint: String, tokenEndpoint: String, jwksURI: String,
+        deviceAuthorizationEndpoint: String? = nil, revocationEndpoint: String? = nil
+    ) {
         self.issuer = issuer
         self.authorizationEndpoint = authorizationEndpoint
         self.tokenEndpoint = tokenEndpoint
@@ -73,36 +75,48 @@ public enum Discovery {
     /// Fetches `issuer/.well-known/openid-configuration` and checks that it names the same issuer.
     public static func fetch(issuer: String, http: any HTTPTransport, logger: Logger) async throws -> ProviderMetadata {
         let issuer = normalize(issuer)
-        guard let url = URL(string: issuer), let scheme = url.scheme, ["https", "http"].contains(scheme), url.host != nil else {
-            throw KeylessError(.usage, "'\(issuer)' is not an issuer URL.", hint: "Pass --issuer-url https://your-idp.example.com (the value of `iss` in its tokens).")
+        guard let url = URL(string: issuer), let scheme = url.scheme, ["https", "http"].contains(scheme),
+            url.host != nil
+        else {
+            throw KeylessError(
+                .usage, "'\(issuer)' is not an issuer URL.",
+                hint: "Pass --issuer-url https://your-idp.example.com (the value of `iss` in its tokens).")
         }
         if scheme == "http" && !Self.isLoopback(url.host!) {
-            throw KeylessError(.usage, "The issuer \(issuer) uses plain http on a non-loopback host; tokens would travel unencrypted.",
-                               hint: "Use the https:// issuer URL.")
+            throw KeylessError(
+                .usage, "The issuer \(issuer) uses plain http on a non-loopback host; tokens would travel unencrypted.",
+                hint: "Use the https:// issuer URL.")
         }
         let documentURL = issuer + "/.well-known/openid-configuration"
         logger.debug("fetching discovery document", metadata: ["oidc.url": "\(documentURL)"])
         let response: HTTPResponseData
         do {
-            response = try await http.send(method: "GET", url: documentURL, headers: ["accept": "application/json"], body: nil)
+            response = try await http.send(
+                method: "GET", url: documentURL, headers: ["accept": "application/json"], body: nil)
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot reach the identity provider at \(issuer): \(error).",
-                               hint: "Check the network and the --issuer-url value, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot reach the identity provider at \(issuer): \(error).",
+                hint: "Check the network and the --issuer-url value, then retry.")
         }
         guard response.status == 200 else {
-            throw KeylessError(.idpError, "The identity provider answered HTTP \(response.status) for \(documentURL).",
-                               hint: "Check that --issuer-url is the issuer (the `iss` of its tokens), not a login page.")
+            throw KeylessError(
+                .idpError, "The identity provider answered HTTP \(response.status) for \(documentURL).",
+                hint: "Check that --issuer-url is the issuer (the `iss` of its tokens), not a login page.")
         }
         let metadata: ProviderMetadata
         do {
             metadata = try JSONDecoder().decode(ProviderMetadata.self, from: Data(response.body))
         } catch {
-            throw KeylessError(.idpError, "The discovery document at \(documentURL) is not valid: \(error).",
-                               hint: "Check that --issuer-url points at an OpenID Provider.")
+            throw KeylessError(
+                .idpError, "The discovery document at \(documentURL) is not valid: \(error).",
+                hint: "Check that --issuer-url points at an OpenID Provider.")
         }
-        guard normalize(metadata.issuer) == issuer || matchesTenantTemplate(configured: issuer, template: metadata.issuer) else {
-            throw KeylessError(.idpError, "The discovery document names issuer \(metadata.issuer), not \(issuer).",
-                               hint: "Use --issuer-url \(metadata.issuer) exactly.")
+        guard
+            normalize(metadata.issuer) == issuer || matchesTenantTemplate(configured: issuer, template: metadata.issuer)
+        else {
+            throw KeylessError(
+                .idpError, "The discovery document names issuer \(metadata.issuer), not \(issuer).",
+                hint: "Use --issuer-url \(metadata.issuer) exactly.")
         }
         return metadata
     }
@@ -113,8 +127,12 @@ public enum Discovery {
     static func matchesTenantTemplate(configured: String, template: String) -> Bool {
         let template = normalize(template)
         guard template.contains("{tenantid}") else { return false }
-        return ["common", "organizations", "consumers"].contains { template.replacingOccurrences(of: "{tenantid}", with: $0) == configured }
+        return ["common", "organizations", "consumers"].contains {
+            template.replacingOccurrences(of: "{tenantid}", with: $0) == configured
+        }
     }
 
-    static func isLoopback(_ host: String) -> Bool { host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]" }
+    static func isLoopback(_ host: String) -> Bool {
+        host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]"
+    }
 }

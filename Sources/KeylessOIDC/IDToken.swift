@@ -61,9 +61,13 @@ public struct LenientBool: Codable, Sendable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let bool = try? container.decode(Bool.self) { value = bool }
-        else if let text = try? container.decode(String.self) { value = text == "true" ? true : (text == "false" ? false : nil) }
-        else { value = nil }
+        if let bool = try? container.decode(Bool.self) {
+            value = bool
+        } else if let text = try? container.decode(String.self) {
+            value = text == "true" ? true : (text == "false" ? false : nil)
+        } else {
+            value = nil
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -113,14 +117,18 @@ public actor IDTokenVerifier {
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     let leeway: TimeInterval = 60
     /// The ID-token signing algorithms keyless accepts (never `none`, never HMAC).
-    public static let allowedAlgorithms: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+    public static let allowedAlgorithms: Set<String> = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    ]
 
     private var keys: [ProviderKey] = []
     private var fetchedAt: Date?
 
     /// Creates a verifier for tokens that `issuer` issues to `clientID`.
-    public init(issuer: String, clientID: String, jwksURI: String, http: any HTTPTransport, clock: WallClock, logger: Logger,
-                alternativeIssuers: Set<String> = [], tenantTemplate: String? = nil) {
+    public init(
+        issuer: String, clientID: String, jwksURI: String, http: any HTTPTransport, clock: WallClock, logger: Logger,
+        alternativeIssuers: Set<String> = [], tenantTemplate: String? = nil
+    ) {
         self.issuer = Discovery.normalize(issuer)
         self.alternativeIssuers = Set(alternativeIssuers.map(Discovery.normalize))
         self.tenantTemplate = tenantTemplate.map(Discovery.normalize)
@@ -135,9 +143,10 @@ public actor IDTokenVerifier {
     public func verify(_ token: String, nonce: String?) async throws -> IDTokenClaims {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, token.utf8.count < 16_384,
-              let headerData = Base64URL.decode(parts[0]),
-              let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
-              let alg = header["alg"] as? String else {
+            let headerData = Base64URL.decode(parts[0]),
+            let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
+            let alg = header["alg"] as? String
+        else {
             throw invalid("it is not a signed JWT")
         }
         guard Self.allowedAlgorithms.contains(alg) else { throw invalid("its algorithm \(alg) is not accepted") }
@@ -163,7 +172,8 @@ public actor IDTokenVerifier {
         let now = clock.now().timeIntervalSince1970
         try checkIssuer(claims)
         guard claims.aud.values.contains(clientID) else {
-            throw invalid("its audience \(claims.aud.values.joined(separator: ",")) does not include the client \(clientID)")
+            throw invalid(
+                "its audience \(claims.aud.values.joined(separator: ",")) does not include the client \(clientID)")
         }
         if claims.aud.values.count > 1, let azp = claims.azp, azp != clientID {
             throw invalid("its authorized party \(azp) is not the client \(clientID)")
@@ -172,9 +182,15 @@ public actor IDTokenVerifier {
             throw invalid("it claims to expire more than a year from now")
         }
         guard claims.exp + leeway > now else { throw expired(claims) }
-        if let nbf = claims.nbf { guard nbf.isFinite, nbf - leeway <= now else { throw invalid("it is not valid yet (nbf)") } }
-        if let iat = claims.iat { guard iat.isFinite, iat - leeway <= now else { throw invalid("it claims to be issued in the future") } }
-        if let nonce, claims.nonce != nonce { throw invalid("its nonce does not match this login (replayed or mixed-up response)") }
+        if let nbf = claims.nbf {
+            guard nbf.isFinite, nbf - leeway <= now else { throw invalid("it is not valid yet (nbf)") }
+        }
+        if let iat = claims.iat {
+            guard iat.isFinite, iat - leeway <= now else { throw invalid("it claims to be issued in the future") }
+        }
+        if let nonce, claims.nonce != nonce {
+            throw invalid("its nonce does not match this login (replayed or mixed-up response)")
+        }
     }
 
     func checkIssuer(_ claims: IDTokenClaims) throws {
@@ -198,12 +214,20 @@ public actor IDTokenVerifier {
             try await refresh()
             if let found = match(kid: kid, alg: alg) { return found }
         }
-        throw invalid(kid.map { "its key id \($0) is not in the provider's JWKS" } ?? "it names no key and the provider has several")
+        throw invalid(
+            kid.map { "its key id \($0) is not in the provider's JWKS" }
+                ?? "it names no key and the provider has several")
     }
 
     private func match(kid: String?, alg: String) -> JWK? {
         let candidates: [ProviderKey]
-        if let kid { candidates = keys.filter { $0.kid == kid } } else if keys.count == 1 { candidates = keys } else { candidates = [] }
+        if let kid {
+            candidates = keys.filter { $0.kid == kid }
+        } else if keys.count == 1 {
+            candidates = keys
+        } else {
+            candidates = []
+        }
         return candidates.map(\.jwk).first { jwk in
             if let keyAlg = jwk.algorithm?.rawValue, keyAlg != alg { return false }
             switch jwk.keyType {
@@ -218,24 +242,33 @@ public actor IDTokenVerifier {
     private func refresh() async throws {
         let response: HTTPResponseData
         do {
-            response = try await http.send(method: "GET", url: jwksURI, headers: ["accept": "application/json"], body: nil)
+            response = try await http.send(
+                method: "GET", url: jwksURI, headers: ["accept": "application/json"], body: nil)
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot fetch the provider's keys from \(jwksURI): \(error).", hint: "Check the network, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot fetch the provider's keys from \(jwksURI): \(error).",
+                hint: "Check the network, then retry.")
         }
         guard response.status == 200,
-              let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-              let rawKeys = object["keys"] as? [[String: Any]] else {
-            throw KeylessError(.idpError, "The provider's JWKS at \(jwksURI) is unusable (HTTP \(response.status)).",
-                               hint: "Check the identity provider's configuration.")
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+            let rawKeys = object["keys"] as? [[String: Any]]
+        else {
+            throw KeylessError(
+                .idpError, "The provider's JWKS at \(jwksURI) is unusable (HTTP \(response.status)).",
+                hint: "Check the identity provider's configuration.")
         }
         // RFC 7517 §5: keys of a type or algorithm we do not know are ignored, not fatal. Symmetric and
         // encryption keys never verify ID tokens. A key without `kid` gets a private one so jwt-kit accepts it.
         keys = rawKeys.compactMap { raw -> ProviderKey? in
-            guard let kty = raw["kty"] as? String, ["RSA", "EC", "OKP"].contains(kty), (raw["use"] as? String ?? "sig") == "sig" else { return nil }
+            guard let kty = raw["kty"] as? String, ["RSA", "EC", "OKP"].contains(kty),
+                (raw["use"] as? String ?? "sig") == "sig"
+            else { return nil }
             var named = raw
             let kid = raw["kid"] as? String
             if kid == nil { named["kid"] = "keyless-unnamed-key" }
-            guard let data = try? JSONSerialization.data(withJSONObject: named), let jwk = try? JSONDecoder().decode(JWK.self, from: data) else { return nil }
+            guard let data = try? JSONSerialization.data(withJSONObject: named),
+                let jwk = try? JSONDecoder().decode(JWK.self, from: data)
+            else { return nil }
             return ProviderKey(kid: kid, jwk: jwk)
         }
         fetchedAt = clock.now()
@@ -243,11 +276,14 @@ public actor IDTokenVerifier {
     }
 
     private func invalid(_ why: String) -> KeylessError {
-        KeylessError(.tokenInvalid, "The ID token from \(issuer) was rejected: \(why).",
-                     hint: "Log in again (keyless login); if it persists, check --issuer-url and --client-id.")
+        KeylessError(
+            .tokenInvalid, "The ID token from \(issuer) was rejected: \(why).",
+            hint: "Log in again (keyless login); if it persists, check --issuer-url and --client-id.")
     }
 
     private func expired(_ claims: IDTokenClaims) -> KeylessError {
-        KeylessError(.tokenInvalid, "The ID token from \(issuer) expired at \(claims.expiresAt).", hint: "Log in again (keyless login).")
+        KeylessError(
+            .tokenInvalid, "The ID token from \(issuer) expired at \(claims.expiresAt).",
+            hint: "Log in again (keyless login).")
     }
 }

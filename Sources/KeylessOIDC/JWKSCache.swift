@@ -8,11 +8,15 @@ import Logging
 /// can never double as an HMAC secret, and never `none`.
 enum BearerAlgorithms {
     /// Every algorithm this verifier can check; a pinned algorithm outside this set is never accepted.
-    static let supported: Set<String> = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+    static let supported: Set<String> = [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    ]
 
     /// Registered JOSE algorithm names (RFC 7518 §3.1, RFC 8037, RFC 8812): the only header values a rejection
     /// reason may repeat, so that a reason never echoes arbitrary token content.
-    static let registered: Set<String> = supported.union(["none", "HS256", "HS384", "HS512", "ES256K", "Ed25519", "Ed448"])
+    static let registered: Set<String> = supported.union([
+        "none", "HS256", "HS384", "HS512", "ES256K", "Ed25519", "Ed448",
+    ])
 
     /// Whether a JWK of type `kty` on curve `crv` can verify `alg`: RSA for RS*/PS*, the matching NIST curve for
     /// ES*, Ed25519 for EdDSA.
@@ -68,13 +72,17 @@ struct VerificationKeys: Sendable {
     static let maximumKeys = 100
 
     /// Builds verification keys from a JWKS document for the `algorithms` an issuer pins.
-    static func build(jwks body: [UInt8], algorithms: [String], generation: Int, fetchedAt: Date, logger: Logger) async -> VerificationKeys? {
+    static func build(jwks body: [UInt8], algorithms: [String], generation: Int, fetchedAt: Date, logger: Logger) async
+        -> VerificationKeys?
+    {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let rawKeys = object["keys"] as? [[String: Any]] else { return nil }
+            let rawKeys = object["keys"] as? [[String: Any]]
+        else { return nil }
         let pinned = algorithms.filter(BearerAlgorithms.supported.contains)
         var usable: [(kid: String?, byAlgorithm: [String: any JWTAlgorithm])] = []
         for raw in rawKeys.prefix(maximumKeys) {
-            guard let byAlgorithm = await verifiers(for: raw, pinned: pinned, logger: logger), !byAlgorithm.isEmpty else { continue }
+            guard let byAlgorithm = await verifiers(for: raw, pinned: pinned, logger: logger), !byAlgorithm.isEmpty
+            else { continue }
             usable.append((raw["kid"] as? String, byAlgorithm))
         }
         var named: [String: [String: any JWTAlgorithm]] = [:]
@@ -87,16 +95,21 @@ struct VerificationKeys: Sendable {
                 logger.warning("JWKS publishes a key id twice; using the first", metadata: ["oidc.kid": "\(kid)"])
             }
         }
-        return VerificationKeys(named: named, sole: usable.count == 1 ? usable[0].byAlgorithm : nil,
-                                count: usable.count, generation: generation, fetchedAt: fetchedAt)
+        return VerificationKeys(
+            named: named, sole: usable.count == 1 ? usable[0].byAlgorithm : nil,
+            count: usable.count, generation: generation, fetchedAt: fetchedAt)
     }
 
     /// A verifier per pinned algorithm the JWK `raw` may verify; nil when the key is not a public signing key.
-    private static func verifiers(for raw: [String: Any], pinned: [String], logger: Logger) async -> [String: any JWTAlgorithm]? {
+    private static func verifiers(for raw: [String: Any], pinned: [String], logger: Logger) async -> [String:
+        any JWTAlgorithm]?
+    {
         // RFC 7517 §5: keys of a type or use we do not know are ignored, not fatal. Symmetric keys never qualify.
         guard let kty = raw["kty"] as? String, ["RSA", "EC", "OKP"].contains(kty) else { return nil }
         if let use = raw["use"] { guard use as? String == "sig" else { return nil } }
-        if let operations = raw["key_ops"] { guard (operations as? [String])?.contains("verify") == true else { return nil } }
+        if let operations = raw["key_ops"] {
+            guard (operations as? [String])?.contains("verify") == true else { return nil }
+        }
         if let kid = raw["kid"], !(kid is String) { return nil }
         let keyAlgorithm: String?
         if let alg = raw["alg"] {
@@ -127,9 +140,11 @@ struct VerificationKeys: Sendable {
                 guard verifier.name == alg else { continue }
                 result[alg] = verifier
             } catch {
-                logger.debug("ignoring a JWKS key that cannot verify", metadata: [
-                    "oidc.kid": "\(raw["kid"] as? String ?? "-")", "oidc.alg": "\(alg)", "oidc.error": "\(error)",
-                ])
+                logger.debug(
+                    "ignoring a JWKS key that cannot verify",
+                    metadata: [
+                        "oidc.kid": "\(raw["kid"] as? String ?? "-")", "oidc.alg": "\(alg)", "oidc.error": "\(error)",
+                    ])
             }
         }
         return result
@@ -163,8 +178,10 @@ actor JWKSCache {
     private var lastAttempt: Date?
     private var generation = 0
 
-    init(issuer: TrustedIssuer, http: any HTTPTransport, clock: WallClock, logger: Logger,
-         minimumRefetchInterval: TimeInterval, maximumAge: TimeInterval = 3600) {
+    init(
+        issuer: TrustedIssuer, http: any HTTPTransport, clock: WallClock, logger: Logger,
+        minimumRefetchInterval: TimeInterval, maximumAge: TimeInterval = 3600
+    ) {
         self.issuer = issuer.issuer
         self.algorithms = issuer.algorithms
         self.configuredJWKSURI = issuer.jwksURI
@@ -232,25 +249,37 @@ actor JWKSCache {
         do {
             let uri = try await jwksURI()
             let body = try await download(uri)
-            guard let keys = await VerificationKeys.build(jwks: body, algorithms: algorithms, generation: generation + 1,
-                                                          fetchedAt: clock.now(), logger: logger) else {
-                throw KeylessError(.idpError, "The JWKS of \(issuer) at \(uri) is not a JSON Web Key Set.",
-                                   hint: "Check the identity provider's configuration.")
+            guard
+                let keys = await VerificationKeys.build(
+                    jwks: body, algorithms: algorithms, generation: generation + 1,
+                    fetchedAt: clock.now(), logger: logger)
+            else {
+                throw KeylessError(
+                    .idpError, "The JWKS of \(issuer) at \(uri) is not a JSON Web Key Set.",
+                    hint: "Check the identity provider's configuration.")
             }
             guard keys.count > 0 else {
-                throw KeylessError(.idpError, "The JWKS of \(issuer) at \(uri) has no key for the algorithms \(algorithms.joined(separator: ", ")).",
-                                   hint: "Check the issuer's algorithms in the server configuration and the provider's signing keys.")
+                throw KeylessError(
+                    .idpError,
+                    "The JWKS of \(issuer) at \(uri) has no key for the algorithms \(algorithms.joined(separator: ", ")).",
+                    hint: "Check the issuer's algorithms in the server configuration and the provider's signing keys.")
             }
             generation = keys.generation
             state = .ready(keys)
             logger.debug("fetched JWKS", metadata: ["oidc.issuer": "\(issuer)", "oidc.keys": "\(keys.count)"])
             return keys
         } catch {
-            let failure = error as? KeylessError
-                ?? KeylessError(.idpUnreachable, "Cannot fetch the keys of \(issuer): \(error).", hint: "Check the network, then retry.")
-            logger.warning("JWKS fetch failed", metadata: [
-                "oidc.issuer": "\(issuer)", "oidc.error": "\(failure.reason)", "oidc.serving_previous_keys": "\(previous != nil)",
-            ])
+            let failure =
+                error as? KeylessError
+                ?? KeylessError(
+                    .idpUnreachable, "Cannot fetch the keys of \(issuer): \(error).",
+                    hint: "Check the network, then retry.")
+            logger.warning(
+                "JWKS fetch failed",
+                metadata: [
+                    "oidc.issuer": "\(issuer)", "oidc.error": "\(failure.reason)",
+                    "oidc.serving_previous_keys": "\(previous != nil)",
+                ])
             state = previous.map(State.ready) ?? .empty(lastFailure: failure)
             throw failure
         }
@@ -274,11 +303,14 @@ actor JWKSCache {
         do {
             response = try await http.send(method: "GET", url: uri, headers: ["accept": "application/json"], body: nil)
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot fetch the keys of \(issuer) from \(uri): \(error).", hint: "Check the network, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot fetch the keys of \(issuer) from \(uri): \(error).",
+                hint: "Check the network, then retry.")
         }
         guard response.status == 200 else {
-            throw KeylessError(.idpError, "The JWKS of \(issuer) at \(uri) answered HTTP \(response.status).",
-                               hint: "Check the identity provider's configuration.")
+            throw KeylessError(
+                .idpError, "The JWKS of \(issuer) at \(uri) answered HTTP \(response.status).",
+                hint: "Check the identity provider's configuration.")
         }
         return response.body
     }
@@ -290,7 +322,8 @@ actor JWKSCache {
         } catch let error as KeylessError {
             throw error
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot fetch the issuer's keys: \(error).", hint: "Check the network, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot fetch the issuer's keys: \(error).", hint: "Check the network, then retry.")
         }
     }
 }

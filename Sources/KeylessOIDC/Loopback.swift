@@ -23,24 +23,32 @@ public final class LoopbackServer: Sendable {
     }
 
     /// Listens on 127.0.0.1:`port` (0 picks a free port); `expectedState` decides which page the browser sees.
-    public static func start(port: Int, path: String = "/callback", expectedState: String) async throws -> LoopbackServer {
+    public static func start(port: Int, path: String = "/callback", expectedState: String) async throws
+        -> LoopbackServer
+    {
         let (stream, continuation) = AsyncStream<[String: String]>.makeStream()
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(CallbackHandler(path: path, expectedState: expectedState, continuation: continuation))
+                    channel.pipeline.addHandler(
+                        CallbackHandler(path: path, expectedState: expectedState, continuation: continuation))
                 }
             }
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
         } catch {
-            throw KeylessError(.loginFailed, "Cannot listen on 127.0.0.1:\(port) for the login redirect: \(error).",
-                               hint: port == 0 ? "Check that loopback networking works." : "Another program uses port \(port); close it or choose another --redirect-port that the identity provider allows.")
+            throw KeylessError(
+                .loginFailed, "Cannot listen on 127.0.0.1:\(port) for the login redirect: \(error).",
+                hint: port == 0
+                    ? "Check that loopback networking works."
+                    : "Another program uses port \(port); close it or choose another --redirect-port that the identity provider allows."
+            )
         }
         let actual = channel.localAddress?.port ?? port
-        return LoopbackServer(port: actual, redirectURI: "http://127.0.0.1:\(actual)\(path)", channel: channel, callbacks: stream)
+        return LoopbackServer(
+            port: actual, redirectURI: "http://127.0.0.1:\(actual)\(path)", channel: channel, callbacks: stream)
     }
 
     /// The query parameters of the first request to the callback path that carries the expected `state`.
@@ -92,14 +100,24 @@ final class CallbackHandler: ChannelInboundHandler, @unchecked Sendable {
                 // Any local process can reach this port: a callback that does not carry the login's state is
                 // answered and dropped, and the login keeps waiting for the real one (RFC 8252 §8.9, RFC 6749 §10.12).
                 status = .badRequest
-                page = Self.page(title: "Login not accepted", body: "This response does not belong to the login keyless started (the state does not match), so it was ignored. If you are logging in, finish in the tab keyless opened; otherwise run the login again.")
+                page = Self.page(
+                    title: "Login not accepted",
+                    body:
+                        "This response does not belong to the login keyless started (the state does not match), so it was ignored. If you are logging in, finish in the tab keyless opened; otherwise run the login again."
+                )
             } else if let error = query["error"] {
                 status = .ok
-                page = Self.page(title: "Login failed", body: "The identity provider said: \(Self.escape(error)) \(Self.escape(query["error_description"] ?? "")). Return to the terminal for details.")
+                page = Self.page(
+                    title: "Login failed",
+                    body:
+                        "The identity provider said: \(Self.escape(error)) \(Self.escape(query["error_description"] ?? "")). Return to the terminal for details."
+                )
                 continuation.yield(query)
             } else {
                 status = .ok
-                page = Self.page(title: "You are logged in", body: "keyless received your login. You can close this tab and return to the terminal.")
+                page = Self.page(
+                    title: "You are logged in",
+                    body: "keyless received your login. You can close this tab and return to the terminal.")
                 continuation.yield(query)
             }
         } else {
@@ -113,7 +131,9 @@ final class CallbackHandler: ChannelInboundHandler, @unchecked Sendable {
         headers.add(name: "Content-Security-Policy", value: "default-src 'none'; style-src 'unsafe-inline'")
         headers.add(name: "Connection", value: "close")
         headers.add(name: "Content-Length", value: "\(page.utf8.count)")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: page)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }

@@ -21,8 +21,10 @@ public struct TokenSet: Codable, Sendable, Equatable {
     public var requestedScopes: [String]?
 
     /// Creates a token set.
-    public init(idToken: String, refreshToken: String?, accessToken: String?, accessTokenExpiresAt: Date?, obtainedAt: Date,
-                authorizationParameters: [AuthorizationParameter]? = nil) {
+    public init(
+        idToken: String, refreshToken: String?, accessToken: String?, accessTokenExpiresAt: Date?, obtainedAt: Date,
+        authorizationParameters: [AuthorizationParameter]? = nil
+    ) {
         self.idToken = idToken
         self.refreshToken = refreshToken
         self.accessToken = accessToken
@@ -50,8 +52,11 @@ public struct OIDCClientConfiguration: Sendable, Equatable {
     public var refreshTokens: Bool
 
     /// Creates a configuration.
-    public init(issuer: String, clientID: String, clientSecret: String? = nil, scopes: [String]? = nil,
-                authorizationParameters: [AuthorizationParameter] = [], dialect: ProviderDialect? = nil, refreshTokens: Bool = true) {
+    public init(
+        issuer: String, clientID: String, clientSecret: String? = nil, scopes: [String]? = nil,
+        authorizationParameters: [AuthorizationParameter] = [], dialect: ProviderDialect? = nil,
+        refreshTokens: Bool = true
+    ) {
         self.refreshTokens = refreshTokens
         self.issuer = Discovery.normalize(issuer)
         self.clientID = clientID
@@ -108,10 +113,11 @@ public actor OIDCClient {
     public func verify(idToken: String, nonce: String? = nil) async throws -> IDTokenClaims {
         if verifierCache == nil {
             let metadata = try await metadata()
-            verifierCache = IDTokenVerifier(issuer: configuration.issuer, clientID: configuration.clientID,
-                                            jwksURI: metadata.jwksURI, http: http, clock: clock, logger: logger,
-                                            alternativeIssuers: configuration.profile.alternativeIssuers(configuration.issuer),
-                                            tenantTemplate: metadata.isTenantTemplate ? metadata.issuer : nil)
+            verifierCache = IDTokenVerifier(
+                issuer: configuration.issuer, clientID: configuration.clientID,
+                jwksURI: metadata.jwksURI, http: http, clock: clock, logger: logger,
+                alternativeIssuers: configuration.profile.alternativeIssuers(configuration.issuer),
+                tenantTemplate: metadata.isTenantTemplate ? metadata.issuer : nil)
         }
         return try await verifierCache!.verify(idToken, nonce: nonce)
     }
@@ -119,8 +125,9 @@ public actor OIDCClient {
     /// The scopes this client requests: the person's (given now, else at the previous login), or those the provider
     /// supports of openid, email, profile, groups, offline_access (`ProviderProfile.scopes`).
     public func scopes(previous: TokenSet? = nil) async throws -> [String] {
-        configuration.profile.scopes(explicit: configuration.scopes ?? previous?.requestedScopes, metadata: try await metadata(),
-                                     refresh: configuration.refreshTokens)
+        configuration.profile.scopes(
+            explicit: configuration.scopes ?? previous?.requestedScopes, metadata: try await metadata(),
+            refresh: configuration.refreshTokens)
     }
 
     /// Records on `tokens` what the login asked for, so that later logins ask the same.
@@ -134,14 +141,18 @@ public actor OIDCClient {
 
     /// The extra authorization parameters of a login: the configured ones, else those of the previous login.
     func authorizationParameters(previous: TokenSet?) -> [AuthorizationParameter] {
-        configuration.authorizationParameters.isEmpty ? (previous?.authorizationParameters ?? []) : configuration.authorizationParameters
+        configuration.authorizationParameters.isEmpty
+            ? (previous?.authorizationParameters ?? []) : configuration.authorizationParameters
     }
 
     /// The authorization request's query for a login.
-    func authorizationQuery(redirectURI: String, state: String, nonce: String, pkce: PKCE, previous: TokenSet?, offline: Bool = true) async throws -> [(String, String)] {
+    func authorizationQuery(
+        redirectURI: String, state: String, nonce: String, pkce: PKCE, previous: TokenSet?, offline: Bool = true
+    ) async throws -> [(String, String)] {
         let scopes = try await scopes(previous: previous)
-        let extra = configuration.profile.authorizationParameters(explicit: authorizationParameters(previous: previous),
-                                                                  holdsRefreshToken: previous?.refreshToken != nil, offline: offline)
+        let extra = configuration.profile.authorizationParameters(
+            explicit: authorizationParameters(previous: previous),
+            holdsRefreshToken: previous?.refreshToken != nil, offline: offline)
         return [
             ("response_type", "code"), ("client_id", configuration.clientID), ("redirect_uri", redirectURI),
             ("scope", scopes.joined(separator: " ")), ("state", state), ("nonce", nonce),
@@ -155,14 +166,17 @@ public actor OIDCClient {
     ///   - timeout: how long to wait for the person, in seconds.
     ///   - previous: the tokens kept from an earlier login, if any: its refresh token is kept when the provider issues
     ///     no new one (Google issues one only at the first consent), and its `--auth-param` values are reused.
-    public func loginWithBrowser(redirectPort: Int, presenter: any LoginPresenter, timeout: Double = 300, previous: TokenSet? = nil) async throws -> TokenSet {
+    public func loginWithBrowser(
+        redirectPort: Int, presenter: any LoginPresenter, timeout: Double = 300, previous: TokenSet? = nil
+    ) async throws -> TokenSet {
         let metadata = try await metadata()
         let pkce = PKCE()
         let state = PKCE.randomToken()
         let nonce = PKCE.randomToken()
         let server = try await LoopbackServer.start(port: redirectPort, expectedState: state)
         defer { Task { await server.stop() } }
-        let query = try await authorizationQuery(redirectURI: server.redirectURI, state: state, nonce: nonce, pkce: pkce, previous: previous)
+        let query = try await authorizationQuery(
+            redirectURI: server.redirectURI, state: state, nonce: nonce, pkce: pkce, previous: previous)
         let separator = metadata.authorizationEndpoint.contains("?") ? "&" : "?"
         let url = metadata.authorizationEndpoint + separator + FormEncoding.encode(query)
         let opened = presenter.openBrowser(url)
@@ -181,25 +195,33 @@ public actor OIDCClient {
             return first
         }
         guard let parameters else {
-            throw KeylessError(.loginFailed, "No login arrived from the browser within \(Int(timeout)) s.",
-                               hint: ProviderErrorAdvice.noCallbackHint(redirectURI: server.redirectURI, clientID: configuration.clientID))
+            throw KeylessError(
+                .loginFailed, "No login arrived from the browser within \(Int(timeout)) s.",
+                hint: ProviderErrorAdvice.noCallbackHint(
+                    redirectURI: server.redirectURI, clientID: configuration.clientID))
         }
         // The listener delivers only callbacks with this login's state; checked again here so that stays true.
         guard parameters["state"] == state else {
-            throw KeylessError(.stateMismatch, "The browser returned a login that keyless did not start (state mismatch).",
-                               hint: "Close old login tabs and run the login again.")
+            throw KeylessError(
+                .stateMismatch, "The browser returned a login that keyless did not start (state mismatch).",
+                hint: "Close old login tabs and run the login again.")
         }
         if let error = parameters["error"] {
             let description = parameters["error_description"].map { " (\($0))" } ?? ""
-            throw KeylessError(.loginFailed, "The identity provider refused the login: \(error)\(description).",
-                               hint: advice.hint(error: error, description: parameters["error_description"], step: .authorization))
+            throw KeylessError(
+                .loginFailed, "The identity provider refused the login: \(error)\(description).",
+                hint: advice.hint(error: error, description: parameters["error_description"], step: .authorization))
         }
         guard let code = parameters["code"] else {
-            throw KeylessError(.loginFailed, "The browser returned no authorization code.", hint: "Run the login again.")
+            throw KeylessError(
+                .loginFailed, "The browser returned no authorization code.", hint: "Run the login again.")
         }
-        let tokens = try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
-            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", server.redirectURI), ("code_verifier", pkce.verifier),
-        ], nonce: nonce, previous: nil)
+        let tokens = try await exchange(
+            tokenEndpoint: metadata.tokenEndpoint,
+            form: [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", server.redirectURI),
+                ("code_verifier", pkce.verifier),
+            ], nonce: nonce, previous: nil)
         return remembering(tokens, previous: previous)
     }
 
@@ -207,34 +229,46 @@ public actor OIDCClient {
     /// it asks for no refresh token (no Google `access_type=offline`, no `prompt=consent`).
     public func authorizationURL(redirectURI: String, state: String, nonce: String, pkce: PKCE) async throws -> String {
         let metadata = try await metadata()
-        let query = try await authorizationQuery(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil, offline: false)
-        return metadata.authorizationEndpoint + (metadata.authorizationEndpoint.contains("?") ? "&" : "?") + FormEncoding.encode(query)
+        let query = try await authorizationQuery(
+            redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil, offline: false)
+        return metadata.authorizationEndpoint + (metadata.authorizationEndpoint.contains("?") ? "&" : "?")
+            + FormEncoding.encode(query)
     }
 
     /// Exchanges a web application's authorization code; the ID token is verified, with `nonce`.
     public func exchange(code: String, redirectURI: String, verifier: String, nonce: String) async throws -> TokenSet {
         let metadata = try await metadata()
-        return try await exchange(tokenEndpoint: metadata.tokenEndpoint, form: [
-            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI), ("code_verifier", verifier),
-        ], nonce: nonce, previous: nil)
+        return try await exchange(
+            tokenEndpoint: metadata.tokenEndpoint,
+            form: [
+                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirectURI),
+                ("code_verifier", verifier),
+            ], nonce: nonce, previous: nil)
     }
 
     /// Logs in with the device authorization grant (RFC 8628): shows a code, polls until approved.
     public func loginWithDevice(presenter: any LoginPresenter, previous: TokenSet? = nil) async throws -> TokenSet {
         let metadata = try await metadata()
         guard let endpoint = metadata.deviceAuthorizationEndpoint else {
-            throw KeylessError(.usage, "\(configuration.issuer) does not offer the device flow.", hint: "Log in without --device (browser, or --no-browser to copy the URL).")
+            throw KeylessError(
+                .usage, "\(configuration.issuer) does not offer the device flow.",
+                hint: "Log in without --device (browser, or --no-browser to copy the URL).")
         }
         // Provider-specific parameters (Auth0's audience) belong in the device request too; Google's access_type does not.
         let extra = authorizationParameters(previous: previous).map { ($0.name, $0.value) }
-        let body = try await post(endpoint, form: [("scope", try await scopes(previous: previous).joined(separator: " "))] + extra, what: "device authorization")
+        let body = try await post(
+            endpoint, form: [("scope", try await scopes(previous: previous).joined(separator: " "))] + extra,
+            what: "device authorization")
         guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
-              let verificationURI = (body["verification_uri"] ?? body["verification_url"]) as? String else {
-            throw KeylessError(.idpError, "The device authorization response lacks device_code, user_code or verification_uri.",
-                               hint: "Check the identity provider's device-flow configuration.")
+            let verificationURI = (body["verification_uri"] ?? body["verification_url"]) as? String
+        else {
+            throw KeylessError(
+                .idpError, "The device authorization response lacks device_code, user_code or verification_uri.",
+                hint: "Check the identity provider's device-flow configuration.")
         }
-        presenter.showDeviceCode(userCode: userCode, verificationURI: verificationURI,
-                                 verificationURIComplete: body["verification_uri_complete"] as? String)
+        presenter.showDeviceCode(
+            userCode: userCode, verificationURI: verificationURI,
+            verificationURIComplete: body["verification_uri_complete"] as? String)
         var interval = min(max(Self.number(body["interval"]) ?? 5, 0), 60)
         // RFC 8628 §3.2: expires_in is required; a device code that lives more than a day is not one to wait for.
         let deadline = clock.now().addingTimeInterval(min(max(Self.number(body["expires_in"]) ?? 600, 1), 86_400))
@@ -242,40 +276,56 @@ public actor OIDCClient {
         defer { stopWaiting() }
         while clock.now() < deadline {
             try await Task.sleep(nanoseconds: UInt64(interval * 1e9))
-            let response = try await send(metadata.tokenEndpoint, form: [
-                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode),
-            ], what: "device token")
-            if response.status == 200 { return remembering(try await tokens(from: response, nonce: nil, previous: nil), previous: previous) }
+            let response = try await send(
+                metadata.tokenEndpoint,
+                form: [
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", deviceCode),
+                ], what: "device token")
+            if response.status == 200 {
+                return remembering(try await tokens(from: response, nonce: nil, previous: nil), previous: previous)
+            }
             let error = Self.json(response.body)["error"] as? String
             switch error {
             case "authorization_pending": continue
             case "slow_down": interval = min(interval + 5, 60)
             case "expired_token":
-                throw KeylessError(.loginFailed, "The device code \(userCode) expired before it was approved.", hint: "Run the login again and approve the new code sooner.")
+                throw KeylessError(
+                    .loginFailed, "The device code \(userCode) expired before it was approved.",
+                    hint: "Run the login again and approve the new code sooner.")
             case "access_denied":
-                throw KeylessError(.loginFailed, "The device login was denied.", hint: "Run the login again and approve it.")
+                throw KeylessError(
+                    .loginFailed, "The device login was denied.", hint: "Run the login again and approve it.")
             default:
                 throw tokenError(response, what: "device token")
             }
         }
-        throw KeylessError(.loginFailed, "The device code \(userCode) expired before it was approved.", hint: "Run the login again.")
+        throw KeylessError(
+            .loginFailed, "The device code \(userCode) expired before it was approved.", hint: "Run the login again.")
     }
 
     /// Uses the refresh token. Throws `loginRequired` when the provider no longer accepts it, or when it
     /// returns no new ID token and the old one has expired (glewlwyd and others return none on refresh).
     public func refresh(_ tokens: TokenSet) async throws -> TokenSet {
         guard let refreshToken = tokens.refreshToken else {
-            throw KeylessError(.loginRequired, "There is no refresh token (the provider issued none).", hint: "Log in again: keyless login.")
+            throw KeylessError(
+                .loginRequired, "There is no refresh token (the provider issued none).",
+                hint: "Log in again: keyless login.")
         }
         let metadata = try await metadata()
-        let response = try await send(metadata.tokenEndpoint, form: [
-            ("grant_type", "refresh_token"), ("refresh_token", refreshToken), ("scope", try await scopes(previous: tokens).joined(separator: " ")),
-        ], what: "refresh")
+        let response = try await send(
+            metadata.tokenEndpoint,
+            form: [
+                ("grant_type", "refresh_token"), ("refresh_token", refreshToken),
+                ("scope", try await scopes(previous: tokens).joined(separator: " ")),
+            ], what: "refresh")
         guard response.status == 200 else {
             let error = Self.json(response.body)["error"] as? String
-            if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400 {
-                throw KeylessError(.loginRequired, "The identity provider no longer accepts the refresh token (\(error ?? "HTTP \(response.status)")).",
-                                   hint: "Log in again: keyless login.")
+            if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
+            {
+                throw KeylessError(
+                    .loginRequired,
+                    "The identity provider no longer accepts the refresh token (\(error ?? "HTTP \(response.status)")).",
+                    hint: "Log in again: keyless login.")
             }
             throw tokenError(response, what: "refresh")
         }
@@ -289,7 +339,8 @@ public actor OIDCClient {
     public func revoke(refreshToken: String) async throws -> Bool {
         let metadata = try await metadata()
         guard let endpoint = metadata.revocationEndpoint else { return false }
-        let response = try await send(endpoint, form: [("token", refreshToken), ("token_type_hint", "refresh_token")], what: "revocation")
+        let response = try await send(
+            endpoint, form: [("token", refreshToken), ("token_type_hint", "refresh_token")], what: "revocation")
         guard response.status == 200 else { throw tokenError(response, what: "revocation") }
         return true
     }
@@ -299,17 +350,21 @@ public actor OIDCClient {
     /// client or a wrong secret gets `invalid_client` (RFC 6749 §5.2). Returns the error code and description.
     public func probeClient() async throws -> (error: String?, description: String?, status: Int) {
         let metadata = try await metadata()
-        let response = try await send(metadata.tokenEndpoint, form: [
-            ("grant_type", "authorization_code"), ("code", "keyless-doctor-probe-" + PKCE.randomToken()),
-            ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", PKCE().verifier),
-        ], what: "client check")
+        let response = try await send(
+            metadata.tokenEndpoint,
+            form: [
+                ("grant_type", "authorization_code"), ("code", "keyless-doctor-probe-" + PKCE.randomToken()),
+                ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", PKCE().verifier),
+            ], what: "client check")
         let body = Self.json(response.body)
         return (body["error"] as? String, body["error_description"] as? String, response.status)
     }
 
     // MARK: - token endpoint
 
-    private func exchange(tokenEndpoint: String, form: [(String, String)], nonce: String?, previous: TokenSet?) async throws -> TokenSet {
+    private func exchange(tokenEndpoint: String, form: [(String, String)], nonce: String?, previous: TokenSet?)
+        async throws -> TokenSet
+    {
         let response = try await send(tokenEndpoint, form: form, what: "code exchange")
         guard response.status == 200 else { throw tokenError(response, what: "code exchange") }
         return try await tokens(from: response, nonce: nonce, previous: previous)
@@ -322,19 +377,26 @@ public actor OIDCClient {
         if let fresh = body["id_token"] as? String {
             _ = try await verify(idToken: fresh, nonce: nonce)
             idToken = fresh
-        } else if let previous, let old = UnverifiedJWT.claims(previous.idToken), old.expiresAt.timeIntervalSince(now) > 30 {
+        } else if let previous, let old = UnverifiedJWT.claims(previous.idToken),
+            old.expiresAt.timeIntervalSince(now) > 30
+        {
             idToken = previous.idToken
         } else if previous != nil {
-            throw KeylessError(.loginRequired, "The refresh returned no new ID token and the previous one has expired.", hint: "Log in again: keyless login.")
+            throw KeylessError(
+                .loginRequired, "The refresh returned no new ID token and the previous one has expired.",
+                hint: "Log in again: keyless login.")
         } else {
-            throw KeylessError(.idpError, "The identity provider returned no ID token.", hint: "Request the openid scope (--scopes openid ...) and check the client's settings.")
+            throw KeylessError(
+                .idpError, "The identity provider returned no ID token.",
+                hint: "Request the openid scope (--scopes openid ...) and check the client's settings.")
         }
         let expiresIn = Self.number(body["expires_in"]).map { min(max($0, 0), 366 * 86_400) }
-        return TokenSet(idToken: idToken,
-                        refreshToken: (body["refresh_token"] as? String) ?? previous?.refreshToken,
-                        accessToken: body["access_token"] as? String,
-                        accessTokenExpiresAt: expiresIn.map { now.addingTimeInterval($0) },
-                        obtainedAt: now)
+        return TokenSet(
+            idToken: idToken,
+            refreshToken: (body["refresh_token"] as? String) ?? previous?.refreshToken,
+            accessToken: body["access_token"] as? String,
+            accessTokenExpiresAt: expiresIn.map { now.addingTimeInterval($0) },
+            obtainedAt: now)
     }
 
     /// The client's identification or authentication for a request to the provider: `client_id` in the form for a
@@ -352,8 +414,10 @@ public actor OIDCClient {
     }
 
     var advice: ProviderErrorAdvice {
-        ProviderErrorAdvice(issuer: configuration.issuer, clientID: configuration.clientID, hasSecret: configuration.clientSecret != nil,
-                            scopesSupported: metadataCache?.scopesSupported)
+        ProviderErrorAdvice(
+            issuer: configuration.issuer, clientID: configuration.clientID,
+            hasSecret: configuration.clientSecret != nil,
+            scopesSupported: metadataCache?.scopesSupported)
     }
 
     private func post(_ url: String, form: [(String, String)], what: String) async throws -> [String: Any] {
@@ -366,12 +430,17 @@ public actor OIDCClient {
     private func send(_ url: String, form: [(String, String)], what: String) async throws -> HTTPResponseData {
         logger.debug("oidc request", metadata: ["oidc.step": "\(what)", "oidc.url": "\(url)"])
         let authentication = try await clientAuthentication()
-        let headers = ["content-type": "application/x-www-form-urlencoded", "accept": "application/json"].merging(authentication.headers) { _, new in new }
+        let headers = ["content-type": "application/x-www-form-urlencoded", "accept": "application/json"].merging(
+            authentication.headers
+        ) { _, new in new }
         do {
-            return try await http.send(method: "POST", url: url, headers: headers, body: Array(FormEncoding.encode(authentication.form + form).utf8))
+            return try await http.send(
+                method: "POST", url: url, headers: headers,
+                body: Array(FormEncoding.encode(authentication.form + form).utf8))
         } catch {
-            throw KeylessError(.idpUnreachable, "Cannot reach the identity provider for the \(what) (\(url)): \(error).",
-                               hint: "Check the network and that \(configuration.issuer) is up, then retry.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot reach the identity provider for the \(what) (\(url)): \(error).",
+                hint: "Check the network and that \(configuration.issuer) is up, then retry.")
         }
     }
 
@@ -379,8 +448,11 @@ public actor OIDCClient {
         let body = Self.json(response.body)
         let error = body["error"] as? String ?? "HTTP \(response.status)"
         let description = body["error_description"] as? String
-        return KeylessError(.idpError, "The identity provider rejected the \(what): \(error)\(description.map { " (\($0))" } ?? "").",
-                            hint: advice.hint(error: error, description: description, step: what == "device authorization" || what == "device token" ? .device : .token))
+        return KeylessError(
+            .idpError, "The identity provider rejected the \(what): \(error)\(description.map { " (\($0))" } ?? "").",
+            hint: advice.hint(
+                error: error, description: description,
+                step: what == "device authorization" || what == "device token" ? .device : .token))
     }
 
     static func json(_ bytes: [UInt8]) -> [String: Any] {
@@ -391,9 +463,13 @@ public actor OIDCClient {
     /// "nan", "inf" and "1e999" become durations and dates, where they would trap.
     static func number(_ value: Any?) -> Double? {
         let number: Double?
-        if let value = value as? NSNumber { number = value.doubleValue }
-        else if let text = value as? String { number = Double(text) }
-        else { number = nil }
+        if let value = value as? NSNumber {
+            number = value.doubleValue
+        } else if let text = value as? String {
+            number = Double(text)
+        } else {
+            number = nil
+        }
         guard let number, number.isFinite else { return nil }
         return number
     }

@@ -29,37 +29,49 @@ public struct ProviderErrorAdvice: Sendable {
     /// The hint for `error` (with its description, which some providers fill with their own codes).
     public func hint(error: String, description: String?, step: Step) -> String {
         let text = (description ?? "").lowercased()
-        if error == "redirect_uri_mismatch" || text.contains("aadsts50011") || text.contains("redirect_uri") || text.contains("redirect uri") {
-            return "Register the loopback redirect URI http://127.0.0.1:PORT/callback for client \(clientID) at the provider "
+        if error == "redirect_uri_mismatch" || text.contains("aadsts50011") || text.contains("redirect_uri")
+            || text.contains("redirect uri")
+        {
+            return
+                "Register the loopback redirect URI http://127.0.0.1:PORT/callback for client \(clientID) at the provider "
                 + "(providers that allow any port for 127.0.0.1 need it without a port), or pass --redirect-port PORT to match the one registered."
         }
         if text.contains("aadsts700025") || (error == "invalid_client" && text.contains("public") && hasSecret) {
             return "Client \(clientID) is a public client at the provider: drop --client-secret/--client-secret-file."
         }
         if text.contains("client_secret") && !hasSecret || text.contains("aadsts7000218") {
-            return "The provider requires the client secret of \(clientID) (Google's \"Desktop app\" clients do, even with PKCE): "
+            return
+                "The provider requires the client secret of \(clientID) (Google's \"Desktop app\" clients do, even with PKCE): "
                 + "pass --client-secret VALUE (for secrets that are public by design) or --client-secret-file FILE."
         }
         if text.contains("offline token") || (error == "invalid_scope" && text.contains("offline_access")) {
-            return "The provider refused offline_access for you or this client (Keycloak needs the offline_access role): ask for it, "
+            return
+                "The provider refused offline_access for you or this client (Keycloak needs the offline_access role): ask for it, "
                 + "or pass --scopes without offline_access (you will then log in again when the ID token expires)."
         }
         switch error {
         case "invalid_scope":
             let supported = scopesSupported.map { " The provider lists: \($0.joined(separator: " "))." } ?? ""
-            return "The provider refused a requested scope. Pass --scopes with scopes it supports (openid is always added).\(supported)"
+            return
+                "The provider refused a requested scope. Pass --scopes with scopes it supports (openid is always added).\(supported)"
         case "unauthorized_client":
-            let grant = step == .device ? "the device code grant" : (step == .token ? "the authorization code and refresh token grants" : "the authorization code flow")
+            let grant =
+                step == .device
+                ? "the device code grant"
+                : (step == .token ? "the authorization code and refresh token grants" : "the authorization code flow")
             return "Client \(clientID) may not use \(grant) at the provider: enable it in the client's settings"
-                + (step == .device ? ", or log in without --device." : ", or use --device if the client has the device grant.")
+                + (step == .device
+                    ? ", or log in without --device." : ", or use --device if the client has the device grant.")
         case "invalid_client":
             return hasSecret
                 ? "The provider does not accept client \(clientID) with that secret: check --client-id and the secret (is the client public? then drop the secret)."
                 : "The provider does not know client \(clientID), or requires it to authenticate: check --client-id, and for a confidential client pass --client-secret-file."
         case "access_denied", "consent_required", "interaction_required":
-            return "The login or its consent was declined. Log in again and allow keyless; if your organisation requires an administrator's consent for \(clientID), ask them to grant it."
+            return
+                "The login or its consent was declined. Log in again and allow keyless; if your organisation requires an administrator's consent for \(clientID), ask them to grant it."
         case "invalid_grant":
-            return "The code or refresh token was refused (expired, already used, or issued to another client): run keyless login again."
+            return
+                "The code or refresh token was refused (expired, already used, or issued to another client): run keyless login again."
         case "login_required":
             return "The provider wants you to sign in again: run keyless login."
         case "temporarily_unavailable", "server_error":

@@ -14,7 +14,11 @@ public enum ProviderDialect: String, Sendable, Equatable, CaseIterable {
     public static func detect(issuer: String) -> ProviderDialect {
         guard let host = URL(string: issuer)?.host?.lowercased() else { return .generic }
         if host == "accounts.google.com" { return .google }
-        if host == "login.microsoftonline.com" || host == "login.microsoftonline.us" || host == "login.partner.microsoftonline.cn" { return .entra }
+        if host == "login.microsoftonline.com" || host == "login.microsoftonline.us"
+            || host == "login.partner.microsoftonline.cn"
+        {
+            return .entra
+        }
         return .generic
     }
 }
@@ -34,19 +38,27 @@ public struct AuthorizationParameter: Codable, Sendable, Equatable {
     }
 
     /// Names keyless sets itself: a login would break (or lose its protection) if they were replaced.
-    public static let reserved: Set<String> = ["response_type", "client_id", "redirect_uri", "state", "nonce", "code_challenge",
-                                               "code_challenge_method", "scope", "client_secret", "grant_type", "code", "code_verifier"]
+    public static let reserved: Set<String> = [
+        "response_type", "client_id", "redirect_uri", "state", "nonce", "code_challenge",
+        "code_challenge_method", "scope", "client_secret", "grant_type", "code", "code_verifier",
+    ]
 
     /// Parses `KEY=VALUE`; refuses reserved names with what to use instead.
     public static func parse(_ text: String) throws -> AuthorizationParameter {
         guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
-            throw KeylessError(.usage, "--auth-param '\(text)' is not KEY=VALUE.", hint: "For example --auth-param audience=https://api.example.com.")
+            throw KeylessError(
+                .usage, "--auth-param '\(text)' is not KEY=VALUE.",
+                hint: "For example --auth-param audience=https://api.example.com.")
         }
         let name = String(text[..<equals])
         let value = String(text[text.index(after: equals)...])
         guard !reserved.contains(name) else {
-            throw KeylessError(.usage, "--auth-param cannot set \(name): keyless sets it itself.",
-                               hint: name == "scope" ? "Use --scopes for scopes." : "Leave \(name) out; only provider-specific parameters (audience, idp, domain_hint, login_hint, prompt, ...) go in --auth-param.")
+            throw KeylessError(
+                .usage, "--auth-param cannot set \(name): keyless sets it itself.",
+                hint: name == "scope"
+                    ? "Use --scopes for scopes."
+                    : "Leave \(name) out; only provider-specific parameters (audience, idp, domain_hint, login_hint, prompt, ...) go in --auth-param."
+            )
         }
         return AuthorizationParameter(name: name, value: value)
     }
@@ -87,7 +99,9 @@ public struct ProviderProfile: Sendable, Equatable {
     /// - Parameters:
     ///   - holdsRefreshToken: whether a working refresh token is already kept for this login.
     ///   - offline: whether the login wants a refresh token at all (a web page's sign-in does not).
-    public func authorizationParameters(explicit: [AuthorizationParameter], holdsRefreshToken: Bool, offline: Bool = true) -> [(String, String)] {
+    public func authorizationParameters(
+        explicit: [AuthorizationParameter], holdsRefreshToken: Bool, offline: Bool = true
+    ) -> [(String, String)] {
         var parameters: [(String, String)] = []
         if dialect == .google && offline {
             // https://developers.google.com/identity/protocols/oauth2/native-app#step-2:-send-a-request-to-googles-oauth-2.0-server

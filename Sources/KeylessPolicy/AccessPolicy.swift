@@ -22,8 +22,9 @@ public struct AccessPolicy: Sendable {
     }
 
     static func missingFile(_ path: String) -> KeylessError {
-        KeylessError(.configInvalid, "\(path): the policy file does not exist.",
-                     hint: "Create it (see docs/policy.example.yaml) or pass the right path.")
+        KeylessError(
+            .configInvalid, "\(path): the policy file does not exist.",
+            hint: "Create it (see docs/policy.example.yaml) or pass the right path.")
     }
 
     /// The accounts, in file order.
@@ -54,12 +55,19 @@ public struct AccessPolicy: Sendable {
         }
         let entitlement = storage.entitlements[index]
         let label = "role \(entitlement.account.displayName)/\(entitlement.role.name) (\(entitlement.role.arn))"
-        let granted = storage.matchingGrants(caller).contains { storage.grants[$0].coverage.contains(role: index, account: storage.roleAccount[index]) }
+        let granted = storage.matchingGrants(caller).contains {
+            storage.grants[$0].coverage.contains(role: index, account: storage.roleAccount[index])
+        }
         guard granted else {
-            return .denied(.notGranted, "\(caller.subject) is not granted \(label): \(storage.whatGrants(role: index, to: caller))")
+            return .denied(
+                .notGranted, "\(caller.subject) is not granted \(label): \(storage.whatGrants(role: index, to: caller))"
+            )
         }
         if entitlement.role.mfaRequired && !caller.mfa {
-            return .denied(.mfaRequired, "\(label) requires MFA, and the token of \(caller.subject) does not show a second factor (amr); log in again with MFA")
+            return .denied(
+                .mfaRequired,
+                "\(label) requires MFA, and the token of \(caller.subject) does not show a second factor (amr); log in again with MFA"
+            )
         }
         return .granted(entitlement, tags: sessionTags(for: caller))
     }
@@ -159,7 +167,10 @@ final class PolicyStorage: Sendable {
     let grantsForAll: [Int]
     let tagRules: [TagRule]
 
-    init(accounts: [PolicyAccount], roles: [PolicyRole], roleAccount: [Int], defaultRegion: String, grants: [CompiledGrant], tagRules: [TagRule]) {
+    init(
+        accounts: [PolicyAccount], roles: [PolicyRole], roleAccount: [Int], defaultRegion: String,
+        grants: [CompiledGrant], tagRules: [TagRule]
+    ) {
         self.accounts = accounts
         self.roles = roles
         self.roleAccount = roleAccount
@@ -173,8 +184,10 @@ final class PolicyStorage: Sendable {
         var byAccount = Array(repeating: [Int](), count: accounts.count)
         for (index, role) in roles.enumerated() {
             let account = accounts[roleAccount[index]]
-            entitlements.append(Entitlement(role: role, account: account, region: account.region ?? defaultRegion,
-                                            profileName: Self.profileName(account: account, role: role)))
+            entitlements.append(
+                Entitlement(
+                    role: role, account: account, region: account.region ?? defaultRegion,
+                    profileName: Self.profileName(account: account, role: role)))
             byArn[role.arn] = index
             byReference["\(account.id)/\(role.name)"] = index
             if let alias = account.alias { byReference["\(alias)/\(role.name)"] = index }
@@ -182,7 +195,10 @@ final class PolicyStorage: Sendable {
         }
         // Without regard to case first, as people read a list; then exactly, so the order is total.
         let keys = entitlements.map { e in
-            (e.account.displayName.lowercased(), e.account.displayName, e.role.name.lowercased(), e.role.name, e.role.arn)
+            (
+                e.account.displayName.lowercased(), e.account.displayName, e.role.name.lowercased(), e.role.name,
+                e.role.arn
+            )
         }
         let order = roles.indices.sorted { keys[$0] < keys[$1] }
         var rank = Array(repeating: 0, count: roles.count)
@@ -195,7 +211,8 @@ final class PolicyStorage: Sendable {
         self.roleByReference = byReference
 
         var byGroup: [ExactName: [Int]] = [:], claimOnly: [Int] = []
-        var forRole = Array(repeating: [Int](), count: roles.count), forAccount = Array(repeating: [Int](), count: accounts.count)
+        var forRole = Array(repeating: [Int](), count: roles.count),
+            forAccount = Array(repeating: [Int](), count: accounts.count)
         var forAll: [Int] = []
         for (index, grant) in grants.enumerated() {
             if grant.groups.isEmpty { claimOnly.append(index) }
@@ -214,12 +231,14 @@ final class PolicyStorage: Sendable {
     /// The suggested profile name for a role: `<alias or id>-<name>`, lowercase, other characters as "-".
     static func profileName(account: PolicyAccount, role: PolicyRole) -> String {
         let raw = "\(account.displayName)-\(role.name)".lowercased()
-        return String(String.UnicodeScalarView(raw.unicodeScalars.map { scalar in
-            switch scalar {
-            case "a"..."z", "0"..."9", ".", "_", "-": return scalar
-            default: return "-"
-            }
-        }))
+        return String(
+            String.UnicodeScalarView(
+                raw.unicodeScalars.map { scalar in
+                    switch scalar {
+                    case "a"..."z", "0"..."9", ".", "_", "-": return scalar
+                    default: return "-"
+                    }
+                }))
     }
 
     /// The grants whose conditions `caller` meets, each once: those indexed under the caller's groups, then the
@@ -253,7 +272,8 @@ final class PolicyStorage: Sendable {
             if let issuer = grant.issuer, trimmedIssuer(caller.issuer) != issuer, !unmet.contains("issuer \(issuer)") {
                 unmet.append("issuer \(issuer)")
             }
-            for matcher in grant.claims where !matcher.matches(caller.claims) && !unmet.contains("claim \(matcher.claim)") {
+            for matcher in grant.claims
+            where !matcher.matches(caller.claims) && !unmet.contains("claim \(matcher.claim)") {
                 unmet.append("claim \(matcher.claim)")
             }
         }
@@ -263,13 +283,17 @@ final class PolicyStorage: Sendable {
             parts.append("it is granted to members of \(Self.list(groups.sorted())) (the caller's groups: \(mine))")
         }
         if !unmet.isEmpty {
-            parts.append("the grant for the caller's group also requires a matching \(unmet.joined(separator: " and "))")
+            parts.append(
+                "the grant for the caller's group also requires a matching \(unmet.joined(separator: " and "))")
         }
         if !claimNames.isEmpty {
-            parts.append("\(parts.isEmpty ? "it is granted" : "or") to callers whose claims \(Self.list(claimNames.sorted(), last: "and")) match")
+            parts.append(
+                "\(parts.isEmpty ? "it is granted" : "or") to callers whose claims \(Self.list(claimNames.sorted(), last: "and")) match"
+            )
         }
         if caller.hasUnverifiedEmail && (claimNames.contains("email") || unmet.contains("claim email")) {
-            parts.append("the token's email is not verified by its provider (email_verified is false), so it counts as absent")
+            parts.append(
+                "the token's email is not verified by its provider (email_verified is false), so it counts as absent")
         }
         return parts.isEmpty ? "no grant in the policy gives this role to anyone" : parts.joined(separator: "; ")
     }
@@ -277,7 +301,8 @@ final class PolicyStorage: Sendable {
     /// "a", "a or b", "a, b or c", at most 5 names then "and N more".
     static func list(_ names: [String], last: String = "or") -> String {
         let shown = Array(names.prefix(5))
-        var text = shown.count > 1 ? shown.dropLast().joined(separator: ", ") + " \(last) " + shown.last! : shown.joined()
+        var text =
+            shown.count > 1 ? shown.dropLast().joined(separator: ", ") + " \(last) " + shown.last! : shown.joined()
         if names.count > shown.count { text = shown.joined(separator: ", ") + " and \(names.count - shown.count) more" }
         return text
     }

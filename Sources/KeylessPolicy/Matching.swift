@@ -77,8 +77,8 @@ enum STSTagText {
         }
         switch scalar.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter,
-             .spaceSeparator, .lineSeparator, .paragraphSeparator,
-             .decimalNumber, .letterNumber, .otherNumber:
+            .spaceSeparator, .lineSeparator, .paragraphSeparator,
+            .decimalNumber, .letterNumber, .otherNumber:
             return true
         default:
             return false
@@ -91,7 +91,8 @@ enum STSTagText {
         if length == 0 { return "is empty" }
         if length > maxKeyLength { return "is \(length) characters long; STS allows at most \(maxKeyLength)" }
         if let bad = key.unicodeScalars.first(where: { !isAllowed($0) }) {
-            return "contains '\(bad.escaped(asASCII: true))', which STS does not allow (letters, digits, spaces and _ . : / = + - @ only)"
+            return
+                "contains '\(bad.escaped(asASCII: true))', which STS does not allow (letters, digits, spaces and _ . : / = + - @ only)"
         }
         if key.lowercased().hasPrefix("aws:") { return "starts with 'aws:', a prefix AWS reserves for itself" }
         return nil

@@ -18,11 +18,15 @@ public struct PolicyCaller: Sendable, Hashable {
 
     /// Creates a caller. An `email` whose `email_verified` is false (a boolean, or the string some providers send) may be
     /// one the person typed: it is absent for grants and session tags, as it is for the session name.
-    public init(issuer: String, subject: String, groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false) {
+    public init(
+        issuer: String, subject: String, groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false
+    ) {
         self.issuer = issuer
         self.subject = subject
         self.groups = groups
-        let unverified = claims["email"] != nil && (claims["email_verified"] == .bool(false) || claims["email_verified"] == .string("false"))
+        let unverified =
+            claims["email"] != nil
+            && (claims["email_verified"] == .bool(false) || claims["email_verified"] == .string("false"))
         self.claims = unverified ? claims.filter { $0.key != "email" } : claims
         self.hasUnverifiedEmail = unverified
         self.mfa = mfa
@@ -75,8 +79,10 @@ public struct PolicyRole: Sendable, Equatable {
     public var credentials: CredentialMode
 
     /// Creates a role.
-    public init(arn: String, name: String, accountID: String, description: String? = nil, maxSessionSeconds: Int = 3600,
-                mfaRequired: Bool = false, credentials: CredentialMode = .webIdentity) {
+    public init(
+        arn: String, name: String, accountID: String, description: String? = nil, maxSessionSeconds: Int = 3600,
+        mfaRequired: Bool = false, credentials: CredentialMode = .webIdentity
+    ) {
         self.arn = arn
         self.name = name
         self.accountID = accountID

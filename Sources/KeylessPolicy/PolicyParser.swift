@@ -43,7 +43,9 @@ struct PolicyParser {
         do {
             // The basic resolver: values are read from their text here, and it spares a regex per scalar.
             guard let node = try Yams.compose(yaml: text, .basic, .default, .utf8) else {
-                throw KeylessError(.configInvalid, "\(file):1:1: the policy is empty; it needs at least accounts: and roles:", hint: Self.hint)
+                throw KeylessError(
+                    .configInvalid, "\(file):1:1: the policy is empty; it needs at least accounts: and roles:",
+                    hint: Self.hint)
             }
             root = node
         } catch let error as YamlError {
@@ -117,12 +119,20 @@ struct PolicyParser {
             let parsed: (accountID: String, roleName: String)
             switch Self.parseRoleArn(arn) {
             case .success(let value): parsed = value
-            case .failure(let problem): throw fail(arnNode, "'\(arn)' is not a role ARN: \(problem.text); expected arn:aws:iam::<12-digit account id>:role/<name>")
+            case .failure(let problem):
+                throw fail(
+                    arnNode,
+                    "'\(arn)' is not a role ARN: \(problem.text); expected arn:aws:iam::<12-digit account id>:role/<name>"
+                )
             }
             guard let account = accountByID[parsed.accountID] else {
-                throw fail(arnNode, "role \(arn) is in account \(parsed.accountID), which is not listed under accounts:; add it there")
+                throw fail(
+                    arnNode,
+                    "role \(arn) is in account \(parsed.accountID), which is not listed under accounts:; add it there")
             }
-            if let first = arnSeen[arn] { throw fail(arnNode, "role \(arn) is listed twice (first at \(position(first)))") }
+            if let first = arnSeen[arn] {
+                throw fail(arnNode, "role \(arn) is listed twice (first at \(position(first)))")
+            }
             arnSeen[arn] = arnNode
             var name = parsed.roleName
             var nameNode = arnNode
@@ -133,15 +143,20 @@ struct PolicyParser {
             }
             let nameKey = "\(account.index)/\(name.lowercased())"
             if let first = nameSeen[nameKey] {
-                throw fail(nameNode, "role name '\(name)' is used twice in account \(accounts[account.index].displayName) (first at \(position(first))); give one of them another name:")
+                throw fail(
+                    nameNode,
+                    "role name '\(name)' is used twice in account \(accounts[account.index].displayName) (first at \(position(first))); give one of them another name:"
+                )
             }
             nameSeen[nameKey] = nameNode
             let description = try fields.value("description").map { try string($0, of: "description") }
             let maxSession = try fields.value("max_session").map(duration) ?? defaultMaxSession
             let mfa = try fields.value("mfa_required").map { try bool($0, of: "mfa_required") } ?? false
             let mode = try fields.value("credentials").map(credentialMode) ?? defaultCredentials
-            roles.append(PolicyRole(arn: arn, name: name, accountID: parsed.accountID, description: description,
-                                    maxSessionSeconds: maxSession, mfaRequired: mfa, credentials: mode))
+            roles.append(
+                PolicyRole(
+                    arn: arn, name: name, accountID: parsed.accountID, description: description,
+                    maxSessionSeconds: maxSession, mfaRequired: mfa, credentials: mode))
             roleAccount.append(account.index)
             roleNodes.append(nameNode)
         }
@@ -150,7 +165,10 @@ struct PolicyParser {
         for (index, role) in roles.enumerated() {
             let profile = PolicyStorage.profileName(account: accounts[roleAccount[index]], role: role)
             if let first = profileSeen[profile] {
-                throw fail(roleNodes[index], "role \(role.arn) would get the profile name '\(profile)', as does \(roles[first].arn) (\(position(roleNodes[first]))); give one of them another name:")
+                throw fail(
+                    roleNodes[index],
+                    "role \(role.arn) would get the profile name '\(profile)', as does \(roles[first].arn) (\(position(roleNodes[first]))); give one of them another name:"
+                )
             }
             profileSeen[profile] = index
         }
@@ -176,23 +194,35 @@ struct PolicyParser {
             }
             var claims: [ClaimMatcher] = []
             if let node = fields.value("claims") {
-                guard case .mapping(let mapping) = node else { throw fail(node, "claims: must be a mapping of claim names to patterns, as in email: \"*@example.com\"") }
+                guard case .mapping(let mapping) = node else {
+                    throw fail(
+                        node, "claims: must be a mapping of claim names to patterns, as in email: \"*@example.com\"")
+                }
                 for (keyNode, valueNode) in mapping {
                     let claim = try string(keyNode, of: "a claim name")
                     guard !claim.isEmpty else { throw fail(keyNode, "a claim name is empty") }
-                    let patterns = try stringList(valueNode, of: "claim \(claim)").map { Glob(try string($0, of: "a pattern of claim \(claim)")) }
-                    guard !patterns.isEmpty else { throw fail(valueNode, "claim \(claim) lists no patterns; give at least one, as in \"*\"") }
+                    let patterns = try stringList(valueNode, of: "claim \(claim)").map {
+                        Glob(try string($0, of: "a pattern of claim \(claim)"))
+                    }
+                    guard !patterns.isEmpty else {
+                        throw fail(valueNode, "claim \(claim) lists no patterns; give at least one, as in \"*\"")
+                    }
                     claims.append(ClaimMatcher(claim: claim, patterns: patterns))
                 }
             }
             var issuer: String? = nil
             if let node = fields.value("issuer") {
                 let text = trimmedIssuer(try string(node, of: "issuer"))
-                guard !text.isEmpty else { throw fail(node, "issuer is empty; give the issuer URL, as in https://idp.example.com") }
+                guard !text.isEmpty else {
+                    throw fail(node, "issuer is empty; give the issuer URL, as in https://idp.example.com")
+                }
                 issuer = text
             }
             if groups.isEmpty && claims.isEmpty {
-                throw fail(item, "this grant has neither groups nor claims; say who it is for with groups: [...] or claims: {...} (everyone from one issuer: claims: {sub: \"*\"} and issuer:)")
+                throw fail(
+                    item,
+                    "this grant has neither groups nor claims; say who it is for with groups: [...] or claims: {...} (everyone from one issuer: claims: {sub: \"*\"} and issuer:)"
+                )
             }
             guard let rolesValue = fields.value("roles") else {
                 throw fail(item, "this grant has no roles; add roles: [<arn>, <alias>/<name>, <alias>/*, or *]")
@@ -210,19 +240,28 @@ struct PolicyParser {
                     }
                     coverage.roles.insert(index)
                 } else if let slash = reference.firstIndex(of: "/") {
-                    let accountName = String(reference[..<slash]), roleName = String(reference[reference.index(after: slash)...])
+                    let accountName = String(reference[..<slash]),
+                        roleName = String(reference[reference.index(after: slash)...])
                     guard let account = accountByAlias[accountName]?.index ?? accountByID[accountName]?.index else {
-                        throw fail(referenceNode, "grant names account '\(accountName)' in '\(reference)', which is neither an alias nor an id under accounts:")
+                        throw fail(
+                            referenceNode,
+                            "grant names account '\(accountName)' in '\(reference)', which is neither an alias nor an id under accounts:"
+                        )
                     }
                     if roleName == "*" {
                         coverage.accounts.insert(account)
                     } else if let index = roleByName["\(account)/\(roleName)"] {
                         coverage.roles.insert(index)
                     } else {
-                        throw fail(referenceNode, "grant names role '\(roleName)' in account \(accounts[account].displayName), which has no role of that name")
+                        throw fail(
+                            referenceNode,
+                            "grant names role '\(roleName)' in account \(accounts[account].displayName), which has no role of that name"
+                        )
                     }
                 } else {
-                    throw fail(referenceNode, "'\(reference)' does not name a role; write an ARN, <alias>/<name>, <alias>/* or *")
+                    throw fail(
+                        referenceNode,
+                        "'\(reference)' does not name a role; write an ARN, <alias>/<name>, <alias>/* or *")
                 }
             }
             grants.append(CompiledGrant(groups: groups, claims: claims, issuer: issuer, coverage: coverage))
@@ -234,26 +273,38 @@ struct PolicyParser {
         for item in try top.value("session_tags").map({ try sequence($0, of: "session_tags") }) ?? [] {
             let fields = try entries(item, of: "a session tag", allowed: Self.tagKeys)
             if tagRules.count == STSTagText.maxTags {
-                throw fail(item, "STS accepts at most \(STSTagText.maxTags) session tags; this is tag \(STSTagText.maxTags + 1)")
+                throw fail(
+                    item,
+                    "STS accepts at most \(STSTagText.maxTags) session tags; this is tag \(STSTagText.maxTags + 1)")
             }
-            guard let keyNode = fields.value("tag") else { throw fail(item, "this session tag has no tag:; add tag: <key> (and claim: <claim name>)") }
+            guard let keyNode = fields.value("tag") else {
+                throw fail(item, "this session tag has no tag:; add tag: <key> (and claim: <claim name>)")
+            }
             let key = try string(keyNode, of: "tag")
-            if let problem = STSTagText.problem(withKey: key) { throw fail(keyNode, "session tag key '\(key)' \(problem)") }
+            if let problem = STSTagText.problem(withKey: key) {
+                throw fail(keyNode, "session tag key '\(key)' \(problem)")
+            }
             // STS treats keys that differ only in case as the same key.
             if let first = tagSeen[key.lowercased()] {
-                throw fail(keyNode, "session tag key '\(key)' is used twice (first at \(position(first))); STS compares keys without case")
+                throw fail(
+                    keyNode,
+                    "session tag key '\(key)' is used twice (first at \(position(first))); STS compares keys without case"
+                )
             }
             tagSeen[key.lowercased()] = keyNode
             var claim = key
             if let node = fields.value("claim") {
                 claim = try string(node, of: "claim")
-                guard !claim.isEmpty else { throw fail(node, "claim is empty; name the claim whose value becomes tag '\(key)'") }
+                guard !claim.isEmpty else {
+                    throw fail(node, "claim is empty; name the claim whose value becomes tag '\(key)'")
+                }
             }
             tagRules.append(TagRule(key: key, claim: claim))
         }
 
-        return PolicyStorage(accounts: accounts, roles: roles, roleAccount: roleAccount, defaultRegion: defaultRegion,
-                             grants: grants, tagRules: tagRules)
+        return PolicyStorage(
+            accounts: accounts, roles: roles, roleAccount: roleAccount, defaultRegion: defaultRegion,
+            grants: grants, tagRules: tagRules)
     }
 }
 
@@ -286,7 +337,9 @@ extension PolicyParser {
     /// The entries of a mapping, refusing keys not in `allowed` (with a suggestion for a near miss).
     func entries(_ node: Node, of what: String, allowed: [String]) throws -> Entries {
         guard case .mapping(let mapping) = node else {
-            throw fail(node, "\(what) must be a mapping with the keys \(allowed.joined(separator: ", ")), not \(Self.kind(node))")
+            throw fail(
+                node,
+                "\(what) must be a mapping with the keys \(allowed.joined(separator: ", ")), not \(Self.kind(node))")
         }
         var byKey: [String: Entry] = [:]
         for (keyNode, value) in mapping {
@@ -296,7 +349,9 @@ extension PolicyParser {
             let key = scalar.string
             guard allowed.contains(key) else {
                 let suggestion = Self.nearest(key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
-                throw fail(keyNode, "unknown key '\(key)' in \(what)\(suggestion); allowed keys: \(allowed.joined(separator: ", "))")
+                throw fail(
+                    keyNode,
+                    "unknown key '\(key)' in \(what)\(suggestion); allowed keys: \(allowed.joined(separator: ", "))")
             }
             byKey[key] = Entry(key: key, keyNode: keyNode, value: value)
         }
@@ -345,14 +400,17 @@ extension PolicyParser {
     }
 
     func accountID(_ node: Node) throws -> String {
-        guard case .scalar(let scalar) = node else { throw fail(node, "account id must be 12 digits, not \(Self.kind(node))") }
+        guard case .scalar(let scalar) = node else {
+            throw fail(node, "account id must be 12 digits, not \(Self.kind(node))")
+        }
         let id = scalar.string
         guard id.utf8.count == 12, id.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
             throw fail(node, "account id '\(id)' must be exactly 12 digits")
         }
         // Unquoted, YAML reads a leading zero as an octal or plain integer and drops it; other tools reading this file would too.
         if scalar.style == .plain && id.hasPrefix("0") {
-            throw fail(node, "account id \(id) starts with 0, which YAML drops from an unquoted number; quote it: \"\(id)\"")
+            throw fail(
+                node, "account id \(id) starts with 0, which YAML drops from an unquoted number; quote it: \"\(id)\"")
         }
         return id
     }
@@ -360,10 +418,13 @@ extension PolicyParser {
     func region(_ node: Node) throws -> String {
         let text = try string(node, of: "region")
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        let valid = parts.count >= 3 && parts.allSatisfy { !$0.isEmpty }
+        let valid =
+            parts.count >= 3 && parts.allSatisfy { !$0.isEmpty }
             && parts.dropLast().allSatisfy { $0.utf8.allSatisfy { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } }
             && parts.last!.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-        guard valid else { throw fail(node, "region '\(text)' is not an AWS region name such as us-east-1 or eu-west-1") }
+        guard valid else {
+            throw fail(node, "region '\(text)' is not an AWS region name such as us-east-1 or eu-west-1")
+        }
         return text
     }
 
@@ -371,7 +432,10 @@ extension PolicyParser {
     func duration(_ node: Node) throws -> Int {
         let text = try string(node, of: "max_session")
         guard let seconds = Self.seconds(text) else {
-            throw fail(node, "max_session '\(text)' is not a duration; write seconds (3600) or a number with h, m or s (1h, 45m, 3600s)")
+            throw fail(
+                node,
+                "max_session '\(text)' is not a duration; write seconds (3600) or a number with h, m or s (1h, 45m, 3600s)"
+            )
         }
         guard Self.sessionRange.contains(seconds) else {
             throw fail(node, "max_session \(text) is \(seconds) seconds; STS allows 900 (15m) to 43200 (12h)")
@@ -388,7 +452,8 @@ extension PolicyParser {
             if character.isASCII && character.isNumber {
                 number.append(character)
             } else if let factor = ["h": 3600, "m": 60, "s": 1][character], !number.isEmpty, number.count <= 9,
-                      units.insert(character).inserted {
+                units.insert(character).inserted
+            {
                 total += Int(number)! * factor
                 number = ""
             } else {
@@ -407,7 +472,10 @@ extension PolicyParser {
             default: return false
             }
         }
-        if !allowed { return "may contain only letters, digits, '-', '_' and '.' (it is used in role references and profile names)" }
+        if !allowed {
+            return
+                "may contain only letters, digits, '-', '_' and '.' (it is used in role references and profile names)"
+        }
         if alias.utf8.count == 12 && alias.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             return "looks like an account id; choose a name"
         }
@@ -431,24 +499,36 @@ extension PolicyParser {
     /// The account id and role name of `arn:<partition>:iam::<account>:role/<path/><name>`.
     static func parseRoleArn(_ arn: String) -> Result<(accountID: String, roleName: String), ArnProblem> {
         let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[0] == "arn" else { return .failure(ArnProblem(text: "it must have six parts separated by ':' and start with arn:")) }
+        guard parts.count == 6, parts[0] == "arn" else {
+            return .failure(ArnProblem(text: "it must have six parts separated by ':' and start with arn:"))
+        }
         let partition = parts[1]
-        guard partition == "aws" || (partition.hasPrefix("aws-") && partition.dropFirst(4).allSatisfy({ ("a"..."z").contains($0) || $0 == "-" })) else {
+        guard
+            partition == "aws"
+                || (partition.hasPrefix("aws-")
+                    && partition.dropFirst(4).allSatisfy({ ("a"..."z").contains($0) || $0 == "-" }))
+        else {
             return .failure(ArnProblem(text: "'\(partition)' is not an AWS partition (aws, aws-cn, aws-us-gov, ...)"))
         }
         guard parts[2] == "iam" else { return .failure(ArnProblem(text: "the service must be iam, not '\(parts[2])'")) }
-        guard parts[3].isEmpty else { return .failure(ArnProblem(text: "IAM ARNs have no region, but this one has '\(parts[3])'")) }
+        guard parts[3].isEmpty else {
+            return .failure(ArnProblem(text: "IAM ARNs have no region, but this one has '\(parts[3])'"))
+        }
         let account = parts[4]
-        guard account.utf8.count == 12, account.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+        guard account.utf8.count == 12, account.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else {
             return .failure(ArnProblem(text: "the account id '\(account)' must be 12 digits"))
         }
         let resource = parts[5]
-        guard resource.hasPrefix("role/") else { return .failure(ArnProblem(text: "the resource must start with role/, not '\(resource)'")) }
+        guard resource.hasPrefix("role/") else {
+            return .failure(ArnProblem(text: "the resource must start with role/, not '\(resource)'"))
+        }
         let segments = resource.dropFirst(5).split(separator: "/", omittingEmptySubsequences: false)
         guard let name = segments.last, roleNameProblem(String(name)) == nil else {
             return .failure(ArnProblem(text: "the role name '\(segments.last ?? "")' is not a valid IAM role name"))
         }
-        for segment in segments.dropLast() where segment.isEmpty || !segment.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) {
+        for segment in segments.dropLast()
+        where segment.isEmpty || !segment.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7E }) {
             return .failure(ArnProblem(text: "the role path has an empty or invalid segment"))
         }
         return .success((String(account), String(name)))
@@ -478,12 +558,16 @@ extension PolicyParser {
     func yamlError(_ error: YamlError) -> KeylessError {
         let (mark, problem): ((line: Int, column: Int), String)
         switch error {
-        case .scanner(let context, let problem1, let mark1, _), .parser(let context, let problem1, let mark1, _), .composer(let context, let problem1, let mark1, _):
+        case .scanner(let context, let problem1, let mark1, _), .parser(let context, let problem1, let mark1, _),
+            .composer(let context, let problem1, let mark1, _):
             mark = (mark1.line, mark1.column)
-            problem = "not valid YAML: \(problem1)" + (context.map { " (\($0.text) at \($0.mark.line):\($0.mark.column))" } ?? "")
+            problem =
+                "not valid YAML: \(problem1)"
+                + (context.map { " (\($0.text) at \($0.mark.line):\($0.mark.column))" } ?? "")
         case .duplicatedKeysInMapping(let duplicates, let context):
             mark = (context.mark.line, context.mark.column)
-            problem = "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
+            problem =
+                "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
         case .reader(let problem1, let offset, _, _):
             mark = (1, 1)
             problem = "not readable as UTF-8 text: \(problem1)" + (offset.map { " at byte \($0)" } ?? "")

@@ -1,12 +1,12 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import KeylessCore
 import Synchronization
@@ -67,7 +67,8 @@ public final class PolicyStore: Sendable {
     public func reloadIfChanged() -> PolicyReload {
         watch.withLock { state in
             guard let before = FileStamp(path: path) else {
-                let reason = "\(path): cannot read the policy file: \(Files.errnoString()); keeping the policy loaded before"
+                let reason =
+                    "\(path): cannot read the policy file: \(Files.errnoString()); keeping the policy loaded before"
                 state.stamp = nil
                 defer { state.unreadable = reason }
                 return state.unreadable == reason ? .unchanged : .rejected(reason)
@@ -78,10 +79,12 @@ public final class PolicyStore: Sendable {
             guard Self.isSettled(before, now: clock.now()) else { return .unchanged }
             let bytes: [UInt8]
             do {
-                guard let read = try Files.read(path) else { return .unchanged }  // removed since the stat: seen next time
+                // Removed since the stat: seen next time.
+                guard let read = try Files.read(path) else { return .unchanged }
                 bytes = read
             } catch {
-                return .rejected("\(path): cannot read the policy file: \((error as? KeylessError)?.reason ?? "\(error)")")
+                return .rejected(
+                    "\(path): cannot read the policy file: \((error as? KeylessError)?.reason ?? "\(error)")")
             }
             // Changed while we read: a writer is at work. Look again at a later call rather than parse a torn file.
             guard FileStamp(path: path) == before else { return .unchanged }
@@ -90,7 +93,9 @@ public final class PolicyStore: Sendable {
             state.seen = bytes
             if bytes == state.good { return .reloaded }  // back to the content of the policy in force
             if let last = bytes.last, last != UInt8(ascii: "\n") {
-                return .rejected("\(Self.endPosition(of: bytes, path: path)): the file ends in the middle of a line, so it may be cut short (still being written?); end it with a newline. Keeping the policy loaded before")
+                return .rejected(
+                    "\(Self.endPosition(of: bytes, path: path)): the file ends in the middle of a line, so it may be cut short (still being written?); end it with a newline. Keeping the policy loaded before"
+                )
             }
             do {
                 let next = try AccessPolicy.parse(String(decoding: bytes, as: UTF8.self), file: path)
@@ -136,15 +141,15 @@ struct FileStamp: Equatable, Sendable {
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         #if canImport(Darwin)
-        modifiedSeconds = Int(info.st_mtimespec.tv_sec)
-        modifiedNanoseconds = Int(info.st_mtimespec.tv_nsec)
-        changedSeconds = Int(info.st_ctimespec.tv_sec)
-        changedNanoseconds = Int(info.st_ctimespec.tv_nsec)
+            modifiedSeconds = Int(info.st_mtimespec.tv_sec)
+            modifiedNanoseconds = Int(info.st_mtimespec.tv_nsec)
+            changedSeconds = Int(info.st_ctimespec.tv_sec)
+            changedNanoseconds = Int(info.st_ctimespec.tv_nsec)
         #else
-        modifiedSeconds = Int(info.st_mtim.tv_sec)
-        modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
-        changedSeconds = Int(info.st_ctim.tv_sec)
-        changedNanoseconds = Int(info.st_ctim.tv_nsec)
+            modifiedSeconds = Int(info.st_mtim.tv_sec)
+            modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
+            changedSeconds = Int(info.st_ctim.tv_sec)
+            changedNanoseconds = Int(info.st_ctim.tv_nsec)
         #endif
     }
 }

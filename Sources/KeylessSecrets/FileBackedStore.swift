@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import KeylessCore
 
@@ -44,8 +44,10 @@ public struct FileBackedStore: SecretStore {
     public func read(_ name: String, if accept: (EntryHeader) -> Bool) throws -> SecretEntry? {
         guard let (header, headerBytes, sealed) = try load(name), accept(header) else { return nil }
         guard header.backend == sealer.backendName else {
-            throw KeylessError(.cacheCorrupt, "The cached entry \(name) was written by the \(header.backend) store, not \(sealer.backendName).",
-                               hint: "Run keyless logout to clear it, or choose --secret-store \(header.backend).")
+            throw KeylessError(
+                .cacheCorrupt,
+                "The cached entry \(name) was written by the \(header.backend) store, not \(sealer.backendName).",
+                hint: "Run keyless logout to clear it, or choose --secret-store \(header.backend).")
         }
         let secret = try sealer.open(sealed, header: headerBytes, name: name)
         return SecretEntry(header: header, secret: secret)
@@ -62,13 +64,16 @@ public struct FileBackedStore: SecretStore {
         var sealedBytes = bytes[(newline + 1)...]
         while sealedBytes.last == UInt8(ascii: "\n") { sealedBytes = sealedBytes.dropLast() }
         guard let header = EntryHeader.parse(headerBytes) else { throw corrupt(name, "its header is not valid JSON") }
-        guard header.name == name, header.v == 1 else { throw corrupt(name, "its header names another entry or version") }
+        guard header.name == name, header.v == 1 else {
+            throw corrupt(name, "its header names another entry or version")
+        }
         return (header, headerBytes, String(decoding: sealedBytes, as: UTF8.self))
     }
 
     func corrupt(_ name: String, _ why: String) -> KeylessError {
-        KeylessError(.cacheCorrupt, "The cached entry \(path(name)) is unreadable: \(why).",
-                     hint: "keyless will replace it on the next login; run keyless logout to remove it now.")
+        KeylessError(
+            .cacheCorrupt, "The cached entry \(path(name)) is unreadable: \(why).",
+            hint: "keyless will replace it on the next login; run keyless logout to remove it now.")
     }
 
     public func write(_ entry: SecretEntry) throws {
@@ -77,7 +82,8 @@ public struct FileBackedStore: SecretStore {
         header.backend = sealer.backendName
         let headerBytes = Array(try Self.encoder.encode(header))
         let sealed = try sealer.seal(entry.secret, header: headerBytes, name: header.name)
-        try Files.writeAtomically(headerBytes + [UInt8(ascii: "\n")] + Array(sealed.utf8) + [UInt8(ascii: "\n")], to: path(header.name))
+        try Files.writeAtomically(
+            headerBytes + [UInt8(ascii: "\n")] + Array(sealed.utf8) + [UInt8(ascii: "\n")], to: path(header.name))
     }
 
     public func delete(_ name: String) throws {
@@ -105,10 +111,14 @@ public struct PlaintextSealer: Sealer {
     /// Creates the sealer.
     public init() {}
     public var backendName: String { "plaintext" }
-    public func seal(_ secret: [UInt8], header: [UInt8], name: String) throws -> String { Data(secret).base64EncodedString() }
+    public func seal(_ secret: [UInt8], header: [UInt8], name: String) throws -> String {
+        Data(secret).base64EncodedString()
+    }
     public func open(_ sealed: String, header: [UInt8], name: String) throws -> [UInt8] {
         guard let data = Data(base64Encoded: sealed) else {
-            throw KeylessError(.cacheCorrupt, "The plaintext entry \(name) is not valid base64.", hint: "Run keyless logout to clear it.")
+            throw KeylessError(
+                .cacheCorrupt, "The plaintext entry \(name) is not valid base64.",
+                hint: "Run keyless logout to clear it.")
         }
         return Array(data)
     }

@@ -11,18 +11,19 @@ public struct KernelKeyring: Sendable {
     /// Creates a keyring cache whose keys expire after `timeout` seconds.
     public init(timeout: UInt32 = 12 * 3600) { self.timeout = timeout }
 
-    private static let userKeyring: Int32 = -4   // KEY_SPEC_USER_KEYRING
-    private static let setPerm: Int32 = 5        // KEYCTL_SETPERM
-    private static let search: Int32 = 10        // KEYCTL_SEARCH
-    private static let read: Int32 = 11          // KEYCTL_READ
-    private static let setTimeout: Int32 = 15    // KEYCTL_SET_TIMEOUT
-    private static let invalidate: Int32 = 21    // KEYCTL_INVALIDATE
+    private static let userKeyring: Int32 = -4  // KEY_SPEC_USER_KEYRING
+    private static let setPerm: Int32 = 5  // KEYCTL_SETPERM
+    private static let search: Int32 = 10  // KEYCTL_SEARCH
+    private static let read: Int32 = 11  // KEYCTL_READ
+    private static let setTimeout: Int32 = 15  // KEYCTL_SET_TIMEOUT
+    private static let invalidate: Int32 = 21  // KEYCTL_INVALIDATE
 
     private func find(_ description: String) -> Int {
         description.withCString { desc in
             "user".withCString { type in
-                keyless_keyctl(Self.search, UInt(bitPattern: Int(Self.userKeyring)),
-                               UInt(bitPattern: type), UInt(bitPattern: desc), 0)
+                keyless_keyctl(
+                    Self.search, UInt(bitPattern: Int(Self.userKeyring)),
+                    UInt(bitPattern: type), UInt(bitPattern: desc), 0)
             }
         }
     }

@@ -1,13 +1,13 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import CKeylessSys
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import KeylessCore
 import Crypto
@@ -76,8 +76,9 @@ public struct SecretServiceKeyStore: OSKeyStore {
     static func failure(_ error: UnsafeMutablePointer<CChar>?, _ what: String) -> KeylessError {
         let message = error.map { String(cString: $0) } ?? "unknown error"
         free(error)
-        return KeylessError(.secretStoreUnavailable, "The Secret Service could not \(what): \(message).",
-                            hint: "Unlock your keyring (gnome-keyring, KWallet, KeePassXC), or choose --secret-store file.")
+        return KeylessError(
+            .secretStoreUnavailable, "The Secret Service could not \(what): \(message).",
+            hint: "Unlock your keyring (gnome-keyring, KWallet, KeePassXC), or choose --secret-store file.")
     }
 }
 
@@ -99,19 +100,23 @@ public struct OSStoreSealer: Sealer {
     public func seal(_ secret: [UInt8], header: [UInt8], name: String) throws -> String {
         // The header's digest travels with the secret so that an edited header is detected on read.
         let digest = Data(Crypto.SHA256.hash(data: header)).base64EncodedString()
-        try store.store(account: account(name), label: "keyless \(name)", secret: digest + "." + Data(secret).base64EncodedString())
+        try store.store(
+            account: account(name), label: "keyless \(name)", secret: digest + "." + Data(secret).base64EncodedString())
         return "os-store"
     }
 
     public func open(_ sealed: String, header: [UInt8], name: String) throws -> [UInt8] {
         guard let value = try store.lookup(account: account(name)) else {
-            throw KeylessError(.cacheCorrupt, "The OS secret store no longer holds \(name).", hint: "Log in again; keyless will store it anew.")
+            throw KeylessError(
+                .cacheCorrupt, "The OS secret store no longer holds \(name).",
+                hint: "Log in again; keyless will store it anew.")
         }
         let parts = value.split(separator: ".", maxSplits: 1).map(String.init)
         let digest = Data(Crypto.SHA256.hash(data: header)).base64EncodedString()
         guard parts.count == 2, parts[0] == digest, let data = Data(base64Encoded: parts[1]) else {
-            throw KeylessError(.cacheCorrupt, "The entry \(name) does not match what the OS secret store holds (edited header?).",
-                               hint: "Run keyless logout, then log in again.")
+            throw KeylessError(
+                .cacheCorrupt, "The entry \(name) does not match what the OS secret store holds (edited header?).",
+                hint: "Run keyless logout, then log in again.")
         }
         return Array(data)
     }

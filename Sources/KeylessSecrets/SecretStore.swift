@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import KeylessCore
 
@@ -34,15 +34,19 @@ extension EntryHeader {
     /// Reads a header line without JSONDecoder (see `FlatJSON`); `nil` when it is not a valid header.
     public static func parse(_ bytes: some Collection<UInt8>) -> EntryHeader? {
         // The version must be a whole number an Int holds: "1e300" would trap in Int(_:), "1.5" names no version.
-        guard let fields = FlatJSON.parse(bytes), let version = fields["v"]?.number.flatMap({ Int(exactly: $0) }), let name = fields["name"]?.string,
-              let updated = fields["updatedAt"]?.string.flatMap(FlatJSON.parseRFC3339), let backend = fields["backend"]?.string else { return nil }
+        guard let fields = FlatJSON.parse(bytes), let version = fields["v"]?.number.flatMap({ Int(exactly: $0) }),
+            let name = fields["name"]?.string,
+            let updated = fields["updatedAt"]?.string.flatMap(FlatJSON.parseRFC3339),
+            let backend = fields["backend"]?.string
+        else { return nil }
         var expiresAt: Date?
         if let expiry = fields["expiresAt"], expiry != .null {
             guard let seconds = expiry.string.flatMap(FlatJSON.parseRFC3339) else { return nil }
             expiresAt = Date(timeIntervalSince1970: seconds)
         }
-        var header = EntryHeader(name: name, expiresAt: expiresAt, updatedAt: Date(timeIntervalSince1970: updated),
-                                 labels: fields["labels"]?.object ?? [:], backend: backend)
+        var header = EntryHeader(
+            name: name, expiresAt: expiresAt, updatedAt: Date(timeIntervalSince1970: updated),
+            labels: fields["labels"]?.object ?? [:], backend: backend)
         header.v = version
         return header
     }
@@ -103,7 +107,9 @@ public final class MemorySecretStore: SecretStore, @unchecked Sendable {
     public func header(_ name: String) throws -> EntryHeader? { lock.with { entries[name]?.header } }
     public func write(_ entry: SecretEntry) throws { lock.with { entries[entry.header.name] = entry } }
     public func delete(_ name: String) throws { _ = lock.with { entries.removeValue(forKey: name) } }
-    public func headers() throws -> [EntryHeader] { lock.with { entries.values.map(\.header).sorted { $0.name < $1.name } } }
+    public func headers() throws -> [EntryHeader] {
+        lock.with { entries.values.map(\.header).sorted { $0.name < $1.name } }
+    }
 }
 
 /// A pthread mutex, so that the store needs neither Foundation's locks nor an actor.
@@ -120,7 +126,7 @@ final class Mutex: @unchecked Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

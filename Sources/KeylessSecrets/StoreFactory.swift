@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 import KeylessCore
 
@@ -20,8 +20,9 @@ public enum SecretStoreKind: String, CaseIterable, Sendable {
     public static func parse(_ name: String?) throws -> SecretStoreKind {
         guard let name else { return .file }
         guard let kind = SecretStoreKind(rawValue: name) else {
-            throw KeylessError(.usage, "Unknown secret store '\(name)'.",
-                               hint: "Choose one of: \(allCases.map(\.rawValue).joined(separator: ", ")).")
+            throw KeylessError(
+                .usage, "Unknown secret store '\(name)'.",
+                hint: "Choose one of: \(allCases.map(\.rawValue).joined(separator: ", ")).")
         }
         return kind
     }
@@ -32,9 +33,10 @@ public enum SecretStoreFactory {
     /// The OS secret store of this platform, if any.
     public static func osKeyStore(_ environment: Environment) -> (any OSKeyStore)? {
         #if canImport(Security)
-        return KeychainKeyStore()
+            return KeychainKeyStore()
         #else
-        return SecretServiceKeyStore(collection: environment["KEYLESS_SECRET_SERVICE_COLLECTION"], environment: environment)
+            return SecretServiceKeyStore(
+                collection: environment["KEYLESS_SECRET_SERVICE_COLLECTION"], environment: environment)
         #endif
     }
 
@@ -45,28 +47,38 @@ public enum SecretStoreFactory {
     }
 
     /// The store of `kind` under `directory(kind, paths:)`.
-    public static func make(_ kind: SecretStoreKind, paths: KeylessPaths, environment: Environment, terminal: Terminal?) throws -> any SecretStore {
+    public static func make(_ kind: SecretStoreKind, paths: KeylessPaths, environment: Environment, terminal: Terminal?)
+        throws -> any SecretStore
+    {
         let directory = directory(kind, paths: paths)
         switch kind {
         case .file:
             let os = osKeyStore(environment)
             let ttl = environment["KEYLESS_KEYRING_TTL"].flatMap(UInt32.init) ?? 12 * 3600
             let keyring: KernelKeyring? = ttl == 0 ? nil : KernelKeyring(timeout: ttl)
-            let provider = FileKeyProvider(directory: directory, environment: environment, terminal: terminal,
-                                           osStore: os, keyring: keyring)
+            let provider = FileKeyProvider(
+                directory: directory, environment: environment, terminal: terminal,
+                osStore: os, keyring: keyring)
             return FileBackedStore(directory: directory, sealer: AESGCMSealer(keyProvider: provider))
         case .secretService:
-            let store = SecretServiceKeyStore(collection: environment["KEYLESS_SECRET_SERVICE_COLLECTION"], environment: environment)
+            let store = SecretServiceKeyStore(
+                collection: environment["KEYLESS_SECRET_SERVICE_COLLECTION"], environment: environment)
             guard store.isReachable() else {
-                throw KeylessError(.secretStoreUnavailable, "No Secret Service answers on the session bus.",
-                                   hint: "Start gnome-keyring or KeePassXC's Secret Service, or choose --secret-store file.")
+                throw KeylessError(
+                    .secretStoreUnavailable, "No Secret Service answers on the session bus.",
+                    hint: "Start gnome-keyring or KeePassXC's Secret Service, or choose --secret-store file.")
             }
-            return FileBackedStore(directory: directory, sealer: OSStoreSealer(store: store, scope: directory, backendName: kind.rawValue))
+            return FileBackedStore(
+                directory: directory, sealer: OSStoreSealer(store: store, scope: directory, backendName: kind.rawValue))
         case .keychain:
             #if canImport(Security)
-            return FileBackedStore(directory: directory, sealer: OSStoreSealer(store: KeychainKeyStore(), scope: directory, backendName: kind.rawValue))
+                return FileBackedStore(
+                    directory: directory,
+                    sealer: OSStoreSealer(store: KeychainKeyStore(), scope: directory, backendName: kind.rawValue))
             #else
-            throw KeylessError(.secretStoreUnavailable, "The Keychain exists only on macOS.", hint: "Choose --secret-store file or secret-service.")
+                throw KeylessError(
+                    .secretStoreUnavailable, "The Keychain exists only on macOS.",
+                    hint: "Choose --secret-store file or secret-service.")
             #endif
         case .plaintext:
             return FileBackedStore(directory: directory, sealer: PlaintextSealer())

@@ -44,7 +44,9 @@ public struct AccessError: Error, Sendable, Equatable {
     public var message: String
 
     /// An error.
-    public init(_ status: Int, _ code: String, _ message: String) { self.status = status; self.code = code; self.message = message }
+    public init(_ status: Int, _ code: String, _ message: String) {
+        self.status = status; self.code = code; self.message = message
+    }
 }
 
 /// The access server's logic, free of HTTP: authenticate, list what a caller may do, issue credentials and console links.
@@ -67,11 +69,16 @@ public final class AccessService: Sendable {
     let configBodies = Mutex<[TokenDigest: (generation: Int, expiresAt: Date, body: ByteBuffer)]>([:])
 
     /// Wires the parts together.
-    public init(configuration: ServerConfiguration, policy: PolicyStore, verifier: BearerVerifier, awsCredentials: any AWSCredentialProvider,
-                sts: STSClient, federation: ConsoleFederation, audit: AuditLog, clock: WallClock, logger: Logger) {
-        self.configuration = configuration; self.policy = policy; self.verifier = verifier; self.awsCredentials = awsCredentials
+    public init(
+        configuration: ServerConfiguration, policy: PolicyStore, verifier: BearerVerifier,
+        awsCredentials: any AWSCredentialProvider,
+        sts: STSClient, federation: ConsoleFederation, audit: AuditLog, clock: WallClock, logger: Logger
+    ) {
+        self.configuration = configuration; self.policy = policy; self.verifier = verifier;
+        self.awsCredentials = awsCredentials
         self.sts = sts; self.federation = federation; self.audit = audit; self.clock = clock; self.logger = logger
-        issuersByURL = Dictionary(configuration.issuers.map { ($0.trusted.issuer, $0) }, uniquingKeysWith: { first, _ in first })
+        issuersByURL = Dictionary(
+            configuration.issuers.map { ($0.trusted.issuer, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     // MARK: Authentication
@@ -82,12 +89,19 @@ public final class AccessService: Sendable {
         do {
             bearer = try await verifier.verify(token)
         } catch let rejection as BearerRejection {
-            throw AccessError(401, "invalid_token", "The bearer token was rejected: \(rejection.reason). Log in again (keyless login) and retry.")
+            throw AccessError(
+                401, "invalid_token",
+                "The bearer token was rejected: \(rejection.reason). Log in again (keyless login) and retry.")
         } catch let error as KeylessError {
-            throw AccessError(503, "issuer_unavailable", "The server cannot check tokens right now: \(error.reason) Retry in a moment.")
+            throw AccessError(
+                503, "issuer_unavailable",
+                "The server cannot check tokens right now: \(error.reason) Retry in a moment.")
         }
         guard let issuer = issuersByURL[bearer.issuer] else {
-            throw AccessError(401, "invalid_token", "The bearer token was rejected: unknown issuer. Log in with an issuer this server trusts (its administrator can tell you which).")
+            throw AccessError(
+                401, "invalid_token",
+                "The bearer token was rejected: unknown issuer. Log in with an issuer this server trusts (its administrator can tell you which)."
+            )
         }
         return Self.caller(bearer, issuer: issuer)
     }
@@ -98,8 +112,9 @@ public final class AccessService: Sendable {
         let amr = claims["amr"]?.texts ?? []
         // The policy caller leaves out an email the provider marks unverified (it may be one the user typed): it never
         // satisfies a grant, becomes a session tag, or names the session.
-        let policyCaller = PolicyCaller(issuer: bearer.issuer, subject: bearer.subject, groups: groups, claims: claims,
-                                        mfa: amr.contains { issuer.mfaMethods.contains($0) })
+        let policyCaller = PolicyCaller(
+            issuer: bearer.issuer, subject: bearer.subject, groups: groups, claims: claims,
+            mfa: amr.contains { issuer.mfaMethods.contains($0) })
         let name = policyCaller.claims["email"]?.text ?? claims["preferred_username"]?.text ?? bearer.subject
         return Caller(bearer: bearer, issuer: issuer, policyCaller: policyCaller, name: name)
     }
@@ -156,8 +171,12 @@ public final class AccessService: Sendable {
             return entitlements.map { entitlement in
                 let key = RoleFragmentKey(issuer: issuer, arn: entitlement.role.arn)
                 if let hit = cache[key], hit.entitlement == entitlement { return hit.json }
-                let shared = prefixes ?? (server: CredentialProcessLine.prefix(server: configuration.publicURL, issuer: issuer, clientID: clientID),
-                                          webIdentity: CredentialProcessLine.prefix(server: nil, issuer: issuer, clientID: clientID))
+                let shared =
+                    prefixes ?? (
+                        server: CredentialProcessLine.prefix(
+                            server: configuration.publicURL, issuer: issuer, clientID: clientID),
+                        webIdentity: CredentialProcessLine.prefix(server: nil, issuer: issuer, clientID: clientID)
+                    )
                 prefixes = shared
                 var json = ""
                 appendRole(entitlement, prefixes: shared, to: &json)
@@ -188,7 +207,8 @@ public final class AccessService: Sendable {
         return text
     }
 
-    func appendRole(_ entitlement: Entitlement, prefixes: (server: String, webIdentity: String), to text: inout String) {
+    func appendRole(_ entitlement: Entitlement, prefixes: (server: String, webIdentity: String), to text: inout String)
+    {
         let role = entitlement.role
         text += "{\"arn\":"; appendJSON(role.arn, to: &text)
         text += ",\"name\":"; appendJSON(role.name, to: &text)
@@ -199,8 +219,10 @@ public final class AccessService: Sendable {
         text += ",\"region\":"; appendJSON(entitlement.region, to: &text)
         text += ",\"profile\":"; appendJSON(entitlement.profileName, to: &text)
         text += ",\"credential_process\":"
-        appendJSON((role.credentials == .server ? prefixes.server : prefixes.webIdentity)
-                   + CredentialProcessLine.quoted(role.arn) + " --region " + CredentialProcessLine.quoted(entitlement.region), to: &text)
+        appendJSON(
+            (role.credentials == .server ? prefixes.server : prefixes.webIdentity)
+                + CredentialProcessLine.quoted(role.arn) + " --region "
+                + CredentialProcessLine.quoted(entitlement.region), to: &text)
         text += "}"
     }
 
@@ -218,84 +240,119 @@ public final class AccessService: Sendable {
     /// Decides, audits, then assumes the role on the caller's behalf.
     /// With `recordGrant` false the caller records the grant itself (the console link records it once the link exists,
     /// so a request that ends in a failure has no "granted" record).
-    public func credentials(for caller: Caller, roleArn: String, durationSeconds: Int?, origin: RequestOrigin, action: String = "credentials",
-                            recordGrant: Bool = true) async throws -> (AWSCredentials, Entitlement) {
+    public func credentials(
+        for caller: Caller, roleArn: String, durationSeconds: Int?, origin: RequestOrigin,
+        action: String = "credentials",
+        recordGrant: Bool = true
+    ) async throws -> (AWSCredentials, Entitlement) {
         let decision = policy.current.decide(caller.policyCaller, roleArn: roleArn)
         let entitlement: Entitlement
         let tags: [SessionTag]
         switch decision {
         case .denied(let reason, let message):
-            try await record(action, "denied", caller, role: roleArn, origin: origin, reason: "\(reason.rawValue): \(message)")
+            try await record(
+                action, "denied", caller, role: roleArn, origin: origin, reason: "\(reason.rawValue): \(message)")
             throw AccessError(403, reason.rawValue, message)
         case .granted(let granted, let grantedTags):
             entitlement = granted; tags = grantedTags
         }
         let maximum = entitlement.role.maxSessionSeconds
         if let durationSeconds, durationSeconds < 900 || durationSeconds > 43200 {
-            throw AccessError(400, "invalid_request", "duration_seconds must be between 900 and 43200 (the role allows up to \(maximum)).")
+            throw AccessError(
+                400, "invalid_request",
+                "duration_seconds must be between 900 and 43200 (the role allows up to \(maximum)).")
         }
         let duration = min(durationSeconds ?? min(3600, maximum), maximum)
         let sessionName = SessionName.sanitize(caller.name)
-        let request = AssumeRoleRequest(roleArn: entitlement.role.arn, sessionName: sessionName, durationSeconds: duration,
-                                        sourceIdentity: sessionName, tags: tags.map { (key: $0.key, value: $0.value) })
+        let request = AssumeRoleRequest(
+            roleArn: entitlement.role.arn, sessionName: sessionName, durationSeconds: duration,
+            sourceIdentity: sessionName, tags: tags.map { (key: $0.key, value: $0.value) })
         let credentials: AWSCredentials
         do {
             let own = try await awsCredentials.resolve(logger: logger)
-            credentials = try await sts.assumeRole(request, credentials: own.credentials, region: configuration.region, date: clock.now())
+            credentials = try await sts.assumeRole(
+                request, credentials: own.credentials, region: configuration.region, date: clock.now())
         } catch {
             // Any failure (not only KeylessError from our clients) is audited and answered 502, never a bare 500.
             let reason = (error as? KeylessError)?.reason ?? String(describing: error)
             try await record(action, "failed", caller, role: entitlement.role.arn, origin: origin, reason: reason)
-            throw AccessError(502, "upstream_error", "AWS did not issue credentials for \(entitlement.role.arn): \(reason) Retry in a moment; if it persists, ask the server's administrator.")
+            throw AccessError(
+                502, "upstream_error",
+                "AWS did not issue credentials for \(entitlement.role.arn): \(reason) Retry in a moment; if it persists, ask the server's administrator."
+            )
         }
         if recordGrant {
-            try await record(action, "granted", caller, role: entitlement.role.arn, origin: origin,
-                             reason: "granted by policy for \(duration) s", sessionName: sessionName)
+            try await record(
+                action, "granted", caller, role: entitlement.role.arn, origin: origin,
+                reason: "granted by policy for \(duration) s", sessionName: sessionName)
         }
         return (credentials, entitlement)
     }
 
     /// Credentials as the API returns them (the `credential_process` shape plus the role).
     public static func credentialsJSON(_ credentials: AWSCredentials, roleArn: String) -> String {
-        "{\"Version\":1,\"AccessKeyId\":" + jsonString(credentials.accessKeyId) + ",\"SecretAccessKey\":" + jsonString(credentials.secretAccessKey)
-            + ",\"SessionToken\":" + jsonString(credentials.sessionToken) + ",\"Expiration\":" + jsonString(AuditRecord.timestamp(credentials.expiration))
-            + ",\"RoleArn\":" + jsonString(roleArn) + (credentials.assumedRoleArn.map { ",\"AssumedRoleArn\":" + jsonString($0) } ?? "") + "}"
+        "{\"Version\":1,\"AccessKeyId\":" + jsonString(credentials.accessKeyId) + ",\"SecretAccessKey\":"
+            + jsonString(credentials.secretAccessKey)
+            + ",\"SessionToken\":" + jsonString(credentials.sessionToken) + ",\"Expiration\":"
+            + jsonString(AuditRecord.timestamp(credentials.expiration))
+            + ",\"RoleArn\":" + jsonString(roleArn)
+            + (credentials.assumedRoleArn.map { ",\"AssumedRoleArn\":" + jsonString($0) } ?? "") + "}"
     }
 
     // MARK: Console
 
     /// A console sign-in URL for the role, opening `destination` (default from the configuration).
-    public func consoleURL(for caller: Caller, roleArn: String, destination: String?, origin: RequestOrigin) async throws -> String {
+    public func consoleURL(for caller: Caller, roleArn: String, destination: String?, origin: RequestOrigin)
+        async throws -> String
+    {
         let destination = destination ?? configuration.consoleDestination
         guard ConsoleFederation.allowed(destination, hosts: configuration.consoleDestinationHosts) else {
-            throw AccessError(400, "invalid_request", "destination \(destination) is not an AWS console URL this server opens (allowed hosts: \(configuration.consoleDestinationHosts.joined(separator: ", "))).")
+            throw AccessError(
+                400, "invalid_request",
+                "destination \(destination) is not an AWS console URL this server opens (allowed hosts: \(configuration.consoleDestinationHosts.joined(separator: ", ")))."
+            )
         }
-        let (credentials, entitlement) = try await self.credentials(for: caller, roleArn: roleArn, durationSeconds: nil, origin: origin, action: "console",
-                                                                    recordGrant: false)
+        let (credentials, entitlement) = try await self.credentials(
+            for: caller, roleArn: roleArn, durationSeconds: nil, origin: origin, action: "console",
+            recordGrant: false)
         let url: String
         do {
             url = try await federation.loginURL(credentials: credentials, destination: destination)
         } catch {
             let reason = (error as? KeylessError)?.reason ?? String(describing: error)
             try await record("console", "failed", caller, role: entitlement.role.arn, origin: origin, reason: reason)
-            throw AccessError(502, "upstream_error", "The AWS sign-in service did not give a console link: \(reason) Retry in a moment; if it persists, ask the server's administrator to check console.federation_endpoint.")
+            throw AccessError(
+                502, "upstream_error",
+                "The AWS sign-in service did not give a console link: \(reason) Retry in a moment; if it persists, ask the server's administrator to check console.federation_endpoint."
+            )
         }
         // One record per console request: granted only once the link exists.
-        try await record("console", "granted", caller, role: entitlement.role.arn, origin: origin,
-                         reason: "granted by policy; console link to \(destination)", sessionName: SessionName.sanitize(caller.name))
+        try await record(
+            "console", "granted", caller, role: entitlement.role.arn, origin: origin,
+            reason: "granted by policy; console link to \(destination)", sessionName: SessionName.sanitize(caller.name))
         return url
     }
 
     // MARK: Audit
 
-    func record(_ action: String, _ outcome: String, _ caller: Caller, role: String?, origin: RequestOrigin, reason: String, sessionName: String? = nil) async throws {
-        let entry = AuditRecord(time: clock.now(), action: action, outcome: outcome, issuer: caller.bearer.issuer, subject: caller.bearer.subject,
-                                name: caller.name, role: role, sourceAddress: origin.address, requestID: origin.requestID, reason: reason, sessionName: sessionName)
+    func record(
+        _ action: String, _ outcome: String, _ caller: Caller, role: String?, origin: RequestOrigin, reason: String,
+        sessionName: String? = nil
+    ) async throws {
+        let entry = AuditRecord(
+            time: clock.now(), action: action, outcome: outcome, issuer: caller.bearer.issuer,
+            subject: caller.bearer.subject,
+            name: caller.name, role: role, sourceAddress: origin.address, requestID: origin.requestID, reason: reason,
+            sessionName: sessionName)
         do {
             try await audit.append(entry)
         } catch {
-            logger.error("audit log write failed; refusing the request", metadata: ["error": .string(String(describing: error))])
-            throw AccessError(500, "audit_unavailable", "The server could not record the decision, so it refuses the request. Ask its administrator to check the audit log.")
+            logger.error(
+                "audit log write failed; refusing the request", metadata: ["error": .string(String(describing: error))])
+            throw AccessError(
+                500, "audit_unavailable",
+                "The server could not record the decision, so it refuses the request. Ask its administrator to check the audit log."
+            )
         }
     }
 

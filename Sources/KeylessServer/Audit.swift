@@ -1,7 +1,7 @@
 import Foundation
 import KeylessCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One decision the server made: who asked for what, from where, and what it answered.
@@ -29,10 +29,16 @@ public struct AuditRecord: Sendable, Equatable {
 
     /// The record as one JSON line (with its newline), keys in a fixed order.
     public var jsonLine: String {
-        var text = "{\"time\":" + jsonString(Self.timestamp(time)) + ",\"action\":" + jsonString(action) + ",\"outcome\":" + jsonString(outcome)
-        text += ",\"issuer\":" + jsonString(issuer) + ",\"subject\":" + jsonString(subject) + ",\"name\":" + jsonString(name)
+        var text =
+            "{\"time\":" + jsonString(Self.timestamp(time)) + ",\"action\":" + jsonString(action) + ",\"outcome\":"
+            + jsonString(outcome)
+        text +=
+            ",\"issuer\":" + jsonString(issuer) + ",\"subject\":" + jsonString(subject) + ",\"name\":"
+            + jsonString(name)
         if let role { text += ",\"role\":" + jsonString(role) }
-        text += ",\"source_address\":" + jsonString(sourceAddress) + ",\"request_id\":" + jsonString(requestID) + ",\"reason\":" + jsonString(reason)
+        text +=
+            ",\"source_address\":" + jsonString(sourceAddress) + ",\"request_id\":" + jsonString(requestID)
+            + ",\"reason\":" + jsonString(reason)
         if let sessionName { text += ",\"session_name\":" + jsonString(sessionName) }
         return text + "}\n"
     }
@@ -55,7 +61,9 @@ public actor AuditLog {
         self.path = path
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw KeylessError(.io, "Cannot open the audit log \(path): \(Files.errnoString()).", hint: "Check audit_log: in server.yaml and that the directory is writable.")
+            throw KeylessError(
+                .io, "Cannot open the audit log \(path): \(Files.errnoString()).",
+                hint: "Check audit_log: in server.yaml and that the directory is writable.")
         }
         descriptor = fd
     }
@@ -69,12 +77,16 @@ public actor AuditLog {
             let result = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
             if result < 0 {
                 if errno == EINTR { continue }
-                throw KeylessError(.io, "Cannot write the audit log \(path): \(Files.errnoString()).", hint: "Free disk space or fix the log's permissions.")
+                throw KeylessError(
+                    .io, "Cannot write the audit log \(path): \(Files.errnoString()).",
+                    hint: "Free disk space or fix the log's permissions.")
             }
             written += result
         }
         guard fsync(descriptor) == 0 else {
-            throw KeylessError(.io, "Cannot sync the audit log \(path): \(Files.errnoString()).", hint: "Check the disk holding the audit log.")
+            throw KeylessError(
+                .io, "Cannot sync the audit log \(path): \(Files.errnoString()).",
+                hint: "Check the disk holding the audit log.")
         }
     }
 

@@ -47,25 +47,32 @@ public struct AccessRequestContext: RequestContext, RemoteAddressRequestContext,
 
 /// Builds the access server: the API under /api/v1 behind bearer authentication, the web page, health, metrics and
 /// the OpenAPI document; the policy reloader runs beside it.
-public func buildServerApplication(service: AccessService, metrics: HTTPMetrics, logger: Logger, web: WebPage? = nil,
-                                   onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
+public func buildServerApplication(
+    service: AccessService, metrics: HTTPMetrics, logger: Logger, web: WebPage? = nil,
+    onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
+) -> some ApplicationProtocol {
     let router = Router(context: AccessRequestContext.self)
     router.add(middleware: ClientAddressMiddleware<AccessRequestContext>(proxies: service.configuration.trustedProxies))
-    router.add(middleware: RequestLogMiddleware<AccessRequestContext>(known: AccessLogMiddleware.known, quiet: ["/healthz", "/metrics", "/readyz"]) { route, status, duration in
-        metrics.request(route: route, status: status, duration: duration)
-    })
+    router.add(
+        middleware: RequestLogMiddleware<AccessRequestContext>(
+            known: AccessLogMiddleware.known, quiet: ["/healthz", "/metrics", "/readyz"]
+        ) { route, status, duration in
+            metrics.request(route: route, status: status, duration: duration)
+        })
     router.add(middleware: SecurityHeadersMiddleware<AccessRequestContext>())
     APIRoutes(service: service, metrics: metrics).add(to: router)
     web?.add(to: router)
     let configuration = service.configuration
-    return Application(router: router,
-                       server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
-                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil,
-                                            availableConnectionsDelegate: MaximumAvailableConnections(
-                                                ConnectionLimit.prepare(requested: configuration.maxConnections))),
-                       services: [PolicyReloader(service: service, logger: logger)],
-                       onServerRunning: { channel in await onRunning(channel.localAddress) },
-                       logger: logger)
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+            availableConnectionsDelegate: MaximumAvailableConnections(
+                ConnectionLimit.prepare(requested: configuration.maxConnections))),
+        services: [PolicyReloader(service: service, logger: logger)],
+        onServerRunning: { channel in await onRunning(channel.localAddress) },
+        logger: logger)
 }
 
 /// Re-reads the policy file when it changes; a broken edit is logged with its line and the old policy stays.
@@ -88,8 +95,9 @@ struct PolicyReloader: Service {
                 let reload = running ?? Self.offRequestThreads { service.policy.reloadIfChanged() }
                 guard let outcome = await Self.value(of: reload, within: Self.reloadTimeBox) else {
                     if running == nil {
-                        logger.error("policy reload still running after \(Int(Self.reloadTimeBox)) s; keeping the policy in force until it ends",
-                                     metadata: ["path": .string(service.policy.path)])
+                        logger.error(
+                            "policy reload still running after \(Int(Self.reloadTimeBox)) s; keeping the policy in force until it ends",
+                            metadata: ["path": .string(service.policy.path)])
                     }
                     running = reload
                     continue
@@ -98,9 +106,11 @@ struct PolicyReloader: Service {
                 switch outcome {
                 case .unchanged: break
                 case .reloaded:
-                    logger.notice("policy reloaded", metadata: ["roles": .stringConvertible(service.policy.current.roles.count)])
+                    logger.notice(
+                        "policy reloaded", metadata: ["roles": .stringConvertible(service.policy.current.roles.count)])
                 case .rejected(let reason):
-                    logger.error("policy change rejected; keeping the previous policy", metadata: ["reason": .string(reason)])
+                    logger.error(
+                        "policy change rejected; keeping the previous policy", metadata: ["reason": .string(reason)])
                 }
             }
         }
@@ -120,7 +130,9 @@ struct PolicyReloader: Service {
         await withCheckedContinuation { continuation in
             let first = FirstAnswer(continuation)
             Task { first.resume(await task.value) }
-            Task { try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))); first.resume(nil) }
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))); first.resume(nil)
+            }
         }
     }
 }
@@ -132,7 +144,9 @@ final class FirstAnswer<T: Sendable>: Sendable {
     init(_ continuation: CheckedContinuation<T?, Never>) { self.continuation = Mutex(continuation) }
 
     func resume(_ value: T?) {
-        continuation.withLock { $0?.resume(returning: value); $0 = nil }
+        continuation.withLock {
+            $0?.resume(returning: value); $0 = nil
+        }
     }
 }
 
@@ -141,20 +155,31 @@ struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = AccessRequestContext
     let service: AccessService
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         guard let header = request.headers[.authorization] else {
-            return APIRoutes.error(AccessError(401, "missing_token", "Send the ID token from keyless login as Authorization: Bearer TOKEN."), context: context)
+            return APIRoutes.error(
+                AccessError(
+                    401, "missing_token", "Send the ID token from keyless login as Authorization: Bearer TOKEN."),
+                context: context)
         }
         guard header.utf8.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            return APIRoutes.error(AccessError(401, "invalid_token", "Use the Bearer scheme: Authorization: Bearer TOKEN."), context: context)
+            return APIRoutes.error(
+                AccessError(401, "invalid_token", "Use the Bearer scheme: Authorization: Bearer TOKEN."),
+                context: context)
         }
         var context = context
         do {
             context.caller = try await service.authenticate(Self.token(afterScheme: header))
         } catch let error as AccessError {
             // Operators see why (the token itself is never logged): the answer's description, with its request id.
-            context.logger.notice("bearer token refused", metadata: ["reason": .string(error.message), "request_id": .string(context.requestID),
-                                                                    "peer": .string(context.peer)])
+            context.logger.notice(
+                "bearer token refused",
+                metadata: [
+                    "reason": .string(error.message), "request_id": .string(context.requestID),
+                    "peer": .string(context.peer),
+                ])
             return APIRoutes.error(error, context: context)
         }
         return try await next(request, context)
@@ -164,8 +189,12 @@ struct BearerAuthMiddleware: RouterMiddleware {
     /// Foundation's `trimmingCharacters` went through UTF-16 and cost an eighth of a /api/v1/config request.
     static func token(afterScheme header: String) -> String {
         var bytes = Substring(header).utf8.dropFirst(7)
-        while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes = bytes.dropFirst() }
-        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes = bytes.dropLast() }
+        while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            bytes = bytes.dropFirst()
+        }
+        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+            bytes = bytes.dropLast()
+        }
         return String(Substring(bytes))
     }
 }
@@ -179,28 +208,35 @@ struct APIRoutes {
         router.get("/healthz") { _, _ in Self.json("{\"status\":\"ok\"}") }
         router.get("/readyz") { _, _ in
             let (ready, detail) = await service.readiness()
-            return Self.json("{\"status\":" + jsonString(ready ? "ready" : "not ready") + ",\"detail\":" + jsonString(detail) + "}", status: ready ? .ok : .serviceUnavailable)
+            return Self.json(
+                "{\"status\":" + jsonString(ready ? "ready" : "not ready") + ",\"detail\":" + jsonString(detail) + "}",
+                status: ready ? .ok : .serviceUnavailable)
         }
         let access = service.configuration.metrics
         router.get("/metrics") { request, _ in access.respond(request) { metrics.render() } }
         router.get("/openapi.yaml") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/yaml", .cacheControl: "public, max-age=300"],
-                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml", .cacheControl: "public, max-age=300"],
+                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
         let api = router.group("/api/v1").add(middleware: BearerAuthMiddleware(service: service))
         api.get("config") { _, context in
-            var response = Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                                    body: .init(byteBuffer: service.configBody(for: context.caller!)))
+            var response = Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: service.configBody(for: context.caller!)))
             response.headers[APIRoutes.requestIDField] = context.requestID
             return response
         }
         api.post("credentials") { request, context in
             do {
                 let body = try await Self.body(request, as: CredentialsBody.self)
-                let (credentials, entitlement) = try await service.credentials(for: context.caller!, roleArn: body.roleArn, durationSeconds: body.durationSeconds,
-                                                                             origin: context.origin)
+                let (credentials, entitlement) = try await service.credentials(
+                    for: context.caller!, roleArn: body.roleArn, durationSeconds: body.durationSeconds,
+                    origin: context.origin)
                 metrics.decision(action: "credentials", outcome: "granted")
-                return Self.json(AccessService.credentialsJSON(credentials, roleArn: entitlement.role.arn), requestID: context.requestID)
+                return Self.json(
+                    AccessService.credentialsJSON(credentials, roleArn: entitlement.role.arn),
+                    requestID: context.requestID)
             } catch let error as AccessError {
                 metrics.decision(action: "credentials", outcome: error.status == 403 ? "denied" : "failed")
                 return Self.error(error, context: context)
@@ -209,7 +245,8 @@ struct APIRoutes {
         api.post("console") { request, context in
             do {
                 let body = try await Self.body(request, as: ConsoleBody.self)
-                let url = try await service.consoleURL(for: context.caller!, roleArn: body.roleArn, destination: body.destination, origin: context.origin)
+                let url = try await service.consoleURL(
+                    for: context.caller!, roleArn: body.roleArn, destination: body.destination, origin: context.origin)
                 metrics.decision(action: "console", outcome: "granted")
                 return Self.json("{\"url\":" + jsonString(url) + "}", requestID: context.requestID)
             } catch let error as AccessError {
@@ -234,39 +271,51 @@ struct APIRoutes {
     }
 
     static func body<T: Decodable>(_ request: Request, as type: T.Type) async throws -> T {
-        guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/json") else {
+        guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/json")
+        else {
             throw AccessError(415, "invalid_request", "Send the request body as application/json.")
         }
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: 16 * 1024) } catch {
-            throw AccessError(413, "invalid_request", "The request body is larger than 16 KiB; send only role_arn and duration_seconds (or destination).")
+            throw AccessError(
+                413, "invalid_request",
+                "The request body is larger than 16 KiB; send only role_arn and duration_seconds (or destination).")
         }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
-            throw AccessError(400, "invalid_request", "The request body is not the expected JSON (role_arn is required): \(Self.decodingProblem(error)).")
+            throw AccessError(
+                400, "invalid_request",
+                "The request body is not the expected JSON (role_arn is required): \(Self.decodingProblem(error)).")
         }
     }
 
     static func decodingProblem(_ error: any Error) -> String {
         switch error as? DecodingError {
         case .keyNotFound(let key, _): return "\(key.stringValue) is missing"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
         default: return "it is not valid JSON"
         }
     }
 
     static func json(_ text: String, status: HTTPResponse.Status = .ok, requestID: String? = nil) -> Response {
-        var response = Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        var response = Response(
+            status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
         if let requestID { response.headers[requestIDField] = requestID }
         return response
     }
 
     static func error(_ error: AccessError, context: AccessRequestContext) -> Response {
-        var response = json("{\"error\":" + jsonString(error.code) + ",\"error_description\":" + jsonString(error.message) + ",\"request_id\":" + jsonString(context.requestID) + "}",
-                            status: HTTPResponse.Status(code: error.status), requestID: context.requestID)
+        var response = json(
+            "{\"error\":" + jsonString(error.code) + ",\"error_description\":" + jsonString(error.message)
+                + ",\"request_id\":" + jsonString(context.requestID) + "}",
+            status: HTTPResponse.Status(code: error.status), requestID: context.requestID)
         if error.status == 401 {
-            response.headers[.wwwAuthenticate] = error.code == "missing_token" ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"invalid_token\""
+            response.headers[.wwwAuthenticate] =
+                error.code == "missing_token"
+                ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"invalid_token\""
         }
         return response
     }
@@ -274,8 +323,10 @@ struct APIRoutes {
 
 /// The access server's routes as the request log names them.
 enum AccessLogMiddleware {
-    static let known: Set<String> = ["/api/v1/config", "/api/v1/credentials", "/api/v1/console", "/healthz", "/readyz", "/metrics", "/openapi.yaml",
-                                     "/", "/login", "/callback", "/logout", "/web/console", "/web/credentials"]
+    static let known: Set<String> = [
+        "/api/v1/config", "/api/v1/credentials", "/api/v1/console", "/healthz", "/readyz", "/metrics", "/openapi.yaml",
+        "/", "/login", "/callback", "/logout", "/web/console", "/web/credentials",
+    ]
 }
 
 extension AccessRequestContext: RequestLogContext {

@@ -79,13 +79,18 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Every key server.yaml may have, for typo messages.
-    static let topKeys: Set<String> = ["listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
-                                       "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics", "trusted_proxies", "max_connections"]
+    static let topKeys: Set<String> = [
+        "listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
+        "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics", "trusted_proxies",
+        "max_connections",
+    ]
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
     public static func load(path: String) throws -> ServerConfiguration {
         guard let bytes = try Files.read(path) else {
-            throw KeylessError(.configInvalid, "The server configuration \(path) does not exist.", hint: "Pass --config with the path of server.yaml (see docs/server.example.yaml).")
+            throw KeylessError(
+                .configInvalid, "The server configuration \(path) does not exist.",
+                hint: "Pass --config with the path of server.yaml (see docs/server.example.yaml).")
         }
         return try parse(String(decoding: bytes, as: UTF8.self), file: path)
     }
@@ -107,53 +112,90 @@ public struct ServerConfiguration: Sendable {
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : directory + "/" + path }
 
         let listen = try string(top["listen"], file: file, what: "listen") ?? "127.0.0.1:8080"
-        guard let (host, port) = ListenAddress.parse(listen) else { throw bad(file, top["listen"], "listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
-        let publicURL = Discovery.normalize(try string(top["public_url"], file: file, what: "public_url") ?? "http://\(listen)")
+        guard let (host, port) = ListenAddress.parse(listen) else {
+            throw bad(file, top["listen"], "listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+        let publicURL = Discovery.normalize(
+            try string(top["public_url"], file: file, what: "public_url") ?? "http://\(listen)")
         guard let policy = try string(top["policy"], file: file, what: "policy") else {
             throw bad(file, root, "policy: is required (the path of the policy file, e.g. policy.yaml)")
         }
         let audit = try string(top["audit_log"], file: file, what: "audit_log") ?? "audit.log"
 
         guard let issuerList = top["issuers"], let issuerNodes = issuerList.sequence, !issuerNodes.isEmpty else {
-            throw bad(file, top["issuers"] ?? root, "issuers: must list at least one trusted issuer (issuer, audiences)")
+            throw bad(
+                file, top["issuers"] ?? root, "issuers: must list at least one trusted issuer (issuer, audiences)")
         }
         var issuers: [ServerIssuer] = []
         for node in issuerNodes {
-            let map = try mapping(node, file: file, allowed: ["issuer", "audiences", "algorithms", "jwks_uri", "client_id", "groups_claim", "mfa_amr"], what: "an issuer")
-            guard let url = try string(map["issuer"], file: file, what: "issuer") else { throw bad(file, node, "an issuer needs issuer: (its URL)") }
-            guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil else {
+            let map = try mapping(
+                node, file: file,
+                allowed: ["issuer", "audiences", "algorithms", "jwks_uri", "client_id", "groups_claim", "mfa_amr"],
+                what: "an issuer")
+            guard let url = try string(map["issuer"], file: file, what: "issuer") else {
+                throw bad(file, node, "an issuer needs issuer: (its URL)")
+            }
+            guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme),
+                parsed.host != nil
+            else {
                 throw bad(file, map["issuer"], "issuer \(url) is not an http(s) URL")
             }
             let audiences = try strings(map["audiences"], file: file, what: "audiences")
-            guard !audiences.isEmpty else { throw bad(file, map["audiences"] ?? node, "issuer \(url) needs audiences: (the client ids its tokens are issued to)") }
+            guard !audiences.isEmpty else {
+                throw bad(
+                    file, map["audiences"] ?? node,
+                    "issuer \(url) needs audiences: (the client ids its tokens are issued to)")
+            }
             let algorithms = try strings(map["algorithms"], file: file, what: "algorithms")
-            for algorithm in algorithms where !["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"].contains(algorithm) {
-                throw bad(file, map["algorithms"], "algorithm \(algorithm) is not accepted (asymmetric ones only: RS256, PS256, ES256, EdDSA, ...)")
+            for algorithm in algorithms
+            where !["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"].contains(algorithm)
+            {
+                throw bad(
+                    file, map["algorithms"],
+                    "algorithm \(algorithm) is not accepted (asymmetric ones only: RS256, PS256, ES256, EdDSA, ...)")
             }
             let clientID = try string(map["client_id"], file: file, what: "client_id") ?? audiences[0]
-            guard audiences.contains(clientID) else { throw bad(file, map["client_id"], "client_id \(clientID) must be one of the issuer's audiences") }
+            guard audiences.contains(clientID) else {
+                throw bad(file, map["client_id"], "client_id \(clientID) must be one of the issuer's audiences")
+            }
             let mfa = try strings(map["mfa_amr"], file: file, what: "mfa_amr")
-            let trusted = TrustedIssuer(issuer: Discovery.normalize(url), audiences: audiences,
-                                        algorithms: algorithms.isEmpty ? ["RS256", "ES256"] : algorithms, jwksURI: try string(map["jwks_uri"], file: file, what: "jwks_uri"))
-            if issuers.contains(where: { $0.trusted.issuer == trusted.issuer }) { throw bad(file, map["issuer"], "issuer \(url) is listed twice") }
-            issuers.append(ServerIssuer(trusted: trusted, clientID: clientID, groupsClaim: try string(map["groups_claim"], file: file, what: "groups_claim") ?? "groups",
-                                        mfaMethods: Set(mfa.isEmpty ? ["mfa", "otp", "hwk", "swk", "sc"] : mfa)))
+            let trusted = TrustedIssuer(
+                issuer: Discovery.normalize(url), audiences: audiences,
+                algorithms: algorithms.isEmpty ? ["RS256", "ES256"] : algorithms,
+                jwksURI: try string(map["jwks_uri"], file: file, what: "jwks_uri"))
+            if issuers.contains(where: { $0.trusted.issuer == trusted.issuer }) {
+                throw bad(file, map["issuer"], "issuer \(url) is listed twice")
+            }
+            issuers.append(
+                ServerIssuer(
+                    trusted: trusted, clientID: clientID,
+                    groupsClaim: try string(map["groups_claim"], file: file, what: "groups_claim") ?? "groups",
+                    mfaMethods: Set(mfa.isEmpty ? ["mfa", "otp", "hwk", "swk", "sc"] : mfa)))
         }
 
         var web: WebLogin?
         if let webNode = top["web"] {
-            let map = try mapping(webNode, file: file, allowed: ["issuer", "client_id", "client_secret_file"], what: "web")
-            let issuer = Discovery.normalize(try string(map["issuer"], file: file, what: "web.issuer") ?? issuers[0].trusted.issuer)
+            let map = try mapping(
+                webNode, file: file, allowed: ["issuer", "client_id", "client_secret_file"], what: "web")
+            let issuer = Discovery.normalize(
+                try string(map["issuer"], file: file, what: "web.issuer") ?? issuers[0].trusted.issuer)
             guard let trusted = issuers.first(where: { $0.trusted.issuer == issuer }) else {
                 throw bad(file, map["issuer"], "web.issuer \(issuer) is not one of the trusted issuers")
             }
-            guard let clientID = try string(map["client_id"], file: file, what: "web.client_id") else { throw bad(file, webNode, "web needs client_id: (the page's OIDC client)") }
+            guard let clientID = try string(map["client_id"], file: file, what: "web.client_id") else {
+                throw bad(file, webNode, "web needs client_id: (the page's OIDC client)")
+            }
             guard trusted.trusted.audiences.contains(clientID) else {
-                throw bad(file, map["client_id"], "web.client_id \(clientID) must be among issuer \(issuer)'s audiences, or the page's own logins would be refused")
+                throw bad(
+                    file, map["client_id"],
+                    "web.client_id \(clientID) must be among issuer \(issuer)'s audiences, or the page's own logins would be refused"
+                )
             }
             var secret: String?
             if let secretFile = try string(map["client_secret_file"], file: file, what: "web.client_secret_file") {
-                guard let bytes = try Files.read(resolve(secretFile)) else { throw bad(file, map["client_secret_file"], "the file \(secretFile) does not exist") }
+                guard let bytes = try Files.read(resolve(secretFile)) else {
+                    throw bad(file, map["client_secret_file"], "the file \(secretFile) does not exist")
+                }
                 secret = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }
             web = WebLogin(issuer: issuer, clientID: clientID, clientSecret: secret)
@@ -166,11 +208,15 @@ public struct ServerConfiguration: Sendable {
             stsEndpoint = try string(map["sts_endpoint"], file: file, what: "aws.sts_endpoint")
             awsProfile = try string(map["profile"], file: file, what: "aws.profile")
         }
-        var federation = "https://signin.aws.amazon.com/federation", destination = "https://console.aws.amazon.com/", issuerName = "keyless"
+        var federation = "https://signin.aws.amazon.com/federation", destination = "https://console.aws.amazon.com/",
+            issuerName = "keyless"
         var destinationHosts: [String] = []
         if let consoleNode = top["console"] {
-            let map = try mapping(consoleNode, file: file, allowed: ["federation_endpoint", "destination", "issuer_name", "destination_hosts"], what: "console")
-            federation = try string(map["federation_endpoint"], file: file, what: "console.federation_endpoint") ?? federation
+            let map = try mapping(
+                consoleNode, file: file,
+                allowed: ["federation_endpoint", "destination", "issuer_name", "destination_hosts"], what: "console")
+            federation =
+                try string(map["federation_endpoint"], file: file, what: "console.federation_endpoint") ?? federation
             destination = try string(map["destination"], file: file, what: "console.destination") ?? destination
             issuerName = try string(map["issuer_name"], file: file, what: "console.issuer_name") ?? issuerName
             destinationHosts = try strings(map["destination_hosts"], file: file, what: "console.destination_hosts")
@@ -178,14 +224,21 @@ public struct ServerConfiguration: Sendable {
         if destinationHosts.isEmpty, let host = URL(string: destination)?.host { destinationHosts = [host] }
         let reloadInterval = try seconds(top["policy_reload_interval"], file: file, what: "policy_reload_interval") ?? 1
         // Zero would make the reloader stat the policy file in a loop that never sleeps.
-        guard reloadInterval > 0 else { throw bad(file, top["policy_reload_interval"], "policy_reload_interval must be more than 0, e.g. 1s") }
+        guard reloadInterval > 0 else {
+            throw bad(file, top["policy_reload_interval"], "policy_reload_interval must be more than 0, e.g. 1s")
+        }
         let idleTimeout = try seconds(top["idle_timeout"], file: file, what: "idle_timeout") ?? 30
-        guard idleTimeout > 0 && idleTimeout <= 3600 else { throw bad(file, top["idle_timeout"], "idle_timeout must be more than 0 and at most 1h, e.g. 30s") }
+        guard idleTimeout > 0 && idleTimeout <= 3600 else {
+            throw bad(file, top["idle_timeout"], "idle_timeout must be more than 0 and at most 1h, e.g. 30s")
+        }
         var configuration = ServerConfiguration(
-            host: host, port: port, publicURL: publicURL, policyPath: resolve(policy), auditLogPath: resolve(audit), issuers: issuers, web: web,
-            region: region, stsEndpoint: stsEndpoint, awsProfile: awsProfile, federationEndpoint: federation, consoleDestination: destination,
+            host: host, port: port, publicURL: publicURL, policyPath: resolve(policy), auditLogPath: resolve(audit),
+            issuers: issuers, web: web,
+            region: region, stsEndpoint: stsEndpoint, awsProfile: awsProfile, federationEndpoint: federation,
+            consoleDestination: destination,
             consoleIssuerName: issuerName, consoleDestinationHosts: destinationHosts,
-            jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval") ?? 10,
+            jwksRefetchInterval: try seconds(top["jwks_refetch_interval"], file: file, what: "jwks_refetch_interval")
+                ?? 10,
             policyReloadInterval: reloadInterval)
         configuration.idleTimeout = idleTimeout
         configuration.publicURLFollowsListen = top["public_url"] == nil
@@ -196,14 +249,17 @@ public struct ServerConfiguration: Sendable {
             throw bad(file, top["trusted_proxies"], error.reason)
         }
         if let text = try string(top["max_connections"], file: file, what: "max_connections") {
-            guard let value = Int(text), value >= 1 else { throw bad(file, top["max_connections"], "max_connections must be a whole number of at least 1") }
+            guard let value = Int(text), value >= 1 else {
+                throw bad(file, top["max_connections"], "max_connections must be a whole number of at least 1")
+            }
             configuration.maxConnections = value
         }
         if let text = try string(top["metrics"], file: file, what: "metrics") {
             do {
-                configuration.metrics = try MetricsAccess.parse(text.hasPrefix("token-file:") && !text.hasPrefix("token-file:/")
-                                                                ? "token-file:" + resolve(String(text.dropFirst("token-file:".count))) : text,
-                                                                what: "metrics")
+                configuration.metrics = try MetricsAccess.parse(
+                    text.hasPrefix("token-file:") && !text.hasPrefix("token-file:/")
+                        ? "token-file:" + resolve(String(text.dropFirst("token-file:".count))) : text,
+                    what: "metrics")
             } catch let error as KeylessError {
                 throw bad(file, top["metrics"], error.reason)
             }
@@ -215,7 +271,10 @@ public struct ServerConfiguration: Sendable {
 
     static func bad(_ file: String, _ node: Node?, _ reason: String) -> KeylessError {
         let place = node?.mark.map { "\(file):\($0.line):\($0.column)" } ?? file
-        return KeylessError(.configInvalid, "\(place): \(reason).", hint: "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
+        return KeylessError(
+            .configInvalid, "\(place): \(reason).",
+            hint:
+                "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
     }
 
     /// A YAML syntax error at its line and column, like every other mistake.
@@ -227,11 +286,15 @@ public struct ServerConfiguration: Sendable {
             place = (mark.line, mark.column); problem = "it is not valid YAML: \(text)"
         case .duplicatedKeysInMapping(let duplicates, let context):
             place = (context.mark.line, context.mark.column)
-            problem = "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
+            problem =
+                "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
         default:
             place = (1, 1); problem = "it is not valid YAML: \(error)"
         }
-        return KeylessError(.configInvalid, "\(file):\(place.line):\(place.column): \(problem).", hint: "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
+        return KeylessError(
+            .configInvalid, "\(file):\(place.line):\(place.column): \(problem).",
+            hint:
+                "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
     }
 
     /// `key:` with no value, `key: ~` or `key: null`: the key is absent (as in the policy file).
@@ -246,7 +309,10 @@ public struct ServerConfiguration: Sendable {
         var seen = Set<String>()
         for (key, value) in pairs {
             guard let name = key.string else { throw bad(file, key, "keys must be text") }
-            guard allowed.contains(name) else { throw bad(file, key, "unknown key \(name) in \(what); allowed: \(allowed.sorted().joined(separator: ", "))") }
+            guard allowed.contains(name) else {
+                throw bad(
+                    file, key, "unknown key \(name) in \(what); allowed: \(allowed.sorted().joined(separator: ", "))")
+            }
             guard seen.insert(name).inserted else { throw bad(file, key, "\(name) appears twice in \(what)") }
             // A null value would otherwise read as the text "" (an audience "", a policy path ""): treat it as absent.
             if !isNull(value) { result[name] = value }
@@ -274,7 +340,9 @@ public struct ServerConfiguration: Sendable {
         guard let text = try string(node, file: file, what: what) else { return nil }
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
         if let value = Double(text), value >= 0 { return value }
-        if let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value >= 0 { return value * factor }
+        if let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value >= 0 {
+            return value * factor
+        }
         throw bad(file, node, "\(what) must be a duration such as 10, 10s, 5m or 1h")
     }
 }

@@ -35,9 +35,11 @@ public struct WebPage: Sendable {
         self.login = login
         self.logger = logger
         // The provider's own choice of openid, email, profile and groups (when it lists groups): no refresh token.
-        client = OIDCClient(configuration: OIDCClientConfiguration(issuer: login.issuer, clientID: login.clientID, clientSecret: login.clientSecret,
-                                                                   refreshTokens: false),
-                            http: http, clock: service.clock, logger: logger)
+        client = OIDCClient(
+            configuration: OIDCClientConfiguration(
+                issuer: login.issuer, clientID: login.clientID, clientSecret: login.clientSecret,
+                refreshTokens: false),
+            http: http, clock: service.clock, logger: logger)
         var library = MustacheLibrary()
         try library.register(WebTemplates.layout, named: "layout")
         try library.register(WebTemplates.signIn, named: "signin")
@@ -63,9 +65,12 @@ public struct WebPage: Sendable {
 
     func home(_ request: Request, _ context: AccessRequestContext) async -> Response {
         guard let (caller, token) = await session(request) else {
-            var response = page("signin", ["title": "Sign in", "issuer": Self.hostAndPort(of: login.issuer)], status: .ok)
+            var response = page(
+                "signin", ["title": "Sign in", "issuer": Self.hostAndPort(of: login.issuer)], status: .ok)
             // An expired or rejected session cookie is dropped, so the browser stops sending it.
-            if request.cookies[Self.sessionCookie] != nil { response.headers[.setCookie] = cookie(Self.sessionCookie, "", path: "/", maxAge: 0) }
+            if request.cookies[Self.sessionCookie] != nil {
+                response.headers[.setCookie] = cookie(Self.sessionCookie, "", path: "/", maxAge: 0)
+            }
             return response
         }
         return rolesPage(caller, token: token, notice: nil)
@@ -76,8 +81,11 @@ public struct WebPage: Sendable {
         let entitlements = service.policy.current.entitlements(for: caller.policyCaller)
         var grouped: [(account: PolicyAccount, roles: [Entitlement])] = []
         for entitlement in entitlements {
-            if grouped.last?.account.id == entitlement.account.id { grouped[grouped.count - 1].roles.append(entitlement) }
-            else { grouped.append((entitlement.account, [entitlement])) }
+            if grouped.last?.account.id == entitlement.account.id {
+                grouped[grouped.count - 1].roles.append(entitlement)
+            } else {
+                grouped.append((entitlement.account, [entitlement]))
+            }
         }
         let csrf = Self.csrf(token)
         let groups = caller.policyCaller.groups.joined(separator: ", ")
@@ -95,15 +103,22 @@ public struct WebPage: Sendable {
                     "heading": alias.map { "\($0) (\(account.id))" } ?? account.id, "anchor": "account-\(account.id)",
                     "roles": roles.map { entitlement -> [String: Any] in
                         let role = entitlement.role
-                        var entry: [String: Any] = ["arn": role.arn, "name": role.name, "label": "\(role.name) in \(alias ?? account.id)",
-                                                    "session": Self.duration(role.maxSessionSeconds), "mfa": role.mfaRequired, "csrf": csrf]
-                        if let description = role.description, !description.isEmpty { entry["description"] = description }
+                        var entry: [String: Any] = [
+                            "arn": role.arn, "name": role.name, "label": "\(role.name) in \(alias ?? account.id)",
+                            "session": Self.duration(role.maxSessionSeconds), "mfa": role.mfaRequired, "csrf": csrf,
+                        ]
+                        if let description = role.description, !description.isEmpty {
+                            entry["description"] = description
+                        }
                         return entry
                     },
                 ]
             },
-            "configure": ["keyless", "configure", "--config-url", service.configuration.publicURL, "--issuer-url", caller.issuer.trusted.issuer,
-                          "--client-id", caller.issuer.clientID].map(CredentialProcessLine.quoted).joined(separator: " "),
+            "configure": [
+                "keyless", "configure", "--config-url", service.configuration.publicURL, "--issuer-url",
+                caller.issuer.trusted.issuer,
+                "--client-id", caller.issuer.clientID,
+            ].map(CredentialProcessLine.quoted).joined(separator: " "),
         ]
         if let notice { view["notice"] = notice }
         return page("roles", view, status: status)
@@ -113,32 +128,42 @@ public struct WebPage: Sendable {
         guard let (caller, token, form) = await authorizedForm(request) else { return forbidden() }
         let roleArn = form["role_arn"] ?? ""
         do {
-            let (credentials, entitlement) = try await service.credentials(for: caller, roleArn: roleArn, durationSeconds: nil, origin: context.origin)
+            let (credentials, entitlement) = try await service.credentials(
+                for: caller, roleArn: roleArn, durationSeconds: nil, origin: context.origin)
             let lines = [
                 "export AWS_ACCESS_KEY_ID=\(credentials.accessKeyId)",
                 "export AWS_SECRET_ACCESS_KEY=\(credentials.secretAccessKey)",
                 "export AWS_SESSION_TOKEN=\(credentials.sessionToken)",
                 "export AWS_REGION=\(entitlement.region)",
             ].joined(separator: "\n")
-            return page("credentials", ["title": "Shell credentials", "role": entitlement.role.arn, "roleName": entitlement.role.name,
-                                        "expires": AuditRecord.timestamp(credentials.expiration), "exports": lines,
-                                        "name": caller.name, "csrf": Self.csrf(token)])
+            return page(
+                "credentials",
+                [
+                    "title": "Shell credentials", "role": entitlement.role.arn, "roleName": entitlement.role.name,
+                    "expires": AuditRecord.timestamp(credentials.expiration), "exports": lines,
+                    "name": caller.name, "csrf": Self.csrf(token),
+                ])
         } catch let error as AccessError {
-            return rolesPage(caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
+            return rolesPage(
+                caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
         } catch {
-            return rolesPage(caller, token: token, notice: "The credentials could not be issued.", status: .internalServerError)
+            return rolesPage(
+                caller, token: token, notice: "The credentials could not be issued.", status: .internalServerError)
         }
     }
 
     func console(_ request: Request, _ context: AccessRequestContext) async -> Response {
         guard let (caller, token, form) = await authorizedForm(request) else { return forbidden() }
         do {
-            let url = try await service.consoleURL(for: caller, roleArn: form["role_arn"] ?? "", destination: nil, origin: context.origin)
+            let url = try await service.consoleURL(
+                for: caller, roleArn: form["role_arn"] ?? "", destination: nil, origin: context.origin)
             return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
         } catch let error as AccessError {
-            return rolesPage(caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
+            return rolesPage(
+                caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
         } catch {
-            return rolesPage(caller, token: token, notice: "The console link could not be made.", status: .internalServerError)
+            return rolesPage(
+                caller, token: token, notice: "The console link could not be made.", status: .internalServerError)
         }
     }
 
@@ -151,11 +176,17 @@ public struct WebPage: Sendable {
         do {
             url = try await client.authorizationURL(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce)
         } catch let error as KeylessError {
-            return page("message", ["title": "Sign-in unavailable", "message": "The identity provider cannot be reached: \(error.reason) Try again in a moment."],
-                        status: .badGateway)
+            return page(
+                "message",
+                [
+                    "title": "Sign-in unavailable",
+                    "message": "The identity provider cannot be reached: \(error.reason) Try again in a moment.",
+                ],
+                status: .badGateway)
         }
         var response = Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
-        response.headers[.setCookie] = cookie(Self.loginCookie, [state, nonce, pkce.verifier].joined(separator: "."), path: "/callback", maxAge: 600)
+        response.headers[.setCookie] = cookie(
+            Self.loginCookie, [state, nonce, pkce.verifier].joined(separator: "."), path: "/callback", maxAge: 600)
         return response
     }
 
@@ -163,30 +194,55 @@ public struct WebPage: Sendable {
         let query = FormEncoding.decode(request.uri.query ?? "")
         let parts = request.cookies[Self.loginCookie]?.value.split(separator: ".").map(String.init) ?? []
         guard parts.count == 3, let state = query["state"], constantTimeEqual(state.utf8, parts[0].utf8) else {
-            return page("message", ["title": "Sign-in failed", "message": "This sign-in was not started here or has expired. Sign in again from the start page."],
-                        status: .badRequest)
+            return page(
+                "message",
+                [
+                    "title": "Sign-in failed",
+                    "message": "This sign-in was not started here or has expired. Sign in again from the start page.",
+                ],
+                status: .badRequest)
         }
         if let error = query["error"] {
-            return page("message", ["title": "Sign-in refused", "message": "The identity provider refused the sign-in (\(error)). Sign in again, or ask an administrator."],
-                        status: .forbidden)
+            return page(
+                "message",
+                [
+                    "title": "Sign-in refused",
+                    "message":
+                        "The identity provider refused the sign-in (\(error)). Sign in again, or ask an administrator.",
+                ],
+                status: .forbidden)
         }
         guard let code = query["code"] else {
-            return page("message", ["title": "Sign-in failed", "message": "The identity provider sent no authorization code. Sign in again."], status: .badRequest)
+            return page(
+                "message",
+                [
+                    "title": "Sign-in failed",
+                    "message": "The identity provider sent no authorization code. Sign in again.",
+                ], status: .badRequest)
         }
         do {
-            let tokens = try await client.exchange(code: code, redirectURI: redirectURI, verifier: parts[2], nonce: parts[1])
+            let tokens = try await client.exchange(
+                code: code, redirectURI: redirectURI, verifier: parts[2], nonce: parts[1])
             let caller = try await service.authenticate(tokens.idToken)
             let maxAge = max(0, Int(caller.bearer.expiresAt.timeIntervalSince(service.clock.now())))
             var response = Response(status: .seeOther, headers: [.location: "/", .cacheControl: "no-store"])
-            response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.sessionCookie, tokens.idToken, path: "/", maxAge: maxAge)))
-            response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.loginCookie, "", path: "/callback", maxAge: 0)))
+            response.headers.append(
+                HTTPField(
+                    name: .setCookie, value: cookie(Self.sessionCookie, tokens.idToken, path: "/", maxAge: maxAge)))
+            response.headers.append(
+                HTTPField(name: .setCookie, value: cookie(Self.loginCookie, "", path: "/callback", maxAge: 0)))
             return response
         } catch let error as AccessError {
-            return page("message", ["title": "Sign-in refused", "message": error.message], status: HTTPResponse.Status(code: error.status))
+            return page(
+                "message", ["title": "Sign-in refused", "message": error.message],
+                status: HTTPResponse.Status(code: error.status))
         } catch let error as KeylessError {
-            return page("message", ["title": "Sign-in failed", "message": "\(error.reason) Sign in again."], status: .badGateway)
+            return page(
+                "message", ["title": "Sign-in failed", "message": "\(error.reason) Sign in again."], status: .badGateway
+            )
         } catch {
-            return page("message", ["title": "Sign-in failed", "message": "Sign in again."], status: .internalServerError)
+            return page(
+                "message", ["title": "Sign-in failed", "message": "Sign in again."], status: .internalServerError)
         }
     }
 
@@ -210,7 +266,9 @@ public struct WebPage: Sendable {
 
     /// The signed-in caller and the form, when the form's CSRF value matches the session and the Origin (if sent) is ours.
     func authorizedForm(_ request: Request) async -> (Caller, String, [String: String])? {
-        if let origin = request.headers[.origin], origin != Self.origin(of: service.configuration.publicURL) { return nil }
+        if let origin = request.headers[.origin], origin != Self.origin(of: service.configuration.publicURL) {
+            return nil
+        }
         guard let (caller, token) = await session(request) else { return nil }
         guard let buffer = try? await request.body.collect(upTo: 16 * 1024) else { return nil }
         let form = FormEncoding.decode(String(buffer: buffer))
@@ -219,7 +277,12 @@ public struct WebPage: Sendable {
     }
 
     func forbidden() -> Response {
-        page("message", ["title": "Not allowed", "message": "Your session has ended or the form is stale. Go back to the start page and try again."], status: .forbidden)
+        page(
+            "message",
+            [
+                "title": "Not allowed",
+                "message": "Your session has ended or the form is stale. Go back to the start page and try again.",
+            ], status: .forbidden)
     }
 
     static func csrf(_ token: String) -> String {
@@ -248,8 +311,9 @@ public struct WebPage: Sendable {
         var view = view
         view["body"] = library.render(view, withTemplate: template) ?? ""
         let html = library.render(view, withTemplate: "layout") ?? ""
-        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(string: html)))
+        return Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     static func duration(_ seconds: Int) -> String {

@@ -41,17 +41,26 @@ public struct SigV4Request: Sendable, Equatable {
 /// no AWS SDK is available here; checked against AWS's published example and against botocore's signer.
 public enum SigV4 {
     /// Headers a signature never covers (botocore's list: hop-by-hop headers and ones proxies change).
-    static let unsigned: Set<String> = ["connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                                        "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"]
+    static let unsigned: Set<String> = [
+        "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
+    ]
 
     /// The headers to add to the request: `X-Amz-Date`, `X-Amz-Security-Token` (temporary credentials) and
     /// `Authorization`. Returns nil when the URL has no host.
-    public static func sign(_ request: SigV4Request, credentials: SigV4Credentials, region: String, service: String, date: Date) -> [(String, String)]? {
+    public static func sign(
+        _ request: SigV4Request, credentials: SigV4Credentials, region: String, service: String, date: Date
+    ) -> [(String, String)]? {
         let amzDate = timestamp(date)
-        var headers = request.headers.filter { !["authorization", "x-amz-date", "x-amz-security-token"].contains($0.0.lowercased()) }
+        var headers = request.headers.filter {
+            !["authorization", "x-amz-date", "x-amz-security-token"].contains($0.0.lowercased())
+        }
         headers.append(("X-Amz-Date", amzDate))
         if let token = credentials.sessionToken { headers.append(("X-Amz-Security-Token", token)) }
-        guard let (canonical, signedHeaders) = canonicalRequest(SigV4Request(method: request.method, url: request.url, headers: headers, body: request.body)) else {
+        guard
+            let (canonical, signedHeaders) = canonicalRequest(
+                SigV4Request(method: request.method, url: request.url, headers: headers, body: request.body))
+        else {
             return nil
         }
         let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"
@@ -63,7 +72,11 @@ public enum SigV4 {
         let signature = hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         var added = [("X-Amz-Date", amzDate)]
         if let token = credentials.sessionToken { added.append(("X-Amz-Security-Token", token)) }
-        added.append(("Authorization", "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"))
+        added.append(
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            ))
         return added
     }
 
@@ -74,14 +87,18 @@ public enum SigV4 {
         for (name, value) in request.headers {
             let lower = name.lowercased()
             guard !unsigned.contains(lower) else { continue }
-            byName[lower, default: []].append(value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " "))
+            byName[lower, default: []].append(
+                value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(
+                    separator: " "))
         }
         if byName["host"] == nil { byName["host"] = [parts.hostHeader] }
         let names = byName.keys.sorted()
         let canonicalHeaders = names.map { "\($0):\(byName[$0]!.joined(separator: ","))" }.joined(separator: "\n")
         let signedHeaders = names.joined(separator: ";")
-        let canonical = [request.method.uppercased(), canonicalPath(parts.path), canonicalQuery(parts.query),
-                         canonicalHeaders + "\n", signedHeaders, hex(SHA256.hash(data: request.body))].joined(separator: "\n")
+        let canonical = [
+            request.method.uppercased(), canonicalPath(parts.path), canonicalQuery(parts.query),
+            canonicalHeaders + "\n", signedHeaders, hex(SHA256.hash(data: request.body)),
+        ].joined(separator: "\n")
         return (canonical, signedHeaders)
     }
 
@@ -90,10 +107,13 @@ public enum SigV4 {
     static func canonicalPath(_ path: String) -> String {
         guard !path.isEmpty else { return "/" }
         var output: [Substring] = []
-        for segment in path.split(separator: "/", omittingEmptySubsequences: false) where !segment.isEmpty && segment != "." {
+        for segment in path.split(separator: "/", omittingEmptySubsequences: false)
+        where !segment.isEmpty && segment != "." {
             if segment == ".." { if !output.isEmpty { output.removeLast() } } else { output.append(segment) }
         }
-        let normalised = (path.hasPrefix("/") ? "/" : "") + output.joined(separator: "/") + (path.hasSuffix("/") && !output.isEmpty ? "/" : "")
+        let normalised =
+            (path.hasPrefix("/") ? "/" : "") + output.joined(separator: "/")
+            + (path.hasSuffix("/") && !output.isEmpty ? "/" : "")
         return encode(normalised, keepSlash: true)
     }
 
@@ -104,8 +124,11 @@ public enum SigV4 {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             return (String(kv[0]), kv.count > 1 ? String(kv[1]) : "")
         }
-        return pairs.sorted { ($0.0.utf8.lexicographicallyPrecedes($1.0.utf8)) || ($0.0 == $1.0 && $0.1.utf8.lexicographicallyPrecedes($1.1.utf8)) }
-            .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        return pairs.sorted {
+            ($0.0.utf8.lexicographicallyPrecedes($1.0.utf8))
+                || ($0.0 == $1.0 && $0.1.utf8.lexicographicallyPrecedes($1.1.utf8))
+        }
+        .map { "\($0.0)=\($0.1)" }.joined(separator: "&")
     }
 
     /// RFC 3986 percent-encoding of everything but unreserved characters (and `/` when asked).
@@ -113,13 +136,16 @@ public enum SigV4 {
         var out = ""
         for byte in text.utf8 {
             switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             case UInt8(ascii: "/") where keepSlash:
                 out += "/"
             default:
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0x0f, radix: 16, uppercase: true)
+                out +=
+                    "%" + String(byte >> 4, radix: 16, uppercase: true)
+                    + String(byte & 0x0f, radix: 16, uppercase: true)
             }
         }
         return out

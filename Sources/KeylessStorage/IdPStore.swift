@@ -151,10 +151,13 @@ public struct SigningKeyRecord: Sendable, Equatable {
     public var expiresAt: Date?
 
     /// A key record.
-    public init(kid: String, algorithm: String, sealedPrivateKey: Data, publicJWK: String, createdAt: Date, activatesAt: Date,
-                retiresAt: Date? = nil, expiresAt: Date? = nil) {
+    public init(
+        kid: String, algorithm: String, sealedPrivateKey: Data, publicJWK: String, createdAt: Date, activatesAt: Date,
+        retiresAt: Date? = nil, expiresAt: Date? = nil
+    ) {
         self.kid = kid; self.algorithm = algorithm; self.sealedPrivateKey = sealedPrivateKey; self.publicJWK = publicJWK
-        self.createdAt = createdAt; self.activatesAt = activatesAt; self.retiresAt = retiresAt; self.expiresAt = expiresAt
+        self.createdAt = createdAt; self.activatesAt = activatesAt; self.retiresAt = retiresAt;
+        self.expiresAt = expiresAt
     }
 }
 
@@ -212,10 +215,14 @@ public struct AuthorizationCodeRecord: Sendable, Equatable {
     public var expiresAt: Date
 
     /// A code record.
-    public init(codeHash: String, clientID: String, redirectURI: String, scope: String, nonce: String?, codeChallenge: String?,
-                codeChallengeMethod: String?, authentication: Authentication, familyID: String, expiresAt: Date) {
-        self.codeHash = codeHash; self.clientID = clientID; self.redirectURI = redirectURI; self.scope = scope; self.nonce = nonce
-        self.codeChallenge = codeChallenge; self.codeChallengeMethod = codeChallengeMethod; self.authentication = authentication
+    public init(
+        codeHash: String, clientID: String, redirectURI: String, scope: String, nonce: String?, codeChallenge: String?,
+        codeChallengeMethod: String?, authentication: Authentication, familyID: String, expiresAt: Date
+    ) {
+        self.codeHash = codeHash; self.clientID = clientID; self.redirectURI = redirectURI; self.scope = scope;
+        self.nonce = nonce
+        self.codeChallenge = codeChallenge; self.codeChallengeMethod = codeChallengeMethod;
+        self.authentication = authentication
         self.familyID = familyID; self.expiresAt = expiresAt
     }
 }
@@ -248,7 +255,10 @@ public struct RefreshTokenRecord: Sendable, Equatable {
     public var expiresAt: Date
 
     /// A refresh-token record.
-    public init(tokenHash: String, familyID: String, clientID: String, scope: String, authentication: Authentication, issuedAt: Date, expiresAt: Date) {
+    public init(
+        tokenHash: String, familyID: String, clientID: String, scope: String, authentication: Authentication,
+        issuedAt: Date, expiresAt: Date
+    ) {
         self.tokenHash = tokenHash; self.familyID = familyID; self.clientID = clientID; self.scope = scope
         self.authentication = authentication; self.issuedAt = issuedAt; self.expiresAt = expiresAt
     }
@@ -270,8 +280,9 @@ public struct RefreshSuccessor: Sendable, Equatable {
 
     /// The successor's full record, inheriting the spent token's family, client, scope and authentication.
     public func record(replacing spent: RefreshTokenRecord) -> RefreshTokenRecord {
-        RefreshTokenRecord(tokenHash: tokenHash, familyID: spent.familyID, clientID: spent.clientID, scope: spent.scope,
-                           authentication: spent.authentication, issuedAt: issuedAt, expiresAt: expiresAt)
+        RefreshTokenRecord(
+            tokenHash: tokenHash, familyID: spent.familyID, clientID: spent.clientID, scope: spent.scope,
+            authentication: spent.authentication, issuedAt: issuedAt, expiresAt: expiresAt)
     }
 }
 
@@ -307,8 +318,10 @@ public struct DeviceCodeRecord: Sendable, Equatable {
     public var approval: DeviceApproval?
 
     /// A device-code record.
-    public init(deviceCodeHash: String, userCode: String, clientID: String, scope: String, interval: Int, expiresAt: Date,
-                status: DeviceStatus = .pending, approval: DeviceApproval? = nil) {
+    public init(
+        deviceCodeHash: String, userCode: String, clientID: String, scope: String, interval: Int, expiresAt: Date,
+        status: DeviceStatus = .pending, approval: DeviceApproval? = nil
+    ) {
         self.deviceCodeHash = deviceCodeHash; self.userCode = userCode; self.clientID = clientID; self.scope = scope
         self.interval = interval; self.expiresAt = expiresAt; self.status = status; self.approval = approval
     }

@@ -121,7 +121,9 @@ public actor MemoryIdPStore: IdPStore {
         tokens[token.tokenHash] = Token(record: record, used: false)
     }
 
-    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws
+        -> RefreshRedemption
+    {
         guard let token = tokens[hash], let family = families[token.record.familyID] else { return .notFound }
         if family.revoked { return .revoked }
         if token.used {
@@ -132,7 +134,9 @@ public actor MemoryIdPStore: IdPStore {
         guard isLive(token.record.expiresAt, now: now), family.expiresAt.map({ nowMilliseconds < $0 }) ?? true else {
             return .notFound
         }
-        guard tokens[successor.tokenHash] == nil else { throw IdPStoreError.duplicate("refresh token", successor.tokenHash) }
+        guard tokens[successor.tokenHash] == nil else {
+            throw IdPStoreError.duplicate("refresh token", successor.tokenHash)
+        }
         tokens[hash]?.used = true
         let next = successor.record(replacing: token.record).roundedToMilliseconds
         tokens[next.tokenHash] = Token(record: next, used: false)
@@ -156,7 +160,9 @@ public actor MemoryIdPStore: IdPStore {
     // MARK: Device codes
 
     public func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
-        guard devices[device.deviceCodeHash] == nil else { throw IdPStoreError.duplicate("device code", device.deviceCodeHash) }
+        guard devices[device.deviceCodeHash] == nil else {
+            throw IdPStoreError.duplicate("device code", device.deviceCodeHash)
+        }
         guard !devices.values.contains(where: { $0.record.userCode == device.userCode }) else {
             throw IdPStoreError.duplicate("user code", device.userCode)
         }
@@ -165,15 +171,17 @@ public actor MemoryIdPStore: IdPStore {
 
     public func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {
         guard let device = devices.values.first(where: { $0.record.userCode == userCode }),
-              isLive(device.record.expiresAt, now: now) else { return nil }
+            isLive(device.record.expiresAt, now: now)
+        else { return nil }
         return device.record
     }
 
     public func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         guard let hash = pendingDevice(userCode: userCode, now: now) else { return false }
         devices[hash]?.record.status = .approved
-        devices[hash]?.record.approval = DeviceApproval(authentication: approval.authentication.roundedToMilliseconds,
-                                                        familyID: approval.familyID)
+        devices[hash]?.record.approval = DeviceApproval(
+            authentication: approval.authentication.roundedToMilliseconds,
+            familyID: approval.familyID)
         return true
     }
 
@@ -209,7 +217,9 @@ public actor MemoryIdPStore: IdPStore {
         return true
     }
 
-    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws
+        -> [ThrottleCounter]
+    {
         let now = now.millisecondsSince1970
         return keys.map { key in
             let live = counterRows[key].flatMap { now < $0.expiresAt ? $0 : nil }
@@ -219,7 +229,9 @@ public actor MemoryIdPStore: IdPStore {
                 counterRows[key] = row
                 return Self.counter(row)
             }
-            let row = (count: (live?.count ?? 0) + delta, lastIncrease: now, expiresAt: now + Int64((window * 1000).rounded()))
+            let row = (
+                count: (live?.count ?? 0) + delta, lastIncrease: now, expiresAt: now + Int64((window * 1000).rounded())
+            )
             counterRows[key] = row
             return Self.counter(row)
         }
@@ -265,7 +277,9 @@ public actor MemoryIdPStore: IdPStore {
 
     /// The device-code hash of the pending, unexpired authorization with `userCode`.
     private func pendingDevice(userCode: String, now: Date) -> String? {
-        devices.first { $0.value.record.userCode == userCode && $0.value.record.status == .pending
-            && isLive($0.value.record.expiresAt, now: now) }?.key
+        devices.first {
+            $0.value.record.userCode == userCode && $0.value.record.status == .pending
+                && isLive($0.value.record.expiresAt, now: now)
+        }?.key
     }
 }

@@ -38,7 +38,9 @@ extension SigningKeyRecord {
 extension SessionRecord {
     /// The record as a store gives it back.
     package var roundedToMilliseconds: SessionRecord {
-        SessionRecord(idHash: idHash, authentication: authentication.roundedToMilliseconds, expiresAt: expiresAt.roundedToMilliseconds)
+        SessionRecord(
+            idHash: idHash, authentication: authentication.roundedToMilliseconds,
+            expiresAt: expiresAt.roundedToMilliseconds)
     }
 }
 

@@ -29,27 +29,34 @@ public final class PostgresIdPStore: IdPStore {
     /// Without a `logger`, PostgresNIO's messages below warning level (such as connections abandoned at `close()`) are
     /// dropped.
     /// `password`, when given, is used for a URL without one (a URL with one and a password given apart is refused).
-    public init(url: String, password: String? = nil, logger: Logger = {
-        var logger = Logger(label: "keyless.storage.postgres")
-        logger.logLevel = .warning
-        return logger
-    }()) throws {
+    public init(
+        url: String, password: String? = nil,
+        logger: Logger = {
+            var logger = Logger(label: "keyless.storage.postgres")
+            logger.logLevel = .warning
+            return logger
+        }()
+    ) throws {
         var settings = try PostgresURL(parsing: url)
         if let password {
             guard settings.password == nil || settings.password == "" else {
-                throw IdPStoreError("the PostgreSQL URL carries a password and another was given apart (a file or PGPASSWORD); give it once")
+                throw IdPStoreError(
+                    "the PostgreSQL URL carries a password and another was given apart (a file or PGPASSWORD); give it once"
+                )
             }
             settings.password = password
         }
         let tls = try settings.tls()
-        let clientTLS: PostgresClient.Configuration.TLS = switch tls {
-        case .disable: .disable
-        case .prefer(let configuration): .prefer(configuration)
-        case .require(let configuration): .require(configuration)
-        }
-        var configuration = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.username,
-                                                         password: settings.password, database: settings.database,
-                                                         tls: clientTLS)
+        let clientTLS: PostgresClient.Configuration.TLS =
+            switch tls {
+            case .disable: .disable
+            case .prefer(let configuration): .prefer(configuration)
+            case .require(let configuration): .require(configuration)
+            }
+        var configuration = PostgresClient.Configuration(
+            host: settings.host, port: settings.port, username: settings.username,
+            password: settings.password, database: settings.database,
+            tls: clientTLS)
         configuration.options.connectTimeout = .seconds(10)
         self.settings = settings
         self.tls = tls
@@ -77,104 +84,110 @@ public final class PostgresIdPStore: IdPStore {
 
     /// The migrations, in order; each runs once, in the transaction that records it.
     private static let migrations: [(identifier: String, statements: [String])] = [
-        ("v1", [
-            """
-            CREATE TABLE IF NOT EXISTS idp_signing_keys (
-                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                kid TEXT NOT NULL UNIQUE,
-                algorithm TEXT NOT NULL,
-                sealed_private_key BYTEA NOT NULL,
-                public_jwk TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                activates_at BIGINT NOT NULL,
-                retires_at BIGINT,
-                expires_at BIGINT
-            )
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS idp_sessions (
-                id_hash TEXT PRIMARY KEY,
-                subject TEXT NOT NULL,
-                auth_time BIGINT NOT NULL,
-                amr TEXT[] NOT NULL,
-                expires_at BIGINT NOT NULL
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idp_sessions_expires_at ON idp_sessions (expires_at)",
-            """
-            CREATE TABLE IF NOT EXISTS idp_authorization_codes (
-                code_hash TEXT PRIMARY KEY,
-                client_id TEXT NOT NULL,
-                redirect_uri TEXT NOT NULL,
-                scope TEXT NOT NULL,
-                nonce TEXT,
-                code_challenge TEXT,
-                code_challenge_method TEXT,
-                subject TEXT NOT NULL,
-                auth_time BIGINT NOT NULL,
-                amr TEXT[] NOT NULL,
-                family_id TEXT NOT NULL,
-                expires_at BIGINT NOT NULL,
-                used_at BIGINT
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idp_authorization_codes_expires_at ON idp_authorization_codes (expires_at)",
-            "CREATE INDEX IF NOT EXISTS idp_authorization_codes_family_id ON idp_authorization_codes (family_id)",
-            """
-            CREATE TABLE IF NOT EXISTS idp_refresh_families (
-                id TEXT PRIMARY KEY,
-                revoked BOOLEAN NOT NULL DEFAULT FALSE,
-                expires_at BIGINT
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idp_refresh_families_expires_at ON idp_refresh_families (expires_at)",
-            """
-            CREATE TABLE IF NOT EXISTS idp_refresh_tokens (
-                token_hash TEXT PRIMARY KEY,
-                family_id TEXT NOT NULL REFERENCES idp_refresh_families (id) ON DELETE CASCADE,
-                client_id TEXT NOT NULL,
-                scope TEXT NOT NULL,
-                subject TEXT NOT NULL,
-                auth_time BIGINT NOT NULL,
-                amr TEXT[] NOT NULL,
-                issued_at BIGINT NOT NULL,
-                expires_at BIGINT NOT NULL,
-                used_at BIGINT
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idp_refresh_tokens_family_id ON idp_refresh_tokens (family_id)",
-            """
-            CREATE TABLE IF NOT EXISTS idp_device_codes (
-                device_code_hash TEXT PRIMARY KEY,
-                user_code TEXT NOT NULL UNIQUE,
-                client_id TEXT NOT NULL,
-                scope TEXT NOT NULL,
-                poll_interval BIGINT NOT NULL,
-                expires_at BIGINT NOT NULL,
-                status TEXT NOT NULL,
-                approval_subject TEXT,
-                approval_auth_time BIGINT,
-                approval_amr TEXT[],
-                approval_family_id TEXT,
-                last_polled_at BIGINT
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idp_device_codes_expires_at ON idp_device_codes (expires_at)",
-            "CREATE INDEX IF NOT EXISTS idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id)",
-        ]),
-        ("v2", [
-            "CREATE TABLE IF NOT EXISTS idp_single_use (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS idp_single_use_expires_at ON idp_single_use (expires_at)",
-            """
-            CREATE TABLE IF NOT EXISTS idp_counters (
-                key TEXT PRIMARY KEY,
-                count BIGINT NOT NULL,
-                last_increase BIGINT NOT NULL,
-                expires_at BIGINT NOT NULL
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS idp_counters_expires_at ON idp_counters (expires_at)",
-        ]),
+        (
+            "v1",
+            [
+                """
+                CREATE TABLE IF NOT EXISTS idp_signing_keys (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    kid TEXT NOT NULL UNIQUE,
+                    algorithm TEXT NOT NULL,
+                    sealed_private_key BYTEA NOT NULL,
+                    public_jwk TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    activates_at BIGINT NOT NULL,
+                    retires_at BIGINT,
+                    expires_at BIGINT
+                )
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS idp_sessions (
+                    id_hash TEXT PRIMARY KEY,
+                    subject TEXT NOT NULL,
+                    auth_time BIGINT NOT NULL,
+                    amr TEXT[] NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_sessions_expires_at ON idp_sessions (expires_at)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_authorization_codes (
+                    code_hash TEXT PRIMARY KEY,
+                    client_id TEXT NOT NULL,
+                    redirect_uri TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    nonce TEXT,
+                    code_challenge TEXT,
+                    code_challenge_method TEXT,
+                    subject TEXT NOT NULL,
+                    auth_time BIGINT NOT NULL,
+                    amr TEXT[] NOT NULL,
+                    family_id TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_authorization_codes_expires_at ON idp_authorization_codes (expires_at)",
+                "CREATE INDEX IF NOT EXISTS idp_authorization_codes_family_id ON idp_authorization_codes (family_id)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_refresh_families (
+                    id TEXT PRIMARY KEY,
+                    revoked BOOLEAN NOT NULL DEFAULT FALSE,
+                    expires_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_refresh_families_expires_at ON idp_refresh_families (expires_at)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_refresh_tokens (
+                    token_hash TEXT PRIMARY KEY,
+                    family_id TEXT NOT NULL REFERENCES idp_refresh_families (id) ON DELETE CASCADE,
+                    client_id TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    auth_time BIGINT NOT NULL,
+                    amr TEXT[] NOT NULL,
+                    issued_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_refresh_tokens_family_id ON idp_refresh_tokens (family_id)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_device_codes (
+                    device_code_hash TEXT PRIMARY KEY,
+                    user_code TEXT NOT NULL UNIQUE,
+                    client_id TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    poll_interval BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    status TEXT NOT NULL,
+                    approval_subject TEXT,
+                    approval_auth_time BIGINT,
+                    approval_amr TEXT[],
+                    approval_family_id TEXT,
+                    last_polled_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_device_codes_expires_at ON idp_device_codes (expires_at)",
+                "CREATE INDEX IF NOT EXISTS idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id)",
+            ]
+        ),
+        (
+            "v2",
+            [
+                "CREATE TABLE IF NOT EXISTS idp_single_use (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS idp_single_use_expires_at ON idp_single_use (expires_at)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_counters (
+                    key TEXT PRIMARY KEY,
+                    count BIGINT NOT NULL,
+                    last_increase BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_counters_expires_at ON idp_counters (expires_at)",
+            ]
+        ),
     ]
 
     public func migrate() async throws {
@@ -183,25 +196,31 @@ public final class PostgresIdPStore: IdPStore {
             try await client.withTransaction(logger: logger) { connection in
                 // Replicas starting together wait here for each other, so each migration runs exactly once.
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
-                try await connection.query("""
+                try await connection.query(
+                    """
                     CREATE TABLE IF NOT EXISTS idp_schema_migrations (identifier TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)
                     """, logger: logger)
                 var applied = Set<String>()
-                for try await identifier in try await connection.query("SELECT identifier FROM idp_schema_migrations",
-                                                                       logger: logger).decode(String.self) {
+                for try await identifier in try await connection.query(
+                    "SELECT identifier FROM idp_schema_migrations",
+                    logger: logger
+                ).decode(String.self) {
                     applied.insert(identifier)
                 }
                 let known = Set(Self.migrations.map(\.identifier))
                 guard applied.isSubset(of: known) else {
-                    throw IdPStoreError("the IdP schema in \(endpoint) was upgraded by a newer keyless "
-                                        + "(migrations \(applied.subtracting(known).sorted().joined(separator: ", "))); run that version")
+                    throw IdPStoreError(
+                        "the IdP schema in \(endpoint) was upgraded by a newer keyless "
+                            + "(migrations \(applied.subtracting(known).sorted().joined(separator: ", "))); run that version"
+                    )
                 }
                 let now = Date().millisecondsSince1970
                 for migration in Self.migrations where !applied.contains(migration.identifier) {
                     for statement in migration.statements {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO idp_schema_migrations (identifier, applied_at) VALUES (\(migration.identifier), \(now))
                         """, logger: logger)
                 }
@@ -214,14 +233,16 @@ public final class PostgresIdPStore: IdPStore {
     /// certificate).
     private func checkConnection() async throws {
         try await run("connect") {
-            let tls: PostgresConnection.Configuration.TLS = switch self.tls {
-            case .disable: .disable
-            case .prefer(let configuration): .prefer(try NIOSSLContext(configuration: configuration))
-            case .require(let configuration): .require(try NIOSSLContext(configuration: configuration))
-            }
-            var configuration = PostgresConnection.Configuration(host: settings.host, port: settings.port,
-                                                                 username: settings.username, password: settings.password,
-                                                                 database: settings.database, tls: tls)
+            let tls: PostgresConnection.Configuration.TLS =
+                switch self.tls {
+                case .disable: .disable
+                case .prefer(let configuration): .prefer(try NIOSSLContext(configuration: configuration))
+                case .require(let configuration): .require(try NIOSSLContext(configuration: configuration))
+                }
+            var configuration = PostgresConnection.Configuration(
+                host: settings.host, port: settings.port,
+                username: settings.username, password: settings.password,
+                database: settings.database, tls: tls)
             configuration.options.connectTimeout = .seconds(10)
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             try await connection.close()
@@ -241,12 +262,12 @@ public final class PostgresIdPStore: IdPStore {
     public func insertSigningKey(_ key: SigningKeyRecord, onlyIfEmpty: Bool) async throws -> Bool {
         try await run("store signing key \(key.kid)", duplicate: .duplicate("signing key", key.kid)) {
             let insert: PostgresQuery = try """
-                INSERT INTO idp_signing_keys (kid, algorithm, sealed_private_key, public_jwk, created_at, activates_at,
-                                              retires_at, expires_at)
-                VALUES (\(key.kid), \(key.algorithm), \(key.sealedPrivateKey), \(key.publicJWK),
-                        \(key.createdAt.millisecondsSince1970), \(key.activatesAt.millisecondsSince1970),
-                        \(key.retiresAt?.millisecondsSince1970), \(key.expiresAt?.millisecondsSince1970))
-                """
+            INSERT INTO idp_signing_keys (kid, algorithm, sealed_private_key, public_jwk, created_at, activates_at,
+                                          retires_at, expires_at)
+            VALUES (\(key.kid), \(key.algorithm), \(key.sealedPrivateKey), \(key.publicJWK),
+                    \(key.createdAt.millisecondsSince1970), \(key.activatesAt.millisecondsSince1970),
+                    \(key.retiresAt?.millisecondsSince1970), \(key.expiresAt?.millisecondsSince1970))
+            """
             guard onlyIfEmpty else {
                 try await client.query(insert, logger: logger)
                 return true
@@ -254,7 +275,8 @@ public final class PostgresIdPStore: IdPStore {
             return try await client.withTransaction(logger: logger) { connection in
                 // Under READ COMMITTED two replicas would both see an empty table; the lock makes them take turns.
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.signingKeyLock))", logger: logger)
-                let existing = try await connection.query("SELECT 1 FROM idp_signing_keys LIMIT 1", logger: logger).collect()
+                let existing = try await connection.query("SELECT 1 FROM idp_signing_keys LIMIT 1", logger: logger)
+                    .collect()
                 guard existing.isEmpty else { return false }
                 try await connection.query(insert, logger: logger)
                 return true
@@ -264,7 +286,8 @@ public final class PostgresIdPStore: IdPStore {
 
     public func retireSigningKey(kid: String, retiresAt: Date, expiresAt: Date) async throws {
         try await run("retire signing key \(kid)") {
-            try await client.query("""
+            try await client.query(
+                """
                 UPDATE idp_signing_keys SET retires_at = \(retiresAt.millisecondsSince1970),
                     expires_at = \(expiresAt.millisecondsSince1970)
                 WHERE kid = \(kid)
@@ -274,7 +297,8 @@ public final class PostgresIdPStore: IdPStore {
 
     public func deleteExpiredSigningKeys(now: Date) async throws {
         try await run("delete expired signing keys") {
-            try await client.query("DELETE FROM idp_signing_keys WHERE expires_at < \(now.millisecondsSince1970)", logger: logger)
+            try await client.query(
+                "DELETE FROM idp_signing_keys WHERE expires_at < \(now.millisecondsSince1970)", logger: logger)
         }
     }
 
@@ -283,7 +307,8 @@ public final class PostgresIdPStore: IdPStore {
     public func insertSession(_ session: SessionRecord) async throws {
         let authentication = session.authentication
         try await run("store session", duplicate: .duplicate("session", session.idHash)) {
-            try await client.query("""
+            try await client.query(
+                """
                 INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, expires_at)
                 VALUES (\(session.idHash), \(authentication.subject), \(authentication.authTime.millisecondsSince1970),
                         \(authentication.amr), \(session.expiresAt.millisecondsSince1970))
@@ -293,12 +318,15 @@ public final class PostgresIdPStore: IdPStore {
 
     public func session(idHash: String, now: Date) async throws -> SessionRecord? {
         try await run("read session") {
-            try await client.query("""
+            try await client.query(
+                """
                 SELECT * FROM idp_sessions WHERE id_hash = \(idHash) AND expires_at > \(now.millisecondsSince1970)
-                """, logger: logger).collect().first.map { row in
+                """, logger: logger
+            ).collect().first.map { row in
                 let row = row.makeRandomAccess()
-                return SessionRecord(idHash: try row["id_hash"].decode(String.self), authentication: try Self.authentication(row),
-                                     expiresAt: try Self.date(row["expires_at"]))
+                return SessionRecord(
+                    idHash: try row["id_hash"].decode(String.self), authentication: try Self.authentication(row),
+                    expiresAt: try Self.date(row["expires_at"]))
             }
         }
     }
@@ -314,7 +342,8 @@ public final class PostgresIdPStore: IdPStore {
     public func insertCode(_ code: AuthorizationCodeRecord) async throws {
         let authentication = code.authentication
         try await run("store authorization code", duplicate: .duplicate("authorization code", code.codeHash)) {
-            try await client.query("""
+            try await client.query(
+                """
                 INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
                     code_challenge_method, subject, auth_time, amr, family_id, expires_at)
                 VALUES (\(code.codeHash), \(code.clientID), \(code.redirectURI), \(code.scope), \(code.nonce),
@@ -329,15 +358,21 @@ public final class PostgresIdPStore: IdPStore {
         let now = now.millisecondsSince1970
         return try await run("redeem authorization code") {
             // A concurrent UPDATE of the same row waits for ours to commit, then finds used_at set and changes nothing.
-            let spent = try await client.query("""
+            let spent = try await client.query(
+                """
                 UPDATE idp_authorization_codes SET used_at = \(now)
                 WHERE code_hash = \(hash) AND used_at IS NULL AND expires_at > \(now)
                 RETURNING *
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             if let row = spent.first { return .redeemed(try Self.code(row.makeRandomAccess())) }
-            let rows = try await client.query("SELECT family_id, used_at FROM idp_authorization_codes WHERE code_hash = \(hash)",
-                                              logger: logger).collect()
-            guard let row = rows.first?.makeRandomAccess(), try row["used_at"].decode(Int64?.self) != nil else { return .notFound }
+            let rows = try await client.query(
+                "SELECT family_id, used_at FROM idp_authorization_codes WHERE code_hash = \(hash)",
+                logger: logger
+            ).collect()
+            guard let row = rows.first?.makeRandomAccess(), try row["used_at"].decode(Int64?.self) != nil else {
+                return .notFound
+            }
             return .replayed(familyID: try row["family_id"].decode(String.self))
         }
     }
@@ -349,13 +384,15 @@ public final class PostgresIdPStore: IdPStore {
         try await run("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) {
             try await client.withTransaction(logger: logger) { connection in
                 // The first token sets the family's absolute expiry; a family revoked before it had tokens stays revoked.
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO idp_refresh_families (id, revoked, expires_at)
                     VALUES (\(token.familyID), FALSE, \(token.expiresAt.millisecondsSince1970))
                     ON CONFLICT (id) DO UPDATE
                     SET expires_at = coalesce(idp_refresh_families.expires_at, excluded.expires_at)
                     """, logger: logger)
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at,
                                                     expires_at)
                     VALUES (\(token.tokenHash), \(token.familyID), \(token.clientID), \(token.scope), \(authentication.subject),
@@ -366,23 +403,28 @@ public final class PostgresIdPStore: IdPStore {
         }
     }
 
-    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws
+        -> RefreshRedemption
+    {
         let now = now.millisecondsSince1970
         return try await run("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) {
             try await client.withTransaction(logger: logger) { connection -> RefreshRedemption in
                 // FOR UPDATE makes a concurrent rotation of the same token wait, then read what this one wrote.
-                let rows = try await connection.query("""
+                let rows = try await connection.query(
+                    """
                     SELECT t.*, f.revoked AS family_revoked, f.expires_at AS family_expires_at
                     FROM idp_refresh_tokens t JOIN idp_refresh_families f ON f.id = t.family_id
                     WHERE t.token_hash = \(hash)
                     FOR UPDATE OF t, f
-                    """, logger: logger).collect()
+                    """, logger: logger
+                ).collect()
                 guard let row = rows.first?.makeRandomAccess() else { return .notFound }
                 let familyID = try row["family_id"].decode(String.self)
                 if try row["family_revoked"].decode(Bool.self) { return .revoked }
                 if try row["used_at"].decode(Int64?.self) != nil {
-                    try await connection.query("UPDATE idp_refresh_families SET revoked = TRUE WHERE id = \(familyID)",
-                                               logger: logger)
+                    try await connection.query(
+                        "UPDATE idp_refresh_families SET revoked = TRUE WHERE id = \(familyID)",
+                        logger: logger)
                     return .reused(familyID: familyID)
                 }
                 let familyExpiresAt = try row["family_expires_at"].decode(Int64?.self)
@@ -390,7 +432,8 @@ public final class PostgresIdPStore: IdPStore {
                     return .notFound
                 }
                 // Spends the token and stores its successor, copied from it, in one statement of the same transaction.
-                try await connection.query("""
+                try await connection.query(
+                    """
                     WITH spent AS (
                         UPDATE idp_refresh_tokens SET used_at = \(now) WHERE token_hash = \(hash)
                         RETURNING family_id, client_id, scope, subject, auth_time, amr
@@ -409,7 +452,8 @@ public final class PostgresIdPStore: IdPStore {
     public func revokeFamily(id: String) async throws {
         try await run("revoke refresh family") {
             // An unknown family is remembered as revoked, so a token stored for it later stays revoked.
-            try await client.query("""
+            try await client.query(
+                """
                 INSERT INTO idp_refresh_families (id, revoked, expires_at) VALUES (\(id), TRUE, NULL)
                 ON CONFLICT (id) DO UPDATE SET revoked = TRUE
                 """, logger: logger)
@@ -425,8 +469,10 @@ public final class PostgresIdPStore: IdPStore {
 
     public func familyOfRefreshToken(hash: String) async throws -> String? {
         try await run("read refresh token") {
-            try await client.query("SELECT family_id FROM idp_refresh_tokens WHERE token_hash = \(hash)", logger: logger)
-                .collect().first.map { try $0.decode(String.self) }
+            try await client.query(
+                "SELECT family_id FROM idp_refresh_tokens WHERE token_hash = \(hash)", logger: logger
+            )
+            .collect().first.map { try $0.decode(String.self) }
         }
     }
 
@@ -435,7 +481,8 @@ public final class PostgresIdPStore: IdPStore {
     public func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
         let approval = device.approval
         try await run("store device code", duplicate: .duplicate("device or user code", device.userCode)) {
-            try await client.query("""
+            try await client.query(
+                """
                 INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
                     approval_subject, approval_auth_time, approval_amr, approval_family_id)
                 VALUES (\(device.deviceCodeHash), \(device.userCode), \(device.clientID), \(device.scope), \(device.interval),
@@ -448,33 +495,39 @@ public final class PostgresIdPStore: IdPStore {
 
     public func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {
         try await run("read device code") {
-            try await client.query("""
+            try await client.query(
+                """
                 SELECT * FROM idp_device_codes WHERE user_code = \(userCode) AND expires_at > \(now.millisecondsSince1970)
-                """, logger: logger).collect().first.map { try Self.deviceCode($0.makeRandomAccess()) }
+                """, logger: logger
+            ).collect().first.map { try Self.deviceCode($0.makeRandomAccess()) }
         }
     }
 
     public func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         let authentication = approval.authentication
         return try await run("approve device code") {
-            try await !client.query("""
+            try await !client.query(
+                """
                 UPDATE idp_device_codes
                 SET status = 'approved', approval_subject = \(authentication.subject),
                     approval_auth_time = \(authentication.authTime.millisecondsSince1970),
                     approval_amr = \(authentication.amr), approval_family_id = \(approval.familyID)
                 WHERE user_code = \(userCode) AND status = 'pending' AND expires_at > \(now.millisecondsSince1970)
                 RETURNING 1
-                """, logger: logger).collect().isEmpty
+                """, logger: logger
+            ).collect().isEmpty
         }
     }
 
     public func denyDevice(userCode: String, now: Date) async throws -> Bool {
         try await run("deny device code") {
-            try await !client.query("""
+            try await !client.query(
+                """
                 UPDATE idp_device_codes SET status = 'denied'
                 WHERE user_code = \(userCode) AND status = 'pending' AND expires_at > \(now.millisecondsSince1970)
                 RETURNING 1
-                """, logger: logger).collect().isEmpty
+                """, logger: logger
+            ).collect().isEmpty
         }
     }
 
@@ -482,9 +535,11 @@ public final class PostgresIdPStore: IdPStore {
         let now = now.millisecondsSince1970
         return try await run("poll device code") {
             try await client.withTransaction(logger: logger) { connection -> DevicePoll in
-                let rows = try await connection.query("""
+                let rows = try await connection.query(
+                    """
                     SELECT * FROM idp_device_codes WHERE device_code_hash = \(deviceCodeHash) FOR UPDATE
-                    """, logger: logger).collect()
+                    """, logger: logger
+                ).collect()
                 guard let row = rows.first?.makeRandomAccess() else { return .notFound }
                 var device = try Self.deviceCode(row)
                 let lastPolledAt = try row["last_polled_at"].decode(Int64?.self)
@@ -492,13 +547,15 @@ public final class PostgresIdPStore: IdPStore {
                 case .answer(let poll):
                     return poll
                 case .handOut:
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         UPDATE idp_device_codes SET status = 'consumed' WHERE device_code_hash = \(deviceCodeHash)
                         """, logger: logger)
                     device.status = .consumed
                     return .approved(device)
                 case .recordPoll(let interval, let poll):
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         UPDATE idp_device_codes SET last_polled_at = \(now), poll_interval = \(interval)
                         WHERE device_code_hash = \(deviceCodeHash)
                         """, logger: logger)
@@ -514,16 +571,20 @@ public final class PostgresIdPStore: IdPStore {
         let now = now.millisecondsSince1970
         return try await run("spend a single-use value") {
             // The row lock of ON CONFLICT makes a concurrent spend of the same key wait, then see this one's expiry.
-            let rows = try await client.query("""
+            let rows = try await client.query(
+                """
                 INSERT INTO idp_single_use (key, expires_at) VALUES (\(key), \(expiresAt.millisecondsSince1970))
                 ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE idp_single_use.expires_at <= \(now)
                 RETURNING 1
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             return !rows.isEmpty
         }
     }
 
-    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws
+        -> [ThrottleCounter]
+    {
         let now = now.millisecondsSince1970
         let expiresAt = now + Int64((window * 1000).rounded())
         let delta = Int64(delta)
@@ -534,20 +595,24 @@ public final class PostgresIdPStore: IdPStore {
                 for key in Set(keys).sorted() {
                     let rows: [PostgresRow]
                     if delta > 0 {
-                        rows = try await connection.query("""
+                        rows = try await connection.query(
+                            """
                             INSERT INTO idp_counters AS c (key, count, last_increase, expires_at)
                             VALUES (\(key), \(delta), \(now), \(expiresAt))
                             ON CONFLICT (key) DO UPDATE
                             SET count = CASE WHEN c.expires_at > \(now) THEN c.count ELSE 0 END + \(delta),
                                 last_increase = \(now), expires_at = \(expiresAt)
                             RETURNING count, last_increase
-                            """, logger: logger).collect()
+                            """, logger: logger
+                        ).collect()
                     } else {
-                        rows = try await connection.query("""
+                        rows = try await connection.query(
+                            """
                             UPDATE idp_counters SET count = greatest(0, count + \(delta))
                             WHERE key = \(key) AND expires_at > \(now)
                             RETURNING count, last_increase
-                            """, logger: logger).collect()
+                            """, logger: logger
+                        ).collect()
                     }
                     result[key] = try rows.first.map(Self.counter) ?? .zero
                 }
@@ -560,9 +625,11 @@ public final class PostgresIdPStore: IdPStore {
         let now = now.millisecondsSince1970
         return try await run("read throttle counters") {
             var found: [String: ThrottleCounter] = [:]
-            let rows = try await client.query("""
+            let rows = try await client.query(
+                """
                 SELECT key, count, last_increase FROM idp_counters WHERE key = ANY(\(keys)) AND expires_at > \(now)
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             for row in rows {
                 let (key, count, last) = try row.decode((String, Int64, Int64).self)
                 found[key] = ThrottleCounter(count: Int(count), lastIncrease: Date(millisecondsSince1970: last))
@@ -591,12 +658,15 @@ public final class PostgresIdPStore: IdPStore {
                 try await connection.query("DELETE FROM idp_sessions WHERE expires_at <= \(now)", logger: logger)
                 try await connection.query("DELETE FROM idp_single_use WHERE expires_at <= \(now)", logger: logger)
                 try await connection.query("DELETE FROM idp_counters WHERE expires_at <= \(now)", logger: logger)
-                try await connection.query("DELETE FROM idp_authorization_codes WHERE expires_at <= \(now)", logger: logger)
+                try await connection.query(
+                    "DELETE FROM idp_authorization_codes WHERE expires_at <= \(now)", logger: logger)
                 try await connection.query("DELETE FROM idp_device_codes WHERE expires_at <= \(now)", logger: logger)
                 // Tokens go with their family (ON DELETE CASCADE).
-                try await connection.query("DELETE FROM idp_refresh_families WHERE expires_at <= \(now)", logger: logger)
+                try await connection.query(
+                    "DELETE FROM idp_refresh_families WHERE expires_at <= \(now)", logger: logger)
                 // A family revoked before it had tokens is kept while a code or device approval can still start it.
-                try await connection.query("""
+                try await connection.query(
+                    """
                     DELETE FROM idp_refresh_families f
                     WHERE f.expires_at IS NULL
                       AND NOT EXISTS (SELECT 1 FROM idp_authorization_codes c WHERE c.family_id = f.id)
@@ -611,13 +681,17 @@ public final class PostgresIdPStore: IdPStore {
     /// Runs `body`, turning PostgresNIO's errors (whose descriptions hide everything) into `IdPStoreError`s that say
     /// what failed, where, and the server's message.
     @discardableResult
-    private func run<T>(_ action: String, duplicate: IdPStoreError? = nil, _ body: () async throws -> T) async throws -> T {
+    private func run<T>(_ action: String, duplicate: IdPStoreError? = nil, _ body: () async throws -> T) async throws
+        -> T
+    {
         do {
             return try await body()
         } catch {
             var error: any Error = error
             if let transaction = error as? PostgresTransactionError {
-                error = transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? transaction.rollbackError
+                error =
+                    transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? transaction
+                    .rollbackError
                     ?? error
             }
             if let storeError = error as? IdPStoreError { throw storeError }
@@ -654,48 +728,54 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     private static func authentication(_ row: PostgresRandomAccessRow, prefix: String = "") throws -> Authentication {
-        Authentication(subject: try row[prefix + "subject"].decode(String.self), authTime: try date(row[prefix + "auth_time"]),
-                       amr: try row[prefix + "amr"].decode([String].self))
+        Authentication(
+            subject: try row[prefix + "subject"].decode(String.self), authTime: try date(row[prefix + "auth_time"]),
+            amr: try row[prefix + "amr"].decode([String].self))
     }
 
     private static func signingKey(_ row: PostgresRow) throws -> SigningKeyRecord {
         let row = row.makeRandomAccess()
-        return SigningKeyRecord(kid: try row["kid"].decode(String.self), algorithm: try row["algorithm"].decode(String.self),
-                                sealedPrivateKey: try row["sealed_private_key"].decode(Data.self),
-                                publicJWK: try row["public_jwk"].decode(String.self), createdAt: try date(row["created_at"]),
-                                activatesAt: try date(row["activates_at"]), retiresAt: try optionalDate(row["retires_at"]),
-                                expiresAt: try optionalDate(row["expires_at"]))
+        return SigningKeyRecord(
+            kid: try row["kid"].decode(String.self), algorithm: try row["algorithm"].decode(String.self),
+            sealedPrivateKey: try row["sealed_private_key"].decode(Data.self),
+            publicJWK: try row["public_jwk"].decode(String.self), createdAt: try date(row["created_at"]),
+            activatesAt: try date(row["activates_at"]), retiresAt: try optionalDate(row["retires_at"]),
+            expiresAt: try optionalDate(row["expires_at"]))
     }
 
     private static func code(_ row: PostgresRandomAccessRow) throws -> AuthorizationCodeRecord {
-        AuthorizationCodeRecord(codeHash: try row["code_hash"].decode(String.self), clientID: try row["client_id"].decode(String.self),
-                                redirectURI: try row["redirect_uri"].decode(String.self), scope: try row["scope"].decode(String.self),
-                                nonce: try row["nonce"].decode(String?.self), codeChallenge: try row["code_challenge"].decode(String?.self),
-                                codeChallengeMethod: try row["code_challenge_method"].decode(String?.self),
-                                authentication: try authentication(row), familyID: try row["family_id"].decode(String.self),
-                                expiresAt: try date(row["expires_at"]))
+        AuthorizationCodeRecord(
+            codeHash: try row["code_hash"].decode(String.self), clientID: try row["client_id"].decode(String.self),
+            redirectURI: try row["redirect_uri"].decode(String.self), scope: try row["scope"].decode(String.self),
+            nonce: try row["nonce"].decode(String?.self), codeChallenge: try row["code_challenge"].decode(String?.self),
+            codeChallengeMethod: try row["code_challenge_method"].decode(String?.self),
+            authentication: try authentication(row), familyID: try row["family_id"].decode(String.self),
+            expiresAt: try date(row["expires_at"]))
     }
 
     private static func refreshToken(_ row: PostgresRandomAccessRow) throws -> RefreshTokenRecord {
-        RefreshTokenRecord(tokenHash: try row["token_hash"].decode(String.self), familyID: try row["family_id"].decode(String.self),
-                           clientID: try row["client_id"].decode(String.self), scope: try row["scope"].decode(String.self),
-                           authentication: try authentication(row), issuedAt: try date(row["issued_at"]),
-                           expiresAt: try date(row["expires_at"]))
+        RefreshTokenRecord(
+            tokenHash: try row["token_hash"].decode(String.self), familyID: try row["family_id"].decode(String.self),
+            clientID: try row["client_id"].decode(String.self), scope: try row["scope"].decode(String.self),
+            authentication: try authentication(row), issuedAt: try date(row["issued_at"]),
+            expiresAt: try date(row["expires_at"]))
     }
 
     private static func deviceCode(_ row: PostgresRandomAccessRow) throws -> DeviceCodeRecord {
         let statusText = try row["status"].decode(String.self)
         guard let status = DeviceStatus(rawValue: statusText) else {
-            throw IdPStoreError("the IdP database holds an unknown device status \(statusText); was it written by a newer keyless?")
+            throw IdPStoreError(
+                "the IdP database holds an unknown device status \(statusText); was it written by a newer keyless?")
         }
         var approval: DeviceApproval?
         if let familyID = try row["approval_family_id"].decode(String?.self) {
             approval = DeviceApproval(authentication: try authentication(row, prefix: "approval_"), familyID: familyID)
         }
-        return DeviceCodeRecord(deviceCodeHash: try row["device_code_hash"].decode(String.self),
-                                userCode: try row["user_code"].decode(String.self), clientID: try row["client_id"].decode(String.self),
-                                scope: try row["scope"].decode(String.self), interval: try row["poll_interval"].decode(Int.self),
-                                expiresAt: try date(row["expires_at"]), status: status, approval: approval)
+        return DeviceCodeRecord(
+            deviceCodeHash: try row["device_code_hash"].decode(String.self),
+            userCode: try row["user_code"].decode(String.self), clientID: try row["client_id"].decode(String.self),
+            scope: try row["scope"].decode(String.self), interval: try row["poll_interval"].decode(Int.self),
+            expiresAt: try date(row["expires_at"]), status: status, approval: approval)
     }
 }
 
@@ -731,8 +811,9 @@ extension PostgresURL {
     /// Parses `postgres://` or `postgresql://` URLs; rejects what it would otherwise ignore (unknown parameters).
     init(parsing url: String) throws {
         func invalid(_ reason: String) -> IdPStoreError {
-            IdPStoreError("invalid PostgreSQL URL: \(reason); expected "
-                          + "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require|verify-ca|verify-full]")
+            IdPStoreError(
+                "invalid PostgreSQL URL: \(reason); expected "
+                    + "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require|verify-ca|verify-full]")
         }
         guard let components = URLComponents(string: url) else { throw invalid("it does not parse as a URL") }
         guard let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql" else {

@@ -2,11 +2,11 @@ import Foundation
 import GRDB
 import KeylessStorage
 #if canImport(Glibc)
-import Glibc
-private let closeDescriptor = Glibc.close
+    import Glibc
+    private let closeDescriptor = Glibc.close
 #elseif canImport(Darwin)
-import Darwin
-private let closeDescriptor = Darwin.close
+    import Darwin
+    private let closeDescriptor = Darwin.close
 #endif
 
 /// An `IdPStore` in one SQLite file (WAL mode), the default for a single host; several processes may share the file.
@@ -26,8 +26,9 @@ public final class SQLiteIdPStore: IdPStore {
         // all three private; files left by an older, laxer version are tightened.
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw IdPStoreError("cannot create the IdP database \(path): \(String(cString: strerror(errno))); "
-                                + "check that its directory exists and is writable")
+            throw IdPStoreError(
+                "cannot create the IdP database \(path): \(String(cString: strerror(errno))); "
+                    + "check that its directory exists and is writable")
         }
         _ = closeDescriptor(descriptor)
         var configuration = Configuration()
@@ -61,95 +62,97 @@ public final class SQLiteIdPStore: IdPStore {
     private static let migrator: DatabaseMigrator = {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE idp_signing_keys (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    kid TEXT NOT NULL UNIQUE,
-                    algorithm TEXT NOT NULL,
-                    sealed_private_key BLOB NOT NULL,
-                    public_jwk TEXT NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    activates_at INTEGER NOT NULL,
-                    retires_at INTEGER,
-                    expires_at INTEGER
-                );
-                CREATE TABLE idp_sessions (
-                    id_hash TEXT PRIMARY KEY NOT NULL,
-                    subject TEXT NOT NULL,
-                    auth_time INTEGER NOT NULL,
-                    amr TEXT NOT NULL,
-                    expires_at INTEGER NOT NULL
-                );
-                CREATE INDEX idp_sessions_expires_at ON idp_sessions (expires_at);
-                CREATE TABLE idp_authorization_codes (
-                    code_hash TEXT PRIMARY KEY NOT NULL,
-                    client_id TEXT NOT NULL,
-                    redirect_uri TEXT NOT NULL,
-                    scope TEXT NOT NULL,
-                    nonce TEXT,
-                    code_challenge TEXT,
-                    code_challenge_method TEXT,
-                    subject TEXT NOT NULL,
-                    auth_time INTEGER NOT NULL,
-                    amr TEXT NOT NULL,
-                    family_id TEXT NOT NULL,
-                    expires_at INTEGER NOT NULL,
-                    used_at INTEGER
-                );
-                CREATE INDEX idp_authorization_codes_expires_at ON idp_authorization_codes (expires_at);
-                CREATE INDEX idp_authorization_codes_family_id ON idp_authorization_codes (family_id);
-                CREATE TABLE idp_refresh_families (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    revoked INTEGER NOT NULL DEFAULT 0,
-                    expires_at INTEGER
-                );
-                CREATE INDEX idp_refresh_families_expires_at ON idp_refresh_families (expires_at);
-                CREATE TABLE idp_refresh_tokens (
-                    token_hash TEXT PRIMARY KEY NOT NULL,
-                    family_id TEXT NOT NULL REFERENCES idp_refresh_families (id) ON DELETE CASCADE,
-                    client_id TEXT NOT NULL,
-                    scope TEXT NOT NULL,
-                    subject TEXT NOT NULL,
-                    auth_time INTEGER NOT NULL,
-                    amr TEXT NOT NULL,
-                    issued_at INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL,
-                    used_at INTEGER
-                );
-                CREATE INDEX idp_refresh_tokens_family_id ON idp_refresh_tokens (family_id);
-                CREATE TABLE idp_device_codes (
-                    device_code_hash TEXT PRIMARY KEY NOT NULL,
-                    user_code TEXT NOT NULL UNIQUE,
-                    client_id TEXT NOT NULL,
-                    scope TEXT NOT NULL,
-                    poll_interval INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL,
-                    status TEXT NOT NULL,
-                    approval_subject TEXT,
-                    approval_auth_time INTEGER,
-                    approval_amr TEXT,
-                    approval_family_id TEXT,
-                    last_polled_at INTEGER
-                );
-                CREATE INDEX idp_device_codes_expires_at ON idp_device_codes (expires_at);
-                CREATE INDEX idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE idp_signing_keys (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        kid TEXT NOT NULL UNIQUE,
+                        algorithm TEXT NOT NULL,
+                        sealed_private_key BLOB NOT NULL,
+                        public_jwk TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        activates_at INTEGER NOT NULL,
+                        retires_at INTEGER,
+                        expires_at INTEGER
+                    );
+                    CREATE TABLE idp_sessions (
+                        id_hash TEXT PRIMARY KEY NOT NULL,
+                        subject TEXT NOT NULL,
+                        auth_time INTEGER NOT NULL,
+                        amr TEXT NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX idp_sessions_expires_at ON idp_sessions (expires_at);
+                    CREATE TABLE idp_authorization_codes (
+                        code_hash TEXT PRIMARY KEY NOT NULL,
+                        client_id TEXT NOT NULL,
+                        redirect_uri TEXT NOT NULL,
+                        scope TEXT NOT NULL,
+                        nonce TEXT,
+                        code_challenge TEXT,
+                        code_challenge_method TEXT,
+                        subject TEXT NOT NULL,
+                        auth_time INTEGER NOT NULL,
+                        amr TEXT NOT NULL,
+                        family_id TEXT NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        used_at INTEGER
+                    );
+                    CREATE INDEX idp_authorization_codes_expires_at ON idp_authorization_codes (expires_at);
+                    CREATE INDEX idp_authorization_codes_family_id ON idp_authorization_codes (family_id);
+                    CREATE TABLE idp_refresh_families (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        revoked INTEGER NOT NULL DEFAULT 0,
+                        expires_at INTEGER
+                    );
+                    CREATE INDEX idp_refresh_families_expires_at ON idp_refresh_families (expires_at);
+                    CREATE TABLE idp_refresh_tokens (
+                        token_hash TEXT PRIMARY KEY NOT NULL,
+                        family_id TEXT NOT NULL REFERENCES idp_refresh_families (id) ON DELETE CASCADE,
+                        client_id TEXT NOT NULL,
+                        scope TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        auth_time INTEGER NOT NULL,
+                        amr TEXT NOT NULL,
+                        issued_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        used_at INTEGER
+                    );
+                    CREATE INDEX idp_refresh_tokens_family_id ON idp_refresh_tokens (family_id);
+                    CREATE TABLE idp_device_codes (
+                        device_code_hash TEXT PRIMARY KEY NOT NULL,
+                        user_code TEXT NOT NULL UNIQUE,
+                        client_id TEXT NOT NULL,
+                        scope TEXT NOT NULL,
+                        poll_interval INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        status TEXT NOT NULL,
+                        approval_subject TEXT,
+                        approval_auth_time INTEGER,
+                        approval_amr TEXT,
+                        approval_family_id TEXT,
+                        last_polled_at INTEGER
+                    );
+                    CREATE INDEX idp_device_codes_expires_at ON idp_device_codes (expires_at);
+                    CREATE INDEX idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id);
+                    """)
         }
         migrator.registerMigration("v2") { db in
-            try db.execute(sql: """
-                CREATE TABLE idp_single_use (
-                    key TEXT PRIMARY KEY,
-                    expires_at INTEGER NOT NULL
-                );
-                CREATE INDEX idp_single_use_expires_at ON idp_single_use (expires_at);
-                CREATE TABLE idp_counters (
-                    key TEXT PRIMARY KEY,
-                    count INTEGER NOT NULL,
-                    last_increase INTEGER NOT NULL,
-                    expires_at INTEGER NOT NULL
-                );
-                CREATE INDEX idp_counters_expires_at ON idp_counters (expires_at);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE idp_single_use (
+                        key TEXT PRIMARY KEY,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX idp_single_use_expires_at ON idp_single_use (expires_at);
+                    CREATE TABLE idp_counters (
+                        key TEXT PRIMARY KEY,
+                        count INTEGER NOT NULL,
+                        last_increase INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX idp_counters_expires_at ON idp_counters (expires_at);
+                    """)
         }
         return migrator
     }()
@@ -157,8 +160,9 @@ public final class SQLiteIdPStore: IdPStore {
     public func migrate() async throws {
         try await wrapping("check the schema version") {
             if try await pool.read({ try Self.migrator.hasBeenSuperseded($0) }) {
-                throw IdPStoreError("the IdP database \(path) was upgraded by a newer keyless; run that version, "
-                                    + "or restore a backup made before the upgrade")
+                throw IdPStoreError(
+                    "the IdP database \(path) was upgraded by a newer keyless; run that version, "
+                        + "or restore a backup made before the upgrade")
             }
         }
         // GRDB's migrator reads the applied migrations before it opens each migration's transaction, so a process
@@ -206,21 +210,26 @@ public final class SQLiteIdPStore: IdPStore {
             if onlyIfEmpty, try db.value(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM idp_signing_keys)") == true {
                 return false
             }
-            try db.run(sql: """
-                INSERT INTO idp_signing_keys (kid, algorithm, sealed_private_key, public_jwk, created_at, activates_at,
-                                              retires_at, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [key.kid, key.algorithm, key.sealedPrivateKey, key.publicJWK, key.createdAt.millisecondsSince1970,
-                                 key.activatesAt.millisecondsSince1970, key.retiresAt?.millisecondsSince1970,
-                                 key.expiresAt?.millisecondsSince1970])
+            try db.run(
+                sql: """
+                    INSERT INTO idp_signing_keys (kid, algorithm, sealed_private_key, public_jwk, created_at, activates_at,
+                                                  retires_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    key.kid, key.algorithm, key.sealedPrivateKey, key.publicJWK, key.createdAt.millisecondsSince1970,
+                    key.activatesAt.millisecondsSince1970, key.retiresAt?.millisecondsSince1970,
+                    key.expiresAt?.millisecondsSince1970,
+                ])
             return true
         }
     }
 
     public func retireSigningKey(kid: String, retiresAt: Date, expiresAt: Date) async throws {
         try await write("retire signing key \(kid)") { db in
-            try db.run(sql: "UPDATE idp_signing_keys SET retires_at = ?, expires_at = ? WHERE kid = ?",
-                           arguments: [retiresAt.millisecondsSince1970, expiresAt.millisecondsSince1970, kid])
+            try db.run(
+                sql: "UPDATE idp_signing_keys SET retires_at = ?, expires_at = ? WHERE kid = ?",
+                arguments: [retiresAt.millisecondsSince1970, expiresAt.millisecondsSince1970, kid])
         }
     }
 
@@ -235,19 +244,26 @@ public final class SQLiteIdPStore: IdPStore {
     public func insertSession(_ session: SessionRecord) async throws {
         let authentication = session.authentication
         try await write("store session", duplicate: .duplicate("session", session.idHash)) { db in
-            try db.run(sql: """
-                INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, expires_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [session.idHash, authentication.subject, authentication.authTime.millisecondsSince1970,
-                                 try Self.json(authentication.amr), session.expiresAt.millisecondsSince1970])
+            try db.run(
+                sql: """
+                    INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, expires_at) VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    session.idHash, authentication.subject, authentication.authTime.millisecondsSince1970,
+                    try Self.json(authentication.amr), session.expiresAt.millisecondsSince1970,
+                ])
         }
     }
 
     public func session(idHash: String, now: Date) async throws -> SessionRecord? {
         try await read("read session") { db in
-            try db.row(sql: "SELECT * FROM idp_sessions WHERE id_hash = ? AND expires_at > ?",
-                             arguments: [idHash, now.millisecondsSince1970]).map { row in
-                SessionRecord(idHash: row["id_hash"], authentication: try Self.authentication(row),
-                              expiresAt: Self.date(row["expires_at"]))
+            try db.row(
+                sql: "SELECT * FROM idp_sessions WHERE id_hash = ? AND expires_at > ?",
+                arguments: [idHash, now.millisecondsSince1970]
+            ).map { row in
+                SessionRecord(
+                    idHash: row["id_hash"], authentication: try Self.authentication(row),
+                    expiresAt: Self.date(row["expires_at"]))
             }
         }
     }
@@ -263,26 +279,34 @@ public final class SQLiteIdPStore: IdPStore {
     public func insertCode(_ code: AuthorizationCodeRecord) async throws {
         let authentication = code.authentication
         try await write("store authorization code", duplicate: .duplicate("authorization code", code.codeHash)) { db in
-            try db.run(sql: """
-                INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
-                    code_challenge_method, subject, auth_time, amr, family_id, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [code.codeHash, code.clientID, code.redirectURI, code.scope, code.nonce, code.codeChallenge,
-                                 code.codeChallengeMethod, authentication.subject,
-                                 authentication.authTime.millisecondsSince1970, try Self.json(authentication.amr),
-                                 code.familyID, code.expiresAt.millisecondsSince1970])
+            try db.run(
+                sql: """
+                    INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
+                        code_challenge_method, subject, auth_time, amr, family_id, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    code.codeHash, code.clientID, code.redirectURI, code.scope, code.nonce, code.codeChallenge,
+                    code.codeChallengeMethod, authentication.subject,
+                    authentication.authTime.millisecondsSince1970, try Self.json(authentication.amr),
+                    code.familyID, code.expiresAt.millisecondsSince1970,
+                ])
         }
     }
 
     public func consumeCode(hash: String, now: Date) async throws -> CodeRedemption {
         let now = now.millisecondsSince1970
         return try await write("redeem authorization code") { db in
-            try db.run(sql: """
-                UPDATE idp_authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
-                """, arguments: [now, hash, now])
+            try db.run(
+                sql: """
+                    UPDATE idp_authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
+                    """, arguments: [now, hash, now])
             let spent = db.changesCount == 1
-            guard let row = try db.row(sql: "SELECT * FROM idp_authorization_codes WHERE code_hash = ?",
-                                             arguments: [hash]) else { return .notFound }
+            guard
+                let row = try db.row(
+                    sql: "SELECT * FROM idp_authorization_codes WHERE code_hash = ?",
+                    arguments: [hash])
+            else { return .notFound }
             if spent { return .redeemed(try Self.code(row)) }
             // Not spent by us: either spent before (a replay, whenever it comes) or unused and expired.
             let usedAt: Int64? = row["used_at"]
@@ -295,22 +319,29 @@ public final class SQLiteIdPStore: IdPStore {
     public func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
         try await write("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) { db in
             // The first token sets the family's absolute expiry; a family revoked before it had tokens stays revoked.
-            try db.run(sql: """
-                INSERT INTO idp_refresh_families (id, revoked, expires_at) VALUES (?, 0, ?)
-                ON CONFLICT (id) DO UPDATE SET expires_at = coalesce(expires_at, excluded.expires_at)
-                """, arguments: [token.familyID, token.expiresAt.millisecondsSince1970])
+            try db.run(
+                sql: """
+                    INSERT INTO idp_refresh_families (id, revoked, expires_at) VALUES (?, 0, ?)
+                    ON CONFLICT (id) DO UPDATE SET expires_at = coalesce(expires_at, excluded.expires_at)
+                    """, arguments: [token.familyID, token.expiresAt.millisecondsSince1970])
             try Self.insertToken(token, db)
         }
     }
 
-    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
+    public func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws
+        -> RefreshRedemption
+    {
         let now = now.millisecondsSince1970
-        return try await write("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) { db in
-            guard let row = try db.row(sql: """
-                SELECT t.*, f.revoked AS family_revoked, f.expires_at AS family_expires_at
-                FROM idp_refresh_tokens t JOIN idp_refresh_families f ON f.id = t.family_id
-                WHERE t.token_hash = ?
-                """, arguments: [hash]) else { return .notFound }
+        return try await write("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) {
+            db in
+            guard
+                let row = try db.row(
+                    sql: """
+                        SELECT t.*, f.revoked AS family_revoked, f.expires_at AS family_expires_at
+                        FROM idp_refresh_tokens t JOIN idp_refresh_families f ON f.id = t.family_id
+                        WHERE t.token_hash = ?
+                        """, arguments: [hash])
+            else { return .notFound }
             let familyID: String = row["family_id"]
             if row["family_revoked"] as Bool { return .revoked }
             if (row["used_at"] as Int64?) != nil {
@@ -328,33 +359,40 @@ public final class SQLiteIdPStore: IdPStore {
 
     private static func insertToken(_ token: RefreshTokenRecord, _ db: Database) throws {
         let authentication = token.authentication
-        try db.run(sql: """
-            INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at, expires_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [token.tokenHash, token.familyID, token.clientID, token.scope, authentication.subject,
-                             authentication.authTime.millisecondsSince1970, try json(authentication.amr),
-                             token.issuedAt.millisecondsSince1970, token.expiresAt.millisecondsSince1970])
+        try db.run(
+            sql: """
+                INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                token.tokenHash, token.familyID, token.clientID, token.scope, authentication.subject,
+                authentication.authTime.millisecondsSince1970, try json(authentication.amr),
+                token.issuedAt.millisecondsSince1970, token.expiresAt.millisecondsSince1970,
+            ])
     }
 
     public func revokeFamily(id: String) async throws {
         try await write("revoke refresh family") { db in
             // An unknown family is remembered as revoked, so a token stored for it later stays revoked.
-            try db.run(sql: """
-                INSERT INTO idp_refresh_families (id, revoked, expires_at) VALUES (?, 1, NULL)
-                ON CONFLICT (id) DO UPDATE SET revoked = 1
-                """, arguments: [id])
+            try db.run(
+                sql: """
+                    INSERT INTO idp_refresh_families (id, revoked, expires_at) VALUES (?, 1, NULL)
+                    ON CONFLICT (id) DO UPDATE SET revoked = 1
+                    """, arguments: [id])
         }
     }
 
     public func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
         try await read("read refresh token") { db in
-            try db.row(sql: "SELECT * FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash]).map(Self.refreshToken)
+            try db.row(sql: "SELECT * FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash]).map(
+                Self.refreshToken)
         }
     }
 
     public func familyOfRefreshToken(hash: String) async throws -> String? {
         try await read("read refresh token") { db in
-            try db.value(String.self, sql: "SELECT family_id FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash])
+            try db.value(
+                String.self, sql: "SELECT family_id FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash])
         }
     }
 
@@ -363,42 +401,53 @@ public final class SQLiteIdPStore: IdPStore {
     public func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
         let approval = device.approval
         try await write("store device code", duplicate: .duplicate("device or user code", device.userCode)) { db in
-            try db.run(sql: """
-                INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
-                    approval_subject, approval_auth_time, approval_amr, approval_family_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [device.deviceCodeHash, device.userCode, device.clientID, device.scope, device.interval,
-                                 device.expiresAt.millisecondsSince1970, device.status.rawValue,
-                                 approval?.authentication.subject, approval?.authentication.authTime.millisecondsSince1970,
-                                 try approval.map { try Self.json($0.authentication.amr) }, approval?.familyID])
+            try db.run(
+                sql: """
+                    INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
+                        approval_subject, approval_auth_time, approval_amr, approval_family_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    device.deviceCodeHash, device.userCode, device.clientID, device.scope, device.interval,
+                    device.expiresAt.millisecondsSince1970, device.status.rawValue,
+                    approval?.authentication.subject, approval?.authentication.authTime.millisecondsSince1970,
+                    try approval.map { try Self.json($0.authentication.amr) }, approval?.familyID,
+                ])
         }
     }
 
     public func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {
         try await read("read device code") { db in
-            try db.row(sql: "SELECT * FROM idp_device_codes WHERE user_code = ? AND expires_at > ?",
-                             arguments: [userCode, now.millisecondsSince1970]).map(Self.deviceCode)
+            try db.row(
+                sql: "SELECT * FROM idp_device_codes WHERE user_code = ? AND expires_at > ?",
+                arguments: [userCode, now.millisecondsSince1970]
+            ).map(Self.deviceCode)
         }
     }
 
     public func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         let authentication = approval.authentication
         return try await write("approve device code") { db in
-            try db.run(sql: """
-                UPDATE idp_device_codes
-                SET status = 'approved', approval_subject = ?, approval_auth_time = ?, approval_amr = ?, approval_family_id = ?
-                WHERE user_code = ? AND status = 'pending' AND expires_at > ?
-                """, arguments: [authentication.subject, authentication.authTime.millisecondsSince1970,
-                                 try Self.json(authentication.amr), approval.familyID, userCode, now.millisecondsSince1970])
+            try db.run(
+                sql: """
+                    UPDATE idp_device_codes
+                    SET status = 'approved', approval_subject = ?, approval_auth_time = ?, approval_amr = ?, approval_family_id = ?
+                    WHERE user_code = ? AND status = 'pending' AND expires_at > ?
+                    """,
+                arguments: [
+                    authentication.subject, authentication.authTime.millisecondsSince1970,
+                    try Self.json(authentication.amr), approval.familyID, userCode, now.millisecondsSince1970,
+                ])
             return db.changesCount == 1
         }
     }
 
     public func denyDevice(userCode: String, now: Date) async throws -> Bool {
         try await write("deny device code") { db in
-            try db.run(sql: """
-                UPDATE idp_device_codes SET status = 'denied' WHERE user_code = ? AND status = 'pending' AND expires_at > ?
-                """, arguments: [userCode, now.millisecondsSince1970])
+            try db.run(
+                sql: """
+                    UPDATE idp_device_codes SET status = 'denied' WHERE user_code = ? AND status = 'pending' AND expires_at > ?
+                    """, arguments: [userCode, now.millisecondsSince1970])
             return db.changesCount == 1
         }
     }
@@ -406,21 +455,26 @@ public final class SQLiteIdPStore: IdPStore {
     public func pollDevice(deviceCodeHash: String, now: Date) async throws -> DevicePoll {
         let now = now.millisecondsSince1970
         return try await write("poll device code") { db in
-            guard let row = try db.row(sql: "SELECT * FROM idp_device_codes WHERE device_code_hash = ?",
-                                             arguments: [deviceCodeHash]) else { return .notFound }
+            guard
+                let row = try db.row(
+                    sql: "SELECT * FROM idp_device_codes WHERE device_code_hash = ?",
+                    arguments: [deviceCodeHash])
+            else { return .notFound }
             var device = try Self.deviceCode(row)
             let lastPolledAt: Int64? = row["last_polled_at"]
             switch pollDecision(device: device, lastPolledAt: lastPolledAt, now: now) {
             case .answer(let poll):
                 return poll
             case .handOut:
-                try db.run(sql: "UPDATE idp_device_codes SET status = 'consumed' WHERE device_code_hash = ?",
-                               arguments: [deviceCodeHash])
+                try db.run(
+                    sql: "UPDATE idp_device_codes SET status = 'consumed' WHERE device_code_hash = ?",
+                    arguments: [deviceCodeHash])
                 device.status = .consumed
                 return .approved(device)
             case .recordPoll(let interval, let poll):
-                try db.run(sql: "UPDATE idp_device_codes SET last_polled_at = ?, poll_interval = ? WHERE device_code_hash = ?",
-                               arguments: [now, interval, deviceCodeHash])
+                try db.run(
+                    sql: "UPDATE idp_device_codes SET last_polled_at = ?, poll_interval = ? WHERE device_code_hash = ?",
+                    arguments: [now, interval, deviceCodeHash])
                 return poll
             }
         }
@@ -431,23 +485,29 @@ public final class SQLiteIdPStore: IdPStore {
     public func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
         try await write("spend a single-use value") { db in
             // Writers are serialised (BEGIN IMMEDIATE): no other process spends the key between the read and the write.
-            if let until = try db.value(Int64.self, sql: "SELECT expires_at FROM idp_single_use WHERE key = ?", arguments: [key]),
-               now.millisecondsSince1970 < until {
+            if let until = try db.value(
+                Int64.self, sql: "SELECT expires_at FROM idp_single_use WHERE key = ?", arguments: [key]),
+                now.millisecondsSince1970 < until
+            {
                 return false
             }
-            try db.run(sql: "INSERT OR REPLACE INTO idp_single_use (key, expires_at) VALUES (?, ?)",
-                           arguments: [key, expiresAt.millisecondsSince1970])
+            try db.run(
+                sql: "INSERT OR REPLACE INTO idp_single_use (key, expires_at) VALUES (?, ?)",
+                arguments: [key, expiresAt.millisecondsSince1970])
             return true
         }
     }
 
-    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+    public func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws
+        -> [ThrottleCounter]
+    {
         let now = now.millisecondsSince1970
         let expiresAt = now + Int64((window * 1000).rounded())
         return try await write("count an attempt") { db in
             try keys.map { key in
-                let live = try db.row(sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
-                                            arguments: [key, now])
+                let live = try db.row(
+                    sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
+                    arguments: [key, now])
                 let count: Int = live?["count"] ?? 0
                 guard delta > 0 else {
                     guard let live else { return .zero }
@@ -455,8 +515,10 @@ public final class SQLiteIdPStore: IdPStore {
                     try db.run(sql: "UPDATE idp_counters SET count = ? WHERE key = ?", arguments: [lowered, key])
                     return ThrottleCounter(count: lowered, lastIncrease: Self.date(live["last_increase"]))
                 }
-                try db.run(sql: "INSERT OR REPLACE INTO idp_counters (key, count, last_increase, expires_at) VALUES (?, ?, ?, ?)",
-                               arguments: [key, count + delta, now, expiresAt])
+                try db.run(
+                    sql:
+                        "INSERT OR REPLACE INTO idp_counters (key, count, last_increase, expires_at) VALUES (?, ?, ?, ?)",
+                    arguments: [key, count + delta, now, expiresAt])
                 return ThrottleCounter(count: count + delta, lastIncrease: Self.date(now))
             }
         }
@@ -465,9 +527,11 @@ public final class SQLiteIdPStore: IdPStore {
     public func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
         try await read("read throttle counters") { db in
             try keys.map { key in
-                try db.row(sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
-                                 arguments: [key, now.millisecondsSince1970])
-                    .map { ThrottleCounter(count: $0["count"], lastIncrease: Self.date($0["last_increase"])) } ?? .zero
+                try db.row(
+                    sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
+                    arguments: [key, now.millisecondsSince1970]
+                )
+                .map { ThrottleCounter(count: $0["count"], lastIncrease: Self.date($0["last_increase"])) } ?? .zero
             }
         }
     }
@@ -488,39 +552,48 @@ public final class SQLiteIdPStore: IdPStore {
             try db.run(sql: "DELETE FROM idp_counters WHERE expires_at <= ?", arguments: [now])
             try db.run(sql: "DELETE FROM idp_authorization_codes WHERE expires_at <= ?", arguments: [now])
             try db.run(sql: "DELETE FROM idp_device_codes WHERE expires_at <= ?", arguments: [now])
-            try db.run(sql: "DELETE FROM idp_refresh_tokens WHERE family_id IN "
-                           + "(SELECT id FROM idp_refresh_families WHERE expires_at <= ?)", arguments: [now])
+            try db.run(
+                sql: "DELETE FROM idp_refresh_tokens WHERE family_id IN "
+                    + "(SELECT id FROM idp_refresh_families WHERE expires_at <= ?)", arguments: [now])
             try db.run(sql: "DELETE FROM idp_refresh_families WHERE expires_at <= ?", arguments: [now])
             // A family revoked before it had tokens is kept while a code or device approval can still start it.
-            try db.run(sql: """
-                DELETE FROM idp_refresh_families
-                WHERE expires_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM idp_authorization_codes c WHERE c.family_id = idp_refresh_families.id)
-                  AND NOT EXISTS (SELECT 1 FROM idp_device_codes d WHERE d.approval_family_id = idp_refresh_families.id)
-                """)
+            try db.run(
+                sql: """
+                    DELETE FROM idp_refresh_families
+                    WHERE expires_at IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM idp_authorization_codes c WHERE c.family_id = idp_refresh_families.id)
+                      AND NOT EXISTS (SELECT 1 FROM idp_device_codes d WHERE d.approval_family_id = idp_refresh_families.id)
+                    """)
         }
     }
 
     // MARK: Access
 
-    private func read<T: Sendable>(_ action: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    private func read<T: Sendable>(_ action: String, _ body: @escaping @Sendable (Database) throws -> T) async throws
+        -> T
+    {
         try await wrapping(action) { try await pool.read(body) }
     }
 
-    private func write<T: Sendable>(_ action: String, duplicate: IdPStoreError? = nil,
-                                    _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    private func write<T: Sendable>(
+        _ action: String, duplicate: IdPStoreError? = nil,
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
         try await wrapping(action, duplicate: duplicate) { try await pool.write(body) }
     }
 
     /// Runs `body`, turning SQLite errors into `IdPStoreError`s that name the file and the action.
-    private func wrapping<T>(_ action: String, duplicate: IdPStoreError? = nil, _ body: () async throws -> T) async throws -> T {
+    private func wrapping<T>(_ action: String, duplicate: IdPStoreError? = nil, _ body: () async throws -> T)
+        async throws -> T
+    {
         do {
             return try await body()
         } catch let error as IdPStoreError {
             throw error
         } catch let error as DatabaseError {
             if let duplicate, error.resultCode == .SQLITE_CONSTRAINT { throw duplicate }
-            let hint = error.resultCode == .SQLITE_BUSY
+            let hint =
+                error.resultCode == .SQLITE_BUSY
                 ? " (another process held the database for more than 10 s)" : ""
             throw IdPStoreError("cannot \(action) in the IdP database \(path): \(error.message ?? "\(error)")\(hint)")
         }
@@ -543,41 +616,47 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     private static func authentication(_ row: Row, prefix: String = "") throws -> Authentication {
-        Authentication(subject: row[prefix + "subject"], authTime: date(row[prefix + "auth_time"]),
-                       amr: try amr(row[prefix + "amr"]))
+        Authentication(
+            subject: row[prefix + "subject"], authTime: date(row[prefix + "auth_time"]),
+            amr: try amr(row[prefix + "amr"]))
     }
 
     private static func signingKey(_ row: Row) -> SigningKeyRecord {
-        SigningKeyRecord(kid: row["kid"], algorithm: row["algorithm"], sealedPrivateKey: row["sealed_private_key"],
-                         publicJWK: row["public_jwk"], createdAt: date(row["created_at"]), activatesAt: date(row["activates_at"]),
-                         retiresAt: (row["retires_at"] as Int64?).map(date), expiresAt: (row["expires_at"] as Int64?).map(date))
+        SigningKeyRecord(
+            kid: row["kid"], algorithm: row["algorithm"], sealedPrivateKey: row["sealed_private_key"],
+            publicJWK: row["public_jwk"], createdAt: date(row["created_at"]), activatesAt: date(row["activates_at"]),
+            retiresAt: (row["retires_at"] as Int64?).map(date), expiresAt: (row["expires_at"] as Int64?).map(date))
     }
 
     private static func code(_ row: Row) throws -> AuthorizationCodeRecord {
-        AuthorizationCodeRecord(codeHash: row["code_hash"], clientID: row["client_id"], redirectURI: row["redirect_uri"],
-                                scope: row["scope"], nonce: row["nonce"], codeChallenge: row["code_challenge"],
-                                codeChallengeMethod: row["code_challenge_method"], authentication: try authentication(row),
-                                familyID: row["family_id"], expiresAt: date(row["expires_at"]))
+        AuthorizationCodeRecord(
+            codeHash: row["code_hash"], clientID: row["client_id"], redirectURI: row["redirect_uri"],
+            scope: row["scope"], nonce: row["nonce"], codeChallenge: row["code_challenge"],
+            codeChallengeMethod: row["code_challenge_method"], authentication: try authentication(row),
+            familyID: row["family_id"], expiresAt: date(row["expires_at"]))
     }
 
     private static func refreshToken(_ row: Row) throws -> RefreshTokenRecord {
-        RefreshTokenRecord(tokenHash: row["token_hash"], familyID: row["family_id"], clientID: row["client_id"],
-                           scope: row["scope"], authentication: try authentication(row), issuedAt: date(row["issued_at"]),
-                           expiresAt: date(row["expires_at"]))
+        RefreshTokenRecord(
+            tokenHash: row["token_hash"], familyID: row["family_id"], clientID: row["client_id"],
+            scope: row["scope"], authentication: try authentication(row), issuedAt: date(row["issued_at"]),
+            expiresAt: date(row["expires_at"]))
     }
 
     private static func deviceCode(_ row: Row) throws -> DeviceCodeRecord {
         let statusText: String = row["status"]
         guard let status = DeviceStatus(rawValue: statusText) else {
-            throw IdPStoreError("the IdP database holds an unknown device status \(statusText); was it written by a newer keyless?")
+            throw IdPStoreError(
+                "the IdP database holds an unknown device status \(statusText); was it written by a newer keyless?")
         }
         var approval: DeviceApproval?
         if let familyID = row["approval_family_id"] as String? {
             approval = DeviceApproval(authentication: try authentication(row, prefix: "approval_"), familyID: familyID)
         }
-        return DeviceCodeRecord(deviceCodeHash: row["device_code_hash"], userCode: row["user_code"], clientID: row["client_id"],
-                                scope: row["scope"], interval: row["poll_interval"], expiresAt: date(row["expires_at"]),
-                                status: status, approval: approval)
+        return DeviceCodeRecord(
+            deviceCodeHash: row["device_code_hash"], userCode: row["user_code"], clientID: row["client_id"],
+            scope: row["scope"], interval: row["poll_interval"], expiresAt: date(row["expires_at"]),
+            status: status, approval: approval)
     }
 }
 
@@ -596,8 +675,10 @@ private extension Database {
         try Row.fetchAll(cachedStatement(sql: sql), arguments: arguments)
     }
 
-    func value<Value: DatabaseValueConvertible & StatementColumnConvertible>(_ type: Value.Type, sql: String,
-                                                                               arguments: StatementArguments = StatementArguments()) throws -> Value? {
+    func value<Value: DatabaseValueConvertible & StatementColumnConvertible>(
+        _ type: Value.Type, sql: String,
+        arguments: StatementArguments = StatementArguments()
+    ) throws -> Value? {
         try Value.fetchOne(cachedStatement(sql: sql), arguments: arguments)
     }
 }

@@ -46,7 +46,8 @@ public enum Thumbprint {
             .connectTimeout(.milliseconds(Int64(timeout * 1000)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName) { certificates, verification in
+                    let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName) {
+                        certificates, verification in
                         promise.succeed(certificates)
                         // Nothing is trusted: the chain was all we wanted.
                         verification.succeed(NIOSSLVerificationResult.failed)
@@ -59,13 +60,21 @@ public enum Thumbprint {
             channel = try await bootstrap.connect(host: host, port: port).get()
         } catch {
             loop.execute { promise.fail(error) }
-            throw KeylessError(.idpUnreachable, "Cannot connect to \(host):\(port): \(error).", hint: "Check the URL and that the host serves HTTPS.")
+            throw KeylessError(
+                .idpUnreachable, "Cannot connect to \(host):\(port): \(error).",
+                hint: "Check the URL and that the host serves HTTPS.")
         }
         let timer = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
-            promise.fail(KeylessError(.idpUnreachable, "\(host):\(port) did not complete a TLS handshake within \(Int(timeout)) s.", hint: "Check that it serves HTTPS on that port."))
+            promise.fail(
+                KeylessError(
+                    .idpUnreachable, "\(host):\(port) did not complete a TLS handshake within \(Int(timeout)) s.",
+                    hint: "Check that it serves HTTPS on that port."))
         }
         channel.closeFuture.whenComplete { _ in
-            promise.fail(KeylessError(.idpError, "\(host):\(port) closed the connection before presenting a certificate.", hint: "Check that it serves HTTPS on that port."))
+            promise.fail(
+                KeylessError(
+                    .idpError, "\(host):\(port) closed the connection before presenting a certificate.",
+                    hint: "Check that it serves HTTPS on that port."))
         }
         defer {
             timer.cancel()
@@ -73,16 +82,21 @@ public enum Thumbprint {
         }
         let certificates = try await promise.futureResult.get()
         guard !certificates.isEmpty else {
-            throw KeylessError(.idpError, "\(host):\(port) presented no certificate.", hint: "Check the server's TLS configuration.")
+            throw KeylessError(
+                .idpError, "\(host):\(port) presented no certificate.", hint: "Check the server's TLS configuration.")
         }
         return ThumbprintReport(host: host, port: port, chain: try certificates.map(describe))
     }
 
     static func describe(_ certificate: NIOSSLCertificate) throws -> PresentedCertificate {
         let der = try certificate.toDERBytes()
-        let digest = Insecure.SHA1.hash(data: der).map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined()
+        let digest = Insecure.SHA1.hash(data: der).map { byte in
+            String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
+        }.joined()
         let parsed = try? Certificate(derEncoded: der)
-        return PresentedCertificate(subject: parsed.map { String(describing: $0.subject) } ?? "?", issuer: parsed.map { String(describing: $0.issuer) } ?? "?",
-                                    sha1: digest, der: der)
+        return PresentedCertificate(
+            subject: parsed.map { String(describing: $0.subject) } ?? "?",
+            issuer: parsed.map { String(describing: $0.issuer) } ?? "?",
+            sha1: digest, der: der)
     }
 }

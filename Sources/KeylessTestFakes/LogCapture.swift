@@ -32,7 +32,8 @@ public final class LogCapture: Sendable {
 
     /// Every message and metadata value as one text, to look for leaked secrets.
     public var allText: String {
-        records.map { ([$0.message] + $0.metadata.map { "\($0.key)=\($0.value)" }).joined(separator: " ") }.joined(separator: "\n")
+        records.map { ([$0.message] + $0.metadata.map { "\($0.key)=\($0.value)" }).joined(separator: " ") }.joined(
+            separator: "\n")
     }
 
     fileprivate func append(_ record: Record) { stored.withLock { $0.append(record) } }

@@ -15,11 +15,16 @@ public final class FederationStub: Sendable {
         let directory = try makeTemporaryDirectory(prefix: "keyless-federation")
         var arguments = [repositoryRoot() + "/scripts/partners/federation_stub.py", "--port", String(port)]
         if let stsEndpoint { arguments += ["--sts-endpoint", stsEndpoint] }
-        let process = try PartnerProcess(executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
+        let process = try PartnerProcess(
+            executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
         let stub = FederationStub(port: port, process: process, directory: directory)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if let answer = try? await PartnerHTTP.send("GET", stub.baseURL + "/stats", timeout: 2), answer.status == 200 { return stub }
+            if let answer = try? await PartnerHTTP.send("GET", stub.baseURL + "/stats", timeout: 2),
+                answer.status == 200
+            {
+                return stub
+            }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -71,17 +76,22 @@ public final class AccessServer: Sendable {
     /// Writes server.yaml (`serverYAML` with `PORT` replaced by the chosen port) and policy.yaml, then starts the server
     /// with `environment` (AWS credentials, endpoints) and waits until /healthz answers. With `port` (chosen beforehand,
     /// e.g. because another partner's configuration names it) the server gets that port and no other.
-    public static func start(serverYAML: String, policyYAML: String, environment: [String: String], port fixedPort: Int? = nil) async throws -> AccessServer {
+    public static func start(
+        serverYAML: String, policyYAML: String, environment: [String: String], port fixedPort: Int? = nil
+    ) async throws -> AccessServer {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server")
         try policyYAML.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
         var lastFailure = ""
         for _ in 1...3 {
             let port = try fixedPort ?? freePort()
-            try serverYAML.replacingOccurrences(of: "PORT", with: String(port)).write(toFile: directory + "/server.yaml", atomically: true, encoding: .utf8)
+            try serverYAML.replacingOccurrences(of: "PORT", with: String(port)).write(
+                toFile: directory + "/server.yaml", atomically: true, encoding: .utf8)
             var env = environment
             env["HOME"] = env["HOME"] ?? directory
-            let process = try PartnerProcess(executable: try EmbeddedIdP.keylessCLI(), arguments: ["server", "--config", directory + "/server.yaml"],
-                                             environment: env, logPath: directory + "/server-\(port).log")
+            let process = try PartnerProcess(
+                executable: try EmbeddedIdP.keylessCLI(),
+                arguments: ["server", "--config", directory + "/server.yaml"],
+                environment: env, logPath: directory + "/server-\(port).log")
             let server = AccessServer(port: port, directory: directory, process: process)
             if try await server.waitUntilHealthy() { return server }
             lastFailure = process.logTail(30)
@@ -103,7 +113,9 @@ public final class AccessServer: Sendable {
     }
 
     /// A request to the server, with an optional bearer token and JSON body.
-    public func send(_ method: String, _ path: String, bearer: String? = nil, json: String? = nil, headers: [String: String] = [:]) async throws -> PartnerHTTPResponse {
+    public func send(
+        _ method: String, _ path: String, bearer: String? = nil, json: String? = nil, headers: [String: String] = [:]
+    ) async throws -> PartnerHTTPResponse {
         var headers = headers
         if let bearer { headers["Authorization"] = "Bearer " + bearer }
         if json != nil { headers["Content-Type"] = "application/json" }
@@ -113,7 +125,9 @@ public final class AccessServer: Sendable {
     /// The audit log's records.
     public func auditRecords() throws -> [[String: Any]] {
         guard let text = try? String(contentsOfFile: auditLogPath, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
     }
 
     /// Stops the server (SIGTERM) and waits; returns its exit status.

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// A user of the embedded provider in tests.
@@ -15,10 +15,12 @@ public struct EmbeddedIdPUser: Sendable, Equatable {
     public let totpSecret: String?
 
     /// alice: password only, group developers.
-    public static let alice = EmbeddedIdPUser(name: "alice", password: "alice-password-1", email: "alice@example.com", totpSecret: nil)
+    public static let alice = EmbeddedIdPUser(
+        name: "alice", password: "alice-password-1", email: "alice@example.com", totpSecret: nil)
     /// bob: password and TOTP (RFC 6238's test secret "12345678901234567890").
-    public static let bob = EmbeddedIdPUser(name: "bob", password: "bob-password-1", email: "bob@example.com",
-                                            totpSecret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
+    public static let bob = EmbeddedIdPUser(
+        name: "bob", password: "bob-password-1", email: "bob@example.com",
+        totpSecret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
 }
 
 /// `keyless-cli idp serve` started as a test partner: its own idp.yaml, data directory and port on 127.0.0.1,
@@ -49,42 +51,47 @@ public final class EmbeddedIdP: Sendable {
 
     /// `keyless-cli idp hash-password` of `secret`: the value for a `password_hash` or `secret_hash` in idp.yaml.
     public static func hashSecret(_ secret: String) throws -> String {
-        let result = try PartnerProcess.run("/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
-                                            timeout: 90)
-        guard result.status == 0 else { throw TestSupportError("keyless-cli idp hash-password failed: \(result.output)") }
+        let result = try PartnerProcess.run(
+            "/bin/sh", ["-c", "printf '%s\\n' \"$1\" | \"$0\" idp hash-password --stdin", try keylessCLI(), secret],
+            timeout: 90)
+        guard result.status == 0 else {
+            throw TestSupportError("keyless-cli idp hash-password failed: \(result.output)")
+        }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Writes an idp.yaml (alice, bob with TOTP, keyless-cli public client, deployer confidential client) into a new
     /// temporary directory; every replica of one provider shares that directory's config and key-encryption key.
     /// `extraClients` is YAML appended to the `clients:` list (items indented by two spaces, e.g. a web page's client).
-    public static func writeConfiguration(signingAlgorithm: String = "RS256", issuerPort: Int, extraClients: String = "") throws -> String {
+    public static func writeConfiguration(
+        signingAlgorithm: String = "RS256", issuerPort: Int, extraClients: String = ""
+    ) throws -> String {
         let directory = try makeTemporaryDirectory(prefix: "keyless-idp")
         let hash = hashSecret
         let yaml = """
-        issuer: http://127.0.0.1:\(issuerPort)
-        signing_algorithm: \(signingAlgorithm)
-        groups: [developers, admins]
-        users:
-          - username: alice
-            password_hash: "\(try hash(EmbeddedIdPUser.alice.password))"
-            email: alice@example.com
-            groups: [developers]
-          - username: bob
-            password_hash: "\(try hash(EmbeddedIdPUser.bob.password))"
-            email: bob@example.com
+            issuer: http://127.0.0.1:\(issuerPort)
+            signing_algorithm: \(signingAlgorithm)
             groups: [developers, admins]
-            totp_secret: \(EmbeddedIdPUser.bob.totpSecret!)
-        clients:
-          - id: keyless-cli
-            redirect_uris: [http://127.0.0.1/callback]
-            grants: [authorization_code, refresh_token, device_code]
-          - id: deployer
-            secret_hash: "\(try hash("deployer-secret-123"))"
-            grants: [client_credentials]
-            scopes: [deploy]
-            audience: sts.amazonaws.com
-        """
+            users:
+              - username: alice
+                password_hash: "\(try hash(EmbeddedIdPUser.alice.password))"
+                email: alice@example.com
+                groups: [developers]
+              - username: bob
+                password_hash: "\(try hash(EmbeddedIdPUser.bob.password))"
+                email: bob@example.com
+                groups: [developers, admins]
+                totp_secret: \(EmbeddedIdPUser.bob.totpSecret!)
+            clients:
+              - id: keyless-cli
+                redirect_uris: [http://127.0.0.1/callback]
+                grants: [authorization_code, refresh_token, device_code]
+              - id: deployer
+                secret_hash: "\(try hash("deployer-secret-123"))"
+                grants: [client_credentials]
+                scopes: [deploy]
+                audience: sts.amazonaws.com
+            """
         let clients = extraClients.isEmpty || extraClients.hasSuffix("\n") ? extraClients : extraClients + "\n"
         try (yaml + "\n" + clients).write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
         return directory
@@ -94,10 +101,15 @@ public final class EmbeddedIdP: Sendable {
     /// configuration; `database` is a PostgreSQL URL or nil for SQLite in the directory.
     /// `issuer` overrides the URL tokens carry (replicas behind one name share it). `extraClients` is passed to
     /// `writeConfiguration` when no `directory` is given.
-    public static func start(signingAlgorithm: String = "RS256", directory: String? = nil, port: Int? = nil, database: String? = nil,
-                             issuer: String? = nil, extraClients: String = "") async throws -> EmbeddedIdP {
+    public static func start(
+        signingAlgorithm: String = "RS256", directory: String? = nil, port: Int? = nil, database: String? = nil,
+        issuer: String? = nil, extraClients: String = ""
+    ) async throws -> EmbeddedIdP {
         let issuerPort = try port ?? freePort()
-        let directory = try directory ?? writeConfiguration(signingAlgorithm: signingAlgorithm, issuerPort: issuerPort, extraClients: extraClients)
+        let directory =
+            try directory
+            ?? writeConfiguration(
+                signingAlgorithm: signingAlgorithm, issuerPort: issuerPort, extraClients: extraClients)
         var lastFailure = ""
         for attempt in 1...3 {
             let listenPort = attempt == 1 ? issuerPort : try freePort()
@@ -122,17 +134,21 @@ public final class EmbeddedIdP: Sendable {
         self.configPath = directory + "/idp.yaml"
         self.database = database
         self.kekPath = directory + "/idp-kek"
-        var arguments = ["idp", "serve", "--config", configPath, "--listen", "127.0.0.1:\(port)", "--issuer", self.issuer,
-                         "--key-encryption-key", kekPath, "--key-reload-interval", "1"]
+        var arguments = [
+            "idp", "serve", "--config", configPath, "--listen", "127.0.0.1:\(port)", "--issuer", self.issuer,
+            "--key-encryption-key", kekPath, "--key-reload-interval", "1",
+        ]
         if let database { arguments += ["--database", database] }
-        process = try PartnerProcess(executable: try Self.keylessCLI(), arguments: arguments,
-                                     environment: ["KEYLESS_DATA_DIR": directory + "/data", "HOME": directory],
-                                     logPath: directory + "/idp-\(port).log")
+        process = try PartnerProcess(
+            executable: try Self.keylessCLI(), arguments: arguments,
+            environment: ["KEYLESS_DATA_DIR": directory + "/data", "HOME": directory],
+            logPath: directory + "/idp-\(port).log")
     }
 
     /// The `--database`/`--key-encryption-key`/`--config` arguments other provider commands need for this provider.
     public var storeArguments: [String] {
-        ["--config", configPath, "--issuer", issuer, "--key-encryption-key", kekPath] + (database.map { ["--database", $0] } ?? [])
+        ["--config", configPath, "--issuer", issuer, "--key-encryption-key", kekPath]
+            + (database.map { ["--database", $0] } ?? [])
     }
 
     /// The environment other provider commands need (its data directory).
@@ -148,23 +164,33 @@ public final class EmbeddedIdP: Sendable {
     }
 
     /// An HTTP request to the provider (no cookies kept, no redirects followed).
-    public func send(_ method: String, _ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil) async throws -> PartnerHTTPResponse {
+    public func send(_ method: String, _ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil)
+        async throws -> PartnerHTTPResponse
+    {
         var headers = headers
         if form != nil { headers["Content-Type"] = "application/x-www-form-urlencoded" }
-        return try await PartnerHTTP.send(method, path.hasPrefix("http") ? path : baseURL + path, headers: headers, body: form.map(PartnerHTTP.form))
+        return try await PartnerHTTP.send(
+            method, path.hasPrefix("http") ? path : baseURL + path, headers: headers, body: form.map(PartnerHTTP.form))
     }
 
     /// Approves a device code on the `/device` page as `user`, as a person would in a browser.
     public func approveDevice(userCode: String, user: EmbeddedIdPUser = .alice, otp: String? = nil) async throws {
         let page = try await send("GET", "/device?user_code=\(PartnerHTTP.formEscape(userCode))")
-        guard let binding = Self.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""), let csrf = Self.formField("csrf", in: page.text) else {
+        guard let binding = Self.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""),
+            let csrf = Self.formField("csrf", in: page.text)
+        else {
             throw TestSupportError("the /device page set no form cookie or has no csrf field: HTTP \(page.status)")
         }
-        var fields = [("csrf", csrf), ("user_code", userCode), ("username", user.name), ("password", user.password), ("action", "approve")]
+        var fields = [
+            ("csrf", csrf), ("user_code", userCode), ("username", user.name), ("password", user.password),
+            ("action", "approve"),
+        ]
         if let otp { fields.append(("otp", otp)) }
         let answer = try await send("POST", "/device", headers: ["Cookie": "keyless_csrf=\(binding)"], form: fields)
         guard answer.status == 200, answer.text.contains("Device connected") else {
-            throw TestSupportError("the provider did not approve device code \(userCode): HTTP \(answer.status)\n\(answer.text.prefix(600))")
+            throw TestSupportError(
+                "the provider did not approve device code \(userCode): HTTP \(answer.status)\n\(answer.text.prefix(600))"
+            )
         }
     }
 

@@ -8,19 +8,27 @@ import Foundation
 /// random, printed, so a failure is reproduced by setting it). Every run prints its target, count and seed.
 public struct Fuzzer {
     /// Cases per target.
-    public static let cases: Int = ProcessInfo.processInfo.environment["KEYLESS_FUZZ_CASES"].flatMap { Int($0) }.map { max(1, $0) } ?? 3000
+    public static let cases: Int =
+        ProcessInfo.processInfo.environment["KEYLESS_FUZZ_CASES"].flatMap { Int($0) }.map { max(1, $0) } ?? 3000
     /// The seed of this process's runs.
-    public static let seed: UInt64 = ProcessInfo.processInfo.environment["KEYLESS_FUZZ_SEED"].flatMap { UInt64($0) }
+    public static let seed: UInt64 =
+        ProcessInfo.processInfo.environment["KEYLESS_FUZZ_SEED"].flatMap { UInt64($0) }
         ?? UInt64.random(in: 1...UInt64.max)
 
     /// Tokens spliced into inputs whatever the target: numbers and strings that break naive parsers.
     public static let commonTokens = [
-        "", " ", "\0", "\r\n", "%", "%00", "%zz", "%%", "+", "&", "=", "&&==", "\"", "'", "\\", "\\u0000", "\\ud800", "{", "}", "[", "]", ":",
-        ",", "null", "true", "NaN", "nan", "Infinity", "-Infinity", "1e308", "1e309", "-1e308", "1e-400", "9223372036854775808",
-        "-9223372036854775809", "18446744073709551616", "0x7fffffff", "-0", "1.", ".5", "00000000000000000000000000000000001",
-        String(repeating: "9", count: 400), String(repeating: "A", count: 5000), "\u{212A}", "\u{FEFF}", "e\u{301}", "𝔘", "\u{202E}",
-        "<", ">", "</", "<!--", "<![CDATA[", "&amp;", "&#0;", "*", "&a", "*a", "!!binary", "? ", "- ", "|", ">-", "#", "---", "...",
-        "9999-12-31T23:59:59Z", "0000-00-00T00:00:00Z", "2026-12-06T12:00:00.0000000000000000000000000000000000000000000000000000Z",
+        "", " ", "\0", "\r\n", "%", "%00", "%zz", "%%", "+", "&", "=", "&&==", "\"", "'", "\\", "\\u0000", "\\ud800",
+        "{", "}", "[", "]", ":",
+        ",", "null", "true", "NaN", "nan", "Infinity", "-Infinity", "1e308", "1e309", "-1e308", "1e-400",
+        "9223372036854775808",
+        "-9223372036854775809", "18446744073709551616", "0x7fffffff", "-0", "1.", ".5",
+        "00000000000000000000000000000000001",
+        String(repeating: "9", count: 400), String(repeating: "A", count: 5000), "\u{212A}", "\u{FEFF}", "e\u{301}",
+        "𝔘", "\u{202E}",
+        "<", ">", "</", "<!--", "<![CDATA[", "&amp;", "&#0;", "*", "&a", "*a", "!!binary", "? ", "- ", "|", ">-", "#",
+        "---", "...",
+        "9999-12-31T23:59:59Z", "0000-00-00T00:00:00Z",
+        "2026-12-06T12:00:00.0000000000000000000000000000000000000000000000000000Z",
         "2026-13-45T25:61:61+99:99",
     ]
 
@@ -88,15 +96,18 @@ public struct Fuzzer {
         var fuzzer = Fuzzer(seed: seed ^ stableHash(target))
         let seedBytes = seeds.map { Array($0.utf8) }
         return (0..<max(cases, seedBytes.count)).lazy.map { index in
-            index < seedBytes.count ? seedBytes[index] : fuzzer.mutate(seedBytes[fuzzer.below(seedBytes.count)], tokens: tokens)
+            index < seedBytes.count
+                ? seedBytes[index] : fuzzer.mutate(seedBytes[fuzzer.below(seedBytes.count)], tokens: tokens)
         }
     }
 
     /// Runs `check` on `Fuzzer.cases` cases mutated from `seeds` (the seeds themselves first), prints the target, the
     /// count and the seed, and returns the count. `check` records its own failures; a crash or a hang stops the run.
     @discardableResult
-    public static func run(_ target: String, seeds: [String], tokens: [String] = [], cases: Int = Fuzzer.cases,
-                           _ check: ([UInt8]) throws -> Void) rethrows -> Int {
+    public static func run(
+        _ target: String, seeds: [String], tokens: [String] = [], cases: Int = Fuzzer.cases,
+        _ check: ([UInt8]) throws -> Void
+    ) rethrows -> Int {
         var count = 0
         for input in inputs(target, seeds: seeds, tokens: tokens, cases: cases) { try check(input); count += 1 }
         print("fuzz: \(target): \(count) cases, KEYLESS_FUZZ_SEED=\(seed)")
@@ -105,8 +116,10 @@ public struct Fuzzer {
 
     /// The async form of `run`.
     @discardableResult
-    public static func run(_ target: String, seeds: [String], tokens: [String] = [], cases: Int = Fuzzer.cases,
-                           _ check: ([UInt8]) async throws -> Void) async rethrows -> Int {
+    public static func run(
+        _ target: String, seeds: [String], tokens: [String] = [], cases: Int = Fuzzer.cases,
+        _ check: ([UInt8]) async throws -> Void
+    ) async rethrows -> Int {
         var count = 0
         for input in inputs(target, seeds: seeds, tokens: tokens, cases: cases) { try await check(input); count += 1 }
         print("fuzz: \(target): \(count) cases, KEYLESS_FUZZ_SEED=\(seed)")
@@ -128,7 +141,8 @@ public struct FuzzRequest: Sendable {
 
     /// A request.
     public init(_ method: String, _ target: String, headers: [(String, String)] = [], body: String = "") {
-        self.method = method; self.target = target; self.headers = headers.map { (name: $0.0, value: $0.1) }; self.body = Array(body.utf8)
+        self.method = method; self.target = target; self.headers = headers.map { (name: $0.0, value: $0.1) };
+        self.body = Array(body.utf8)
     }
 
     /// The request as fuzz input text.
@@ -147,7 +161,9 @@ public struct FuzzRequest: Sendable {
         target = String(requestLine[requestLine.index(after: space)...])
         headers = lines.dropFirst().compactMap { line in
             guard let colon = line.firstIndex(of: ":") else { return nil }
-            return (String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+            return (
+                String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            )
         }
         body = Array(text[split.upperBound...].utf8)
     }

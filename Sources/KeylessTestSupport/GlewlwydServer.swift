@@ -56,19 +56,25 @@ public final class GlewlwydServer: Sendable {
 
     /// Seeds and starts glewlwyd in a new temporary directory on a free port (about 1 s); `swift-cli` redirects to
     /// `http://127.0.0.1:redirectPort/callback`; token lifetimes in seconds.
-    public static func start(redirectPort: Int, accessTTL: Int = 3600, refreshTTL: Int = 1209600) async throws -> GlewlwydServer {
+    public static func start(redirectPort: Int, accessTTL: Int = 3600, refreshTTL: Int = 1209600) async throws
+        -> GlewlwydServer
+    {
         guard Tooling.have("glewlwyd") else {
-            throw TestSupportError("glewlwyd is not installed (apt-get install glewlwyd sqlite3 jq curl openssl, or run scripts/test)")
+            throw TestSupportError(
+                "glewlwyd is not installed (apt-get install glewlwyd sqlite3 jq curl openssl, or run scripts/test)")
         }
         let script = (repositoryRoot() as NSString).appendingPathComponent("scripts/partners/glewlwyd-setup.sh")
         var lastFailure = ""
         for _ in 1...3 {  // a port found free can be taken before glewlwyd binds it: retry on a new one
             let port = try freePort()
             let directory = try makeTemporaryDirectory(prefix: "keyless-glewlwyd")
-            let result = try PartnerProcess.run("/bin/bash", [script, directory, String(port), String(redirectPort)],
-                                                environment: ["GLEWLWYD_ACCESS_TTL": String(accessTTL),
-                                                              "GLEWLWYD_REFRESH_TTL": String(refreshTTL)],
-                                                timeout: 60)
+            let result = try PartnerProcess.run(
+                "/bin/bash", [script, directory, String(port), String(redirectPort)],
+                environment: [
+                    "GLEWLWYD_ACCESS_TTL": String(accessTTL),
+                    "GLEWLWYD_REFRESH_TTL": String(refreshTTL),
+                ],
+                timeout: 60)
             let pidFile = (directory as NSString).appendingPathComponent("glewlwyd.pid")
             let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
@@ -76,9 +82,14 @@ public final class GlewlwydServer: Sendable {
                 return GlewlwydServer(port: port, redirectPort: redirectPort, directory: directory, pid: pid)
             }
             if let pid { stopProcess(pid: pid) }  // the script stops it on failure; make sure
-            lastFailure = "glewlwyd-setup.sh \(directory) \(port) \(redirectPort) failed (status \(result.status)):\n\(result.output)"
-            let log = (try? String(contentsOfFile: (directory as NSString).appendingPathComponent("glewlwyd.log"), encoding: .utf8)) ?? ""
-            lastFailure += log.isEmpty ? "" : "\nglewlwyd.log:\n\(log.split(separator: "\n").suffix(20).joined(separator: "\n"))"
+            lastFailure =
+                "glewlwyd-setup.sh \(directory) \(port) \(redirectPort) failed (status \(result.status)):\n\(result.output)"
+            let log =
+                (try? String(
+                    contentsOfFile: (directory as NSString).appendingPathComponent("glewlwyd.log"), encoding: .utf8))
+                ?? ""
+            lastFailure +=
+                log.isEmpty ? "" : "\nglewlwyd.log:\n\(log.split(separator: "\n").suffix(20).joined(separator: "\n"))"
             guard log.contains("Address already in use") || result.output.contains("exited early") else { break }
         }
         throw TestSupportError(lastFailure)
@@ -87,21 +98,25 @@ public final class GlewlwydServer: Sendable {
     /// Approves a device authorization as `user`: logs in (`POST /api/auth/`), grants `scopes` to swift-cli
     /// (`PUT /api/auth/grant/swift-cli`, which replaces earlier grants), then `GET /api/oidc/device?code=USERCODE&g_continue`.
     /// Throws if glewlwyd answers `prompt=deviceCodeError` (unknown, expired or already used code).
-    public func approveDevice(userCode: String, user: String, password: String, scopes: String = GlewlwydServer.allScopes) async throws {
+    public func approveDevice(
+        userCode: String, user: String, password: String, scopes: String = GlewlwydServer.allScopes
+    ) async throws {
         let cookie = try await login(user: user, password: password)
         try await grant(scopes: scopes, cookie: cookie)
         let url = "\(baseURL)/api/oidc/device?code=\(PartnerHTTP.formEscape(userCode))&g_continue"
         let answer = try await PartnerHTTP.send("GET", url, headers: ["Cookie": cookie])
         let location = answer.headers["location"] ?? ""
         guard answer.status == 302, location.contains("prompt=deviceComplete") else {
-            throw TestSupportError("glewlwyd did not approve device code \(userCode): HTTP \(answer.status), Location: \(location)")
+            throw TestSupportError(
+                "glewlwyd did not approve device code \(userCode): HTTP \(answer.status), Location: \(location)")
         }
     }
 
     /// Logs `user` in with glewlwyd's login API and returns the session cookie ("GLEWLWYD2_SESSION_ID=...").
     public func login(user: String, password: String) async throws -> String {
         let body = try JSONSerialization.data(withJSONObject: ["username": user, "password": password])
-        let answer = try await PartnerHTTP.send("POST", "\(baseURL)/api/auth/", headers: ["Content-Type": "application/json"], body: body)
+        let answer = try await PartnerHTTP.send(
+            "POST", "\(baseURL)/api/auth/", headers: ["Content-Type": "application/json"], body: body)
         guard answer.status == 200 else {
             throw TestSupportError("glewlwyd login as \(user) answered HTTP \(answer.status) \(answer.text)")
         }
@@ -116,10 +131,12 @@ public final class GlewlwydServer: Sendable {
     /// Grants `scopes` (space-separated) to swift-cli for the session's user, as the consent page does; replaces earlier grants.
     public func grant(scopes: String, cookie: String) async throws {
         let body = try JSONSerialization.data(withJSONObject: ["scope": scopes])
-        let answer = try await PartnerHTTP.send("PUT", "\(baseURL)/api/auth/grant/\(clientID)",
-                                                headers: ["Content-Type": "application/json", "Cookie": cookie], body: body)
+        let answer = try await PartnerHTTP.send(
+            "PUT", "\(baseURL)/api/auth/grant/\(clientID)",
+            headers: ["Content-Type": "application/json", "Cookie": cookie], body: body)
         guard answer.status == 200 else {
-            throw TestSupportError("glewlwyd grant of \(scopes) to \(clientID) answered HTTP \(answer.status) \(answer.text)")
+            throw TestSupportError(
+                "glewlwyd grant of \(scopes) to \(clientID) answered HTTP \(answer.status) \(answer.text)")
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// An HTTP answer from a test partner.
@@ -17,8 +17,10 @@ public struct PartnerHTTPResponse: Sendable {
 
 /// Refuses redirects, so a 302 (and its Location) reaches the caller.
 private final class RefuseRedirects: NSObject, URLSessionTaskDelegate, Sendable {
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
         completionHandler(nil)
     }
 }
@@ -35,15 +37,19 @@ enum PartnerHTTP {
         return URLSession(configuration: configuration, delegate: RefuseRedirects(), delegateQueue: nil)
     }()
 
-    static func send(_ method: String, _ url: String, headers: [String: String] = [:], body: Data? = nil,
-                     timeout: TimeInterval = 15) async throws -> PartnerHTTPResponse {
+    static func send(
+        _ method: String, _ url: String, headers: [String: String] = [:], body: Data? = nil,
+        timeout: TimeInterval = 15
+    ) async throws -> PartnerHTTPResponse {
         guard let target = URL(string: url) else { throw TestSupportError("bad URL \(url)") }
         var request = URLRequest(url: target, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         request.httpMethod = method
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         request.httpBody = body
         let (data, response) = try await session.data(for: request)
-        guard let http = response as? HTTPURLResponse else { throw TestSupportError("\(method) \(url): not an HTTP response") }
+        guard let http = response as? HTTPURLResponse else {
+            throw TestSupportError("\(method) \(url): not an HTTP response")
+        }
         var lowered: [String: String] = [:]
         for (name, value) in http.allHeaderFields {
             if let name = name as? String, let value = value as? String { lowered[name.lowercased()] = value }

@@ -26,31 +26,38 @@ public final class MotoServer: Sendable {
             let port = try freePort()
             let process = try PartnerProcess(
                 executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-                environment: ["PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                              "AWS_DEFAULT_REGION": "us-east-1"])
+                environment: [
+                    "PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                ])
             let server = MotoServer(port: port, process: process)
             let deadline = Date().addingTimeInterval(90)
             while Date() < deadline && process.isRunning {
                 if let answer = try? await PartnerHTTP.send("GET", "\(server.endpoint)/moto-api/", timeout: 2),
-                   answer.status == 200 {
+                    answer.status == 200
+                {
                     return server
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            lastFailure = process.isRunning
+            lastFailure =
+                process.isRunning
                 ? "moto did not answer on \(server.endpoint) within 90 s"
                 : "moto exited with status \(process.exitStatus ?? -1)"
             lastFailure += "; log \(process.logPath):\n\(process.logTail())"
             server.stop()
             if !process.log().contains("Address already in use") { break }
         }
-        throw TestSupportError("\(lastFailure)\n(install with: python3 -m pip install 'moto[server]', or run scripts/test)")
+        throw TestSupportError(
+            "\(lastFailure)\n(install with: python3 -m pip install 'moto[server]', or run scripts/test)")
     }
 
     /// Forgets every resource (roles, providers, ...) via `POST /moto-api/reset`.
     public func reset() async throws {
         let answer = try await PartnerHTTP.send("POST", "\(endpoint)/moto-api/reset")
-        guard answer.status == 200 else { throw TestSupportError("moto reset answered HTTP \(answer.status): \(answer.text)") }
+        guard answer.status == 200 else {
+            throw TestSupportError("moto reset answered HTTP \(answer.status): \(answer.text)")
+        }
     }
 
     /// How many `POST /` requests moto has logged with `status` (default 200; nil counts every status) — the STS query API calls.
@@ -65,9 +72,12 @@ public final class MotoServer: Sendable {
 
     /// Creates an IAM role that trusts any web identity and returns its ARN (IAM query API, fake SigV4 credential scope).
     public func createRole(name: String) async throws -> String {
-        let trust = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"*"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#
-        let answer = try await iam([("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", name),
-                                    ("AssumeRolePolicyDocument", trust)])
+        let trust =
+            #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"*"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#
+        let answer = try await iam([
+            ("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", name),
+            ("AssumeRolePolicyDocument", trust),
+        ])
         guard answer.status == 200, let arn = Self.firstElement("Arn", in: answer.text) else {
             throw TestSupportError("moto CreateRole \(name) answered HTTP \(answer.status): \(answer.text)")
         }
@@ -77,10 +87,13 @@ public final class MotoServer: Sendable {
     /// Sends an IAM query API call (form fields, Action and Version included) and returns moto's answer.
     /// moto routes an unsigned form to S3; the `Authorization` header's credential scope (`.../iam/aws4_request`) routes it to IAM.
     public func iam(_ fields: [(String, String)]) async throws -> PartnerHTTPResponse {
-        try await PartnerHTTP.send("POST", "\(endpoint)/?iam", headers: [
-            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-        ], body: PartnerHTTP.form(fields))
+        try await PartnerHTTP.send(
+            "POST", "\(endpoint)/?iam",
+            headers: [
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                "Authorization":
+                    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            ], body: PartnerHTTP.form(fields))
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 3 s). Idempotent.
@@ -95,7 +108,8 @@ public final class MotoServer: Sendable {
     /// The text of the first `<name>` element in `xml`.
     static func firstElement(_ name: String, in xml: String) -> String? {
         guard let open = xml.range(of: "<\(name)>"),
-              let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex) else { return nil }
+            let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex)
+        else { return nil }
         return String(xml[open.upperBound..<close.lowerBound])
     }
 }

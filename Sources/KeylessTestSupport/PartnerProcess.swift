@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A child process a test starts (a server, a script), with stdout and stderr in a log file; stopped by its own PID only.
@@ -25,20 +25,28 @@ public final class PartnerProcess: @unchecked Sendable {
     /// Starts `executable` (a path, or a name looked up in PATH) with `arguments`; `environment` is added to
     /// (or, with `inheritEnvironment: false`, replaces) this process's environment; output goes to `logPath`
     /// (a new temporary file when nil); with `stderrPath`, stderr goes there instead, apart from stdout.
-    public init(executable: String, arguments: [String] = [], environment: [String: String] = [:],
-                inheritEnvironment: Bool = true, currentDirectory: String? = nil, logPath: String? = nil,
-                stderrPath: String? = nil) throws {
+    public init(
+        executable: String, arguments: [String] = [], environment: [String: String] = [:],
+        inheritEnvironment: Bool = true, currentDirectory: String? = nil, logPath: String? = nil,
+        stderrPath: String? = nil
+    ) throws {
         guard let resolved = Tooling.path(of: executable) else {
             throw TestSupportError("\(executable) not found in PATH (run scripts/test to install the test partners)")
         }
         let name = (resolved as NSString).lastPathComponent
-        let log = logPath ?? (NSTemporaryDirectory() as NSString)
+        let log =
+            logPath
+            ?? (NSTemporaryDirectory() as NSString)
             .appendingPathComponent("keyless-\(name)-\(UUID().uuidString.prefix(8)).log")
         let logFD = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard logFD >= 0 else { throw TestSupportError("cannot create log file \(log): \(String(cString: strerror(errno)))") }
+        guard logFD >= 0 else {
+            throw TestSupportError("cannot create log file \(log): \(String(cString: strerror(errno)))")
+        }
         defer { close(logFD) }
         let errFD = stderrPath.map { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) } ?? logFD
-        guard errFD >= 0 else { throw TestSupportError("cannot create \(stderrPath ?? ""): \(String(cString: strerror(errno)))") }
+        guard errFD >= 0 else {
+            throw TestSupportError("cannot create \(stderrPath ?? ""): \(String(cString: strerror(errno)))")
+        }
         defer { if errFD != logFD { close(errFD) } }
         let nullFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         guard nullFD >= 0 else { throw TestSupportError("cannot open /dev/null: \(String(cString: strerror(errno)))") }
@@ -73,7 +81,9 @@ public final class PartnerProcess: @unchecked Sendable {
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] {
+            sigaddset(&defaults, signal)
+        }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
@@ -92,10 +102,13 @@ public final class PartnerProcess: @unchecked Sendable {
     }
 
     /// Runs a command to completion (killing it after `timeout` seconds) and returns its exit status and combined output.
-    public static func run(_ executable: String, _ arguments: [String] = [], environment: [String: String] = [:],
-                           currentDirectory: String? = nil, timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
-        let child = try PartnerProcess(executable: executable, arguments: arguments, environment: environment,
-                                       currentDirectory: currentDirectory)
+    public static func run(
+        _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:],
+        currentDirectory: String? = nil, timeout: TimeInterval = 120
+    ) throws -> (status: Int32, output: String) {
+        let child = try PartnerProcess(
+            executable: executable, arguments: arguments, environment: environment,
+            currentDirectory: currentDirectory)
         defer { try? FileManager.default.removeItem(atPath: child.logPath) }
         let status = child.waitForExit(timeout: timeout)
         if status == nil { child.stop() }
@@ -190,7 +203,8 @@ public final class PartnerProcess: @unchecked Sendable {
 /// glibc's posix_spawn extensions, looked up at run time (Swift's Glibc module does not import the GNU declarations).
 private enum SpawnExtensions {
     typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+    typealias AddChdir =
+        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
 
     /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), if present.
     static let addCloseFrom: AddCloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
@@ -199,10 +213,10 @@ private enum SpawnExtensions {
 
     private static func symbol<T>(_ name: String) -> T? {
         #if os(Linux)
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }  // RTLD_DEFAULT
-        return unsafeBitCast(address, to: T.self)
+            guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }  // RTLD_DEFAULT
+            return unsafeBitCast(address, to: T.self)
         #else
-        return nil
+            return nil
         #endif
     }
 }
@@ -224,12 +238,13 @@ func stopProcess(pid: Int32) {
 func processExists(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0 || errno == EPERM else { return false }
     #if os(Linux)
-    // A zombie still answers kill(0); /proc/PID/stat's third field is its state.
-    if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-       let close = stat.lastIndex(of: ")") {
-        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
-        return state != "Z" && state != "X"
-    }
+        // A zombie still answers kill(0); /proc/PID/stat's third field is its state.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        {
+            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+            return state != "Z" && state != "X"
+        }
     #endif
     return true
 }

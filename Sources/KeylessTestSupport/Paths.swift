@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A failure in a test partner (a server that would not start, an unexpected HTTP answer); the message says what to check.
@@ -40,20 +40,27 @@ public func repositoryRoot() -> String {
 /// set (for example to `$(swift build --show-bin-path)`), else beside the running test executable, since `swift test`
 /// runs it from the build's bin directory; so a `--scratch-path` or `-c release` build is found as well as the default.
 /// `environment` and `executable` are the process's own unless a test passes others.
-public func builtBinary(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment,
-                        executable: String? = nil) throws -> String {
+public func builtBinary(
+    _ name: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+    executable: String? = nil
+) throws -> String {
     if let directory = environment["KEYLESS_BIN_DIR"], !directory.isEmpty {
         let path = (directory as NSString).appendingPathComponent(name)
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw TestSupportError("KEYLESS_BIN_DIR is \(directory), which holds no executable \(name); build it there or unset KEYLESS_BIN_DIR")
+            throw TestSupportError(
+                "KEYLESS_BIN_DIR is \(directory), which holds no executable \(name); build it there or unset KEYLESS_BIN_DIR"
+            )
         }
         return path
     }
-    let running = executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let running =
+        executable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0]
     let path = ((running as NSString).deletingLastPathComponent as NSString).appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw TestSupportError("\(name) is not built beside the tests (\(path)); run `swift build` first (scripts/test does), "
-                               + "or set KEYLESS_BIN_DIR to the directory that holds it")
+        throw TestSupportError(
+            "\(name) is not built beside the tests (\(path)); run `swift build` first (scripts/test does), "
+                + "or set KEYLESS_BIN_DIR to the directory that holds it")
     }
     return path
 }
@@ -61,9 +68,9 @@ public func builtBinary(_ name: String, environment: [String: String] = ProcessI
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
 public func freePort() throws -> Int {
     #if os(Linux)
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     guard fd >= 0 else { throw TestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
     defer { close(fd) }

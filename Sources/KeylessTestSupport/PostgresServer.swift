@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A private PostgreSQL server for tests: a fresh cluster in a temporary directory, listening on 127.0.0.1 (and a Unix
@@ -26,7 +26,9 @@ public final class PostgresServer: Sendable {
 
     private let binDirectory: String?
 
-    private init(port: Int, directory: String, caCertificatePath: String?, process: PartnerProcess, binDirectory: String?) {
+    private init(
+        port: Int, directory: String, caCertificatePath: String?, process: PartnerProcess, binDirectory: String?
+    ) {
         self.port = port
         self.directory = directory
         self.caCertificatePath = caCertificatePath
@@ -44,8 +46,9 @@ public final class PostgresServer: Sendable {
                 if FileManager.default.isExecutableFile(atPath: path) { return path }
             }
             guard let path = Tooling.path(of: name) else {
-                throw TestSupportError("PostgreSQL's \(name) was not found in /usr/lib/postgresql/*/bin or PATH "
-                                       + "(apt-get install postgresql, or run scripts/test)")
+                throw TestSupportError(
+                    "PostgreSQL's \(name) was not found in /usr/lib/postgresql/*/bin or PATH "
+                        + "(apt-get install postgresql, or run scripts/test)")
             }
             return path
         }
@@ -68,12 +71,14 @@ public final class PostgresServer: Sendable {
         }
         // Trust only loopback TCP and the private socket directory.
         try """
-            local all all trust
-            host all all 127.0.0.1/32 trust
-            """.write(toFile: (data as NSString).appendingPathComponent("pg_hba.conf"), atomically: false, encoding: .utf8)
+        local all all trust
+        host all all 127.0.0.1/32 trust
+        """.write(toFile: (data as NSString).appendingPathComponent("pg_hba.conf"), atomically: false, encoding: .utf8)
 
-        var settings = ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_permissions=0700", "-c", "max_connections=300",
-                        "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "log_min_messages=warning"]
+        var settings = [
+            "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_permissions=0700", "-c", "max_connections=300",
+            "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "log_min_messages=warning",
+        ]
         var caCertificatePath: String?
         if tls {
             let files = try makeCertificates(in: directory, owner: account)
@@ -93,12 +98,17 @@ public final class PostgresServer: Sendable {
             let deadline = Date().addingTimeInterval(90)
             do {
                 while Date() < deadline && process.isRunning {
-                    let probe = try PartnerProcess.run(isReady, ["-q", "-h", "127.0.0.1", "-p", String(port), "-U", "keyless",
-                                                                 "-d", "postgres", "-t", "1"], timeout: 10)
+                    let probe = try PartnerProcess.run(
+                        isReady,
+                        [
+                            "-q", "-h", "127.0.0.1", "-p", String(port), "-U", "keyless",
+                            "-d", "postgres", "-t", "1",
+                        ], timeout: 10)
                     if probe.status == 0 {
                         started = true
-                        return PostgresServer(port: port, directory: directory, caCertificatePath: caCertificatePath,
-                                              process: process, binDirectory: binDirectory)
+                        return PostgresServer(
+                            port: port, directory: directory, caCertificatePath: caCertificatePath,
+                            process: process, binDirectory: binDirectory)
                     }
                     try await Task.sleep(for: .milliseconds(50))
                 }
@@ -106,7 +116,8 @@ public final class PostgresServer: Sendable {
                 shutDown(process)
                 throw error
             }
-            lastFailure = process.isRunning
+            lastFailure =
+                process.isRunning
                 ? "postgres did not accept connections on 127.0.0.1:\(port) within 90 s"
                 : "postgres exited with status \(process.exitStatus ?? -1)"
             lastFailure += "; log \(process.logPath):\n\(process.logTail())"
@@ -132,9 +143,13 @@ public final class PostgresServer: Sendable {
     /// Runs `sql` with psql in `database` (unaligned, tuples only) and returns its output; throws with psql's message on error.
     public func psql(_ sql: String, database: String = "postgres") throws -> String {
         let psql = try binary("psql")
-        let result = try PartnerProcess.run(psql, ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                                                   "-p", String(port), "-U", user, "-d", database, "-c", sql],
-                                            environment: ["PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"], timeout: 30)
+        let result = try PartnerProcess.run(
+            psql,
+            [
+                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                "-p", String(port), "-U", user, "-d", database, "-c", sql,
+            ],
+            environment: ["PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"], timeout: 30)
         guard result.status == 0 else {
             throw TestSupportError("psql -c \(sql) in \(database) failed (status \(result.status)):\n\(result.output)")
         }
@@ -182,19 +197,22 @@ public final class PostgresServer: Sendable {
     private static func unprivilegedAccount() throws -> Account? {
         guard geteuid() == 0 else { return nil }
         guard let setpriv = Tooling.path(of: "setpriv") else {
-            throw TestSupportError("running as root, PostgreSQL must run as another user, which needs setpriv "
-                                   + "(apt-get install util-linux, or run scripts/test), or run the tests as a non-root user")
+            throw TestSupportError(
+                "running as root, PostgreSQL must run as another user, which needs setpriv "
+                    + "(apt-get install util-linux, or run scripts/test), or run the tests as a non-root user")
         }
         for name in ["postgres", "nobody"] {
             var entry = passwd()
             var result: UnsafeMutablePointer<passwd>?
             var buffer = [CChar](repeating: 0, count: 4096)
             if getpwnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil, entry.pw_uid != 0 {
-                return Account(uid: entry.pw_uid, gid: entry.pw_gid,
-                               prefix: [setpriv, "--reuid=\(entry.pw_uid)", "--regid=\(entry.pw_gid)", "--clear-groups", "--"])
+                return Account(
+                    uid: entry.pw_uid, gid: entry.pw_gid,
+                    prefix: [setpriv, "--reuid=\(entry.pw_uid)", "--regid=\(entry.pw_gid)", "--clear-groups", "--"])
             }
         }
-        throw TestSupportError("running as root, PostgreSQL must run as another user, but neither postgres nor nobody exists")
+        throw TestSupportError(
+            "running as root, PostgreSQL must run as another user, but neither postgres nor nobody exists")
     }
 
     /// The highest /usr/lib/postgresql/VERSION/bin holding initdb and postgres, else the directory of initdb in PATH
@@ -202,7 +220,9 @@ public final class PostgresServer: Sendable {
     private static func findBinDirectory() -> String? {
         let fileManager = FileManager.default
         func holdsServer(_ directory: String) -> Bool {
-            ["initdb", "postgres"].allSatisfy { fileManager.isExecutableFile(atPath: (directory as NSString).appendingPathComponent($0)) }
+            ["initdb", "postgres"].allSatisfy {
+                fileManager.isExecutableFile(atPath: (directory as NSString).appendingPathComponent($0))
+            }
         }
         let root = "/usr/lib/postgresql"
         let versions = ((try? fileManager.contentsOfDirectory(atPath: root)) ?? [])
@@ -238,7 +258,9 @@ public final class PostgresServer: Sendable {
     }
 
     private static func makePrivateDirectory(_ path: String, owner: Account?) throws {
-        guard mkdir(path, 0o700) == 0 else { throw TestSupportError("mkdir \(path) failed: \(String(cString: strerror(errno)))") }
+        guard mkdir(path, 0o700) == 0 else {
+            throw TestSupportError("mkdir \(path) failed: \(String(cString: strerror(errno)))")
+        }
         if let owner, chown(path, owner.uid, owner.gid) != 0 {
             throw TestSupportError("cannot give \(path) to uid \(owner.uid): \(String(cString: strerror(errno)))")
         }
@@ -246,9 +268,12 @@ public final class PostgresServer: Sendable {
 
     /// A throwaway CA and a server certificate for IP 127.0.0.1 it signed (ECDSA P-256, valid one day); the key is
     /// owned by the server's account, mode 0600, as postgres demands.
-    private static func makeCertificates(in directory: String, owner: Account?) throws -> (ca: String, certificate: String, key: String) {
+    private static func makeCertificates(in directory: String, owner: Account?) throws -> (
+        ca: String, certificate: String, key: String
+    ) {
         guard let openssl = Tooling.path(of: "openssl") else {
-            throw TestSupportError("openssl is needed for a TLS PostgreSQL server (apt-get install openssl, or run scripts/test)")
+            throw TestSupportError(
+                "openssl is needed for a TLS PostgreSQL server (apt-get install openssl, or run scripts/test)")
         }
         let tls = (directory as NSString).appendingPathComponent("tls")
         try makePrivateDirectory(tls, owner: nil)
@@ -256,26 +281,35 @@ public final class PostgresServer: Sendable {
         func run(_ arguments: [String]) throws {
             let result = try PartnerProcess.run(openssl, arguments, timeout: 30)
             guard result.status == 0 else {
-                throw TestSupportError("openssl \(arguments.joined(separator: " ")) failed (status \(result.status)):\n\(result.output)")
+                throw TestSupportError(
+                    "openssl \(arguments.joined(separator: " ")) failed (status \(result.status)):\n\(result.output)")
             }
         }
-        try run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-                 "-keyout", path("ca.key"), "-out", path("ca.pem"), "-subj", "/CN=keyless test CA",
-                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        try run(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1"])
+        try run([
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+            "-keyout", path("ca.key"), "-out", path("ca.pem"), "-subj", "/CN=keyless test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ])
+        try run([
+            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1",
+        ])
         try """
-            basicConstraints=critical,CA:FALSE
-            keyUsage=critical,digitalSignature
-            extendedKeyUsage=serverAuth
-            subjectAltName=IP:127.0.0.1
-            """.write(toFile: path("server.ext"), atomically: false, encoding: .utf8)
-        try run(["x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
-                 "-days", "1", "-extfile", path("server.ext"), "-out", path("server.pem")])
+        basicConstraints=critical,CA:FALSE
+        keyUsage=critical,digitalSignature
+        extendedKeyUsage=serverAuth
+        subjectAltName=IP:127.0.0.1
+        """.write(toFile: path("server.ext"), atomically: false, encoding: .utf8)
+        try run([
+            "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+            "-CAcreateserial",
+            "-days", "1", "-extfile", path("server.ext"), "-out", path("server.pem"),
+        ])
         for file in ["server.key", "server.pem"] {
             chmod(path(file), 0o600)
             if let owner, chown(path(file), owner.uid, owner.gid) != 0 {
-                throw TestSupportError("cannot give \(path(file)) to uid \(owner.uid): \(String(cString: strerror(errno)))")
+                throw TestSupportError(
+                    "cannot give \(path(file)) to uid \(owner.uid): \(String(cString: strerror(errno)))")
             }
         }
         // The server's account must reach its files in the root-owned directory; the CA key stays unreadable to it.

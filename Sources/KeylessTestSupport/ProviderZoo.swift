@@ -42,16 +42,19 @@ public final class ProviderZoo: Sendable {
         var lastFailure = ""
         for _ in 1...3 {  // a port found free can be taken before the persona binds it: retry on a new one
             let port = try freePort()
-            let process = try PartnerProcess(executable: Tooling.python(),
-                                             arguments: [script, "--persona", persona.rawValue, "--port", String(port)] + flags,
-                                             environment: ["PYTHONUNBUFFERED": "1"])
+            let process = try PartnerProcess(
+                executable: Tooling.python(),
+                arguments: [script, "--persona", persona.rawValue, "--port", String(port)] + flags,
+                environment: ["PYTHONUNBUFFERED": "1"])
             let zoo = ProviderZoo(persona: persona, port: port, process: process)
             if try await process.waitUntilHealthy(zoo.baseURL + "/healthz", timeout: 90) { return zoo }
-            lastFailure = "provider_zoo.py --persona \(persona.rawValue) did not become healthy on \(zoo.baseURL) within 90 s:\n\(process.logTail())"
+            lastFailure =
+                "provider_zoo.py --persona \(persona.rawValue) did not become healthy on \(zoo.baseURL) within 90 s:\n\(process.logTail())"
             process.stop()
             if !process.log().contains("Address already in use") { break }
         }
-        throw TestSupportError(lastFailure + "\n(needs Authlib and Flask: python3 -m pip install authlib flask, or run scripts/test)")
+        throw TestSupportError(
+            lastFailure + "\n(needs Authlib and Flask: python3 -m pip install authlib flask, or run scripts/test)")
     }
 
     /// One request the persona recorded (`GET /_zoo/requests`): the endpoint, its parameters (secrets redacted),
@@ -70,13 +73,17 @@ public final class ProviderZoo: Sendable {
     /// Every request recorded so far.
     public func requests() async throws -> [RecordedRequest] {
         let answer = try await PartnerHTTP.send("GET", baseURL + "/_zoo/requests")
-        guard answer.status == 200, let list = try JSONSerialization.jsonObject(with: answer.body) as? [[String: Any]] else {
+        guard answer.status == 200, let list = try JSONSerialization.jsonObject(with: answer.body) as? [[String: Any]]
+        else {
             throw TestSupportError("provider_zoo /_zoo/requests answered HTTP \(answer.status): \(answer.text)")
         }
         return list.map { item in
-            let params = (item["params"] as? [String: Any] ?? [:]).compactMapValues { $0 as? String ?? ($0 as? [String])?.joined(separator: " ") }
-            return RecordedRequest(endpoint: item["endpoint"] as? String ?? "", params: params,
-                                   clientAuth: item["client_auth"] as? String, outcome: item["outcome"] as? String)
+            let params = (item["params"] as? [String: Any] ?? [:]).compactMapValues {
+                $0 as? String ?? ($0 as? [String])?.joined(separator: " ")
+            }
+            return RecordedRequest(
+                endpoint: item["endpoint"] as? String ?? "", params: params,
+                clientAuth: item["client_auth"] as? String, outcome: item["outcome"] as? String)
         }
     }
 

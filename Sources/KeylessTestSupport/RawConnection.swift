@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A plain TCP connection to a test server, for what no HTTP client does: stay silent, send half a request, or send
@@ -31,7 +31,9 @@ public enum RawConnection {
 
     /// Sends `request` (raw HTTP/1.1 text, which should say `Connection: close`) and returns the status code and body,
     /// reading until the server closes or, when given, `timeout` seconds have passed (status 0 when nothing came).
-    public static func exchange(_ request: String, port: Int, timeout: TimeInterval? = nil) throws -> (status: Int, body: String) {
+    public static func exchange(_ request: String, port: Int, timeout: TimeInterval? = nil) throws -> (
+        status: Int, body: String
+    ) {
         let fd = try connected(port: port, sending: Array(request.utf8))
         defer { close(fd) }
         if timeout != nil {
@@ -65,7 +67,9 @@ public enum RawConnection {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else {
             let reason = String(cString: strerror(errno))

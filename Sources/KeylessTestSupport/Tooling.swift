@@ -6,11 +6,14 @@ public enum Tooling {
     public static func python() -> String { resolvedPython }
 
     private static let resolvedPython: String = {
-        if let explicit = ProcessInfo.processInfo.environment["KEYLESS_PYTHON"], isExecutable(explicit) { return explicit }
+        if let explicit = ProcessInfo.processInfo.environment["KEYLESS_PYTHON"], isExecutable(explicit) {
+            return explicit
+        }
         guard let onPath = path(of: "python3") else { return "/usr/bin/python3" }
         // pyenv shims are scripts; ask the interpreter for its own path so a PID we hold is the interpreter's.
         if let answer = try? PartnerProcess.run(onPath, ["-c", "import sys; print(sys.executable)"], timeout: 30),
-           answer.status == 0 {
+            answer.status == 0
+        {
             let real = answer.output.trimmingCharacters(in: .whitespacesAndNewlines)
             if isExecutable(real) { return real }
         }
@@ -35,13 +38,16 @@ public enum Tooling {
     /// Whether `browserLoginCommand` can work here: a venv with Playwright and a system Chromium.
     public static func browserLoginAvailable() -> Bool {
         guard let python = venvPython(), chromium() != nil,
-              let check = try? PartnerProcess.run(python, ["-c", "import playwright.sync_api"], timeout: 60) else { return false }
+            let check = try? PartnerProcess.run(python, ["-c", "import playwright.sync_api"], timeout: 60)
+        else { return false }
         return check.status == 0
     }
 
     /// The BROWSER command line that logs `user` in with scripts/partners/browser_login.py (venv Python), and the
     /// environment it needs (KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD, and BROWSER set to the command).
-    public static func browserLoginCommand(user: String, password: String) -> (command: String, environment: [String: String]) {
+    public static func browserLoginCommand(user: String, password: String) -> (
+        command: String, environment: [String: String]
+    ) {
         let script = (repositoryRoot() as NSString).appendingPathComponent("scripts/partners/browser_login.py")
         let command = [venvPython() ?? python(), script].map(shellQuoted).joined(separator: " ")
         return (command, ["KEYLESS_TEST_USER": user, "KEYLESS_TEST_PASSWORD": password, "BROWSER": command])
@@ -69,7 +75,8 @@ public enum Tooling {
 
     /// `text` quoted for /bin/sh when it holds anything but safe characters.
     static func shellQuoted(_ text: String) -> String {
-        let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-")
+        let safe = CharacterSet(
+            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-")
         if !text.isEmpty && text.unicodeScalars.allSatisfy({ safe.contains($0) }) { return text }
         return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }

@@ -16,7 +16,9 @@ public struct WebIdentityContext: Sendable, Equatable {
 
     /// The context for a token with `claims` from `issuer`, presented to a role in `account`. STS's web-identity keys:
     /// `aud` (the `azp` claim when present, else `aud`), `azp`, `sub`, `amr` (multi-valued), `email`.
-    public static func forToken(claims: [String: JSONValue], issuer: String, account: String, partition: String = "aws") -> WebIdentityContext {
+    public static func forToken(claims: [String: JSONValue], issuer: String, account: String, partition: String = "aws")
+        -> WebIdentityContext
+    {
         var name = issuer
         for scheme in ["https://", "http://"] where name.hasPrefix(scheme) { name.removeFirst(scheme.count) }
         while name.hasSuffix("/") { name.removeLast() }
@@ -32,8 +34,9 @@ public struct WebIdentityContext: Sendable, Equatable {
         if let amr = claims["amr"] { keys[prefix + "amr"] = amr.texts }
         if let email = claims["email"]?.text { keys[prefix + "email"] = [email] }
         keys["aws:federatedprovider"] = ["arn:\(partition):iam::\(account):oidc-provider/\(name)"]
-        return WebIdentityContext(providerArn: "arn:\(partition):iam::\(account):oidc-provider/\(name)", providerName: name,
-                                  action: "sts:AssumeRoleWithWebIdentity", keys: keys, multiValued: [prefix + "amr", prefix + "aud"])
+        return WebIdentityContext(
+            providerArn: "arn:\(partition):iam::\(account):oidc-provider/\(name)", providerName: name,
+            action: "sts:AssumeRoleWithWebIdentity", keys: keys, multiValued: [prefix + "amr", prefix + "aud"])
     }
 }
 
@@ -112,12 +115,16 @@ public enum TrustEvaluator {
             let federated = principals["Federated"] ?? []
             if federated.contains(where: { glob($0, matches: context.providerArn, ignoreCase: false) }) { return nil }
             if federated.isEmpty {
-                return "Principal names no Federated provider (it has \(principals.keys.sorted().joined(separator: ", "))); a web-identity token needs \"Federated\": \"\(context.providerArn)\""
+                return
+                    "Principal names no Federated provider (it has \(principals.keys.sorted().joined(separator: ", "))); a web-identity token needs \"Federated\": \"\(context.providerArn)\""
             }
-            return "Principal Federated is \(federated.joined(separator: ", ")), but this token's provider is \(context.providerArn)"
+            return
+                "Principal Federated is \(federated.joined(separator: ", ")), but this token's provider is \(context.providerArn)"
         }
         if let notPrincipals = statement.notPrincipals {
-            if (notPrincipals["Federated"] ?? []).contains(where: { glob($0, matches: context.providerArn, ignoreCase: false) }) {
+            if (notPrincipals["Federated"] ?? []).contains(where: {
+                glob($0, matches: context.providerArn, ignoreCase: false)
+            }) {
                 return "NotPrincipal excludes \(context.providerArn)"
             }
             return nil
@@ -131,7 +138,9 @@ public enum TrustEvaluator {
             return "Action is \(actions.joined(separator: ", ")), which does not include \(context.action)"
         }
         if let notActions = statement.notActions {
-            if notActions.contains(where: { glob($0, matches: context.action, ignoreCase: true) }) { return "NotAction excludes \(context.action)" }
+            if notActions.contains(where: { glob($0, matches: context.action, ignoreCase: true) }) {
+                return "NotAction excludes \(context.action)"
+            }
             return nil
         }
         return "the statement has no Action"
@@ -149,11 +158,14 @@ public enum TrustEvaluator {
         if name.hasSuffix("IfExists") { ifExists = true; name.removeLast("IfExists".count) }
         let key = condition.key.lowercased()
         let present = context.keys[key]
-        let seen = present.map { $0.isEmpty ? "an empty list" : $0.map { "\"\($0)\"" }.joined(separator: ", ") } ?? "nothing (the token has no such claim)"
+        let seen =
+            present.map { $0.isEmpty ? "an empty list" : $0.map { "\"\($0)\"" }.joined(separator: ", ") }
+            ?? "nothing (the token has no such claim)"
         let wanted = condition.values.map { "\"\($0)\"" }.joined(separator: ", ")
         var note: String?
         if context.multiValued.contains(key), qualifier == nil, (present?.count ?? 0) > 1 {
-            note = "\(condition.key) has several values in this token; use ForAnyValue: or ForAllValues: to say whether one or all must match."
+            note =
+                "\(condition.key) has several values in this token; use ForAnyValue: or ForAllValues: to say whether one or all must match."
         }
         func result(_ ok: Bool) -> (Bool, String, String?) {
             (ok, "\(condition.operatorText) \(condition.key): the token has \(seen); the policy wants \(wanted)", note)
@@ -164,18 +176,23 @@ public enum TrustEvaluator {
             return result(wantsAbsent ? (present == nil || present!.isEmpty) : (present != nil && !present!.isEmpty))
         }
         guard let comparison = Comparison(name) else {
-            return (false, "\(condition.operatorText) \(condition.key): keyless cannot evaluate this operator, so it counts as not matching", 
-                    "\(condition.operatorText) is not evaluated by keyless (string operators, Null, ForAnyValue/ForAllValues and IfExists are).")
+            return (
+                false,
+                "\(condition.operatorText) \(condition.key): keyless cannot evaluate this operator, so it counts as not matching",
+                "\(condition.operatorText) is not evaluated by keyless (string operators, Null, ForAnyValue/ForAllValues and IfExists are)."
+            )
         }
         guard let values = present, !values.isEmpty else {
             if ifExists { return result(true) }
             switch qualifier {
-            case "ForAllValues": return result(true)     // vacuously true for an absent key
+            case "ForAllValues": return result(true)  // vacuously true for an absent key
             case "ForAnyValue": return result(false)
-            default: return result(comparison.negated)   // negated operators match when the key is absent
+            default: return result(comparison.negated)  // negated operators match when the key is absent
             }
         }
-        let matchesOne = { (value: String) in condition.values.contains { comparison.positiveMatch(pattern: $0, value: value) } }
+        let matchesOne = { (value: String) in
+            condition.values.contains { comparison.positiveMatch(pattern: $0, value: value) }
+        }
         switch qualifier {
         case "ForAllValues":
             return result(values.allSatisfy { comparison.negated ? !matchesOne($0) : matchesOne($0) })
@@ -205,7 +222,8 @@ public enum TrustEvaluator {
         }
 
         func positiveMatch(pattern: String, value: String) -> Bool {
-            like ? glob(pattern, matches: value, ignoreCase: ignoreCase)
+            like
+                ? glob(pattern, matches: value, ignoreCase: ignoreCase)
                 : (ignoreCase ? pattern.lowercased() == value.lowercased() : pattern == value)
         }
     }
@@ -215,10 +233,15 @@ public enum TrustEvaluator {
         let p = Array(ignoreCase ? pattern.lowercased() : pattern), t = Array(ignoreCase ? text.lowercased() : text)
         var pi = 0, ti = 0, star = -1, mark = 0
         while ti < t.count {
-            if pi < p.count, p[pi] == "?" || p[pi] == t[ti] { pi += 1; ti += 1 }
-            else if pi < p.count, p[pi] == "*" { star = pi; mark = ti; pi += 1 }
-            else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
-            else { return false }
+            if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
+                pi += 1; ti += 1
+            } else if pi < p.count, p[pi] == "*" {
+                star = pi; mark = ti; pi += 1
+            } else if star >= 0 {
+                pi = star + 1; mark += 1; ti = mark
+            } else {
+                return false
+            }
         }
         while pi < p.count, p[pi] == "*" { pi += 1 }
         return pi == p.count

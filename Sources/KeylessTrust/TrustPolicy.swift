@@ -62,22 +62,30 @@ public struct TrustPolicy: Sendable, Equatable {
             }
             var conditions: [Condition] = []
             if let block = raw["Condition"] {
-                guard case .object(let operators) = block else { throw invalid("statement \(index)'s Condition is not an object") }
+                guard case .object(let operators) = block else {
+                    throw invalid("statement \(index)'s Condition is not an object")
+                }
                 for operatorText in operators.keys.sorted() {
                     guard case .object(let keys)? = operators[operatorText] else {
                         throw invalid("statement \(index)'s condition \(operatorText) is not an object of keys")
                     }
                     for key in keys.keys.sorted() {
-                        conditions.append(Condition(operatorText: operatorText, key: key, values: try strings(keys[key]!, "statement \(index)'s condition \(operatorText) \(key)")))
+                        conditions.append(
+                            Condition(
+                                operatorText: operatorText, key: key,
+                                values: try strings(keys[key]!, "statement \(index)'s condition \(operatorText) \(key)")
+                            ))
                     }
                 }
             }
-            statements.append(Statement(
-                index: index, sid: raw["Sid"]?.text, allow: effect == "Allow",
-                principals: try principals(raw["Principal"], index: index), notPrincipals: try principals(raw["NotPrincipal"], index: index),
-                actions: try raw["Action"].map { try strings($0, "statement \(index)'s Action") },
-                notActions: try raw["NotAction"].map { try strings($0, "statement \(index)'s NotAction") },
-                conditions: conditions))
+            statements.append(
+                Statement(
+                    index: index, sid: raw["Sid"]?.text, allow: effect == "Allow",
+                    principals: try principals(raw["Principal"], index: index),
+                    notPrincipals: try principals(raw["NotPrincipal"], index: index),
+                    actions: try raw["Action"].map { try strings($0, "statement \(index)'s Action") },
+                    notActions: try raw["NotAction"].map { try strings($0, "statement \(index)'s NotAction") },
+                    conditions: conditions))
         }
         return TrustPolicy(statements: statements)
     }
@@ -85,7 +93,9 @@ public struct TrustPolicy: Sendable, Equatable {
     static func principals(_ value: JSONValue?, index: Int) throws -> [String: [String]]? {
         guard let value else { return nil }
         if case .string("*") = value { return ["*": ["*"]] }
-        guard case .object(let map) = value else { throw invalid("statement \(index)'s Principal is not \"*\" or an object") }
+        guard case .object(let map) = value else {
+            throw invalid("statement \(index)'s Principal is not \"*\" or an object")
+        }
         var result: [String: [String]] = [:]
         for (kind, values) in map { result[kind] = try strings(values, "statement \(index)'s Principal \(kind)") }
         return result
@@ -100,6 +110,8 @@ public struct TrustPolicy: Sendable, Equatable {
     }
 
     static func invalid(_ why: String) -> KeylessError {
-        KeylessError(.configInvalid, "The trust policy cannot be read: \(why).", hint: "Pass the role's AssumeRolePolicyDocument (JSON), e.g. from aws iam get-role.")
+        KeylessError(
+            .configInvalid, "The trust policy cannot be read: \(why).",
+            hint: "Pass the role's AssumeRolePolicyDocument (JSON), e.g. from aws iam get-role.")
     }
 }

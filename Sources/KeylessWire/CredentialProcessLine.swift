@@ -4,7 +4,9 @@
 /// full command. No Foundation: the launcher links this.
 public enum CredentialProcessLine {
     /// The line: through `server` when given, else AssumeRoleWithWebIdentity directly.
-    public static func make(server: String?, issuer: String, clientID: String, roleArn: String, region: String) -> String {
+    public static func make(server: String?, issuer: String, clientID: String, roleArn: String, region: String)
+        -> String
+    {
         prefix(server: server, issuer: issuer, clientID: clientID) + quoted(roleArn) + " --region " + quoted(region)
     }
 
@@ -29,9 +31,13 @@ public enum CredentialProcessLine {
     /// Letters, digits and `-_./:=@+,%`: bytes botocore's splitting leaves alone.
     static func isSafe(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: "="),
-             UInt8(ascii: "@"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: "%"): true
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ":"),
+            UInt8(ascii: "="),
+            UInt8(ascii: "@"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: "%"):
+            true
         default: false
         }
     }
@@ -42,11 +48,13 @@ public enum CredentialProcessLine {
 public enum CredsProcessFlags {
     /// Flags that take a value. Those that are not part of the cache key (`--browser`, `--timeout`…) only matter when
     /// a login is needed, so a cached answer ignores them.
-    public static let valued: Set<String> = ["--issuer-url", "--client-id", "--aws-role-arn", "--role-arn", "--duration", "--region",
-                                             "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file",
-                                             "--server", "--client-key-file", "--web-identity-token-file", "--token-command",
-                                             "--token-command-timeout", "--client-secret", "--auth-param", "--session-name-claim", "--provider",
-                                             "--timeout"]
+    public static let valued: Set<String> = [
+        "--issuer-url", "--client-id", "--aws-role-arn", "--role-arn", "--duration", "--region",
+        "--sts-endpoint", "--secret-store", "--scopes", "--redirect-port", "--browser", "--client-secret-file",
+        "--server", "--client-key-file", "--web-identity-token-file", "--token-command",
+        "--token-command-timeout", "--client-secret", "--auth-param", "--session-name-claim", "--provider",
+        "--timeout",
+    ]
     /// Flags that take none.
     public static let plain: Set<String> = ["--device", "--no-browser", "--client-credentials"]
     /// Flags the cached answer steps aside for, so the full command runs: whoever asks for `--verbose` wants to see what

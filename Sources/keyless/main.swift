@@ -1,14 +1,14 @@
 import KeylessCore
 import KeylessFastPath
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 // `keyless` is a launcher. It links only FoundationEssentials, swift-crypto and the secret store, so
@@ -24,6 +24,7 @@ let cli = Launcher.companionPath(environment: environment)
 let argv = ["keyless"] + arguments
 let cArguments = argv.map { strdup($0) } + [nil]
 execv(cli, cArguments)
-let message = "keyless: cannot start \(cli): \(String(cString: strerror(errno))) (launcher)\n  → Install keyless-cli next to keyless (both come from the same build), or set KEYLESS_CLI to its path.\n"
+let message =
+    "keyless: cannot start \(cli): \(String(cString: strerror(errno))) (launcher)\n  → Install keyless-cli next to keyless (both come from the same build), or set KEYLESS_CLI to its path.\n"
 _ = message.withCString { write(2, $0, strlen($0)) }
 exit(2)

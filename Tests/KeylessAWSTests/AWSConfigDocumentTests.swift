@@ -30,7 +30,11 @@ private enum BotoValue: Decodable, Equatable, CustomStringConvertible {
 
     init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let text = try? container.decode(String.self) { self = .text(text) } else { self = .nested(try container.decode([String: String].self)) }
+        if let text = try? container.decode(String.self) {
+            self = .text(text)
+        } else {
+            self = .nested(try container.decode([String: String].self))
+        }
     }
 
     var description: String {
@@ -70,7 +74,8 @@ private struct BotoView: Decodable, Equatable {
     static func == (lhs: BotoView, rhs: BotoView) -> Bool {
         if (lhs.error == nil) != (rhs.error == nil) { return false }
         if lhs.error != nil { return true }
-        return lhs.profiles == rhs.profiles && lhs.ssoSessions == rhs.ssoSessions && lhs.services == rhs.services && lhs.sections == rhs.sections
+        return lhs.profiles == rhs.profiles && lhs.ssoSessions == rhs.ssoSessions && lhs.services == rhs.services
+            && lhs.sections == rhs.sections
     }
 }
 
@@ -86,7 +91,9 @@ private func botocoreViews(_ paths: [String]) throws -> [BotoView] {
 
 /// What the document says botocore will see.
 private func documentView(_ document: AWSConfigDocument) -> BotoView {
-    if !document.problems.isEmpty { return BotoView(error: document.problems.map(\.description).joined(separator: "; ")) }
+    if !document.problems.isEmpty {
+        return BotoView(error: document.problems.map(\.description).joined(separator: "; "))
+    }
     func converted(_ values: [String: String]) -> [String: BotoValue] {
         values.mapValues { $0.hasPrefix("\n") ? .nested(AWSConfigDocument.parseNested($0) ?? [:]) : .text($0) }
     }
@@ -145,9 +152,13 @@ private func lineDiff(_ old: String, _ new: String) -> (removed: [String], added
     var i = 0
     var j = 0
     while i < a.count || j < b.count {
-        if i < a.count, j < b.count, a[i] == b[j] { i += 1; j += 1 }
-        else if j < b.count, i == a.count || table[i][j + 1] >= table[i + 1][j] { added.append(String(decoding: b[j], as: UTF8.self)); j += 1 }
-        else { removed.append(String(decoding: a[i], as: UTF8.self)); i += 1 }
+        if i < a.count, j < b.count, a[i] == b[j] {
+            i += 1; j += 1
+        } else if j < b.count, i == a.count || table[i][j + 1] >= table[i + 1][j] {
+            added.append(String(decoding: b[j], as: UTF8.self)); j += 1
+        } else {
+            removed.append(String(decoding: a[i], as: UTF8.self)); i += 1
+        }
     }
     return (removed, added)
 }
@@ -200,11 +211,17 @@ private enum CorpusEdit: String, CaseIterable, CustomStringConvertible {
             #expect(try document.removeProfile(profile))
             return { $0.profiles[profile] = nil }
         case .upsertKeylessProfile:
-            try document.upsertProfile("keyless-dev", values: [("credential_process", keylessCredentialProcess), ("region", "eu-west-1")])
-            return { $0.profiles["keyless-dev"] = ["credential_process": .text(keylessCredentialProcess), "region": .text("eu-west-1")] }
+            try document.upsertProfile(
+                "keyless-dev", values: [("credential_process", keylessCredentialProcess), ("region", "eu-west-1")])
+            return {
+                $0.profiles["keyless-dev"] = [
+                    "credential_process": .text(keylessCredentialProcess), "region": .text("eu-west-1"),
+                ]
+            }
         case .upsertExistingProfile:
             guard let (profile, _) = target else { return nil }
-            try document.upsertProfile(profile, values: [("credential_process", keylessCredentialProcess), ("Region", "eu-west-1")])
+            try document.upsertProfile(
+                profile, values: [("credential_process", keylessCredentialProcess), ("Region", "eu-west-1")])
             return {
                 $0.profiles[profile]!["credential_process"] = .text(keylessCredentialProcess)
                 $0.profiles[profile]!["region"] = .text("eu-west-1")
@@ -229,14 +246,20 @@ private struct SeededGenerator: RandomNumberGenerator {
 
 /// A config-like text mixing every construct the parser distinguishes, including ones botocore refuses.
 private func generatedConfig(_ random: inout SeededGenerator) -> String {
-    let headers = ["[default]", "[profile default]", "[profile a]", "[profile b]", "  [profile c]", "[profile \"d e\"]",
-                   "[profile x y]", "[sso-session s]", "[services svc]", "[plugins]", "[DEFAULT]", "[a]b]", "[]",
-                   "[profile café] ; note", "\t[profile t]"]
-    let keys = ["region", "Region", "output", "s3", "credential_process", "sso_session", "cli_pager", "k", "café", "x\u{00A0}y"]
+    let headers = [
+        "[default]", "[profile default]", "[profile a]", "[profile b]", "  [profile c]", "[profile \"d e\"]",
+        "[profile x y]", "[sso-session s]", "[services svc]", "[plugins]", "[DEFAULT]", "[a]b]", "[]",
+        "[profile café] ; note", "\t[profile t]",
+    ]
+    let keys = [
+        "region", "Region", "output", "s3", "credential_process", "sso_session", "cli_pager", "k", "café", "x\u{00A0}y",
+    ]
     let gaps = ["=", " = ", "=  ", " =", "\t=\t", ": ", ":", " = = "]
     let values = ["us-east-1", "", "a = b", "\"quoted value\" 'x'", "# not a comment", "é\u{301}", "x\u{2028}y", "1"]
-    let others = ["# comment", "; comment", "  # indented comment", "", "   ", "\t", "no delimiter", "= empty key",
-                  "  nested = 1", "\tnested = 2", "    deeper", "\u{00A0}nbsp = indent", "[unclosed", "🙂 = 1"]
+    let others = [
+        "# comment", "; comment", "  # indented comment", "", "   ", "\t", "no delimiter", "= empty key",
+        "  nested = 1", "\tnested = 2", "    deeper", "\u{00A0}nbsp = indent", "[unclosed", "🙂 = 1",
+    ]
     let breaks = ["\n", "\n", "\n", "\r\n", "\r"]
     var text = ""
     for index in 0..<Int.random(in: 0...14, using: &random) {
@@ -245,7 +268,9 @@ private func generatedConfig(_ random: inout SeededGenerator) -> String {
         case 0...1: line = headers.randomElement(using: &random)!
         case 2...6:
             let indent = Int.random(in: 0..<6, using: &random) == 0 ? "  " : ""
-            line = indent + keys.randomElement(using: &random)! + gaps.randomElement(using: &random)! + values.randomElement(using: &random)!
+            line =
+                indent + keys.randomElement(using: &random)! + gaps.randomElement(using: &random)!
+                + values.randomElement(using: &random)!
         default: line = others.randomElement(using: &random)!
         }
         text += line
@@ -280,7 +305,9 @@ struct AWSConfigDocumentTests {
             let rendered = AWSConfigDocument(text: text).text
             #expect(Array(rendered.utf8) == Array(text.utf8), "\(String(reflecting: text))")
         }
-        for text in ["", "\n", "\r", "\r\n", "\r\r\n\n", "a", "[default]", "\u{FEFF}[default]\n", "\n\u{301}x", "é\r\n\u{301}"] {
+        for text in [
+            "", "\n", "\r", "\r\n", "\r\r\n\n", "a", "[default]", "\u{FEFF}[default]\n", "\n\u{301}x", "é\r\n\u{301}",
+        ] {
             #expect(Array(AWSConfigDocument(text: text).text.utf8) == Array(text.utf8))
         }
     }
@@ -296,8 +323,11 @@ struct AWSConfigDocumentTests {
             let original = AWSConfigDocument(text: generatedConfig(&random))
             var edited = original
             do {
-                try edited.upsertProfile("keyless-dev", values: [("credential_process", keylessCredentialProcess), ("region", "eu-west-1")])
-                if let name = edited.profileNames.randomElement(using: &random) { try edited.setValue("us-east-2", for: "Region", profile: name) }
+                try edited.upsertProfile(
+                    "keyless-dev", values: [("credential_process", keylessCredentialProcess), ("region", "eu-west-1")])
+                if let name = edited.profileNames.randomElement(using: &random) {
+                    try edited.setValue("us-east-2", for: "Region", profile: name)
+                }
             } catch let error as KeylessError {
                 // Refused because indentation would fold the edit into another value: nothing changed.
                 #expect(error.code == .configInvalid)
@@ -313,7 +343,10 @@ struct AWSConfigDocumentTests {
         #expect(views.count == documents.count)
         var refused = 0
         for (index, (view, document)) in zip(views, documents).enumerated() {
-            #expect(view == documentView(document), "file \(index): \(String(reflecting: document.text))\nbotocore: \(view)\ndocument: \(documentView(document))")
+            #expect(
+                view == documentView(document),
+                "file \(index): \(String(reflecting: document.text))\nbotocore: \(view)\ndocument: \(documentView(document))"
+            )
             if view.error != nil { refused += 1 }
         }
         // The generator must exercise both readable and refused files.
@@ -336,9 +369,13 @@ struct AWSConfigDocumentTests {
             case .replaceValue:
                 let key = try #require(target?.key)
                 #expect(added.count == 1, context)
-                #expect(removed.first.map { $0.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix(key) } == true, context)
+                #expect(
+                    removed.first.map { $0.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix(key) } == true,
+                    context)
                 #expect(removed.dropFirst().allSatisfy(isIndented), context)
-                if let old = removed.first, let new = added.first, let delimiter = old.firstIndex(where: { $0 == "=" || $0 == ":" }) {
+                if let old = removed.first, let new = added.first,
+                    let delimiter = old.firstIndex(where: { $0 == "=" || $0 == ":" })
+                {
                     // Same indentation, key spelling and delimiter; only the value differs.
                     #expect(new.hasPrefix(String(old[...delimiter])) && valueOf(new) == "eu-west-3", context)
                 }
@@ -346,23 +383,36 @@ struct AWSConfigDocumentTests {
                 #expect(removed.isEmpty, context)
                 #expect(added.map { $0.trimmingCharacters(in: .whitespaces) } == ["keyless_marker = 1"], context)
             case .newProfile, .upsertKeylessProfile:
-                let lastIsBlank = originalLines.last.map { $0.content.trimmingCharacters(in: .whitespaces).isEmpty } ?? true
-                let body = edit == .newProfile ? ["[profile keyless-new]", "region = us-west-2"]
-                    : ["[profile keyless-dev]", "credential_process = \(keylessCredentialProcess)", "region = eu-west-1"]
+                let lastIsBlank =
+                    originalLines.last.map { $0.content.trimmingCharacters(in: .whitespaces).isEmpty } ?? true
+                let body =
+                    edit == .newProfile
+                    ? ["[profile keyless-new]", "region = us-west-2"]
+                    : [
+                        "[profile keyless-dev]", "credential_process = \(keylessCredentialProcess)",
+                        "region = eu-west-1",
+                    ]
                 #expect(removed.isEmpty, context)
                 #expect(added == (lastIsBlank ? [] : [""]) + body, context)
-                #expect(splitLines(text).prefix(originalLines.count).map(\.content) == originalLines.map(\.content), context)
+                #expect(
+                    splitLines(text).prefix(originalLines.count).map(\.content) == originalLines.map(\.content), context
+                )
             case .removeValue:
                 let key = try #require(target?.key)
                 #expect(added.isEmpty, context)
-                #expect(removed.first.map { $0.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix(key) } == true, context)
+                #expect(
+                    removed.first.map { $0.lowercased().trimmingCharacters(in: .whitespaces).hasPrefix(key) } == true,
+                    context)
                 // The key's lines (every copy, when botocore-refused duplicates exist) and the block under it.
                 #expect(removed.allSatisfy { isIndented($0) || $0.lowercased().hasPrefix(key) }, context)
             case .removeProfile:
                 let profile = try #require(target?.profile)
-                let headers = document.sections.filter { $0 == .profile(profile) || (profile == "default" && $0 == .default) }.count
+                let headers = document.sections.filter {
+                    $0 == .profile(profile) || (profile == "default" && $0 == .default)
+                }.count
                 #expect(added.isEmpty, context)
-                #expect(removed.filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("[") }.count == headers, context)
+                #expect(
+                    removed.filter { $0.trimmingCharacters(in: .whitespaces).hasPrefix("[") }.count == headers, context)
                 #expect(edited.profileNames == document.profileNames.filter { $0 != profile }, context)
             case .upsertExistingProfile:
                 #expect(added.count == 2, context)
@@ -378,7 +428,9 @@ struct AWSConfigDocumentTests {
         }
     }
 
-    @Test("botocore sees exactly the intended profiles after each kind of edit, written with write(to:)", arguments: documentCorpus)
+    @Test(
+        "botocore sees exactly the intended profiles after each kind of edit, written with write(to:)",
+        arguments: documentCorpus)
     func editsMatchBotocore(name: String) throws {
         let directory = try makeTemporaryDirectory(prefix: "keyless-awsconfig")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -403,7 +455,8 @@ struct AWSConfigDocumentTests {
             if before.error == nil { intended(&expected) }
             // botocore sees the intended change and nothing else (a refused file stays refused: edits do not repair it).
             #expect(after == expected, "\(name), \(edit): botocore \(after)\nexpected \(expected)")
-            #expect(after == documentView(edited), "\(name), \(edit): botocore \(after)\ndocument \(documentView(edited))")
+            #expect(
+                after == documentView(edited), "\(name), \(edit): botocore \(after)\ndocument \(documentView(edited))")
         }
         #expect(name != "09-duplicate-keys.ini" || before.error != nil, "botocore refuses duplicate keys")
     }
@@ -422,7 +475,10 @@ struct AWSConfigDocumentTests {
 
         #expect(try Data(contentsOf: URL(fileURLWithPath: path + ".keyless-backup")) == Data(previous.utf8))
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(document.text.utf8))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["config", "config.keyless-backup"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == [
+                "config", "config.keyless-backup",
+            ])
         var info = stat()
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o640)
         #expect(stat(path + ".keyless-backup", &info) == 0 && info.st_mode & 0o777 == 0o640)
@@ -458,9 +514,15 @@ struct AWSConfigDocumentTests {
         var document = try AWSConfigDocument.load("\(directory)/config")
         try document.setValue("eu-west-1", for: "region", profile: "default")
         try document.write(to: "\(directory)/config")
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/config") == "\(directory)/dotfiles-config")
-        #expect(try String(contentsOfFile: "\(directory)/dotfiles-config", encoding: .utf8) == "[default]\nregion = eu-west-1\n")
-        #expect(try String(contentsOfFile: "\(directory)/dotfiles-config.keyless-backup", encoding: .utf8) == "[default]\nregion = us-east-1\n")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/config")
+                == "\(directory)/dotfiles-config")
+        #expect(
+            try String(contentsOfFile: "\(directory)/dotfiles-config", encoding: .utf8)
+                == "[default]\nregion = eu-west-1\n")
+        #expect(
+            try String(contentsOfFile: "\(directory)/dotfiles-config.keyless-backup", encoding: .utf8)
+                == "[default]\nregion = us-east-1\n")
     }
 
     @Test("bad profile names, keys and values throw configInvalid and change nothing")
@@ -472,16 +534,28 @@ struct AWSConfigDocumentTests {
         let badValues = ["a\nb", "a\r\nb", "a\rb", " leading", "trailing ", "\t"]
         var attempts: [(AWSConfigDocument) throws -> AWSConfigDocument] = []
         for profile in badProfiles {
-            attempts.append { var d = $0; try d.setValue("x", for: "region", profile: profile); return d }
-            attempts.append { var d = $0; try d.upsertProfile(profile, values: [("region", "x")]); return d }
+            attempts.append {
+                var d = $0; try d.setValue("x", for: "region", profile: profile); return d
+            }
+            attempts.append {
+                var d = $0; try d.upsertProfile(profile, values: [("region", "x")]); return d
+            }
         }
         for key in badKeys {
-            attempts.append { var d = $0; try d.setValue("x", for: key, profile: "dev"); return d }
-            attempts.append { var d = $0; try d.upsertProfile("dev", values: [("region", "ok"), (key, "x")]); return d }
+            attempts.append {
+                var d = $0; try d.setValue("x", for: key, profile: "dev"); return d
+            }
+            attempts.append {
+                var d = $0; try d.upsertProfile("dev", values: [("region", "ok"), (key, "x")]); return d
+            }
         }
         for value in badValues {
-            attempts.append { var d = $0; try d.setValue(value, for: "region", profile: "dev"); return d }
-            attempts.append { var d = $0; try d.upsertProfile("new", values: [("region", "ok"), ("output", value)]); return d }
+            attempts.append {
+                var d = $0; try d.setValue(value, for: "region", profile: "dev"); return d
+            }
+            attempts.append {
+                var d = $0; try d.upsertProfile("new", values: [("region", "ok"), ("output", value)]); return d
+            }
         }
         for attempt in attempts {
             var copy = document
@@ -498,7 +572,10 @@ struct AWSConfigDocumentTests {
         #expect(document.value("region", profile: "default") == "eu-central-1")
         #expect(document.profileNames == ["default", "other"])
         try document.setValue("us-east-2", for: "region", profile: "default")
-        #expect(lineDiff(try corpusText("05-profile-default.ini"), document.text) == (["region = eu-central-1"], ["region = us-east-2"]))
+        #expect(
+            lineDiff(try corpusText("05-profile-default.ini"), document.text) == (
+                ["region = eu-central-1"], ["region = us-east-2"]
+            ))
 
         let reversed = AWSConfigDocument(text: "[profile default]\nregion = a\n\n[default]\nregion = b\n")
         #expect(reversed.value("region", profile: "default") == "b")
@@ -516,11 +593,17 @@ struct AWSConfigDocumentTests {
 
     @Test("replacing a nested block's key drops its indented lines; a new key follows the block")
     func nestedBlocks() throws {
-        var document = AWSConfigDocument(text: "[default]\ns3 =\n  max_concurrent_requests = 10\n  # kept comment\n  max_queue_size = 5\n\n[profile x]\nregion = a\n")
+        var document = AWSConfigDocument(
+            text:
+                "[default]\ns3 =\n  max_concurrent_requests = 10\n  # kept comment\n  max_queue_size = 5\n\n[profile x]\nregion = a\n"
+        )
         #expect(document.value("s3", profile: "default") == "\nmax_concurrent_requests = 10\nmax_queue_size = 5")
         var withKey = document
         try withKey.setValue("us-east-1", for: "region", profile: "default")
-        #expect(withKey.text == "[default]\ns3 =\n  max_concurrent_requests = 10\n  # kept comment\n  max_queue_size = 5\nregion = us-east-1\n\n[profile x]\nregion = a\n")
+        #expect(
+            withKey.text
+                == "[default]\ns3 =\n  max_concurrent_requests = 10\n  # kept comment\n  max_queue_size = 5\nregion = us-east-1\n\n[profile x]\nregion = a\n"
+        )
         try document.setValue("off", for: "s3", profile: "default")
         #expect(document.text == "[default]\ns3 = off\n  # kept comment\n\n[profile x]\nregion = a\n")
     }

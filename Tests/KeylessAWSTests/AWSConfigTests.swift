@@ -20,7 +20,8 @@ func runPython(_ script: String, _ arguments: [String]) throws -> String {
     let diagnostics = errors.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw TestSupportError("python3 -c … exited \(process.terminationStatus): \(String(decoding: diagnostics, as: UTF8.self))")
+        throw TestSupportError(
+            "python3 -c … exited \(process.terminationStatus): \(String(decoding: diagnostics, as: UTF8.self))")
     }
     return String(decoding: data, as: UTF8.self)
 }
@@ -28,12 +29,12 @@ func runPython(_ script: String, _ arguments: [String]) throws -> String {
 /// What Python's `shlex.split(line)` returns, or nil when it raises ValueError.
 func shlexSplit(_ line: String) throws -> [String]? {
     let script = """
-    import json, shlex, sys
-    try:
-        print(json.dumps(shlex.split(sys.argv[1])))
-    except ValueError:
-        print("null")
-    """
+        import json, shlex, sys
+        try:
+            print(json.dumps(shlex.split(sys.argv[1])))
+        except ValueError:
+            print("null")
+        """
     return try JSONDecoder().decode([String]?.self, from: Data(try runPython(script, [line]).utf8))
 }
 
@@ -44,36 +45,36 @@ func botocoreSections(_ text: String) throws -> [String: [String: String]] {
     let path = (directory as NSString).appendingPathComponent("config")
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     let script = """
-    import json, sys
-    from botocore.configloader import raw_config_parse
-    print(json.dumps(raw_config_parse(sys.argv[1], parse_subsections=False)))
-    """
+        import json, sys
+        from botocore.configloader import raw_config_parse
+        print(json.dumps(raw_config_parse(sys.argv[1], parse_subsections=False)))
+        """
     return try JSONDecoder().decode([String: [String: String]].self, from: Data(try runPython(script, [path]).utf8))
 }
 
 let sampleConfig = """
-# profiles written by hand and by keyless
-[default]
-region = us-east-1
-output=json
+    # profiles written by hand and by keyless
+    [default]
+    region = us-east-1
+    output=json
 
-; the development account
-[profile dev]
-credential_process = /usr/local/bin/keyless credential-process --profile dev --role arn:aws:iam::123456789012:role/dev
-region: eu-west-1
-s3 =
-    max_concurrent_requests = 20
-    # a comment inside the block
-    addressing_style = path
-duration_seconds = 3600
-note = kept ; not a comment # nor this
+    ; the development account
+    [profile dev]
+    credential_process = /usr/local/bin/keyless credential-process --profile dev --role arn:aws:iam::123456789012:role/dev
+    region: eu-west-1
+    s3 =
+        max_concurrent_requests = 20
+        # a comment inside the block
+        addressing_style = path
+    duration_seconds = 3600
+    note = kept ; not a comment # nor this
 
-[profile prod]
-region = us-west-2
+    [profile prod]
+    region = us-west-2
 
-[sso-session corp]
-sso_start_url = https://corp.awsapps.com/start
-"""
+    [sso-session corp]
+    sso_start_url = https://corp.awsapps.com/start
+    """
 
 @Suite("~/.aws/config reading")
 struct AWSConfigFileTests {
@@ -120,7 +121,9 @@ struct AWSConfigFileTests {
     @Test("a value may contain '=' and ':' after the first separator")
     func separators() {
         let dev = AWSConfigFile(text: sampleConfig).profile("dev")
-        #expect(dev?["credential_process"] == "/usr/local/bin/keyless credential-process --profile dev --role arn:aws:iam::123456789012:role/dev")
+        #expect(
+            dev?["credential_process"]
+                == "/usr/local/bin/keyless credential-process --profile dev --role arn:aws:iam::123456789012:role/dev")
     }
 
     @Test("CRLF line endings read like LF")
@@ -138,11 +141,13 @@ struct AWSConfigFileTests {
         #expect(config.sections.isEmpty)
     }
 
-    @Test("sections and raw values match botocore's raw_config_parse", arguments: [
-        sampleConfig,
-        "[default]\r\nregion = us-east-1\r\n\r\n[profile a b]\r\nregion=eu-west-3\r\n",
-        "[profile dev]\nRegion = eu-west-1\nCredential_Process = keyless credential-process --profile dev\n",
-    ])
+    @Test(
+        "sections and raw values match botocore's raw_config_parse",
+        arguments: [
+            sampleConfig,
+            "[default]\r\nregion = us-east-1\r\n\r\n[profile a b]\r\nregion=eu-west-3\r\n",
+            "[profile dev]\nRegion = eu-west-1\nCredential_Process = keyless credential-process --profile dev\n",
+        ])
     func matchesBotocore(text: String) throws {
         let botocore = try botocoreSections(text)
         let sections = AWSConfigFile(text: text).sections
@@ -181,17 +186,21 @@ struct ShellWordsTests {
         #expect(words == reference)
     }
 
-    @Test("lines shlex.split rejects throw configInvalid", arguments: [
-        #""unterminated"#, "'unterminated", #"keyless "a\""#, #"trailing\"#, "ok 'also unterminated",
-    ])
+    @Test(
+        "lines shlex.split rejects throw configInvalid",
+        arguments: [
+            #""unterminated"#, "'unterminated", #"keyless "a\""#, #"trailing\"#, "ok 'also unterminated",
+        ])
     func rejectsLikeShlex(line: String) throws {
         #expect(try shlexSplit(line) == nil, "shlex accepts \(line.debugDescription)")
         #expect(throws: KeylessError(.configInvalid, "")) { try ShellWords.split(line) }
     }
 
-    @Test("quote makes any word come back as itself from ShellWords.split and from shlex.split", arguments: [
-        "plain", "", "two words", "it's", #"a"b"#, #"back\slash"#, "$HOME", "tab\there", "é", "--opt=a b",
-    ])
+    @Test(
+        "quote makes any word come back as itself from ShellWords.split and from shlex.split",
+        arguments: [
+            "plain", "", "two words", "it's", #"a"b"#, #"back\slash"#, "$HOME", "tab\there", "é", "--opt=a b",
+        ])
     func quoteRoundTrips(word: String) throws {
         let quoted = ShellWords.quote(word)
         #expect(try ShellWords.split(quoted) == [word])

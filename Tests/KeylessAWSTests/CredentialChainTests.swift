@@ -44,15 +44,17 @@ private final class ClosureTransport: HTTPTransport {
     var requests: [SeenRequest] { seen.withLock { $0 } }
 
     func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws -> HTTPResponseData {
-        let request = SeenRequest(method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self))
+        let request = SeenRequest(
+            method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self))
         seen.withLock { $0.append(request) }
         return try await handler(request)
     }
 }
 
 private func json(_ object: [String: String], status: Int = 200) -> HTTPResponseData {
-    HTTPResponseData(status: status, headers: ["content-type": "application/json"],
-                     body: Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])))
+    HTTPResponseData(
+        status: status, headers: ["content-type": "application/json"],
+        body: Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])))
 }
 
 private func text(_ status: Int, _ body: String = "") -> HTTPResponseData {
@@ -60,8 +62,10 @@ private func text(_ status: Int, _ body: String = "") -> HTTPResponseData {
 }
 
 private func metadataCredentials(_ accessKey: String, expiration: String = "2026-09-21T18:00:00Z") -> HTTPResponseData {
-    json(["Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": accessKey, "SecretAccessKey": "\(accessKey)-SECRET",
-          "Token": "\(accessKey)-TOKEN", "Expiration": expiration])
+    json([
+        "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": accessKey, "SecretAccessKey": "\(accessKey)-SECRET",
+        "Token": "\(accessKey)-TOKEN", "Expiration": expiration,
+    ])
 }
 
 private let stsXML = """
@@ -85,20 +89,28 @@ private func fakeAWS(containerAuthorization: String? = nil, imdsV1Only: Bool = f
         if url.hasPrefix("https://sts.") && request.method == "POST" {
             return text(200, stsXML)
         }
-        if url.hasPrefix("http://169.254.170.2/") || url.hasPrefix("http://169.254.170.23/") || url.hasPrefix("http://127.0.0.1:9911/")
-            || url.hasPrefix("http://[::1]:9911/") || url.hasPrefix("http://localhost:9911/") || url.hasPrefix("https://creds.example.test/") {
-            if let containerAuthorization, request.headers["authorization"] != containerAuthorization { return text(403) }
+        if url.hasPrefix("http://169.254.170.2/") || url.hasPrefix("http://169.254.170.23/")
+            || url.hasPrefix("http://127.0.0.1:9911/")
+            || url.hasPrefix("http://[::1]:9911/") || url.hasPrefix("http://localhost:9911/")
+            || url.hasPrefix("https://creds.example.test/")
+        {
+            if let containerAuthorization, request.headers["authorization"] != containerAuthorization {
+                return text(403)
+            }
             return metadataCredentials("ASIACONTAINER")
         }
         if url.hasPrefix("http://169.254.169.254/") {
             let path = String(url.dropFirst("http://169.254.169.254".count))
             if path == "/latest/api/token" {
                 guard request.method == "PUT", !imdsV1Only else { return text(403) }
-                return request.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "21600" ? text(200, "IMDS-SESSION") : text(400)
+                return request.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "21600"
+                    ? text(200, "IMDS-SESSION") : text(400)
             }
             guard imdsV1Only || request.headers["x-aws-ec2-metadata-token"] == "IMDS-SESSION" else { return text(401) }
             if path == "/latest/meta-data/iam/security-credentials/" { return text(200, "server-role\n") }
-            if path == "/latest/meta-data/iam/security-credentials/server-role" { return metadataCredentials("ASIAIMDS") }
+            if path == "/latest/meta-data/iam/security-credentials/server-role" {
+                return metadataCredentials("ASIAIMDS")
+            }
             return text(404)
         }
         throw NobodyListens(url: url)
@@ -115,7 +127,8 @@ private struct Home {
 
     func write(_ relative: String, _ contents: String) throws {
         let full = relative.hasPrefix("/") ? relative : path + "/" + relative
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(contents.utf8).write(to: URL(fileURLWithPath: full))
     }
 
@@ -125,13 +138,18 @@ private struct Home {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-private func chain(_ environment: [String: String], home: Home, http: any HTTPTransport, profile: String? = nil,
-                   clock: WallClock = .fixed(chainNow)) -> DefaultCredentialChain {
-    DefaultCredentialChain(environment: Environment(environment), home: home.path, http: http, clock: clock, profile: profile)
+private func chain(
+    _ environment: [String: String], home: Home, http: any HTTPTransport, profile: String? = nil,
+    clock: WallClock = .fixed(chainNow)
+) -> DefaultCredentialChain {
+    DefaultCredentialChain(
+        environment: Environment(environment), home: home.path, http: http, clock: clock, profile: profile)
 }
 
 /// The `KeylessError` `body` throws; records an issue when it throws something else or nothing.
-private func chainError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> ResolvedCredentials) async -> KeylessError? {
+private func chainError(
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> ResolvedCredentials
+) async -> KeylessError? {
     do {
         let value = try await body()
         Issue.record("expected a KeylessError, got \(value)", sourceLocation: sourceLocation)
@@ -154,30 +172,48 @@ struct CredentialChainSourceTests {
         let home = try Home()
         defer { home.remove() }
         let http = fakeAWS()
-        let found = try await chain(["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "ENV-SECRET", "AWS_SESSION_TOKEN": "ENV-TOKEN",
-                                     "AWS_CREDENTIAL_EXPIRATION": "2026-09-21T13:00:00Z"], home: home, http: http).resolve(logger: chainLogger)
-        #expect(found == ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: "AKIDENV", secretAccessKey: "ENV-SECRET", sessionToken: "ENV-TOKEN"),
-                                             expiration: iso("2026-09-21T13:00:00Z"), source: "environment"))
+        let found = try await chain(
+            [
+                "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "ENV-SECRET", "AWS_SESSION_TOKEN": "ENV-TOKEN",
+                "AWS_CREDENTIAL_EXPIRATION": "2026-09-21T13:00:00Z",
+            ], home: home, http: http
+        ).resolve(logger: chainLogger)
+        #expect(
+            found
+                == ResolvedCredentials(
+                    credentials: SigV4Credentials(
+                        accessKeyID: "AKIDENV", secretAccessKey: "ENV-SECRET", sessionToken: "ENV-TOKEN"),
+                    expiration: iso("2026-09-21T13:00:00Z"), source: "environment"))
         #expect(http.requests.isEmpty)
     }
 
-    @Test("one environment key without the other is a configInvalid error naming the missing variable, with no secret in it")
+    @Test(
+        "one environment key without the other is a configInvalid error naming the missing variable, with no secret in it"
+    )
     func partialEnvironment() async throws {
         let home = try Home()
         defer { home.remove() }
         try home.credentials("[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = FILE-SECRET\n")
-        let keyOnly = await chainError { try await chain(["AWS_ACCESS_KEY_ID": "AKIDENV"], home: home, http: fakeAWS()).resolve(logger: chainLogger) }
+        let keyOnly = await chainError {
+            try await chain(["AWS_ACCESS_KEY_ID": "AKIDENV"], home: home, http: fakeAWS()).resolve(logger: chainLogger)
+        }
         #expect(keyOnly?.code == .configInvalid)
         #expect(keyOnly?.reason.contains("AWS_SECRET_ACCESS_KEY is not") == true)
         let secretOnly = await chainError {
-            try await chain(["AWS_SECRET_ACCESS_KEY": "VERY-SECRET-VALUE"], home: home, http: fakeAWS()).resolve(logger: chainLogger)
+            try await chain(["AWS_SECRET_ACCESS_KEY": "VERY-SECRET-VALUE"], home: home, http: fakeAWS()).resolve(
+                logger: chainLogger)
         }
         #expect(secretOnly?.code == .configInvalid)
         #expect(secretOnly?.reason.contains("AWS_ACCESS_KEY_ID is not") == true)
         #expect(secretOnly.map { "\($0)" }?.contains("VERY-SECRET-VALUE") == false)
         let badExpiry = await chainError {
-            try await chain(["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "S", "AWS_CREDENTIAL_EXPIRATION": "tomorrow"], home: home,
-                            http: fakeAWS()).resolve(logger: chainLogger)
+            try await chain(
+                [
+                    "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "S",
+                    "AWS_CREDENTIAL_EXPIRATION": "tomorrow",
+                ], home: home,
+                http: fakeAWS()
+            ).resolve(logger: chainLogger)
         }
         #expect(badExpiry?.code == .configInvalid)
     }
@@ -186,28 +222,43 @@ struct CredentialChainSourceTests {
     func sharedFiles() async throws {
         let home = try Home()
         defer { home.remove() }
-        try home.config("[default]\nregion = eu-west-1\naws_access_key_id = AKIDCONFIG\naws_secret_access_key = CONFIG-SECRET\n")
+        try home.config(
+            "[default]\nregion = eu-west-1\naws_access_key_id = AKIDCONFIG\naws_secret_access_key = CONFIG-SECRET\n")
         let fromConfig = try await chain(noIMDS, home: home, http: fakeAWS()).resolve(logger: chainLogger)
         #expect(fromConfig.credentials == SigV4Credentials(accessKeyID: "AKIDCONFIG", secretAccessKey: "CONFIG-SECRET"))
         #expect(fromConfig.source == "profile default")
         #expect(fromConfig.expiration == nil)
 
-        try home.credentials("[default]\naws_access_key_id = AKIDCREDS\naws_secret_access_key = CREDS-SECRET\naws_session_token = CREDS-TOKEN\n")
+        try home.credentials(
+            "[default]\naws_access_key_id = AKIDCREDS\naws_secret_access_key = CREDS-SECRET\naws_session_token = CREDS-TOKEN\n"
+        )
         let fromCredentials = try await chain(noIMDS, home: home, http: fakeAWS()).resolve(logger: chainLogger)
-        #expect(fromCredentials.credentials == SigV4Credentials(accessKeyID: "AKIDCREDS", secretAccessKey: "CREDS-SECRET", sessionToken: "CREDS-TOKEN"))
+        #expect(
+            fromCredentials.credentials
+                == SigV4Credentials(
+                    accessKeyID: "AKIDCREDS", secretAccessKey: "CREDS-SECRET", sessionToken: "CREDS-TOKEN"))
         #expect(fromCredentials.source == "profile default")
     }
 
-    @Test("AWS_PROFILE and an explicit profile name the profile: [x] in the credentials file, [profile x] in the config file")
+    @Test(
+        "AWS_PROFILE and an explicit profile name the profile: [x] in the credentials file, [profile x] in the config file"
+    )
     func namedProfiles() async throws {
         let home = try Home()
         defer { home.remove() }
-        try home.credentials("[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = S\n[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = S\n")
-        try home.config("[profile ops]\naws_access_key_id = AKIDOPS\naws_secret_access_key = S\n[ops]\naws_access_key_id = AKIDNOTAPROFILE\naws_secret_access_key = S\n")
-        let dev = try await chain(noIMDS.merging(["AWS_PROFILE": "dev"]) { $1 }, home: home, http: fakeAWS()).resolve(logger: chainLogger)
+        try home.credentials(
+            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = S\n[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = S\n"
+        )
+        try home.config(
+            "[profile ops]\naws_access_key_id = AKIDOPS\naws_secret_access_key = S\n[ops]\naws_access_key_id = AKIDNOTAPROFILE\naws_secret_access_key = S\n"
+        )
+        let dev = try await chain(noIMDS.merging(["AWS_PROFILE": "dev"]) { $1 }, home: home, http: fakeAWS()).resolve(
+            logger: chainLogger)
         #expect(dev.credentials.accessKeyID == "AKIDDEV")
         #expect(dev.source == "profile dev")
-        let ops = try await chain(noIMDS.merging(["AWS_PROFILE": "dev"]) { $1 }, home: home, http: fakeAWS(), profile: "ops").resolve(logger: chainLogger)
+        let ops = try await chain(
+            noIMDS.merging(["AWS_PROFILE": "dev"]) { $1 }, home: home, http: fakeAWS(), profile: "ops"
+        ).resolve(logger: chainLogger)
         #expect(ops.credentials.accessKeyID == "AKIDOPS")
         #expect(ops.source == "profile ops")
     }
@@ -218,8 +269,11 @@ struct CredentialChainSourceTests {
         defer { home.remove() }
         try home.credentials("[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = S\n")
         let environment = ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "S"]
-        #expect(try await chain(environment, home: home, http: fakeAWS()).resolve(logger: chainLogger).source == "environment")
-        let explicit = try await chain(environment, home: home, http: fakeAWS(), profile: "default").resolve(logger: chainLogger)
+        #expect(
+            try await chain(environment, home: home, http: fakeAWS()).resolve(logger: chainLogger).source
+                == "environment")
+        let explicit = try await chain(environment, home: home, http: fakeAWS(), profile: "default").resolve(
+            logger: chainLogger)
         #expect(explicit.credentials.accessKeyID == "AKIDDEFAULT")
     }
 
@@ -229,14 +283,21 @@ struct CredentialChainSourceTests {
         defer { home.remove() }
         try home.credentials("[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = S\n")
         let viaVariable = await chainError {
-            try await chain(["AWS_PROFILE": "ghost", "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "S"], home: home, http: fakeAWS())
-                .resolve(logger: chainLogger)
+            try await chain(
+                ["AWS_PROFILE": "ghost", "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "S"], home: home,
+                http: fakeAWS()
+            )
+            .resolve(logger: chainLogger)
         }
         #expect(viaVariable?.code == .configInvalid)
         #expect(viaVariable?.reason.contains("AWS_PROFILE names the AWS profile 'ghost'") == true)
-        let explicit = await chainError { try await chain([:], home: home, http: fakeAWS(), profile: "ghost").resolve(logger: chainLogger) }
+        let explicit = await chainError {
+            try await chain([:], home: home, http: fakeAWS(), profile: "ghost").resolve(logger: chainLogger)
+        }
         #expect(explicit?.reason.contains("'ghost'") == true)
-        let namedDefault = await chainError { try await chain(["AWS_PROFILE": "default"], home: home, http: fakeAWS()).resolve(logger: chainLogger) }
+        let namedDefault = await chainError {
+            try await chain(["AWS_PROFILE": "default"], home: home, http: fakeAWS()).resolve(logger: chainLogger)
+        }
         #expect(namedDefault?.reason.contains("'default'") == true)
         // No [default] anywhere and none named: instance metadata answers.
         let fallback = try await chain([:], home: home, http: fakeAWS()).resolve(logger: chainLogger)
@@ -250,9 +311,15 @@ struct CredentialChainSourceTests {
         try home.credentials("[default]\naws_access_key_id = AKIDIGNORED\naws_secret_access_key = S\n")
         try home.write("elsewhere/creds", "[default]\naws_access_key_id = AKIDELSEWHERE\naws_secret_access_key = S\n")
         try home.write("elsewhere/conf", "[profile cfg]\naws_access_key_id = AKIDCONF\naws_secret_access_key = S\n")
-        let environment = noIMDS.merging(["AWS_SHARED_CREDENTIALS_FILE": "~/elsewhere/creds", "AWS_CONFIG_FILE": home.path + "/elsewhere/conf"]) { $1 }
-        #expect(try await chain(environment, home: home, http: fakeAWS()).resolve(logger: chainLogger).credentials.accessKeyID == "AKIDELSEWHERE")
-        #expect(try await chain(environment, home: home, http: fakeAWS(), profile: "cfg").resolve(logger: chainLogger).credentials.accessKeyID == "AKIDCONF")
+        let environment = noIMDS.merging([
+            "AWS_SHARED_CREDENTIALS_FILE": "~/elsewhere/creds", "AWS_CONFIG_FILE": home.path + "/elsewhere/conf",
+        ]) { $1 }
+        #expect(
+            try await chain(environment, home: home, http: fakeAWS()).resolve(logger: chainLogger).credentials
+                .accessKeyID == "AKIDELSEWHERE")
+        #expect(
+            try await chain(environment, home: home, http: fakeAWS(), profile: "cfg").resolve(logger: chainLogger)
+                .credentials.accessKeyID == "AKIDCONF")
     }
 
     @Test("a file botocore refuses, and a profile with a key id but no secret, are configInvalid errors")
@@ -260,11 +327,15 @@ struct CredentialChainSourceTests {
         let home = try Home()
         defer { home.remove() }
         try home.credentials("[default]\naws_access_key_id = AKIDONLY\n")
-        let partial = await chainError { try await chain(noIMDS, home: home, http: fakeAWS()).resolve(logger: chainLogger) }
+        let partial = await chainError {
+            try await chain(noIMDS, home: home, http: fakeAWS()).resolve(logger: chainLogger)
+        }
         #expect(partial?.code == .configInvalid)
         #expect(partial?.reason.contains("aws_secret_access_key") == true)
         try home.credentials("[default]\naws_access_key_id = A\naws_access_key_id = B\n")
-        let duplicate = await chainError { try await chain(noIMDS, home: home, http: fakeAWS()).resolve(logger: chainLogger) }
+        let duplicate = await chainError {
+            try await chain(noIMDS, home: home, http: fakeAWS()).resolve(logger: chainLogger)
+        }
         #expect(duplicate?.code == .configInvalid)
         #expect(duplicate?.reason.contains("line 3") == true)
     }
@@ -281,15 +352,20 @@ struct CredentialChainSourceTests {
             ("login_session = arn:aws:iam::123456789012:user/me", "login_session"),
         ]
         for (settings, phrase) in cases {
-            try home.config("[profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = S\n[profile x]\n\(settings)\n")
-            let error = await chainError { try await chain([:], home: home, http: fakeAWS(), profile: "x").resolve(logger: chainLogger) }
+            try home.config(
+                "[profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = S\n[profile x]\n\(settings)\n")
+            let error = await chainError {
+                try await chain([:], home: home, http: fakeAWS(), profile: "x").resolve(logger: chainLogger)
+            }
             #expect(error?.code == .configInvalid, "\(settings)")
             #expect(error?.reason.contains(phrase) == true, "\(settings): \(String(describing: error))")
             #expect(error?.reason.contains("not support") == true)
         }
         // credential_process comes after static keys in the credentials file, as in botocore.
         try home.credentials("[x]\naws_access_key_id = AKIDX\naws_secret_access_key = S\n")
-        #expect(try await chain([:], home: home, http: fakeAWS(), profile: "x").resolve(logger: chainLogger).credentials.accessKeyID == "AKIDX")
+        #expect(
+            try await chain([:], home: home, http: fakeAWS(), profile: "x").resolve(logger: chainLogger).credentials
+                .accessKeyID == "AKIDX")
     }
 
     @Test("web identity from the environment re-reads the token file on every resolve and asks the regional STS")
@@ -298,13 +374,20 @@ struct CredentialChainSourceTests {
         defer { home.remove() }
         try home.write("token", "first.jwt.token\n")
         let http = fakeAWS()
-        let environment = ["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server",
-                           "AWS_REGION": "eu-central-1"]
+        let environment = [
+            "AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token",
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server",
+            "AWS_REGION": "eu-central-1",
+        ]
         let provider = chain(environment, home: home, http: http)
         let found = try await provider.resolve(logger: chainLogger)
-        #expect(found == ResolvedCredentials(
-            credentials: SigV4Credentials(accessKeyID: "ASIAWEBIDENTITY", secretAccessKey: "WEBIDENTITY-SECRET", sessionToken: "WEBIDENTITY-TOKEN"),
-            expiration: iso("2026-09-21T13:26:40Z"), source: "web-identity"))
+        #expect(
+            found
+                == ResolvedCredentials(
+                    credentials: SigV4Credentials(
+                        accessKeyID: "ASIAWEBIDENTITY", secretAccessKey: "WEBIDENTITY-SECRET",
+                        sessionToken: "WEBIDENTITY-TOKEN"),
+                    expiration: iso("2026-09-21T13:26:40Z"), source: "web-identity"))
         try home.write("token", "second.jwt.token")
         _ = try await provider.resolve(logger: chainLogger)
 
@@ -319,7 +402,9 @@ struct CredentialChainSourceTests {
         #expect(FormEncoding.decode(requests[1].body)["WebIdentityToken"] == "second.jwt.token")
 
         let named = fakeAWS()
-        _ = try await chain(environment.merging(["AWS_ROLE_SESSION_NAME": "access-server"]) { $1 }, home: home, http: named).resolve(logger: chainLogger)
+        _ = try await chain(
+            environment.merging(["AWS_ROLE_SESSION_NAME": "access-server"]) { $1 }, home: home, http: named
+        ).resolve(logger: chainLogger)
         #expect(named.requests.first.map { FormEncoding.decode($0.body)["RoleSessionName"] } == "access-server")
     }
 
@@ -328,28 +413,40 @@ struct CredentialChainSourceTests {
         let home = try Home()
         defer { home.remove() }
         try home.write("token", "profile.jwt.token")
-        try home.config("[default]\nregion = ap-southeast-2\nrole_arn = arn:aws:iam::123456789012:role/p\nweb_identity_token_file = ~/token\n")
+        try home.config(
+            "[default]\nregion = ap-southeast-2\nrole_arn = arn:aws:iam::123456789012:role/p\nweb_identity_token_file = ~/token\n"
+        )
         let http = fakeAWS()
         let found = try await chain([:], home: home, http: http).resolve(logger: chainLogger)
         #expect(found.source == "web-identity")
         #expect(http.requests.first?.url == "https://sts.ap-southeast-2.amazonaws.com")
-        #expect(http.requests.first.map { FormEncoding.decode($0.body)["RoleArn"] } == "arn:aws:iam::123456789012:role/p")
+        #expect(
+            http.requests.first.map { FormEncoding.decode($0.body)["RoleArn"] } == "arn:aws:iam::123456789012:role/p")
 
         let emptyHome = try Home()
         defer { emptyHome.remove() }
         let noRole = await chainError {
-            try await chain(["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token"], home: emptyHome, http: fakeAWS()).resolve(logger: chainLogger)
+            try await chain(["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token"], home: emptyHome, http: fakeAWS())
+                .resolve(logger: chainLogger)
         }
         #expect(noRole?.code == .configInvalid)
         #expect(noRole?.reason.contains("no role") == true)
         let missingFile = await chainError {
-            try await chain(["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/absent", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/p"], home: home,
-                            http: fakeAWS()).resolve(logger: chainLogger)
+            try await chain(
+                [
+                    "AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/absent",
+                    "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/p",
+                ], home: home,
+                http: fakeAWS()
+            ).resolve(logger: chainLogger)
         }
         #expect(missingFile?.code == .configInvalid)
         let badArn = await chainError {
-            try await chain(["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token", "AWS_ROLE_ARN": "server-role"], home: home, http: fakeAWS())
-                .resolve(logger: chainLogger)
+            try await chain(
+                ["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token", "AWS_ROLE_ARN": "server-role"], home: home,
+                http: fakeAWS()
+            )
+            .resolve(logger: chainLogger)
         }
         #expect(badArn?.code == .configInvalid)
     }
@@ -359,32 +456,51 @@ struct CredentialChainSourceTests {
         let home = try Home()
         defer { home.remove() }
         let http = fakeAWS(containerAuthorization: "Basic c2VjcmV0")
-        let found = try await chain(["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/8f1e", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Basic c2VjcmV0"],
-                                    home: home, http: http).resolve(logger: chainLogger)
-        #expect(found == ResolvedCredentials(
-            credentials: SigV4Credentials(accessKeyID: "ASIACONTAINER", secretAccessKey: "ASIACONTAINER-SECRET", sessionToken: "ASIACONTAINER-TOKEN"),
-            expiration: iso("2026-09-21T18:00:00Z"), source: "container"))
+        let found = try await chain(
+            [
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/8f1e",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Basic c2VjcmV0",
+            ],
+            home: home, http: http
+        ).resolve(logger: chainLogger)
+        #expect(
+            found
+                == ResolvedCredentials(
+                    credentials: SigV4Credentials(
+                        accessKeyID: "ASIACONTAINER", secretAccessKey: "ASIACONTAINER-SECRET",
+                        sessionToken: "ASIACONTAINER-TOKEN"),
+                    expiration: iso("2026-09-21T18:00:00Z"), source: "container"))
         #expect(http.requests.map(\.url) == ["http://169.254.170.2/v2/credentials/8f1e"])
         #expect(http.requests.first?.headers["authorization"] == "Basic c2VjcmV0")
 
         let refused = await chainError {
-            try await chain(["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/8f1e", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong"], home: home,
-                            http: http).resolve(logger: chainLogger)
+            try await chain(
+                [
+                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/8f1e",
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong",
+                ], home: home,
+                http: http
+            ).resolve(logger: chainLogger)
         }
         #expect(refused?.code == .stsError)
         #expect(refused?.reason.contains("HTTP 403") == true)
         #expect(refused.map { "\($0)" }?.contains("wrong") == false)
     }
 
-    @Test("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is re-read on every resolve and wins over AWS_CONTAINER_AUTHORIZATION_TOKEN")
+    @Test(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE is re-read on every resolve and wins over AWS_CONTAINER_AUTHORIZATION_TOKEN"
+    )
     func containerWithTokenFile() async throws {
         let home = try Home()
         defer { home.remove() }
         try home.write("pod-identity-token", "first-token\n")
         let http = fakeAWS()
-        let provider = chain(["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
-                              "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": home.path + "/pod-identity-token",
-                              "AWS_CONTAINER_AUTHORIZATION_TOKEN": "variable-token"], home: home, http: http)
+        let provider = chain(
+            [
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/credentials",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": home.path + "/pod-identity-token",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": "variable-token",
+            ], home: home, http: http)
         #expect(try await provider.resolve(logger: chainLogger).source == "container")
         try home.write("pod-identity-token", "second-token")
         _ = try await provider.resolve(logger: chainLogger)
@@ -395,21 +511,31 @@ struct CredentialChainSourceTests {
         #expect(broken?.code == .configInvalid)
     }
 
-    @Test("AWS_CONTAINER_CREDENTIALS_FULL_URI over plain HTTP is refused for a non-loopback host before any request; loopback, agents and https pass")
+    @Test(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI over plain HTTP is refused for a non-loopback host before any request; loopback, agents and https pass"
+    )
     func fullURIHosts() async throws {
         let home = try Home()
         defer { home.remove() }
-        for refusedURI in ["http://192.0.2.10/creds", "http://example.com/creds", "http://169.254.169.254/creds", "http://128.0.0.1/creds", "ftp://127.0.0.1/x"] {
+        for refusedURI in [
+            "http://192.0.2.10/creds", "http://example.com/creds", "http://169.254.169.254/creds",
+            "http://128.0.0.1/creds", "ftp://127.0.0.1/x",
+        ] {
             let http = fakeAWS()
             let error = await chainError {
-                try await chain(["AWS_CONTAINER_CREDENTIALS_FULL_URI": refusedURI], home: home, http: http).resolve(logger: chainLogger)
+                try await chain(["AWS_CONTAINER_CREDENTIALS_FULL_URI": refusedURI], home: home, http: http).resolve(
+                    logger: chainLogger)
             }
             #expect(error?.code == .configInvalid, "\(refusedURI)")
             #expect(http.requests.isEmpty, "\(refusedURI)")
         }
-        for allowedURI in ["http://127.0.0.1:9911/creds", "http://[::1]:9911/creds", "http://localhost:9911/creds", "http://169.254.170.23/v1/credentials",
-                           "https://creds.example.test/creds"] {
-            let found = try await chain(["AWS_CONTAINER_CREDENTIALS_FULL_URI": allowedURI], home: home, http: fakeAWS()).resolve(logger: chainLogger)
+        for allowedURI in [
+            "http://127.0.0.1:9911/creds", "http://[::1]:9911/creds", "http://localhost:9911/creds",
+            "http://169.254.170.23/v1/credentials",
+            "https://creds.example.test/creds",
+        ] {
+            let found = try await chain(["AWS_CONTAINER_CREDENTIALS_FULL_URI": allowedURI], home: home, http: fakeAWS())
+                .resolve(logger: chainLogger)
             #expect(found.source == "container", "\(allowedURI)")
         }
     }
@@ -420,15 +546,19 @@ struct CredentialChainSourceTests {
         defer { home.remove() }
         let http = fakeAWS()
         let found = try await chain([:], home: home, http: http).resolve(logger: chainLogger)
-        #expect(found == ResolvedCredentials(
-            credentials: SigV4Credentials(accessKeyID: "ASIAIMDS", secretAccessKey: "ASIAIMDS-SECRET", sessionToken: "ASIAIMDS-TOKEN"),
-            expiration: iso("2026-09-21T18:00:00Z"), source: "instance-metadata"))
+        #expect(
+            found
+                == ResolvedCredentials(
+                    credentials: SigV4Credentials(
+                        accessKeyID: "ASIAIMDS", secretAccessKey: "ASIAIMDS-SECRET", sessionToken: "ASIAIMDS-TOKEN"),
+                    expiration: iso("2026-09-21T18:00:00Z"), source: "instance-metadata"))
         let requests = http.requests
-        #expect(requests.map { "\($0.method) \($0.url)" } == [
-            "PUT http://169.254.169.254/latest/api/token",
-            "GET http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-            "GET http://169.254.169.254/latest/meta-data/iam/security-credentials/server-role",
-        ])
+        #expect(
+            requests.map { "\($0.method) \($0.url)" } == [
+                "PUT http://169.254.169.254/latest/api/token",
+                "GET http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+                "GET http://169.254.169.254/latest/meta-data/iam/security-credentials/server-role",
+            ])
         #expect(requests.first?.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "21600")
         #expect(requests.first?.headers["x-aws-ec2-metadata-token"] == nil)
         #expect(requests.dropFirst().allSatisfy { $0.headers["x-aws-ec2-metadata-token"] == "IMDS-SESSION" })
@@ -437,20 +567,27 @@ struct CredentialChainSourceTests {
             switch (request.method, request.url) {
             case ("PUT", "http://[fd00:ec2::254]/latest/api/token"): return text(200, "T")
             case ("GET", "http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/"): return text(200, "r")
-            case ("GET", "http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/r"): return metadataCredentials("ASIAIPV6")
+            case ("GET", "http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/r"):
+                return metadataCredentials("ASIAIPV6")
             default: return text(404)
             }
         }
-        let viaEndpoint = try await chain(["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://[fd00:ec2::254]/"], home: home, http: custom).resolve(logger: chainLogger)
+        let viaEndpoint = try await chain(
+            ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://[fd00:ec2::254]/"], home: home, http: custom
+        ).resolve(logger: chainLogger)
         #expect(viaEndpoint.credentials.accessKeyID == "ASIAIPV6")
     }
 
-    @Test("AWS_EC2_METADATA_DISABLED=true skips instance metadata, and the final error lists what was tried and what to do")
+    @Test(
+        "AWS_EC2_METADATA_DISABLED=true skips instance metadata, and the final error lists what was tried and what to do"
+    )
     func instanceMetadataDisabled() async throws {
         let home = try Home()
         defer { home.remove() }
         let http = fakeAWS()
-        let error = await chainError { try await chain(["AWS_EC2_METADATA_DISABLED": "TRUE"], home: home, http: http).resolve(logger: chainLogger) }
+        let error = await chainError {
+            try await chain(["AWS_EC2_METADATA_DISABLED": "TRUE"], home: home, http: http).resolve(logger: chainLogger)
+        }
         #expect(http.requests.isEmpty)
         #expect(error?.code == .configInvalid)
         #expect(error?.reason.hasPrefix("No AWS credentials for the server:") == true)
@@ -485,7 +622,10 @@ struct CredentialChainSourceTests {
         let elapsed = ContinuousClock.now - started
         #expect(error?.code == .configInvalid)
         #expect(error?.reason.contains("no answer within 1 s") == true)
-        #expect(elapsed < .seconds(45), "gave up long before the 60 s the endpoint would take (generous: a loaded CI machine stretches the 1 s timeout)")
+        #expect(
+            elapsed < .seconds(45),
+            "gave up long before the 60 s the endpoint would take (generous: a loaded CI machine stretches the 1 s timeout)"
+        )
     }
 
     @Test("logs name the source but never a secret, a session token or a web identity token")
@@ -495,24 +635,36 @@ struct CredentialChainSourceTests {
         try home.write("token", "WEB.IDENTITY.JWT")
         let logs = LogCapture()
         let logger = logs.logger
-        let environment = ["AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server"]
+        let environment = [
+            "AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token",
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server",
+        ]
         _ = try await chain(environment, home: home, http: fakeAWS()).resolve(logger: logger)
-        _ = try await chain(["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/c", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "AUTH-VALUE"], home: home,
-                            http: fakeAWS()).resolve(logger: logger)
+        _ = try await chain(
+            ["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/c", "AWS_CONTAINER_AUTHORIZATION_TOKEN": "AUTH-VALUE"],
+            home: home,
+            http: fakeAWS()
+        ).resolve(logger: logger)
         _ = try await chain([:], home: home, http: fakeAWS()).resolve(logger: logger)
         let logged = logs.allText
         #expect(logged.contains("web-identity") && logged.contains("container") && logged.contains("instance-metadata"))
-        for secret in ["WEB.IDENTITY.JWT", "WEBIDENTITY-SECRET", "WEBIDENTITY-TOKEN", "AUTH-VALUE", "ASIACONTAINER-SECRET", "ASIAIMDS-TOKEN", "IMDS-SESSION"] {
+        for secret in [
+            "WEB.IDENTITY.JWT", "WEBIDENTITY-SECRET", "WEBIDENTITY-TOKEN", "AUTH-VALUE", "ASIACONTAINER-SECRET",
+            "ASIAIMDS-TOKEN", "IMDS-SESSION",
+        ] {
             #expect(!logged.contains(secret), "\(secret) was logged")
         }
         let described = "\(try await chain([:], home: home, http: fakeAWS()).resolve(logger: chainLogger))"
-        #expect(described.contains("ASIAIMDS") && !described.contains("ASIAIMDS-SECRET") && !described.contains("ASIAIMDS-TOKEN"))
+        #expect(
+            described.contains("ASIAIMDS") && !described.contains("ASIAIMDS-SECRET")
+                && !described.contains("ASIAIMDS-TOKEN"))
     }
 }
 
 // MARK: - Precedence
 
-@Suite("The credential chain's order is botocore's: environment, web identity, profile keys, container, instance metadata")
+@Suite(
+    "The credential chain's order is botocore's: environment, web identity, profile keys, container, instance metadata")
 struct CredentialChainPrecedenceTests {
     @Test("with every source configured, removing the winner each time hands over to the next one in botocore's order")
     func precedence() async throws {
@@ -522,13 +674,18 @@ struct CredentialChainPrecedenceTests {
         try home.credentials("[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = S\n")
         var environment = [
             "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "S",
-            "AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token", "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server",
+            "AWS_WEB_IDENTITY_TOKEN_FILE": home.path + "/token",
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/server",
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/1",
         ]
         var order: [String] = []
         let removals: [() throws -> Void] = [
-            { environment["AWS_ACCESS_KEY_ID"] = nil; environment["AWS_SECRET_ACCESS_KEY"] = nil },
-            { environment["AWS_WEB_IDENTITY_TOKEN_FILE"] = nil; environment["AWS_ROLE_ARN"] = nil },
+            {
+                environment["AWS_ACCESS_KEY_ID"] = nil; environment["AWS_SECRET_ACCESS_KEY"] = nil
+            },
+            {
+                environment["AWS_WEB_IDENTITY_TOKEN_FILE"] = nil; environment["AWS_ROLE_ARN"] = nil
+            },
             { try FileManager.default.removeItem(atPath: home.path + "/.aws/credentials") },
             { environment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = nil },
         ]
@@ -537,8 +694,12 @@ struct CredentialChainPrecedenceTests {
             order.append("\(found.source) \(found.credentials.accessKeyID)")
             try removal()
         }
-        #expect(order == ["environment AKIDENV", "web-identity ASIAWEBIDENTITY", "profile default AKIDPROFILE", "container ASIACONTAINER",
-                          "instance-metadata ASIAIMDS"])
+        #expect(
+            order == [
+                "environment AKIDENV", "web-identity ASIAWEBIDENTITY", "profile default AKIDPROFILE",
+                "container ASIACONTAINER",
+                "instance-metadata ASIAIMDS",
+            ])
     }
 }
 
@@ -562,11 +723,14 @@ private final class CountingProvider: AWSCredentialProvider {
     func fail(_ on: Bool) { failing.withLock { $0 = on } }
 
     func resolve(logger: Logger) async throws -> ResolvedCredentials {
-        let call = calls.withLock { $0 += 1; return $0 }
+        let call = calls.withLock {
+            $0 += 1; return $0
+        }
         if let gate { await gate.wait() }
         if failing.withLock({ $0 }) { throw KeylessError(.stsUnreachable, "base failed (stub)") }
-        return ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: "AKID\(call)", secretAccessKey: "S"),
-                                   expiration: lifetime.map { clock.now().addingTimeInterval($0) }, source: "stub")
+        return ResolvedCredentials(
+            credentials: SigV4Credentials(accessKeyID: "AKID\(call)", secretAccessKey: "S"),
+            expiration: lifetime.map { clock.now().addingTimeInterval($0) }, source: "stub")
     }
 }
 
@@ -589,7 +753,9 @@ private actor Gate {
 
 @Suite("RefreshingCredentialProvider caches until near expiry and runs one refresh at a time")
 struct CredentialChainRefreshingTests {
-    @Test("the cached answer is served until refreshBefore seconds before expiry; inside that window the old one is served while one refresh runs")
+    @Test(
+        "the cached answer is served until refreshBefore seconds before expiry; inside that window the old one is served while one refresh runs"
+    )
     func refreshesOnlyNearExpiry() async throws {
         let clock = ManualClock(chainNow)
         let base = CountingProvider(clock: clock.wallClock)
@@ -655,7 +821,9 @@ struct CredentialChainRefreshingTests {
         let base = CountingProvider(clock: clock.wallClock, gate: gate)
         let provider = RefreshingCredentialProvider(base, clock: clock.wallClock)
         let keys = try await withThrowingTaskGroup(of: String.self) { group in
-            for _ in 0..<20 { group.addTask { try await provider.resolve(logger: chainLogger).credentials.accessKeyID } }
+            for _ in 0..<20 {
+                group.addTask { try await provider.resolve(logger: chainLogger).credentials.accessKeyID }
+            }
             // Time for all 20 to reach the provider while the base is held; a correct provider passes whatever the timing.
             try await Task.sleep(for: .milliseconds(200))
             await gate.release()
@@ -675,13 +843,24 @@ struct CredentialChainRegionTests {
         let home = try Home()
         defer { home.remove() }
         try home.config("[default]\nregion = eu-west-1\n[profile dev]\nregion = ap-south-1\n")
-        #expect(AWSRegionResolver.resolve(environment: Environment(["AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "us-east-2"]), home: home.path, profile: nil) == "us-west-2")
-        #expect(AWSRegionResolver.resolve(environment: Environment(["AWS_DEFAULT_REGION": "us-east-2"]), home: home.path, profile: "dev") == "us-east-2")
+        #expect(
+            AWSRegionResolver.resolve(
+                environment: Environment(["AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "us-east-2"]),
+                home: home.path, profile: nil) == "us-west-2")
+        #expect(
+            AWSRegionResolver.resolve(
+                environment: Environment(["AWS_DEFAULT_REGION": "us-east-2"]), home: home.path, profile: "dev")
+                == "us-east-2")
         #expect(AWSRegionResolver.resolve(environment: Environment(), home: home.path, profile: nil) == "eu-west-1")
-        #expect(AWSRegionResolver.resolve(environment: Environment(["AWS_PROFILE": "dev"]), home: home.path, profile: nil) == "ap-south-1")
-        #expect(AWSRegionResolver.resolve(environment: Environment(["AWS_PROFILE": "dev"]), home: home.path, profile: "default") == "eu-west-1")
+        #expect(
+            AWSRegionResolver.resolve(environment: Environment(["AWS_PROFILE": "dev"]), home: home.path, profile: nil)
+                == "ap-south-1")
+        #expect(
+            AWSRegionResolver.resolve(
+                environment: Environment(["AWS_PROFILE": "dev"]), home: home.path, profile: "default") == "eu-west-1")
         #expect(AWSRegionResolver.resolve(environment: Environment(), home: home.path, profile: "ghost") == nil)
-        #expect(AWSRegionResolver.resolve(environment: Environment(), home: home.path + "/nowhere", profile: nil) == nil)
+        #expect(
+            AWSRegionResolver.resolve(environment: Environment(), home: home.path + "/nowhere", profile: nil) == nil)
     }
 }
 
@@ -706,14 +885,17 @@ private final class MetadataStub: Sendable {
         var failure = ""
         for _ in 1...3 {  // a port found free can be taken before the stub binds it: retry on a new one
             let port = try freePort()
-            let process = try PartnerProcess(executable: Tooling.python(),
-                                             arguments: [script, String(port), containerKey, imdsKey, authorization],
-                                             environment: ["PYTHONUNBUFFERED": "1"])
+            let process = try PartnerProcess(
+                executable: Tooling.python(),
+                arguments: [script, String(port), containerKey, imdsKey, authorization],
+                environment: ["PYTHONUNBUFFERED": "1"])
             let stub = MetadataStub(process: process, endpoint: "http://127.0.0.1:\(port)")
             let deadline = Date().addingTimeInterval(15)
             while Date() < deadline && process.isRunning {
-                if let answer = try? await AsyncHTTPTransport().send(method: "GET", url: stub.endpoint + "/health", headers: [:], body: nil),
-                   answer.status == 200 {
+                if let answer = try? await AsyncHTTPTransport().send(
+                    method: "GET", url: stub.endpoint + "/health", headers: [:], body: nil),
+                    answer.status == 200
+                {
                     return stub
                 }
                 try await Task.sleep(for: .milliseconds(50))
@@ -752,71 +934,131 @@ private struct BotoAnswer: Decodable, Sendable {
     var error: String?
 }
 
-private let credsDefault = "[default]\naws_access_key_id = AKIDCREDSDEFAULT\naws_secret_access_key = creds-default-secret\n"
+private let credsDefault =
+    "[default]\naws_access_key_id = AKIDCREDSDEFAULT\naws_secret_access_key = creds-default-secret\n"
 private let credsDev = "[dev]\naws_access_key_id = AKIDCREDSDEV\naws_secret_access_key = creds-dev-secret\n"
-private let configDefault = "[default]\nregion = us-east-1\naws_access_key_id = AKIDCONFIGDEFAULT\naws_secret_access_key = config-secret\n"
+private let configDefault =
+    "[default]\nregion = us-east-1\naws_access_key_id = AKIDCONFIGDEFAULT\naws_secret_access_key = config-secret\n"
 private let configCfg = "[profile cfg]\naws_access_key_id = AKIDCONFIGCFG\naws_secret_access_key = cfg-secret\n"
-private let environmentKeys = ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-token"]
+private let environmentKeys = [
+    "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-token",
+]
 private let webIdentity = ["AWS_WEB_IDENTITY_TOKEN_FILE": "$HOME/token", "AWS_ROLE_ARN": "$ROLE"]
-private let containerWithToken = ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "$STUB/container/credentials",
-                                  "AWS_CONTAINER_AUTHORIZATION_TOKEN": MetadataStub.authorization]
+private let containerWithToken = [
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "$STUB/container/credentials",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN": MetadataStub.authorization,
+]
 
 private let botoCases: [BotoCase] = [
     BotoCase(name: "environment keys", environment: environmentKeys, expected: "environment", expectedKey: "AKIDENV"),
-    BotoCase(name: "environment keys beat the credentials file", files: [".aws/credentials": credsDefault], environment: environmentKeys,
-             expected: "environment", expectedKey: "AKIDENV"),
-    BotoCase(name: "the credentials file's [default]", files: [".aws/credentials": credsDefault], expected: "profile default", expectedKey: "AKIDCREDSDEFAULT"),
-    BotoCase(name: "the config file's [default]", files: [".aws/config": configDefault], expected: "profile default", expectedKey: "AKIDCONFIGDEFAULT"),
-    BotoCase(name: "the credentials file beats the config file", files: [".aws/credentials": credsDefault, ".aws/config": configDefault],
-             expected: "profile default", expectedKey: "AKIDCREDSDEFAULT"),
-    BotoCase(name: "AWS_PROFILE=dev reads [dev] in the credentials file", files: [".aws/credentials": credsDefault + credsDev],
-             environment: ["AWS_PROFILE": "dev"], expected: "profile dev", expectedKey: "AKIDCREDSDEV"),
-    BotoCase(name: "AWS_PROFILE=cfg reads [profile cfg] in the config file", files: [".aws/config": configDefault + configCfg],
-             environment: ["AWS_PROFILE": "cfg"], expected: "profile cfg", expectedKey: "AKIDCONFIGCFG"),
-    BotoCase(name: "an explicit profile ignores environment keys", files: [".aws/credentials": credsDefault + credsDev], environment: environmentKeys,
-             profile: "dev", expected: "profile dev", expectedKey: "AKIDCREDSDEV"),
-    BotoCase(name: "[profile dev] in the credentials file is not profile dev",
-             files: [".aws/credentials": "[profile dev]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = s\n", ".aws/config": "[profile dev]\nregion = us-east-1\n"],
-             environment: ["AWS_PROFILE": "dev"], expected: "error"),
-    BotoCase(name: "AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE elsewhere",
-             files: [".aws/credentials": credsDefault, "alt/credentials": "[default]\naws_access_key_id = AKIDALTCREDS\naws_secret_access_key = s\n",
-                     "alt/config": configCfg],
-             environment: ["AWS_SHARED_CREDENTIALS_FILE": "$HOME/alt/credentials", "AWS_CONFIG_FILE": "$HOME/alt/config"],
-             expected: "profile default", expectedKey: "AKIDALTCREDS"),
-    BotoCase(name: "a named profile in neither file, even with environment keys", files: [".aws/credentials": credsDefault],
-             environment: environmentKeys.merging(["AWS_PROFILE": "ghost"]) { $1 }, expected: "error"),
-    BotoCase(name: "AWS_PROFILE=default with no [default] anywhere", environment: environmentKeys.merging(["AWS_PROFILE": "default"]) { $1 },
-             expected: "error"),
-    BotoCase(name: "AWS_ACCESS_KEY_ID without a secret", files: [".aws/credentials": credsDefault], environment: ["AWS_ACCESS_KEY_ID": "AKIDENV"],
-             expected: "error"),
+    BotoCase(
+        name: "environment keys beat the credentials file", files: [".aws/credentials": credsDefault],
+        environment: environmentKeys,
+        expected: "environment", expectedKey: "AKIDENV"),
+    BotoCase(
+        name: "the credentials file's [default]", files: [".aws/credentials": credsDefault],
+        expected: "profile default", expectedKey: "AKIDCREDSDEFAULT"),
+    BotoCase(
+        name: "the config file's [default]", files: [".aws/config": configDefault], expected: "profile default",
+        expectedKey: "AKIDCONFIGDEFAULT"),
+    BotoCase(
+        name: "the credentials file beats the config file",
+        files: [".aws/credentials": credsDefault, ".aws/config": configDefault],
+        expected: "profile default", expectedKey: "AKIDCREDSDEFAULT"),
+    BotoCase(
+        name: "AWS_PROFILE=dev reads [dev] in the credentials file",
+        files: [".aws/credentials": credsDefault + credsDev],
+        environment: ["AWS_PROFILE": "dev"], expected: "profile dev", expectedKey: "AKIDCREDSDEV"),
+    BotoCase(
+        name: "AWS_PROFILE=cfg reads [profile cfg] in the config file",
+        files: [".aws/config": configDefault + configCfg],
+        environment: ["AWS_PROFILE": "cfg"], expected: "profile cfg", expectedKey: "AKIDCONFIGCFG"),
+    BotoCase(
+        name: "an explicit profile ignores environment keys", files: [".aws/credentials": credsDefault + credsDev],
+        environment: environmentKeys,
+        profile: "dev", expected: "profile dev", expectedKey: "AKIDCREDSDEV"),
+    BotoCase(
+        name: "[profile dev] in the credentials file is not profile dev",
+        files: [
+            ".aws/credentials": "[profile dev]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = s\n",
+            ".aws/config": "[profile dev]\nregion = us-east-1\n",
+        ],
+        environment: ["AWS_PROFILE": "dev"], expected: "error"),
+    BotoCase(
+        name: "AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE elsewhere",
+        files: [
+            ".aws/credentials": credsDefault,
+            "alt/credentials": "[default]\naws_access_key_id = AKIDALTCREDS\naws_secret_access_key = s\n",
+            "alt/config": configCfg,
+        ],
+        environment: ["AWS_SHARED_CREDENTIALS_FILE": "$HOME/alt/credentials", "AWS_CONFIG_FILE": "$HOME/alt/config"],
+        expected: "profile default", expectedKey: "AKIDALTCREDS"),
+    BotoCase(
+        name: "a named profile in neither file, even with environment keys", files: [".aws/credentials": credsDefault],
+        environment: environmentKeys.merging(["AWS_PROFILE": "ghost"]) { $1 }, expected: "error"),
+    BotoCase(
+        name: "AWS_PROFILE=default with no [default] anywhere",
+        environment: environmentKeys.merging(["AWS_PROFILE": "default"]) { $1 },
+        expected: "error"),
+    BotoCase(
+        name: "AWS_ACCESS_KEY_ID without a secret", files: [".aws/credentials": credsDefault],
+        environment: ["AWS_ACCESS_KEY_ID": "AKIDENV"],
+        expected: "error"),
     BotoCase(name: "web identity from the environment", environment: webIdentity, expected: "web-identity"),
-    BotoCase(name: "web identity from the environment beats the credentials file", files: [".aws/credentials": credsDefault], environment: webIdentity,
-             expected: "web-identity"),
-    BotoCase(name: "web identity from the profile", files: [".aws/config": "[default]\nrole_arn = $ROLE\nweb_identity_token_file = $HOME/token\n"],
-             expected: "web-identity"),
-    BotoCase(name: "environment keys beat web identity", environment: environmentKeys.merging(webIdentity) { $1 }, expected: "environment",
-             expectedKey: "AKIDENV"),
-    BotoCase(name: "web identity beats the container", environment: webIdentity.merging(containerWithToken) { $1 }, expected: "web-identity"),
-    BotoCase(name: "the container with AWS_CONTAINER_AUTHORIZATION_TOKEN", environment: containerWithToken, expected: "container",
-             expectedKey: MetadataStub.containerKey),
-    BotoCase(name: "the container with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", files: ["container-token": MetadataStub.authorization],
-             environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "$STUB/container/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "$HOME/container-token"],
-             expected: "container", expectedKey: MetadataStub.containerKey),
-    BotoCase(name: "the credentials file beats the container", files: [".aws/credentials": credsDefault], environment: containerWithToken,
-             expected: "profile default", expectedKey: "AKIDCREDSDEFAULT"),
-    BotoCase(name: "the container beats instance metadata", environment: containerWithToken, imds: true, expected: "container",
-             expectedKey: MetadataStub.containerKey),
-    BotoCase(name: "instance metadata (IMDSv2) when nothing else is configured", files: [".aws/config": "[default]\nregion = us-east-1\n"], imds: true,
-             expected: "instance-metadata", expectedKey: MetadataStub.imdsKey),
-    BotoCase(name: "AWS_CONTAINER_CREDENTIALS_FULL_URI to a non-loopback http host", environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://192.0.2.1/creds"],
-             imds: true, expected: "error"),
-    BotoCase(name: "instance metadata without an IMDSv2 token endpoint", environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "$STUB/none"], expected: "error"),
+    BotoCase(
+        name: "web identity from the environment beats the credentials file", files: [".aws/credentials": credsDefault],
+        environment: webIdentity,
+        expected: "web-identity"),
+    BotoCase(
+        name: "web identity from the profile",
+        files: [".aws/config": "[default]\nrole_arn = $ROLE\nweb_identity_token_file = $HOME/token\n"],
+        expected: "web-identity"),
+    BotoCase(
+        name: "environment keys beat web identity", environment: environmentKeys.merging(webIdentity) { $1 },
+        expected: "environment",
+        expectedKey: "AKIDENV"),
+    BotoCase(
+        name: "web identity beats the container", environment: webIdentity.merging(containerWithToken) { $1 },
+        expected: "web-identity"),
+    BotoCase(
+        name: "the container with AWS_CONTAINER_AUTHORIZATION_TOKEN", environment: containerWithToken,
+        expected: "container",
+        expectedKey: MetadataStub.containerKey),
+    BotoCase(
+        name: "the container with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        files: ["container-token": MetadataStub.authorization],
+        environment: [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": "$STUB/container/credentials",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "$HOME/container-token",
+        ],
+        expected: "container", expectedKey: MetadataStub.containerKey),
+    BotoCase(
+        name: "the credentials file beats the container", files: [".aws/credentials": credsDefault],
+        environment: containerWithToken,
+        expected: "profile default", expectedKey: "AKIDCREDSDEFAULT"),
+    BotoCase(
+        name: "the container beats instance metadata", environment: containerWithToken, imds: true,
+        expected: "container",
+        expectedKey: MetadataStub.containerKey),
+    BotoCase(
+        name: "instance metadata (IMDSv2) when nothing else is configured",
+        files: [".aws/config": "[default]\nregion = us-east-1\n"], imds: true,
+        expected: "instance-metadata", expectedKey: MetadataStub.imdsKey),
+    BotoCase(
+        name: "AWS_CONTAINER_CREDENTIALS_FULL_URI to a non-loopback http host",
+        environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://192.0.2.1/creds"],
+        imds: true, expected: "error"),
+    BotoCase(
+        name: "instance metadata without an IMDSv2 token endpoint",
+        environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "$STUB/none"], expected: "error"),
     BotoCase(name: "nothing configured and instance metadata disabled", expected: "error"),
 ]
 
 @Suite("DefaultCredentialChain picks the credentials botocore's default chain picks", .serialized)
 struct CredentialChainBotocoreTests {
-    @Test("for each environment and set of shared files, keyless and botocore pick the same source and access key id (container and IMDS on a local stub, STS on moto)")
+    @Test(
+        "for each environment and set of shared files, keyless and botocore pick the same source and access key id (container and IMDS on a local stub, STS on moto)"
+    )
     func sameChoiceAsBotocore() async throws {
         async let startedStub = MetadataStub.start()
         async let startedMoto = MotoServer.start()
@@ -832,20 +1074,25 @@ struct CredentialChainBotocoreTests {
         for (index, row) in botoCases.enumerated() {
             let home = root + "/case\(index)"
             func fill(_ text: String) -> String {
-                text.replacingOccurrences(of: "$HOME", with: home).replacingOccurrences(of: "$STUB", with: stub.endpoint)
-                    .replacingOccurrences(of: "$STS", with: moto.endpoint).replacingOccurrences(of: "$ROLE", with: role)
+                text.replacingOccurrences(of: "$HOME", with: home).replacingOccurrences(
+                    of: "$STUB", with: stub.endpoint
+                )
+                .replacingOccurrences(of: "$STS", with: moto.endpoint).replacingOccurrences(of: "$ROLE", with: role)
             }
             var files = row.files
             if files["token"] == nil { files["token"] = MotoSTSTests.dummyToken }
             for (relative, contents) in files {
                 let path = home + "/" + relative
-                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try Data(fill(contents).utf8).write(to: URL(fileURLWithPath: path))
             }
             var environment = ["AWS_ENDPOINT_URL_STS": moto.endpoint, "AWS_DEFAULT_REGION": "us-east-1"]
             if row.imds { environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = stub.endpoint }
             for (name, value) in row.environment { environment[name] = fill(value) }
-            if environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == nil { environment["AWS_EC2_METADATA_DISABLED"] = "true" }
+            if environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == nil {
+                environment["AWS_EC2_METADATA_DISABLED"] = "true"
+            }
             prepared.append((home, environment))
         }
 
@@ -857,7 +1104,8 @@ struct CredentialChainBotocoreTests {
         }
         let casesPath = root + "/cases.json"
         try JSONSerialization.data(withJSONObject: input).write(to: URL(fileURLWithPath: casesPath))
-        let (status, output) = try PartnerProcess.run(Tooling.python(), [repositoryRoot() + "/scripts/partners/botocore_credentials.py", casesPath], timeout: 180)
+        let (status, output) = try PartnerProcess.run(
+            Tooling.python(), [repositoryRoot() + "/scripts/partners/botocore_credentials.py", casesPath], timeout: 180)
         try #require(status == 0, "botocore_credentials.py failed:\n\(output)")
         let answers = try JSONDecoder().decode([BotoAnswer].self, from: Data(output.utf8))
         try #require(answers.count == botoCases.count)
@@ -879,15 +1127,19 @@ struct CredentialChainBotocoreTests {
             let ours: String
             var ourKey: String?
             do {
-                let found = try await DefaultCredentialChain(environment: Environment(environment), home: home, http: AsyncHTTPTransport(), clock: .system,
-                                                             profile: row.profile).resolve(logger: chainLogger)
+                let found = try await DefaultCredentialChain(
+                    environment: Environment(environment), home: home, http: AsyncHTTPTransport(), clock: .system,
+                    profile: row.profile
+                ).resolve(logger: chainLogger)
                 ours = found.source
                 ourKey = found.credentials.accessKeyID
             } catch let error as KeylessError {
                 ours = "error"
                 if row.expected != "error" { Issue.record("\(row.name): keyless failed with \(error)") }
             }
-            #expect(ours == botoSource, "\(row.name): botocore picked \(boto.method ?? "nothing") \(boto.error ?? ""), keyless \(ours)")
+            #expect(
+                ours == botoSource,
+                "\(row.name): botocore picked \(boto.method ?? "nothing") \(boto.error ?? ""), keyless \(ours)")
             #expect(ours == row.expected, "\(row.name)")
             if let expectedKey = row.expectedKey {
                 #expect(ourKey == expectedKey, "\(row.name)")

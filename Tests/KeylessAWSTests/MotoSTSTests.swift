@@ -8,10 +8,17 @@ import Testing
 @Suite("STS against moto")
 struct MotoSTSTests {
     /// An unsigned JWT (moto does not check web-identity tokens); base64url of fixed JSON.
-    static let dummyToken = [#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#,
-                             #"{"iss":"https://idp.example.test","sub":"alice","aud":"keyless-cli","exp":4102444800}"#]
-        .map { Data($0.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-                .replacingOccurrences(of: "=", with: "") }
+    static let dummyToken =
+        [
+            #"{"alg":"RS256","kid":"k1","typ":"JWT"}"#,
+            #"{"iss":"https://idp.example.test","sub":"alice","aud":"keyless-cli","exp":4102444800}"#,
+        ]
+        .map {
+            Data($0.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                of: "/", with: "_"
+            )
+            .replacingOccurrences(of: "=", with: "")
+        }
         .joined(separator: ".") + ".c2lnbmF0dXJl"
 
     @Test("AssumeRoleWithWebIdentity against a real moto server returns ASIA credentials for the named session")
@@ -24,7 +31,9 @@ struct MotoSTSTests {
         let before = Date()
 
         let credentials = try await client.assumeRoleWithWebIdentity(
-            WebIdentityRequest(roleArn: role, sessionName: session, webIdentityToken: Self.dummyToken, durationSeconds: 900, issuer: testIssuer))
+            WebIdentityRequest(
+                roleArn: role, sessionName: session, webIdentityToken: Self.dummyToken, durationSeconds: 900,
+                issuer: testIssuer))
 
         #expect(credentials.accessKeyId.hasPrefix("ASIA"))
         #expect(credentials.accessKeyId.count == 20)
@@ -39,19 +48,25 @@ struct MotoSTSTests {
         #expect(try moto.stsPostCount() == 1)
     }
 
-    @Test("AssumeRole signed with SigV4 is answered by moto's STS for the session name and duration sent, with source identity and tags in the form")
+    @Test(
+        "AssumeRole signed with SigV4 is answered by moto's STS for the session name and duration sent, with source identity and tags in the form"
+    )
     func signedAssumeRole() async throws {
         let moto = try await MotoServer.start()
         defer { moto.stop() }
         let role = try await moto.createRole(name: "keyless-server")
         let client = STSClient(endpoint: moto.endpoint, http: AsyncHTTPTransport(), logger: quietLogger)
-        let request = AssumeRoleRequest(roleArn: role, sessionName: "alice@example.com", durationSeconds: 1800, sourceIdentity: "alice@example.com",
-                                        tags: [(key: "team", value: "platform"), (key: "email", value: "alice@example.com")])
-        let credentials = try await client.assumeRole(request, credentials: SigV4Credentials(accessKeyID: "AKIDEXAMPLESERVER", secretAccessKey: "server-secret"),
-                                                      region: "us-east-1", date: Date())
+        let request = AssumeRoleRequest(
+            roleArn: role, sessionName: "alice@example.com", durationSeconds: 1800, sourceIdentity: "alice@example.com",
+            tags: [(key: "team", value: "platform"), (key: "email", value: "alice@example.com")])
+        let credentials = try await client.assumeRole(
+            request, credentials: SigV4Credentials(accessKeyID: "AKIDEXAMPLESERVER", secretAccessKey: "server-secret"),
+            region: "us-east-1", date: Date())
         #expect(credentials.accessKeyId.hasPrefix("ASIA"))
         #expect(credentials.assumedRoleArn?.hasSuffix(":assumed-role/keyless-server/alice@example.com") == true)
-        #expect(credentials.expiration > Date().addingTimeInterval(1700) && credentials.expiration < Date().addingTimeInterval(1900))
+        #expect(
+            credentials.expiration > Date().addingTimeInterval(1700)
+                && credentials.expiration < Date().addingTimeInterval(1900))
         #expect(try moto.stsPostCount() == 1)
         let form = request.formBody
         #expect(form.contains("SourceIdentity=alice%40example.com"))

@@ -13,8 +13,9 @@ let testIssuer = "https://idp.example.test"
 
 /// A web-identity request for `testRole`.
 func webIdentityRequest(duration: Int? = 3600, role: String = testRole) -> WebIdentityRequest {
-    WebIdentityRequest(roleArn: role, sessionName: "alice@example.com", webIdentityToken: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
-                       durationSeconds: duration, issuer: testIssuer)
+    WebIdentityRequest(
+        roleArn: role, sessionName: "alice@example.com", webIdentityToken: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
+        durationSeconds: duration, issuer: testIssuer)
 }
 
 /// The transport failure a stub throws to play an unreachable endpoint.
@@ -44,7 +45,8 @@ actor StubSTS: HTTPTransport {
     }
 
     func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws -> HTTPResponseData {
-        requests.append(SentRequest(method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self)))
+        requests.append(
+            SentRequest(method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self)))
         if unreachable { throw ConnectionRefused() }
         return HTTPResponseData(status: status, headers: ["content-type": "text/xml"], body: Array(xml.utf8))
     }
@@ -95,7 +97,9 @@ func stsSuccessXML(expiration: String = "2014-10-24T23:00:23Z") -> String {
 
 /// Runs `body` and returns the `KeylessError` it throws; records an issue when it throws something else or nothing.
 @discardableResult
-func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async -> KeylessError? {
+func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async
+    -> KeylessError?
+{
     do {
         let value = try await body()
         Issue.record("expected a KeylessError, got \(value)", sourceLocation: sourceLocation)
@@ -112,8 +116,13 @@ func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: 
 struct STSEndpointTests {
     @Test("an explicit endpoint wins over AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL")
     func explicitWins() {
-        let environment = Environment(["AWS_ENDPOINT_URL_STS": "http://sts-env:1", "AWS_ENDPOINT_URL": "http://all-env:2", "AWS_REGION": "eu-west-1"])
-        #expect(STSEndpoint.resolve(explicit: "http://explicit:3", region: "us-west-2", environment: environment) == "http://explicit:3")
+        let environment = Environment([
+            "AWS_ENDPOINT_URL_STS": "http://sts-env:1", "AWS_ENDPOINT_URL": "http://all-env:2",
+            "AWS_REGION": "eu-west-1",
+        ])
+        #expect(
+            STSEndpoint.resolve(explicit: "http://explicit:3", region: "us-west-2", environment: environment)
+                == "http://explicit:3")
     }
 
     @Test("an empty explicit endpoint counts as none")
@@ -124,7 +133,9 @@ struct STSEndpointTests {
 
     @Test("AWS_ENDPOINT_URL_STS wins over AWS_ENDPOINT_URL and the region")
     func serviceVariableWins() {
-        let environment = Environment(["AWS_ENDPOINT_URL_STS": "http://sts-env:1", "AWS_ENDPOINT_URL": "http://all-env:2"])
+        let environment = Environment([
+            "AWS_ENDPOINT_URL_STS": "http://sts-env:1", "AWS_ENDPOINT_URL": "http://all-env:2",
+        ])
         #expect(STSEndpoint.resolve(explicit: nil, region: "eu-west-1", environment: environment) == "http://sts-env:1")
     }
 
@@ -134,14 +145,15 @@ struct STSEndpointTests {
         #expect(STSEndpoint.resolve(explicit: nil, region: "eu-west-1", environment: environment) == "http://all-env:2")
     }
 
-    @Test("without endpoint overrides the regional endpoint is used",
-          arguments: [
+    @Test(
+        "without endpoint overrides the regional endpoint is used",
+        arguments: [
             ("eu-west-1", "https://sts.eu-west-1.amazonaws.com"),
             ("us-east-1", "https://sts.us-east-1.amazonaws.com"),
             ("ap-southeast-2", "https://sts.ap-southeast-2.amazonaws.com"),
             ("cn-north-1", "https://sts.cn-north-1.amazonaws.com.cn"),
             ("cn-northwest-1", "https://sts.cn-northwest-1.amazonaws.com.cn"),
-          ])
+        ])
     func regional(region: String, expected: String) {
         #expect(STSEndpoint.resolve(explicit: nil, region: region, environment: Environment()) == expected)
     }
@@ -149,41 +161,56 @@ struct STSEndpointTests {
     @Test("the region comes from the argument, else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1")
     func regionPrecedence() {
         let both = Environment(["AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "eu-north-1"])
-        #expect(STSEndpoint.resolve(explicit: nil, region: "ca-central-1", environment: both) == "https://sts.ca-central-1.amazonaws.com")
-        #expect(STSEndpoint.resolve(explicit: nil, region: nil, environment: both) == "https://sts.eu-central-1.amazonaws.com")
-        #expect(STSEndpoint.resolve(explicit: nil, region: nil, environment: Environment(["AWS_DEFAULT_REGION": "eu-north-1"]))
-            == "https://sts.eu-north-1.amazonaws.com")
-        #expect(STSEndpoint.resolve(explicit: nil, region: nil, environment: Environment()) == "https://sts.us-east-1.amazonaws.com")
+        #expect(
+            STSEndpoint.resolve(explicit: nil, region: "ca-central-1", environment: both)
+                == "https://sts.ca-central-1.amazonaws.com")
+        #expect(
+            STSEndpoint.resolve(explicit: nil, region: nil, environment: both)
+                == "https://sts.eu-central-1.amazonaws.com")
+        #expect(
+            STSEndpoint.resolve(
+                explicit: nil, region: nil, environment: Environment(["AWS_DEFAULT_REGION": "eu-north-1"]))
+                == "https://sts.eu-north-1.amazonaws.com")
+        #expect(
+            STSEndpoint.resolve(explicit: nil, region: nil, environment: Environment())
+                == "https://sts.us-east-1.amazonaws.com")
     }
 }
 
 @Suite("Role ARN validation")
 struct RoleArnTests {
-    @Test("IAM role ARNs in every partition are accepted", arguments: [
-        "arn:aws:iam::123456789012:role/keyless-dev",
-        "arn:aws:iam::000000000000:role/path/to/Role_Name+=,.@-",
-        "arn:aws-cn:iam::123456789012:role/dev",
-        "arn:aws-us-gov:iam::123456789012:role/dev",
-    ])
+    @Test(
+        "IAM role ARNs in every partition are accepted",
+        arguments: [
+            "arn:aws:iam::123456789012:role/keyless-dev",
+            "arn:aws:iam::000000000000:role/path/to/Role_Name+=,.@-",
+            "arn:aws-cn:iam::123456789012:role/dev",
+            "arn:aws-us-gov:iam::123456789012:role/dev",
+        ])
     func accepts(arn: String) throws {
         try STSClient.validateRoleArn(arn)
     }
 
-    @Test("strings that are not IAM role ARNs are refused with usage", arguments: [
-        "", "keyless-dev", "arn:aws:iam::123456789012", "arn:aws:iam::123456789012:role/",
-        "arn:aws:iam::12345678901:role/dev", "arn:aws:iam::1234567890123:role/dev", "arn:aws:iam::12345678901a:role/dev",
-        "arn:aws:iam::123456789012:user/dev", "arn:aws:sts::123456789012:assumed-role/dev/alice",
-        "arx:aws:iam::123456789012:role/dev", "arn:aws:iam:123456789012:role/dev",
-    ])
+    @Test(
+        "strings that are not IAM role ARNs are refused with usage",
+        arguments: [
+            "", "keyless-dev", "arn:aws:iam::123456789012", "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::12345678901:role/dev", "arn:aws:iam::1234567890123:role/dev",
+            "arn:aws:iam::12345678901a:role/dev",
+            "arn:aws:iam::123456789012:user/dev", "arn:aws:sts::123456789012:assumed-role/dev/alice",
+            "arx:aws:iam::123456789012:role/dev", "arn:aws:iam:123456789012:role/dev",
+        ])
     func refuses(arn: String) {
         #expect(throws: KeylessError(.usage, "")) { try STSClient.validateRoleArn(arn) }
     }
 
-    @Test("an account id made of non-ASCII digits is refused with usage", arguments: [
-        "arn:aws:iam::１２３４５６７８９０１２:role/dev",
-        "arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/dev",
-        "arn:aws:iam::12345678901½:role/dev",
-    ])
+    @Test(
+        "an account id made of non-ASCII digits is refused with usage",
+        arguments: [
+            "arn:aws:iam::１２３４５６７８９０１２:role/dev",
+            "arn:aws:iam::١٢٣٤٥٦٧٨٩٠١٢:role/dev",
+            "arn:aws:iam::12345678901½:role/dev",
+        ])
     func refusesUnicodeDigits(arn: String) {
         #expect(throws: KeylessError(.usage, "")) { try STSClient.validateRoleArn(arn) }
     }
@@ -193,30 +220,32 @@ struct RoleArnTests {
 struct WebIdentityRequestTests {
     @Test("the form body has the fields in order, percent-encoded as RFC 3986 unreserved")
     func formBody() {
-        #expect(webIdentityRequest(duration: 3600).formBody ==
-            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
-            + "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkeyless-dev"
-            + "&RoleSessionName=alice%40example.com"
-            + "&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
-            + "&DurationSeconds=3600")
+        #expect(
+            webIdentityRequest(duration: 3600).formBody == "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+                + "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkeyless-dev"
+                + "&RoleSessionName=alice%40example.com"
+                + "&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
+                + "&DurationSeconds=3600")
     }
 
     @Test("without a duration the form body has no DurationSeconds")
     func formBodyWithoutDuration() {
-        #expect(webIdentityRequest(duration: nil).formBody ==
-            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
-            + "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkeyless-dev"
-            + "&RoleSessionName=alice%40example.com"
-            + "&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln")
+        #expect(
+            webIdentityRequest(duration: nil).formBody == "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+                + "&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkeyless-dev"
+                + "&RoleSessionName=alice%40example.com"
+                + "&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln")
     }
 
     @Test("session-name punctuation and non-ASCII text are percent-encoded as UTF-8")
     func formBodyEscapes() {
-        let request = WebIdentityRequest(roleArn: "arn:aws:iam::123456789012:role/r", sessionName: "a+b=c,d.e@f-g_h",
-                                         webIdentityToken: "t~ é&x", durationSeconds: nil, issuer: testIssuer)
-        #expect(request.formBody ==
-            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fr"
-            + "&RoleSessionName=a%2Bb%3Dc%2Cd.e%40f-g_h&WebIdentityToken=t~%20%C3%A9%26x")
+        let request = WebIdentityRequest(
+            roleArn: "arn:aws:iam::123456789012:role/r", sessionName: "a+b=c,d.e@f-g_h",
+            webIdentityToken: "t~ é&x", durationSeconds: nil, issuer: testIssuer)
+        #expect(
+            request.formBody
+                == "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fr"
+                + "&RoleSessionName=a%2Bb%3Dc%2Cd.e%40f-g_h&WebIdentityToken=t~%20%C3%A9%26x")
     }
 }
 
@@ -225,8 +254,10 @@ struct STSClientTests {
     @Test("a success answer yields all four credential fields and the assumed-role ARN")
     func parsesSuccess() async throws {
         let stub = StubSTS(xml: stsSuccessXML())
-        let credentials = try await STSClient(endpoint: "https://sts.us-east-1.amazonaws.com", http: stub, logger: quietLogger)
-            .assumeRoleWithWebIdentity(webIdentityRequest())
+        let credentials = try await STSClient(
+            endpoint: "https://sts.us-east-1.amazonaws.com", http: stub, logger: quietLogger
+        )
+        .assumeRoleWithWebIdentity(webIdentityRequest())
 
         #expect(credentials.accessKeyId == "ASgeIAIOSFODNN7EXAMPLE")
         #expect(credentials.secretAccessKey == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY")
@@ -239,7 +270,8 @@ struct STSClientTests {
     func sendsForm() async throws {
         let stub = StubSTS(xml: stsSuccessXML())
         let request = webIdentityRequest()
-        _ = try await STSClient(endpoint: "http://127.0.0.1:4566", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(request)
+        _ = try await STSClient(endpoint: "http://127.0.0.1:4566", http: stub, logger: quietLogger)
+            .assumeRoleWithWebIdentity(request)
 
         let sent = await stub.requests
         try #require(sent.count == 1)
@@ -250,11 +282,13 @@ struct STSClientTests {
         #expect(sent[0].body == request.formBody)
     }
 
-    @Test("Expiration is read with or without fractional seconds", arguments: [
-        ("2026-01-01T01:00:00Z", 1_767_229_200.0),
-        ("2026-01-01T01:00:00.500Z", 1_767_229_200.5),
-        ("2026-01-01T01:00:00.043622Z", 1_767_229_200.043622),
-    ])
+    @Test(
+        "Expiration is read with or without fractional seconds",
+        arguments: [
+            ("2026-01-01T01:00:00Z", 1_767_229_200.0),
+            ("2026-01-01T01:00:00.500Z", 1_767_229_200.5),
+            ("2026-01-01T01:00:00.043622Z", 1_767_229_200.043622),
+        ])
     func parsesExpiration(text: String, seconds: Double) async throws {
         let stub = StubSTS(xml: stsSuccessXML(expiration: text))
         let credentials = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
@@ -262,13 +296,19 @@ struct STSClientTests {
         #expect(abs(credentials.expiration.timeIntervalSince1970 - seconds) < 0.001)
     }
 
-    @Test("an Expiration with absurd fractional seconds (30 or 50 digits) or an impossible date is an stsError, not a crash or a wrong date",
-          arguments: ["2026-01-01T01:00:00." + String(repeating: "9", count: 30) + "Z", "2026-01-01T01:00:00." + String(repeating: "1", count: 50) + "Z",
-                      "2026-13-01T01:00:00Z", "2026-01-01T25:00:00Z", "2026-01-01T01:00:00.Z", String(repeating: "2", count: 5000)])
+    @Test(
+        "an Expiration with absurd fractional seconds (30 or 50 digits) or an impossible date is an stsError, not a crash or a wrong date",
+        arguments: [
+            "2026-01-01T01:00:00." + String(repeating: "9", count: 30) + "Z",
+            "2026-01-01T01:00:00." + String(repeating: "1", count: 50) + "Z",
+            "2026-13-01T01:00:00Z", "2026-01-01T25:00:00Z", "2026-01-01T01:00:00.Z",
+            String(repeating: "2", count: 5000),
+        ])
     func refusesAbsurdExpiration(text: String) async throws {
         let stub = StubSTS(xml: stsSuccessXML(expiration: text))
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == .stsError)
     }
@@ -276,25 +316,31 @@ struct STSClientTests {
     @Test("an Expiration with a numeric offset is the same instant in UTC")
     func expirationWithOffset() async throws {
         let stub = StubSTS(xml: stsSuccessXML(expiration: "2026-01-01T03:00:00+02:00"))
-        let credentials = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+        let credentials = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+            .assumeRoleWithWebIdentity(webIdentityRequest())
         #expect(credentials.expiration.timeIntervalSince1970 == 1_767_229_200)
     }
 
     @Test("a success answer missing a credential field is an stsError")
     func incompleteSuccess() async throws {
-        let xml = stsSuccessXML().replacingOccurrences(of: "<SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE</SessionToken>", with: "")
+        let xml = stsSuccessXML().replacingOccurrences(
+            of: "<SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE</SessionToken>", with: "")
         let stub = StubSTS(xml: xml)
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == .stsError)
     }
 
     @Test("AccessDenied maps to stsAccessDenied and names the role and the issuer")
     func accessDenied() async throws {
-        let stub = StubSTS(status: 403, xml: stsErrorXML(code: "AccessDenied", message: "Not authorized to perform sts:AssumeRoleWithWebIdentity"))
+        let stub = StubSTS(
+            status: 403,
+            xml: stsErrorXML(code: "AccessDenied", message: "Not authorized to perform sts:AssumeRoleWithWebIdentity"))
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == .stsAccessDenied)
         #expect(error?.reason.contains(testRole) == true)
@@ -302,27 +348,32 @@ struct STSClientTests {
         #expect(error?.reason.contains("Not authorized to perform sts:AssumeRoleWithWebIdentity") == true)
     }
 
-    @Test("STS error codes map to keyless error codes", arguments: [
-        (400, "ExpiredTokenException", KeylessError.Code.stsExpiredToken),
-        (400, "InvalidIdentityToken", .stsInvalidIdentityToken),
-        (400, "IDPCommunicationError", .stsError),
-        (400, "ValidationError", .stsError),
-        (400, "Throttling", .stsError),
-        (403, "AccessDenied", .stsAccessDenied),
-    ])
+    @Test(
+        "STS error codes map to keyless error codes",
+        arguments: [
+            (400, "ExpiredTokenException", KeylessError.Code.stsExpiredToken),
+            (400, "InvalidIdentityToken", .stsInvalidIdentityToken),
+            (400, "IDPCommunicationError", .stsError),
+            (400, "ValidationError", .stsError),
+            (400, "Throttling", .stsError),
+            (403, "AccessDenied", .stsAccessDenied),
+        ])
     func mapsErrors(status: Int, code: String, expected: KeylessError.Code) async throws {
         let stub = StubSTS(status: status, xml: stsErrorXML(code: code, message: "details &amp; more"))
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == expected)
     }
 
     @Test("InvalidIdentityToken names the issuer whose IAM OIDC provider is needed")
     func invalidIdentityTokenNamesIssuer() async throws {
-        let stub = StubSTS(status: 400, xml: stsErrorXML(code: "InvalidIdentityToken", message: "No OpenIDConnect provider found"))
+        let stub = StubSTS(
+            status: 400, xml: stsErrorXML(code: "InvalidIdentityToken", message: "No OpenIDConnect provider found"))
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == .stsInvalidIdentityToken)
         #expect(error?.reason.contains(testIssuer) == true)
@@ -332,7 +383,8 @@ struct STSClientTests {
     func nonXMLError() async throws {
         let stub = StubSTS(status: 502, xml: "<html><body>Bad Gateway</body></html")
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == .stsError)
     }
@@ -341,12 +393,15 @@ struct STSClientTests {
     func unreachable() async throws {
         let stub = StubSTS(unreachable: true)
         let error = await keylessError {
-            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger).assumeRoleWithWebIdentity(webIdentityRequest())
+            try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
+                .assumeRoleWithWebIdentity(webIdentityRequest())
         }
         #expect(error?.code == .stsUnreachable)
     }
 
-    @Test("a duration outside 900...43200 is refused with usage before any request", arguments: [0, -1, 899, 43_201, 86_400])
+    @Test(
+        "a duration outside 900...43200 is refused with usage before any request",
+        arguments: [0, -1, 899, 43_201, 86_400])
     func durationOutOfRange(duration: Int) async throws {
         let stub = StubSTS(xml: stsSuccessXML())
         let error = await keylessError {

@@ -5,7 +5,9 @@ import Testing
 struct SessionNameTests {
     @Test("the session name is the email when there is one")
     func prefersEmail() {
-        #expect(SessionName.from(email: "alice@example.com", preferredUsername: "alice", subject: "sub-1") == "alice@example.com")
+        #expect(
+            SessionName.from(email: "alice@example.com", preferredUsername: "alice", subject: "sub-1")
+                == "alice@example.com")
     }
 
     @Test("without email the session name is the preferred username")
@@ -23,22 +25,26 @@ struct SessionNameTests {
         #expect(SessionName.from(email: nil, preferredUsername: "Alice Smith", subject: "x") == "Alice-Smith")
     }
 
-    @Test("characters STS allows are kept", arguments: [
-        "alice@example.com", "a_b+c=d,e.f@g-h", "ABCxyz0123456789", "xx",
-    ])
+    @Test(
+        "characters STS allows are kept",
+        arguments: [
+            "alice@example.com", "a_b+c=d,e.f@g-h", "ABCxyz0123456789", "xx",
+        ])
     func keepsAllowed(name: String) {
         #expect(SessionName.sanitize(name) == name)
     }
 
-    @Test("characters STS rejects become '-'", arguments: [
-        ("Alice Smith", "Alice-Smith"),
-        ("auth0|5f7c8ec7", "auth0-5f7c8ec7"),
-        ("a/b:c", "a-b-c"),
-        ("josé", "jos-"),
-        ("名前", "--"),
-        ("tab\there", "tab-here"),
-        ("a#b$c%d", "a-b-c-d"),
-    ])
+    @Test(
+        "characters STS rejects become '-'",
+        arguments: [
+            ("Alice Smith", "Alice-Smith"),
+            ("auth0|5f7c8ec7", "auth0-5f7c8ec7"),
+            ("a/b:c", "a-b-c"),
+            ("josé", "jos-"),
+            ("名前", "--"),
+            ("tab\there", "tab-here"),
+            ("a#b$c%d", "a-b-c-d"),
+        ])
     func replacesDisallowed(raw: String, expected: String) {
         #expect(SessionName.sanitize(raw) == expected)
     }

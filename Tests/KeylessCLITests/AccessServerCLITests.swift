@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import KeylessAWSConfig
 import KeylessCLI
@@ -28,50 +28,54 @@ final class AccessServerPartners: Sendable {
 
     /// dev is assumed with alice's ID token (web identity), deploy by the server (AssumeRole); admin is for admins only.
     static let policyYAML = """
-    defaults:
-      region: us-east-1
-    accounts:
-      - id: "123456789012"
-        alias: demo
-      - id: "210987654321"
-        alias: sandbox
-        region: eu-west-1
-    roles:
-      - arn: \(devRole)
-        description: Developer access
-      - arn: \(deployRole)
-        description: Deployments, issued by the server
-        credentials: server
-        max_session: 1h
-      - arn: \(adminRole)
-        description: Administrator
-        mfa_required: true
-      - arn: \(readonlyRole)
-        description: Read-only sandbox
-    grants:
-      - groups: [developers]
-        roles: [demo/dev, demo/deploy, sandbox/readonly]
-      - groups: [admins]
-        roles: ["demo/*"]
-    """
+        defaults:
+          region: us-east-1
+        accounts:
+          - id: "123456789012"
+            alias: demo
+          - id: "210987654321"
+            alias: sandbox
+            region: eu-west-1
+        roles:
+          - arn: \(devRole)
+            description: Developer access
+          - arn: \(deployRole)
+            description: Deployments, issued by the server
+            credentials: server
+            max_session: 1h
+          - arn: \(adminRole)
+            description: Administrator
+            mfa_required: true
+          - arn: \(readonlyRole)
+            description: Read-only sandbox
+        grants:
+          - groups: [developers]
+            roles: [demo/dev, demo/deploy, sandbox/readonly]
+          - groups: [admins]
+            roles: ["demo/*"]
+        """
 
     /// The same roles, granted to admins only: alice (developers) gets nothing.
     static let adminsOnlyPolicyYAML = """
-    defaults:
-      region: us-east-1
-    accounts:
-      - id: "123456789012"
-        alias: demo
-    roles:
-      - arn: \(adminRole)
-        description: Administrator
-    grants:
-      - groups: [admins]
-        roles: ["demo/*"]
-    """
+        defaults:
+          region: us-east-1
+        accounts:
+          - id: "123456789012"
+            alias: demo
+        roles:
+          - arn: \(adminRole)
+            description: Administrator
+        grants:
+          - groups: [admins]
+            roles: ["demo/*"]
+        """
 
-    init(idp: EmbeddedIdP, moto: MotoServer, federation: FederationStub, server: AccessServer, emptyServer: AccessServer, harness: KeylessHarness) {
-        self.idp = idp; self.moto = moto; self.federation = federation; self.server = server; self.emptyServer = emptyServer; self.harness = harness
+    init(
+        idp: EmbeddedIdP, moto: MotoServer, federation: FederationStub, server: AccessServer, emptyServer: AccessServer,
+        harness: KeylessHarness
+    ) {
+        self.idp = idp; self.moto = moto; self.federation = federation; self.server = server;
+        self.emptyServer = emptyServer; self.harness = harness
     }
 
     static func start() async throws -> AccessServerPartners {
@@ -85,34 +89,43 @@ final class AccessServerPartners: Sendable {
             let federation = try await FederationStub.start(stsEndpoint: moto.endpoint)
             started.append { federation.stop() }
             let serverYAML = """
-            listen: 127.0.0.1:PORT
-            policy: policy.yaml
-            audit_log: audit.log
-            issuers:
-              - issuer: \(idp.issuer)
-                audiences: [\(idp.clientID)]
-            aws:
-              region: us-east-1
-              sts_endpoint: \(moto.endpoint)
-            console:
-              federation_endpoint: \(federation.endpoint)
-              destination: \(federation.baseURL)/console
-            """
+                listen: 127.0.0.1:PORT
+                policy: policy.yaml
+                audit_log: audit.log
+                issuers:
+                  - issuer: \(idp.issuer)
+                    audiences: [\(idp.clientID)]
+                aws:
+                  region: us-east-1
+                  sts_endpoint: \(moto.endpoint)
+                console:
+                  federation_endpoint: \(federation.endpoint)
+                  destination: \(federation.baseURL)/console
+                """
             // The server's own AWS identity: moto accepts any access key (tests only; deployments use a web-identity token).
-            let environment = ["AWS_ACCESS_KEY_ID": "server-testing", "AWS_SECRET_ACCESS_KEY": "server-testing", "AWS_SESSION_TOKEN": "",
-                               "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent/keyless-server-config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/keyless-server-credentials"]
-            let server = try await AccessServer.start(serverYAML: serverYAML, policyYAML: policyYAML, environment: environment)
+            let environment = [
+                "AWS_ACCESS_KEY_ID": "server-testing", "AWS_SECRET_ACCESS_KEY": "server-testing",
+                "AWS_SESSION_TOKEN": "",
+                "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/nonexistent/keyless-server-config",
+                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/keyless-server-credentials",
+            ]
+            let server = try await AccessServer.start(
+                serverYAML: serverYAML, policyYAML: policyYAML, environment: environment)
             started.append { server.stopAndRemove() }
-            let emptyServer = try await AccessServer.start(serverYAML: serverYAML, policyYAML: adminsOnlyPolicyYAML, environment: environment)
+            let emptyServer = try await AccessServer.start(
+                serverYAML: serverYAML, policyYAML: adminsOnlyPolicyYAML, environment: environment)
             started.append { emptyServer.stopAndRemove() }
 
             let harness = try KeylessHarness(moto: moto)
-            let login = try harness.start(nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
+            let login = try harness.start(
+                nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
             let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
             try await idp.approveDevice(userCode: code)
             let result = try login.wait(timeout: 60)
             guard result.status == 0 else { throw TestSupportError("alice's device login failed: \(result)") }
-            return AccessServerPartners(idp: idp, moto: moto, federation: federation, server: server, emptyServer: emptyServer, harness: harness)
+            return AccessServerPartners(
+                idp: idp, moto: moto, federation: federation, server: server, emptyServer: emptyServer, harness: harness
+            )
         } catch {
             for stop in started.reversed() { stop() }
             throw error
@@ -145,13 +158,16 @@ final class AccessServerPartners: Sendable {
 
     /// The assumed-role ARN the AWS CLI sees for a profile.
     func callerArn(profile: String) throws -> KeylessHarness.Run {
-        try harness.runProgram("aws", ["sts", "get-caller-identity", "--profile", profile, "--query", "Arn", "--output", "text"])
+        try harness.runProgram(
+            "aws", ["sts", "get-caller-identity", "--profile", profile, "--query", "Arn", "--output", "text"])
     }
 }
 
 /// Starts the partners once around the whole suite and stops them after its last test.
 struct SharedAccessServerPartners: SuiteTrait, TestScoping {
-    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void)
+        async throws
+    {
         let partners = try await AccessServerPartners.start()
         defer { partners.stop() }
         try await AccessServerPartners.$current.withValue(partners) { try await function() }
@@ -185,7 +201,9 @@ final class TmuxTerminal {
     init(harness: KeylessHarness, command: String) throws {
         self.harness = harness
         socket = harness.home + "/tmux-\(UUID().uuidString.prefix(8)).sock"
-        let started = try tmux(["-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command])
+        let started = try tmux([
+            "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", command,
+        ])
         try #require(started.status == 0, "tmux new-session failed: \(started)")
         let pid = try tmux(["display-message", "-p", "-t", session, "#{pid}"])
         serverPID = Int32(pid.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -201,8 +219,10 @@ final class TmuxTerminal {
     /// The screen and its scrollback, trailing blank lines dropped.
     func screen() throws -> String {
         let run = try tmux(["capture-pane", "-p", "-J", "-S", "-500", "-t", session])
-        return run.stdout.split(separator: "\n", omittingEmptySubsequences: false).map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }
-            .reversed().drop { $0.isEmpty }.reversed().joined(separator: "\n")
+        return run.stdout.split(separator: "\n", omittingEmptySubsequences: false).map {
+            $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        .reversed().drop { $0.isEmpty }.reversed().joined(separator: "\n")
     }
 
     /// Waits until the last line on screen ends with `prompt` (a question waiting for its answer); polls with a deadline.
@@ -243,8 +263,13 @@ final class TmuxTerminal {
 
     /// The number a menu on `screen` gives `item` (its last listing: "  N) item ...").
     static func number(of item: String, in screen: String) throws -> String {
-        let line = try #require(screen.split(separator: "\n").last { $0.range(of: "^ *[0-9]+\\) \(NSRegularExpression.escapedPattern(for: item))( |$)", options: .regularExpression) != nil },
-                                "no menu line for \(item) on screen:\n\(screen)")
+        let line = try #require(
+            screen.split(separator: "\n").last {
+                $0.range(
+                    of: "^ *[0-9]+\\) \(NSRegularExpression.escapedPattern(for: item))( |$)",
+                    options: .regularExpression) != nil
+            },
+            "no menu line for \(item) on screen:\n\(screen)")
         return String(line.trimmingCharacters(in: .whitespaces).prefix { $0.isNumber })
     }
 
@@ -276,7 +301,9 @@ struct AccessServerCLITests {
 
     // MARK: - configure, non-interactive
 
-    @Test("configure --all-roles --yes writes one profile per granted role, each with the server's line and region, and keeps the other profiles")
+    @Test(
+        "configure --all-roles --yes writes one profile per granted role, each with the server's line and region, and keeps the other profiles"
+    )
     func allRoles() throws {
         let document = try rolesDocument()
         try partners.resetConfig("# mine\n[profile keep]\nregion = us-west-2\n")
@@ -287,7 +314,9 @@ struct AccessServerCLITests {
         let config = try AWSConfigDocument.load(partners.configPath)
         #expect(config.text.hasPrefix("# mine\n[profile keep]\nregion = us-west-2\n"))
         #expect(Set(document.allRoles.map(\.role.profile)) == ["demo-dev", "demo-deploy", "sandbox-readonly"])
-        #expect(config.profileNames == ["keep"] + document.allRoles.map(\.role.profile), "in the server's order, after the existing profile")
+        #expect(
+            config.profileNames == ["keep"] + document.allRoles.map(\.role.profile),
+            "in the server's order, after the existing profile")
         let launcher = URL(fileURLWithPath: harness.binary).resolvingSymlinksInPath().path
         for (_, role) in document.allRoles {
             let written = try #require(config.value("credential_process", profile: role.profile))
@@ -298,7 +327,9 @@ struct AccessServerCLITests {
             #expect(config.value("region", profile: role.profile) == role.region)
         }
         #expect(config.value("region", profile: "sandbox-readonly") == "eu-west-1")
-        #expect(try words(try #require(config.value("credential_process", profile: "demo-deploy"))).contains(partners.server.baseURL))
+        #expect(
+            try words(try #require(config.value("credential_process", profile: "demo-deploy"))).contains(
+                partners.server.baseURL))
         #expect(try !words(try #require(config.value("credential_process", profile: "demo-dev"))).contains("--server"))
         #expect(FileManager.default.fileExists(atPath: partners.configPath + ".keyless-backup"))
     }
@@ -308,17 +339,27 @@ struct AccessServerCLITests {
         try partners.resetConfig(nil)
         let run = try harness.run(["configure", "--all-roles", "--yes"] + partners.serverArguments())
         try #require(run.status == 0, "\(run)")
-        #expect(!run.stderr.contains("keyless-backup") || FileManager.default.fileExists(atPath: partners.configPath + ".keyless-backup"),
-                "the message names a backup that does not exist:\n\(run.stderr)")
+        #expect(
+            !run.stderr.contains("keyless-backup")
+                || FileManager.default.fileExists(atPath: partners.configPath + ".keyless-backup"),
+            "the message names a backup that does not exist:\n\(run.stderr)")
 
         let dev = try partners.callerArn(profile: "demo-dev")
         #expect(dev.status == 0, "\(dev)")
-        #expect(dev.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/dev/alice@example.com")
+        #expect(
+            dev.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/dev/alice@example.com")
         let deploy = try partners.callerArn(profile: "demo-deploy")
         #expect(deploy.status == 0, "\(deploy)")
-        #expect(deploy.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/deploy/alice@example.com")
-        let granted = try partners.server.auditRecords().filter { $0["action"] as? String == "credentials" && $0["outcome"] as? String == "granted" }
-        #expect(granted.contains { $0["role"] as? String == AccessServerPartners.deployRole }, "the server recorded the deploy credentials")
+        #expect(
+            deploy.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/deploy/alice@example.com")
+        let granted = try partners.server.auditRecords().filter {
+            $0["action"] as? String == "credentials" && $0["outcome"] as? String == "granted"
+        }
+        #expect(
+            granted.contains { $0["role"] as? String == AccessServerPartners.deployRole },
+            "the server recorded the deploy credentials")
     }
 
     @Test("configure --all-roles --print-only prints the profiles and leaves ~/.aws/config as it was, without a backup")
@@ -331,7 +372,9 @@ struct AccessServerCLITests {
         #expect(printed.problems.isEmpty)
         #expect(Set(printed.profileNames) == ["demo-dev", "demo-deploy", "sandbox-readonly"])
         #expect(printed.profileNames.count == 3)
-        #expect(try words(try #require(printed.value("credential_process", profile: "demo-deploy"))).contains(AccessServerPartners.deployRole))
+        #expect(
+            try words(try #require(printed.value("credential_process", profile: "demo-deploy"))).contains(
+                AccessServerPartners.deployRole))
         #expect(partners.configText() == original)
         #expect(!FileManager.default.fileExists(atPath: partners.configPath + ".keyless-backup"))
     }
@@ -340,9 +383,12 @@ struct AccessServerCLITests {
     func noRoles() throws {
         let original = "[profile keep]\nregion = us-west-2\n"
         try partners.resetConfig(original)
-        let run = try harness.run(["configure", "--all-roles", "--yes"] + partners.serverArguments(partners.emptyServer))
+        let run = try harness.run(
+            ["configure", "--all-roles", "--yes"] + partners.serverArguments(partners.emptyServer))
         #expect(run.status == 0, "\(run)")
-        #expect(run.stderr.contains("grants alice@example.com no roles, so \(partners.configPath) was not changed"), "\(run)")
+        #expect(
+            run.stderr.contains("grants alice@example.com no roles, so \(partners.configPath) was not changed"),
+            "\(run)")
         #expect(run.stderr.contains("Ask an administrator to add you to a group"), "\(run)")
         #expect(partners.configText() == original)
         #expect(!FileManager.default.fileExists(atPath: partners.configPath + ".keyless-backup"))
@@ -352,7 +398,9 @@ struct AccessServerCLITests {
         #expect(roles.stdout.contains("No roles are granted to you."), "\(roles)")
     }
 
-    @Test("without a terminal, configure without --all-roles, or without --yes, is a usage error (exit 2) that names the flags to use")
+    @Test(
+        "without a terminal, configure without --all-roles, or without --yes, is a usage error (exit 2) that names the flags to use"
+    )
     func noTerminal() throws {
         let original = "[profile keep]\nregion = us-west-2\n"
         try partners.resetConfig(original)
@@ -360,7 +408,9 @@ struct AccessServerCLITests {
         #expect(survey.status == 2, "\(survey)")
         #expect(survey.stderr.contains("configure needs a terminal"), "\(survey)")
         #expect(survey.stderr.contains("--all-roles --yes"), "\(survey)")
-        #expect(survey.stderr.contains("--all-roles --print-only"), "the alternative the hint offers works without a terminal too: \(survey)")
+        #expect(
+            survey.stderr.contains("--all-roles --print-only"),
+            "the alternative the hint offers works without a terminal too: \(survey)")
         let confirm = try harness.run(["configure", "--all-roles"] + partners.serverArguments())
         #expect(confirm.status == 2, "\(confirm)")
         #expect(confirm.stderr.contains("Pass --yes"), "\(confirm)")
@@ -369,24 +419,34 @@ struct AccessServerCLITests {
 
     // MARK: - configure in a real terminal
 
-    @Test("configure's survey in a real terminal (tmux): a typed region, two roles picked one at a time from two accounts, one renamed; the AWS CLI uses the result")
+    @Test(
+        "configure's survey in a real terminal (tmux): a typed region, two roles picked one at a time from two accounts, one renamed; the AWS CLI uses the result"
+    )
     func surveyInTerminal() throws {
         try #require(Tooling.have("tmux"), "tmux is missing: scripts/test must install it")
         try partners.resetConfig("[profile keep]\nregion = us-west-2\n")
-        let command = (["env", "-u", "KEYLESS_NO_TTY", "NO_COLOR=1", harness.binary, "configure"] + partners.serverArguments())
+        let command =
+            (["env", "-u", "KEYLESS_NO_TTY", "NO_COLOR=1", harness.binary, "configure"] + partners.serverArguments())
             .map(TmuxTerminal.quote).joined(separator: " ") + "; echo \"[configure exited $?]\"; exec cat"
         let terminal = try TmuxTerminal(harness: harness, command: command)
         defer { terminal.stop() }
 
         let greeting = try terminal.waitForPrompt("Default region [us-east-1]: ")
-        #expect(greeting.contains("Signed in as alice@example.com. The server grants you 3 role(s) in 2 account(s)."), "\(greeting)")
+        #expect(
+            greeting.contains("Signed in as alice@example.com. The server grants you 3 role(s) in 2 account(s)."),
+            "\(greeting)")
         try terminal.answer("eu-north-1")
         try terminal.answer("Choice [1]: ", with: "2")
-        try terminal.answer("Account [1]: ", with: try TmuxTerminal.number(of: "demo (123456789012)", in: terminal.waitForPrompt("Account [1]: ")))
-        try terminal.answer("Role [1]: ", with: try TmuxTerminal.number(of: "deploy", in: terminal.waitForPrompt("Role [1]: ")))
+        try terminal.answer(
+            "Account [1]: ",
+            with: try TmuxTerminal.number(of: "demo (123456789012)", in: terminal.waitForPrompt("Account [1]: ")))
+        try terminal.answer(
+            "Role [1]: ", with: try TmuxTerminal.number(of: "deploy", in: terminal.waitForPrompt("Role [1]: ")))
         try terminal.answer("Profile name [demo-deploy]: ", with: "team-deploy")
         try terminal.answer("Add another profile? [y/N]: ", with: "y")
-        try terminal.answer("Account [1]: ", with: try TmuxTerminal.number(of: "sandbox (210987654321)", in: terminal.waitForPrompt("Account [1]: ")))
+        try terminal.answer(
+            "Account [1]: ",
+            with: try TmuxTerminal.number(of: "sandbox (210987654321)", in: terminal.waitForPrompt("Account [1]: ")))
         try terminal.answer("Role [1]: ", with: "1")
         try terminal.answer("Profile name [sandbox-readonly]: ", with: "")
         try terminal.answer("Add another profile? [y/N]: ", with: "n")
@@ -401,8 +461,12 @@ struct AccessServerCLITests {
         #expect(config.profileNames == ["keep", "team-deploy", "sandbox-readonly"])
         #expect(config.value("region", profile: "keep") == "us-west-2")
         let deploy = try words(try #require(config.value("credential_process", profile: "team-deploy")))
-        #expect(Array(deploy.dropFirst()) == ["creds-process", "--server", partners.server.baseURL, "--issuer-url", partners.idp.issuer,
-                                              "--client-id", partners.idp.clientID, "--role-arn", AccessServerPartners.deployRole, "--region", "eu-north-1"])
+        #expect(
+            Array(deploy.dropFirst()) == [
+                "creds-process", "--server", partners.server.baseURL, "--issuer-url", partners.idp.issuer,
+                "--client-id", partners.idp.clientID, "--role-arn", AccessServerPartners.deployRole, "--region",
+                "eu-north-1",
+            ])
         #expect(config.value("region", profile: "team-deploy") == "eu-north-1")
         let readonly = try words(try #require(config.value("credential_process", profile: "sandbox-readonly")))
         #expect(!readonly.contains("--server") && readonly.contains(AccessServerPartners.readonlyRole), "\(readonly)")
@@ -410,12 +474,16 @@ struct AccessServerCLITests {
 
         let arn = try partners.callerArn(profile: "team-deploy")
         #expect(arn.status == 0, "\(arn)")
-        #expect(arn.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/deploy/alice@example.com")
+        #expect(
+            arn.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/deploy/alice@example.com")
     }
 
     // MARK: - roles
 
-    @Test("keyless roles --json gives the server's view of alice: her groups, two accounts, only the roles her group is granted")
+    @Test(
+        "keyless roles --json gives the server's view of alice: her groups, two accounts, only the roles her group is granted"
+    )
     func rolesJSON() throws {
         let document = try rolesDocument()
         #expect(document.issuer == partners.idp.issuer)
@@ -426,18 +494,24 @@ struct AccessServerCLITests {
         #expect(document.caller.groups == ["developers"])
         #expect(document.caller.mfa == false)
         #expect(document.accounts.map(\.heading) == ["demo (123456789012)", "sandbox (210987654321)"])
-        #expect(document.accounts.map { Set($0.roles.map(\.arn)) } == [[AccessServerPartners.devRole, AccessServerPartners.deployRole], [AccessServerPartners.readonlyRole]])
+        #expect(
+            document.accounts.map { Set($0.roles.map(\.arn)) } == [
+                [AccessServerPartners.devRole, AccessServerPartners.deployRole], [AccessServerPartners.readonlyRole],
+            ])
         let roles = Dictionary(uniqueKeysWithValues: document.allRoles.map { ($0.role.name, $0.role) })
         #expect(roles["dev"]?.credentials == "web-identity")
         #expect(roles["deploy"]?.credentials == "server")
         #expect(roles["readonly"]?.credentials == "web-identity")
         #expect(roles.mapValues(\.region) == ["dev": "us-east-1", "deploy": "us-east-1", "readonly": "eu-west-1"])
-        #expect(roles.mapValues(\.profile) == ["dev": "demo-dev", "deploy": "demo-deploy", "readonly": "sandbox-readonly"])
+        #expect(
+            roles.mapValues(\.profile) == ["dev": "demo-dev", "deploy": "demo-deploy", "readonly": "sandbox-readonly"])
         #expect(roles["deploy"]?.maxSessionSeconds == 3600)
         #expect(roles["deploy"]?.description == "Deployments, issued by the server")
     }
 
-    @Test("keyless roles lists accounts and roles for people, the same from --server flags and from a profile configure wrote")
+    @Test(
+        "keyless roles lists accounts and roles for people, the same from --server flags and from a profile configure wrote"
+    )
     func rolesListing() throws {
         let run = try harness.run(["roles"] + partners.serverArguments())
         #expect(run.status == 0, "\(run)")
@@ -445,8 +519,12 @@ struct AccessServerCLITests {
         #expect(lines.first == "Signed in as alice@example.com at \(partners.idp.issuer)")
         #expect(lines.contains("demo (123456789012)"))
         #expect(lines.contains("sandbox (210987654321)"))
-        #expect(lines.contains { $0.hasPrefix("  deploy  \(AccessServerPartners.deployRole)  up to 60 min") && $0.hasSuffix("— Deployments, issued by the server") },
-                "\(run.stdout)")
+        #expect(
+            lines.contains {
+                $0.hasPrefix("  deploy  \(AccessServerPartners.deployRole)  up to 60 min")
+                    && $0.hasSuffix("— Deployments, issued by the server")
+            },
+            "\(run.stdout)")
         #expect(lines.contains { $0.hasPrefix("  dev     \(AccessServerPartners.devRole)  up to") }, "\(run.stdout)")
         #expect(!run.stdout.contains("role/admin"))
 
@@ -463,7 +541,9 @@ struct AccessServerCLITests {
 
     // MARK: - console
 
-    @Test("keyless console --print for a server-issued profile prints a sign-in URL the federation endpoint accepts once, as the role")
+    @Test(
+        "keyless console --print for a server-issued profile prints a sign-in URL the federation endpoint accepts once, as the role"
+    )
     func consoleThroughServer() async throws {
         try partners.resetConfig(nil)
         let configure = try harness.run(["configure", "--all-roles", "--yes"] + partners.serverArguments())
@@ -474,50 +554,72 @@ struct AccessServerCLITests {
         #expect(url.hasPrefix(partners.federation.endpoint + "?"), "\(run)")
         let components = try #require(URLComponents(string: url))
         #expect(components.queryItems?.first { $0.name == "Action" }?.value == "login")
-        #expect(components.queryItems?.first { $0.name == "Destination" }?.value == partners.federation.baseURL + "/console")
+        #expect(
+            components.queryItems?.first { $0.name == "Destination" }?.value == partners.federation.baseURL + "/console"
+        )
 
         let first = try await fetch(url)
         #expect(first.status == 200, "\(first.body)")
-        #expect(first.body.contains("Signed in as arn:aws:sts::123456789012:assumed-role/deploy/alice@example.com"), "\(first.body)")
+        #expect(
+            first.body.contains("Signed in as arn:aws:sts::123456789012:assumed-role/deploy/alice@example.com"),
+            "\(first.body)")
         let again = try await fetch(url)
         #expect(again.status == 403, "a sign-in token works once: \(again.body)")
-        let consoles = try partners.server.auditRecords().filter { $0["action"] as? String == "console" && $0["outcome"] as? String == "granted" }
+        let consoles = try partners.server.auditRecords().filter {
+            $0["action"] as? String == "console" && $0["outcome"] as? String == "granted"
+        }
         #expect(consoles.contains { $0["role"] as? String == AccessServerPartners.deployRole })
     }
 
-    @Test("keyless console --print for a web-identity profile federates directly with KEYLESS_FEDERATION_ENDPOINT, and the URL works once")
+    @Test(
+        "keyless console --print for a web-identity profile federates directly with KEYLESS_FEDERATION_ENDPOINT, and the URL works once"
+    )
     func consoleDirect() async throws {
         try partners.resetConfig(nil)
         let configure = try harness.run(["configure", "--all-roles", "--yes"] + partners.serverArguments())
         try #require(configure.status == 0, "\(configure)")
         let serverConsoles = try partners.server.auditRecords().filter { $0["action"] as? String == "console" }.count
-        let run = try harness.run(["console", "--profile", "demo-dev", "--print"], extra: ["KEYLESS_FEDERATION_ENDPOINT": partners.federation.endpoint])
+        let run = try harness.run(
+            ["console", "--profile", "demo-dev", "--print"],
+            extra: ["KEYLESS_FEDERATION_ENDPOINT": partners.federation.endpoint])
         #expect(run.status == 0, "\(run)")
         let url = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(url.hasPrefix(partners.federation.endpoint + "?"), "\(run)")
         let first = try await fetch(url)
         #expect(first.status == 200, "\(first.body)")
-        #expect(first.body.contains("Signed in as arn:aws:sts::123456789012:assumed-role/dev/alice@example.com"), "\(first.body)")
+        #expect(
+            first.body.contains("Signed in as arn:aws:sts::123456789012:assumed-role/dev/alice@example.com"),
+            "\(first.body)")
         let again = try await fetch(url)
         #expect(again.status == 403, "a sign-in token works once: \(again.body)")
-        #expect(try partners.server.auditRecords().filter { $0["action"] as? String == "console" }.count == serverConsoles, "the server was not asked")
+        #expect(
+            try partners.server.auditRecords().filter { $0["action"] as? String == "console" }.count == serverConsoles,
+            "the server was not asked")
     }
 
     // MARK: - creds-process through the server
 
-    @Test("creds-process --server for a role the policy does not grant alice exits 4 and says not_granted; the server audits the refusal")
+    @Test(
+        "creds-process --server for a role the policy does not grant alice exits 4 and says not_granted; the server audits the refusal"
+    )
     func credsProcessNotGranted() throws {
-        let run = try harness.run(["creds-process", "--server", partners.server.baseURL, "--issuer-url", partners.idp.issuer,
-                                   "--client-id", partners.idp.clientID, "--role-arn", AccessServerPartners.adminRole])
+        let run = try harness.run([
+            "creds-process", "--server", partners.server.baseURL, "--issuer-url", partners.idp.issuer,
+            "--client-id", partners.idp.clientID, "--role-arn", AccessServerPartners.adminRole,
+        ])
         #expect(run.status == 4, "\(run)")
         #expect(run.stdout.isEmpty, "no credentials on stdout: \(run)")
         #expect(run.stderr.contains("not_granted"), "\(run)")
         #expect(run.stderr.contains("keyless roles"), "the hint says how to see what is granted: \(run)")
-        let denied = try partners.server.auditRecords().filter { $0["outcome"] as? String == "denied" && $0["role"] as? String == AccessServerPartners.adminRole }
+        let denied = try partners.server.auditRecords().filter {
+            $0["outcome"] as? String == "denied" && $0["role"] as? String == AccessServerPartners.adminRole
+        }
         #expect(!denied.isEmpty)
 
-        let granted = try harness.run(["creds-process", "--server", partners.server.baseURL, "--issuer-url", partners.idp.issuer,
-                                       "--client-id", partners.idp.clientID, "--role-arn", AccessServerPartners.deployRole])
+        let granted = try harness.run([
+            "creds-process", "--server", partners.server.baseURL, "--issuer-url", partners.idp.issuer,
+            "--client-id", partners.idp.clientID, "--role-arn", AccessServerPartners.deployRole,
+        ])
         #expect(granted.status == 0, "\(granted)")
         #expect(try credentialJSON(granted.stdout)["AccessKeyId"] as? String != nil)
     }

@@ -20,13 +20,16 @@ struct BuiltBinaryTests {
         let directory = NSTemporaryDirectory() + "keyless-bin-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        FileManager.default.createFile(atPath: directory + "/keyless", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
+        FileManager.default.createFile(
+            atPath: directory + "/keyless", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o755])
         #expect(try builtBinary("keyless", environment: ["KEYLESS_BIN_DIR": directory]) == directory + "/keyless")
         #expect {
             try builtBinary("keyless-cli", environment: ["KEYLESS_BIN_DIR": directory])
         } throws: { error in
             "\(error)".contains("KEYLESS_BIN_DIR is \(directory)") && "\(error)".contains("keyless-cli")
         }
-        #expect(throws: TestSupportError.self) { try builtBinary("keyless", environment: [:], executable: directory + "/nowhere/tests") }
+        #expect(throws: TestSupportError.self) {
+            try builtBinary("keyless", environment: [:], executable: directory + "/nowhere/tests")
+        }
     }
 }

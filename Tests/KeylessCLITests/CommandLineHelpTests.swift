@@ -29,13 +29,13 @@ struct CommandLineHelpTests {
         try script.stdout.write(toFile: path, atomically: true, encoding: .utf8)
         // Drive the completion function as bash does on <TAB>: COMP_WORDS/COMP_CWORD, then read COMPREPLY.
         let probe = """
-        source "$1" || exit 9
-        complete -p keyless || exit 8
-        function_name=$(complete -p keyless | sed -E 's/.*-F ([^ ]+).*/\\1/')
-        complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); "$function_name" keyless "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"; printf '%s\\n' "${COMPREPLY[@]}"; }
-        echo "--- subcommands"; complete_words keyless lo
-        echo "--- login flags"; complete_words keyless login --issuer
-        """
+            source "$1" || exit 9
+            complete -p keyless || exit 8
+            function_name=$(complete -p keyless | sed -E 's/.*-F ([^ ]+).*/\\1/')
+            complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMPREPLY=(); "$function_name" keyless "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"; printf '%s\\n' "${COMPREPLY[@]}"; }
+            echo "--- subcommands"; complete_words keyless lo
+            echo "--- login flags"; complete_words keyless login --issuer
+            """
         let run = try harness.runProgram("bash", ["--norc", "--noprofile", "-c", probe, "probe", path])
         #expect(run.status == 0, "\(run)")
         #expect(run.stdout.contains("-F _keyless keyless"), "\(run)")

@@ -9,8 +9,12 @@ struct DoctorTests {
     static func finding(_ name: String, in output: String) -> (line: String, fix: String?)? {
         let lines = output.components(separatedBy: "\n")
         // "[ok]   check: detail": a 7-character label, then the check's name.
-        guard let index = lines.firstIndex(where: { $0.hasPrefix("[") && $0.dropFirst(7).hasPrefix(name + ":") }) else { return nil }
-        let fix = index + 1 < lines.count && lines[index + 1].trimmingCharacters(in: .whitespaces).hasPrefix("fix:") ? lines[index + 1] : nil
+        guard let index = lines.firstIndex(where: { $0.hasPrefix("[") && $0.dropFirst(7).hasPrefix(name + ":") }) else {
+            return nil
+        }
+        let fix =
+            index + 1 < lines.count && lines[index + 1].trimmingCharacters(in: .whitespaces).hasPrefix("fix:")
+            ? lines[index + 1] : nil
         return (lines[index], fix)
     }
 
@@ -21,7 +25,10 @@ struct DoctorTests {
         let harness = try KeylessHarness(moto: nil)
         let run = try harness.run(["doctor", "--issuer-url", idp.issuer, "--client-id", idp.clientID])
         #expect(run.status == 0, "\(run)")
-        for check in ["discovery", "clock", "jwks", "algorithms", "scopes", "grants", "pkce", "client", "redirect", "device", "secret store"] {
+        for check in [
+            "discovery", "clock", "jwks", "algorithms", "scopes", "grants", "pkce", "client", "redirect", "device",
+            "secret store",
+        ] {
             let line = Self.finding(check, in: run.stdout)?.line ?? ""
             #expect(line.hasPrefix("[ok]"), "\(check): \(run)")
         }
@@ -32,7 +39,9 @@ struct DoctorTests {
     @Test("an unreachable provider: discovery FAILs with its fix, exit 1")
     func unreachable() throws {
         let harness = try KeylessHarness(moto: nil)
-        let run = try harness.run(["doctor", "--issuer-url", "http://127.0.0.1:\(try freePort())", "--client-id", "keyless-cli"])
+        let run = try harness.run([
+            "doctor", "--issuer-url", "http://127.0.0.1:\(try freePort())", "--client-id", "keyless-cli",
+        ])
         #expect(run.status == 1, "\(run)")
         let discovery = try #require(Self.finding("discovery", in: run.stdout), "\(run)")
         #expect(discovery.line.hasPrefix("[FAIL]") && discovery.line.contains("Cannot reach"), "\(run)")
@@ -62,26 +71,38 @@ struct DoctorTests {
         let clock = try #require(Self.finding("clock", in: run.stdout), "\(run)")
         #expect(clock.line.hasPrefix("[FAIL]") && clock.line.contains(" s behind the provider's"), "\(run)")
         // The Date header has whole seconds and the request takes time: about 600, not exactly.
-        let seconds = clock.line.range(of: "[0-9]+ s behind", options: .regularExpression).flatMap { Int(clock.line[$0].prefix { $0.isNumber }) }
+        let seconds = clock.line.range(of: "[0-9]+ s behind", options: .regularExpression).flatMap {
+            Int(clock.line[$0].prefix { $0.isNumber })
+        }
         #expect((590...610).contains(seconds ?? 0), "\(run)")
         #expect(clock.fix?.contains("set-ntp") == true, "\(run)")
-        #expect(Self.finding("client", in: run.stdout)?.line.hasPrefix("[ok]") == true, "the rest is still checked: \(run)")
+        #expect(
+            Self.finding("client", in: run.stdout)?.line.hasPrefix("[ok]") == true, "the rest is still checked: \(run)")
     }
 
-    @Test("Google without its Desktop app's secret: the client check FAILs and says --client-secret; scopes explain access_type")
+    @Test(
+        "Google without its Desktop app's secret: the client check FAILs and says --client-secret; scopes explain access_type"
+    )
     func googleWithoutSecret() async throws {
         let zoo = try await ProviderZoo.start(.google)
         defer { zoo.stop() }
         let harness = try KeylessHarness(moto: nil)
-        let run = try harness.run(["doctor", "--issuer-url", zoo.issuer, "--client-id", "keyless-cli", "--provider", "google"])
+        let run = try harness.run([
+            "doctor", "--issuer-url", zoo.issuer, "--client-id", "keyless-cli", "--provider", "google",
+        ])
         #expect(run.status == 1, "\(run)")
         #expect(Self.finding("client", in: run.stdout)?.fix?.contains("--client-secret") == true, "\(run)")
         #expect(Self.finding("scopes", in: run.stdout)?.line.contains("access_type=offline") == true, "\(run)")
-        let fixed = try harness.run(["doctor", "--issuer-url", zoo.issuer, "--client-id", "keyless-cli", "--provider", "google", "--client-secret", "zoo-installed-secret"])
+        let fixed = try harness.run([
+            "doctor", "--issuer-url", zoo.issuer, "--client-id", "keyless-cli", "--provider", "google",
+            "--client-secret", "zoo-installed-secret",
+        ])
         #expect(fixed.status == 0, "\(fixed)")
     }
 
-    @Test("with --profile, the role's trust policy is explained for the ID token already held: allowed ok, another audience FAILs")
+    @Test(
+        "with --profile, the role's trust policy is explained for the ID token already held: allowed ok, another audience FAILs"
+    )
     func trustPolicy() async throws {
         let idp = try await EmbeddedIdP.start()
         defer { idp.stopAndRemove() }
@@ -93,16 +114,22 @@ struct DoctorTests {
                 .replacingOccurrences(of: "HOST", with: host).replacingOccurrences(of: "AUD", with: audience)
         }
         for (name, audience) in [("good", idp.clientID), ("other", "another-client")] {
-            let created = try await moto.iam([("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", name), ("AssumeRolePolicyDocument", trust(audience: audience))])
+            let created = try await moto.iam([
+                ("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", name),
+                ("AssumeRolePolicyDocument", trust(audience: audience)),
+            ])
             #expect(created.status == 200, "\(created.text)")
         }
-        let harness = try KeylessHarness(moto: moto, extra: ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"])
-        let login = try harness.start(nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
+        let harness = try KeylessHarness(
+            moto: moto, extra: ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"])
+        let login = try harness.start(
+            nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
         try await idp.approveDevice(userCode: try login.waitForStderr("enter the code ([A-Z0-9-]+)"))
         #expect(try login.wait(timeout: 60).status == 0)
         var config = ""
         for name in ["good", "other"] {
-            config += "[profile \(name)]\nregion = us-east-1\ncredential_process = \(harness.binary) creds-process --issuer-url \(idp.issuer) --client-id \(idp.clientID) --aws-role-arn arn:aws:iam::123456789012:role/\(name)\n"
+            config +=
+                "[profile \(name)]\nregion = us-east-1\ncredential_process = \(harness.binary) creds-process --issuer-url \(idp.issuer) --client-id \(idp.clientID) --aws-role-arn arn:aws:iam::123456789012:role/\(name)\n"
         }
         try config.write(toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
 

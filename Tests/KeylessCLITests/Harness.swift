@@ -50,7 +50,9 @@ final class KeylessHarness: @unchecked Sendable {
     }
 
     /// Runs any program with the harness environment.
-    func runProgram(_ program: String, _ arguments: [String], extra: [String: String] = [:], timeout: TimeInterval = 120) throws -> Run {
+    func runProgram(
+        _ program: String, _ arguments: [String], extra: [String: String] = [:], timeout: TimeInterval = 120
+    ) throws -> Run {
         let started = try start(program, arguments, extra: extra)
         return try started.wait(timeout: timeout)
     }
@@ -61,9 +63,10 @@ final class KeylessHarness: @unchecked Sendable {
         let err = home + "/err-\(UUID().uuidString)"
         // PartnerProcess spawns with default signal handling and reaps by PID: Foundation's Process on Linux
         // leaves children with signals blocked (dbus-daemon then outlives its session) and can miss their exit.
-        let process = try PartnerProcess(executable: program ?? binary, arguments: arguments,
-                                         environment: environment.merging(extra) { _, new in new },
-                                         inheritEnvironment: false, logPath: out, stderrPath: err)
+        let process = try PartnerProcess(
+            executable: program ?? binary, arguments: arguments,
+            environment: environment.merging(extra) { _, new in new },
+            inheritEnvironment: false, logPath: out, stderrPath: err)
         return Started(process: process, out: out, err: err)
     }
 
@@ -86,7 +89,8 @@ final class KeylessHarness: @unchecked Sendable {
                 process.stop()
                 throw TestSupportError("timed out after \(Int(timeout)) s; stderr:\n\(stderrSoFar)")
             }
-            return Run(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", stderr: stderrSoFar)
+            return Run(
+                status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", stderr: stderrSoFar)
         }
 
         /// Waits until stderr matches `pattern` for the `occurrence`-th time and returns that match's first capture group.
@@ -107,8 +111,11 @@ final class KeylessHarness: @unchecked Sendable {
     }
 
     /// Logs in with the device flow, approving the code through glewlwyd's API as `user`.
-    func deviceLogin(_ idp: GlewlwydServer, user: GlewlwydUser = .alice, extraArguments: [String] = []) async throws -> Run {
-        let login = try start(nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"] + extraArguments)
+    func deviceLogin(_ idp: GlewlwydServer, user: GlewlwydUser = .alice, extraArguments: [String] = []) async throws
+        -> Run
+    {
+        let login = try start(
+            nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"] + extraArguments)
         let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
         try await idp.approveDevice(userCode: code, user: user.name, password: user.password)
         return try login.wait(timeout: 60)
@@ -116,8 +123,10 @@ final class KeylessHarness: @unchecked Sendable {
 
     /// The `creds-process` arguments for a role.
     func credsProcessArguments(_ idp: GlewlwydServer, roleArn: String, extra: [String] = []) -> [String] {
-        ["creds-process", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--aws-role-arn", roleArn,
-         "--redirect-port", String(idp.redirectPort)] + extra
+        [
+            "creds-process", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--aws-role-arn", roleArn,
+            "--redirect-port", String(idp.redirectPort),
+        ] + extra
     }
 
     /// Writes `~/.aws/config` with one keyless profile.
@@ -137,7 +146,8 @@ struct Partners {
     static func start(accessTTL: Int = 3600, refreshTTL: Int = 1_209_600) async throws -> Partners {
         let moto = try await MotoServer.start()
         do {
-            let idp = try await GlewlwydServer.start(redirectPort: try freePort(), accessTTL: accessTTL, refreshTTL: refreshTTL)
+            let idp = try await GlewlwydServer.start(
+                redirectPort: try freePort(), accessTTL: accessTTL, refreshTTL: refreshTTL)
             let role = try await moto.createRole(name: "dev")
             return Partners(moto: moto, idp: idp, roleArn: role)
         } catch {

@@ -9,33 +9,50 @@ struct IdPReplicaTests {
     static func code(from idp: EmbeddedIdP) async throws -> (code: String, verifier: String) {
         let verifier = String(repeating: "v", count: 20) + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         let challenge = try challengeFor(verifier)
-        let query = "response_type=code&client_id=keyless-cli&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcallback&scope=openid&state=s1"
+        let query =
+            "response_type=code&client_id=keyless-cli&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcallback&scope=openid&state=s1"
             + "&code_challenge=\(challenge)&code_challenge_method=S256"
         let page = try await idp.send("GET", "/authorize?" + query)
-        let binding = try #require(EmbeddedIdP.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""), "login page: HTTP \(page.status)")
+        let binding = try #require(
+            EmbeddedIdP.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""), "login page: HTTP \(page.status)")
         let csrf = try #require(EmbeddedIdP.formField("csrf", in: page.text))
-        var fields = [("csrf", csrf), ("username", "alice"), ("password", EmbeddedIdPUser.alice.password), ("action", "login")]
+        var fields = [
+            ("csrf", csrf), ("username", "alice"), ("password", EmbeddedIdPUser.alice.password), ("action", "login"),
+        ]
         fields += query.split(separator: "&").map { pair in
             let kv = pair.split(separator: "=", maxSplits: 1)
             return (String(kv[0]), String(kv[1]).removingPercentEncoding!)
         }
-        let answer = try await idp.send("POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(binding)"], form: fields)
-        let location = try #require(answer.headers["location"], "login: HTTP \(answer.status) \(answer.text.prefix(300))")
+        let answer = try await idp.send(
+            "POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(binding)"], form: fields)
+        let location = try #require(
+            answer.headers["location"], "login: HTTP \(answer.status) \(answer.text.prefix(300))")
         let code = try #require(URLComponents(string: location)?.queryItems?.first { $0.name == "code" }?.value)
         return (code, verifier)
     }
 
     static func challengeFor(_ verifier: String) throws -> String {
-        let result = try PartnerProcess.run(Tooling.python(), ["-c", """
-            import base64, hashlib, sys
-            print(base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest()).rstrip(b"=").decode())
-            """, verifier])
+        let result = try PartnerProcess.run(
+            Tooling.python(),
+            [
+                "-c",
+                """
+                import base64, hashlib, sys
+                print(base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest()).rstrip(b"=").decode())
+                """, verifier,
+            ])
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    static func redeem(_ code: (code: String, verifier: String), at idp: EmbeddedIdP) async throws -> PartnerHTTPResponse {
-        try await idp.send("POST", "/token", form: [("grant_type", "authorization_code"), ("code", code.code), ("code_verifier", code.verifier),
-                                                    ("redirect_uri", "http://127.0.0.1:5000/callback"), ("client_id", "keyless-cli")])
+    static func redeem(_ code: (code: String, verifier: String), at idp: EmbeddedIdP) async throws
+        -> PartnerHTTPResponse
+    {
+        try await idp.send(
+            "POST", "/token",
+            form: [
+                ("grant_type", "authorization_code"), ("code", code.code), ("code_verifier", code.verifier),
+                ("redirect_uri", "http://127.0.0.1:5000/callback"), ("client_id", "keyless-cli"),
+            ])
     }
 
     static func kids(_ idp: EmbeddedIdP) async throws -> Set<String> {
@@ -43,7 +60,9 @@ struct IdPReplicaTests {
         return Set(((jwks["keys"] as? [[String: Any]]) ?? []).compactMap { $0["kid"] as? String })
     }
 
-    @Test("a code issued by one replica is redeemed by the other once and only once, also when both race for it; a key rotated on one is served by both")
+    @Test(
+        "a code issued by one replica is redeemed by the other once and only once, also when both race for it; a key rotated on one is served by both"
+    )
     func replicasShareOneDatabase() async throws {
         let postgres = try await PostgresServer.start()
         defer { postgres.stop() }
@@ -55,7 +74,8 @@ struct IdPReplicaTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let a = try await EmbeddedIdP.start(directory: directory, port: portA, database: database, issuer: issuer)
         defer { a.stop() }
-        let b = try await EmbeddedIdP.start(directory: directory, port: try freePort(), database: database, issuer: issuer)
+        let b = try await EmbeddedIdP.start(
+            directory: directory, port: try freePort(), database: database, issuer: issuer)
         defer { b.stop() }
         #expect(try await Self.kids(a) == Self.kids(b), "both replicas start with the one key made on first start")
 
@@ -76,21 +96,28 @@ struct IdPReplicaTests {
 
         let before = try await Self.kids(a)
         let harness = try KeylessHarness(moto: nil)
-        let rotate = try harness.runProgram(try EmbeddedIdP.keylessCLI(), ["idp", "rotate-keys", "--publish-for", "0"] + a.storeArguments,
-                                            extra: a.storeEnvironment)
+        let rotate = try harness.runProgram(
+            try EmbeddedIdP.keylessCLI(), ["idp", "rotate-keys", "--publish-for", "0"] + a.storeArguments,
+            extra: a.storeEnvironment)
         #expect(rotate.status == 0, "\(rotate)")
         let newKid = try #require(rotate.stdout.split(separator: " ").dropFirst(2).first.map(String.init), "\(rotate)")
         #expect(!before.contains(newKid))
         var servedByBoth = false
         for _ in 0..<50 where !servedByBoth {
             let (kidsA, kidsB) = (try await Self.kids(a), try await Self.kids(b))
-            servedByBoth = kidsA.contains(newKid) && kidsB.contains(newKid) && kidsA.isSuperset(of: before) && kidsB.isSuperset(of: before)
+            servedByBoth =
+                kidsA.contains(newKid) && kidsB.contains(newKid) && kidsA.isSuperset(of: before)
+                && kidsB.isSuperset(of: before)
             if !servedByBoth { try await Task.sleep(for: .milliseconds(200)) }
         }
         #expect(servedByBoth, "within 10 s both replicas publish the new key and still the old one")
         let basic = Data("\(a.serviceClientID):\(a.serviceClientSecret)".utf8).base64EncodedString()
-        let token = try await b.send("POST", "/token", headers: ["Authorization": "Basic \(basic)"], form: [("grant_type", "client_credentials")])
+        let token = try await b.send(
+            "POST", "/token", headers: ["Authorization": "Basic \(basic)"], form: [("grant_type", "client_credentials")]
+        )
         let accessToken = try #require(try credentialJSON(token.text)["access_token"] as? String)
-        #expect(try EmbeddedIdPEndToEndTests.segment(accessToken, 0)["kid"] as? String == newKid, "the other replica signs with the rotated key")
+        #expect(
+            try EmbeddedIdPEndToEndTests.segment(accessToken, 0)["kid"] as? String == newKid,
+            "the other replica signs with the rotated key")
     }
 }

@@ -34,29 +34,45 @@ struct ProviderZooTests {
         /// `keyless login` through Chromium as `user` (alice), with the provider flags.
         func login(issuer: String, _ flags: [String], user: String = "alice") throws -> KeylessHarness.Run {
             let browser = Tooling.browserLoginCommand(user: user, password: "\(user)-password-1")
-            return try harness.run(["login", "--issuer-url", issuer, "--client-id", "keyless-cli", "--browser", browser.command, "--timeout", "90"] + flags,
-                                   extra: browser.environment, timeout: 150)
+            return try harness.run(
+                [
+                    "login", "--issuer-url", issuer, "--client-id", "keyless-cli", "--browser", browser.command,
+                    "--timeout", "90",
+                ] + flags,
+                extra: browser.environment, timeout: 150)
         }
 
         /// Writes a profile whose credential_process carries the same provider flags, and asks the AWS CLI who it is.
         func awsCallerArn(issuer: String, _ flags: [String]) throws -> KeylessHarness.Run {
-            let words = [harness.binary, "creds-process", "--issuer-url", issuer, "--client-id", "keyless-cli", "--aws-role-arn", roleArn, "--no-browser"] + flags
+            let words =
+                [
+                    harness.binary, "creds-process", "--issuer-url", issuer, "--client-id", "keyless-cli",
+                    "--aws-role-arn", roleArn, "--no-browser",
+                ] + flags
             let line = words.map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
-            try "[profile zoo]\nregion = us-east-1\ncredential_process = \(line)\n".write(toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
-            return try harness.runProgram("aws", ["sts", "get-caller-identity", "--profile", "zoo", "--query", "Arn", "--output", "text"])
+            try "[profile zoo]\nregion = us-east-1\ncredential_process = \(line)\n".write(
+                toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
+            return try harness.runProgram(
+                "aws", ["sts", "get-caller-identity", "--profile", "zoo", "--query", "Arn", "--output", "text"])
         }
     }
 
     static func available() -> Bool {
         guard Tooling.browserLoginAvailable(), Tooling.have("aws"),
-              let check = try? PartnerProcess.run(Tooling.python(), ["-c", "import authlib, flask, joserfc"], timeout: 60), check.status == 0 else {
-            Issue.record("Chromium, the Playwright venv, the AWS CLI or Authlib is missing: run scripts/test, which installs them")
+            let check = try? PartnerProcess.run(
+                Tooling.python(), ["-c", "import authlib, flask, joserfc"], timeout: 60), check.status == 0
+        else {
+            Issue.record(
+                "Chromium, the Playwright venv, the AWS CLI or Authlib is missing: run scripts/test, which installs them"
+            )
             return false
         }
         return true
     }
 
-    @Test("Google: no offline_access, access_type=offline and prompt=consent, the Desktop app's secret by Basic, the scheme-less iss of refreshed tokens accepted")
+    @Test(
+        "Google: no offline_access, access_type=offline and prompt=consent, the Desktop app's secret by Basic, the scheme-less iss of refreshed tokens accepted"
+    )
     func google() async throws {
         guard Self.available() else { return }
         let run = try await Run.start(.google)
@@ -76,10 +92,14 @@ struct ProviderZooTests {
         #expect(!login.stderr.contains("zoo-installed-secret"), "--client-secret is never logged: \(login)")
         let cli = try run.awsCallerArn(issuer: run.zoo.issuer, flags)
         #expect(cli.status == 0, "\(cli)")
-        #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-google/alice@example.com")
+        #expect(
+            cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/zoo-google/alice@example.com")
 
         let requests = try await run.zoo.requests()
-        let authorizations = requests.filter { $0.endpoint == "authorize" && $0.params["client_id"] == "keyless-cli" && $0.params["access_type"] != nil }
+        let authorizations = requests.filter {
+            $0.endpoint == "authorize" && $0.params["client_id"] == "keyless-cli" && $0.params["access_type"] != nil
+        }
         let authorize = try #require(authorizations.last, "\(requests)")
         #expect(authorize.params["scope"] == "openid email profile")
         #expect(authorize.params["access_type"] == "offline")
@@ -89,7 +109,9 @@ struct ProviderZooTests {
         #expect(tokens.allSatisfy { $0.clientAuth == "client_secret_basic" }, "\(tokens)")
     }
 
-    @Test("Entra ID: the multi-tenant common issuer verified against tid, no email (preferred_username names the session), domain_hint passed, a public client")
+    @Test(
+        "Entra ID: the multi-tenant common issuer verified against tid, no email (preferred_username names the session), domain_hint passed, a public client"
+    )
     func entra() async throws {
         guard Self.available() else { return }
         let run = try await Run.start(.entra)
@@ -98,13 +120,19 @@ struct ProviderZooTests {
         let login = try run.login(issuer: run.zoo.entraCommonIssuer, flags)
         #expect(login.status == 0, "\(login)")
         #expect(login.stderr.contains("Logged in as alice@contoso.example"), "\(login)")
-        #expect(login.stderr.contains("issued by \(run.zoo.issuer)"), "the tenant's issuer, the one AWS must trust, is named: \(login)")
+        #expect(
+            login.stderr.contains("issued by \(run.zoo.issuer)"),
+            "the tenant's issuer, the one AWS must trust, is named: \(login)")
         let cli = try run.awsCallerArn(issuer: run.zoo.entraCommonIssuer, flags)
         #expect(cli.status == 0, "\(cli)")
-        #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-entra/alice@contoso.example")
+        #expect(
+            cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/zoo-entra/alice@contoso.example")
 
         let requests = try await run.zoo.requests()
-        #expect(requests.contains { $0.endpoint == "authorize" && $0.params["domain_hint"] == "contoso.example" }, "\(requests)")
+        #expect(
+            requests.contains { $0.endpoint == "authorize" && $0.params["domain_hint"] == "contoso.example" },
+            "\(requests)")
         let tokens = requests.filter { $0.endpoint == "token" && $0.outcome == "ok" }
         #expect(tokens.map { $0.params["grant_type"] } == ["authorization_code", "refresh_token"], "\(tokens)")
         #expect(tokens.allSatisfy { $0.clientAuth == "none" }, "a public client sends no secret: \(tokens)")
@@ -121,7 +149,9 @@ struct ProviderZooTests {
         #expect(login.stderr.contains("drop --client-secret"), "\(login)")
     }
 
-    @Test("Okta: offline_access and groups, the idp parameter kept with the login, a kid-less JWKS, aud as an array, no id_token on refresh")
+    @Test(
+        "Okta: offline_access and groups, the idp parameter kept with the login, a kid-less JWKS, aud as an array, no id_token on refresh"
+    )
     func okta() async throws {
         guard Self.available() else { return }
         let run = try await Run.start(.okta, zooFlags: ["--no-kid", "--aud-array", "--no-id-token-on-refresh"])
@@ -132,14 +162,20 @@ struct ProviderZooTests {
         // The profile carries no --auth-param: the login remembers it.
         let cli = try run.awsCallerArn(issuer: run.zoo.issuer, [])
         #expect(cli.status == 0, "\(cli)")
-        #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-okta/alice@example.com")
+        #expect(
+            cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/zoo-okta/alice@example.com")
 
         let requests = try await run.zoo.requests()
-        let authorize = try #require(requests.last { $0.endpoint == "authorize" && $0.params["idp"] != nil }, "\(requests)")
+        let authorize = try #require(
+            requests.last { $0.endpoint == "authorize" && $0.params["idp"] != nil }, "\(requests)")
         // Okta lists groups, and releases the groups claim only for that scope.
         #expect(authorize.params["scope"] == "openid email profile groups offline_access")
         #expect(authorize.params["idp"] == "0oa1upstreamidp")
-        #expect(requests.contains { $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok" }, "\(requests)")
+        #expect(
+            requests.contains {
+                $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok"
+            }, "\(requests)")
     }
 
     @Test("Auth0: the issuer's trailing slash, audience as --auth-param, refresh with offline_access")
@@ -152,13 +188,22 @@ struct ProviderZooTests {
         #expect(login.status == 0, "\(login)")
         let cli = try run.awsCallerArn(issuer: run.zoo.issuer, flags)
         #expect(cli.status == 0, "\(cli)")
-        #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-auth0/alice@example.com")
+        #expect(
+            cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/zoo-auth0/alice@example.com")
         let requests = try await run.zoo.requests()
-        #expect(requests.contains { $0.endpoint == "authorize" && $0.params["audience"] == "https://api.zoo.example" }, "\(requests)")
-        #expect(requests.contains { $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok" }, "\(requests)")
+        #expect(
+            requests.contains { $0.endpoint == "authorize" && $0.params["audience"] == "https://api.zoo.example" },
+            "\(requests)")
+        #expect(
+            requests.contains {
+                $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok"
+            }, "\(requests)")
     }
 
-    @Test("Keycloak, as the README's recipe registers it (http://127.0.0.1/callback, any port): offline_access for a user with the role; without it, a refusal that names the role")
+    @Test(
+        "Keycloak, as the README's recipe registers it (http://127.0.0.1/callback, any port): offline_access for a user with the role; without it, a refusal that names the role"
+    )
     func keycloak() async throws {
         guard Self.available() else { return }
         let run = try await Run.start(.keycloak, zooFlags: ["--redirect-uri", "http://127.0.0.1/callback"])
@@ -168,10 +213,18 @@ struct ProviderZooTests {
         #expect(login.stderr.contains("Logged in as alice@example.com"), "\(login)")
         let cli = try run.awsCallerArn(issuer: run.zoo.issuer, [])
         #expect(cli.status == 0, "\(cli)")
-        #expect(cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "arn:aws:sts::123456789012:assumed-role/zoo-keycloak/alice@example.com")
+        #expect(
+            cli.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/zoo-keycloak/alice@example.com")
         let requests = try await run.zoo.requests()
-        #expect(requests.contains { $0.endpoint == "authorize" && $0.params["scope"] == "openid email profile offline_access" }, "\(requests)")
-        #expect(requests.contains { $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok" }, "\(requests)")
+        #expect(
+            requests.contains {
+                $0.endpoint == "authorize" && $0.params["scope"] == "openid email profile offline_access"
+            }, "\(requests)")
+        #expect(
+            requests.contains {
+                $0.endpoint == "token" && $0.params["grant_type"] == "refresh_token" && $0.outcome == "ok"
+            }, "\(requests)")
 
         // bob lacks Keycloak's offline_access role: the code exchange is refused, and the message says what to do.
         let bob = try run.login(issuer: run.zoo.issuer, [], user: "bob")

@@ -8,18 +8,19 @@ private struct TestPKI {
 
     init() throws {
         directory = try makeTemporaryDirectory(prefix: "keyless-pki")
-        try sh("""
-        set -e
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=Keyless Test Root" -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr -subj "/CN=Keyless Test Intermediate" 2>/dev/null
-        printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' > int.ext
-        openssl x509 -req -in int.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out int.pem -days 2 -extfile int.ext 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj "/CN=127.0.0.1" 2>/dev/null
-        printf 'subjectAltName=IP:127.0.0.1\\n' > leaf.ext
-        openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext 2>/dev/null
-        cat int.pem > chain-int.pem
-        cat int.pem ca.pem > chain-full.pem
-        """)
+        try sh(
+            """
+            set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=Keyless Test Root" -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr -subj "/CN=Keyless Test Intermediate" 2>/dev/null
+            printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' > int.ext
+            openssl x509 -req -in int.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out int.pem -days 2 -extfile int.ext 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj "/CN=127.0.0.1" 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\\n' > leaf.ext
+            openssl x509 -req -in leaf.csr -CA int.pem -CAkey int.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext 2>/dev/null
+            cat int.pem > chain-int.pem
+            cat int.pem ca.pem > chain-full.pem
+            """)
     }
 
     func sh(_ script: String) throws {
@@ -29,7 +30,8 @@ private struct TestPKI {
 
     /// openssl's SHA-1 fingerprint of a PEM file, in IAM's form (lower-case hex, no colons).
     func fingerprint(_ file: String) throws -> String {
-        let result = try PartnerProcess.run("/usr/bin/openssl", ["x509", "-noout", "-fingerprint", "-sha1", "-in", directory + "/" + file], timeout: 30)
+        let result = try PartnerProcess.run(
+            "/usr/bin/openssl", ["x509", "-noout", "-fingerprint", "-sha1", "-in", directory + "/" + file], timeout: 30)
         let hex = result.output.split(separator: "=").last.map(String.init) ?? ""
         return hex.replacingOccurrences(of: ":", with: "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
     }
@@ -37,9 +39,13 @@ private struct TestPKI {
     /// `openssl s_server` presenting the leaf with `chainFile` (nil: the leaf alone).
     func serve(chainFile: String?) async throws -> (PartnerProcess, Int) {
         let port = try freePort()
-        var arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", directory + "/leaf.pem", "-key", directory + "/leaf.key", "-www", "-quiet"]
+        var arguments = [
+            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", directory + "/leaf.pem", "-key",
+            directory + "/leaf.key", "-www", "-quiet",
+        ]
         if let chainFile { arguments += ["-cert_chain", directory + "/" + chainFile] }
-        let process = try PartnerProcess(executable: "/usr/bin/openssl", arguments: arguments, logPath: directory + "/s_server-\(port).log")
+        let process = try PartnerProcess(
+            executable: "/usr/bin/openssl", arguments: arguments, logPath: directory + "/s_server-\(port).log")
         for _ in 0..<100 {
             let probe = try PartnerProcess.run("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], timeout: 5)
             if probe.status == 0 { return (process, port) }
@@ -52,17 +58,24 @@ private struct TestPKI {
 
 @Suite("keyless thumbprint against openssl s_server with a generated chain", .serialized)
 struct ThumbprintTests {
-    @Test("the thumbprint is the last certificate presented: the intermediate, or the root when the server sends it; it equals openssl's fingerprint")
+    @Test(
+        "the thumbprint is the last certificate presented: the intermediate, or the root when the server sends it; it equals openssl's fingerprint"
+    )
     func chainOrder() async throws {
         let pki = try TestPKI()
         defer { try? FileManager.default.removeItem(atPath: pki.directory) }
         let harness = try KeylessHarness(moto: nil)
-        for (chain, expected) in [("chain-int.pem", "int.pem"), ("chain-full.pem", "ca.pem"), (nil, "leaf.pem")] as [(String?, String)] {
+        for (chain, expected) in [("chain-int.pem", "int.pem"), ("chain-full.pem", "ca.pem"), (nil, "leaf.pem")]
+            as [(String?, String)]
+        {
             let (server, port) = try await pki.serve(chainFile: chain)
             defer { server.stop() }
-            let quiet = try harness.run(["thumbprint", "--quiet", "--no-discovery", "https://127.0.0.1:\(port)"], timeout: 60)
+            let quiet = try harness.run(
+                ["thumbprint", "--quiet", "--no-discovery", "https://127.0.0.1:\(port)"], timeout: 60)
             #expect(quiet.status == 0, "\(quiet)")
-            #expect(quiet.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == (try pki.fingerprint(expected)), "chain \(chain ?? "leaf only"): \(quiet)")
+            #expect(
+                quiet.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == (try pki.fingerprint(expected)),
+                "chain \(chain ?? "leaf only"): \(quiet)")
             let full = try harness.run(["thumbprint", "https://127.0.0.1:\(port)"], timeout: 60)
             #expect(full.status == 0, "\(full)")
             #expect(full.stdout.contains("1. CN=127.0.0.1"), "\(full)")
@@ -74,7 +87,8 @@ struct ThumbprintTests {
     @Test("nothing listening and plain http are clear errors")
     func errors() throws {
         let harness = try KeylessHarness(moto: nil)
-        let closed = try harness.run(["thumbprint", "--no-discovery", "https://127.0.0.1:\(try freePort())"], timeout: 60)
+        let closed = try harness.run(
+            ["thumbprint", "--no-discovery", "https://127.0.0.1:\(try freePort())"], timeout: 60)
         #expect(closed.status == 5, "\(closed)")
         #expect(closed.stderr.contains("Cannot connect"), "\(closed)")
         let http = try harness.run(["thumbprint", "http://example.com"])

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import KeylessCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 private let flockTool = "/usr/bin/flock"
@@ -136,8 +136,9 @@ struct FileLockTests {
         }
     }
 
-    @Test("a lock held by another process blocks tryLock until that process exits",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: flockTool), "util-linux flock(1) is not installed"))
+    @Test(
+        "a lock held by another process blocks tryLock until that process exits",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: flockTool), "util-linux flock(1) is not installed"))
     func childProcessHoldsLock() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
@@ -155,8 +156,9 @@ struct FileLockTests {
         lock.unlock()
     }
 
-    @Test("a lock held here makes another process's non-blocking flock fail",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: flockTool), "util-linux flock(1) is not installed"))
+    @Test(
+        "a lock held here makes another process's non-blocking flock fail",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: flockTool), "util-linux flock(1) is not installed"))
     func lockVisibleToOtherProcesses() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
@@ -201,7 +203,9 @@ private final class LockHoldingChild {
         }
         guard String(decoding: line, as: UTF8.self) == "locked\n" else {
             release()
-            throw ScratchError("flock child did not report holding the lock (got \(String(decoding: line, as: UTF8.self).debugDescription))")
+            throw ScratchError(
+                "flock child did not report holding the lock (got \(String(decoding: line, as: UTF8.self).debugDescription))"
+            )
         }
     }
 

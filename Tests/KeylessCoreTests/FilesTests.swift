@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import KeylessCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Files: atomic writes, private reads and private directories")
@@ -76,8 +76,11 @@ struct FilesTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == ["entry"])
     }
 
-    @Test("a write into a read-only directory throws io and leaves the old file intact",
-          .enabled(if: !runningAsRoot, "root bypasses directory permissions; the rename-onto-a-directory test covers the failure path"))
+    @Test(
+        "a write into a read-only directory throws io and leaves the old file intact",
+        .enabled(
+            if: !runningAsRoot,
+            "root bypasses directory permissions; the rename-onto-a-directory test covers the failure path"))
     func readOnlyDirectoryKeepsOldFile() throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
@@ -127,7 +130,9 @@ struct FilesTests {
         #expect(try Files.read(path, requirePrivate: true) == [])
     }
 
-    @Test("read with requirePrivate rejects files others can read or write with cacheInsecure", arguments: [0o644, 0o640, 0o604, 0o620, 0o602] as [mode_t])
+    @Test(
+        "read with requirePrivate rejects files others can read or write with cacheInsecure",
+        arguments: [0o644, 0o640, 0o604, 0o620, 0o602] as [mode_t])
     func readRejectsLooseModes(mode: mode_t) throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
@@ -188,7 +193,9 @@ struct FilesTests {
         #expect(permissions(scratch.file("store")) == 0o700)
     }
 
-    @Test("ensurePrivateDirectory rejects an existing directory others can enter with cacheInsecure", arguments: [0o755, 0o750, 0o711, 0o777] as [mode_t])
+    @Test(
+        "ensurePrivateDirectory rejects an existing directory others can enter with cacheInsecure",
+        arguments: [0o755, 0o750, 0o711, 0o777] as [mode_t])
     func rejectsLooseDirectory(mode: mode_t) throws {
         let scratch = try Scratch()
         defer { scratch.remove() }
@@ -239,12 +246,14 @@ struct FilesTests {
         #expect(Files.list(scratch.file("absent")) == [])
     }
 
-    @Test("parentDirectory and baseName split paths the way dirname and basename do", arguments: [
-        ("/a/b/c", "/a/b", "c"),
-        ("/c", "/", "c"),
-        ("c", ".", "c"),
-        ("a/c", "a", "c"),
-    ])
+    @Test(
+        "parentDirectory and baseName split paths the way dirname and basename do",
+        arguments: [
+            ("/a/b/c", "/a/b", "c"),
+            ("/c", "/", "c"),
+            ("c", ".", "c"),
+            ("a/c", "a", "c"),
+        ])
     func pathParts(path: String, parent: String, base: String) {
         #expect(Files.parentDirectory(path) == parent)
         #expect(Files.baseName(path) == base)

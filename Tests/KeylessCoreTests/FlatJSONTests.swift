@@ -37,15 +37,19 @@ struct FlatJSONTests {
         #expect(fields["e"]?.number == -1500)
     }
 
-    @Test("anything but one flat object is refused", arguments: [
-        "", "[]", "{", "{\"a\":1", "{\"a\":1}x", "{\"a\":{\"b\":{\"c\":\"d\"}}}", "{\"a\":{\"b\":1}}",
-        "{\"a\":\"\u{1}\"}", "{\"a\":\"\\q\"}", "{\"a\":\"\\ud800\"}", "{a:1}", "{\"a\":tru}",
-    ])
+    @Test(
+        "anything but one flat object is refused",
+        arguments: [
+            "", "[]", "{", "{\"a\":1", "{\"a\":1}x", "{\"a\":{\"b\":{\"c\":\"d\"}}}", "{\"a\":{\"b\":1}}",
+            "{\"a\":\"\u{1}\"}", "{\"a\":\"\\q\"}", "{\"a\":\"\\ud800\"}", "{a:1}", "{\"a\":tru}",
+        ])
     func refusesMalformed(_ text: String) {
         #expect(FlatJSON.parse(Array(text.utf8)) == nil)
     }
 
-    @Test("RFC 3339 times (Z or a numeric offset, at most 9 fractional digits, fields in range) parse to the seconds Foundation computes; other shapes are refused")
+    @Test(
+        "RFC 3339 times (Z or a numeric offset, at most 9 fractional digits, fields in range) parse to the seconds Foundation computes; other shapes are refused"
+    )
     func rfc3339() throws {
         let formatter = ISO8601DateFormatter()
         for text in ["2026-11-21T06:11:24Z", "1970-01-01T00:00:00Z", "2038-01-19T03:14:08Z", "2024-02-29T23:59:59Z"] {
@@ -54,9 +58,11 @@ struct FlatJSONTests {
         #expect(FlatJSON.parseRFC3339("2026-11-21T06:11:24.250Z") == 1_795_241_484.25)
         #expect(FlatJSON.parseRFC3339("2026-11-21T07:11:24+01:00") == FlatJSON.parseRFC3339("2026-11-21T06:11:24Z"))
         #expect(FlatJSON.parseRFC3339("2026-11-21T05:41:24.5-00:30") == 1_795_241_484.5)
-        for bad in ["2026-11-21 06:11:24Z", "2026-11-21T06:11:24", "2026-1x-21T06:11:24Z", "2026-11-21T06:11:24.Z",
-                    "2026-13-21T06:11:24Z", "2026-11-32T06:11:24Z", "2026-11-21T24:00:00Z", "2026-11-21T06:60:00Z",
-                    "2026-11-21T06:11:24.1234567890Z", "2026-11-21T06:11:24+24:00", "2026-11-21T06:11:24+0100"] {
+        for bad in [
+            "2026-11-21 06:11:24Z", "2026-11-21T06:11:24", "2026-1x-21T06:11:24Z", "2026-11-21T06:11:24.Z",
+            "2026-13-21T06:11:24Z", "2026-11-32T06:11:24Z", "2026-11-21T24:00:00Z", "2026-11-21T06:60:00Z",
+            "2026-11-21T06:11:24.1234567890Z", "2026-11-21T06:11:24+24:00", "2026-11-21T06:11:24+0100",
+        ] {
             #expect(FlatJSON.parseRFC3339(bad) == nil, "\(bad)")
         }
     }

@@ -22,7 +22,8 @@ struct KeylessErrorTests {
     @Test("every code has its documented exit code, never 0 or 1", arguments: KeylessError.Code.allCases)
     func exitCodes(code: KeylessError.Code) throws {
         let exitCode = KeylessError(code, "reason").exitCode
-        let documented = try #require(Self.documentedExitCodes[code], "code \(code.rawValue) has no documented exit code")
+        let documented = try #require(
+            Self.documentedExitCodes[code], "code \(code.rawValue) has no documented exit code")
 
         #expect(exitCode == documented)
         #expect((2...7).contains(exitCode))

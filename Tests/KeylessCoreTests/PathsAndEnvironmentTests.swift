@@ -9,29 +9,41 @@ struct PathsAndEnvironmentTests {
         let paths = try KeylessPaths.resolve(Environment(["HOME": "/home/ada"]))
 
         #if os(macOS)
-        #expect(paths == KeylessPaths(config: "/home/ada/Library/Application Support/keyless",
-                                      state: "/home/ada/Library/Application Support/keyless", home: "/home/ada",
-                                      data: "/home/ada/Library/Application Support/keyless"))
+            #expect(
+                paths
+                    == KeylessPaths(
+                        config: "/home/ada/Library/Application Support/keyless",
+                        state: "/home/ada/Library/Application Support/keyless", home: "/home/ada",
+                        data: "/home/ada/Library/Application Support/keyless"))
         #else
-        #expect(paths == KeylessPaths(config: "/home/ada/.config/keyless", state: "/home/ada/.local/state/keyless", home: "/home/ada",
-                                      data: "/home/ada/.local/share/keyless"))
+            #expect(
+                paths
+                    == KeylessPaths(
+                        config: "/home/ada/.config/keyless", state: "/home/ada/.local/state/keyless", home: "/home/ada",
+                        data: "/home/ada/.local/share/keyless"))
         #endif
     }
 
     @Test("resolve puts config under XDG_CONFIG_HOME and state under XDG_STATE_HOME")
     func xdgDirectories() throws {
-        let paths = try KeylessPaths.resolve(Environment([
-            "HOME": "/home/ada", "XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": "/var/state", "XDG_DATA_HOME": "/var/data",
-        ]))
+        let paths = try KeylessPaths.resolve(
+            Environment([
+                "HOME": "/home/ada", "XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": "/var/state",
+                "XDG_DATA_HOME": "/var/data",
+            ]))
 
-        #expect(paths == KeylessPaths(config: "/cfg/keyless", state: "/var/state/keyless", home: "/home/ada", data: "/var/data/keyless"))
+        #expect(
+            paths
+                == KeylessPaths(
+                    config: "/cfg/keyless", state: "/var/state/keyless", home: "/home/ada", data: "/var/data/keyless"))
     }
 
     @Test("KEYLESS_STATE_DIR replaces the state directory itself and wins over XDG_STATE_HOME")
     func stateDirOverride() throws {
-        let paths = try KeylessPaths.resolve(Environment([
-            "HOME": "/home/ada", "XDG_STATE_HOME": "/var/state", "KEYLESS_STATE_DIR": "/run/keyless-test",
-        ]))
+        let paths = try KeylessPaths.resolve(
+            Environment([
+                "HOME": "/home/ada", "XDG_STATE_HOME": "/var/state", "KEYLESS_STATE_DIR": "/run/keyless-test",
+            ]))
 
         #expect(paths.state == "/run/keyless-test")
         #expect(paths.config == "/home/ada/.config/keyless")
@@ -39,26 +51,34 @@ struct PathsAndEnvironmentTests {
 
     @Test("KEYLESS_DATA_DIR replaces the data directory itself")
     func dataDirOverride() throws {
-        let paths = try KeylessPaths.resolve(Environment(["HOME": "/home/ada", "XDG_DATA_HOME": "/var/data", "KEYLESS_DATA_DIR": "/srv/idp"]))
+        let paths = try KeylessPaths.resolve(
+            Environment(["HOME": "/home/ada", "XDG_DATA_HOME": "/var/data", "KEYLESS_DATA_DIR": "/srv/idp"]))
 
         #expect(paths.data == "/srv/idp")
     }
 
     @Test("empty XDG and KEYLESS_STATE_DIR values count as unset")
     func emptyValuesIgnored() throws {
-        let paths = try KeylessPaths.resolve(Environment([
-            "HOME": "/home/ada", "XDG_CONFIG_HOME": "", "XDG_STATE_HOME": "", "XDG_DATA_HOME": "", "KEYLESS_STATE_DIR": "", "KEYLESS_DATA_DIR": "",
-        ]))
+        let paths = try KeylessPaths.resolve(
+            Environment([
+                "HOME": "/home/ada", "XDG_CONFIG_HOME": "", "XDG_STATE_HOME": "", "XDG_DATA_HOME": "",
+                "KEYLESS_STATE_DIR": "", "KEYLESS_DATA_DIR": "",
+            ]))
 
-        #expect(paths == KeylessPaths(config: "/home/ada/.config/keyless", state: "/home/ada/.local/state/keyless", home: "/home/ada",
-                                      data: "/home/ada/.local/share/keyless"))
+        #expect(
+            paths
+                == KeylessPaths(
+                    config: "/home/ada/.config/keyless", state: "/home/ada/.local/state/keyless", home: "/home/ada",
+                    data: "/home/ada/.local/share/keyless"))
     }
 
-    @Test("resolve throws configInvalid when HOME is missing or empty", arguments: [
-        [:],
-        ["HOME": ""],
-        ["XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": "/state"],
-    ] as [[String: String]])
+    @Test(
+        "resolve throws configInvalid when HOME is missing or empty",
+        arguments: [
+            [:],
+            ["HOME": ""],
+            ["XDG_CONFIG_HOME": "/cfg", "XDG_STATE_HOME": "/state"],
+        ] as [[String: String]])
     func missingHome(values: [String: String]) {
         #expect(throws: KeylessError(.configInvalid, "")) {
             try KeylessPaths.resolve(Environment(values))

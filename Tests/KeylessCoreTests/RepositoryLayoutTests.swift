@@ -10,7 +10,7 @@ struct PackageTargets {
 
     init(manifest: String) {
         // Each target declaration runs from `.target(name:`/`.executableTarget(name:`/`.testTarget(name:` to the next one.
-        let declaration = #/\.(target|executableTarget|testTarget)\(name: "([^"]+)"/#
+        let declaration = #/\.(target|executableTarget|testTarget)\(\s*name:\s*"([^"]+)"/#
         let starts = manifest.matches(of: declaration)
         for (index, start) in starts.enumerated() {
             let end = index + 1 < starts.count ? starts[index + 1].range.lowerBound : manifest.endIndex
@@ -19,8 +19,9 @@ struct PackageTargets {
             dependencies[name] = []
             let body = manifest[start.range.upperBound..<end]
             // Products are `.product(name: …)`; the package's own targets are bare strings.
-            let products = body.matches(of: #/\.product\(name: "[^"]+", package: "[^"]+"\)/#).map(\.range)
-            for quoted in body.matches(of: #/"([^"]+)"/#) where !products.contains(where: { $0.contains(quoted.range.lowerBound) }) {
+            let products = body.matches(of: #/\.product\(\s*name:\s*"[^"]+",\s*package:\s*"[^"]+"\s*\)/#).map(\.range)
+            for quoted in body.matches(of: #/"([^"]+)"/#)
+            where !products.contains(where: { $0.contains(quoted.range.lowerBound) }) {
                 dependencies[name, default: []].insert(String(quoted.output.1))
             }
         }
@@ -31,7 +32,8 @@ struct PackageTargets {
 
 @Suite("Repository layout: the README's table and docs/ARCHITECTURE.md match Package.swift")
 struct RepositoryLayoutTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     static func read(_ path: String) throws -> String {
         try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
@@ -47,13 +49,17 @@ struct RepositoryLayoutTests {
         #expect(package.dependencies.count > 20)
     }
 
-    @Test("the two servers share only KeylessHTTPServer: neither depends on the other, directly or through another target")
+    @Test(
+        "the two servers share only KeylessHTTPServer: neither depends on the other, directly or through another target"
+    )
     func serversApart() throws {
         let package = PackageTargets(manifest: try Self.read("Package.swift"))
         func reaches(_ from: String, _ to: String) -> Bool {
             var seen: Set<String> = [], stack = [from]
             while let next = stack.popLast() {
-                for dependency in package.dependencies[next] ?? [] where seen.insert(dependency).inserted { stack.append(dependency) }
+                for dependency in package.dependencies[next] ?? [] where seen.insert(dependency).inserted {
+                    stack.append(dependency)
+                }
             }
             return seen.contains(to)
         }
@@ -72,22 +78,33 @@ struct RepositoryLayoutTests {
         let table = rest.range(of: "\n## ").map { rest[..<$0.lowerBound] } ?? rest
         let listed = Set(table.matches(of: #/^\| `([^`]+)` \|/#.anchorsMatchLineEndings()).map { String($0.output.1) })
         let targets = Set(package.dependencies.keys).subtracting(package.tests)
-        #expect(listed == targets, "missing: \(targets.subtracting(listed).sorted()); not targets: \(listed.subtracting(targets).sorted())")
+        #expect(
+            listed == targets,
+            "missing: \(targets.subtracting(listed).sorted()); not targets: \(listed.subtracting(targets).sorted())")
     }
 
-    @Test("docs/ARCHITECTURE.md draws exactly the dependencies of Package.swift (KeylessCore and test-only targets aside)")
+    @Test(
+        "docs/ARCHITECTURE.md draws exactly the dependencies of Package.swift (KeylessCore and test-only targets aside)"
+    )
     func architectureDrawing() throws {
         let package = PackageTargets(manifest: try Self.read("Package.swift"))
         let document = try Self.read("docs/ARCHITECTURE.md")
-        let drawn = Set(document.matches(of: #/^\s*(\w+)(?:\["[^"]*"\])? --> (\w+)\s*$/#.anchorsMatchLineEndings()).map {
-            "\($0.output.1) -> \($0.output.2)".replacingOccurrences(of: "keyless_cli", with: "keyless-cli")
-        })
-        let left = Set(package.dependencies.keys.filter { $0 == "KeylessCore" || $0.hasPrefix("KeylessTest") }).union(package.tests)
+        let drawn = Set(
+            document.matches(of: #/^\s*(\w+)(?:\["[^"]*"\])? --> (\w+)\s*$/#.anchorsMatchLineEndings()).map {
+                "\($0.output.1) -> \($0.output.2)".replacingOccurrences(of: "keyless_cli", with: "keyless-cli")
+            })
+        let left = Set(package.dependencies.keys.filter { $0 == "KeylessCore" || $0.hasPrefix("KeylessTest") }).union(
+            package.tests)
         var declared: Set<String> = []
         for (target, dependencies) in package.dependencies where !left.contains(target) {
-            for dependency in dependencies where !left.contains(dependency) { declared.insert("\(target) -> \(dependency)") }
+            for dependency in dependencies where !left.contains(dependency) {
+                declared.insert("\(target) -> \(dependency)")
+            }
         }
         #expect(!drawn.isEmpty)
-        #expect(drawn == declared, "not drawn: \(declared.subtracting(drawn).sorted()); drawn but not declared: \(drawn.subtracting(declared).sorted())")
+        #expect(
+            drawn == declared,
+            "not drawn: \(declared.subtracting(drawn).sorted()); drawn but not declared: \(drawn.subtracting(declared).sorted())"
+        )
     }
 }

@@ -15,7 +15,9 @@ struct HTTPMetricsTests {
         #expect(text.contains(#"keyless_test_http_request_duration_seconds_bucket{route="/token",le="0.001"} 1"#))
         #expect(text.contains(#"keyless_test_http_request_duration_seconds_bucket{route="/token",le="0.01"} 2"#))
         #expect(text.contains(#"keyless_test_http_request_duration_seconds_count{route="/token"} 3"#))
-        let names = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.prefix { $0 != "{" && $0 != " " } }
+        let names = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map {
+            $0.prefix { $0 != "{" && $0 != " " }
+        }
         #expect(!names.isEmpty && names.allSatisfy { $0.hasPrefix("keyless_test_") }, "\(names)")
     }
 

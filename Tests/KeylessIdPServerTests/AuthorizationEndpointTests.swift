@@ -7,12 +7,16 @@ import Testing
 
 @Suite("IdP server: /authorize requests that must not be honoured")
 struct AuthorizationRequestErrorTests {
-    @Test("an unknown client gets a 400 page and no redirect, even to a redirect_uri it names, and nothing it sent is reflected raw")
+    @Test(
+        "an unknown client gets a 400 page and no redirect, even to a redirect_uri it names, and nothing it sent is reflected raw"
+    )
     func unknownClientNeverRedirects() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let query = formEncode([("response_type", "code"), ("client_id", "<script>alert(1)</script>"),
-                                    ("redirect_uri", "https://evil.example/callback"), ("state", "<script>alert(2)</script>")])
+            let query = formEncode([
+                ("response_type", "code"), ("client_id", "<script>alert(1)</script>"),
+                ("redirect_uri", "https://evil.example/callback"), ("state", "<script>alert(2)</script>"),
+            ])
             try await client.execute(uri: "/authorize?" + query, method: .get) { response in
                 #expect(response.status == .badRequest)
                 #expect(response.headers[.location] == nil)
@@ -25,9 +29,13 @@ struct AuthorizationRequestErrorTests {
         }
     }
 
-    @Test("a redirect_uri the client did not register gets a 400 page and no Location header (no open redirect)",
-          arguments: ["https://evil.example/callback", "http://127.0.0.1/callback/evil", "http://127.0.0.1@evil.example/callback",
-                      "http://127.0.0.1/callback?next=https://evil.example", "http://localhost/callback", "https://127.0.0.1/callback"])
+    @Test(
+        "a redirect_uri the client did not register gets a 400 page and no Location header (no open redirect)",
+        arguments: [
+            "https://evil.example/callback", "http://127.0.0.1/callback/evil", "http://127.0.0.1@evil.example/callback",
+            "http://127.0.0.1/callback?next=https://evil.example", "http://localhost/callback",
+            "https://127.0.0.1/callback",
+        ])
     func unregisteredRedirectNeverRedirects(_ redirect: String) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -60,7 +68,9 @@ struct AuthorizationRequestErrorTests {
         let fixture = try await IdPServerFixture.make()
         let attack = "\"><script>alert(1)</script>"
         try await fixture.withRouter { client in
-            try await client.execute(uri: "/authorize?" + formEncode(cliAuthorizationQuery(state: attack, nonce: "n'<b>")), method: .get) { response in
+            try await client.execute(
+                uri: "/authorize?" + formEncode(cliAuthorizationQuery(state: attack, nonce: "n'<b>")), method: .get
+            ) { response in
                 #expect(response.status == .ok)
                 let page = text(response)
                 #expect(!page.contains("<script>"))
@@ -78,7 +88,9 @@ struct AuthorizationRequestErrorTests {
         }
     }
 
-    @Test("a bad response_type goes back to the registered redirect URI with unsupported_response_type, the state and iss")
+    @Test(
+        "a bad response_type goes back to the registered redirect URI with unsupported_response_type, the state and iss"
+    )
     func unsupportedResponseTypeRedirects() async throws {
         let fixture = try await IdPServerFixture.make()
         let state = "s p&a=c/é"
@@ -89,7 +101,8 @@ struct AuthorizationRequestErrorTests {
                 #expect(response.status == .seeOther)
                 let redirect = try #require(Redirect(response))
                 #expect(redirect.base == Fixture.cliRedirect)
-                #expect(redirect.items == ["error": "unsupported_response_type", "state": state, "iss": Fixture.issuer])
+                #expect(
+                    redirect.items == ["error": "unsupported_response_type", "state": state, "iss": Fixture.issuer])
                 #expect(response.headers[.cacheControl] == "no-store")
                 #expect(response.headers[.setCookie] == nil)
             }
@@ -112,13 +125,21 @@ struct AuthorizationRequestErrorTests {
         }
     }
 
-    @Test("a public client without a PKCE S256 challenge is sent back with invalid_request",
-          arguments: ["", "&code_challenge=\(Fixture.pkceChallenge)&code_challenge_method=plain", "&code_challenge=\(Fixture.pkceChallenge)",
-                      "&code_challenge=short&code_challenge_method=S256"])
+    @Test(
+        "a public client without a PKCE S256 challenge is sent back with invalid_request",
+        arguments: [
+            "", "&code_challenge=\(Fixture.pkceChallenge)&code_challenge_method=plain",
+            "&code_challenge=\(Fixture.pkceChallenge)",
+            "&code_challenge=short&code_challenge_method=S256",
+        ])
     func publicClientNeedsS256(_ pkce: String) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let query = formEncode([("response_type", "code"), ("client_id", "cli"), ("redirect_uri", Fixture.cliRedirect), ("state", "x")]) + pkce
+            let query =
+                formEncode([
+                    ("response_type", "code"), ("client_id", "cli"), ("redirect_uri", Fixture.cliRedirect),
+                    ("state", "x"),
+                ]) + pkce
             try await client.execute(uri: "/authorize?" + query, method: .get) { response in
                 #expect(response.status == .seeOther)
                 #expect(Redirect(response)?.items["error"] == "invalid_request")
@@ -144,7 +165,8 @@ struct CodeFlowTests {
             let binding = try #require(browser.cookies["keyless_csrf"])
             #expect(binding.utf8.count == 43)
             let csrf = try #require(hiddenField("csrf", in: text(page)))
-            #expect(csrf.utf8.count == 43 && csrf != binding, "the form token is derived from the cookie, not a copy of it")
+            #expect(
+                csrf.utf8.count == 43 && csrf != binding, "the form token is derived from the cookie, not a copy of it")
             #expect(hiddenField("code_challenge", in: text(page)) == Fixture.pkceChallenge)
 
             var form = hiddenFields(text(page))
@@ -186,7 +208,8 @@ struct CodeFlowTests {
             #expect(try verifiesES256(accessToken, jwks: jwks))
 
             for method in [HTTPRequest.Method.get, .post] {
-                let info = try await client.execute(uri: "/userinfo", method: method, headers: [.authorization: "Bearer \(accessToken)"])
+                let info = try await client.execute(
+                    uri: "/userinfo", method: method, headers: [.authorization: "Bearer \(accessToken)"])
                 #expect(info.status == .ok)
                 let user = try json(info)
                 #expect(user["sub"] as? String == "alice")
@@ -199,12 +222,14 @@ struct CodeFlowTests {
         }
     }
 
-    @Test("with a session cookie a second /authorize goes straight back to the client with a new, redeemable code (SSO)")
+    @Test(
+        "with a session cookie a second /authorize goes straight back to the client with a new, redeemable code (SSO)")
     func sessionGivesSingleSignOn() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let first = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let first = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(first.status == .seeOther)
             #expect(browser.cookies["keyless_session"] != nil)
 
@@ -224,16 +249,20 @@ struct CodeFlowTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            _ = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            _ = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(browser.cookies["keyless_session"] != nil)
-            let page = try await browser.get("/authorize?" + formEncode(cliAuthorizationQuery(extra: [("prompt", "login")])))
+            let page = try await browser.get(
+                "/authorize?" + formEncode(cliAuthorizationQuery(extra: [("prompt", "login")])))
             #expect(page.status == .ok)
             #expect(page.headers[.location] == nil)
             #expect(text(page).contains("<h1>Sign in</h1>"))
         }
     }
 
-    @Test("prompt=none without a session goes back with error=login_required, the state and iss; with one it returns a code")
+    @Test(
+        "prompt=none without a session goes back with error=login_required, the state and iss; with one it returns a code"
+    )
     func promptNone() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -245,7 +274,8 @@ struct CodeFlowTests {
             #expect(redirect.base == Fixture.cliRedirect)
             #expect(redirect.items == ["error": "login_required", "state": "silent", "iss": Fixture.issuer])
 
-            _ = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            _ = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             let signedIn = try await browser.get(query)
             #expect(signedIn.status == .seeOther)
             #expect(Redirect(signedIn)?.items["code"] != nil)
@@ -265,19 +295,27 @@ struct CodeFlowTests {
         }
     }
 
-    @Test("with secure cookies (an https issuer) both cookies carry Secure and the __Host- prefix, so no other site can set them")
+    @Test(
+        "with secure cookies (an https issuer) both cookies carry Secure and the __Host- prefix, so no other site can set them"
+    )
     func secureCookies() async throws {
         let fixture = try await IdPServerFixture.make(secureCookies: true)
         try await fixture.withRouter { client in
             var browser = Browser(client)
             let page = try await browser.get("/authorize?" + formEncode(cliAuthorizationQuery()))
             #expect(setCookie(page, "keyless_csrf") == nil)
-            #expect(cookieAttributes(try #require(setCookie(page, "__Host-keyless_csrf"))) == ["path=/", "secure", "httponly", "samesite=strict"])
+            #expect(
+                cookieAttributes(try #require(setCookie(page, "__Host-keyless_csrf"))) == [
+                    "path=/", "secure", "httponly", "samesite=strict",
+                ])
             var form = hiddenFields(text(page))
             form += [("username", "alice"), ("password", Fixture.alicePassword)]
             let login = try await browser.post("/authorize", form: form)
             #expect(login.status == .seeOther)
-            #expect(cookieAttributes(try #require(setCookie(login, "__Host-keyless_session"))) == ["path=/", "secure", "httponly", "samesite=lax"])
+            #expect(
+                cookieAttributes(try #require(setCookie(login, "__Host-keyless_session"))) == [
+                    "path=/", "secure", "httponly", "samesite=lax",
+                ])
             // A session that would arrive under the unprefixed name (set by a sibling site) is not read.
             browser.cookies["keyless_session"] = browser.cookies["__Host-keyless_session"]
             browser.cookies["__Host-keyless_session"] = nil
@@ -292,19 +330,22 @@ struct CodeFlowTests {
         let otp = TOTP.code(secret: try #require(TOTP.base32Decode(Fixture.bobTOTPSecret)), at: referenceTime)
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let missing = try await browser.signIn(query: cliAuthorizationQuery(), username: "bob", password: Fixture.bobPassword)
+            let missing = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "bob", password: Fixture.bobPassword)
             #expect(missing.status == .unauthorized)
             #expect(text(missing).contains("Your account needs a one-time code"))
             #expect(setCookie(missing, "keyless_session") == nil)
 
-            let withCode = try await browser.signIn(query: cliAuthorizationQuery(), username: "bob", password: Fixture.bobPassword, otp: otp)
+            let withCode = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "bob", password: Fixture.bobPassword, otp: otp)
             #expect(withCode.status == .seeOther)
             let token = try await redeemCLICode(client, code: try #require(Redirect(withCode)?.items["code"]))
             let idToken = try #require(try json(token)["id_token"] as? String)
             #expect(try jwtClaims(idToken)["amr"] as? [String] == ["pwd", "otp", "mfa"])
 
             var other = Browser(client)
-            let replay = try await other.signIn(query: cliAuthorizationQuery(), username: "bob", password: Fixture.bobPassword, otp: otp)
+            let replay = try await other.signIn(
+                query: cliAuthorizationQuery(), username: "bob", password: Fixture.bobPassword, otp: otp)
             #expect(replay.status == .unauthorized)
             #expect(text(replay).contains("Wrong username, password or one-time code."))
         }
@@ -314,11 +355,13 @@ struct CodeFlowTests {
 @Suite("IdP server: CSRF protection of the login and device forms")
 struct CSRFTests {
     enum Tamper: String, CaseIterable, Sendable {
-        case noCookie, noField, mismatchedField, cookieCopiedIntoField, foreignOrigin, originWithOtherPort, nullOrigin, crossSiteFetch
+        case noCookie, noField, mismatchedField, cookieCopiedIntoField, foreignOrigin, originWithOtherPort, nullOrigin,
+            crossSiteFetch
     }
 
-    @Test("a login POST without the CSRF cookie, without or with a different csrf field, from a foreign or null Origin, or marked cross-site gets 403 and no session",
-          arguments: Tamper.allCases)
+    @Test(
+        "a login POST without the CSRF cookie, without or with a different csrf field, from a foreign or null Origin, or marked cross-site gets 403 and no session",
+        arguments: Tamper.allCases)
     func loginCSRF(_ tamper: Tamper) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -349,7 +392,9 @@ struct CSRFTests {
         }
     }
 
-    @Test("a login POST with Origin equal to the issuer's origin, and Sec-Fetch-Site same-origin, is accepted; the pages ask browsers to send that Origin")
+    @Test(
+        "a login POST with Origin equal to the issuer's origin, and Sec-Fetch-Site same-origin, is accepted; the pages ask browsers to send that Origin"
+    )
     func sameOriginAccepted() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -359,14 +404,20 @@ struct CSRFTests {
             #expect(text(page).contains("<meta name=\"referrer\" content=\"same-origin\">"))
             var form = hiddenFields(text(page))
             form += [("username", "alice"), ("password", Fixture.alicePassword)]
-            let response = try await browser.post("/authorize", form: form, headers: [.origin: "https://idp.example.com",
-                                                                                      HTTPField.Name("Sec-Fetch-Site")!: "same-origin"])
+            let response = try await browser.post(
+                "/authorize", form: form,
+                headers: [
+                    .origin: "https://idp.example.com",
+                    HTTPField.Name("Sec-Fetch-Site")!: "same-origin",
+                ])
             #expect(response.status == .seeOther)
             #expect(Redirect(response)?.items["code"] != nil)
         }
     }
 
-    @Test("a form cookie and token an attacker got from their own visit, planted in a signed-in victim's browser, cannot approve consent for the victim's session")
+    @Test(
+        "a form cookie and token an attacker got from their own visit, planted in a signed-in victim's browser, cannot approve consent for the victim's session"
+    )
     func plantedFormCookieCannotApproveConsent() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -378,7 +429,9 @@ struct CSRFTests {
             // The victim signs in to a first-party client, so holds a live session.
             var victim = Browser(client)
             let victimPage = try await victim.get("/authorize?" + formEncode(cliAuthorizationQuery()))
-            let signIn = try await victim.post("/authorize", form: hiddenFields(text(victimPage)) + [("username", "alice"), ("password", Fixture.alicePassword)])
+            let signIn = try await victim.post(
+                "/authorize",
+                form: hiddenFields(text(victimPage)) + [("username", "alice"), ("password", Fixture.alicePassword)])
             #expect(signIn.status == .seeOther)
             // The attacker sets their form cookie in the victim's browser and makes it post "allow".
             victim.cookies["keyless_csrf"] = plantedCookie
@@ -397,7 +450,8 @@ struct CSRFTests {
             var form = hiddenFields(text(page))
             form += [("username", "alice"), ("password", Fixture.alicePassword)]
             // RFC 6454 §6.2: a serialised origin omits the scheme's default port.
-            let response = try await browser.post("/authorize", form: form, headers: [.origin: "https://idp.example.com"])
+            let response = try await browser.post(
+                "/authorize", form: form, headers: [.origin: "https://idp.example.com"])
             #expect(response.status == .seeOther)
         }
     }
@@ -406,15 +460,21 @@ struct CSRFTests {
     func deviceCSRF() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let device = try json(try await client.execute(uri: "/device_authorization", method: .post, headers: formHeaders(),
-                                                           body: formBody([("client_id", "cli")])))
+            let device = try json(
+                try await client.execute(
+                    uri: "/device_authorization", method: .post, headers: formHeaders(),
+                    body: formBody([("client_id", "cli")])))
             let userCode = try #require(device["user_code"] as? String)
             var browser = Browser(client)
             let page = try await browser.get("/device")
             let csrf = try #require(hiddenField("csrf", in: text(page)))
             browser.cookies["keyless_csrf"] = nil
-            let response = try await browser.post("/device", form: [("csrf", csrf), ("user_code", userCode), ("username", "alice"),
-                                                                    ("password", Fixture.alicePassword), ("action", "approve")])
+            let response = try await browser.post(
+                "/device",
+                form: [
+                    ("csrf", csrf), ("user_code", userCode), ("username", "alice"),
+                    ("password", Fixture.alicePassword), ("action", "approve"),
+                ])
             #expect(response.status == .forbidden)
             #expect(setCookie(response, "keyless_session") == nil)
             #expect(try await fixture.engine.pendingDevice(userCode: userCode) != nil, "the request is still pending")
@@ -424,12 +484,14 @@ struct CSRFTests {
 
 @Suite("IdP server: wrong passwords and throttling")
 struct LoginFailureTests {
-    @Test("a wrong password gets a 401 login page that says so, keeps the request and the username, and sets no session")
+    @Test(
+        "a wrong password gets a 401 login page that says so, keeps the request and the username, and sets no session")
     func wrongPassword() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let response = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: "wrong")
+            let response = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: "wrong")
             #expect(response.status == .unauthorized)
             #expect(response.headers[.contentType] == "text/html; charset=utf-8")
             let page = text(response)
@@ -447,54 +509,66 @@ struct LoginFailureTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let response = try await browser.signIn(query: cliAuthorizationQuery(), username: "mallory", password: "whatever")
+            let response = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "mallory", password: "whatever")
             #expect(response.status == .unauthorized)
             #expect(text(response).contains("Wrong username, password or one-time code."))
         }
     }
 
-    @Test("three wrong passwords, then the next attempt (even with the right password) gets 429 with Retry-After until the delay has passed")
+    @Test(
+        "three wrong passwords, then the next attempt (even with the right password) gets 429 with Retry-After until the delay has passed"
+    )
     func throttleWithoutPeerAddress() async throws {
         // With `.router` there is no socket: the peer is "unknown", and the limits must still apply.
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
             for attempt in 1...3 {
-                let response = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: "wrong-\(attempt)")
+                let response = try await browser.signIn(
+                    query: cliAuthorizationQuery(), username: "alice", password: "wrong-\(attempt)")
                 #expect(response.status == .unauthorized, "attempt \(attempt)")
                 #expect(response.headers[.retryAfter] == nil)
             }
-            let fourth = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: "wrong-4")
+            let fourth = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: "wrong-4")
             #expect(fourth.status == .tooManyRequests)
             #expect(fourth.headers[.retryAfter] == "2")
             #expect(text(fourth).contains("Too many failed attempts. Try again in 2 seconds."))
 
-            let right = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let right = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(right.status == .tooManyRequests)
             #expect(setCookie(right, "keyless_session") == nil)
 
             var carolsBrowser = Browser(client)
-            let otherUser = try await carolsBrowser.signIn(query: cliAuthorizationQuery(), username: "carol", password: Fixture.otherPassword)
+            let otherUser = try await carolsBrowser.signIn(
+                query: cliAuthorizationQuery(), username: "carol", password: Fixture.otherPassword)
             #expect(otherUser.status == .seeOther, "the delay is per user and address")
 
             fixture.clock.advance(by: 2)
-            let later = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let later = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(later.status == .seeOther)
         }
     }
 
-    @Test("without a peer address all clients share one address bucket: 30 failures over ten users lock out another user for the window")
+    @Test(
+        "without a peer address all clients share one address bucket: 30 failures over ten users lock out another user for the window"
+    )
     func addressBucketWithoutPeer() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
             for index in 0..<10 {
                 for attempt in 1...3 {
-                    let response = try await browser.signIn(query: cliAuthorizationQuery(), username: "user-\(index)", password: "wrong-\(attempt)")
+                    let response = try await browser.signIn(
+                        query: cliAuthorizationQuery(), username: "user-\(index)", password: "wrong-\(attempt)")
                     #expect(response.status == .unauthorized, "user-\(index) attempt \(attempt)")
                 }
             }
-            let alice = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let alice = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(alice.status == .tooManyRequests)
             #expect(alice.headers[.retryAfter] == "900")
         }
@@ -508,7 +582,8 @@ struct ConsentTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let response = try await browser.signIn(query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let response = try await browser.signIn(
+                query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(response.status == .ok)
             #expect(response.headers[.location] == nil)
             let page = text(response)
@@ -526,8 +601,10 @@ struct ConsentTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let consent = try await browser.signIn(query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
-            let response = try await browser.post("/authorize", form: hiddenFields(text(consent)) + [("action", "deny")])
+            let consent = try await browser.signIn(
+                query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let response = try await browser.post(
+                "/authorize", form: hiddenFields(text(consent)) + [("action", "deny")])
             #expect(response.status == .seeOther)
             let redirect = try #require(Redirect(response))
             #expect(redirect.base == Fixture.webappRedirect)
@@ -543,33 +620,43 @@ struct ConsentTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let consent = try await browser.signIn(query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
-            let response = try await browser.post("/authorize", form: hiddenFields(text(consent)) + [("action", "allow")])
+            let consent = try await browser.signIn(
+                query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let response = try await browser.post(
+                "/authorize", form: hiddenFields(text(consent)) + [("action", "allow")])
             #expect(response.status == .seeOther)
             let redirect = try #require(Redirect(response))
             #expect(redirect.base == Fixture.webappRedirect)
             #expect(redirect.items["state"] == "web-state")
             let code = try #require(redirect.items["code"])
-            let token = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("webapp", Fixture.webappSecret)),
-                                                 body: formBody([("grant_type", "authorization_code"), ("code", code),
-                                                                 ("redirect_uri", Fixture.webappRedirect)]))
+            let token = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("webapp", Fixture.webappSecret)),
+                body: formBody([
+                    ("grant_type", "authorization_code"), ("code", code),
+                    ("redirect_uri", Fixture.webappRedirect),
+                ]))
             #expect(token.status == .ok)
             #expect(try jwtClaims(try #require(try json(token)["id_token"] as? String))["aud"] as? String == "webapp")
         }
     }
 
-    @Test("Allow after the session has expired shows the login page again instead of issuing a code; without the session cookie the form is refused")
+    @Test(
+        "Allow after the session has expired shows the login page again instead of issuing a code; without the session cookie the form is refused"
+    )
     func allowWithoutSession() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let consent = try await browser.signIn(query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let consent = try await browser.signIn(
+                query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             var cookieless = browser
             cookieless.cookies["keyless_session"] = nil
-            let refused = try await cookieless.post("/authorize", form: hiddenFields(text(consent)) + [("action", "allow")])
+            let refused = try await cookieless.post(
+                "/authorize", form: hiddenFields(text(consent)) + [("action", "allow")])
             #expect(refused.status == .forbidden, "the consent form's token is bound to the session it was shown to")
             fixture.clock.advance(by: 7 * 86_400)
-            let response = try await browser.post("/authorize", form: hiddenFields(text(consent)) + [("action", "allow")])
+            let response = try await browser.post(
+                "/authorize", form: hiddenFields(text(consent)) + [("action", "allow")])
             #expect(response.status == .ok)
             #expect(response.headers[.location] == nil)
             #expect(text(response).contains("Your session ended; sign in again."))
@@ -581,9 +668,11 @@ struct ConsentTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            _ = try await browser.signIn(query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            _ = try await browser.signIn(
+                query: webappAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(browser.cookies["keyless_session"] != nil)
-            let response = try await browser.get("/authorize?" + formEncode(webappAuthorizationQuery(state: "silent") + [("prompt", "none")]))
+            let response = try await browser.get(
+                "/authorize?" + formEncode(webappAuthorizationQuery(state: "silent") + [("prompt", "none")]))
             // OpenID Connect Core §3.1.2.1: with prompt=none the provider MUST NOT display any consent page.
             #expect(response.status == .seeOther)
             #expect(Redirect(response)?.items["error"] == "consent_required")

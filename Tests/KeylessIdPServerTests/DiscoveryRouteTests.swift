@@ -21,19 +21,24 @@ struct DiscoveryRouteTests {
                 #expect(doc["jwks_uri"] as? String == "https://idp.example.com/jwks.json")
                 #expect(doc["userinfo_endpoint"] as? String == "https://idp.example.com/userinfo")
                 #expect(doc["revocation_endpoint"] as? String == "https://idp.example.com/revoke")
-                #expect(doc["device_authorization_endpoint"] as? String == "https://idp.example.com/device_authorization")
+                #expect(
+                    doc["device_authorization_endpoint"] as? String == "https://idp.example.com/device_authorization")
                 #expect(doc["code_challenge_methods_supported"] as? [String] == ["S256"])
                 #expect(doc["id_token_signing_alg_values_supported"] as? [String] == ["ES256"])
                 #expect(doc["response_types_supported"] as? [String] == ["code"])
                 #expect(doc["authorization_response_iss_parameter_supported"] as? Bool == true)
-                #expect(doc["grant_types_supported"] as? [String] == [
-                    "authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code",
-                ])
+                #expect(
+                    doc["grant_types_supported"] as? [String] == [
+                        "authorization_code", "client_credentials", "refresh_token",
+                        "urn:ietf:params:oauth:grant-type:device_code",
+                    ])
             }
         }
     }
 
-    @Test("discovery and JWKS are cacheable by anyone for five minutes and readable cross-origin, with the security headers")
+    @Test(
+        "discovery and JWKS are cacheable by anyone for five minutes and readable cross-origin, with the security headers"
+    )
     func discoveryAndJWKSAreCacheable() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in

@@ -47,7 +47,9 @@ enum Fixture {
     static let serviceHash = hash(serviceSecret)
 
     static func hash(_ secret: String) -> String {
-        do { return try PasswordHash.make(secret, logN: 10).description } catch { fatalError("scrypt failed: \(error)") }
+        do { return try PasswordHash.make(secret, logN: 10).description } catch {
+            fatalError("scrypt failed: \(error)")
+        }
     }
 
     /// The idp.yaml of the test provider: alice (password), bob (password and TOTP), four more users for the
@@ -108,26 +110,37 @@ struct IdPServerFixture: Sendable {
     let serverConfiguration: IdPServerConfiguration
 
     /// A provider with the fixture configuration over `store` (a fresh memory store by default).
-    static func make(issuer: String = Fixture.issuer, store: any IdPStore = MemoryIdPStore(), clock: ManualClock = ManualClock(),
-                     secureCookies: Bool = false, host: String = "127.0.0.1", port: Int = 0, idleTimeout: TimeInterval = 30,
-                     metrics: MetricsAccess = .open, trustedProxies: TrustedProxies = .none) async throws -> IdPServerFixture {
+    static func make(
+        issuer: String = Fixture.issuer, store: any IdPStore = MemoryIdPStore(), clock: ManualClock = ManualClock(),
+        secureCookies: Bool = false, host: String = "127.0.0.1", port: Int = 0, idleTimeout: TimeInterval = 30,
+        metrics: MetricsAccess = .open, trustedProxies: TrustedProxies = .none
+    ) async throws -> IdPServerFixture {
         let config = try Fixture.configuration()
-        let keys = KeyRing(store: store, kek: SymmetricKey(size: .bits256), algorithm: config.signingAlgorithm, clock: clock.wallClock,
-                           maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
+        let keys = KeyRing(
+            store: store, kek: SymmetricKey(size: .bits256), algorithm: config.signingAlgorithm, clock: clock.wallClock,
+            maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
         try await keys.start()
         let engine = try OAuthEngine(config: config, issuer: issuer, store: store, keys: keys, clock: clock.wallClock)
-        return IdPServerFixture(clock: clock, engine: engine, metrics: .provider(), logs: LogCapture(),
-                                serverConfiguration: IdPServerConfiguration(host: host, port: port, secureCookies: secureCookies, idleTimeout: idleTimeout,
-                                                                                 metrics: metrics, trustedProxies: trustedProxies))
+        return IdPServerFixture(
+            clock: clock, engine: engine, metrics: .provider(), logs: LogCapture(),
+            serverConfiguration: IdPServerConfiguration(
+                host: host, port: port, secureCookies: secureCookies, idleTimeout: idleTimeout,
+                metrics: metrics, trustedProxies: trustedProxies))
     }
 
     /// The application, logging into `logs`.
-    func application(onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) -> some ApplicationProtocol {
-        buildIdPApplication(engine: engine, configuration: serverConfiguration, logger: logs.logger, metrics: metrics, onRunning: onRunning)
+    func application(onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in })
+        -> some ApplicationProtocol
+    {
+        buildIdPApplication(
+            engine: engine, configuration: serverConfiguration, logger: logs.logger, metrics: metrics,
+            onRunning: onRunning)
     }
 
     /// Runs `body` against the router, without a socket (so there is no peer address).
-    func withRouter<Value: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+    func withRouter<Value: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws
+        -> Value
+    {
         try await application().test(.router, body)
     }
 }
@@ -153,7 +166,9 @@ struct Browser {
     }
 
     /// POST a form to `uri`, sending and then storing cookies.
-    mutating func post(_ uri: String, form fields: [(String, String)], headers: HTTPFields = [:]) async throws -> TestResponse {
+    mutating func post(_ uri: String, form fields: [(String, String)], headers: HTTPFields = [:]) async throws
+        -> TestResponse
+    {
         var headers = headers
         headers[.contentType] = "application/x-www-form-urlencoded"
         if !cookies.isEmpty { headers[.cookie] = cookieHeader }
@@ -162,7 +177,9 @@ struct Browser {
         return response
     }
 
-    var cookieHeader: String { cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
+    var cookieHeader: String {
+        cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+    }
 
     mutating func remember(_ response: TestResponse) {
         for header in response.headers[values: .setCookie] {
@@ -172,7 +189,9 @@ struct Browser {
     }
 
     /// GET /authorize, then POST the login form with the hidden fields and the CSRF token it carries.
-    mutating func signIn(query: [(String, String)], username: String, password: String, otp: String? = nil) async throws -> TestResponse {
+    mutating func signIn(query: [(String, String)], username: String, password: String, otp: String? = nil) async throws
+        -> TestResponse
+    {
         let page = try await get("/authorize?" + formEncode(query))
         guard page.status == .ok else { throw FixtureError("the login page answered \(page.status)") }
         var fields = hiddenFields(text(page))
@@ -217,22 +236,34 @@ func basicAuthorization(_ id: String, _ secret: String) -> String {
 }
 
 /// The query of a PKCE authorization request from the CLI client.
-func cliAuthorizationQuery(state: String = "state-123", nonce: String = "nonce-456", extra: [(String, String)] = []) -> [(String, String)] {
-    [("response_type", "code"), ("client_id", "cli"), ("redirect_uri", Fixture.cliRedirect), ("scope", "openid email"),
-     ("state", state), ("nonce", nonce), ("code_challenge", Fixture.pkceChallenge), ("code_challenge_method", "S256")] + extra
+func cliAuthorizationQuery(state: String = "state-123", nonce: String = "nonce-456", extra: [(String, String)] = [])
+    -> [(String, String)]
+{
+    [
+        ("response_type", "code"), ("client_id", "cli"), ("redirect_uri", Fixture.cliRedirect),
+        ("scope", "openid email"),
+        ("state", state), ("nonce", nonce), ("code_challenge", Fixture.pkceChallenge),
+        ("code_challenge_method", "S256"),
+    ] + extra
 }
 
 /// The query of an authorization request from the third-party web app (confidential, no PKCE).
 func webappAuthorizationQuery(state: String = "web-state") -> [(String, String)] {
-    [("response_type", "code"), ("client_id", "webapp"), ("redirect_uri", Fixture.webappRedirect), ("scope", "openid"), ("state", state)]
+    [
+        ("response_type", "code"), ("client_id", "webapp"), ("redirect_uri", Fixture.webappRedirect),
+        ("scope", "openid"), ("state", state),
+    ]
 }
 
 /// Redeems a CLI code at the token endpoint.
 func redeemCLICode(_ client: any TestClientProtocol, code: String) async throws -> TestResponse {
-    try await client.execute(uri: "/token", method: .post, headers: formHeaders(), body: formBody([
-        ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", Fixture.cliRedirect), ("client_id", "cli"),
-        ("code_verifier", Fixture.pkceVerifier),
-    ]))
+    try await client.execute(
+        uri: "/token", method: .post, headers: formHeaders(),
+        body: formBody([
+            ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", Fixture.cliRedirect),
+            ("client_id", "cli"),
+            ("code_verifier", Fixture.pkceVerifier),
+        ]))
 }
 
 // MARK: Responses
@@ -256,7 +287,9 @@ struct Redirect {
     var names: [String]
 
     init?(_ response: TestResponse) {
-        guard let location = response.headers[.location], let components = URLComponents(string: location) else { return nil }
+        guard let location = response.headers[.location], let components = URLComponents(string: location) else {
+            return nil
+        }
         var stripped = components
         stripped.query = nil
         base = stripped.string ?? ""
@@ -285,7 +318,9 @@ func cookieAttributes(_ header: String) -> Set<String> {
 
 /// The hidden inputs of a page's form, in order, with HTML entities decoded.
 func hiddenFields(_ html: String) -> [(String, String)] {
-    html.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map { (unescapeHTML(String($0.1)), unescapeHTML(String($0.2))) }
+    html.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map {
+        (unescapeHTML(String($0.1)), unescapeHTML(String($0.2)))
+    }
 }
 
 func hiddenField(_ name: String, in html: String) -> String? { hiddenFields(html).first { $0.0 == name }?.1 }
@@ -300,7 +335,8 @@ func unescapeHTML(_ text: String) -> String {
 func jwtClaims(_ token: String) throws -> [String: Any] {
     let parts = token.split(separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
-          let claims = try JSONSerialization.jsonObject(with: payload) as? [String: Any] else { throw FixtureError("not a JWS: \(token)") }
+        let claims = try JSONSerialization.jsonObject(with: payload) as? [String: Any]
+    else { throw FixtureError("not a JWS: \(token)") }
     return claims
 }
 
@@ -308,10 +344,14 @@ func jwtClaims(_ token: String) throws -> [String: Any] {
 func verifiesES256(_ token: String, jwks: [String: Any]) throws -> Bool {
     let parts = token.split(separator: ".", omittingEmptySubsequences: false)
     guard parts.count == 3, let headerData = Base64URL.decode(parts[0]), let signature = Base64URL.decode(parts[2]),
-          let header = try JSONSerialization.jsonObject(with: headerData) as? [String: Any], header["alg"] as? String == "ES256" else { return false }
+        let header = try JSONSerialization.jsonObject(with: headerData) as? [String: Any],
+        header["alg"] as? String == "ES256"
+    else { return false }
     let keys = (jwks["keys"] as? [[String: Any]] ?? []).filter { $0["kid"] as? String == header["kid"] as? String }
     for jwk in keys {
-        guard let x = (jwk["x"] as? String).flatMap(Base64URL.decode), let y = (jwk["y"] as? String).flatMap(Base64URL.decode) else { continue }
+        guard let x = (jwk["x"] as? String).flatMap(Base64URL.decode),
+            let y = (jwk["y"] as? String).flatMap(Base64URL.decode)
+        else { continue }
         let key = try P256.Signing.PublicKey(rawRepresentation: x + y)
         let ecdsa = try P256.Signing.ECDSASignature(rawRepresentation: signature)
         if key.isValidSignature(ecdsa, for: Data("\(parts[0]).\(parts[1])".utf8)) { return true }
@@ -322,13 +362,17 @@ func verifiesES256(_ token: String, jwks: [String: Any]) throws -> Bool {
 // MARK: Assertions
 
 /// The headers SecurityHeadersMiddleware promises on every response.
-func expectSecurityHeaders(_ response: TestResponse, cacheControl: String = "no-store", sourceLocation: SourceLocation = #_sourceLocation) {
+func expectSecurityHeaders(
+    _ response: TestResponse, cacheControl: String = "no-store", sourceLocation: SourceLocation = #_sourceLocation
+) {
     let headers = response.headers
     #expect(headers[.xContentTypeOptions] == "nosniff", sourceLocation: sourceLocation)
     #expect(headers[HTTPField.Name("Referrer-Policy")!] == "no-referrer", sourceLocation: sourceLocation)
     #expect(headers[HTTPField.Name("X-Frame-Options")!] == "DENY", sourceLocation: sourceLocation)
-    #expect(headers[.contentSecurityPolicy] == "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-            sourceLocation: sourceLocation)
+    #expect(
+        headers[.contentSecurityPolicy]
+            == "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        sourceLocation: sourceLocation)
     #expect(headers[.cacheControl] == cacheControl, sourceLocation: sourceLocation)
 }
 
@@ -353,37 +397,56 @@ actor SwitchableStore: IdPStore {
     func retireSigningKey(kid: String, retiresAt: Date, expiresAt: Date) async throws {
         try check(); try await base.retireSigningKey(kid: kid, retiresAt: retiresAt, expiresAt: expiresAt)
     }
-    func deleteExpiredSigningKeys(now: Date) async throws { try check(); try await base.deleteExpiredSigningKeys(now: now) }
+    func deleteExpiredSigningKeys(now: Date) async throws {
+        try check(); try await base.deleteExpiredSigningKeys(now: now)
+    }
     func insertSession(_ session: SessionRecord) async throws { try check(); try await base.insertSession(session) }
-    func session(idHash: String, now: Date) async throws -> SessionRecord? { try check(); return try await base.session(idHash: idHash, now: now) }
+    func session(idHash: String, now: Date) async throws -> SessionRecord? {
+        try check(); return try await base.session(idHash: idHash, now: now)
+    }
     func deleteSession(idHash: String) async throws { try check(); try await base.deleteSession(idHash: idHash) }
     func insertCode(_ code: AuthorizationCodeRecord) async throws { try check(); try await base.insertCode(code) }
-    func consumeCode(hash: String, now: Date) async throws -> CodeRedemption { try check(); return try await base.consumeCode(hash: hash, now: now) }
-    func insertRefreshToken(_ token: RefreshTokenRecord) async throws { try check(); try await base.insertRefreshToken(token) }
+    func consumeCode(hash: String, now: Date) async throws -> CodeRedemption {
+        try check(); return try await base.consumeCode(hash: hash, now: now)
+    }
+    func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
+        try check(); try await base.insertRefreshToken(token)
+    }
     func rotateRefreshToken(hash: String, now: Date, successor: RefreshSuccessor) async throws -> RefreshRedemption {
         try check(); return try await base.rotateRefreshToken(hash: hash, now: now, successor: successor)
     }
     func revokeFamily(id: String) async throws { try check(); try await base.revokeFamily(id: id) }
-    func refreshToken(hash: String) async throws -> RefreshTokenRecord? { try check(); return try await base.refreshToken(hash: hash) }
-    func familyOfRefreshToken(hash: String) async throws -> String? { try check(); return try await base.familyOfRefreshToken(hash: hash) }
-    func insertDeviceCode(_ device: DeviceCodeRecord) async throws { try check(); try await base.insertDeviceCode(device) }
+    func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
+        try check(); return try await base.refreshToken(hash: hash)
+    }
+    func familyOfRefreshToken(hash: String) async throws -> String? {
+        try check(); return try await base.familyOfRefreshToken(hash: hash)
+    }
+    func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
+        try check(); try await base.insertDeviceCode(device)
+    }
     func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {
         try check(); return try await base.deviceCode(userCode: userCode, now: now)
     }
     func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         try check(); return try await base.approveDevice(userCode: userCode, approval: approval, now: now)
     }
-    func denyDevice(userCode: String, now: Date) async throws -> Bool { try check(); return try await base.denyDevice(userCode: userCode, now: now) }
+    func denyDevice(userCode: String, now: Date) async throws -> Bool {
+        try check(); return try await base.denyDevice(userCode: userCode, now: now)
+    }
     func pollDevice(deviceCodeHash: String, now: Date) async throws -> DevicePoll {
         try check(); return try await base.pollDevice(deviceCodeHash: deviceCodeHash, now: now)
     }
     func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
         try check(); return try await base.spendOnce(key: key, expiresAt: expiresAt, now: now)
     }
-    func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter] {
+    func addToCounters(_ keys: [String], delta: Int, window: TimeInterval, now: Date) async throws -> [ThrottleCounter]
+    {
         try check(); return try await base.addToCounters(keys, delta: delta, window: window, now: now)
     }
-    func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] { try check(); return try await base.counters(keys, now: now) }
+    func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
+        try check(); return try await base.counters(keys, now: now)
+    }
     func deleteCounter(_ key: String) async throws { try check(); try await base.deleteCounter(key) }
     func purgeExpired(now: Date) async throws { try check(); try await base.purgeExpired(now: now) }
 }

@@ -28,8 +28,10 @@ struct LiveServerTests {
             let port = try #require(client.port)
             // (The test client's own idle connection is closed too, so it sends nothing here.)
             #expect(try RawConnection.serverCloses(port: port, within: 15), "a connection that sends nothing is closed")
-            #expect(try RawConnection.serverCloses(port: port, after: Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8), within: 15),
-                    "a request head that never ends is closed")
+            #expect(
+                try RawConnection.serverCloses(
+                    port: port, after: Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n".utf8), within: 15),
+                "a request head that never ends is closed")
         }
     }
 
@@ -54,7 +56,9 @@ struct LiveServerTests {
         #expect(["127.0.0.1", "::1"].contains(logged.metadata["peer"] ?? ""), "\(logged.metadata)")
     }
 
-    @Test("with IdPServerConfiguration 127.0.0.1 port 0 the application itself binds 127.0.0.1 on a free port and stops on shutdown")
+    @Test(
+        "with IdPServerConfiguration 127.0.0.1 port 0 the application itself binds 127.0.0.1 on a free port and stops on shutdown"
+    )
     func bindsConfiguredAddress() async throws {
         let fixture = try await IdPServerFixture.make(host: "127.0.0.1", port: 0)
         let (addresses, continuation) = AsyncStream.makeStream(of: SocketAddress?.self)

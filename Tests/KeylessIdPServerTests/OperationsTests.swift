@@ -41,31 +41,39 @@ struct OperationsTests {
         let fixture = try await IdPServerFixture.make(store: store)
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let login = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let login = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             let code = try #require(Redirect(login)?.items["code"])
             await store.setFailing(true)
             let response = try await redeemCLICode(client, code: code)
             #expect(response.status == .internalServerError)
             #expect(try oauthError(response) == "server_error")
             #expect(!text(response).contains("switched the store off"))
-            #expect(fixture.logs.records.contains { $0.level == .error && $0.metadata["error"]?.contains("switched the store off") == true })
+            #expect(
+                fixture.logs.records.contains {
+                    $0.level == .error && $0.metadata["error"]?.contains("switched the store off") == true
+                })
         }
     }
 
-    @Test("/metrics renders Prometheus text with requests by route and status, tokens by grant, token errors and logins")
+    @Test(
+        "/metrics renders Prometheus text with requests by route and status, tokens by grant, token errors and logins")
     func metrics() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             _ = try await client.execute(uri: "/healthz", method: .get)
             _ = try await client.execute(uri: "/healthz", method: .get)
             _ = try await client.execute(uri: "/no-such-page?secret=1", method: .get)
-            _ = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                         body: formBody([("grant_type", "client_credentials")]))
-            _ = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", "wrong")),
-                                         body: formBody([("grant_type", "client_credentials")]))
+            _ = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: formBody([("grant_type", "client_credentials")]))
+            _ = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", "wrong")),
+                body: formBody([("grant_type", "client_credentials")]))
             var browser = Browser(client)
             _ = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: "wrong")
-            _ = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            _ = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
 
             let response = try await client.execute(uri: "/metrics", method: .get)
             #expect(response.status == .ok)
@@ -92,27 +100,37 @@ struct OperationsTests {
         }
     }
 
-    @Test("the request log has one line per request with method, route, status and peer, and no query, cookie or credential")
+    @Test(
+        "the request log has one line per request with method, route, status and peer, and no query, cookie or credential"
+    )
     func requestLog() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let login = try await browser.signIn(query: cliAuthorizationQuery(state: "STATE-SECRET-1"), username: "alice", password: Fixture.alicePassword)
+            let login = try await browser.signIn(
+                query: cliAuthorizationQuery(state: "STATE-SECRET-1"), username: "alice",
+                password: Fixture.alicePassword)
             let code = try #require(Redirect(login)?.items["code"])
             _ = try await redeemCLICode(client, code: code)
-            _ = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                         body: formBody([("grant_type", "client_credentials")]))
+            _ = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: formBody([("grant_type", "client_credentials")]))
             _ = try await client.execute(uri: "/healthz", method: .get)
             _ = try await client.execute(uri: "/metrics", method: .get)
 
             let requests = fixture.logs.records.filter { $0.message == "request" }
-            #expect(requests.map { "\($0.metadata["method"] ?? "") \($0.metadata["path"] ?? "") \($0.metadata["status"] ?? "")" } == [
-                "GET /authorize 200", "POST /authorize 303", "POST /token 200", "POST /token 200",
-            ])
+            #expect(
+                requests.map {
+                    "\($0.metadata["method"] ?? "") \($0.metadata["path"] ?? "") \($0.metadata["status"] ?? "")"
+                } == [
+                    "GET /authorize 200", "POST /authorize 303", "POST /token 200", "POST /token 200",
+                ])
             #expect(requests.allSatisfy { $0.metadata["peer"] == "unknown" && $0.metadata["duration_us"] != nil })
             let everything = fixture.logs.allText
-            for secret in ["STATE-SECRET-1", code, Fixture.alicePassword, Fixture.serviceSecret, Fixture.pkceVerifier,
-                           browser.cookies["keyless_csrf"] ?? "-", browser.cookies["keyless_session"] ?? "-"] {
+            for secret in [
+                "STATE-SECRET-1", code, Fixture.alicePassword, Fixture.serviceSecret, Fixture.pkceVerifier,
+                browser.cookies["keyless_csrf"] ?? "-", browser.cookies["keyless_session"] ?? "-",
+            ] {
                 #expect(!everything.contains(secret), "the log leaks \(secret)")
             }
         }
@@ -139,7 +157,8 @@ struct MetricsAccessTests {
         let directory = NSTemporaryDirectory() + "keyless-metrics-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/metrics-token"
-        FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: mode])
+        FileManager.default.createFile(
+            atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: mode])
         return path
     }
 
@@ -158,7 +177,8 @@ struct MetricsAccessTests {
         let token = "metrics-token-" + UUID().uuidString
         let path = try Self.tokenFile(token)
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
-        let fixture = try await IdPServerFixture.make(metrics: try MetricsAccess.parse("token-file:" + path, what: "--metrics"))
+        let fixture = try await IdPServerFixture.make(
+            metrics: try MetricsAccess.parse("token-file:" + path, what: "--metrics"))
         try await fixture.withRouter { client in
             for header in [nil, "Bearer wrong-token-of-some-length", "Basic " + token] as [String?] {
                 var headers: HTTPFields = [:]
@@ -167,7 +187,8 @@ struct MetricsAccessTests {
                 #expect(response.status == .unauthorized, "\(header ?? "no header")")
                 #expect(response.headers[.wwwAuthenticate] == "Bearer realm=\"keyless metrics\"")
             }
-            let allowed = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer " + token])
+            let allowed = try await client.execute(
+                uri: "/metrics", method: .get, headers: [.authorization: "Bearer " + token])
             #expect(allowed.status == .ok)
             #expect(text(allowed).contains("keyless_idp_"))
         }
@@ -178,10 +199,15 @@ struct MetricsAccessTests {
         let readable = try Self.tokenFile("a-token-long-enough-to-pass", mode: 0o644)
         let short = try Self.tokenFile("short")
         defer {
-            for path in [readable, short] { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+            for path in [readable, short] {
+                try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+            }
         }
-        for (text, expected) in [("token-file:" + readable, readable), ("token-file:" + short, "shorter than 16"),
-                                 ("token-file:/nonexistent/metrics-token", "does not exist"), ("public", "must be off, open or token-file:PATH")] {
+        for (text, expected) in [
+            ("token-file:" + readable, readable), ("token-file:" + short, "shorter than 16"),
+            ("token-file:/nonexistent/metrics-token", "does not exist"),
+            ("public", "must be off, open or token-file:PATH"),
+        ] {
             let error = #expect(throws: KeylessError.self) { try MetricsAccess.parse(text, what: "--metrics") }
             #expect(error?.reason.contains(expected) == true, "\(text): \(String(describing: error))")
             #expect(error?.hint != nil)

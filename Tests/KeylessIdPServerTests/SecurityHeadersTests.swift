@@ -15,18 +15,24 @@ struct SecurityHeadersTests {
     }
 
     static let cases: [Case] = [
-        Case(uri: "/authorize?" + formEncode(cliAuthorizationQuery()), status: .ok, contentType: "text/html; charset=utf-8"),
+        Case(
+            uri: "/authorize?" + formEncode(cliAuthorizationQuery()), status: .ok,
+            contentType: "text/html; charset=utf-8"),
         Case(uri: "/authorize?client_id=unknown", status: .badRequest, contentType: "text/html; charset=utf-8"),
-        Case(uri: "/authorize?client_id=cli&client_id=cli", status: .badRequest, contentType: "text/html; charset=utf-8"),
-        Case(uri: "/authorize?" + formEncode(cliAuthorizationQuery(extra: [("prompt", "none")])), status: .seeOther, contentType: nil),
+        Case(
+            uri: "/authorize?client_id=cli&client_id=cli", status: .badRequest, contentType: "text/html; charset=utf-8"),
+        Case(
+            uri: "/authorize?" + formEncode(cliAuthorizationQuery(extra: [("prompt", "none")])), status: .seeOther,
+            contentType: nil),
         Case(uri: "/device", status: .ok, contentType: "text/html; charset=utf-8"),
         Case(uri: "/userinfo", status: .unauthorized, contentType: "application/json"),
         Case(uri: "/healthz", status: .ok, contentType: "application/json"),
         Case(uri: "/metrics", status: .ok, contentType: "text/plain; version=0.0.4"),
     ]
 
-    @Test("HTML pages, redirects and JSON answers carry nosniff, no-referrer, DENY framing, the CSP and Cache-Control no-store",
-          arguments: cases)
+    @Test(
+        "HTML pages, redirects and JSON answers carry nosniff, no-referrer, DENY framing, the CSP and Cache-Control no-store",
+        arguments: cases)
     func everyResponseHasSecurityHeaders(_ testCase: Case) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -43,8 +49,14 @@ struct SecurityHeadersTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             let posts: [(String, [(String, String)], HTTPFields, HTTPResponse.Status)] = [
-                ("/token", [("grant_type", "client_credentials")], formHeaders(basic: ("service", Fixture.serviceSecret)), .ok),
-                ("/token", [("grant_type", "client_credentials")], formHeaders(basic: ("service", "wrong")), .unauthorized),
+                (
+                    "/token", [("grant_type", "client_credentials")],
+                    formHeaders(basic: ("service", Fixture.serviceSecret)), .ok
+                ),
+                (
+                    "/token", [("grant_type", "client_credentials")], formHeaders(basic: ("service", "wrong")),
+                    .unauthorized
+                ),
                 ("/token", [("client_id", "cli")], formHeaders(), .badRequest),
                 ("/device_authorization", [("client_id", "cli")], formHeaders(), .ok),
                 ("/revoke", [("client_id", "cli"), ("token", "unknown")], formHeaders(), .ok),

@@ -9,16 +9,22 @@ import Testing
 /// Signs alice in through the CLI client and returns the token response.
 func cliTokens(_ client: any TestClientProtocol) async throws -> [String: Any] {
     var browser = Browser(client)
-    let login = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
-    guard let code = Redirect(login)?.items["code"] else { throw FixtureError("no code: \(login.status) \(text(login))") }
+    let login = try await browser.signIn(
+        query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+    guard let code = Redirect(login)?.items["code"] else {
+        throw FixtureError("no code: \(login.status) \(text(login))")
+    }
     let response = try await redeemCLICode(client, code: code)
-    guard response.status == .ok else { throw FixtureError("token endpoint answered \(response.status): \(text(response))") }
+    guard response.status == .ok else {
+        throw FixtureError("token endpoint answered \(response.status): \(text(response))")
+    }
     return try json(response)
 }
 
 func refresh(_ client: any TestClientProtocol, _ token: String) async throws -> TestResponse {
-    try await client.execute(uri: "/token", method: .post, headers: formHeaders(),
-                             body: formBody([("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "cli")]))
+    try await client.execute(
+        uri: "/token", method: .post, headers: formHeaders(),
+        body: formBody([("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "cli")]))
 }
 
 @Suite("IdP server: the token endpoint over HTTP")
@@ -27,7 +33,8 @@ struct TokenEndpointTests {
     func missingGrantType() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(), body: formBody([("client_id", "cli")]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(), body: formBody([("client_id", "cli")]))
             #expect(response.status == .badRequest)
             #expect(response.headers[.contentType] == "application/json")
             #expect(try oauthError(response) == "invalid_request")
@@ -41,26 +48,31 @@ struct TokenEndpointTests {
     func wrongSecretBasic() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", "not-the-secret")),
-                                                    body: formBody([("grant_type", "client_credentials")]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", "not-the-secret")),
+                body: formBody([("grant_type", "client_credentials")]))
             #expect(response.status == .unauthorized)
             #expect(try oauthError(response) == "invalid_client")
             #expect(response.headers[.wwwAuthenticate] == "Basic realm=\"keyless\"")
         }
     }
 
-    @Test("made-up client credentials at /token, /revoke and /device_authorization count together; the 21st attempt gets 429 with Retry-After, even with the right secret")
+    @Test(
+        "made-up client credentials at /token, /revoke and /device_authorization count together; the 21st attempt gets 429 with Retry-After, even with the right secret"
+    )
     func madeUpClientsThrottled() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             for index in 0..<20 {
                 let uri = ["/token", "/revoke", "/device_authorization"][index % 3]
-                let response = try await client.execute(uri: uri, method: .post, headers: formHeaders(basic: ("made-up-\(index)", "secret")),
-                                                        body: formBody([("grant_type", "client_credentials"), ("token", "x")]))
+                let response = try await client.execute(
+                    uri: uri, method: .post, headers: formHeaders(basic: ("made-up-\(index)", "secret")),
+                    body: formBody([("grant_type", "client_credentials"), ("token", "x")]))
                 #expect(response.status == .unauthorized, "\(uri) attempt \(index)")
             }
-            let throttled = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                     body: formBody([("grant_type", "client_credentials")]))
+            let throttled = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: formBody([("grant_type", "client_credentials")]))
             #expect(throttled.status == .tooManyRequests)
             #expect(try oauthError(throttled) == "temporarily_unavailable")
             #expect(throttled.headers[.retryAfter] == "900")
@@ -71,21 +83,26 @@ struct TokenEndpointTests {
     func wrongSecretPost() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(), body: formBody([
-                ("grant_type", "client_credentials"), ("client_id", "service"), ("client_secret", "not-the-secret"),
-            ]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(),
+                body: formBody([
+                    ("grant_type", "client_credentials"), ("client_id", "service"), ("client_secret", "not-the-secret"),
+                ]))
             #expect(response.status == .unauthorized)
             #expect(try oauthError(response) == "invalid_client")
             #expect(response.headers[.wwwAuthenticate] == "Basic realm=\"keyless\"")
         }
     }
 
-    @Test("the right secret via Basic gets a client_credentials access token, no-store and Pragma no-cache, no refresh or ID token")
+    @Test(
+        "the right secret via Basic gets a client_credentials access token, no-store and Pragma no-cache, no refresh or ID token"
+    )
     func clientCredentials() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                    body: formBody([("grant_type", "client_credentials")]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: formBody([("grant_type", "client_credentials")]))
             #expect(response.status == .ok)
             #expect(response.headers[.cacheControl] == "no-store")
             #expect(response.headers[HTTPField.Name("Pragma")!] == "no-cache")
@@ -103,11 +120,13 @@ struct TokenEndpointTests {
     func repeatedParameter() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                    body: ByteBuffer(string: "grant_type=client_credentials&grant_type=client_credentials"))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: ByteBuffer(string: "grant_type=client_credentials&grant_type=client_credentials"))
             #expect(response.status == .badRequest)
             #expect(try oauthError(response) == "invalid_request")
-            #expect(try json(response)["error_description"] as? String == "parameter grant_type appears more than once.")
+            #expect(
+                try json(response)["error_description"] as? String == "parameter grant_type appears more than once.")
         }
     }
 
@@ -115,26 +134,31 @@ struct TokenEndpointTests {
     func repeatedParameterFirstEmpty() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                    body: ByteBuffer(string: "grant_type=&grant_type=client_credentials"))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: ByteBuffer(string: "grant_type=&grant_type=client_credentials"))
             let error = try? oauthError(response)
             #expect(response.status == .badRequest)
             #expect(error == "invalid_request")
         }
     }
 
-    @Test("JSON instead of a form gets 400 invalid_request saying to send a form",
-          arguments: ["application/json", "text/plain", nil])
+    @Test(
+        "JSON instead of a form gets 400 invalid_request saying to send a form",
+        arguments: ["application/json", "text/plain", nil])
     func notFormEncoded(_ contentType: String?) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var headers: HTTPFields = [.authorization: basicAuthorization("service", Fixture.serviceSecret)]
             if let contentType { headers[.contentType] = contentType }
-            let response = try await client.execute(uri: "/token", method: .post, headers: headers,
-                                                    body: ByteBuffer(string: #"{"grant_type":"client_credentials"}"#))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"grant_type":"client_credentials"}"#))
             #expect(response.status == .badRequest)
             #expect(try oauthError(response) == "invalid_request")
-            #expect(try json(response)["error_description"] as? String == "send the parameters as application/x-www-form-urlencoded.")
+            #expect(
+                try json(response)["error_description"] as? String
+                    == "send the parameters as application/x-www-form-urlencoded.")
         }
     }
 
@@ -142,19 +166,25 @@ struct TokenEndpointTests {
     func formWithCharset() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: [
-                .contentType: "application/x-www-form-urlencoded; charset=UTF-8", .authorization: basicAuthorization("service", Fixture.serviceSecret),
-            ], body: formBody([("grant_type", "client_credentials")]))
+            let response = try await client.execute(
+                uri: "/token", method: .post,
+                headers: [
+                    .contentType: "application/x-www-form-urlencoded; charset=UTF-8",
+                    .authorization: basicAuthorization("service", Fixture.serviceSecret),
+                ], body: formBody([("grant_type", "client_credentials")]))
             #expect(response.status == .ok)
         }
     }
 
-    @Test("an unknown grant type gets 400 unsupported_grant_type", arguments: ["password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer"])
+    @Test(
+        "an unknown grant type gets 400 unsupported_grant_type",
+        arguments: ["password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer"])
     func unsupportedGrant(_ grant: String) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                    body: formBody([("grant_type", grant), ("username", "alice"), ("password", Fixture.alicePassword)]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: formBody([("grant_type", grant), ("username", "alice"), ("password", Fixture.alicePassword)]))
             #expect(response.status == .badRequest)
             #expect(try oauthError(response) == "unsupported_grant_type")
         }
@@ -164,19 +194,23 @@ struct TokenEndpointTests {
     func unauthorizedClient() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("webapp", Fixture.webappSecret)),
-                                                    body: formBody([("grant_type", "client_credentials")]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("webapp", Fixture.webappSecret)),
+                body: formBody([("grant_type", "client_credentials")]))
             #expect(response.status == .badRequest)
             #expect(try oauthError(response) == "unauthorized_client")
         }
     }
 
-    @Test("a code redeemed twice gets invalid_grant the second time, and the refresh token of the first redemption dies with it")
+    @Test(
+        "a code redeemed twice gets invalid_grant the second time, and the refresh token of the first redemption dies with it"
+    )
     func codeReplay() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let login = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let login = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             let code = try #require(Redirect(login)?.items["code"])
             let first = try await redeemCLICode(client, code: code)
             #expect(first.status == .ok)
@@ -197,12 +231,16 @@ struct TokenEndpointTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let login = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let login = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             let code = try #require(Redirect(login)?.items["code"])
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(), body: formBody([
-                ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", Fixture.cliRedirect), ("client_id", "cli"),
-                ("code_verifier", String(repeating: "x", count: 43)),
-            ]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(),
+                body: formBody([
+                    ("grant_type", "authorization_code"), ("code", code), ("redirect_uri", Fixture.cliRedirect),
+                    ("client_id", "cli"),
+                    ("code_verifier", String(repeating: "x", count: 43)),
+                ]))
             #expect(response.status == .badRequest)
             #expect(try oauthError(response) == "invalid_grant")
         }
@@ -213,7 +251,8 @@ struct TokenEndpointTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             var browser = Browser(client)
-            let login = try await browser.signIn(query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
+            let login = try await browser.signIn(
+                query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             let code = try #require(Redirect(login)?.items["code"])
             fixture.clock.advance(by: 60)
             let response = try await redeemCLICode(client, code: code)
@@ -243,8 +282,9 @@ struct TokenEndpointTests {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
             let padding = String(repeating: "a", count: 70 * 1024)
-            let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                    body: formBody([("grant_type", "client_credentials"), ("padding", padding)]))
+            let response = try await client.execute(
+                uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                body: formBody([("grant_type", "client_credentials"), ("padding", padding)]))
             #expect(response.status != .ok)
             let error = try? oauthError(response)
             #expect(response.status == .contentTooLarge || response.status == .badRequest)
@@ -261,8 +301,9 @@ struct RevocationAndUserinfoTests {
         try await fixture.withRouter { client in
             let tokens = try await cliTokens(client)
             let refreshToken = try #require(tokens["refresh_token"] as? String)
-            let revoke = try await client.execute(uri: "/revoke", method: .post, headers: formHeaders(),
-                                                  body: formBody([("token", refreshToken), ("token_type_hint", "refresh_token"), ("client_id", "cli")]))
+            let revoke = try await client.execute(
+                uri: "/revoke", method: .post, headers: formHeaders(),
+                body: formBody([("token", refreshToken), ("token_type_hint", "refresh_token"), ("client_id", "cli")]))
             #expect(revoke.status == .ok)
             #expect(revoke.body.readableBytes == 0)
             expectSecurityHeaders(revoke)
@@ -276,8 +317,9 @@ struct RevocationAndUserinfoTests {
     func revokeUnknown() async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
-            let revoke = try await client.execute(uri: "/revoke", method: .post, headers: formHeaders(),
-                                                  body: formBody([("token", "never-issued"), ("client_id", "cli")]))
+            let revoke = try await client.execute(
+                uri: "/revoke", method: .post, headers: formHeaders(),
+                body: formBody([("token", "never-issued"), ("client_id", "cli")]))
             #expect(revoke.status == .ok)
         }
     }
@@ -288,8 +330,9 @@ struct RevocationAndUserinfoTests {
         try await fixture.withRouter { client in
             let tokens = try await cliTokens(client)
             let refreshToken = try #require(tokens["refresh_token"] as? String)
-            let revoke = try await client.execute(uri: "/revoke", method: .post, headers: formHeaders(basic: ("webapp", "wrong")),
-                                                  body: formBody([("token", refreshToken)]))
+            let revoke = try await client.execute(
+                uri: "/revoke", method: .post, headers: formHeaders(basic: ("webapp", "wrong")),
+                body: formBody([("token", refreshToken)]))
             #expect(revoke.status == .unauthorized)
             #expect(try oauthError(revoke) == "invalid_client")
             #expect(revoke.headers[.wwwAuthenticate] == "Basic realm=\"keyless\"")
@@ -308,7 +351,9 @@ struct RevocationAndUserinfoTests {
         }
     }
 
-    @Test("userinfo refuses tokens that are not this provider's user access tokens", arguments: ["id_token", "client_credentials", "garbage"])
+    @Test(
+        "userinfo refuses tokens that are not this provider's user access tokens",
+        arguments: ["id_token", "client_credentials", "garbage"])
     func userinfoRefusesOtherTokens(_ kind: String) async throws {
         let fixture = try await IdPServerFixture.make()
         try await fixture.withRouter { client in
@@ -316,12 +361,14 @@ struct RevocationAndUserinfoTests {
             switch kind {
             case "id_token": token = try #require(try await cliTokens(client)["id_token"] as? String)
             case "client_credentials":
-                let response = try await client.execute(uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
-                                                        body: formBody([("grant_type", "client_credentials")]))
+                let response = try await client.execute(
+                    uri: "/token", method: .post, headers: formHeaders(basic: ("service", Fixture.serviceSecret)),
+                    body: formBody([("grant_type", "client_credentials")]))
                 token = try #require(try json(response)["access_token"] as? String)
             default: token = "not.a.jwt"
             }
-            let response = try await client.execute(uri: "/userinfo", method: .get, headers: [.authorization: "Bearer \(token)"])
+            let response = try await client.execute(
+                uri: "/userinfo", method: .get, headers: [.authorization: "Bearer \(token)"])
             #expect(response.status == .unauthorized)
             #expect(try oauthError(response) == "invalid_token")
             #expect(response.headers[.wwwAuthenticate] == "Bearer realm=\"keyless\", error=\"invalid_token\"")
@@ -334,7 +381,8 @@ struct RevocationAndUserinfoTests {
         try await fixture.withRouter { client in
             let access = try #require(try await cliTokens(client)["access_token"] as? String)
             fixture.clock.advance(by: 3600)
-            let response = try await client.execute(uri: "/userinfo", method: .get, headers: [.authorization: "Bearer \(access)"])
+            let response = try await client.execute(
+                uri: "/userinfo", method: .get, headers: [.authorization: "Bearer \(access)"])
             #expect(response.status == .unauthorized)
             #expect(try oauthError(response) == "invalid_token")
         }

@@ -84,12 +84,17 @@ enum Fixture {
     /// The public JWKS of the `keyed` client, written out by hand (not with the library's JWK code).
     static var clientJWKS: String {
         let raw = clientECKey.publicKey.x963Representation  // 0x04 || x || y
-        var keys: [[String: String]] = [[
-            "kty": "EC", "crv": "P-256", "kid": clientECKid, "use": "sig",
-            "x": base64url(raw.dropFirst().prefix(32)), "y": base64url(raw.suffix(32)),
-        ]]
+        var keys: [[String: String]] = [
+            [
+                "kty": "EC", "crv": "P-256", "kid": clientECKid, "use": "sig",
+                "x": base64url(raw.dropFirst().prefix(32)), "y": base64url(raw.suffix(32)),
+            ]
+        ]
         if let rsa = clientRSAKey, let primitives = try? rsa.publicKey.getKeyPrimitives() {
-            keys.append(["kty": "RSA", "kid": clientRSAKid, "use": "sig", "n": base64url(primitives.modulus), "e": base64url(primitives.publicExponent)])
+            keys.append([
+                "kty": "RSA", "kid": clientRSAKid, "use": "sig", "n": base64url(primitives.modulus),
+                "e": base64url(primitives.publicExponent),
+            ])
         }
         let data = (try? JSONSerialization.data(withJSONObject: ["keys": keys], options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
@@ -114,23 +119,37 @@ enum Fixture {
     /// - `deployer`: client_credentials with an audience and its own access-token lifetime;
     /// - `reporter@example`: client_credentials with a secret that needs form-urlencoding;
     /// - `keyed`: client_credentials authenticated by `private_key_jwt`.
-    static func config(signingAlgorithm: String = "ES256", extraClients: [IdPConfiguration.Client] = [],
-                       extraUsers: [IdPConfiguration.User] = []) -> IdPConfiguration {
+    static func config(
+        signingAlgorithm: String = "ES256", extraClients: [IdPConfiguration.Client] = [],
+        extraUsers: [IdPConfiguration.User] = []
+    ) -> IdPConfiguration {
         IdPConfiguration(
             issuer: issuer, signingAlgorithm: signingAlgorithm,
             users: [
-                .init(username: "alice", passwordHash: aliceHash, email: "alice@example.com", groups: ["engineers", "admins"]),
+                .init(
+                    username: "alice", passwordHash: aliceHash, email: "alice@example.com",
+                    groups: ["engineers", "admins"]),
                 .init(username: "bob", passwordHash: bobHash, totpSecret: bobTOTPBase32),
                 .init(username: "carol", passwordHash: carolHash, subject: "u-carol-7"),
             ] + extraUsers,
             groups: ["engineers", "admins"],
             clients: [
-                .init(id: "cli", redirectURIs: ["http://127.0.0.1/callback", "http://[::1]/callback", "https://app.example.com/callback"],
-                      grants: ["authorization_code", "refresh_token", "device_code"]),
-                .init(id: "web", secretHash: webHash, redirectURIs: ["https://web.example.com/cb"], grants: ["authorization_code", "refresh_token"]),
-                .init(id: "portal", secretHash: portalHash, redirectURIs: ["https://portal.example.com/cb"], grants: ["authorization_code"]),
-                .init(id: "deployer", secretHash: deployerHash, grants: ["client_credentials"], scopes: ["deploy", "read"],
-                      accessTokenTTL: 300, audience: "sts.amazonaws.com"),
+                .init(
+                    id: "cli",
+                    redirectURIs: [
+                        "http://127.0.0.1/callback", "http://[::1]/callback", "https://app.example.com/callback",
+                    ],
+                    grants: ["authorization_code", "refresh_token", "device_code"]),
+                .init(
+                    id: "web", secretHash: webHash, redirectURIs: ["https://web.example.com/cb"],
+                    grants: ["authorization_code", "refresh_token"]),
+                .init(
+                    id: "portal", secretHash: portalHash, redirectURIs: ["https://portal.example.com/cb"],
+                    grants: ["authorization_code"]),
+                .init(
+                    id: "deployer", secretHash: deployerHash, grants: ["client_credentials"],
+                    scopes: ["deploy", "read"],
+                    accessTokenTTL: 300, audience: "sts.amazonaws.com"),
                 .init(id: reporterID, secretHash: reporterHash, grants: ["client_credentials"], scopes: ["read"]),
                 .init(id: "keyed", jwks: clientJWKS, grants: ["client_credentials"], scopes: ["read"]),
             ] + extraClients,
@@ -145,15 +164,20 @@ struct EngineFixture {
     let keys: KeyRing
     let engine: OAuthEngine
 
-    init(config: IdPConfiguration = Fixture.config(), limits: ThrottleLimits = ThrottleLimits(), store: MemoryIdPStore = MemoryIdPStore(),
-         loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256)) async throws {
+    init(
+        config: IdPConfiguration = Fixture.config(), limits: ThrottleLimits = ThrottleLimits(),
+        store: MemoryIdPStore = MemoryIdPStore(),
+        loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256)
+    ) async throws {
         clock = TestClock()
         self.store = store
-        keys = KeyRing(store: store, kek: kek, algorithm: config.signingAlgorithm, clock: clock.wallClock,
-                       maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
+        keys = KeyRing(
+            store: store, kek: kek, algorithm: config.signingAlgorithm, clock: clock.wallClock,
+            maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
         try await keys.start()
-        engine = try OAuthEngine(config: config, issuer: Fixture.issuer, store: store, keys: keys, clock: clock.wallClock, limits: limits,
-                             loginPool: loginPool)
+        engine = try OAuthEngine(
+            config: config, issuer: Fixture.issuer, store: store, keys: keys, clock: clock.wallClock, limits: limits,
+            loginPool: loginPool)
     }
 
     /// How a user logged in, at the clock's time.
@@ -162,8 +186,11 @@ struct EngineFixture {
     }
 
     /// An authorization request's query for `client`, with PKCE (RFC 7636 Appendix B) unless `challenge` is nil.
-    func query(client: String = "cli", redirect: String = Fixture.cliRedirect, scope: String? = "openid email profile groups offline_access",
-               state: String? = "af0ifjsldkj", nonce: String? = "n-0S6_WzA2Mj", challenge: String? = Fixture.challenge) -> [String: String] {
+    func query(
+        client: String = "cli", redirect: String = Fixture.cliRedirect,
+        scope: String? = "openid email profile groups offline_access",
+        state: String? = "af0ifjsldkj", nonce: String? = "n-0S6_WzA2Mj", challenge: String? = Fixture.challenge
+    ) -> [String: String] {
         var q = ["response_type": "code", "client_id": client, "redirect_uri": redirect]
         if let scope { q["scope"] = scope }
         if let state { q["state"] = state }
@@ -173,7 +200,9 @@ struct EngineFixture {
     }
 
     /// Validates `query`, issues a code for `authentication`, and returns the code and the browser's redirect.
-    func code(_ query: [String: String]? = nil, authentication: Authentication? = nil) async throws -> (code: String, redirect: String) {
+    func code(_ query: [String: String]? = nil, authentication: Authentication? = nil) async throws -> (
+        code: String, redirect: String
+    ) {
         let request = try engine.validateAuthorization(query ?? self.query()).get()
         let redirect = try await engine.issueCode(request, authentication: authentication ?? self.authentication())
         let code = try #require(queryItems(redirect)["code"])
@@ -182,12 +211,17 @@ struct EngineFixture {
 
     /// The token endpoint with `form` (credentials from the form and an optional Authorization header).
     func token(_ form: [String: String], authorization: String? = nil) async throws -> TokenResponse {
-        try await engine.token(form: form, credentials: ClientCredentials(authorization: authorization, form: form), address: Fixture.address)
+        try await engine.token(
+            form: form, credentials: ClientCredentials(authorization: authorization, form: form),
+            address: Fixture.address)
     }
 
     /// Redeems a code as the public `cli` client would.
-    func redeem(_ code: String, client: String = "cli", redirect: String = Fixture.cliRedirect, verifier: String? = Fixture.verifier,
-                authorization: String? = nil) async throws -> TokenResponse {
+    func redeem(
+        _ code: String, client: String = "cli", redirect: String = Fixture.cliRedirect,
+        verifier: String? = Fixture.verifier,
+        authorization: String? = nil
+    ) async throws -> TokenResponse {
         var form = ["grant_type": "authorization_code", "code": code, "redirect_uri": redirect]
         if authorization == nil { form["client_id"] = client }
         if let verifier { form["code_verifier"] = verifier }
@@ -200,7 +234,9 @@ struct EngineFixture {
     }
 
     /// One refresh as `cli`.
-    func refresh(_ token: String?, client: String = "cli", scope: String? = nil, authorization: String? = nil) async throws -> TokenResponse {
+    func refresh(_ token: String?, client: String = "cli", scope: String? = nil, authorization: String? = nil)
+        async throws -> TokenResponse
+    {
         var form = ["grant_type": "refresh_token", "refresh_token": token ?? ""]
         if authorization == nil { form["client_id"] = client }
         if let scope { form["scope"] = scope }
@@ -228,8 +264,9 @@ func formEncode(_ text: String) -> String {
     var out = ""
     for byte in text.utf8 {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
             out.append(Character(UnicodeScalar(byte)))
         case UInt8(ascii: " "):
             out.append("+")
@@ -282,8 +319,10 @@ func jwksKids(_ bytes: [UInt8]) throws -> Set<String> {
 
 /// Runs `body`, which must fail with the OAuth error `code` (and `status`), and returns the error.
 @discardableResult
-func expectOAuthError<T>(_ code: String, status: Int = 400, sourceLocation: SourceLocation = #_sourceLocation,
-                         _ body: () async throws -> T) async -> OAuthError? {
+func expectOAuthError<T>(
+    _ code: String, status: Int = 400, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> T
+) async -> OAuthError? {
     do {
         _ = try await body()
         Issue.record("expected the OAuth error \(code), but the call succeeded", sourceLocation: sourceLocation)
@@ -299,8 +338,10 @@ func expectOAuthError<T>(_ code: String, status: Int = 400, sourceLocation: Sour
 }
 
 /// The failure of an authorization request, or nil (recording an issue) when it was accepted.
-func authorizationFailure(_ result: Result<AuthorizationRequest, AuthorizationFailure>,
-                          sourceLocation: SourceLocation = #_sourceLocation) -> AuthorizationFailure? {
+func authorizationFailure(
+    _ result: Result<AuthorizationRequest, AuthorizationFailure>,
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> AuthorizationFailure? {
     switch result {
     case .success(let request):
         Issue.record("the request was accepted: \(request.fields)", sourceLocation: sourceLocation)

@@ -53,7 +53,9 @@ struct IdPConfigurationTests {
     }
 
     /// Replaces `old` by `new` in the valid file and expects an error that names `line` and says `message`.
-    func expectError(_ old: String, _ new: String, line: Int, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(
+        _ old: String, _ new: String, line: Int, _ message: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let text = Self.valid.replacingOccurrences(of: old, with: new)
         #expect(text != Self.valid, "the test must really change the file", sourceLocation: sourceLocation)
         do {
@@ -71,36 +73,55 @@ struct IdPConfigurationTests {
 
     @Test("a plain password instead of a hash is refused at its line")
     func plainPassword() {
-        expectError("    password_hash: \"\(Self.hash)\"\n    email", "    password_hash: hunter2hunter2\n    email", line: 6, "not a keyless scrypt hash")
+        expectError(
+            "    password_hash: \"\(Self.hash)\"\n    email", "    password_hash: hunter2hunter2\n    email", line: 6,
+            "not a keyless scrypt hash")
     }
 
     @Test("a duplicate user is refused at its line")
     func duplicateUser() { expectError("username: bob", "username: alice", line: 9, "declared twice") }
 
     @Test("an undeclared group is refused at the user's groups line")
-    func unknownGroup() { expectError("groups: [engineers]\n", "groups: [engineers, ops]\n", line: 8, "group 'ops', which is not declared") }
+    func unknownGroup() {
+        expectError(
+            "groups: [engineers]\n", "groups: [engineers, ops]\n", line: 8, "group 'ops', which is not declared")
+    }
 
     @Test("an unknown grant is refused at that grant's line")
-    func unknownGrant() { expectError("grants: [client_credentials]", "grants: [client_credentials, password]", line: 19, "unknown grant 'password'") }
+    func unknownGrant() {
+        expectError(
+            "grants: [client_credentials]", "grants: [client_credentials, password]", line: 19,
+            "unknown grant 'password'")
+    }
 
     @Test("a public client with client_credentials is refused")
     func publicClientCredentials() {
-        expectError("grants: [authorization_code, refresh_token, device_code]", "grants: [authorization_code, client_credentials]", line: 15, "public client 'keyless-cli'")
+        expectError(
+            "grants: [authorization_code, refresh_token, device_code]",
+            "grants: [authorization_code, client_credentials]", line: 15, "public client 'keyless-cli'")
     }
 
     @Test("a plain-http redirect URI to another host is refused at its line")
     func badRedirect() {
-        expectError("[\"http://127.0.0.1/callback\"]", "[\"http://evil.example.com/callback\"]", line: 14, "redirect URI 'http://evil.example.com/callback'")
+        expectError(
+            "[\"http://127.0.0.1/callback\"]", "[\"http://evil.example.com/callback\"]", line: 14,
+            "redirect URI 'http://evil.example.com/callback'")
     }
 
     @Test("a missing username is reported at the user's entry")
-    func missingKey() { expectError("  - username: bob\n", "  - name: bob\n", line: 9, "the key 'username' is missing") }
+    func missingKey() {
+        expectError("  - username: bob\n", "  - name: bob\n", line: 9, "the key 'username' is missing")
+    }
 
     @Test("a wrong type is reported at the value's line")
-    func wrongType() { expectError("access_token_ttl: 600", "access_token_ttl: [600]", line: 20, "clients[1].access_token_ttl") }
+    func wrongType() {
+        expectError("access_token_ttl: 600", "access_token_ttl: [600]", line: 20, "clients[1].access_token_ttl")
+    }
 
     @Test("an unsupported signing algorithm is refused at its line")
-    func badAlgorithm() { expectError("signing_algorithm: ES256", "signing_algorithm: HS256", line: 2, "HS256 is not supported") }
+    func badAlgorithm() {
+        expectError("signing_algorithm: ES256", "signing_algorithm: HS256", line: 2, "HS256 is not supported")
+    }
 
     @Test("broken YAML syntax is reported with its position")
     func brokenYAML() throws {
@@ -110,7 +131,8 @@ struct IdPConfigurationTests {
     @Test("a missing file says so and what to do")
     func missingFile() {
         #expect { try IdPConfiguration.load(path: "/nonexistent/idp.yaml") } throws: { error in
-            (error as? KeylessError)?.code == .configInvalid && (error as? KeylessError)?.reason.contains("does not exist") == true
+            (error as? KeylessError)?.code == .configInvalid
+                && (error as? KeylessError)?.reason.contains("does not exist") == true
         }
     }
 }
@@ -119,7 +141,12 @@ struct IdPConfigurationTests {
 struct IdPConfigurationFuzzTests {
     @Test("a mutated idp.yaml either parses or is refused with a KeylessError; it never crashes")
     func configurations() {
-        Fuzzer.run("idp.yaml", seeds: [IdPConfigurationTests.valid], tokens: ["&a ", "*a", "{", "[", ": ", "\n  - ", "totp_secret: ", "password_hash: ", "$scrypt$ln=99,r=8,p=1$"]) { bytes in
+        Fuzzer.run(
+            "idp.yaml", seeds: [IdPConfigurationTests.valid],
+            tokens: [
+                "&a ", "*a", "{", "[", ": ", "\n  - ", "totp_secret: ", "password_hash: ", "$scrypt$ln=99,r=8,p=1$",
+            ]
+        ) { bytes in
             do {
                 _ = try IdPConfiguration.parse(String(decoding: bytes, as: UTF8.self), path: "idp.yaml")
             } catch is KeylessError {

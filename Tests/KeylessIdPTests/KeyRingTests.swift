@@ -11,10 +11,14 @@ struct KeyRingTests {
     static let maxTokenLifetime: TimeInterval = 3600
 
     func ring(_ store: MemoryIdPStore, _ clock: TestClock, kek: SymmetricKey, algorithm: String = "ES256") -> KeyRing {
-        KeyRing(store: store, kek: kek, algorithm: algorithm, clock: clock.wallClock, maxTokenLifetime: Self.maxTokenLifetime)
+        KeyRing(
+            store: store, kek: kek, algorithm: algorithm, clock: clock.wallClock,
+            maxTokenLifetime: Self.maxTokenLifetime)
     }
 
-    @Test("start on an empty store makes exactly one key, also when two key rings start on it, at once or one after the other")
+    @Test(
+        "start on an empty store makes exactly one key, also when two key rings start on it, at once or one after the other"
+    )
     func firstKey() async throws {
         let store = MemoryIdPStore()
         let clock = TestClock()
@@ -62,10 +66,14 @@ struct KeyRingTests {
         #expect(record.sealedPrivateKey.range(of: der) == nil)
         let box = try AES.GCM.SealedBox(combined: record.sealedPrivateKey)
         #expect(try AES.GCM.open(box, using: kek, authenticating: Data(record.kid.utf8)) == der)
-        #expect(throws: (any Error).self) { try AES.GCM.open(box, using: kek, authenticating: Data("another-kid".utf8)) }
+        #expect(throws: (any Error).self) {
+            try AES.GCM.open(box, using: kek, authenticating: Data("another-kid".utf8))
+        }
     }
 
-    @Test("rotate publishes the new key at once, keeps signing with the old one until publishFor has passed, then switches")
+    @Test(
+        "rotate publishes the new key at once, keeps signing with the old one until publishFor has passed, then switches"
+    )
     func rotation() async throws {
         let store = MemoryIdPStore()
         let clock = TestClock()
@@ -138,14 +146,18 @@ struct KeyRingTests {
     @Test("tokens signed before a rotation still verify after it, by the engine and with verificationKeys()")
     func tokensSurviveRotation() async throws {
         let f = try await EngineFixture()
-        let before = try await f.token(["grant_type": "client_credentials"], authorization: basicAuthorization("deployer", Fixture.deployerSecret))
+        let before = try await f.token(
+            ["grant_type": "client_credentials"], authorization: basicAuthorization("deployer", Fixture.deployerSecret))
         let oldKid = try #require(try jwtHeader(before.accessToken)["kid"] as? String)
         let (newKid, _) = try await f.keys.rotate(publishFor: 0)
         f.clock.advance(60)
-        let after = try await f.token(["grant_type": "client_credentials"], authorization: basicAuthorization("deployer", Fixture.deployerSecret))
+        let after = try await f.token(
+            ["grant_type": "client_credentials"], authorization: basicAuthorization("deployer", Fixture.deployerSecret))
         #expect(try jwtHeader(after.accessToken)["kid"] as? String == newKid)
         #expect(newKid != oldKid)
-        #expect(try await f.engine.verifyAccessToken(before.accessToken).jti == jwtClaims(before.accessToken)["jti"] as? String)
+        #expect(
+            try await f.engine.verifyAccessToken(before.accessToken).jti == jwtClaims(before.accessToken)["jti"]
+                as? String)
         #expect(try await f.engine.verifyAccessToken(after.accessToken).sub == "deployer")
         let parts = try #require(JWS.parse(before.accessToken))
         let keys = try await f.keys.verificationKeys()
@@ -160,7 +172,8 @@ struct KeyRingTests {
         defer { try? FileManager.default.removeItem(atPath: base) }
         let path = base + "/state/kek"
         let first = try KeyEncryptionKey.loadOrCreate(path: path)
-        let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber).intValue
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)
+            .intValue
         #expect(mode & 0o777 == 0o600)
         let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let bytes = try #require(Data(base64Encoded: text))

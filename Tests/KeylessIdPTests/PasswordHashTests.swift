@@ -32,24 +32,33 @@ struct PasswordHashTests {
         let salt = Data(hash.salt).base64EncodedString()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", """
+        process.arguments = [
+            "python3", "-c",
+            """
             import base64, hashlib, sys
             print(hashlib.scrypt(sys.argv[1].encode(), salt=base64.b64decode(sys.argv[2]), n=1024, r=8, p=1, dklen=32).hex())
-            """, "pässword with ünïcode", salt]
+            """, "pässword with ünïcode", salt,
+        ]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == hash.hash.map { String(format: "%02x", $0) }.joined())
+        #expect(
+            output.trimmingCharacters(in: .whitespacesAndNewlines)
+                == hash.hash.map { String(format: "%02x", $0) }.joined())
     }
 
-    @Test("strings that are not keyless scrypt hashes are refused", arguments: [
-        "plaintext-password", "$2b$12$abcdefghijklmnopqrstuv", "$scrypt$ln=15,r=8$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
-        "$scrypt$ln=40,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "$scrypt$ln=15,r=8,p=1$c2Fs$aGFzaGhhc2hoYXNoaGFzaA",
-        "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$aGFzaA", "$scrypt$ln=15,r=8,p=1$!!!$aGFzaGhhc2hoYXNoaGFzaA",
-    ])
+    @Test(
+        "strings that are not keyless scrypt hashes are refused",
+        arguments: [
+            "plaintext-password", "$2b$12$abcdefghijklmnopqrstuv",
+            "$scrypt$ln=15,r=8$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$scrypt$ln=40,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$scrypt$ln=15,r=8,p=1$c2Fs$aGFzaGhhc2hoYXNoaGFzaA",
+            "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHQ$aGFzaA", "$scrypt$ln=15,r=8,p=1$!!!$aGFzaGhhc2hoYXNoaGFzaA",
+        ])
     func refusesOtherStrings(_ text: String) {
         #expect(PasswordHash(text) == nil)
     }

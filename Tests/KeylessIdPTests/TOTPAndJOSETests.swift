@@ -12,25 +12,37 @@ import Testing
 struct TOTPTests {
     static let rfcSecret = Array("12345678901234567890".utf8)
 
-    @Test("RFC 6238 Appendix B SHA-1 vectors, 8 digits", arguments: [
-        (59, "94287082"), (1_111_111_109, "07081804"), (1_111_111_111, "14050471"),
-        (1_234_567_890, "89005924"), (2_000_000_000, "69279037"), (20_000_000_000, "65353130"),
-    ])
+    @Test(
+        "RFC 6238 Appendix B SHA-1 vectors, 8 digits",
+        arguments: [
+            (59, "94287082"), (1_111_111_109, "07081804"), (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"), (2_000_000_000, "69279037"), (20_000_000_000, "65353130"),
+        ])
     func rfc6238(seconds: Int, expected: String) {
-        #expect(TOTP.code(secret: Self.rfcSecret, at: Date(timeIntervalSince1970: TimeInterval(seconds)), digits: 8) == expected)
+        #expect(
+            TOTP.code(secret: Self.rfcSecret, at: Date(timeIntervalSince1970: TimeInterval(seconds)), digits: 8)
+                == expected)
     }
 
-    @Test("RFC 4226 Appendix D HOTP vectors, 6 digits", arguments: Array(zip(0..<10, [
-        "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489",
-    ])))
+    @Test(
+        "RFC 4226 Appendix D HOTP vectors, 6 digits",
+        arguments: Array(
+            zip(
+                0..<10,
+                [
+                    "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489",
+                ])))
     func rfc4226(counter: Int, expected: String) {
         #expect(TOTP.code(secret: Self.rfcSecret, counter: UInt64(counter)) == expected)
     }
 
-    @Test("RFC 4648 §10 base32 vectors decode, in any case, with padding and spaces ignored", arguments: [
-        ("", ""), ("MY======", "f"), ("MZXQ====", "fo"), ("MZXW6===", "foo"), ("MZXW6YQ=", "foob"), ("MZXW6YTB", "fooba"),
-        ("MZXW6YTBOI======", "foobar"), ("mzxw6ytboi", "foobar"), ("MZXW 6YTB OI", "foobar"),
-    ])
+    @Test(
+        "RFC 4648 §10 base32 vectors decode, in any case, with padding and spaces ignored",
+        arguments: [
+            ("", ""), ("MY======", "f"), ("MZXQ====", "fo"), ("MZXW6===", "foo"), ("MZXW6YQ=", "foob"),
+            ("MZXW6YTB", "fooba"),
+            ("MZXW6YTBOI======", "foobar"), ("mzxw6ytboi", "foobar"), ("MZXW 6YTB OI", "foobar"),
+        ])
     func base32(encoded: String, plain: String) {
         #expect(TOTP.base32Decode(encoded) == Array(plain.utf8))
     }
@@ -51,7 +63,9 @@ struct TOTPTests {
         let counter = UInt64(now.timeIntervalSince1970) / 30
         for offset in [-1, 0, 1] {
             let code = TOTP.code(secret: Self.rfcSecret, counter: UInt64(Int(counter) + offset))
-            #expect(TOTP.matchingCounter(secret: Self.rfcSecret, candidate: code, at: now) == UInt64(Int(counter) + offset), "offset \(offset)")
+            #expect(
+                TOTP.matchingCounter(secret: Self.rfcSecret, candidate: code, at: now) == UInt64(Int(counter) + offset),
+                "offset \(offset)")
         }
         for offset in [-2, 2] {
             let code = TOTP.code(secret: Self.rfcSecret, counter: UInt64(Int(counter) + offset))
@@ -65,7 +79,10 @@ struct TOTPTests {
     func candidateForm() {
         let now = Fixture.reference
         let code = TOTP.code(secret: Self.rfcSecret, at: now)
-        #expect(TOTP.matchingCounter(secret: Self.rfcSecret, candidate: String(code.prefix(3)) + " " + String(code.suffix(3)), at: now) != nil)
+        #expect(
+            TOTP.matchingCounter(
+                secret: Self.rfcSecret, candidate: String(code.prefix(3)) + " " + String(code.suffix(3)), at: now)
+                != nil)
         #expect(TOTP.matchingCounter(secret: Self.rfcSecret, candidate: String(code.dropLast()), at: now) == nil)
         #expect(TOTP.matchingCounter(secret: Self.rfcSecret, candidate: code + "0", at: now) == nil)
         #expect(TOTP.matchingCounter(secret: Self.rfcSecret, candidate: "", at: now) == nil)
@@ -79,16 +96,18 @@ struct TOTPTests {
 @Suite("JOSE: RFC 7638 thumbprints, JWS signing and parsing, JWK import")
 struct JOSETests {
     /// RFC 7638 §3.1: the example RSA key and its thumbprint.
-    static let rfcN = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+    static let rfcN =
+        "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
     static let rfcThumbprint = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 
     /// RFC 7638 computed here, independently: the required members only, JSON with sorted keys and no whitespace.
     static func thumbprint(_ jwk: [String: String]) throws -> String {
-        let required: [String] = switch jwk["kty"] {
-        case "RSA": ["e", "kty", "n"]
-        case "EC": ["crv", "kty", "x", "y"]
-        default: []
-        }
+        let required: [String] =
+            switch jwk["kty"] {
+            case "RSA": ["e", "kty", "n"]
+            case "EC": ["crv", "kty", "x", "y"]
+            default: []
+            }
         var members: [String: String] = [:]
         for name in required {
             let value = try #require(jwk[name], "RFC 7638 requires \(name)")
@@ -108,17 +127,24 @@ struct JOSETests {
             return ["kty": "RSA", "n": base64url(primitives.modulus), "e": base64url(primitives.publicExponent)]
         case .ec(let ec):
             let point = ec.publicKey.x963Representation
-            return ["kty": "EC", "crv": "P-256", "x": base64url(point.dropFirst().prefix(32)), "y": base64url(point.suffix(32))]
+            return [
+                "kty": "EC", "crv": "P-256", "x": base64url(point.dropFirst().prefix(32)),
+                "y": base64url(point.suffix(32)),
+            ]
         }
     }
 
     @Test("the independent RFC 7638 computation reproduces the RFC's example thumbprint, extra members ignored")
     func rfcExample() throws {
         #expect(try Self.thumbprint(["kty": "RSA", "n": Self.rfcN, "e": "AQAB"]) == Self.rfcThumbprint)
-        #expect(try Self.thumbprint(["kty": "RSA", "n": Self.rfcN, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"]) == Self.rfcThumbprint)
+        #expect(
+            try Self.thumbprint(["kty": "RSA", "n": Self.rfcN, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"])
+                == Self.rfcThumbprint)
     }
 
-    @Test("SigningKey.thumbprint equals RFC 7638 computed from the key's own public numbers", arguments: ["RS256", "ES256"])
+    @Test(
+        "SigningKey.thumbprint equals RFC 7638 computed from the key's own public numbers",
+        arguments: ["RS256", "ES256"])
     func thumbprintMatches(algorithm: String) throws {
         let key = try SigningKey.generate(algorithm: algorithm)
         let members = try Self.members(key)
@@ -137,8 +163,9 @@ struct JOSETests {
         #expect(VerificationKey(jwk: ["kty": "oct", "k": "c2VjcmV0"]) == nil)
     }
 
-    @Test("JWS.sign and JWS.parse round-trip; the public JWK verifies the signature and no other key or input does",
-          arguments: ["RS256", "ES256"])
+    @Test(
+        "JWS.sign and JWS.parse round-trip; the public JWK verifies the signature and no other key or input does",
+        arguments: ["RS256", "ES256"])
     func signAndParse(algorithm: String) throws {
         let key = try SigningKey.generate(algorithm: algorithm)
         let header = Array(#"{"alg":"\#(algorithm)","kid":"k1","typ":"JWT"}"#.utf8)
@@ -162,10 +189,14 @@ struct JOSETests {
 
     static let header = base64url(Data(#"{"alg":"ES256"}"#.utf8))
 
-    @Test("JWS.parse refuses tokens that are not three base64url segments with a JSON header naming alg", arguments: [
-        "", "e30.e30", "\(header).e30", "\(header).e30.AAAA.AAAA", "\(header).e30.!!!!", "\(header).*.AAAA", "%%%.e30.AAAA",
-        "\(base64url(Data("not json".utf8))).e30.AAAA", "\(base64url(Data(#"{"kid":"k"}"#.utf8))).e30.AAAA", "\(header).e30.A",
-    ])
+    @Test(
+        "JWS.parse refuses tokens that are not three base64url segments with a JSON header naming alg",
+        arguments: [
+            "", "e30.e30", "\(header).e30", "\(header).e30.AAAA.AAAA", "\(header).e30.!!!!", "\(header).*.AAAA",
+            "%%%.e30.AAAA",
+            "\(base64url(Data("not json".utf8))).e30.AAAA", "\(base64url(Data(#"{"kid":"k"}"#.utf8))).e30.AAAA",
+            "\(header).e30.A",
+        ])
     func parseRefuses(_ token: String) {
         #expect(JWS.parse(token) == nil)
     }
@@ -196,7 +227,9 @@ struct JOSETests {
 
 @Suite("RS256 through the system's OpenSSL")
 struct OpenSSLRSATests {
-    @Test("OpenSSL's RS256 signature is byte for byte BoringSSL's (PKCS#1 v1.5 is deterministic) and verifies with the public key")
+    @Test(
+        "OpenSSL's RS256 signature is byte for byte BoringSSL's (PKCS#1 v1.5 is deterministic) and verifies with the public key"
+    )
     func sameSignatureAsSwiftCrypto() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         guard let fast = OpenSSLRSAKey(key) else {
@@ -208,10 +241,15 @@ struct OpenSSLRSATests {
             let viaOpenSSL = try SigningKey.rsaOpenSSL(fast).sign(input)
             let viaBoringSSL = try SigningKey.rsa(key).sign(input)
             #expect(viaOpenSSL == viaBoringSSL)
-            #expect(key.publicKey.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: viaOpenSSL), for: input, padding: .insecurePKCS1v1_5))
+            #expect(
+                key.publicKey.isValidSignature(
+                    _RSA.Signing.RSASignature(rawRepresentation: viaOpenSSL), for: input, padding: .insecurePKCS1v1_5))
         }
         #expect(SigningKey.rsa(key).accelerated().algorithm == "RS256")
-        if case .rsaOpenSSL = SigningKey.rsa(key).accelerated() {} else { Issue.record("accelerated() did not pick OpenSSL although it loads") }
+        if case .rsaOpenSSL = SigningKey.rsa(key).accelerated() {
+        } else {
+            Issue.record("accelerated() did not pick OpenSSL although it loads")
+        }
         let ec = SigningKey.ec(P256.Signing.PrivateKey())
         if case .ec = ec.accelerated() {} else { Issue.record("an EC key must stay an EC key") }
     }
@@ -219,15 +257,24 @@ struct OpenSSLRSATests {
 
 @Suite("Token claims written by hand")
 struct AccessClaimsJSONTests {
-    @Test("the hand-written ID-token JSON decodes to the same claims as the Codable form, optional members present or absent, with escapes")
+    @Test(
+        "the hand-written ID-token JSON decodes to the same claims as the Codable form, optional members present or absent, with escapes"
+    )
     func idTokenSameAsCodable() throws {
         let samples = [
-            IDClaims(iss: "http://127.0.0.1:9000", sub: "alice", aud: "keyless-cli", exp: 1_800_000_600, iat: 1_800_000_000, auth_time: 1_799_999_000,
-                     nonce: nil, amr: [], azp: "keyless-cli"),
-            IDClaims(iss: "https://idp.example.com/t/x", sub: "al\"ice\\\u{1}", aud: "cli", exp: 2, iat: 1, auth_time: 0, nonce: "n-0S6_\"",
-                     amr: ["pwd", "otp", "mfa"], azp: "cli", email: "zoë@example.com", email_verified: true, preferred_username: "zoë\t",
-                     groups: ["dév", "ops\n", ""]),
-            IDClaims(iss: "i", sub: "s", aud: "a", exp: 2, iat: 1, auth_time: 1, amr: ["pwd"], azp: "a", email_verified: false, groups: []),
+            IDClaims(
+                iss: "http://127.0.0.1:9000", sub: "alice", aud: "keyless-cli", exp: 1_800_000_600, iat: 1_800_000_000,
+                auth_time: 1_799_999_000,
+                nonce: nil, amr: [], azp: "keyless-cli"),
+            IDClaims(
+                iss: "https://idp.example.com/t/x", sub: "al\"ice\\\u{1}", aud: "cli", exp: 2, iat: 1, auth_time: 0,
+                nonce: "n-0S6_\"",
+                amr: ["pwd", "otp", "mfa"], azp: "cli", email: "zoë@example.com", email_verified: true,
+                preferred_username: "zoë\t",
+                groups: ["dév", "ops\n", ""]),
+            IDClaims(
+                iss: "i", sub: "s", aud: "a", exp: 2, iat: 1, auth_time: 1, amr: ["pwd"], azp: "a",
+                email_verified: false, groups: []),
         ]
         for claims in samples {
             let text = Data(claims.jsonText.utf8)
@@ -237,19 +284,26 @@ struct AccessClaimsJSONTests {
             let sorted = JSONEncoder()
             sorted.outputFormatting = .sortedKeys
             #expect(try sorted.encode(decoded) == sorted.encode(viaCodable))
-            #expect(decoded.sub == claims.sub && decoded.nonce == claims.nonce && decoded.groups == claims.groups
-                    && decoded.email_verified == claims.email_verified && decoded.preferred_username == claims.preferred_username)
+            #expect(
+                decoded.sub == claims.sub && decoded.nonce == claims.nonce && decoded.groups == claims.groups
+                    && decoded.email_verified == claims.email_verified
+                    && decoded.preferred_username == claims.preferred_username)
         }
     }
 
-
-    @Test("the hand-written access-token JSON decodes to the same claims as the Codable form, with and without user members and escapes")
+    @Test(
+        "the hand-written access-token JSON decodes to the same claims as the Codable form, with and without user members and escapes"
+    )
     func sameAsCodable() throws {
         let samples = [
-            AccessClaims(iss: "http://127.0.0.1:9000", sub: "deployer", aud: AudienceList(["sts.amazonaws.com"]), exp: 1_800_000_600, iat: 1_800_000_000,
-                         jti: "abc_-1", client_id: "deployer", scope: "deploy"),
-            AccessClaims(iss: "https://idp.example.com", sub: "al\"ice\\", aud: AudienceList(["a", "b"]), exp: 2, iat: 1, jti: "j", client_id: "cli",
-                         scope: "openid email", auth_time: 1, amr: ["pwd", "otp", "mfa"], groups: ["dév", "ops\n"]),
+            AccessClaims(
+                iss: "http://127.0.0.1:9000", sub: "deployer", aud: AudienceList(["sts.amazonaws.com"]),
+                exp: 1_800_000_600, iat: 1_800_000_000,
+                jti: "abc_-1", client_id: "deployer", scope: "deploy"),
+            AccessClaims(
+                iss: "https://idp.example.com", sub: "al\"ice\\", aud: AudienceList(["a", "b"]), exp: 2, iat: 1,
+                jti: "j", client_id: "cli",
+                scope: "openid email", auth_time: 1, amr: ["pwd", "otp", "mfa"], groups: ["dév", "ops\n"]),
         ]
         for claims in samples {
             let decoded = try JSONDecoder().decode(AccessClaims.self, from: Data(claims.jsonText.utf8))
@@ -257,7 +311,9 @@ struct AccessClaimsJSONTests {
             let sorted = JSONEncoder()
             sorted.outputFormatting = .sortedKeys
             #expect(try sorted.encode(decoded) == sorted.encode(viaCodable))
-            #expect(decoded.sub == claims.sub && decoded.aud == claims.aud && decoded.groups == claims.groups && decoded.amr == claims.amr)
+            #expect(
+                decoded.sub == claims.sub && decoded.aud == claims.aud && decoded.groups == claims.groups
+                    && decoded.amr == claims.amr)
         }
     }
 }

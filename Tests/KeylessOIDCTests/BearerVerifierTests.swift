@@ -42,12 +42,15 @@ actor BearerStubIdPs: HTTPTransport {
             case issuer + "/.well-known/openid-configuration":
                 sites[issuer]!.discoveryFetches += 1
                 if site.down { throw ConnectionRefused() }
-                return jsonResponse(["issuer": issuer, "authorization_endpoint": issuer + "/authorize",
-                                     "token_endpoint": issuer + "/token", "jwks_uri": Self.jwksURI(issuer)])
+                return jsonResponse([
+                    "issuer": issuer, "authorization_endpoint": issuer + "/authorize",
+                    "token_endpoint": issuer + "/token", "jwks_uri": Self.jwksURI(issuer),
+                ])
             case Self.jwksURI(issuer):
                 sites[issuer]!.jwksFetches += 1
                 if site.down { throw ConnectionRefused() }
-                return HTTPResponseData(status: site.status, headers: ["content-type": "application/json"], body: Array(site.jwks.utf8))
+                return HTTPResponseData(
+                    status: site.status, headers: ["content-type": "application/json"], body: Array(site.jwks.utf8))
             default:
                 continue
             }
@@ -88,13 +91,18 @@ func bearerStub(_ keys: [any TestSigningKey]) throws -> BearerStubIdPs {
 }
 
 /// A verifier trusting the test issuer for the test client (and whatever else `issuers` says).
-func makeBearerVerifier(_ http: BearerStubIdPs, clock: ManualClock, issuers: [TrustedIssuer]? = nil, cacheLimit: Int = 10_000) -> BearerVerifier {
-    BearerVerifier(issuers: issuers ?? [TrustedIssuer(issuer: testIssuer, audiences: [testClientID])],
-                   http: http, clock: clock.wallClock, logger: quietLogger, cacheLimit: cacheLimit)
+func makeBearerVerifier(
+    _ http: BearerStubIdPs, clock: ManualClock, issuers: [TrustedIssuer]? = nil, cacheLimit: Int = 10_000
+) -> BearerVerifier {
+    BearerVerifier(
+        issuers: issuers ?? [TrustedIssuer(issuer: testIssuer, audiences: [testClientID])],
+        http: http, clock: clock.wallClock, logger: quietLogger, cacheLimit: cacheLimit)
 }
 
 /// Runs `body` and returns the `BearerRejection` it throws; records an issue for anything else.
-func bearerRejection<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async -> String? {
+func bearerRejection<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async
+    -> String?
+{
     do {
         let value = try await body()
         Issue.record("expected a BearerRejection, got \(value)", sourceLocation: sourceLocation)
@@ -139,7 +147,10 @@ struct BearerVerifierTests {
     func acceptsES256() async throws {
         let key = ECTestKey(kid: "ec-1")
         let idp = try bearerStub([key])
-        let token = try await mint(claims { $0.sub = "ec-user"; $0.aud = ["someone-else", testClientID] }, with: key)
+        let token = try await mint(
+            claims {
+                $0.sub = "ec-user"; $0.aud = ["someone-else", testClientID]
+            }, with: key)
 
         let bearer = try await makeBearerVerifier(idp, clock: ManualClock()).verify(token)
 
@@ -151,9 +162,12 @@ struct BearerVerifierTests {
     func configuredJWKSURISkipsDiscovery() async throws {
         let key = ECTestKey(kid: "ec-1")
         let idp = try bearerStub([key])
-        let verifier = makeBearerVerifier(idp, clock: ManualClock(), issuers: [
-            TrustedIssuer(issuer: testIssuer + "/", audiences: [testClientID], jwksURI: BearerStubIdPs.jwksURI(testIssuer)),
-        ])
+        let verifier = makeBearerVerifier(
+            idp, clock: ManualClock(),
+            issuers: [
+                TrustedIssuer(
+                    issuer: testIssuer + "/", audiences: [testClientID], jwksURI: BearerStubIdPs.jwksURI(testIssuer))
+            ])
 
         #expect(try await verifier.verify(try await mint(claims(), with: key)).issuer == testIssuer)
         #expect(await idp.discoveryFetches() == 0)
@@ -169,14 +183,19 @@ struct BearerVerifierTests {
         #expect(try await makeBearerVerifier(single, clock: ManualClock()).verify(token).subject == "user-123")
 
         let several = try bearerStub([key, ECTestKey(kid: "ec-2")])
-        #expect(await bearerRejection { try await makeBearerVerifier(several, clock: ManualClock()).verify(token) } == "missing key id")
+        #expect(
+            await bearerRejection { try await makeBearerVerifier(several, clock: ManualClock()).verify(token) }
+                == "missing key id")
     }
 
     @Test("clock skew within the leeway is tolerated on exp, nbf and iat")
     func leewayIsTolerated() async throws {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
-        let token = try await mint(claims { $0.exp = at(-30); $0.nbf = at(30); $0.iat = at(30) }, with: key)
+        let token = try await mint(
+            claims {
+                $0.exp = at(-30); $0.nbf = at(30); $0.iat = at(30)
+            }, with: key)
 
         #expect(try await verifier.verify(token).subject == "user-123")
     }
@@ -206,7 +225,9 @@ struct BearerVerifierTests {
         _ = try await verifier.verify(try await mint(claims(), with: rsa))
 
         for secret in [Data(rsa.publicKeyPEM.utf8), rsa.privateKey.publicKey.derRepresentation] {
-            let forged = try handMadeToken(header: ["alg": "HS256", "typ": "JWT", "kid": "rsa-1"], claims: claims { $0.sub = "admin" }) {
+            let forged = try handMadeToken(
+                header: ["alg": "HS256", "typ": "JWT", "kid": "rsa-1"], claims: claims { $0.sub = "admin" }
+            ) {
                 Data(HMAC<SHA256>.authenticationCode(for: $0, using: SymmetricKey(data: secret)))
             }
             #expect(await bearerRejection { try await verifier.verify(forged) } == "algorithm HS256 is not accepted")
@@ -218,9 +239,11 @@ struct BearerVerifierTests {
     func rejectsHMACEvenWhenPinned() async throws {
         let rsa = try RSATestKey(kid: "rsa-1")
         let idp = try bearerStub([rsa])
-        let verifier = makeBearerVerifier(idp, clock: ManualClock(), issuers: [
-            TrustedIssuer(issuer: testIssuer, audiences: [testClientID], algorithms: ["HS256", "none", "RS256"]),
-        ])
+        let verifier = makeBearerVerifier(
+            idp, clock: ManualClock(),
+            issuers: [
+                TrustedIssuer(issuer: testIssuer, audiences: [testClientID], algorithms: ["HS256", "none", "RS256"])
+            ])
         let forged = try handMadeToken(header: ["alg": "HS256", "kid": "rsa-1"], claims: claims()) {
             Data(HMAC<SHA256>.authenticationCode(for: $0, using: SymmetricKey(data: Data(rsa.publicKeyPEM.utf8))))
         }
@@ -232,25 +255,35 @@ struct BearerVerifierTests {
     @Test("an algorithm the issuer does not pin is rejected even when the key could verify it")
     func rejectsUnpinnedAlgorithm() async throws {
         let ec = ECTestKey(kid: "ec-1")
-        let verifier = makeBearerVerifier(try bearerStub([ec]), clock: ManualClock(), issuers: [
-            TrustedIssuer(issuer: testIssuer, audiences: [testClientID], algorithms: ["RS256"]),
-        ])
+        let verifier = makeBearerVerifier(
+            try bearerStub([ec]), clock: ManualClock(),
+            issuers: [
+                TrustedIssuer(issuer: testIssuer, audiences: [testClientID], algorithms: ["RS256"])
+            ])
 
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims(), with: ec)) } == "algorithm ES256 is not accepted")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims(), with: ec)) }
+                == "algorithm ES256 is not accepted")
     }
 
     @Test("a key whose type or JWK alg does not fit the token's algorithm is not used")
     func rejectsKeyOfWrongType() async throws {
         let rsa = try RSATestKey(kid: "rsa-1")
         let idp = try bearerStub([rsa])
-        let verifier = makeBearerVerifier(idp, clock: ManualClock(), issuers: [
-            TrustedIssuer(issuer: testIssuer, audiences: [testClientID], algorithms: ["RS256", "RS384", "ES256"]),
-        ])
+        let verifier = makeBearerVerifier(
+            idp, clock: ManualClock(),
+            issuers: [
+                TrustedIssuer(issuer: testIssuer, audiences: [testClientID], algorithms: ["RS256", "RS384", "ES256"])
+            ])
         // An EC signature presented under the RSA key's kid.
         let attacker = ECTestKey(kid: "rsa-1")
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims(), with: attacker)) } == "key does not fit algorithm")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims(), with: attacker)) }
+                == "key does not fit algorithm")
         // The JWK says alg RS256, so an RS384 token under its kid is refused before any signature check.
-        let rs384 = try handMadeToken(header: ["alg": "RS384", "kid": "rsa-1"], claims: claims()) { _ in Data(repeating: 1, count: 256) }
+        let rs384 = try handMadeToken(header: ["alg": "RS384", "kid": "rsa-1"], claims: claims()) { _ in
+            Data(repeating: 1, count: 256)
+        }
         #expect(await bearerRejection { try await verifier.verify(rs384) } == "key does not fit algorithm")
         #expect(verifier.signatureCheckCount == 0)
     }
@@ -260,8 +293,10 @@ struct BearerVerifierTests {
         let real = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([real]), clock: ManualClock())
         let attacker = ECTestKey(kid: "ec-1")
-        let header = #"{"alg":"ES256","kid":"ec-1","jku":"https://evil.example.test/keys","x5u":"https://evil.example.test/cert"}"#
-        let forged = try es256Token(header: header, payload: String(decoding: try claims().json(), as: UTF8.self), key: attacker)
+        let header =
+            #"{"alg":"ES256","kid":"ec-1","jku":"https://evil.example.test/keys","x5u":"https://evil.example.test/cert"}"#
+        let forged = try es256Token(
+            header: header, payload: String(decoding: try claims().json(), as: UTF8.self), key: attacker)
 
         #expect(await bearerRejection { try await verifier.verify(forged) } == "bad signature")
     }
@@ -270,8 +305,9 @@ struct BearerVerifierTests {
     func rejectsCriticalHeader() async throws {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
-        let token = try es256Token(header: #"{"alg":"ES256","kid":"ec-1","crit":["b64"],"b64":false}"#,
-                                   payload: String(decoding: try claims().json(), as: UTF8.self), key: key)
+        let token = try es256Token(
+            header: #"{"alg":"ES256","kid":"ec-1","crit":["b64"],"b64":false}"#,
+            payload: String(decoding: try claims().json(), as: UTF8.self), key: key)
 
         #expect(await bearerRejection { try await verifier.verify(token) } == "unsupported critical header")
     }
@@ -313,7 +349,9 @@ struct BearerVerifierTests {
         let big = try await mint(claims { $0.padding = String(repeating: "A", count: 64 * 1024) }, with: key)
 
         #expect(await bearerRejection { try await verifier.verify(big) } == "token too large")
-        #expect(await bearerRejection { try await verifier.verify(String(repeating: ".", count: 64 * 1024)) } == "token too large")
+        #expect(
+            await bearerRejection { try await verifier.verify(String(repeating: ".", count: 64 * 1024)) }
+                == "token too large")
         #expect(await idp.jwksFetches() == 0)
         #expect(await idp.discoveryFetches() == 0)
     }
@@ -337,7 +375,8 @@ struct BearerVerifierTests {
             base64url(Data(#"{"kid":"ec-1"}"#.utf8)) + "." + parts[1] + "." + parts[2],
         ]
         for token in cases {
-            #expect(await bearerRejection { try await verifier.verify(token) } == "malformed token", "\(token.prefix(40))")
+            #expect(
+                await bearerRejection { try await verifier.verify(token) } == "malformed token", "\(token.prefix(40))")
         }
         #expect(await idp.jwksFetches() == 0)
     }
@@ -346,7 +385,10 @@ struct BearerVerifierTests {
     func reasonsDoNotLeakTokenContent() async throws {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
-        let token = try await mint(claims { $0.iss = "https://secret-issuer.example.test"; $0.sub = "secret-subject" }, with: key)
+        let token = try await mint(
+            claims {
+                $0.iss = "https://secret-issuer.example.test"; $0.sub = "secret-subject"
+            }, with: key)
         let weirdAlg = try handMadeToken(header: ["alg": "secret-alg-\u{1b}[31m"], claims: claims())
 
         for candidate in [token, weirdAlg] {
@@ -368,7 +410,9 @@ struct BearerVerifierTests {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
 
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.exp = at(-61) }, with: key)) } == "expired")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims { $0.exp = at(-61) }, with: key)) }
+                == "expired")
     }
 
     @Test("an exp more than a year ahead, or beyond any integer (1e19, 1e300), is refused, not trusted or cached")
@@ -376,9 +420,14 @@ struct BearerVerifierTests {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
         for exp in [Double(at(367 * 86_400)), 1e19, 1e300] {
-            #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.expOverride = exp }, with: key)) } == "expires too far in the future")
+            #expect(
+                await bearerRejection {
+                    try await verifier.verify(try await mint(claims { $0.expOverride = exp }, with: key))
+                } == "expires too far in the future")
         }
-        #expect(try await verifier.verify(try await mint(claims { $0.exp = at(364 * 86_400) }, with: key)).subject == "user-123")
+        #expect(
+            try await verifier.verify(try await mint(claims { $0.exp = at(364 * 86_400) }, with: key)).subject
+                == "user-123")
     }
 
     @Test("a token whose nbf is in the future is not yet valid")
@@ -386,7 +435,9 @@ struct BearerVerifierTests {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
 
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.nbf = at(300) }, with: key)) } == "not yet valid")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims { $0.nbf = at(300) }, with: key)) }
+                == "not yet valid")
     }
 
     @Test("a token issued in the future (iat) is rejected")
@@ -394,7 +445,9 @@ struct BearerVerifierTests {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
 
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.iat = at(300) }, with: key)) } == "issued in the future")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims { $0.iat = at(300) }, with: key)) }
+                == "issued in the future")
     }
 
     @Test("a token from an issuer that is not trusted is rejected without fetching anything for it")
@@ -403,11 +456,16 @@ struct BearerVerifierTests {
         let idp = try bearerStub([key])
         let verifier = makeBearerVerifier(idp, clock: ManualClock())
 
-        for issuer in ["https://evil.example.test", testIssuer + ".evil.example.test", "https://IDP.example.test", "http://idp.example.test"] {
+        for issuer in [
+            "https://evil.example.test", testIssuer + ".evil.example.test", "https://IDP.example.test",
+            "http://idp.example.test",
+        ] {
             let token = try await mint(claims { $0.iss = issuer }, with: key)
             #expect(await bearerRejection { try await verifier.verify(token) } == "unknown issuer", "\(issuer)")
         }
-        let noIssuer = try es256Token(header: #"{"alg":"ES256","kid":"ec-1"}"#, payload: #"{"sub":"x","aud":"keyless-cli","exp":1767229200}"#, key: key)
+        let noIssuer = try es256Token(
+            header: #"{"alg":"ES256","kid":"ec-1"}"#, payload: #"{"sub":"x","aud":"keyless-cli","exp":1767229200}"#,
+            key: key)
         #expect(await bearerRejection { try await verifier.verify(noIssuer) } == "unknown issuer")
         #expect(await idp.jwksFetches() == 0)
     }
@@ -417,8 +475,13 @@ struct BearerVerifierTests {
         let key = ECTestKey(kid: "ec-1")
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
 
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.aud = ["other-app"] }, with: key)) } == "wrong audience")
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.aud = [] }, with: key)) } == "wrong audience")
+        #expect(
+            await bearerRejection {
+                try await verifier.verify(try await mint(claims { $0.aud = ["other-app"] }, with: key))
+            } == "wrong audience")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims { $0.aud = [] }, with: key)) }
+                == "wrong audience")
     }
 
     @Test("sub and exp are required")
@@ -427,13 +490,16 @@ struct BearerVerifierTests {
         let verifier = makeBearerVerifier(try bearerStub([key]), clock: ManualClock())
         let header = #"{"alg":"ES256","kid":"ec-1"}"#
 
-        let noSubject = try es256Token(header: header, payload: #"{"iss":"\#(testIssuer)","aud":"keyless-cli","exp":\#(at(3600))}"#, key: key)
+        let noSubject = try es256Token(
+            header: header, payload: #"{"iss":"\#(testIssuer)","aud":"keyless-cli","exp":\#(at(3600))}"#, key: key)
         #expect(await bearerRejection { try await verifier.verify(noSubject) } == "missing subject")
         let emptySubject = try await mint(claims { $0.sub = "" }, with: key)
         #expect(await bearerRejection { try await verifier.verify(emptySubject) } == "missing subject")
-        let noExpiry = try es256Token(header: header, payload: #"{"iss":"\#(testIssuer)","aud":"keyless-cli","sub":"x"}"#, key: key)
+        let noExpiry = try es256Token(
+            header: header, payload: #"{"iss":"\#(testIssuer)","aud":"keyless-cli","sub":"x"}"#, key: key)
         #expect(await bearerRejection { try await verifier.verify(noExpiry) } == "missing expiry")
-        let textExpiry = try es256Token(header: header, payload: #"{"iss":"\#(testIssuer)","aud":"keyless-cli","sub":"x","exp":"never"}"#, key: key)
+        let textExpiry = try es256Token(
+            header: header, payload: #"{"iss":"\#(testIssuer)","aud":"keyless-cli","sub":"x","exp":"never"}"#, key: key)
         #expect(await bearerRejection { try await verifier.verify(textExpiry) } == "malformed token")
     }
 
@@ -445,23 +511,38 @@ struct BearerVerifierTests {
         let sharedA = ECTestKey(kid: "shared")
         let keyB = ECTestKey(kid: "b-1")
         let sharedB = ECTestKey(kid: "shared")
-        let idp = BearerStubIdPs([testIssuer: try jwksJSON([keyA, sharedA]), bearerOtherIssuer: try jwksJSON([keyB, sharedB])])
-        let clock = ManualClock()
-        let verifier = makeBearerVerifier(idp, clock: clock, issuers: [
-            TrustedIssuer(issuer: testIssuer, audiences: [testClientID]),
-            TrustedIssuer(issuer: bearerOtherIssuer, audiences: [bearerOtherAudience]),
+        let idp = BearerStubIdPs([
+            testIssuer: try jwksJSON([keyA, sharedA]), bearerOtherIssuer: try jwksJSON([keyB, sharedB]),
         ])
-        let forB = claims { $0.iss = bearerOtherIssuer; $0.aud = [bearerOtherAudience] }
+        let clock = ManualClock()
+        let verifier = makeBearerVerifier(
+            idp, clock: clock,
+            issuers: [
+                TrustedIssuer(issuer: testIssuer, audiences: [testClientID]),
+                TrustedIssuer(issuer: bearerOtherIssuer, audiences: [bearerOtherAudience]),
+            ])
+        let forB = claims {
+            $0.iss = bearerOtherIssuer; $0.aud = [bearerOtherAudience]
+        }
 
         #expect(try await verifier.verify(try await mint(claims(), with: keyA)).issuer == testIssuer)
         #expect(try await verifier.verify(try await mint(forB, with: keyB)).issuer == bearerOtherIssuer)
         clock.advance(by: 11)
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims(), with: keyB)) } == "unknown key id")
-        #expect(await bearerRejection { try await verifier.verify(try await mint(forB, with: keyA)) } == "unknown key id")
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims(), with: sharedB)) } == "bad signature")
-        #expect(await bearerRejection { try await verifier.verify(try await mint(forB, with: sharedA)) } == "bad signature")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims(), with: keyB)) }
+                == "unknown key id")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(forB, with: keyA)) } == "unknown key id")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims(), with: sharedB)) }
+                == "bad signature")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(forB, with: sharedA)) } == "bad signature")
         // Each issuer's audience is its own.
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.iss = bearerOtherIssuer }, with: keyB)) } == "wrong audience")
+        #expect(
+            await bearerRejection {
+                try await verifier.verify(try await mint(claims { $0.iss = bearerOtherIssuer }, with: keyB))
+            } == "wrong audience")
     }
 
     @Test("an unknown kid triggers exactly one JWKS refetch, then the token is rejected")
@@ -474,7 +555,9 @@ struct BearerVerifierTests {
         #expect(await idp.jwksFetches() == 1)
         clock.advance(by: 11)
 
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims(), with: ECTestKey(kid: "ghost"))) } == "unknown key id")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims(), with: ECTestKey(kid: "ghost"))) }
+                == "unknown key id")
         #expect(await idp.jwksFetches() == 2)
         #expect(await idp.discoveryFetches() == 1)
     }
@@ -499,10 +582,15 @@ struct BearerVerifierTests {
         // Once the old key is withdrawn, a refetch (triggered by yet another kid) drops it.
         await idp.serve(try jwksJSON([new]))
         clock.advance(by: 11)
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims(), with: ECTestKey(kid: "2026-03"))) } == "unknown key id")
+        #expect(
+            await bearerRejection {
+                try await verifier.verify(try await mint(claims(), with: ECTestKey(kid: "2026-03")))
+            } == "unknown key id")
         #expect(await idp.jwksFetches() == 3)
         clock.advance(by: 1)
-        #expect(await bearerRejection { try await verifier.verify(try await mint(claims { $0.sub = "late" }, with: old)) } == "unknown key id")
+        #expect(
+            await bearerRejection { try await verifier.verify(try await mint(claims { $0.sub = "late" }, with: old)) }
+                == "unknown key id")
     }
 
     @Test("unknown-kid refetches are rate-limited: a burst of 50 new-kid tokens causes one fetch")
@@ -562,7 +650,11 @@ struct BearerVerifierTests {
         let idp = try bearerStub([key])
         let clock = ManualClock()
         let verifier = makeBearerVerifier(idp, clock: clock)
-        let longLived = { (sub: String) in claims { $0.sub = sub; $0.exp = at(4 * 3600) } }
+        let longLived = { (sub: String) in
+            claims {
+                $0.sub = sub; $0.exp = at(4 * 3600)
+            }
+        }
         #expect(try await verifier.verify(try await mint(longLived("a"), with: key)).subject == "a")
 
         clock.advance(by: 3601)
@@ -578,14 +670,18 @@ struct BearerVerifierTests {
         #expect(try await verifier.verify(try await mint(longLived("d"), with: key)).subject == "d")
     }
 
-    @Test("an unreachable JWKS is reported as idpUnreachable, not retried within the interval, and a later success works")
+    @Test(
+        "an unreachable JWKS is reported as idpUnreachable, not retried within the interval, and a later success works")
     func fetchFailureThenRecovery() async throws {
         let key = ECTestKey(kid: "ec-1")
         let idp = try bearerStub([key])
         let clock = ManualClock()
-        let verifier = makeBearerVerifier(idp, clock: clock, issuers: [
-            TrustedIssuer(issuer: testIssuer, audiences: [testClientID], jwksURI: BearerStubIdPs.jwksURI(testIssuer)),
-        ])
+        let verifier = makeBearerVerifier(
+            idp, clock: clock,
+            issuers: [
+                TrustedIssuer(
+                    issuer: testIssuer, audiences: [testClientID], jwksURI: BearerStubIdPs.jwksURI(testIssuer))
+            ])
         let token = try await mint(claims(), with: key)
         await idp.setDown(true)
 
@@ -606,19 +702,27 @@ struct BearerVerifierTests {
         await idp.setStatus(500)
         let token = try await mint(claims(), with: key)
 
-        #expect(await keylessError { try await makeBearerVerifier(idp, clock: ManualClock()).verify(token) }?.code == .idpError)
+        #expect(
+            await keylessError { try await makeBearerVerifier(idp, clock: ManualClock()).verify(token) }?.code
+                == .idpError)
         await idp.setDown(true)
-        #expect(await keylessError { try await makeBearerVerifier(idp, clock: ManualClock()).verify(token) }?.code == .idpUnreachable)
+        #expect(
+            await keylessError { try await makeBearerVerifier(idp, clock: ManualClock()).verify(token) }?.code
+                == .idpUnreachable)
     }
 
     @Test("prefetch loads every issuer's keys and only logs failures")
     func prefetchLoadsAllIssuers() async throws {
-        let idp = BearerStubIdPs([testIssuer: try jwksJSON([ECTestKey(kid: "a")]), bearerOtherIssuer: try jwksJSON([ECTestKey(kid: "b")])])
-        await idp.setDown(true, for: bearerOtherIssuer)
-        let verifier = makeBearerVerifier(idp, clock: ManualClock(), issuers: [
-            TrustedIssuer(issuer: testIssuer, audiences: [testClientID]),
-            TrustedIssuer(issuer: bearerOtherIssuer, audiences: [bearerOtherAudience]),
+        let idp = BearerStubIdPs([
+            testIssuer: try jwksJSON([ECTestKey(kid: "a")]), bearerOtherIssuer: try jwksJSON([ECTestKey(kid: "b")]),
         ])
+        await idp.setDown(true, for: bearerOtherIssuer)
+        let verifier = makeBearerVerifier(
+            idp, clock: ManualClock(),
+            issuers: [
+                TrustedIssuer(issuer: testIssuer, audiences: [testClientID]),
+                TrustedIssuer(issuer: bearerOtherIssuer, audiences: [bearerOtherAudience]),
+            ])
 
         await verifier.prefetch()
 
@@ -672,7 +776,9 @@ struct BearerVerifierTests {
             _ = try await verifier.verify(token)
             #expect(verifier.cachedTokenCount <= 3)
         }
-        for (index, token) in tokens.enumerated() { #expect(try await verifier.verify(token).subject == "user-\(index)") }
+        for (index, token) in tokens.enumerated() {
+            #expect(try await verifier.verify(token).subject == "user-\(index)")
+        }
         #expect(verifier.cachedTokenCount <= 3)
     }
 }

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import KeylessCore
 import KeylessHTTP
@@ -60,7 +60,9 @@ struct PKCETests {
     func rfc7636Vector() {
         // RFC 7636 appendix B: verifier and its S256 challenge.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
-        #expect(Base64URL.encode(Data(SHA256.hash(data: Data(verifier.utf8)))) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        #expect(
+            Base64URL.encode(Data(SHA256.hash(data: Data(verifier.utf8))))
+                == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
     }
 
     @Test("a PKCE pair has a 43-character base64url verifier and challenge = base64url(SHA256(verifier))")
@@ -91,7 +93,9 @@ struct LoopbackServerTests {
         }
     }
 
-    @Test("a callback with the wrong state gets 400 and a page about the state, and is not delivered: the next right one is")
+    @Test(
+        "a callback with the wrong state gets 400 and a page about the state, and is not delivered: the next right one is"
+    )
     func wrongState() async throws {
         try await withLoopback(expectedState: "s1") { server in
             let answer = try await browserGet("http://127.0.0.1:\(server.port)/callback?code=c&state=WRONG")
@@ -136,7 +140,8 @@ struct LoopbackServerTests {
     func escapesErrorText() async throws {
         try await withLoopback(expectedState: "s1") { server in
             let answer = try await browserGet(
-                "http://127.0.0.1:\(server.port)/callback?error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state=s1")
+                "http://127.0.0.1:\(server.port)/callback?error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state=s1"
+            )
             #expect(answer.status == 200)
             #expect(answer.body.contains("access_denied"))
             #expect(!answer.body.contains("<script>"))
@@ -169,14 +174,18 @@ final class RedirectingBrowser: LoginPresenter, @unchecked Sendable {
     func openBrowser(_ url: String) -> Bool {
         lock.withLock { self.url = url }
         let query = queryFields(url)
-        guard reply != .none, let redirectURI = query["redirect_uri"], var target = URLComponents(string: redirectURI) else { return true }
+        guard reply != .none, let redirectURI = query["redirect_uri"], var target = URLComponents(string: redirectURI)
+        else { return true }
         let state = reply == .wrongState ? "WRONG" : (query["state"] ?? "")
-        target.queryItems = reply == .providerError
+        target.queryItems =
+            reply == .providerError
             ? [URLQueryItem(name: "error", value: "access_denied"), URLQueryItem(name: "state", value: state)]
             : [URLQueryItem(name: "code", value: "code-1"), URLQueryItem(name: "state", value: state)]
         let location = target.string ?? redirectURI
         var forged = target
-        forged.queryItems = [URLQueryItem(name: "code", value: "forged-code"), URLQueryItem(name: "state", value: "FORGED")]
+        forged.queryItems = [
+            URLQueryItem(name: "code", value: "forged-code"), URLQueryItem(name: "state", value: "FORGED"),
+        ]
         let forgedLocation = reply == .forgedThenReal ? forged.string : nil
         let redirect = Task.detached {
             // Another local process gets in first with a made-up callback; the person's browser follows.
@@ -196,21 +205,34 @@ final class RedirectingBrowser: LoginPresenter, @unchecked Sendable {
 struct BrowserLoginTests {
     /// A provider whose token endpoint accepts `code-1` only with the PKCE verifier of the request `browser` saw,
     /// and answers with an ID token carrying that request's nonce (or `nonceOverride`).
-    static func provider(for browser: RedirectingBrowser, key: RSATestKey, nonceOverride: String? = nil) throws -> StubIdP {
-        StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { form, _ in
-            let authorization = browser.authorization
-            let verifier = form["code_verifier"] ?? ""
-            guard form["grant_type"] == "authorization_code", form["code"] == "code-1", form["client_id"] == testClientID,
-                  form["redirect_uri"] == authorization["redirect_uri"],
-                  base64url(Data(SHA256.hash(data: Data(verifier.utf8)))) == authorization["code_challenge"] else {
-                return jsonResponse(400, ["error": "invalid_grant", "error_description": "code, redirect_uri or code_verifier mismatch"])
-            }
-            let token = try await mint(claims { $0.nonce = nonceOverride ?? authorization["nonce"] }, with: key)
-            return jsonResponse(["id_token": token, "refresh_token": "rt-1", "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600])
-        })
+    static func provider(for browser: RedirectingBrowser, key: RSATestKey, nonceOverride: String? = nil) throws
+        -> StubIdP
+    {
+        StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { form, _ in
+                let authorization = browser.authorization
+                let verifier = form["code_verifier"] ?? ""
+                guard form["grant_type"] == "authorization_code", form["code"] == "code-1",
+                    form["client_id"] == testClientID,
+                    form["redirect_uri"] == authorization["redirect_uri"],
+                    base64url(Data(SHA256.hash(data: Data(verifier.utf8)))) == authorization["code_challenge"]
+                else {
+                    return jsonResponse(
+                        400,
+                        ["error": "invalid_grant", "error_description": "code, redirect_uri or code_verifier mismatch"])
+                }
+                let token = try await mint(claims { $0.nonce = nonceOverride ?? authorization["nonce"] }, with: key)
+                return jsonResponse([
+                    "id_token": token, "refresh_token": "rt-1", "access_token": "at-1", "token_type": "Bearer",
+                    "expires_in": 3600,
+                ])
+            })
     }
 
-    @Test("a browser login sends a PKCE S256 request with state and nonce to a loopback redirect and verifies the ID token")
+    @Test(
+        "a browser login sends a PKCE S256 request with state and nonce to a loopback redirect and verifies the ID token"
+    )
     func endToEnd() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let browser = RedirectingBrowser(reply: .echoState)
@@ -247,13 +269,17 @@ struct BrowserLoginTests {
         #expect(exchange["code_verifier"]?.count == 43)
     }
 
-    @Test("a redirect that returns another state is ignored: its code is never exchanged and the login keeps waiting until its timeout")
+    @Test(
+        "a redirect that returns another state is ignored: its code is never exchanged and the login keeps waiting until its timeout"
+    )
     func wrongState() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let browser = RedirectingBrowser(reply: .wrongState)
         let idp = try Self.provider(for: browser, key: key)
 
-        let error = await keylessError { try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 1) }
+        let error = await keylessError {
+            try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 1)
+        }
 
         #expect(error?.code == .loginFailed)
         #expect(error?.reason.contains("within 1 s") == true)
@@ -283,7 +309,9 @@ struct BrowserLoginTests {
         let browser = RedirectingBrowser(reply: .providerError)
         let idp = try Self.provider(for: browser, key: key)
 
-        let error = await keylessError { try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30) }
+        let error = await keylessError {
+            try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30)
+        }
 
         #expect(error?.code == .loginFailed)
         #expect(await idp.tokenCalls == 0)
@@ -296,7 +324,9 @@ struct BrowserLoginTests {
         let browser = RedirectingBrowser(reply: .echoState)
         let idp = try Self.provider(for: browser, key: key, nonceOverride: "replayed-nonce")
 
-        let error = await keylessError { try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30) }
+        let error = await keylessError {
+            try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 30)
+        }
 
         #expect(error?.code == .tokenInvalid)
         #expect(await idp.tokenCalls == 1)
@@ -307,7 +337,9 @@ struct BrowserLoginTests {
         let browser = RedirectingBrowser(reply: .none)
         let idp = try Self.provider(for: browser, key: try RSATestKey(kid: "rsa-1"))
 
-        let error = await keylessError { try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 0.2) }
+        let error = await keylessError {
+            try await makeClient(idp).loginWithBrowser(redirectPort: 0, presenter: browser, timeout: 0.2)
+        }
 
         #expect(error?.code == .loginFailed)
         #expect(browser.authorizationURL != nil)

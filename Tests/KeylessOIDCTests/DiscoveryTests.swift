@@ -28,19 +28,25 @@ struct DiscoveryTests {
     @Test("an http issuer on a non-loopback host is refused with usage before anything is sent")
     func rejectsPlainHTTP() async throws {
         let idp = StubIdP(issuer: "http://idp.example.test")
-        let error = await keylessError { try await Discovery.fetch(issuer: "http://idp.example.test", http: idp, logger: quietLogger) }
+        let error = await keylessError {
+            try await Discovery.fetch(issuer: "http://idp.example.test", http: idp, logger: quietLogger)
+        }
         #expect(error?.code == .usage)
         #expect(await idp.requests.isEmpty)
     }
 
-    @Test("an http issuer on a loopback address is allowed", arguments: ["http://127.0.0.1:5556", "http://localhost:5556"])
+    @Test(
+        "an http issuer on a loopback address is allowed",
+        arguments: ["http://127.0.0.1:5556", "http://localhost:5556"])
     func allowsLoopbackHTTP(issuer: String) async throws {
         let idp = StubIdP(issuer: issuer)
         let metadata = try await Discovery.fetch(issuer: issuer, http: idp, logger: quietLogger)
         #expect(metadata.issuer == issuer)
     }
 
-    @Test("an issuer that is not an http(s) URL is refused with usage", arguments: ["idp.example.test", "ftp://idp.example.test", ""])
+    @Test(
+        "an issuer that is not an http(s) URL is refused with usage",
+        arguments: ["idp.example.test", "ftp://idp.example.test", ""])
     func rejectsNonURL(issuer: String) async throws {
         let idp = StubIdP(issuer: issuer)
         let error = await keylessError { try await Discovery.fetch(issuer: issuer, http: idp, logger: quietLogger) }

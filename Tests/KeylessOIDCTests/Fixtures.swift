@@ -61,7 +61,11 @@ struct TestClaims: JWTPayload, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         iss = try container.decode(String.self, forKey: .iss)
         sub = try container.decode(String.self, forKey: .sub)
-        if let one = try? container.decode(String.self, forKey: .aud) { aud = [one] } else { aud = try container.decode([String].self, forKey: .aud) }
+        if let one = try? container.decode(String.self, forKey: .aud) {
+            aud = [one]
+        } else {
+            aud = try container.decode([String].self, forKey: .aud)
+        }
         exp = try container.decode(Int.self, forKey: .exp)
         iat = try container.decodeIfPresent(Int.self, forKey: .iat)
         nbf = try container.decodeIfPresent(Int.self, forKey: .nbf)
@@ -79,8 +83,16 @@ struct TestClaims: JWTPayload, Equatable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(iss, forKey: .iss)
         try container.encode(sub, forKey: .sub)
-        if aud.count == 1 { try container.encode(aud[0], forKey: .aud) } else { try container.encode(aud, forKey: .aud) }
-        if let expOverride { try container.encode(expOverride, forKey: .exp) } else { try container.encode(exp, forKey: .exp) }
+        if aud.count == 1 {
+            try container.encode(aud[0], forKey: .aud)
+        } else {
+            try container.encode(aud, forKey: .aud)
+        }
+        if let expOverride {
+            try container.encode(expOverride, forKey: .exp)
+        } else {
+            try container.encode(exp, forKey: .exp)
+        }
         try container.encodeIfPresent(iat, forKey: .iat)
         try container.encodeIfPresent(nbf, forKey: .nbf)
         try container.encodeIfPresent(nonce, forKey: .nonce)
@@ -116,7 +128,8 @@ func claims(_ edit: (inout TestClaims) -> Void = { _ in }) -> TestClaims {
 /// base64url without padding, written here rather than taken from the library under test.
 func base64url(_ bytes: some DataProtocol) -> String {
     Data(bytes).base64EncodedString()
-        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+            of: "=", with: "")
 }
 
 /// A signing key generated for one test, with its public JWK and a way to sign tokens with jwt-kit.
@@ -144,8 +157,10 @@ struct RSATestKey: TestSigningKey {
 
     func jwk(withoutKid: Bool = false) throws -> [String: String] {
         let primitives = try privateKey.publicKey.getKeyPrimitives()
-        var members = ["kty": "RSA", "use": "sig", "alg": alg,
-                       "n": base64url(primitives.modulus), "e": base64url(primitives.publicExponent)]
+        var members = [
+            "kty": "RSA", "use": "sig", "alg": alg,
+            "n": base64url(primitives.modulus), "e": base64url(primitives.publicExponent),
+        ]
         if !withoutKid { members["kid"] = kid }
         return members
     }
@@ -169,8 +184,10 @@ struct ECTestKey: TestSigningKey {
     func jwk(withoutKid: Bool = false) throws -> [String: String] {
         // x963 is 0x04 || x (32 bytes) || y (32 bytes).
         let point = privateKey.publicKey.x963Representation
-        var members = ["kty": "EC", "crv": "P-256", "use": "sig", "alg": alg,
-                       "x": base64url(point.dropFirst().prefix(32)), "y": base64url(point.suffix(32))]
+        var members = [
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": alg,
+            "x": base64url(point.dropFirst().prefix(32)), "y": base64url(point.suffix(32)),
+        ]
         if !withoutKid { members["kid"] = kid }
         return members
     }
@@ -206,7 +223,9 @@ func mint(_ claims: TestClaims, with key: some TestSigningKey, withKid: Bool = t
 }
 
 /// A JWT assembled by hand: `header` and `claims` as given, and `signature(signingInput)`.
-func handMadeToken(header: [String: String], claims: TestClaims, signature: (Data) throws -> Data = { _ in Data() }) throws -> String {
+func handMadeToken(header: [String: String], claims: TestClaims, signature: (Data) throws -> Data = { _ in Data() })
+    throws -> String
+{
     let headerJSON = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
     let signingInput = base64url(headerJSON) + "." + base64url(try claims.json())
     return signingInput + "." + base64url(try signature(Data(signingInput.utf8)))
@@ -274,8 +293,10 @@ actor StubIdP: HTTPTransport {
     private(set) var tokenCalls = 0
     private(set) var deviceCalls = 0
 
-    init(issuer: String = testIssuer, advertisedIssuer: String? = nil, jwks: [String] = [], unreachable: Bool = false,
-         discoveryLists: [String: [String]] = [:], tokenEndpoint: Endpoint? = nil, deviceEndpoint: Endpoint? = nil) {
+    init(
+        issuer: String = testIssuer, advertisedIssuer: String? = nil, jwks: [String] = [], unreachable: Bool = false,
+        discoveryLists: [String: [String]] = [:], tokenEndpoint: Endpoint? = nil, deviceEndpoint: Endpoint? = nil
+    ) {
         self.discoveryLists = discoveryLists
         self.issuer = issuer
         self.advertisedIssuer = advertisedIssuer ?? issuer
@@ -291,7 +312,9 @@ actor StubIdP: HTTPTransport {
     nonisolated var authorizationURL: String { issuer + "/authorize" }
 
     func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws -> HTTPResponseData {
-        requests.append(RecordedRequest(method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self)))
+        requests.append(
+            RecordedRequest(
+                method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self)))
         if unreachable { throw ConnectionRefused() }
         switch (method, url) {
         case ("GET", issuer + "/.well-known/openid-configuration"):
@@ -306,8 +329,9 @@ actor StubIdP: HTTPTransport {
         case ("GET", jwksURI):
             jwksFetches += 1
             guard !jwks.isEmpty else { return jsonResponse(404, ["error": "no jwks configured"]) }
-            return HTTPResponseData(status: 200, headers: ["content-type": "application/json"],
-                                    body: Array(jwks[min(jwksFetches, jwks.count) - 1].utf8))
+            return HTTPResponseData(
+                status: 200, headers: ["content-type": "application/json"],
+                body: Array(jwks[min(jwksFetches, jwks.count) - 1].utf8))
         case ("POST", tokenURL):
             tokenCalls += 1
             guard let tokenEndpoint else { return jsonResponse(404, ["error": "not_found"]) }
@@ -331,7 +355,9 @@ actor StubIdP: HTTPTransport {
 
 /// Runs `body` and returns the `KeylessError` it throws; records an issue when it throws something else or nothing.
 @discardableResult
-func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async -> KeylessError? {
+func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async
+    -> KeylessError?
+{
     do {
         let value = try await body()
         Issue.record("expected a KeylessError, got \(value)", sourceLocation: sourceLocation)
@@ -346,11 +372,14 @@ func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: 
 
 /// A verifier for the stub's issuer and the test client.
 func makeVerifier(_ idp: StubIdP, clock: WallClock = .fixed(referenceTime)) -> IDTokenVerifier {
-    IDTokenVerifier(issuer: testIssuer, clientID: testClientID, jwksURI: idp.jwksURI, http: idp, clock: clock, logger: quietLogger)
+    IDTokenVerifier(
+        issuer: testIssuer, clientID: testClientID, jwksURI: idp.jwksURI, http: idp, clock: clock, logger: quietLogger)
 }
 
 /// A client for the stub's issuer and the test client.
-func makeClient(_ idp: StubIdP, clock: WallClock = .fixed(referenceTime),
-                configuration: OIDCClientConfiguration = OIDCClientConfiguration(issuer: testIssuer, clientID: testClientID)) -> OIDCClient {
+func makeClient(
+    _ idp: StubIdP, clock: WallClock = .fixed(referenceTime),
+    configuration: OIDCClientConfiguration = OIDCClientConfiguration(issuer: testIssuer, clientID: testClientID)
+) -> OIDCClient {
     OIDCClient(configuration: configuration, http: idp, clock: clock, logger: quietLogger)
 }

@@ -14,7 +14,10 @@ struct IDTokenVerifierTests {
     func acceptsRS256() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let idp = StubIdP(jwks: [try jwksJSON([key])])
-        let token = try await mint(claims { $0.nonce = "n-1"; $0.preferredUsername = "alice" }, with: key)
+        let token = try await mint(
+            claims {
+                $0.nonce = "n-1"; $0.preferredUsername = "alice"
+            }, with: key)
 
         let verified = try await makeVerifier(idp).verify(token, nonce: "n-1")
 
@@ -48,8 +51,12 @@ struct IDTokenVerifierTests {
         let idp = StubIdP(jwks: [try jwksJSON([rsa, ec] as [any TestSigningKey])])
         let verifier = makeVerifier(idp)
 
-        #expect(try await verifier.verify(try await mint(claims { $0.sub = "via-rsa" }, with: rsa), nonce: nil).sub == "via-rsa")
-        #expect(try await verifier.verify(try await mint(claims { $0.sub = "via-ec" }, with: ec), nonce: nil).sub == "via-ec")
+        #expect(
+            try await verifier.verify(try await mint(claims { $0.sub = "via-rsa" }, with: rsa), nonce: nil).sub
+                == "via-rsa")
+        #expect(
+            try await verifier.verify(try await mint(claims { $0.sub = "via-ec" }, with: ec), nonce: nil).sub
+                == "via-ec")
     }
 
     @Test("a second token is verified from the cached JWKS without fetching it again")
@@ -87,13 +94,20 @@ struct IDTokenVerifierTests {
     /// Keys a provider may publish next to its signing keys that keyless cannot use.
     static let foreignKeys: [[String: String]] = [
         ["kty": "oct", "kid": "hmac-1", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"],
-        ["kty": "RSA", "kid": "enc-1", "use": "enc", "alg": "RSA-OAEP-256", "e": "AQAB",
-         "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"],
-        ["kty": "OKP", "kid": "ecdh-1", "use": "enc", "crv": "X25519", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"],
+        [
+            "kty": "RSA", "kid": "enc-1", "use": "enc", "alg": "RSA-OAEP-256", "e": "AQAB",
+            "n":
+                "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
+        ],
+        [
+            "kty": "OKP", "kid": "ecdh-1", "use": "enc", "crv": "X25519",
+            "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo",
+        ],
     ]
 
-    @Test("keys of types, algorithms or curves keyless does not understand are skipped, not fatal (RFC 7517 §5)",
-          arguments: foreignKeys)
+    @Test(
+        "keys of types, algorithms or curves keyless does not understand are skipped, not fatal (RFC 7517 §5)",
+        arguments: foreignKeys)
     func ignoresUnknownKeysInJWKS(foreign: [String: String]) async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let idp = StubIdP(jwks: [try jwksJSON([try key.jwk(), foreign])])
@@ -143,7 +157,8 @@ struct IDTokenVerifierTests {
         let idp = StubIdP(jwks: [try jwksJSON([key])])
         // The attacker knows the public key and uses its PEM text as the HMAC secret.
         let secret = SymmetricKey(data: Data(key.publicKeyPEM.utf8))
-        let token = try handMadeToken(header: ["alg": "HS256", "typ": "JWT", "kid": "rsa-1"], claims: claims()) { input in
+        let token = try handMadeToken(header: ["alg": "HS256", "typ": "JWT", "kid": "rsa-1"], claims: claims()) {
+            input in
             Data(HMAC<SHA256>.authenticationCode(for: input, using: secret))
         }
 
@@ -156,7 +171,8 @@ struct IDTokenVerifierTests {
         let rsa = try RSATestKey(kid: "rsa-1")
         let ec = ECTestKey(kid: "ec-1")
         let idp = StubIdP(jwks: [try jwksJSON([ec] as [any TestSigningKey])])
-        let token = try handMadeToken(header: ["alg": "RS256", "typ": "JWT", "kid": "ec-1"], claims: claims()) { input in
+        let token = try handMadeToken(header: ["alg": "RS256", "typ": "JWT", "kid": "ec-1"], claims: claims()) {
+            input in
             try rsa.privateKey.signature(for: SHA256.hash(data: input), padding: .insecurePKCS1v1_5).rawRepresentation
         }
 
@@ -199,8 +215,14 @@ struct IDTokenVerifierTests {
         let key = try RSATestKey(kid: "rsa-1")
         let idp = StubIdP(jwks: [try jwksJSON([key])])
         let verifier = makeVerifier(idp)
-        let foreign = try await mint(claims { $0.aud = [testClientID, "other"]; $0.azp = "other" }, with: key)
-        let own = try await mint(claims { $0.aud = [testClientID, "other"]; $0.azp = testClientID }, with: key)
+        let foreign = try await mint(
+            claims {
+                $0.aud = [testClientID, "other"]; $0.azp = "other"
+            }, with: key)
+        let own = try await mint(
+            claims {
+                $0.aud = [testClientID, "other"]; $0.azp = testClientID
+            }, with: key)
 
         let error = await keylessError { try await verifier.verify(foreign, nonce: nil) }
         #expect(error?.code == .tokenInvalid)
@@ -221,7 +243,10 @@ struct IDTokenVerifierTests {
     func rejectsExpired() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let idp = StubIdP(jwks: [try jwksJSON([key])])
-        let token = try await mint(claims { $0.iat = at(-3600); $0.exp = at(-61) }, with: key)
+        let token = try await mint(
+            claims {
+                $0.iat = at(-3600); $0.exp = at(-61)
+            }, with: key)
 
         let error = await keylessError { try await makeVerifier(idp).verify(token, nonce: nil) }
         #expect(error?.code == .tokenInvalid)
@@ -231,7 +256,10 @@ struct IDTokenVerifierTests {
     func acceptsExpiredWithinLeeway() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let idp = StubIdP(jwks: [try jwksJSON([key])])
-        let token = try await mint(claims { $0.iat = at(-3600); $0.exp = at(-59) }, with: key)
+        let token = try await mint(
+            claims {
+                $0.iat = at(-3600); $0.exp = at(-59)
+            }, with: key)
 
         #expect(try await makeVerifier(idp).verify(token, nonce: nil).exp == Double(at(-59)))
     }
@@ -241,7 +269,10 @@ struct IDTokenVerifierTests {
         let key = try RSATestKey(kid: "rsa-1")
         let idp = StubIdP(jwks: [try jwksJSON([key])])
         for exp in [Double(at(367 * 86_400)), 1e19, 1e300] {
-            let error = await keylessError { try await makeVerifier(idp).verify(try await mint(claims { $0.expOverride = exp }, with: key), nonce: nil) }
+            let error = await keylessError {
+                try await makeVerifier(idp).verify(
+                    try await mint(claims { $0.expOverride = exp }, with: key), nonce: nil)
+            }
             #expect(error?.code == .tokenInvalid)
             #expect(error?.reason.contains("more than a year") == true, "\(String(describing: error))")
         }
@@ -327,7 +358,10 @@ struct IDTokenVerifierTests {
         _ = try await verifier.verify(try await mint(claims(), with: old), nonce: nil)
 
         clock.advance(by: 60)
-        let rotated = try await mint(claims { $0.sub = "after-rotation"; $0.iat = at(60) }, with: new)
+        let rotated = try await mint(
+            claims {
+                $0.sub = "after-rotation"; $0.iat = at(60)
+            }, with: new)
         #expect(try await verifier.verify(rotated, nonce: nil).sub == "after-rotation")
         #expect(await idp.jwksFetches == 2)
         // Both keys now verify from the cache.

@@ -36,11 +36,14 @@ struct RefreshTests {
     func keepsValidIDToken() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let old = try await mint(claims { $0.exp = at(3600) }, with: key)
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in
-            jsonResponse(["access_token": "at-2", "token_type": "Bearer", "expires_in": 300])
-        })
-        let previous = TokenSet(idToken: old, refreshToken: "rt-1", accessToken: "at-1", accessTokenExpiresAt: nil,
-                                obtainedAt: referenceTime.addingTimeInterval(-600))
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in
+                jsonResponse(["access_token": "at-2", "token_type": "Bearer", "expires_in": 300])
+            })
+        let previous = TokenSet(
+            idToken: old, refreshToken: "rt-1", accessToken: "at-1", accessTokenExpiresAt: nil,
+            obtainedAt: referenceTime.addingTimeInterval(-600))
 
         let refreshed = try await makeClient(idp).refresh(previous)
 
@@ -58,11 +61,17 @@ struct RefreshTests {
     @Test("a refresh answer without id_token while the old ID token has expired requires a new login")
     func expiredOldIDToken() async throws {
         let key = try RSATestKey(kid: "rsa-1")
-        let old = try await mint(claims { $0.iat = at(-7200); $0.exp = at(-10) }, with: key)
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in
-            jsonResponse(["access_token": "at-2", "token_type": "Bearer", "expires_in": 300])
-        })
-        let previous = TokenSet(idToken: old, refreshToken: "rt-1", accessToken: nil, accessTokenExpiresAt: nil, obtainedAt: referenceTime)
+        let old = try await mint(
+            claims {
+                $0.iat = at(-7200); $0.exp = at(-10)
+            }, with: key)
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in
+                jsonResponse(["access_token": "at-2", "token_type": "Bearer", "expires_in": 300])
+            })
+        let previous = TokenSet(
+            idToken: old, refreshToken: "rt-1", accessToken: nil, accessTokenExpiresAt: nil, obtainedAt: referenceTime)
 
         let error = await keylessError { try await makeClient(idp).refresh(previous) }
         #expect(error?.code == .loginRequired)
@@ -71,11 +80,14 @@ struct RefreshTests {
     @Test("invalid_grant from the token endpoint requires a new login")
     func invalidGrant() async throws {
         let key = try RSATestKey(kid: "rsa-1")
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in
-            jsonResponse(400, ["error": "invalid_grant", "error_description": "refresh token revoked"])
-        })
-        let previous = TokenSet(idToken: try await mint(claims(), with: key), refreshToken: "rt-1", accessToken: nil,
-                                accessTokenExpiresAt: nil, obtainedAt: referenceTime)
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in
+                jsonResponse(400, ["error": "invalid_grant", "error_description": "refresh token revoked"])
+            })
+        let previous = TokenSet(
+            idToken: try await mint(claims(), with: key), refreshToken: "rt-1", accessToken: nil,
+            accessTokenExpiresAt: nil, obtainedAt: referenceTime)
 
         let error = await keylessError { try await makeClient(idp).refresh(previous) }
         #expect(error?.code == .loginRequired)
@@ -84,9 +96,12 @@ struct RefreshTests {
     @Test("a server error during refresh is an idpError, not a reason to log in again")
     func serverError() async throws {
         let key = try RSATestKey(kid: "rsa-1")
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in jsonResponse(503, ["error": "temporarily_unavailable"]) })
-        let previous = TokenSet(idToken: try await mint(claims(), with: key), refreshToken: "rt-1", accessToken: nil,
-                                accessTokenExpiresAt: nil, obtainedAt: referenceTime)
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in jsonResponse(503, ["error": "temporarily_unavailable"]) })
+        let previous = TokenSet(
+            idToken: try await mint(claims(), with: key), refreshToken: "rt-1", accessToken: nil,
+            accessTokenExpiresAt: nil, obtainedAt: referenceTime)
 
         let error = await keylessError { try await makeClient(idp).refresh(previous) }
         #expect(error?.code == .idpError)
@@ -97,10 +112,14 @@ struct RefreshTests {
         let key = try RSATestKey(kid: "rsa-1")
         let old = try await mint(claims { $0.sub = "old" }, with: key)
         let fresh = try await mint(claims { $0.sub = "fresh" }, with: key)
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in
-            jsonResponse(["id_token": fresh, "refresh_token": "rt-2", "access_token": "at-2", "expires_in": 60])
-        })
-        let previous = TokenSet(idToken: old, refreshToken: "rt-1", accessToken: "at-1", accessTokenExpiresAt: nil, obtainedAt: referenceTime)
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in
+                jsonResponse(["id_token": fresh, "refresh_token": "rt-2", "access_token": "at-2", "expires_in": 60])
+            })
+        let previous = TokenSet(
+            idToken: old, refreshToken: "rt-1", accessToken: "at-1", accessTokenExpiresAt: nil,
+            obtainedAt: referenceTime)
 
         let refreshed = try await makeClient(idp).refresh(previous)
 
@@ -113,9 +132,12 @@ struct RefreshTests {
     func verifiesRefreshedIDToken() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let foreign = try await mint(claims { $0.aud = ["another-client"] }, with: key)
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in jsonResponse(["id_token": foreign, "refresh_token": "rt-2"]) })
-        let previous = TokenSet(idToken: try await mint(claims(), with: key), refreshToken: "rt-1", accessToken: nil,
-                                accessTokenExpiresAt: nil, obtainedAt: referenceTime)
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in jsonResponse(["id_token": foreign, "refresh_token": "rt-2"]) })
+        let previous = TokenSet(
+            idToken: try await mint(claims(), with: key), refreshToken: "rt-1", accessToken: nil,
+            accessTokenExpiresAt: nil, obtainedAt: referenceTime)
 
         let error = await keylessError { try await makeClient(idp).refresh(previous) }
         #expect(error?.code == .tokenInvalid)
@@ -124,7 +146,8 @@ struct RefreshTests {
     @Test("a token set without refresh token requires a new login and sends nothing")
     func noRefreshToken() async throws {
         let idp = StubIdP()
-        let previous = TokenSet(idToken: "x.y.z", refreshToken: nil, accessToken: nil, accessTokenExpiresAt: nil, obtainedAt: referenceTime)
+        let previous = TokenSet(
+            idToken: "x.y.z", refreshToken: nil, accessToken: nil, accessTokenExpiresAt: nil, obtainedAt: referenceTime)
 
         let error = await keylessError { try await makeClient(idp).refresh(previous) }
         #expect(error?.code == .loginRequired)
@@ -136,9 +159,11 @@ struct RefreshTests {
 struct DeviceFlowTests {
     static func deviceAnswer(interval: Int = 0, expiresIn: Int = 600) -> StubIdP.Endpoint {
         { _, _ in
-            jsonResponse(["device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": testIssuer + "/activate",
-                          "verification_uri_complete": testIssuer + "/activate?user_code=WDJB-MJHT",
-                          "interval": interval, "expires_in": expiresIn])
+            jsonResponse([
+                "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": testIssuer + "/activate",
+                "verification_uri_complete": testIssuer + "/activate?user_code=WDJB-MJHT",
+                "interval": interval, "expires_in": expiresIn,
+            ])
         }
     }
 
@@ -146,10 +171,15 @@ struct DeviceFlowTests {
     func pendingThenSuccess() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let token = try await mint(claims(), with: key)
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, call in
-            call < 3 ? jsonResponse(400, ["error": "authorization_pending"])
-                : jsonResponse(["id_token": token, "refresh_token": "rt-1", "access_token": "at-1", "expires_in": 3600])
-        }, deviceEndpoint: Self.deviceAnswer())
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, call in
+                call < 3
+                    ? jsonResponse(400, ["error": "authorization_pending"])
+                    : jsonResponse([
+                        "id_token": token, "refresh_token": "rt-1", "access_token": "at-1", "expires_in": 3600,
+                    ])
+            }, deviceEndpoint: Self.deviceAnswer())
         let presenter = SilentPresenter()
 
         let tokens = try await makeClient(idp).loginWithDevice(presenter: presenter)
@@ -174,10 +204,12 @@ struct DeviceFlowTests {
         let key = try RSATestKey(kid: "rsa-1")
         let token = try await mint(claims(), with: key)
         let moments = Moments()
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, call in
-            moments.record()
-            return call == 1 ? jsonResponse(400, ["error": "slow_down"]) : jsonResponse(["id_token": token])
-        }, deviceEndpoint: Self.deviceAnswer(interval: 0))
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, call in
+                moments.record()
+                return call == 1 ? jsonResponse(400, ["error": "slow_down"]) : jsonResponse(["id_token": token])
+            }, deviceEndpoint: Self.deviceAnswer(interval: 0))
 
         _ = try await makeClient(idp).loginWithDevice(presenter: SilentPresenter())
 
@@ -186,25 +218,35 @@ struct DeviceFlowTests {
         #expect(polls[1] - polls[0] >= .seconds(5))
     }
 
-    @Test("a provider's non-finite interval and expires_in (\"nan\", \"1e999\", \"-inf\") fall back to RFC 8628's defaults (5 s, 600 s) instead of trapping; takes about 5 s")
+    @Test(
+        "a provider's non-finite interval and expires_in (\"nan\", \"1e999\", \"-inf\") fall back to RFC 8628's defaults (5 s, 600 s) instead of trapping; takes about 5 s"
+    )
     func nonFiniteNumbers() async throws {
         let key = try RSATestKey(kid: "rsa-1")
         let token = try await mint(claims(), with: key)
-        let idp = StubIdP(jwks: [try jwksJSON([key])], tokenEndpoint: { _, _ in
-            jsonResponse(["id_token": token, "expires_in": "nan"])
-        }, deviceEndpoint: { _, _ in
-            jsonResponse(["device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": testIssuer + "/activate",
-                          "interval": "nan", "expires_in": "1e999"])
-        })
+        let idp = StubIdP(
+            jwks: [try jwksJSON([key])],
+            tokenEndpoint: { _, _ in
+                jsonResponse(["id_token": token, "expires_in": "nan"])
+            },
+            deviceEndpoint: { _, _ in
+                jsonResponse([
+                    "device_code": "dc-1", "user_code": "WDJB-MJHT", "verification_uri": testIssuer + "/activate",
+                    "interval": "nan", "expires_in": "1e999",
+                ])
+            })
         let tokens = try await makeClient(idp).loginWithDevice(presenter: SilentPresenter())
         #expect(tokens.idToken == token)
         #expect(tokens.accessTokenExpiresAt == nil, "a non-finite expires_in is no expiry at all")
         #expect(await idp.tokenCalls == 1)
     }
 
-    @Test("a denied or expired device code ends the login with loginFailed", arguments: ["access_denied", "expired_token"])
+    @Test(
+        "a denied or expired device code ends the login with loginFailed",
+        arguments: ["access_denied", "expired_token"])
     func deniedOrExpired(error code: String) async throws {
-        let idp = StubIdP(tokenEndpoint: { _, _ in jsonResponse(400, ["error": code]) }, deviceEndpoint: Self.deviceAnswer())
+        let idp = StubIdP(
+            tokenEndpoint: { _, _ in jsonResponse(400, ["error": code]) }, deviceEndpoint: Self.deviceAnswer())
 
         let error = await keylessError { try await makeClient(idp).loginWithDevice(presenter: SilentPresenter()) }
         #expect(error?.code == .loginFailed)
@@ -214,19 +256,24 @@ struct DeviceFlowTests {
     @Test("polling stops with loginFailed once expires_in has passed on the injected clock")
     func stopsAtDeadline() async throws {
         let clock = ManualClock()
-        let idp = StubIdP(tokenEndpoint: { _, _ in
-            clock.advance(by: 400)
-            return jsonResponse(400, ["error": "authorization_pending"])
-        }, deviceEndpoint: Self.deviceAnswer(expiresIn: 600))
+        let idp = StubIdP(
+            tokenEndpoint: { _, _ in
+                clock.advance(by: 400)
+                return jsonResponse(400, ["error": "authorization_pending"])
+            }, deviceEndpoint: Self.deviceAnswer(expiresIn: 600))
 
-        let error = await keylessError { try await makeClient(idp, clock: clock.wallClock).loginWithDevice(presenter: SilentPresenter()) }
+        let error = await keylessError {
+            try await makeClient(idp, clock: clock.wallClock).loginWithDevice(presenter: SilentPresenter())
+        }
         #expect(error?.code == .loginFailed)
         #expect(await idp.tokenCalls == 2)
     }
 
     @Test("an unexpected token-endpoint error during polling is an idpError")
     func unexpectedError() async throws {
-        let idp = StubIdP(tokenEndpoint: { _, _ in jsonResponse(401, ["error": "invalid_client"]) }, deviceEndpoint: Self.deviceAnswer())
+        let idp = StubIdP(
+            tokenEndpoint: { _, _ in jsonResponse(401, ["error": "invalid_client"]) },
+            deviceEndpoint: Self.deviceAnswer())
 
         let error = await keylessError { try await makeClient(idp).loginWithDevice(presenter: SilentPresenter()) }
         #expect(error?.code == .idpError)

@@ -10,7 +10,10 @@ struct GrantTests {
 
     @Test("a group grant gives its roles, by ARN and by alias/name")
     func byGroup() {
-        #expect(policy.entitlements(for: Fixture.caller(groups: ["platform-admins"])) == [Fixture.adminEntitlement, Fixture.readonlyEntitlement])
+        #expect(
+            policy.entitlements(for: Fixture.caller(groups: ["platform-admins"])) == [
+                Fixture.adminEntitlement, Fixture.readonlyEntitlement,
+            ])
     }
 
     @Test("groups are compared exactly: no case folding, no globs")
@@ -20,13 +23,19 @@ struct GrantTests {
 
     @Test("a claim grant matches a glob, and needs every listed claim to match")
     func byClaimGlob() {
-        let sre = Fixture.caller(claims: ["email": .string("bob@example.com"), "https://example.com/team": .string("sre")])
+        let sre = Fixture.caller(claims: [
+            "email": .string("bob@example.com"), "https://example.com/team": .string("sre"),
+        ])
         #expect(policy.entitlements(for: sre) == [Fixture.readonlyEntitlement])
-        let otherDomain = Fixture.caller(claims: ["email": .string("bob@example.org"), "https://example.com/team": .string("sre")])
+        let otherDomain = Fixture.caller(claims: [
+            "email": .string("bob@example.org"), "https://example.com/team": .string("sre"),
+        ])
         #expect(policy.entitlements(for: otherDomain).isEmpty)
         let noTeam = Fixture.caller(claims: ["email": .string("bob@example.com")])
         #expect(policy.entitlements(for: noTeam).isEmpty)
-        let wrongTeam = Fixture.caller(claims: ["email": .string("bob@example.com"), "https://example.com/team": .string("finance")])
+        let wrongTeam = Fixture.caller(claims: [
+            "email": .string("bob@example.com"), "https://example.com/team": .string("finance"),
+        ])
         #expect(policy.entitlements(for: wrongTeam).isEmpty)
     }
 
@@ -42,7 +51,10 @@ struct GrantTests {
     @Test("an issuer restriction limits a grant to that issuer, trailing slashes aside")
     func issuerRestriction() {
         let claims: [String: JSONValue] = ["groups": .array([.string("auditors-7")])]
-        #expect(policy.entitlements(for: Fixture.caller(claims: claims, issuer: "https://idp.example.com/")) == [Fixture.auditorEntitlement])
+        #expect(
+            policy.entitlements(for: Fixture.caller(claims: claims, issuer: "https://idp.example.com/")) == [
+                Fixture.auditorEntitlement
+            ])
         #expect(policy.entitlements(for: Fixture.caller(claims: claims, issuer: "https://other.example.com")).isEmpty)
     }
 
@@ -73,7 +85,8 @@ struct GrantTests {
     @Test("group names are compared by their exact Unicode scalars, not by canonical equivalence")
     func groupsByScalars() {
         // U+212A KELVIN SIGN is canonically equivalent to "K"; "e\u{301}" to "é".
-        let policy = try! AccessPolicy.parse("""
+        let policy = try! AccessPolicy.parse(
+            """
             accounts: [{id: "123456789012"}]
             roles: [{arn: "arn:aws:iam::123456789012:role/kube"}, {arn: "arn:aws:iam::123456789012:role/cafe"}]
             grants:
@@ -84,35 +97,46 @@ struct GrantTests {
         #expect(policy.entitlements(for: Fixture.caller(groups: ["cafe\u{301}"])).isEmpty)
         #expect(policy.entitlements(for: Fixture.caller(groups: ["Kube-admins"])).count == 1)
         #expect(policy.entitlements(for: Fixture.caller(groups: ["caf\u{e9}"])).count == 1)
-        if case .granted = policy.decide(Fixture.caller(groups: ["\u{212A}ube-admins"]), roleArn: "arn:aws:iam::123456789012:role/kube") {
+        if case .granted = policy.decide(
+            Fixture.caller(groups: ["\u{212A}ube-admins"]), roleArn: "arn:aws:iam::123456789012:role/kube")
+        {
             Issue.record("a look-alike group was granted the role")
         }
     }
 
     @Test("alias/* gives every role of that account")
     func byAccountWildcard() {
-        #expect(policy.entitlements(for: Fixture.caller(groups: ["developers"])) == [Fixture.deployerEntitlement, Fixture.developerEntitlement])
+        #expect(
+            policy.entitlements(for: Fixture.caller(groups: ["developers"])) == [
+                Fixture.deployerEntitlement, Fixture.developerEntitlement,
+            ])
     }
 
     @Test("* gives every role, sorted by account then role name")
     func byStar() {
-        #expect(policy.entitlements(for: Fixture.caller(groups: ["break-glass"])) == [
-            Fixture.auditorEntitlement, Fixture.deployerEntitlement, Fixture.developerEntitlement,
-            Fixture.adminEntitlement, Fixture.readonlyEntitlement,
-        ])
+        #expect(
+            policy.entitlements(for: Fixture.caller(groups: ["break-glass"])) == [
+                Fixture.auditorEntitlement, Fixture.deployerEntitlement, Fixture.developerEntitlement,
+                Fixture.adminEntitlement, Fixture.readonlyEntitlement,
+            ])
     }
 
     @Test("roles from several grants are listed once, sorted")
     func unionWithoutDuplicates() {
-        let caller = Fixture.caller(groups: ["developers", "platform-admins", "developers"],
-                                    claims: ["email": .string("a@example.com"), "https://example.com/team": .array([.string("platform")])])
-        #expect(policy.entitlements(for: caller) == [Fixture.deployerEntitlement, Fixture.developerEntitlement,
-                                                     Fixture.adminEntitlement, Fixture.readonlyEntitlement])
+        let caller = Fixture.caller(
+            groups: ["developers", "platform-admins", "developers"],
+            claims: ["email": .string("a@example.com"), "https://example.com/team": .array([.string("platform")])])
+        #expect(
+            policy.entitlements(for: caller) == [
+                Fixture.deployerEntitlement, Fixture.developerEntitlement,
+                Fixture.adminEntitlement, Fixture.readonlyEntitlement,
+            ])
     }
 
     @Test("a grant with both groups and claims needs both")
     func groupsAndClaims() throws {
-        let policy = try AccessPolicy.parse("""
+        let policy = try AccessPolicy.parse(
+            """
             accounts: [{id: "123456789012", alias: prod}]
             roles: [{arn: "arn:aws:iam::123456789012:role/admin"}]
             grants:
@@ -120,11 +144,19 @@ struct GrantTests {
                 claims: {email_verified: true}
                 roles: [prod/admin]
             """, file: "policy.yaml")
-        #expect(policy.entitlements(for: Fixture.caller(groups: ["admins"], claims: ["email_verified": .bool(true)])).count == 1)
-        #expect(policy.entitlements(for: Fixture.caller(groups: ["admins"], claims: ["email_verified": .bool(false)])).isEmpty)
+        #expect(
+            policy.entitlements(for: Fixture.caller(groups: ["admins"], claims: ["email_verified": .bool(true)])).count
+                == 1)
+        #expect(
+            policy.entitlements(for: Fixture.caller(groups: ["admins"], claims: ["email_verified": .bool(false)]))
+                .isEmpty)
         #expect(policy.entitlements(for: Fixture.caller(claims: ["email_verified": .bool(true)])).isEmpty)
-        #expect(policy.decide(Fixture.caller(groups: ["admins"]), roleArn: "prod/admin") == .denied(.notGranted,
-            "alice is not granted role prod/admin (arn:aws:iam::123456789012:role/admin): it is granted to members of admins (the caller's groups: admins); the grant for the caller's group also requires a matching claim email_verified"))
+        #expect(
+            policy.decide(Fixture.caller(groups: ["admins"]), roleArn: "prod/admin")
+                == .denied(
+                    .notGranted,
+                    "alice is not granted role prod/admin (arn:aws:iam::123456789012:role/admin): it is granted to members of admins (the caller's groups: admins); the grant for the caller's group also requires a matching claim email_verified"
+                ))
     }
 }
 
@@ -138,8 +170,11 @@ struct DecideTests {
 
     @Test("a granted role comes with its entitlement and the caller's session tags")
     func granted() {
-        let caller = Fixture.caller(groups: ["platform-admins"], claims: ["email": .string("alice@example.com")], mfa: true)
-        #expect(policy.decide(caller, roleArn: adminArn) == .granted(Fixture.adminEntitlement, tags: [SessionTag(key: "email", value: "alice@example.com")]))
+        let caller = Fixture.caller(
+            groups: ["platform-admins"], claims: ["email": .string("alice@example.com")], mfa: true)
+        #expect(
+            policy.decide(caller, roleArn: adminArn)
+                == .granted(Fixture.adminEntitlement, tags: [SessionTag(key: "email", value: "alice@example.com")]))
     }
 
     @Test("a role may be named alias/name as well as by ARN")
@@ -150,39 +185,61 @@ struct DecideTests {
 
     @Test("an ungranted role is denied, naming the role and the groups that would grant it")
     func notGranted() {
-        #expect(policy.decide(Fixture.caller(groups: ["developers"], mfa: true), roleArn: adminArn) == .denied(.notGranted,
-            "alice is not granted role prod/admin (arn:aws:iam::123456789012:role/admin): it is granted to members of break-glass or platform-admins (the caller's groups: developers)"))
-        #expect(policy.decide(Fixture.caller(), roleArn: "arn:aws:iam::123456789012:role/ops/ReadOnly") == .denied(.notGranted,
-            "alice is not granted role prod/readonly (arn:aws:iam::123456789012:role/ops/ReadOnly): it is granted to members of break-glass or platform-admins (the caller's groups: none); or to callers whose claims email and https://example.com/team match"))
+        #expect(
+            policy.decide(Fixture.caller(groups: ["developers"], mfa: true), roleArn: adminArn)
+                == .denied(
+                    .notGranted,
+                    "alice is not granted role prod/admin (arn:aws:iam::123456789012:role/admin): it is granted to members of break-glass or platform-admins (the caller's groups: developers)"
+                ))
+        #expect(
+            policy.decide(Fixture.caller(), roleArn: "arn:aws:iam::123456789012:role/ops/ReadOnly")
+                == .denied(
+                    .notGranted,
+                    "alice is not granted role prod/readonly (arn:aws:iam::123456789012:role/ops/ReadOnly): it is granted to members of break-glass or platform-admins (the caller's groups: none); or to callers whose claims email and https://example.com/team match"
+                ))
     }
 
     @Test("a role no grant covers says so")
     func grantedToNobody() throws {
-        let policy = try AccessPolicy.parse("""
+        let policy = try AccessPolicy.parse(
+            """
             accounts: [{id: "123456789012"}]
             roles: [{arn: "arn:aws:iam::123456789012:role/lonely"}]
             """, file: "policy.yaml")
-        #expect(policy.decide(Fixture.caller(groups: ["a"]), roleArn: "arn:aws:iam::123456789012:role/lonely") == .denied(.notGranted,
-            "alice is not granted role 123456789012/lonely (arn:aws:iam::123456789012:role/lonely): no grant in the policy gives this role to anyone"))
+        #expect(
+            policy.decide(Fixture.caller(groups: ["a"]), roleArn: "arn:aws:iam::123456789012:role/lonely")
+                == .denied(
+                    .notGranted,
+                    "alice is not granted role 123456789012/lonely (arn:aws:iam::123456789012:role/lonely): no grant in the policy gives this role to anyone"
+                ))
     }
 
     @Test("a role the policy does not list is unknown")
     func unknownRole() {
-        #expect(policy.decide(Fixture.caller(groups: ["break-glass"]), roleArn: "arn:aws:iam::123456789012:role/nope")
+        #expect(
+            policy.decide(Fixture.caller(groups: ["break-glass"]), roleArn: "arn:aws:iam::123456789012:role/nope")
                 == .denied(.unknownRole, "role arn:aws:iam::123456789012:role/nope is not in the access policy"))
-        #expect(policy.decide(Fixture.caller(groups: ["break-glass"]), roleArn: "prod/*")
+        #expect(
+            policy.decide(Fixture.caller(groups: ["break-glass"]), roleArn: "prod/*")
                 == .denied(.unknownRole, "role prod/* is not in the access policy"))
     }
 
     @Test("an MFA role is denied to a granted caller whose token shows no MFA")
     func mfaRequired() {
-        #expect(policy.decide(Fixture.caller(groups: ["platform-admins"], mfa: false), roleArn: adminArn) == .denied(.mfaRequired,
-            "role prod/admin (arn:aws:iam::123456789012:role/admin) requires MFA, and the token of alice does not show a second factor (amr); log in again with MFA"))
+        #expect(
+            policy.decide(Fixture.caller(groups: ["platform-admins"], mfa: false), roleArn: adminArn)
+                == .denied(
+                    .mfaRequired,
+                    "role prod/admin (arn:aws:iam::123456789012:role/admin) requires MFA, and the token of alice does not show a second factor (amr); log in again with MFA"
+                ))
     }
 
     @Test("not granted comes before MFA: an ungranted caller learns nothing about MFA")
     func notGrantedBeforeMFA() {
-        guard case .denied(let reason, _) = policy.decide(Fixture.caller(groups: ["developers"], mfa: false), roleArn: adminArn) else {
+        guard
+            case .denied(let reason, _) = policy.decide(
+                Fixture.caller(groups: ["developers"], mfa: false), roleArn: adminArn)
+        else {
             Issue.record("granted")
             return
         }
@@ -191,7 +248,10 @@ struct DecideTests {
 
     @Test("denial reasons have stable raw values for the audit log")
     func denialRawValues() {
-        #expect([DenialReason.unknownRole, .notGranted, .mfaRequired].map(\.rawValue) == ["unknown_role", "not_granted", "mfa_required"])
+        #expect(
+            [DenialReason.unknownRole, .notGranted, .mfaRequired].map(\.rawValue) == [
+                "unknown_role", "not_granted", "mfa_required",
+            ])
     }
 }
 
@@ -203,22 +263,34 @@ struct SessionTagTests {
 
     @Test("a scalar claim becomes a tag; a multi-valued claim is joined with ':'; a missing claim gives no tag")
     func scalarAndMultiValued() {
-        let caller = Fixture.caller(claims: ["email": .string("alice@example.com"),
-                                             "groups": .array([.string("dev"), .string("ops"), .number(42)])])
-        #expect(policy.sessionTags(for: caller) == [SessionTag(key: "email", value: "alice@example.com"), SessionTag(key: "groups", value: "dev:ops:42")])
+        let caller = Fixture.caller(claims: [
+            "email": .string("alice@example.com"),
+            "groups": .array([.string("dev"), .string("ops"), .number(42)]),
+        ])
+        #expect(
+            policy.sessionTags(for: caller) == [
+                SessionTag(key: "email", value: "alice@example.com"), SessionTag(key: "groups", value: "dev:ops:42"),
+            ])
     }
 
     @Test("characters STS refuses become '_', letters of any script stay")
     func sanitised() {
-        let caller = Fixture.caller(claims: ["email": .string("o'brien <ob@example.com>"), "https://example.com/team": .string("Équipe Ω #1")])
-        #expect(policy.sessionTags(for: caller) == [SessionTag(key: "email", value: "o_brien _ob@example.com_"),
-                                                    SessionTag(key: "team", value: "Équipe Ω _1")])
+        let caller = Fixture.caller(claims: [
+            "email": .string("o'brien <ob@example.com>"), "https://example.com/team": .string("Équipe Ω #1"),
+        ])
+        #expect(
+            policy.sessionTags(for: caller) == [
+                SessionTag(key: "email", value: "o_brien _ob@example.com_"),
+                SessionTag(key: "team", value: "Équipe Ω _1"),
+            ])
     }
 
     @Test("values are cut to 256 characters, after joining")
     func cut() {
         let long = String(repeating: "a", count: 300)
-        let caller = Fixture.caller(claims: ["email": .string(long), "groups": .array((0..<100).map { .string("group\($0)") })])
+        let caller = Fixture.caller(claims: [
+            "email": .string(long), "groups": .array((0..<100).map { .string("group\($0)") }),
+        ])
         let tags = policy.sessionTags(for: caller)
         #expect(tags.map(\.key) == ["email", "groups"])
         #expect(tags[0].value == String(repeating: "a", count: 256))

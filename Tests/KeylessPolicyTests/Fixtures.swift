@@ -3,9 +3,9 @@ import KeylessCore
 @testable import KeylessPolicy
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A policy touching every feature: three accounts (one without alias), roles with every field, grants by group, by
@@ -70,25 +70,37 @@ enum Fixture {
     static let dev = PolicyAccount(id: "210987654321", alias: "dev", region: nil)
     static let audit = PolicyAccount(id: "012345678901", alias: nil, region: nil)
 
-    static let admin = PolicyRole(arn: "arn:aws:iam::123456789012:role/admin", name: "admin", accountID: "123456789012",
-                                  description: "Full access", maxSessionSeconds: 3600, mfaRequired: true, credentials: .server)
-    static let readonly = PolicyRole(arn: "arn:aws:iam::123456789012:role/ops/ReadOnly", name: "readonly", accountID: "123456789012",
-                                     description: nil, maxSessionSeconds: 2700, mfaRequired: false, credentials: .webIdentity)
-    static let developer = PolicyRole(arn: "arn:aws:iam::210987654321:role/developer", name: "developer", accountID: "210987654321",
-                                      description: nil, maxSessionSeconds: 3600, mfaRequired: false, credentials: .webIdentity)
-    static let deployer = PolicyRole(arn: "arn:aws:iam::210987654321:role/Deployer", name: "Deployer", accountID: "210987654321",
-                                     description: nil, maxSessionSeconds: 43200, mfaRequired: false, credentials: .webIdentity)
-    static let auditor = PolicyRole(arn: "arn:aws:iam::012345678901:role/auditor", name: "auditor", accountID: "012345678901",
-                                    description: nil, maxSessionSeconds: 5400, mfaRequired: false, credentials: .webIdentity)
+    static let admin = PolicyRole(
+        arn: "arn:aws:iam::123456789012:role/admin", name: "admin", accountID: "123456789012",
+        description: "Full access", maxSessionSeconds: 3600, mfaRequired: true, credentials: .server)
+    static let readonly = PolicyRole(
+        arn: "arn:aws:iam::123456789012:role/ops/ReadOnly", name: "readonly", accountID: "123456789012",
+        description: nil, maxSessionSeconds: 2700, mfaRequired: false, credentials: .webIdentity)
+    static let developer = PolicyRole(
+        arn: "arn:aws:iam::210987654321:role/developer", name: "developer", accountID: "210987654321",
+        description: nil, maxSessionSeconds: 3600, mfaRequired: false, credentials: .webIdentity)
+    static let deployer = PolicyRole(
+        arn: "arn:aws:iam::210987654321:role/Deployer", name: "Deployer", accountID: "210987654321",
+        description: nil, maxSessionSeconds: 43200, mfaRequired: false, credentials: .webIdentity)
+    static let auditor = PolicyRole(
+        arn: "arn:aws:iam::012345678901:role/auditor", name: "auditor", accountID: "012345678901",
+        description: nil, maxSessionSeconds: 5400, mfaRequired: false, credentials: .webIdentity)
 
-    static let adminEntitlement = Entitlement(role: admin, account: prod, region: "eu-west-1", profileName: "prod-admin")
-    static let readonlyEntitlement = Entitlement(role: readonly, account: prod, region: "eu-west-1", profileName: "prod-readonly")
-    static let developerEntitlement = Entitlement(role: developer, account: dev, region: "us-east-1", profileName: "dev-developer")
-    static let deployerEntitlement = Entitlement(role: deployer, account: dev, region: "us-east-1", profileName: "dev-deployer")
-    static let auditorEntitlement = Entitlement(role: auditor, account: audit, region: "us-east-1", profileName: "012345678901-auditor")
+    static let adminEntitlement = Entitlement(
+        role: admin, account: prod, region: "eu-west-1", profileName: "prod-admin")
+    static let readonlyEntitlement = Entitlement(
+        role: readonly, account: prod, region: "eu-west-1", profileName: "prod-readonly")
+    static let developerEntitlement = Entitlement(
+        role: developer, account: dev, region: "us-east-1", profileName: "dev-developer")
+    static let deployerEntitlement = Entitlement(
+        role: deployer, account: dev, region: "us-east-1", profileName: "dev-deployer")
+    static let auditorEntitlement = Entitlement(
+        role: auditor, account: audit, region: "us-east-1", profileName: "012345678901-auditor")
 
-    static func caller(groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false,
-                       issuer: String = "https://idp.example.com") -> PolicyCaller {
+    static func caller(
+        groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false,
+        issuer: String = "https://idp.example.com"
+    ) -> PolicyCaller {
         PolicyCaller(issuer: issuer, subject: "alice", groups: groups, claims: claims, mfa: mfa)
     }
 }
@@ -105,7 +117,8 @@ struct Scratch {
     let path: String
 
     init() throws {
-        var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("keyless-policy-XXXXXX").utf8CString)
+        var template = Array(
+            (NSTemporaryDirectory() as NSString).appendingPathComponent("keyless-policy-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw KeylessError(.io, "mkdtemp failed: \(String(cString: strerror(errno)))")
         }

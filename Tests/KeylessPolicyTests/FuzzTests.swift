@@ -29,7 +29,10 @@ struct PolicyFuzzTests {
 
     @Test("a mutated policy either parses or is refused with a KeylessError naming the file; it never crashes or hangs")
     func policies() {
-        Fuzzer.run("policy.yaml", seeds: [Self.policy], tokens: ["&a ", "*a", "<<: ", "!!map", "- [", "{", ": ", "\n  - ", "\t"]) { bytes in
+        Fuzzer.run(
+            "policy.yaml", seeds: [Self.policy],
+            tokens: ["&a ", "*a", "<<: ", "!!map", "- [", "{", ": ", "\n  - ", "\t"]
+        ) { bytes in
             let text = String(decoding: bytes, as: UTF8.self)
             let started = Date()
             do {

@@ -17,11 +17,12 @@ struct PolicyStoreTests {
             roles: [prod/admin]
 
         """
-    static let version2 = version1 + """
-          - groups: [everyone]
-            roles: ["*"]
+    static let version2 =
+        version1 + """
+              - groups: [everyone]
+                roles: ["*"]
 
-        """
+            """
     /// Version 1 with a typo on line 7.
     static let broken = version1.replacingOccurrences(of: "  - groups: [admins]", with: "  - grups: [admins]")
 
@@ -103,8 +104,11 @@ struct PolicyStoreTests {
         let store = try PolicyStore(path: path, clock: clock.wallClock)
         try writeInPlace(Self.broken, to: path)
         clock.settle(after: path)
-        #expect(store.reloadIfChanged() == .rejected(
-            "\(path):7:5: unknown key 'grups' in a grant (did you mean 'groups'?); allowed keys: description, groups, claims, issuer, roles"))
+        #expect(
+            store.reloadIfChanged()
+                == .rejected(
+                    "\(path):7:5: unknown key 'grups' in a grant (did you mean 'groups'?); allowed keys: description, groups, claims, issuer, roles"
+                ))
         #expect(store.current.entitlements(for: Self.everyone).map(\.profileName) == ["prod-admin"])
         #expect(store.reloadIfChanged() == .unchanged)
         #expect(store.current.entitlements(for: Self.everyone).map(\.profileName) == ["prod-admin"])
@@ -124,10 +128,15 @@ struct PolicyStoreTests {
         try writeInPlace(Self.version2, to: path)
         let store = try PolicyStore(path: path, clock: clock.wallClock)
         var laughs = ["a0: &a0 [lol]"]
-        for level in 1...9 { laughs.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]") }
+        for level in 1...9 {
+            laughs.append(
+                "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]")
+        }
         try writeInPlace(Self.version1 + laughs.joined(separator: "\n") + "\n? *a9\n: boom\n", to: path)
         clock.settle(after: path)
-        guard case .rejected(let reason) = store.reloadIfChanged() else { Issue.record("the hostile file was not rejected"); return }
+        guard case .rejected(let reason) = store.reloadIfChanged() else {
+            Issue.record("the hostile file was not rejected"); return
+        }
         #expect(reason.hasPrefix("\(path):10:") && reason.contains("YAML alias (*name) is not accepted"), "\(reason)")
         #expect(store.current.entitlements(for: Self.everyone).map(\.profileName) == ["prod-admin"])
     }
@@ -150,7 +159,7 @@ struct PolicyStoreTests {
             (full.startIndex, "\(path):1:1: the policy is empty"),
         ]
         for (cut, expected) in cuts {
-                try writeInPlace(String(full[..<cut]), to: path)
+            try writeInPlace(String(full[..<cut]), to: path)
             clock.fresh(path)
             #expect(store.reloadIfChanged() == .unchanged)  // still fresh: not even read
             clock.settle(after: path)
@@ -160,7 +169,9 @@ struct PolicyStoreTests {
                 continue
             }
             #expect(reason.hasPrefix(expected), "\(reason)")
-            #expect(store.current.entitlements(for: Fixture.caller(groups: ["admins"])).map(\.profileName) == ["prod-admin"])
+            #expect(
+                store.current.entitlements(for: Fixture.caller(groups: ["admins"])).map(\.profileName) == ["prod-admin"]
+            )
             #expect(store.current.entitlements(for: Self.everyone).isEmpty)
         }
         try writeInPlace(full, to: path)
@@ -178,7 +189,11 @@ struct PolicyStoreTests {
         try writeInPlace(Self.version1, to: path)
         let store = try PolicyStore(path: path, clock: clock.wallClock)
         try Files.remove(path)
-        #expect(store.reloadIfChanged() == .rejected("\(path): cannot read the policy file: No such file or directory; keeping the policy loaded before"))
+        #expect(
+            store.reloadIfChanged()
+                == .rejected(
+                    "\(path): cannot read the policy file: No such file or directory; keeping the policy loaded before")
+        )
         #expect(store.reloadIfChanged() == .unchanged)
         #expect(store.current.roles.count == 1)
         try writeInPlace(Self.version2, to: path)
@@ -197,7 +212,8 @@ struct PolicyStoreTests {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for round in 0..<20 {
-                    try? Files.writeAtomically(Array((round % 2 == 0 ? Self.version2 : Self.version1).utf8), to: path, mode: 0o644)
+                    try? Files.writeAtomically(
+                        Array((round % 2 == 0 ? Self.version2 : Self.version1).utf8), to: path, mode: 0o644)
                     _ = store.reloadIfChanged()
                 }
             }
@@ -224,7 +240,9 @@ final class TestClock: Sendable {
 
     func fresh(_ path: String) { now.withLock { $0 = Self.modified(path) } }
 
-    func settle(after path: String) { now.withLock { $0 = Self.modified(path).addingTimeInterval(PolicyStore.settleSeconds + 1) } }
+    func settle(after path: String) {
+        now.withLock { $0 = Self.modified(path).addingTimeInterval(PolicyStore.settleSeconds + 1) }
+    }
 
     private static func modified(_ path: String) -> Date {
         (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()

@@ -65,7 +65,10 @@ struct ScaleTests {
         #expect(entitlements.first?.role.arn == "arn:aws:iam::100000000000:role/role-070")
         #expect(entitlements.last?.account == PolicyAccount(id: "100000000099", alias: "acct-099", region: nil))
 
-        guard case .granted(let entitlement, _) = policy.decide(caller, roleArn: "arn:aws:iam::100000000050:role/role-005") else {
+        guard
+            case .granted(let entitlement, _) = policy.decide(
+                caller, roleArn: "arn:aws:iam::100000000050:role/role-005")
+        else {
             Issue.record("group-0500 should grant acct-050/role-005")
             return
         }
@@ -74,7 +77,10 @@ struct ScaleTests {
             Issue.record("acct-050/role-015 belongs to group-0501 only")
             return
         }
-        #expect(reason.hasSuffix("it is granted to members of group-0501 (the caller's groups: group-0007, group-0500, group-0999, not-in-policy)"))
+        #expect(
+            reason.hasSuffix(
+                "it is granted to members of group-0501 (the caller's groups: group-0007, group-0500, group-0999, not-in-policy)"
+            ))
 
         let ops = Fixture.caller(groups: [LargePolicy.group(7)], claims: ["email": .string("eve@ops.example.com")])
         #expect(policy.entitlements(for: ops).count == 110)

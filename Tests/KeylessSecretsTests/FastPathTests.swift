@@ -10,17 +10,25 @@ private let role = "arn:aws:iam::123456789012:role/Dev"
 
 /// Credentials expiring `remaining` seconds after the reference time.
 private func credentials(remaining: Double) -> CachedCredentials {
-    CachedCredentials(accessKeyId: "ASIAEXAMPLEKEY000001", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-                      sessionToken: "IQoJb3JpZ2luX2VjE+token/with=chars", expiration: reference.timeIntervalSince1970 + remaining,
-                      assumedRoleArn: "arn:aws:sts::123456789012:assumed-role/Dev/ada")
+    CachedCredentials(
+        accessKeyId: "ASIAEXAMPLEKEY000001", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        sessionToken: "IQoJb3JpZ2luX2VjE+token/with=chars", expiration: reference.timeIntervalSince1970 + remaining,
+        assumedRoleArn: "arn:aws:sts::123456789012:assumed-role/Dev/ada")
 }
 
 /// Puts `payload` into `store` under the credentials entry of `key`, with the header expiring `headerRemaining` seconds after the reference time.
-private func cache(_ payload: CachedCredentials, in store: any SecretStore, key: CacheKey, headerRemaining: Double? = nil) throws {
-    let expiresAt = Date(timeIntervalSince1970: reference.timeIntervalSince1970 + (headerRemaining ?? (payload.expiration - reference.timeIntervalSince1970)))
-    try store.write(SecretEntry(header: EntryHeader(name: key.credentialsEntry, expiresAt: expiresAt, updatedAt: reference,
-                                                    labels: ["role": role], backend: "memory"),
-                                secret: Array(try JSONEncoder().encode(payload))))
+private func cache(
+    _ payload: CachedCredentials, in store: any SecretStore, key: CacheKey, headerRemaining: Double? = nil
+) throws {
+    let expiresAt = Date(
+        timeIntervalSince1970: reference.timeIntervalSince1970
+            + (headerRemaining ?? (payload.expiration - reference.timeIntervalSince1970)))
+    try store.write(
+        SecretEntry(
+            header: EntryHeader(
+                name: key.credentialsEntry, expiresAt: expiresAt, updatedAt: reference,
+                labels: ["role": role], backend: "memory"),
+            secret: Array(try JSONEncoder().encode(payload))))
 }
 
 @Suite("CacheKey entry names")
@@ -32,7 +40,8 @@ struct CacheKeyTests {
         #expect(key.tokenEntry == "oidc/8448587b62c800751624349cd9a9de75")
         #expect(key.credentialsEntry == "sts/f696d50735c4c293cc1a98e7f81abac1")
         #expect(key.lockName == "8448587b62c800751624349cd9a9de75.lock")
-        #expect(CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: 3600).credentialsEntry
+        #expect(
+            CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: 3600).credentialsEntry
                 == "sts/71e00ed2b855a0d292608b6d926f7b6f")
     }
 
@@ -53,7 +62,9 @@ struct CacheKeyTests {
             CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: 3600),
             CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: 7200),
             CacheKey(issuer: issuer, clientID: clientID, roleArn: role + "Admin"),
-            CacheKey(issuer: issuer, clientID: clientID, roleArn: "arn:aws:iam::210987654321:role/Dev", durationSeconds: 3600),
+            CacheKey(
+                issuer: issuer, clientID: clientID, roleArn: "arn:aws:iam::210987654321:role/Dev", durationSeconds: 3600
+            ),
         ]
 
         #expect(Set(keys.map(\.credentialsEntry)).count == keys.count)
@@ -73,7 +84,8 @@ struct CacheKeyTests {
 
     @Test("parts cannot run into each other: moving text between issuer and client changes the entry")
     func noConcatenationCollision() {
-        #expect(CacheKey(issuer: "https://a.example/x", clientID: "y").tokenEntry
+        #expect(
+            CacheKey(issuer: "https://a.example/x", clientID: "y").tokenEntry
                 != CacheKey(issuer: "https://a.example/", clientID: "xy").tokenEntry)
     }
 
@@ -101,7 +113,9 @@ struct FreshCredentialsTests {
         #expect(try freshCredentials(store: store, key: key, now: reference) == credentials(remaining: 16 * 60))
     }
 
-    @Test("credentials with 15 minutes or less left are not returned", arguments: [14 * 60, 15 * 60, 60, 0, -3600] as [Double])
+    @Test(
+        "credentials with 15 minutes or less left are not returned",
+        arguments: [14 * 60, 15 * 60, 60, 0, -3600] as [Double])
     func stale(remaining: Double) throws {
         let store = MemorySecretStore()
         try cache(credentials(remaining: remaining), in: store, key: key)
@@ -122,15 +136,20 @@ struct FreshCredentialsTests {
         let store = MemorySecretStore()
         #expect(try freshCredentials(store: store, key: key, now: reference) == nil)
 
-        try store.write(SecretEntry(header: EntryHeader(name: key.credentialsEntry, expiresAt: nil, updatedAt: reference, labels: [:], backend: "memory"),
-                                    secret: Array(try JSONEncoder().encode(credentials(remaining: 3600)))))
+        try store.write(
+            SecretEntry(
+                header: EntryHeader(
+                    name: key.credentialsEntry, expiresAt: nil, updatedAt: reference, labels: [:], backend: "memory"),
+                secret: Array(try JSONEncoder().encode(credentials(remaining: 3600)))))
         #expect(try freshCredentials(store: store, key: key, now: reference) == nil)
     }
 
     @Test("credentials cached for another duration are not served")
     func otherDuration() throws {
         let store = MemorySecretStore()
-        try cache(credentials(remaining: 3600), in: store, key: CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: 7200))
+        try cache(
+            credentials(remaining: 3600), in: store,
+            key: CacheKey(issuer: issuer, clientID: clientID, roleArn: role, durationSeconds: 7200))
 
         #expect(try freshCredentials(store: store, key: key, now: reference) == nil)
     }
@@ -138,9 +157,12 @@ struct FreshCredentialsTests {
     @Test("a payload that is not credentials JSON throws cacheCorrupt")
     func corruptPayload() throws {
         let store = MemorySecretStore()
-        try store.write(SecretEntry(header: EntryHeader(name: key.credentialsEntry, expiresAt: reference.addingTimeInterval(3600),
-                                                        updatedAt: reference, labels: [:], backend: "memory"),
-                                    secret: Array("not json".utf8)))
+        try store.write(
+            SecretEntry(
+                header: EntryHeader(
+                    name: key.credentialsEntry, expiresAt: reference.addingTimeInterval(3600),
+                    updatedAt: reference, labels: [:], backend: "memory"),
+                secret: Array("not json".utf8)))
 
         #expect(throws: KeylessError(.cacheCorrupt, "")) {
             try freshCredentials(store: store, key: key, now: reference)
@@ -153,9 +175,12 @@ struct FreshCredentialsTests {
         defer { fixture.remove() }
         try cache(credentials(remaining: 3600), in: fixture.encrypted(), key: key)
 
-        #expect(try freshCredentials(store: fixture.encrypted(), key: key, now: reference) == credentials(remaining: 3600))
+        #expect(
+            try freshCredentials(store: fixture.encrypted(), key: key, now: reference) == credentials(remaining: 3600))
         // Stale credentials are recognised from the header alone: no passphrase needed to say "not fresh".
-        #expect(try freshCredentials(store: fixture.encrypted(passphrase: nil), key: key, now: reference.addingTimeInterval(3000)) == nil)
+        #expect(
+            try freshCredentials(
+                store: fixture.encrypted(passphrase: nil), key: key, now: reference.addingTimeInterval(3000)) == nil)
     }
 }
 
@@ -182,7 +207,8 @@ struct CredentialProcessOutputTests {
         var payload = credentials(remaining: 0)
         payload.expiration = reference.timeIntervalSince1970 + 59.999
 
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(payload.credentialProcessJSON.utf8)) as? [String: Any])
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(payload.credentialProcessJSON.utf8)) as? [String: Any])
         let expiration = try #require(object["Expiration"] as? String)
 
         #expect(expiration == "2027-01-15T08:00:59Z")
@@ -191,40 +217,49 @@ struct CredentialProcessOutputTests {
         #expect(parsed == reference.addingTimeInterval(59))
     }
 
-    @Test("rfc3339 formats known instants", arguments: [
-        (0, "1970-01-01T00:00:00Z"),
-        (951_782_400, "2000-02-29T00:00:00Z"),
-        (1_800_000_000, "2027-01-15T08:00:00Z"),
-        (4_102_444_799, "2099-12-31T23:59:59Z"),
-    ] as [(Double, String)])
+    @Test(
+        "rfc3339 formats known instants",
+        arguments: [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_800_000_000, "2027-01-15T08:00:00Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ] as [(Double, String)])
     func rfc3339Values(seconds: Double, text: String) {
         #expect(rfc3339(seconds) == text)
     }
 
-    @Test("jsonString output parses back to the original string", arguments: [
-        "plain",
-        "quote \" inside",
-        "back\\slash",
-        "line\nfeed, carriage\rreturn, tab\t",
-        "\u{0}\u{1}\u{8}\u{B}\u{C}\u{1F}",
-        "\u{7F} delete and \u{2028} line separator",
-        "unicode é ☃ 😀",
-        "</script> and / slash",
-        "",
-    ])
+    @Test(
+        "jsonString output parses back to the original string",
+        arguments: [
+            "plain",
+            "quote \" inside",
+            "back\\slash",
+            "line\nfeed, carriage\rreturn, tab\t",
+            "\u{0}\u{1}\u{8}\u{B}\u{C}\u{1F}",
+            "\u{7F} delete and \u{2028} line separator",
+            "unicode é ☃ 😀",
+            "</script> and / slash",
+            "",
+        ])
     func jsonStringRoundTrip(text: String) throws {
         let encoded = jsonString(text)
 
-        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(("[" + encoded + "]").utf8)) as? [String])
+        let decoded = try #require(
+            try JSONSerialization.jsonObject(with: Data(("[" + encoded + "]").utf8)) as? [String])
         #expect(decoded == [text])
-        #expect(encoded.unicodeScalars.allSatisfy { $0.value >= 0x20 }, "raw control character in \(encoded.debugDescription)")
+        #expect(
+            encoded.unicodeScalars.allSatisfy { $0.value >= 0x20 },
+            "raw control character in \(encoded.debugDescription)")
     }
 
     @Test("credentials with quotes and control characters still give valid JSON")
     func hostileCredentials() throws {
-        let payload = CachedCredentials(accessKeyId: "A\"B", secretAccessKey: "s\\e\nc", sessionToken: "\u{1}t", expiration: 0, assumedRoleArn: nil)
+        let payload = CachedCredentials(
+            accessKeyId: "A\"B", secretAccessKey: "s\\e\nc", sessionToken: "\u{1}t", expiration: 0, assumedRoleArn: nil)
 
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(payload.credentialProcessJSON.utf8)) as? [String: Any])
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(payload.credentialProcessJSON.utf8)) as? [String: Any])
 
         #expect(object["AccessKeyId"] as? String == "A\"B")
         #expect(object["SecretAccessKey"] as? String == "s\\e\nc")
@@ -236,14 +271,18 @@ struct CredentialProcessOutputTests {
 struct FastPathTests {
     @Test("parse accepts --flag value, --flag=value and the flags without values")
     func parseAccepts() throws {
-        let options = try #require(FastPath.parse([
-            "--issuer-url", issuer, "--client-id=\(clientID)", "--aws-role-arn", role, "--duration=3600", "--device", "--no-browser",
-            "--scopes", "openid email",
-        ]))
+        let options = try #require(
+            FastPath.parse([
+                "--issuer-url", issuer, "--client-id=\(clientID)", "--aws-role-arn", role, "--duration=3600",
+                "--device", "--no-browser",
+                "--scopes", "openid email",
+            ]))
 
-        #expect(options == [
-            "--issuer-url": issuer, "--client-id": clientID, "--aws-role-arn": role, "--duration": "3600", "--scopes": "openid email",
-        ])
+        #expect(
+            options == [
+                "--issuer-url": issuer, "--client-id": clientID, "--aws-role-arn": role, "--duration": "3600",
+                "--scopes": "openid email",
+            ])
     }
 
     @Test("a value containing = is kept whole")
@@ -256,31 +295,49 @@ struct FastPathTests {
         #expect(FastPath.parse([]) == [:])
     }
 
-    @Test("parse rejects what it does not understand", arguments: [
-        ["--unknown"],
-        ["--unknown=value"],
-        ["--issuer-url"],
-        ["positional"],
-        ["--device=yes"],
-        ["--issuer-url", issuer, "--verbose"],
-        ["-v"],
-    ])
+    @Test(
+        "parse rejects what it does not understand",
+        arguments: [
+            ["--unknown"],
+            ["--unknown=value"],
+            ["--issuer-url"],
+            ["positional"],
+            ["--device=yes"],
+            ["--issuer-url", issuer, "--verbose"],
+            ["-v"],
+        ])
     func parseRejects(arguments: [String]) {
         #expect(FastPath.parse(arguments) == nil)
     }
 
-    @Test("run falls through (nil) whenever it cannot answer from the cache", arguments: [
-        ["login"],
-        ["creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c"],
-        ["creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn", "arn:x", "--duration", "soon"],
-        ["creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn", "arn:x", "--bogus"],
-        ["creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn", "arn:x", "--secret-store", "nonsense"],
-        ["creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn", "arn:x", "--secret-store", "plaintext"],
-    ])
+    @Test(
+        "run falls through (nil) whenever it cannot answer from the cache",
+        arguments: [
+            ["login"],
+            ["creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c"],
+            [
+                "creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn",
+                "arn:x", "--duration", "soon",
+            ],
+            [
+                "creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn",
+                "arn:x", "--bogus",
+            ],
+            [
+                "creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn",
+                "arn:x", "--secret-store", "nonsense",
+            ],
+            [
+                "creds-process", "--issuer-url", "https://idp.example.com", "--client-id", "c", "--aws-role-arn",
+                "arn:x", "--secret-store", "plaintext",
+            ],
+        ])
     func runFallsThrough(arguments: [String]) throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
-        let environment = Environment(["HOME": fixture.root, "KEYLESS_STATE_DIR": fixture.root + "/state", "KEYLESS_KEYRING_TTL": "0"])
+        let environment = Environment([
+            "HOME": fixture.root, "KEYLESS_STATE_DIR": fixture.root + "/state", "KEYLESS_KEYRING_TTL": "0",
+        ])
 
         #expect(FastPath.run(arguments, environment: environment, now: reference) == nil)
     }
@@ -293,10 +350,16 @@ struct FastPathTests {
         let store = FileBackedStore(directory: fixture.root + "/state/store", sealer: PlaintextSealer())
         try cache(credentials(remaining: 3600), in: store, key: key)
         #expect(try freshCredentials(store: store, key: key, now: reference) != nil)
-        let environment = Environment(["HOME": fixture.root, "KEYLESS_STATE_DIR": fixture.root + "/state", "KEYLESS_NO_FAST_PATH": "1"])
+        let environment = Environment([
+            "HOME": fixture.root, "KEYLESS_STATE_DIR": fixture.root + "/state", "KEYLESS_NO_FAST_PATH": "1",
+        ])
 
-        let status = FastPath.run(["creds-process", "--issuer-url", issuer, "--client-id", clientID, "--aws-role-arn", role, "--secret-store", "plaintext"],
-                                  environment: environment, now: reference)
+        let status = FastPath.run(
+            [
+                "creds-process", "--issuer-url", issuer, "--client-id", clientID, "--aws-role-arn", role,
+                "--secret-store", "plaintext",
+            ],
+            environment: environment, now: reference)
 
         #expect(status == nil)
     }

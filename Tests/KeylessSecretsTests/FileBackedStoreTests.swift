@@ -3,9 +3,9 @@ import Testing
 import KeylessCore
 import KeylessSecrets
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite("Encrypted file store: AES-GCM entries with a passphrase-derived key")
@@ -165,8 +165,9 @@ struct EncryptedFileStoreTests {
         let original = String(decoding: try fixture.raw(name), as: UTF8.self)
         #expect(original.contains("\"expiresAt\":\"2027-01-15T09:00:00Z\""))
 
-        let edited = original.replacingOccurrences(of: "\"expiresAt\":\"2027-01-15T09:00:00Z\"",
-                                                   with: "\"expiresAt\":\"2099-01-15T09:00:00Z\"")
+        let edited = original.replacingOccurrences(
+            of: "\"expiresAt\":\"2027-01-15T09:00:00Z\"",
+            with: "\"expiresAt\":\"2099-01-15T09:00:00Z\"")
         try fixture.overwrite(name, with: Array(edited.utf8))
 
         // The edited header still parses, so it is the authentication that refuses it.
@@ -212,7 +213,8 @@ struct EncryptedFileStoreTests {
 
     /// Where a truncated copy of an entry file ends.
     enum Cut: String, CaseIterable, CustomTestStringConvertible {
-        case empty, midHeader, headerWithoutNewline, afterNewline, oneBodyCharacter, midBody, bodyLessOneCharacter, bodyLessFourCharacters
+        case empty, midHeader, headerWithoutNewline, afterNewline, oneBodyCharacter, midBody, bodyLessOneCharacter,
+            bodyLessFourCharacters
         var testDescription: String { rawValue }
 
         func length(header: Int, body: Int) -> Int {
@@ -282,7 +284,8 @@ struct EncryptedFileStoreTests {
         #expect(box.count == 12 + secretText.utf8.count + 16)
 
         box[flip.index(count: box.count)] ^= 0x01
-        try fixture.overwrite(name, with: header + [UInt8(ascii: "\n")] + Array(box.base64EncodedString().utf8) + [UInt8(ascii: "\n")])
+        try fixture.overwrite(
+            name, with: header + [UInt8(ascii: "\n")] + Array(box.base64EncodedString().utf8) + [UInt8(ascii: "\n")])
 
         #expect(throws: KeylessError(.cacheCorrupt, "")) {
             try fixture.encrypted().read(name)
@@ -318,7 +321,9 @@ struct EncryptedFileStoreTests {
         #expect(throws: KeylessError(.cacheCorrupt, "")) { try fixture.encrypted(passphrase: nil).header(name) }
     }
 
-    @Test("a header whose version is no integer (1e300, 1.5, -1e19) is cacheCorrupt, not a crash, for read, header and headers")
+    @Test(
+        "a header whose version is no integer (1e300, 1.5, -1e19) is cacheCorrupt, not a crash, for read, header and headers"
+    )
     func headerVersionOutOfRange() throws {
         let fixture = try StoreFixture()
         defer { fixture.remove() }
@@ -407,7 +412,10 @@ struct EncryptedFileStoreTests {
         try store.write(sampleEntry("sts/cccc"))
 
         #expect(try store.headers().map(\.name) == ["oidc/aaaa", "sts/bbbb", "sts/cccc"])
-        #expect(try store.headers().allSatisfy { $0.backend == "file" && $0.expiresAt == reference.addingTimeInterval(3600) })
+        #expect(
+            try store.headers().allSatisfy {
+                $0.backend == "file" && $0.expiresAt == reference.addingTimeInterval(3600)
+            })
 
         try store.delete("sts/bbbb")
         try store.delete("sts/bbbb")
@@ -493,7 +501,10 @@ struct PlaintextStoreTests {
         let name = sampleEntry().header.name
         try fixture.encrypted().write(sampleEntry())
         let original = String(decoding: try fixture.raw(name), as: UTF8.self)
-        try fixture.overwrite(name, with: Array(original.replacingOccurrences(of: "\"backend\":\"file\"", with: "\"backend\":\"plaintext\"").utf8))
+        try fixture.overwrite(
+            name,
+            with: Array(
+                original.replacingOccurrences(of: "\"backend\":\"file\"", with: "\"backend\":\"plaintext\"").utf8))
 
         // Decoding the base64 box as if it were plaintext must not yield the secret.
         let read = try? fixture.plaintext().read(name)

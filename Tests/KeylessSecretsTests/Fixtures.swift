@@ -3,9 +3,9 @@ import KeylessCore
 import KeylessSecrets
 import KeylessTestSupport
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The reference time every fixture is built around: 2027-01-15T08:00:00Z.
@@ -42,13 +42,15 @@ struct StoreFixture {
 
     /// A key provider that never prompts and has no OS store.
     func provider(passphrase: String?, keyring: KernelKeyring? = nil) -> FileKeyProvider {
-        FileKeyProvider(directory: directory, environment: environment(passphrase: passphrase), terminal: nil,
-                        osStore: nil, keyring: keyring, scrypt: fastScrypt)
+        FileKeyProvider(
+            directory: directory, environment: environment(passphrase: passphrase), terminal: nil,
+            osStore: nil, keyring: keyring, scrypt: fastScrypt)
     }
 
     /// An AES-GCM store over the directory; each call is a new provider, as a new process would have.
     func encrypted(passphrase: String? = passphrase, keyring: KernelKeyring? = nil) -> FileBackedStore {
-        FileBackedStore(directory: directory, sealer: AESGCMSealer(keyProvider: provider(passphrase: passphrase, keyring: keyring)))
+        FileBackedStore(
+            directory: directory, sealer: AESGCMSealer(keyProvider: provider(passphrase: passphrase, keyring: keyring)))
     }
 
     /// A plaintext store over the same directory.
@@ -84,10 +86,12 @@ struct StoreFixture {
 
 /// An entry named `name` expiring an hour after the reference time.
 func sampleEntry(_ name: String = "sts/0123456789abcdef", secret: String = secretText) -> SecretEntry {
-    SecretEntry(header: EntryHeader(name: name, expiresAt: reference.addingTimeInterval(3600), updatedAt: reference,
-                                    labels: ["role": "arn:aws:iam::123456789012:role/Dev", "issuer": "https://idp.example.com"],
-                                    backend: "unset"),
-                secret: Array(secret.utf8))
+    SecretEntry(
+        header: EntryHeader(
+            name: name, expiresAt: reference.addingTimeInterval(3600), updatedAt: reference,
+            labels: ["role": "arn:aws:iam::123456789012:role/Dev", "issuer": "https://idp.example.com"],
+            backend: "unset"),
+        secret: Array(secret.utf8))
 }
 
 /// The permission bits of `path`, or nil when it cannot be stat'ed.
@@ -101,6 +105,8 @@ extension Array where Element == UInt8 {
     /// Whether `needle` occurs anywhere in these bytes.
     func contains(bytes needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, needle.count <= count else { return needle.isEmpty }
-        return (0...(count - needle.count)).contains { start in self[start..<(start + needle.count)].elementsEqual(needle) }
+        return (0...(count - needle.count)).contains { start in
+            self[start..<(start + needle.count)].elementsEqual(needle)
+        }
     }
 }

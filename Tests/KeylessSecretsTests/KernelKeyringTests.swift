@@ -32,7 +32,9 @@ struct KernelKeyringTests {
 
         keyring.write(description, key)
         guard kernelKeyringWorks() else {
-            print("KernelKeyring: add_key/keyctl are blocked on this machine; checking the documented no-op behaviour instead")
+            print(
+                "KernelKeyring: add_key/keyctl are blocked on this machine; checking the documented no-op behaviour instead"
+            )
             #expect(keyring.read(description) == nil)
             keyring.remove(description)
             return
@@ -43,8 +45,9 @@ struct KernelKeyringTests {
         #expect(keyring.read(description) == nil)
     }
 
-    @Test("writing again under the same description replaces the key",
-          .enabled(if: kernelKeyringWorks(), "add_key/keyctl are blocked on this machine"))
+    @Test(
+        "writing again under the same description replaces the key",
+        .enabled(if: kernelKeyringWorks(), "add_key/keyctl are blocked on this machine"))
     func writeReplaces() {
         let keyring = KernelKeyring(timeout: 60)
         let description = uniqueDescription()
@@ -69,8 +72,9 @@ struct KernelKeyringTests {
     }
 }
 
-@Suite("FileKeyProvider with the kernel keyring",
-       .enabled(if: kernelKeyringWorks(), "add_key/keyctl are blocked on this machine"))
+@Suite(
+    "FileKeyProvider with the kernel keyring",
+    .enabled(if: kernelKeyringWorks(), "add_key/keyctl are blocked on this machine"))
 struct FileKeyProviderKeyringTests {
     @Test("after one unlock with the passphrase, a provider without it gets the key from the keyring")
     func keyFromKeyring() throws {
@@ -132,10 +136,13 @@ struct FileKeyProviderKeyringTests {
         let wrong = randomKey()
         keyring.write(description, wrong)
 
-        #expect(try fixture.encrypted(keyring: keyring).read(sampleEntry().header.name)?.secret == Array(secretText.utf8))
+        #expect(
+            try fixture.encrypted(keyring: keyring).read(sampleEntry().header.name)?.secret == Array(secretText.utf8))
 
         #expect(keyring.read(description) != wrong)
-        #expect(try fixture.encrypted(passphrase: nil, keyring: keyring).read(sampleEntry().header.name)?.secret == Array(secretText.utf8))
+        #expect(
+            try fixture.encrypted(passphrase: nil, keyring: keyring).read(sampleEntry().header.name)?.secret
+                == Array(secretText.utf8))
     }
 
     @Test("a removed keyring entry sends the provider back to the passphrase")

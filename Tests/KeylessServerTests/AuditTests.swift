@@ -10,21 +10,27 @@ import Testing
 /// be written is not made.
 @Suite("Access server: audit log")
 struct AuditTests {
-    @Test("claims with quotes, newlines and control characters cannot forge or split audit records: each request is still one JSON line")
+    @Test(
+        "claims with quotes, newlines and control characters cannot forge or split audit records: each request is still one JSON line"
+    )
     func hostileClaimsStayInTheirRecord() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
-        let forged = "x\"}\n{\"outcome\":\"granted\",\"role\":\"arn:aws:iam::123456789012:role/admin\"}\r\n\u{2028}\u{0}"
+        let forged =
+            "x\"}\n{\"outcome\":\"granted\",\"role\":\"arn:aws:iam::123456789012:role/admin\"}\r\n\u{2028}\u{0}"
         let user = TestUser("mallory", subject: "mallory\n\"sub\"", email: forged, groups: ["platform-admins"])
         try await fixture.application().test(.router) { client in
-            let response = try await client.credentials("dev/tester\n{\"outcome\":\"granted\"}", token: try user.token())
+            let response = try await client.credentials(
+                "dev/tester\n{\"outcome\":\"granted\"}", token: try user.token())
             #expect(response.status == .forbidden)
             #expect(try json(response)["error"] as? String == "unknown_role")
             let second = try await client.credentials(Policies.adminArn, token: try user.token())
             #expect(try json(second)["error"] as? String == "mfa_required")
         }
         let text = try String(contentsOfFile: fixture.configuration.auditLogPath, encoding: .utf8)
-        #expect(text.split(separator: "\n", omittingEmptySubsequences: false).count == 3, "two records and the final newline: \(text)")
+        #expect(
+            text.split(separator: "\n", omittingEmptySubsequences: false).count == 3,
+            "two records and the final newline: \(text)")
         let records = try fixture.auditRecords()
         #expect(records.count == 2)
         #expect(records.map { $0["outcome"] as? String } == ["denied", "denied"])
@@ -33,17 +39,21 @@ struct AuditTests {
         #expect(records.first?["role"] as? String == "dev/tester\n{\"outcome\":\"granted\"}")
     }
 
-    @Test("the audit record's source address is the TCP peer: X-Forwarded-For and X-Real-IP from the caller cannot change it, nor can X-Request-Id set the request id")
+    @Test(
+        "the audit record's source address is the TCP peer: X-Forwarded-For and X-Real-IP from the caller cannot change it, nor can X-Request-Id set the request id"
+    )
     func sourceAddressIsThePeer() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
         let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"])
         let id: String = try await fixture.application().test(.live) { client in
-            let response = try await client.execute(uri: "/api/v1/credentials", method: .post, headers: [
-                .authorization: "Bearer " + (try alice.token()), .contentType: "application/json",
-                HTTPField.Name("X-Forwarded-For")!: "203.0.113.9", HTTPField.Name("X-Real-IP")!: "203.0.113.10",
-                HTTPField.Name("X-Request-Id")!: "chosen-by-caller",
-            ], body: ByteBuffer(string: #"{"role_arn":"dev/tester"}"#))
+            let response = try await client.execute(
+                uri: "/api/v1/credentials", method: .post,
+                headers: [
+                    .authorization: "Bearer " + (try alice.token()), .contentType: "application/json",
+                    HTTPField.Name("X-Forwarded-For")!: "203.0.113.9", HTTPField.Name("X-Real-IP")!: "203.0.113.10",
+                    HTTPField.Name("X-Request-Id")!: "chosen-by-caller",
+                ], body: ByteBuffer(string: #"{"role_arn":"dev/tester"}"#))
             #expect(response.status == .forbidden)
             return try #require(requestID(response))
         }
@@ -61,7 +71,9 @@ struct AuditTests {
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
 
-    @Test("when the audit log cannot be written the request fails closed with 500 audit_unavailable: no credentials leave the server and no denial is answered as if recorded")
+    @Test(
+        "when the audit log cannot be written the request fails closed with 500 audit_unavailable: no credentials leave the server and no denial is answered as if recorded"
+    )
     func auditUnavailableFailsClosed() async throws {
         let moto = try await RecordingMoto.start()
         defer { moto.stop() }
@@ -79,14 +91,17 @@ struct AuditTests {
             #expect(denied.status == .internalServerError)
             #expect(try json(denied)["error"] as? String == "audit_unavailable")
 
-            let console = try await client.post("/api/v1/console", token: try alice.token(), json: #"{"role_arn":"prod/readonly"}"#)
+            let console = try await client.post(
+                "/api/v1/console", token: try alice.token(), json: #"{"role_arn":"prod/readonly"}"#)
             #expect(console.status == .internalServerError)
             #expect(!text(console).contains("SigninToken"))
         }
         #expect(fixture.logs.records.contains { $0.level == .error && $0.message.contains("audit log write failed") })
     }
 
-    @Test("a failure that is not a KeylessError (a credential provider throwing anything) is still answered 502 and audited as failed")
+    @Test(
+        "a failure that is not a KeylessError (a credential provider throwing anything) is still answered 502 and audited as failed"
+    )
     func unexpectedErrorsAreAudited() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }

@@ -32,7 +32,8 @@ struct AuthorizationMatrixTests {
     static let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"], amr: ["pwd", "otp"])
     static let bob = TestUser("bob", email: "bob@example.com", groups: ["platform-admins"], amr: ["pwd"])
     static let carol = TestUser("carol", email: "carol@audit.example.com", groups: ["developers"])
-    static let erin = TestUser("erin", email: "erin@audit.example.org", groups: ["developers", "sre"], amr: ["pwd", "hwk"])
+    static let erin = TestUser(
+        "erin", email: "erin@audit.example.org", groups: ["developers", "sre"], amr: ["pwd", "hwk"])
     static let dave = TestUser("dave", issuer: Issuers.partner, subject: "partner-dave", email: "dave@partner.example")
     static let mallory = TestUser("mallory", subject: "mallory", email: "mallory@example.com", amr: ["pwd", "otp"])
     static let users = [alice, bob, carol, erin, dave, mallory]
@@ -55,15 +56,17 @@ struct AuthorizationMatrixTests {
     static let unknown = Expected.denied("unknown_role")
     static let expected: [String: [Expected]] = [
         //         admin  readonly auditor partner developer tester ghost-arn ghost-ref
-        "alice":   [g,    g,       ng,     ng,     ng,       ng,    unknown,  unknown],
-        "bob":     [mfa,  g,       ng,     ng,     ng,       ng,    unknown,  unknown],
-        "carol":   [ng,   ng,      g,      ng,     g,        g,     unknown,  unknown],
-        "erin":    [ng,   ng,      ng,     ng,     g,        g,     unknown,  unknown],
-        "dave":    [ng,   ng,      ng,     g,      ng,       ng,    unknown,  unknown],
-        "mallory": [ng,   ng,      ng,     ng,     ng,       ng,    unknown,  unknown],
+        "alice": [g, g, ng, ng, ng, ng, unknown, unknown],
+        "bob": [mfa, g, ng, ng, ng, ng, unknown, unknown],
+        "carol": [ng, ng, g, ng, g, g, unknown, unknown],
+        "erin": [ng, ng, ng, ng, g, g, unknown, unknown],
+        "dave": [ng, ng, ng, g, ng, ng, unknown, unknown],
+        "mallory": [ng, ng, ng, ng, ng, ng, unknown, unknown],
     ]
 
-    @Test("every (user, role) pair is answered 200 with credentials exactly when the policy grants it, else 403 with the exact reason, and each answer has one matching audit record")
+    @Test(
+        "every (user, role) pair is answered 200 with credentials exactly when the policy grants it, else 403 with the exact reason, and each answer has one matching audit record"
+    )
     func matrix() async throws {
         let moto = try await RecordingMoto.start()
         defer { moto.stop() }
@@ -83,7 +86,8 @@ struct AuthorizationMatrixTests {
                     switch expected {
                     case .granted:
                         #expect(response.status == .ok, "\(user) \(role.requested): \(text(response))")
-                        #expect((body["AccessKeyId"] as? String)?.hasPrefix("ASIA") == true, "\(user) \(role.requested)")
+                        #expect(
+                            (body["AccessKeyId"] as? String)?.hasPrefix("ASIA") == true, "\(user) \(role.requested)")
                         #expect(body["Version"] as? Int == 1)
                         #expect(body["RoleArn"] as? String == role.arn, "\(user) \(role.requested)")
                         #expect((body["AssumedRoleArn"] as? String)?.contains(":assumed-role/") == true)
@@ -106,7 +110,9 @@ struct AuthorizationMatrixTests {
 
         let records = try fixture.auditRecords()
         #expect(records.count == asked.count, "one audit record per request")
-        #expect(Set(records.compactMap { $0["request_id"] as? String }) == Set(asked.map(\.requestID)), "request ids are distinct and all recorded")
+        #expect(
+            Set(records.compactMap { $0["request_id"] as? String }) == Set(asked.map(\.requestID)),
+            "request ids are distinct and all recorded")
         for (record, request) in zip(records, asked) {
             let what = "\(request.user) \(request.role.requested)"
             #expect(record["request_id"] as? String == request.requestID, "\(what)")
@@ -123,13 +129,17 @@ struct AuthorizationMatrixTests {
             case .denied(let code):
                 #expect(record["outcome"] as? String == "denied", "\(what)")
                 #expect(record["role"] as? String == request.role.requested, "\(what)")
-                #expect((record["reason"] as? String)?.hasPrefix(code + ": ") == true, "\(what): \(record["reason"] ?? "-")")
+                #expect(
+                    (record["reason"] as? String)?.hasPrefix(code + ": ") == true, "\(what): \(record["reason"] ?? "-")"
+                )
                 #expect(record["session_name"] == nil, "\(what)")
             }
         }
     }
 
-    @Test("GET /api/v1/config lists exactly the roles the matrix grants each user, so configure never offers a role that would be refused")
+    @Test(
+        "GET /api/v1/config lists exactly the roles the matrix grants each user, so configure never offers a role that would be refused"
+    )
     func configMatchesMatrix() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
@@ -139,11 +149,13 @@ struct AuthorizationMatrixTests {
                 #expect(response.status == .ok)
                 let body = try json(response)
                 let accounts = try #require(body["accounts"] as? [[String: Any]])
-                let listed = Set(accounts.flatMap { ($0["roles"] as? [[String: Any]] ?? []).compactMap { $0["arn"] as? String } })
+                let listed = Set(
+                    accounts.flatMap { ($0["roles"] as? [[String: Any]] ?? []).compactMap { $0["arn"] as? String } })
                 // MFA is checked when credentials are asked for; the role is still listed (marked mfa_required).
-                let expected = Set(zip(Self.roles, Self.expected[user.name]!).compactMap { role, answer in
-                    answer == .granted || answer == .denied("mfa_required") ? role.arn : nil
-                })
+                let expected = Set(
+                    zip(Self.roles, Self.expected[user.name]!).compactMap { role, answer in
+                        answer == .granted || answer == .denied("mfa_required") ? role.arn : nil
+                    })
                 #expect(listed == expected, "\(user): \(listed.sorted())")
                 #expect(body["issuer"] as? String == user.issuer)
                 let caller = try #require(body["caller"] as? [String: Any])

@@ -11,7 +11,9 @@ import Testing
 struct ConsoleTests {
     static let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"], amr: ["pwd", "otp"])
 
-    @Test("POST /api/v1/console gives a sign-in URL that logs in once as the assumed role at the requested destination, and a second use is refused")
+    @Test(
+        "POST /api/v1/console gives a sign-in URL that logs in once as the assumed role at the requested destination, and a second use is refused"
+    )
     func loginOnce() async throws {
         let moto = try await RecordingMoto.start()
         defer { moto.stop() }
@@ -21,8 +23,9 @@ struct ConsoleTests {
         defer { fixture.remove() }
         let destination = "https://eu-west-1.console.aws.amazon.com/s3/home"
         let url: String = try await fixture.application().test(.router) { client in
-            let response = try await client.post("/api/v1/console", token: try Self.alice.token(),
-                                                 json: #"{"role_arn":"prod/readonly","destination":"\#(destination)"}"#)
+            let response = try await client.post(
+                "/api/v1/console", token: try Self.alice.token(),
+                json: #"{"role_arn":"prod/readonly","destination":"\#(destination)"}"#)
             #expect(response.status == .ok, "\(text(response))")
             return try #require(try json(response)["url"] as? String)
         }
@@ -61,38 +64,47 @@ struct ConsoleTests {
         let fixture = try ServerFixture.make(stsEndpoint: moto.endpoint, federationEndpoint: stub.endpoint)
         defer { fixture.remove() }
         try await fixture.application().test(.router) { client in
-            let response = try await client.post("/api/v1/console", token: try Self.alice.token(), json: #"{"role_arn":"prod/readonly"}"#)
+            let response = try await client.post(
+                "/api/v1/console", token: try Self.alice.token(), json: #"{"role_arn":"prod/readonly"}"#)
             #expect(response.status == .ok, "\(text(response))")
             let url = try #require(try json(response)["url"] as? String)
-            #expect(FormEncoding.decode(String(url.split(separator: "?", maxSplits: 1)[1]))["Destination"] == "https://console.aws.amazon.com/")
+            #expect(
+                FormEncoding.decode(String(url.split(separator: "?", maxSplits: 1)[1]))["Destination"]
+                    == "https://console.aws.amazon.com/")
         }
     }
 
-    @Test("a destination outside the allowed hosts is refused with 400 before any credentials are made", arguments: [
-        "https://evil.example.com/",
-        "https://console.aws.amazon.com.evil.example.com/",
-        "http://console.aws.amazon.com/",
-        "https://user@console.aws.amazon.com/",
-        "javascript:alert(1)",
-        "//console.aws.amazon.com/",
-    ])
+    @Test(
+        "a destination outside the allowed hosts is refused with 400 before any credentials are made",
+        arguments: [
+            "https://evil.example.com/",
+            "https://console.aws.amazon.com.evil.example.com/",
+            "http://console.aws.amazon.com/",
+            "https://user@console.aws.amazon.com/",
+            "javascript:alert(1)",
+            "//console.aws.amazon.com/",
+        ])
     func destinationOutsideAllowedHosts(destination: String) async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
         try await fixture.application().test(.router) { client in
-            let response = try await client.post("/api/v1/console", token: try Self.alice.token(),
-                                                 json: #"{"role_arn":"prod/readonly","destination":\#(jsonText(destination))}"#)
+            let response = try await client.post(
+                "/api/v1/console", token: try Self.alice.token(),
+                json: #"{"role_arn":"prod/readonly","destination":\#(jsonText(destination))}"#)
             #expect(response.status == .badRequest, "\(text(response))")
             #expect(try json(response)["error"] as? String == "invalid_request")
         }
     }
 
-    @Test("a console link for a role the caller is not granted is refused with 403 not_granted and audited as a denied console request")
+    @Test(
+        "a console link for a role the caller is not granted is refused with 403 not_granted and audited as a denied console request"
+    )
     func deniedRole() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
         let id: String = try await fixture.application().test(.router) { client in
-            let response = try await client.post("/api/v1/console", token: try Self.alice.token(), json: #"{"role_arn":"dev/developer"}"#)
+            let response = try await client.post(
+                "/api/v1/console", token: try Self.alice.token(), json: #"{"role_arn":"dev/developer"}"#)
             #expect(response.status == .forbidden)
             #expect(try json(response)["error"] as? String == "not_granted")
             return try #require(requestID(response))
@@ -106,7 +118,9 @@ struct ConsoleTests {
         #expect(records[0]["subject"] as? String == Self.alice.subject)
     }
 
-    @Test("when the sign-in service refuses the session the answer is 502 upstream_error, and the request's one audit record says failed")
+    @Test(
+        "when the sign-in service refuses the session the answer is 502 upstream_error, and the request's one audit record says failed"
+    )
     func federationRefuses() async throws {
         let moto = try await RecordingMoto.start()
         defer { moto.stop() }
@@ -116,7 +130,8 @@ struct ConsoleTests {
         let fixture = try ServerFixture.make(stsEndpoint: moto.endpoint, federationEndpoint: stub.endpoint)
         defer { fixture.remove() }
         let id: String = try await fixture.application().test(.router) { client in
-            let response = try await client.post("/api/v1/console", token: try Self.alice.token(), json: #"{"role_arn":"prod/readonly"}"#)
+            let response = try await client.post(
+                "/api/v1/console", token: try Self.alice.token(), json: #"{"role_arn":"prod/readonly"}"#)
             #expect(response.status == .badGateway, "\(text(response))")
             #expect(try json(response)["error"] as? String == "upstream_error")
             #expect(try json(response)["url"] == nil)

@@ -15,7 +15,9 @@ struct OperationsTests {
     static let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"], amr: ["pwd", "otp"])
     static let carol = TestUser("carol", email: "carol@example.com", groups: ["developers"])
 
-    @Test("idle_timeout: a silent connection and a half-sent request head are closed; a zero or absurd value is refused at startup")
+    @Test(
+        "idle_timeout: a silent connection and a half-sent request head are closed; a zero or absurd value is refused at startup"
+    )
     func idleConnectionsClose() async throws {
         let fixture = try ServerFixture.make(idleTimeout: "1s")
         defer { fixture.remove() }
@@ -24,8 +26,10 @@ struct OperationsTests {
             let port = try #require(client.port)
             // (The test client's own idle connection is closed too, so it sends nothing here.)
             #expect(try RawConnection.serverCloses(port: port, within: 15), "a connection that sends nothing is closed")
-            #expect(try RawConnection.serverCloses(port: port, after: Array("POST /api/v1/credentials HTTP/1.1\r\nHost: x\r\n".utf8), within: 15),
-                    "a request head that never ends is closed")
+            #expect(
+                try RawConnection.serverCloses(
+                    port: port, after: Array("POST /api/v1/credentials HTTP/1.1\r\nHost: x\r\n".utf8), within: 15),
+                "a request head that never ends is closed")
         }
         for bad in ["0s", "2h"] {
             #expect(throws: KeylessError.self) { try ServerFixture.make(idleTimeout: bad) }
@@ -51,20 +55,28 @@ struct OperationsTests {
             let ready = try await client.get("/readyz")
             #expect(ready.status == .ok)
             #expect(try json(ready)["status"] as? String == "ready")
-            #expect(try json(ready)["detail"] as? String == "policy loaded with 6 roles; AWS credentials from static test keys")
+            #expect(
+                try json(ready)["detail"] as? String
+                    == "policy loaded with 6 roles; AWS credentials from static test keys")
 
-            fixture.awsCredentials.fail(with: KeylessError(.configInvalid, "No AWS credentials in the chain (environment, profile default, IMDS).", hint: nil))
+            fixture.awsCredentials.fail(
+                with: KeylessError(
+                    .configInvalid, "No AWS credentials in the chain (environment, profile default, IMDS).", hint: nil))
             let notReady = try await client.get("/readyz")
             #expect(notReady.status == .serviceUnavailable)
             #expect(try json(notReady)["status"] as? String == "not ready")
-            #expect(try json(notReady)["detail"] as? String == "no AWS credentials: No AWS credentials in the chain (environment, profile default, IMDS).")
+            #expect(
+                try json(notReady)["detail"] as? String
+                    == "no AWS credentials: No AWS credentials in the chain (environment, profile default, IMDS).")
 
             fixture.awsCredentials.fail(with: nil)
             #expect(try await client.get("/readyz").status == .ok)
         }
     }
 
-    @Test("/metrics counts decisions by action and outcome in keyless_server_decisions_total, and requests by route and status")
+    @Test(
+        "/metrics counts decisions by action and outcome in keyless_server_decisions_total, and requests by route and status"
+    )
     func metrics() async throws {
         let fixture = try ServerFixture.make()  // STS on a closed port: grants fail upstream
         defer { fixture.remove() }
@@ -75,34 +87,46 @@ struct OperationsTests {
             #expect(try await client.credentials("prod/admin", token: token).status == .forbidden)
             #expect(try await client.credentials("prod/nothing", token: token).status == .forbidden)
             #expect(try await client.credentials("dev/tester", token: token).status == .badGateway)
-            #expect(try await client.post("/api/v1/console", token: token, json: #"{"role_arn":"prod/readonly"}"#).status == .forbidden)
+            #expect(
+                try await client.post("/api/v1/console", token: token, json: #"{"role_arn":"prod/readonly"}"#).status
+                    == .forbidden)
             let metrics = text(try await client.get("/metrics"))
-            #expect(metrics.contains(#"keyless_server_decisions_total{action="credentials",outcome="denied"} 2"#), "\(metrics)")
-            #expect(metrics.contains(#"keyless_server_decisions_total{action="credentials",outcome="failed"} 1"#), "\(metrics)")
-            #expect(metrics.contains(#"keyless_server_decisions_total{action="console",outcome="denied"} 1"#), "\(metrics)")
+            #expect(
+                metrics.contains(#"keyless_server_decisions_total{action="credentials",outcome="denied"} 2"#),
+                "\(metrics)")
+            #expect(
+                metrics.contains(#"keyless_server_decisions_total{action="credentials",outcome="failed"} 1"#),
+                "\(metrics)")
+            #expect(
+                metrics.contains(#"keyless_server_decisions_total{action="console",outcome="denied"} 1"#), "\(metrics)")
             #expect(!metrics.contains(#"outcome="granted""#))
-            #expect(metrics.contains(#"keyless_server_http_requests_total{route="/api/v1/credentials",status="403"} 2"#), "\(metrics)")
+            #expect(
+                metrics.contains(#"keyless_server_http_requests_total{route="/api/v1/credentials",status="403"} 2"#),
+                "\(metrics)")
         }
     }
 
     // MARK: Request bodies
 
-    @Test("a credentials request that is not a JSON object with role_arn is refused with the status that says why, before any decision", arguments: [
-        (nil as String?, "{\"role_arn\":\"prod/readonly\"}", 415),
-        ("text/plain", "{\"role_arn\":\"prod/readonly\"}", 415),
-        ("application/json", "{}", 400),
-        ("application/json", "{\"role_arn\":42}", 400),
-        ("application/json", "role_arn=prod/readonly", 400),
-        ("application/json", "{\"role_arn\":\"prod/readonly\",\"duration_seconds\":\"1h\"}", 400),
-        ("application/json", "{\"role_arn\":\"" + String(repeating: "a", count: 17 * 1024) + "\"}", 413),
-    ])
+    @Test(
+        "a credentials request that is not a JSON object with role_arn is refused with the status that says why, before any decision",
+        arguments: [
+            (nil as String?, "{\"role_arn\":\"prod/readonly\"}", 415),
+            ("text/plain", "{\"role_arn\":\"prod/readonly\"}", 415),
+            ("application/json", "{}", 400),
+            ("application/json", "{\"role_arn\":42}", 400),
+            ("application/json", "role_arn=prod/readonly", 400),
+            ("application/json", "{\"role_arn\":\"prod/readonly\",\"duration_seconds\":\"1h\"}", 400),
+            ("application/json", "{\"role_arn\":\"" + String(repeating: "a", count: 17 * 1024) + "\"}", 413),
+        ])
     func malformedBodies(contentType: String?, body: String, status: Int) async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
         try await fixture.application().test(.router) { client in
             var headers: HTTPFields = [.authorization: "Bearer " + (try Self.alice.token())]
             if let contentType { headers[.contentType] = contentType }
-            let response = try await client.execute(uri: "/api/v1/credentials", method: .post, headers: headers, body: ByteBuffer(string: body))
+            let response = try await client.execute(
+                uri: "/api/v1/credentials", method: .post, headers: headers, body: ByteBuffer(string: body))
             #expect(Int(response.status.code) == status, "\(text(response))")
             #expect(try json(response)["error"] as? String == "invalid_request")
         }
@@ -113,7 +137,9 @@ struct OperationsTests {
 
     static let methods: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch]
 
-    @Test("/openapi.yaml is valid YAML and describes exactly the routes the router serves (besides itself), with their methods")
+    @Test(
+        "/openapi.yaml is valid YAML and describes exactly the routes the router serves (besides itself), with their methods"
+    )
     func openAPIMatchesRoutes() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
@@ -130,19 +156,32 @@ struct OperationsTests {
                 for method in operations.keys { described.insert(method.uppercased() + " " + path) }
             }
             // Every path the server could know about (including the web page's, which this server has not enabled).
-            let candidates = Set(paths.keys).union(AccessLogMiddleware.known).union(["/openapi.yaml", "/api/v1", "/api/v1/roles"])
+            let candidates = Set(paths.keys).union(AccessLogMiddleware.known).union([
+                "/openapi.yaml", "/api/v1", "/api/v1/roles",
+            ])
             var served = Set<String>()
             for path in candidates {
                 for method in Self.methods {
-                    let answer = try await client.execute(uri: path, method: method, headers: [.contentType: "application/json"], body: ByteBuffer(string: "{}"))
-                    if answer.status != .notFound && answer.status != .methodNotAllowed { served.insert(method.rawValue + " " + path) }
+                    let answer = try await client.execute(
+                        uri: path, method: method, headers: [.contentType: "application/json"],
+                        body: ByteBuffer(string: "{}"))
+                    if answer.status != .notFound && answer.status != .methodNotAllowed {
+                        served.insert(method.rawValue + " " + path)
+                    }
                 }
             }
-            #expect(served.subtracting(["GET /openapi.yaml"]) == described, "served: \(served.sorted()); described: \(described.sorted())")
+            #expect(
+                served.subtracting(["GET /openapi.yaml"]) == described,
+                "served: \(served.sorted()); described: \(described.sorted())")
             // The document's own error codes cover the ones the API sends.
             let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
-            let errorCodes = (((schemas?["Error"] as? [String: Any])?["properties"] as? [String: Any])?["error"] as? [String: Any])?["description"] as? String ?? ""
-            for code in ["missing_token", "invalid_token", "not_granted", "mfa_required", "unknown_role", "invalid_request", "upstream_error"] {
+            let errorCodes =
+                (((schemas?["Error"] as? [String: Any])?["properties"] as? [String: Any])?["error"] as? [String: Any])?[
+                    "description"] as? String ?? ""
+            for code in [
+                "missing_token", "invalid_token", "not_granted", "mfa_required", "unknown_role", "invalid_request",
+                "upstream_error",
+            ] {
                 #expect(errorCodes.contains(code), "\(code)")
             }
         }
@@ -150,7 +189,9 @@ struct OperationsTests {
 
     // MARK: Logs
 
-    @Test("each API request is logged as one JSON line with method, route, status and request id, the Authorization header only as [redacted], and never the token")
+    @Test(
+        "each API request is logged as one JSON line with method, route, status and request id, the Authorization header only as [redacted], and never the token"
+    )
     func requestLogsRedactTokens() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
@@ -170,21 +211,28 @@ struct OperationsTests {
             #expect(record.metadata["authorization"] == "[redacted]")
             #expect(record.metadata["request_id"] == id)
             #expect(record.jsonLine.hasSuffix("}\n") && record.jsonLine.filter { $0 == "\n" }.count == 1)
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(record.jsonLine.utf8)) as? [String: Any], "\(record.jsonLine)")
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(record.jsonLine.utf8)) as? [String: Any],
+                "\(record.jsonLine)")
             #expect(object["authorization"] as? String == "[redacted]")
             #expect(object["msg"] as? String == "request")
-            #expect(object["path"] != nil && object["status"] != nil && object["method"] != nil && object["duration_us"] != nil)
+            #expect(
+                object["path"] != nil && object["status"] != nil && object["method"] != nil
+                    && object["duration_us"] != nil)
             #expect(record.jsonLine.contains(#""authorization":"[redacted]""#))
         }
         #expect(requests.map { $0.metadata["status"] } == ["200", "403", "401"])
         #expect(requests.map { $0.metadata["path"] } == ["/api/v1/config", "/api/v1/credentials", "/api/v1/config"])
         for record in fixture.logs.records {
             #expect(!record.jsonLine.contains(signature), "a log line carries the token: \(record.jsonLine)")
-            #expect(!record.jsonLine.contains(String(token.prefix(40))), "a log line carries the token: \(record.jsonLine)")
+            #expect(
+                !record.jsonLine.contains(String(token.prefix(40))), "a log line carries the token: \(record.jsonLine)")
         }
     }
 
-    @Test("paths outside the known routes are logged as \"other\", so a probe cannot fill the logs and metrics with its own labels")
+    @Test(
+        "paths outside the known routes are logged as \"other\", so a probe cannot fill the logs and metrics with its own labels"
+    )
     func unknownPathsCollapse() async throws {
         let fixture = try ServerFixture.make()
         defer { fixture.remove() }
@@ -201,15 +249,19 @@ struct OperationsTests {
 
     // MARK: Policy reload
 
-    static let extendedPolicy = Policies.matrix.replacingOccurrences(of: """
-          - groups: [developers]
-            roles: ["dev/*"]
-        """, with: """
-          - groups: [developers]
-            roles: ["dev/*", prod/readonly]
-        """)
+    static let extendedPolicy = Policies.matrix.replacingOccurrences(
+        of: """
+              - groups: [developers]
+                roles: ["dev/*"]
+            """,
+        with: """
+              - groups: [developers]
+                roles: ["dev/*", prod/readonly]
+            """)
 
-    @Test("a rewritten policy file is picked up without a restart: a newly granted role is issued, and a broken edit keeps the previous policy")
+    @Test(
+        "a rewritten policy file is picked up without a restart: a newly granted role is issued, and a broken edit keeps the previous policy"
+    )
     func policyReload() async throws {
         let moto = try await RecordingMoto.start()
         defer { moto.stop() }
@@ -223,7 +275,8 @@ struct OperationsTests {
             // /api/v1/config answers are cached per token: the cached one must not outlive the policy it came from.
             func configuredRoles() async throws -> [String] {
                 let config = try json(try await client.get("/api/v1/config", authorization: "Bearer " + token))
-                return (config["accounts"] as? [[String: Any]] ?? []).flatMap { $0["roles"] as? [[String: Any]] ?? [] }.compactMap { $0["arn"] as? String }
+                return (config["accounts"] as? [[String: Any]] ?? []).flatMap { $0["roles"] as? [[String: Any]] ?? [] }
+                    .compactMap { $0["arn"] as? String }
             }
             #expect(!(try await configuredRoles()).contains(Policies.readonlyArn))
             #expect(!(try await configuredRoles()).contains(Policies.readonlyArn))
@@ -235,7 +288,8 @@ struct OperationsTests {
             #expect(try await configuredRoles().contains(Policies.readonlyArn))
 
             // A broken edit (an unknown role in a grant) is rejected with its place, and the policy in force stays.
-            try fixture.rewritePolicy(Self.extendedPolicy.replacingOccurrences(of: "prod/readonly]", with: "prod/nonexistent]"))
+            try fixture.rewritePolicy(
+                Self.extendedPolicy.replacingOccurrences(of: "prod/readonly]", with: "prod/nonexistent]"))
             guard case .rejected(let reason) = fixture.service.policy.reloadIfChanged() else {
                 Issue.record("a broken policy was not rejected")
                 return
@@ -245,7 +299,8 @@ struct OperationsTests {
             let still = try await client.credentials("prod/readonly", token: token)
             #expect(still.status == .ok)
             let config = try json(try await client.get("/api/v1/config", authorization: "Bearer " + token))
-            let roles = (config["accounts"] as? [[String: Any]] ?? []).flatMap { $0["roles"] as? [[String: Any]] ?? [] }.compactMap { $0["arn"] as? String }
+            let roles = (config["accounts"] as? [[String: Any]] ?? []).flatMap { $0["roles"] as? [[String: Any]] ?? [] }
+                .compactMap { $0["arn"] as? String }
             #expect(roles.contains(Policies.readonlyArn))
         }
         #expect(try fixture.auditRecords().map { $0["outcome"] as? String } == ["denied", "granted", "granted"])
@@ -293,10 +348,14 @@ struct RefusedTokenLogTests {
 
 @Suite("Access server: policy reloads are time-boxed")
 struct PolicyReloadTimeBoxTests {
-    @Test("a reload that outlives its time box gives no answer and keeps running off the request threads; a quick one gives its answer")
+    @Test(
+        "a reload that outlives its time box gives no answer and keeps running off the request threads; a quick one gives its answer"
+    )
     func timeBox() async throws {
         let gate = AsyncFlag()
-        let slow = PolicyReloader.offRequestThreads { gate.waitBlocking(); return 1 }
+        let slow = PolicyReloader.offRequestThreads {
+            gate.waitBlocking(); return 1
+        }
         #expect(await PolicyReloader.value(of: slow, within: 0.2) == nil)
         gate.open()
         #expect(await slow.value == 1, "the reload went on and finished")

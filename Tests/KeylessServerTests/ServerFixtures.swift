@@ -46,7 +46,8 @@ enum Issuers {
 /// base64url without padding, written here rather than taken from the code under test.
 func base64url(_ bytes: some DataProtocol) -> String {
     Data(bytes).base64EncodedString()
-        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
+            of: "=", with: "")
 }
 
 /// A signing key generated for the tests: RSA-2048 (RS256) or P-256 (ES256), with its public JWK.
@@ -67,7 +68,9 @@ struct SigningKey: Sendable {
     }
 
     static func rsa(kid: String) -> SigningKey {
-        do { return SigningKey(kid: kid, material: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))) } catch { fatalError("RSA key generation failed: \(error)") }
+        do { return SigningKey(kid: kid, material: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))) } catch {
+            fatalError("RSA key generation failed: \(error)")
+        }
     }
 
     static func ec(kid: String) -> SigningKey { SigningKey(kid: kid, material: .ec(P256.Signing.PrivateKey())) }
@@ -77,11 +80,16 @@ struct SigningKey: Sendable {
         switch material {
         case .rsa(let key):
             let primitives = try! key.publicKey.getKeyPrimitives()
-            return ["kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": base64url(primitives.modulus), "e": base64url(primitives.publicExponent)]
+            return [
+                "kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": base64url(primitives.modulus),
+                "e": base64url(primitives.publicExponent),
+            ]
         case .ec(let key):
             let point = key.publicKey.x963Representation  // 0x04 || x || y
-            return ["kty": "EC", "crv": "P-256", "use": "sig", "alg": alg, "kid": kid,
-                    "x": base64url(point.dropFirst().prefix(32)), "y": base64url(point.suffix(32))]
+            return [
+                "kty": "EC", "crv": "P-256", "use": "sig", "alg": alg, "kid": kid,
+                "x": base64url(point.dropFirst().prefix(32)), "y": base64url(point.suffix(32)),
+            ]
         }
     }
 
@@ -148,8 +156,11 @@ struct TestUser: Sendable, CustomStringConvertible {
     /// More claims, as JSON text of an object (so the type stays Sendable).
     let extraJSON: String
 
-    init(_ name: String, issuer: String = Issuers.main, subject: String? = nil, audience: String? = nil, email: String? = nil,
-         groups: [String] = [], amr: [String] = ["pwd"], extraJSON: String = "{}") {
+    init(
+        _ name: String, issuer: String = Issuers.main, subject: String? = nil, audience: String? = nil,
+        email: String? = nil,
+        groups: [String] = [], amr: [String] = ["pwd"], extraJSON: String = "{}"
+    ) {
         self.name = name; self.issuer = issuer; self.subject = subject ?? "sub-\(name)"
         self.audience = audience ?? (issuer == Issuers.partner ? "partner-cli" : "keyless-cli")
         self.email = email; self.groups = groups; self.amr = amr; self.extraJSON = extraJSON
@@ -159,7 +170,9 @@ struct TestUser: Sendable, CustomStringConvertible {
 
     /// The claims of a token valid at the reference time for an hour; `edit` changes them.
     func claims(_ edit: (inout [String: Any]) -> Void = { _ in }) -> [String: Any] {
-        var claims: [String: Any] = ["iss": issuer, "sub": subject, "aud": audience, "iat": at(0), "exp": at(3600), "amr": amr]
+        var claims: [String: Any] = [
+            "iss": issuer, "sub": subject, "aud": audience, "iat": at(0), "exp": at(3600), "amr": amr,
+        ]
         if let email { claims["email"] = email }
         if !groups.isEmpty { claims["groups"] = groups }
         if let extra = try? JSONSerialization.jsonObject(with: Data(extraJSON.utf8)) as? [String: Any] {
@@ -173,7 +186,9 @@ struct TestUser: Sendable, CustomStringConvertible {
     var key: SigningKey { issuer == Issuers.partner ? Keys.partnerEC : Keys.mainRSA }
 
     /// A valid token for this user.
-    func token(_ edit: (inout [String: Any]) -> Void = { _ in }) throws -> String { try signedToken(claims(edit), key: key) }
+    func token(_ edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
+        try signedToken(claims(edit), key: key)
+    }
 }
 
 // MARK: Transports
@@ -247,8 +262,9 @@ final class StaticAWSCredentials: AWSCredentialProvider, Sendable {
 
     func resolve(logger: Logger) async throws -> ResolvedCredentials {
         if let error = failure.withLock({ $0 }) { throw error }
-        return ResolvedCredentials(credentials: SigV4Credentials(accessKeyID: Self.accessKeyID, secretAccessKey: "server-secret-key"),
-                                   expiration: nil, source: "static test keys")
+        return ResolvedCredentials(
+            credentials: SigV4Credentials(accessKeyID: Self.accessKeyID, secretAccessKey: "server-secret-key"),
+            expiration: nil, source: "static test keys")
     }
 }
 
@@ -260,7 +276,9 @@ func closedPortURL() throws -> String { "http://127.0.0.1:\(try freePort())" }
 extension LogCapture.Record {
     /// The record as the JSON line `keyless server` prints.
     var jsonLine: String {
-        JSONLogHandler.line(timestamp: "2026-01-01T00:00:00.000Z", level: level, label: "keyless.server", message: message, metadata: rawMetadata)
+        JSONLogHandler.line(
+            timestamp: "2026-01-01T00:00:00.000Z", level: level, label: "keyless.server", message: message,
+            metadata: rawMetadata)
     }
 }
 
@@ -339,9 +357,11 @@ struct ServerFixture: Sendable {
     let logs: LogCapture
 
     /// A server with `policy`, STS at `stsEndpoint` (a closed port by default) and console federation at `federationEndpoint`.
-    static func make(policy: String = Policies.matrix, stsEndpoint: String? = nil,
-                     federationEndpoint: String = "http://127.0.0.1:9/federation", fastReload: Bool = false,
-                     auditPath: String? = nil, idleTimeout: String = "30s", metrics: String = "open") throws -> ServerFixture {
+    static func make(
+        policy: String = Policies.matrix, stsEndpoint: String? = nil,
+        federationEndpoint: String = "http://127.0.0.1:9/federation", fastReload: Bool = false,
+        auditPath: String? = nil, idleTimeout: String = "30s", metrics: String = "open"
+    ) throws -> ServerFixture {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server-test")
         try policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
         let sts = try stsEndpoint ?? closedPortURL()
@@ -379,15 +399,23 @@ struct ServerFixture: Sendable {
         let jwks = JWKSStub()
         let transport = SwitchableTransport()
         let awsCredentials = StaticAWSCredentials()
-        let verifier = BearerVerifier(issuers: configuration.issuers.map(\.trusted), http: jwks, clock: clock.wallClock, logger: logs.logger,
-                                      minimumRefetchInterval: configuration.jwksRefetchInterval)
+        let verifier = BearerVerifier(
+            issuers: configuration.issuers.map(\.trusted), http: jwks, clock: clock.wallClock, logger: logs.logger,
+            minimumRefetchInterval: configuration.jwksRefetchInterval)
         let service = AccessService(
-            configuration: configuration, policy: try PolicyStore(path: configuration.policyPath, clock: policyClock.wallClock), verifier: verifier,
-            awsCredentials: awsCredentials, sts: STSClient(endpoint: configuration.stsEndpoint!, http: transport, logger: logs.logger),
-            federation: ConsoleFederation(endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName, http: transport),
-            audit: try AuditLog(path: auditPath ?? configuration.auditLogPath), clock: clock.wallClock, logger: logs.logger)
-        return ServerFixture(directory: directory, configuration: configuration, clock: clock, policyClock: policyClock, jwks: jwks,
-                             transport: transport, awsCredentials: awsCredentials, service: service, metrics: .accessServer(), logs: logs)
+            configuration: configuration,
+            policy: try PolicyStore(path: configuration.policyPath, clock: policyClock.wallClock), verifier: verifier,
+            awsCredentials: awsCredentials,
+            sts: STSClient(endpoint: configuration.stsEndpoint!, http: transport, logger: logs.logger),
+            federation: ConsoleFederation(
+                endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName, http: transport
+            ),
+            audit: try AuditLog(path: auditPath ?? configuration.auditLogPath), clock: clock.wallClock,
+            logger: logs.logger)
+        return ServerFixture(
+            directory: directory, configuration: configuration, clock: clock, policyClock: policyClock, jwks: jwks,
+            transport: transport, awsCredentials: awsCredentials, service: service, metrics: .accessServer(), logs: logs
+        )
     }
 
     /// The Hummingbird application, logging into `logs`.
@@ -401,7 +429,9 @@ struct ServerFixture: Sendable {
     func auditRecords() throws -> [[String: Any]] {
         let text = try String(contentsOfFile: configuration.auditLogPath, encoding: .utf8)
         return try text.split(separator: "\n").map { line in
-            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "audit line is not a JSON object: \(line)")
+            try #require(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "audit line is not a JSON object: \(line)")
         }
     }
 
@@ -441,7 +471,10 @@ extension TestClientProtocol {
 
 /// A string as JSON text.
 func jsonText(_ value: String) -> String {
-    String(decoding: try! JSONSerialization.data(withJSONObject: [value], options: [.withoutEscapingSlashes]), as: UTF8.self).dropFirst().dropLast().description
+    String(
+        decoding: try! JSONSerialization.data(withJSONObject: [value], options: [.withoutEscapingSlashes]),
+        as: UTF8.self
+    ).dropFirst().dropLast().description
 }
 
 /// The response body as text.
@@ -449,7 +482,9 @@ func text(_ response: TestResponse) -> String { String(buffer: response.body) }
 
 /// The response body as a JSON object.
 func json(_ response: TestResponse) throws -> [String: Any] {
-    try #require(try JSONSerialization.jsonObject(with: Data(text(response).utf8)) as? [String: Any], "not a JSON object: \(text(response))")
+    try #require(
+        try JSONSerialization.jsonObject(with: Data(text(response).utf8)) as? [String: Any],
+        "not a JSON object: \(text(response))")
 }
 
 /// The X-Request-Id header.
@@ -476,14 +511,20 @@ final class RecordingMoto: Sendable {
             let port = try freePort()
             let process = try PartnerProcess(
                 executable: Tooling.python(), arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-                environment: ["PYTHONUNBUFFERED": "1", "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": directory + "/recording.jsonl",
-                              "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"],
+                environment: [
+                    "PYTHONUNBUFFERED": "1", "MOTO_ENABLE_RECORDING": "True",
+                    "MOTO_RECORDER_FILEPATH": directory + "/recording.jsonl",
+                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                ],
                 currentDirectory: directory, logPath: directory + "/moto-\(port).log")
             let moto = RecordingMoto(endpoint: "http://127.0.0.1:\(port)", directory: directory, process: process)
             let client = AsyncHTTPTransport(timeout: .seconds(2))
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline && process.isRunning {
-                if let answer = try? await client.send(method: "GET", url: moto.endpoint + "/moto-api/", headers: [:], body: nil), answer.status == 200 {
+                if let answer = try? await client.send(
+                    method: "GET", url: moto.endpoint + "/moto-api/", headers: [:], body: nil), answer.status == 200
+                {
                     return moto
                 }
                 try await Task.sleep(for: .milliseconds(100))
@@ -492,7 +533,8 @@ final class RecordingMoto: Sendable {
             process.stop()
             if !lastFailure.contains("Address already in use") { break }
         }
-        throw TestSupportError("moto did not start (install with python3 -m pip install 'moto[server]'):\n\(lastFailure)")
+        throw TestSupportError(
+            "moto did not start (install with python3 -m pip install 'moto[server]'):\n\(lastFailure)")
     }
 
     /// One request moto received: headers and form fields.
@@ -507,7 +549,9 @@ final class RecordingMoto: Sendable {
         return try text.split(separator: "\n").compactMap { line -> Recorded? in
             let entry = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             var body = entry["body"] as? String ?? ""
-            if entry["body_encoded"] as? Bool == true, let data = Data(base64Encoded: body) { body = String(decoding: data, as: UTF8.self) }
+            if entry["body_encoded"] as? Bool == true, let data = Data(base64Encoded: body) {
+                body = String(decoding: data, as: UTF8.self)
+            }
             var components = URLComponents()
             components.percentEncodedQuery = body.replacingOccurrences(of: "+", with: "%20")
             var form: [String: String] = [:]

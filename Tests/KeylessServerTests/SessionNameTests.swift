@@ -8,13 +8,23 @@ import Testing
 struct SessionNameSourceTests {
     @Test("an email the provider marks unverified never names the session; the login name does")
     func unverifiedEmail() throws {
-        let issuer = ServerIssuer(trusted: TrustedIssuer(issuer: "https://idp.example.com", audiences: ["keyless-cli"]), clientID: "keyless-cli",
-                                  groupsClaim: "groups", mfaMethods: ["mfa"])
+        let issuer = ServerIssuer(
+            trusted: TrustedIssuer(issuer: "https://idp.example.com", audiences: ["keyless-cli"]),
+            clientID: "keyless-cli",
+            groupsClaim: "groups", mfaMethods: ["mfa"])
         func name(_ claims: [String: JSONValue]) -> String {
-            AccessService.caller(VerifiedBearer(issuer: "https://idp.example.com", subject: "u-1", expiresAt: Date(timeIntervalSince1970: 4_000_000_000), claims: claims),
-                                 issuer: issuer).name
+            AccessService.caller(
+                VerifiedBearer(
+                    issuer: "https://idp.example.com", subject: "u-1",
+                    expiresAt: Date(timeIntervalSince1970: 4_000_000_000), claims: claims),
+                issuer: issuer
+            ).name
         }
-        #expect(name(["email": .string("boss@example.com"), "email_verified": .bool(false), "preferred_username": .string("mallory")]) == "mallory")
+        #expect(
+            name([
+                "email": .string("boss@example.com"), "email_verified": .bool(false),
+                "preferred_username": .string("mallory"),
+            ]) == "mallory")
         #expect(name(["email": .string("boss@example.com"), "email_verified": .string("false")]) == "u-1")
         #expect(name(["email": .string("alice@example.com"), "email_verified": .bool(true)]) == "alice@example.com")
         #expect(name(["email": .string("alice@example.com")]) == "alice@example.com")
@@ -23,19 +33,25 @@ struct SessionNameSourceTests {
 
 @Suite("unverified emails through the API")
 struct UnverifiedEmailTests {
-    @Test("email_verified false: a grant on the email's domain does not apply (403 saying why), and the email tags no session; verified, it does")
+    @Test(
+        "email_verified false: a grant on the email's domain does not apply (403 saying why), and the email tags no session; verified, it does"
+    )
     func unverifiedEmailGetsNothing() async throws {
         let moto = try await RecordingMoto.start()
         defer { moto.stop() }
         let fixture = try ServerFixture.make(stsEndpoint: moto.endpoint)
         defer { fixture.remove() }
         // The matrix policy grants prod/auditor to claims {email: "*@audit.example.com"}, and tags sessions with email.
-        let impostor = TestUser("impostor", email: "ceo@audit.example.com", groups: ["developers"], extraJSON: #"{"email_verified": false}"#)
+        let impostor = TestUser(
+            "impostor", email: "ceo@audit.example.com", groups: ["developers"], extraJSON: #"{"email_verified": false}"#
+        )
         let verified = TestUser("zoe", email: "zoe@audit.example.com", extraJSON: #"{"email_verified": true}"#)
         try await fixture.application().test(.live) { client in
             let refused = try await client.credentials(Policies.auditorArn, token: try impostor.token())
             #expect(refused.status == .forbidden, "\(text(refused))")
-            #expect((try json(refused)["error_description"] as? String)?.contains("email is not verified") == true, "\(text(refused))")
+            #expect(
+                (try json(refused)["error_description"] as? String)?.contains("email is not verified") == true,
+                "\(text(refused))")
             // A role the impostor does hold by group: granted, but no email tag and not named after the email.
             let developer = try await client.credentials(Policies.developerArn, token: try impostor.token())
             #expect(developer.status == .ok, "\(text(developer))")

@@ -44,8 +44,9 @@ extension StorageTests {
         @Test("signing keys come back with every field, oldest first", arguments: Backend.allCases)
         func signingKeysRoundTrip(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
-                let newest = Fixture.key("newest", createdAt: Fixture.at(2), retiresAt: Fixture.at(milliseconds: 90_001),
-                                         expiresAt: Fixture.at(milliseconds: 180_002))
+                let newest = Fixture.key(
+                    "newest", createdAt: Fixture.at(2), retiresAt: Fixture.at(milliseconds: 90_001),
+                    expiresAt: Fixture.at(milliseconds: 180_002))
                 let oldest = Fixture.key("oldest", createdAt: Fixture.at(0))
                 let middle = Fixture.key("middle", createdAt: Fixture.at(milliseconds: 1_001), retiresAt: Fixture.at(9))
                 for key in [newest, oldest, middle] { try await store.insertSigningKey(key, onlyIfEmpty: false) }
@@ -56,7 +57,8 @@ extension StorageTests {
         @Test("onlyIfEmpty stores a key only when the store holds none", arguments: Backend.allCases)
         func onlyIfEmpty(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
-                let first = Fixture.key("first"), second = Fixture.key("second"), third = Fixture.key("third", createdAt: Fixture.at(1))
+                let first = Fixture.key("first"), second = Fixture.key("second"),
+                    third = Fixture.key("third", createdAt: Fixture.at(1))
                 let firstAdded = try await store.insertSigningKey(first, onlyIfEmpty: true)
                 let secondAdded = try await replica.insertSigningKey(second, onlyIfEmpty: true)
                 #expect(firstAdded && !secondAdded)
@@ -86,13 +88,15 @@ extension StorageTests {
             }
         }
 
-        @Test("retiring a key records when it stops signing and leaves the JWKS; an unknown kid changes nothing",
-              arguments: Backend.allCases)
+        @Test(
+            "retiring a key records when it stops signing and leaves the JWKS; an unknown kid changes nothing",
+            arguments: Backend.allCases)
         func retireKey(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 var key = Fixture.key()
                 try await store.insertSigningKey(key, onlyIfEmpty: false)
-                try await replica.retireSigningKey(kid: key.kid, retiresAt: Fixture.at(100), expiresAt: Fixture.at(milliseconds: 200_500))
+                try await replica.retireSigningKey(
+                    kid: key.kid, retiresAt: Fixture.at(100), expiresAt: Fixture.at(milliseconds: 200_500))
                 key.retiresAt = Fixture.at(100)
                 key.expiresAt = Fixture.at(milliseconds: 200_500)
                 #expect(try await store.signingKeys() == [key])
@@ -106,11 +110,16 @@ extension StorageTests {
             try await withStores(backend) { store, replica in
                 let now = Fixture.at(1000)
                 let active = Fixture.key("active", createdAt: Fixture.at(0))
-                let expired = Fixture.key("expired", createdAt: Fixture.at(1), retiresAt: Fixture.at(500),
-                                          expiresAt: Fixture.at(milliseconds: 999_999))
-                let expiringNow = Fixture.key("expiring-now", createdAt: Fixture.at(2), retiresAt: Fixture.at(500), expiresAt: now)
-                let later = Fixture.key("later", createdAt: Fixture.at(3), retiresAt: Fixture.at(500), expiresAt: Fixture.at(2000))
-                for key in [active, expired, expiringNow, later] { try await store.insertSigningKey(key, onlyIfEmpty: false) }
+                let expired = Fixture.key(
+                    "expired", createdAt: Fixture.at(1), retiresAt: Fixture.at(500),
+                    expiresAt: Fixture.at(milliseconds: 999_999))
+                let expiringNow = Fixture.key(
+                    "expiring-now", createdAt: Fixture.at(2), retiresAt: Fixture.at(500), expiresAt: now)
+                let later = Fixture.key(
+                    "later", createdAt: Fixture.at(3), retiresAt: Fixture.at(500), expiresAt: Fixture.at(2000))
+                for key in [active, expired, expiringNow, later] {
+                    try await store.insertSigningKey(key, onlyIfEmpty: false)
+                }
                 try await replica.deleteExpiredSigningKeys(now: now)
                 #expect(try await store.signingKeys() == [active, expiringNow, later])
             }
@@ -123,7 +132,9 @@ extension StorageTests {
                 try await store.insertSigningKey(key, onlyIfEmpty: false)
                 var otherKey = Fixture.key(key.kid)
                 otherKey.algorithm = "RS256"
-                await #expect(throws: IdPStoreError.self) { try await replica.insertSigningKey(otherKey, onlyIfEmpty: false) }
+                await #expect(throws: IdPStoreError.self) {
+                    try await replica.insertSigningKey(otherKey, onlyIfEmpty: false)
+                }
                 #expect(try await store.signingKeys() == [key])
 
                 let session = Fixture.session()
@@ -159,12 +170,15 @@ extension StorageTests {
         func sessionExpiry(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let session = Fixture.session(expiresAt: Fixture.at(10))
-                let noMethods = Fixture.session(authentication: Authentication(subject: "ωμέγα", authTime: Fixture.at(milliseconds: -1),
-                                                                               amr: []))
+                let noMethods = Fixture.session(
+                    authentication: Authentication(
+                        subject: "ωμέγα", authTime: Fixture.at(milliseconds: -1),
+                        amr: []))
                 try await store.insertSession(session)
                 try await store.insertSession(noMethods)
                 #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(0)) == session)
-                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(milliseconds: 9_999)) == session)
+                #expect(
+                    try await replica.session(idHash: session.idHash, now: Fixture.at(milliseconds: 9_999)) == session)
                 #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(10)) == nil)
                 #expect(try await replica.session(idHash: noMethods.idHash, now: Fixture.at(0)) == noMethods)
                 #expect(try await replica.session(idHash: Fixture.hash(), now: Fixture.at(0)) == nil)
@@ -186,17 +200,24 @@ extension StorageTests {
 
         // MARK: Authorization codes
 
-        @Test("a code is redeemed once, then every use from any replica is a replay naming its family",
-              arguments: Backend.allCases)
+        @Test(
+            "a code is redeemed once, then every use from any replica is a replay naming its family",
+            arguments: Backend.allCases)
         func codeSingleUse(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let code = Fixture.code()
                 try await store.insertCode(code)
                 #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(1)) == .redeemed(code))
-                #expect(try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(2)) == .replayed(familyID: code.familyID))
-                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(3)) == .replayed(familyID: code.familyID))
+                #expect(
+                    try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(2))
+                        == .replayed(familyID: code.familyID))
+                #expect(
+                    try await store.consumeCode(hash: code.codeHash, now: Fixture.at(3))
+                        == .replayed(familyID: code.familyID))
                 // Replay detection outlives the code's expiry (until purgeExpired removes it).
-                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(600)) == .replayed(familyID: code.familyID))
+                #expect(
+                    try await store.consumeCode(hash: code.codeHash, now: Fixture.at(600))
+                        == .replayed(familyID: code.familyID))
             }
         }
 
@@ -209,7 +230,9 @@ extension StorageTests {
                 #expect(try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(61)) == .notFound)
                 #expect(try await store.consumeCode(hash: Fixture.hash(), now: Fixture.at(0)) == .notFound)
                 // The refused attempts did not spend it: just before its expiry it still redeems.
-                #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(milliseconds: 59_999)) == .redeemed(code))
+                #expect(
+                    try await store.consumeCode(hash: code.codeHash, now: Fixture.at(milliseconds: 59_999))
+                        == .redeemed(code))
             }
         }
 
@@ -230,7 +253,9 @@ extension StorageTests {
             }
         }
 
-        @Test("of 20 concurrent redemptions of one code on two replicas exactly one succeeds", arguments: Backend.allCases)
+        @Test(
+            "of 20 concurrent redemptions of one code on two replicas exactly one succeeds", arguments: Backend.allCases
+        )
         func codeRace(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let code = Fixture.code()
@@ -249,24 +274,38 @@ extension StorageTests {
 
         // MARK: Refresh tokens
 
-        @Test("a refresh token rotates once; its reuse revokes the family, so its successor is revoked",
-              arguments: Backend.allCases)
+        @Test(
+            "a refresh token rotates once; its reuse revokes the family, so its successor is revoked",
+            arguments: Backend.allCases)
         func refreshRotation(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let family = Fixture.family()
                 let first = Fixture.token(family: family)
                 try await store.insertRefreshToken(first)
                 let next = Fixture.successor(issuedAt: Fixture.at(10), expiresAt: Fixture.at(86_410))
-                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(10), successor: next) == .valid(first))
+                #expect(
+                    try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(10), successor: next)
+                        == .valid(first))
                 let second = next.record(replacing: first)
-                #expect(try await replica.refreshToken(hash: second.tokenHash) == second, "the successor is stored with the spent token's family")
-                #expect(try await replica.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(20), successor: Fixture.successor()) == .reused(familyID: family))
-                #expect(try await store.rotateRefreshToken(hash: second.tokenHash, now: Fixture.at(21), successor: Fixture.successor()) == .revoked)
-                #expect(try await store.rotateRefreshToken(hash: first.tokenHash, now: Fixture.at(22), successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await replica.refreshToken(hash: second.tokenHash) == second,
+                    "the successor is stored with the spent token's family")
+                #expect(
+                    try await replica.rotateRefreshToken(
+                        hash: first.tokenHash, now: Fixture.at(20), successor: Fixture.successor())
+                        == .reused(familyID: family))
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: second.tokenHash, now: Fixture.at(21), successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: first.tokenHash, now: Fixture.at(22), successor: Fixture.successor()) == .revoked)
             }
         }
 
-        @Test("a rotation whose successor cannot be stored spends nothing: the presented token still rotates", arguments: Backend.allCases)
+        @Test(
+            "a rotation whose successor cannot be stored spends nothing: the presented token still rotates",
+            arguments: Backend.allCases)
         func rotationIsAtomic(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let family = Fixture.family()
@@ -274,50 +313,69 @@ extension StorageTests {
                 try await store.insertRefreshToken(token)
                 try await store.insertRefreshToken(other)
                 // A successor whose hash is taken fails inside the rotation's transaction, after the token was marked used.
-                let clash = RefreshSuccessor(tokenHash: other.tokenHash, issuedAt: Fixture.at(1), expiresAt: Fixture.at(100))
+                let clash = RefreshSuccessor(
+                    tokenHash: other.tokenHash, issuedAt: Fixture.at(1), expiresAt: Fixture.at(100))
                 await #expect(throws: IdPStoreError.self) {
                     try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: clash)
                 }
                 let next = Fixture.successor(issuedAt: Fixture.at(2))
-                #expect(try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2), successor: next) == .valid(token))
-                #expect(try await store.rotateRefreshToken(hash: next.tokenHash, now: Fixture.at(3), successor: Fixture.successor())
+                #expect(
+                    try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2), successor: next)
+                        == .valid(token))
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: next.tokenHash, now: Fixture.at(3), successor: Fixture.successor())
                         == .valid(next.record(replacing: token)))
             }
         }
 
-        @Test("a rotation that finds the token used, revoked or expired stores no successor", arguments: Backend.allCases)
+        @Test(
+            "a rotation that finds the token used, revoked or expired stores no successor", arguments: Backend.allCases)
         func refusedRotationStoresNothing(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
-                let used = Fixture.token(family: Fixture.family()), expired = Fixture.token(family: Fixture.family(), expiresAt: Fixture.at(5))
+                let used = Fixture.token(family: Fixture.family()),
+                    expired = Fixture.token(family: Fixture.family(), expiresAt: Fixture.at(5))
                 try await store.insertRefreshToken(used)
                 try await store.insertRefreshToken(expired)
-                _ = try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
+                _ = try await store.rotateRefreshToken(
+                    hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
                 let refusals: [(String, Date, RefreshRedemption)] = [
-                    (used.tokenHash, Fixture.at(2), .reused(familyID: used.familyID)), (used.tokenHash, Fixture.at(3), .revoked),
+                    (used.tokenHash, Fixture.at(2), .reused(familyID: used.familyID)),
+                    (used.tokenHash, Fixture.at(3), .revoked),
                     (expired.tokenHash, Fixture.at(6), .notFound), (Fixture.hash(), Fixture.at(1), .notFound),
                 ]
                 for (hash, now, expected) in refusals {
                     let successor = Fixture.successor()
-                    #expect(try await replica.rotateRefreshToken(hash: hash, now: now, successor: successor) == expected)
+                    #expect(
+                        try await replica.rotateRefreshToken(hash: hash, now: now, successor: successor) == expected)
                     #expect(try await store.refreshToken(hash: successor.tokenHash) == nil)
                 }
             }
         }
 
-        @Test("an expired or unknown refresh token is not found, and an expired one is not spent", arguments: Backend.allCases)
+        @Test(
+            "an expired or unknown refresh token is not found, and an expired one is not spent",
+            arguments: Backend.allCases)
         func refreshExpiry(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let token = Fixture.token(family: Fixture.family(), expiresAt: Fixture.at(100))
                 try await store.insertRefreshToken(token)
-                #expect(try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(100), successor: Fixture.successor()) == .notFound)
-                #expect(try await replica.rotateRefreshToken(hash: Fixture.hash(), now: Fixture.at(0), successor: Fixture.successor()) == .notFound)
-                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(milliseconds: 99_999), successor: Fixture.successor())
+                #expect(
+                    try await replica.rotateRefreshToken(
+                        hash: token.tokenHash, now: Fixture.at(100), successor: Fixture.successor()) == .notFound)
+                #expect(
+                    try await replica.rotateRefreshToken(
+                        hash: Fixture.hash(), now: Fixture.at(0), successor: Fixture.successor()) == .notFound)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: token.tokenHash, now: Fixture.at(milliseconds: 99_999), successor: Fixture.successor())
                         == .valid(token))
             }
         }
 
-        @Test("a family ends at its first token's expiry, even for later tokens that would outlive it",
-              arguments: Backend.allCases)
+        @Test(
+            "a family ends at its first token's expiry, even for later tokens that would outlive it",
+            arguments: Backend.allCases)
         func familyExpiry(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let family = Fixture.family()
@@ -325,75 +383,103 @@ extension StorageTests {
                 let later = Fixture.token(family: family, issuedAt: Fixture.at(50), expiresAt: Fixture.at(1000))
                 try await store.insertRefreshToken(first)
                 try await store.insertRefreshToken(later)
-                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(100), successor: Fixture.successor()) == .notFound)
-                #expect(try await replica.rotateRefreshToken(hash: later.tokenHash, now: Fixture.at(99), successor: Fixture.successor()) == .valid(later))
+                #expect(
+                    try await replica.rotateRefreshToken(
+                        hash: later.tokenHash, now: Fixture.at(100), successor: Fixture.successor()) == .notFound)
+                #expect(
+                    try await replica.rotateRefreshToken(
+                        hash: later.tokenHash, now: Fixture.at(99), successor: Fixture.successor()) == .valid(later))
             }
         }
 
-        @Test("revokeFamily stops every token of the family, used or not, and no other family", arguments: Backend.allCases)
+        @Test(
+            "revokeFamily stops every token of the family, used or not, and no other family",
+            arguments: Backend.allCases)
         func revokeFamily(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let family = Fixture.family(), other = Fixture.family()
                 let used = Fixture.token(family: family), unused = Fixture.token(family: family)
                 let bystander = Fixture.token(family: other)
                 for token in [used, unused, bystander] { try await store.insertRefreshToken(token) }
-                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) == .valid(used))
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) == .valid(used))
                 try await replica.revokeFamily(id: family)
-                #expect(try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
-                #expect(try await store.rotateRefreshToken(hash: unused.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
-                #expect(try await store.rotateRefreshToken(hash: bystander.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .valid(bystander))
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: used.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: unused.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: bystander.tokenHash, now: Fixture.at(2), successor: Fixture.successor())
+                        == .valid(bystander))
             }
         }
 
-        @Test("a family revoked before its first token is stored stays revoked (a code replayed while its redemption issues tokens)",
-              arguments: Backend.allCases)
+        @Test(
+            "a family revoked before its first token is stored stays revoked (a code replayed while its redemption issues tokens)",
+            arguments: Backend.allCases)
         func revokeBeforeFirstToken(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let code = Fixture.code()
                 try await store.insertCode(code)
                 #expect(try await store.consumeCode(hash: code.codeHash, now: Fixture.at(1)) == .redeemed(code))
-                guard case .replayed(let family) = try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(1)) else {
+                guard
+                    case .replayed(let family) = try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(1))
+                else {
                     Issue.record("the second redemption was not reported as a replay")
                     return
                 }
                 try await replica.revokeFamily(id: family)
                 let token = Fixture.token(family: family)
                 try await store.insertRefreshToken(token)
-                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: token.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
             }
         }
 
-        @Test("familyOfRefreshToken names the family of used, unused and expired tokens, and nil for unknown ones",
-              arguments: Backend.allCases)
+        @Test(
+            "familyOfRefreshToken names the family of used, unused and expired tokens, and nil for unknown ones",
+            arguments: Backend.allCases)
         func familyOfToken(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let family = Fixture.family()
-                let used = Fixture.token(family: family), unused = Fixture.token(family: family, expiresAt: Fixture.at(5))
+                let used = Fixture.token(family: family),
+                    unused = Fixture.token(family: family, expiresAt: Fixture.at(5))
                 try await store.insertRefreshToken(used)
                 try await store.insertRefreshToken(unused)
-                _ = try await store.rotateRefreshToken(hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
+                _ = try await store.rotateRefreshToken(
+                    hash: used.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
                 #expect(try await replica.familyOfRefreshToken(hash: used.tokenHash) == family)
                 #expect(try await replica.familyOfRefreshToken(hash: unused.tokenHash) == family)
                 #expect(try await replica.familyOfRefreshToken(hash: Fixture.hash()) == nil)
             }
         }
 
-        @Test("refreshToken(hash:) returns the stored record, used or not, without spending it; nil for unknown hashes",
-              arguments: Backend.allCases)
+        @Test(
+            "refreshToken(hash:) returns the stored record, used or not, without spending it; nil for unknown hashes",
+            arguments: Backend.allCases)
         func peekToken(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let token = Fixture.token(family: Fixture.family())
                 try await store.insertRefreshToken(token)
                 #expect(try await replica.refreshToken(hash: token.tokenHash) == token)
                 #expect(try await replica.refreshToken(hash: token.tokenHash) == token, "reading twice spends nothing")
-                #expect(try await store.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) == .valid(token))
-                #expect(try await replica.refreshToken(hash: token.tokenHash) == token, "a used token is still readable")
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: token.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) == .valid(token))
+                #expect(
+                    try await replica.refreshToken(hash: token.tokenHash) == token, "a used token is still readable")
                 #expect(try await replica.refreshToken(hash: Fixture.hash()) == nil)
             }
         }
 
-        @Test("of 20 concurrent rotations of one refresh token on two replicas exactly one is valid and the family ends revoked",
-              arguments: Backend.allCases)
+        @Test(
+            "of 20 concurrent rotations of one refresh token on two replicas exactly one is valid and the family ends revoked",
+            arguments: Backend.allCases)
         func refreshRace(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let family = Fixture.family()
@@ -403,45 +489,62 @@ extension StorageTests {
                 let results = try await withThrowingTaskGroup(of: RefreshRedemption.self) { group in
                     for index in 0..<20 {
                         let target = index.isMultiple(of: 2) ? store : replica
-                        group.addTask { try await target.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: Fixture.successor()) }
+                        group.addTask {
+                            try await target.rotateRefreshToken(
+                                hash: token.tokenHash, now: Fixture.at(1), successor: Fixture.successor())
+                        }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
                 #expect(results.filter { $0 == .valid(token) }.count == 1)
                 #expect(results.filter { $0 == .reused(familyID: family) }.count == 1)
                 #expect(results.filter { $0 == .revoked }.count == 18)
-                #expect(try await store.rotateRefreshToken(hash: sibling.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: sibling.tokenHash, now: Fixture.at(2), successor: Fixture.successor()) == .revoked)
             }
         }
 
         // MARK: Device codes
 
-        @Test("a device authorization reads back by user code and polls as pending until the user decides",
-              arguments: Backend.allCases)
+        @Test(
+            "a device authorization reads back by user code and polls as pending until the user decides",
+            arguments: Backend.allCases)
         func devicePending(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let device = Fixture.device(interval: 5)
                 try await store.insertDeviceCode(device)
                 #expect(try await replica.deviceCode(userCode: device.userCode, now: Fixture.at(0)) == device)
                 #expect(try await replica.deviceCode(userCode: "NOSUCHCD", now: Fixture.at(0)) == nil)
-                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(0)) == .pending)
-                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(5)) == .pending)
-                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(10)) == .pending)
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(0)) == .pending)
+                #expect(
+                    try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(5)) == .pending)
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(10)) == .pending
+                )
             }
         }
 
-        @Test("a poll sooner than the interval after the previous one gives slowDown and adds 5 seconds",
-              arguments: Backend.allCases)
+        @Test(
+            "a poll sooner than the interval after the previous one gives slowDown and adds 5 seconds",
+            arguments: Backend.allCases)
         func deviceSlowDown(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let device = Fixture.device(interval: 5)
                 try await store.insertDeviceCode(device)
                 let hash = device.deviceCodeHash
                 #expect(try await store.pollDevice(deviceCodeHash: hash, now: Fixture.at(0)) == .pending)
-                #expect(try await replica.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 4_999)) == .slowDown(interval: 10))
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 4_999))
+                        == .slowDown(interval: 10))
                 // Measured from the previous poll, whatever it answered: 9.999 s later is still too soon for 10 s.
-                #expect(try await store.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 14_998)) == .slowDown(interval: 15))
-                #expect(try await replica.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 29_998)) == .pending)
+                #expect(
+                    try await store.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 14_998))
+                        == .slowDown(interval: 15))
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: hash, now: Fixture.at(milliseconds: 29_998))
+                        == .pending)
                 #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(30))?.interval == 15)
             }
         }
@@ -452,9 +555,13 @@ extension StorageTests {
                 let device = Fixture.device(interval: 5)
                 let approval = Fixture.approval()
                 try await store.insertDeviceCode(device)
-                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(0)) == .pending)
-                #expect(try await replica.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
-                #expect(try await store.approveDevice(userCode: device.userCode, approval: Fixture.approval(), now: Fixture.at(1)) == false)
+                #expect(
+                    try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(0)) == .pending)
+                #expect(
+                    try await replica.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
+                #expect(
+                    try await store.approveDevice(
+                        userCode: device.userCode, approval: Fixture.approval(), now: Fixture.at(1)) == false)
                 #expect(try await store.denyDevice(userCode: device.userCode, now: Fixture.at(1)) == false)
                 var approved = device
                 approved.status = .approved
@@ -463,58 +570,76 @@ extension StorageTests {
                 // Only a pending authorization is held to the interval: 2 s after the last poll the approval is handed out.
                 var consumed = approved
                 consumed.status = .consumed
-                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(2)) == .approved(consumed))
-                #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(20)) == .notFound)
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(2))
+                        == .approved(consumed))
+                #expect(
+                    try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(20)) == .notFound)
                 #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(20)) == consumed)
             }
         }
 
-        @Test("a denied device authorization polls as denied and can no longer be approved", arguments: Backend.allCases)
+        @Test(
+            "a denied device authorization polls as denied and can no longer be approved", arguments: Backend.allCases)
         func deviceDenial(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let device = Fixture.device()
                 try await store.insertDeviceCode(device)
                 #expect(try await replica.denyDevice(userCode: device.userCode, now: Fixture.at(1)))
                 #expect(try await store.denyDevice(userCode: device.userCode, now: Fixture.at(1)) == false)
-                #expect(try await store.approveDevice(userCode: device.userCode, approval: Fixture.approval(), now: Fixture.at(2)) == false)
+                #expect(
+                    try await store.approveDevice(
+                        userCode: device.userCode, approval: Fixture.approval(), now: Fixture.at(2)) == false)
                 #expect(try await store.deviceCode(userCode: device.userCode, now: Fixture.at(2))?.status == .denied)
-                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(3)) == .denied)
-                #expect(try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(4)) == .denied)
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(3)) == .denied)
+                #expect(
+                    try await replica.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(4)) == .denied)
             }
         }
 
-        @Test("an expired device authorization polls as expired and can be neither approved nor denied",
-              arguments: Backend.allCases)
+        @Test(
+            "an expired device authorization polls as expired and can be neither approved nor denied",
+            arguments: Backend.allCases)
         func deviceExpiry(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let device = Fixture.device(expiresAt: Fixture.at(600))
                 let approvedInTime = Fixture.device(expiresAt: Fixture.at(600))
                 try await store.insertDeviceCode(device)
                 try await store.insertDeviceCode(approvedInTime)
-                #expect(try await store.approveDevice(userCode: approvedInTime.userCode, approval: Fixture.approval(),
-                                                      now: Fixture.at(milliseconds: 599_999)))
+                #expect(
+                    try await store.approveDevice(
+                        userCode: approvedInTime.userCode, approval: Fixture.approval(),
+                        now: Fixture.at(milliseconds: 599_999)))
                 let expired = Fixture.at(600)
-                #expect(try await replica.approveDevice(userCode: device.userCode, approval: Fixture.approval(), now: expired) == false)
+                #expect(
+                    try await replica.approveDevice(
+                        userCode: device.userCode, approval: Fixture.approval(), now: expired) == false)
                 #expect(try await replica.denyDevice(userCode: device.userCode, now: expired) == false)
                 #expect(try await replica.deviceCode(userCode: device.userCode, now: expired) == nil)
                 #expect(try await store.pollDevice(deviceCodeHash: device.deviceCodeHash, now: expired) == .expired)
-                #expect(try await store.pollDevice(deviceCodeHash: approvedInTime.deviceCodeHash, now: expired) == .expired)
+                #expect(
+                    try await store.pollDevice(deviceCodeHash: approvedInTime.deviceCodeHash, now: expired) == .expired)
                 #expect(try await store.pollDevice(deviceCodeHash: Fixture.hash(), now: Fixture.at(0)) == .notFound)
             }
         }
 
-        @Test("of 20 concurrent polls of an approved device code on two replicas exactly one collects the approval",
-              arguments: Backend.allCases)
+        @Test(
+            "of 20 concurrent polls of an approved device code on two replicas exactly one collects the approval",
+            arguments: Backend.allCases)
         func deviceRace(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let device = Fixture.device()
                 let approval = Fixture.approval()
                 try await store.insertDeviceCode(device)
-                #expect(try await store.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
+                #expect(
+                    try await store.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
                 let results = try await withThrowingTaskGroup(of: DevicePoll.self) { group in
                     for index in 0..<20 {
                         let target = index.isMultiple(of: 2) ? store : replica
-                        group.addTask { try await target.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(10)) }
+                        group.addTask {
+                            try await target.pollDevice(deviceCodeHash: device.deviceCodeHash, now: Fixture.at(10))
+                        }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
@@ -528,15 +653,21 @@ extension StorageTests {
 
         // MARK: Single-use values
 
-        @Test("a single-use value is spent once across replicas until it expires, then may be spent again", arguments: Backend.allCases)
+        @Test(
+            "a single-use value is spent once across replicas until it expires, then may be spent again",
+            arguments: Backend.allCases)
         func spendOnce(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let key = "otp:alice:" + Fixture.hash()
                 let first = try await store.spendOnce(key: key, expiresAt: Fixture.at(30), now: Fixture.at(0))
                 #expect(first)
                 #expect(try await replica.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(1)) == false)
-                #expect(try await store.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(milliseconds: 29_999)) == false)
-                #expect(try await replica.spendOnce(key: key + "x", expiresAt: Fixture.at(30), now: Fixture.at(1)) == true, "another key is its own")
+                #expect(
+                    try await store.spendOnce(
+                        key: key, expiresAt: Fixture.at(60), now: Fixture.at(milliseconds: 29_999)) == false)
+                #expect(
+                    try await replica.spendOnce(key: key + "x", expiresAt: Fixture.at(30), now: Fixture.at(1)) == true,
+                    "another key is its own")
                 // At its expiry instant it has expired: spent again, and remembered until the new expiry.
                 #expect(try await replica.spendOnce(key: key, expiresAt: Fixture.at(90), now: Fixture.at(30)) == true)
                 #expect(try await store.spendOnce(key: key, expiresAt: Fixture.at(120), now: Fixture.at(89)) == false)
@@ -550,7 +681,9 @@ extension StorageTests {
                 let results = try await withThrowingTaskGroup(of: Bool.self) { group in
                     for index in 0..<20 {
                         let target = index.isMultiple(of: 2) ? store : replica
-                        group.addTask { try await target.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(1)) }
+                        group.addTask {
+                            try await target.spendOnce(key: key, expiresAt: Fixture.at(60), now: Fixture.at(1))
+                        }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
@@ -560,34 +693,51 @@ extension StorageTests {
 
         // MARK: Throttle counters
 
-        @Test("counters add up across replicas, take attempts back without going below zero, and expire a window after their last increase",
-              arguments: Backend.allCases)
+        @Test(
+            "counters add up across replicas, take attempts back without going below zero, and expire a window after their last increase",
+            arguments: Backend.allCases)
         func counters(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let user = "u:" + Fixture.hash(), address = "a:" + Fixture.hash()
                 #expect(try await store.counters([user, address], now: Fixture.at(0)) == [.zero, .zero])
-                #expect(try await store.addToCounters([user, address], delta: 1, window: 60, now: Fixture.at(0))
-                        == [ThrottleCounter(count: 1, lastIncrease: Fixture.at(0)), ThrottleCounter(count: 1, lastIncrease: Fixture.at(0))])
-                #expect(try await replica.addToCounters([user], delta: 2, window: 60, now: Fixture.at(10))
+                #expect(
+                    try await store.addToCounters([user, address], delta: 1, window: 60, now: Fixture.at(0))
+                        == [
+                            ThrottleCounter(count: 1, lastIncrease: Fixture.at(0)),
+                            ThrottleCounter(count: 1, lastIncrease: Fixture.at(0)),
+                        ])
+                #expect(
+                    try await replica.addToCounters([user], delta: 2, window: 60, now: Fixture.at(10))
                         == [ThrottleCounter(count: 3, lastIncrease: Fixture.at(10))])
                 // Taking back keeps the last increase (and so the expiry), and stops at zero.
-                #expect(try await store.addToCounters([address, user], delta: -1, window: 60, now: Fixture.at(20))
-                        == [ThrottleCounter(count: 0, lastIncrease: Fixture.at(0)), ThrottleCounter(count: 2, lastIncrease: Fixture.at(10))])
-                #expect(try await replica.addToCounters([address], delta: -1, window: 60, now: Fixture.at(20))
+                #expect(
+                    try await store.addToCounters([address, user], delta: -1, window: 60, now: Fixture.at(20))
+                        == [
+                            ThrottleCounter(count: 0, lastIncrease: Fixture.at(0)),
+                            ThrottleCounter(count: 2, lastIncrease: Fixture.at(10)),
+                        ])
+                #expect(
+                    try await replica.addToCounters([address], delta: -1, window: 60, now: Fixture.at(20))
                         == [ThrottleCounter(count: 0, lastIncrease: Fixture.at(0))])
-                #expect(try await replica.counters([address, user], now: Fixture.at(milliseconds: 69_999))
+                #expect(
+                    try await replica.counters([address, user], now: Fixture.at(milliseconds: 69_999))
                         == [.zero, ThrottleCounter(count: 2, lastIncrease: Fixture.at(10))])
                 // The user's counter lives until 60 s after its last increase (at 10 s).
                 #expect(try await replica.counters([user], now: Fixture.at(70)) == [.zero])
-                #expect(try await store.addToCounters([user], delta: 1, window: 60, now: Fixture.at(70))
-                        == [ThrottleCounter(count: 1, lastIncrease: Fixture.at(70))], "an expired counter starts again from zero")
-                #expect(try await store.addToCounters(["absent:" + Fixture.hash()], delta: -1, window: 60, now: Fixture.at(70)) == [.zero])
+                #expect(
+                    try await store.addToCounters([user], delta: 1, window: 60, now: Fixture.at(70))
+                        == [ThrottleCounter(count: 1, lastIncrease: Fixture.at(70))],
+                    "an expired counter starts again from zero")
+                #expect(
+                    try await store.addToCounters(
+                        ["absent:" + Fixture.hash()], delta: -1, window: 60, now: Fixture.at(70)) == [.zero])
                 try await replica.deleteCounter(user)
                 #expect(try await store.counters([user], now: Fixture.at(71)) == [.zero])
             }
         }
 
-        @Test("20 concurrent increases of the same counters on two replicas are all counted", arguments: Backend.allCases)
+        @Test(
+            "20 concurrent increases of the same counters on two replicas are all counted", arguments: Backend.allCases)
         func counterRace(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let keys = ["p:" + Fixture.hash(), "a:" + Fixture.hash()]
@@ -596,7 +746,9 @@ extension StorageTests {
                         let target = index.isMultiple(of: 2) ? store : replica
                         // Half of them name the keys in the other order: the stores must not deadlock on that.
                         let order = index % 4 < 2 ? keys : keys.reversed()
-                        group.addTask { _ = try await target.addToCounters(order, delta: 1, window: 60, now: Fixture.at(1)) }
+                        group.addTask {
+                            _ = try await target.addToCounters(order, delta: 1, window: 60, now: Fixture.at(1))
+                        }
                     }
                     try await group.waitForAll()
                 }
@@ -606,8 +758,9 @@ extension StorageTests {
 
         // MARK: Housekeeping
 
-        @Test("purgeExpired deletes expired sessions, codes, device codes, families, single-use values and counters, and keeps the rest",
-              arguments: Backend.allCases)
+        @Test(
+            "purgeExpired deletes expired sessions, codes, device codes, families, single-use values and counters, and keeps the rest",
+            arguments: Backend.allCases)
         func purge(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
                 let short = Fixture.at(10), long = Fixture.at(1000), now = Fixture.at(10)
@@ -635,9 +788,12 @@ extension StorageTests {
 
                 try await replica.purgeExpired(now: now)
 
-                #expect(try await store.counters([oldCounter, liveCounter], now: Fixture.at(0))
+                #expect(
+                    try await store.counters([oldCounter, liveCounter], now: Fixture.at(0))
                         == [.zero, ThrottleCounter(count: 1, lastIncrease: Fixture.at(0))])
-                #expect(try await store.spendOnce(key: oldUse, expiresAt: long, now: Fixture.at(0)) == true, "purged, so spendable even at a time it was remembered")
+                #expect(
+                    try await store.spendOnce(key: oldUse, expiresAt: long, now: Fixture.at(0)) == true,
+                    "purged, so spendable even at a time it was remembered")
                 #expect(try await store.spendOnce(key: liveUse, expiresAt: long, now: now) == false)
 
                 // Gone, even when asked about a time at which they were still valid.
@@ -655,11 +811,17 @@ extension StorageTests {
                 #expect(try await store.consumeCode(hash: liveCode.codeHash, now: now) == .redeemed(liveCode))
                 let lateToken = Fixture.token(family: revokedEarly)
                 try await store.insertRefreshToken(lateToken)
-                #expect(try await store.rotateRefreshToken(hash: lateToken.tokenHash, now: now, successor: Fixture.successor()) == .revoked)
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: lateToken.tokenHash, now: now, successor: Fixture.successor()) == .revoked)
                 let freshStart = Fixture.token(family: abandoned)
                 try await store.insertRefreshToken(freshStart)
-                #expect(try await store.rotateRefreshToken(hash: freshStart.tokenHash, now: now, successor: Fixture.successor()) == .valid(freshStart))
-                #expect(try await store.rotateRefreshToken(hash: liveToken.tokenHash, now: now, successor: Fixture.successor()) == .valid(liveToken))
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: freshStart.tokenHash, now: now, successor: Fixture.successor()) == .valid(freshStart))
+                #expect(
+                    try await store.rotateRefreshToken(
+                        hash: liveToken.tokenHash, now: now, successor: Fixture.successor()) == .valid(liveToken))
             }
         }
 
@@ -668,9 +830,11 @@ extension StorageTests {
         @Test("times are kept to the millisecond, rounded to the nearest", arguments: Backend.allCases)
         func millisecondPrecision(backend: Backend) async throws {
             try await withStores(backend) { store, replica in
-                let exact = Fixture.key("exact", createdAt: Fixture.at(milliseconds: 1), retiresAt: Fixture.at(milliseconds: 2),
-                                        expiresAt: Fixture.at(milliseconds: 3))
-                var blurred = Fixture.key("blurred", createdAt: Fixture.at(milliseconds: 5), retiresAt: nil, expiresAt: nil)
+                let exact = Fixture.key(
+                    "exact", createdAt: Fixture.at(milliseconds: 1), retiresAt: Fixture.at(milliseconds: 2),
+                    expiresAt: Fixture.at(milliseconds: 3))
+                var blurred = Fixture.key(
+                    "blurred", createdAt: Fixture.at(milliseconds: 5), retiresAt: nil, expiresAt: nil)
                 blurred.createdAt = Fixture.at(milliseconds: 5).addingTimeInterval(0.000_4)
                 blurred.activatesAt = Fixture.at(milliseconds: 7).addingTimeInterval(0.000_6)
                 try await store.insertSigningKey(exact, onlyIfEmpty: false)

@@ -14,8 +14,10 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
 /// Runs `body` with two handles on one fresh store (migrated unless `migrated` is false). SQLite and PostgreSQL give two
 /// separate store objects on the same file or database, as two replicas would have; the memory store is one actor, twice.
-func withStores(_ backend: Backend, migrated: Bool = true,
-                _ body: (_ store: any IdPStore, _ replica: any IdPStore) async throws -> Void) async throws {
+func withStores(
+    _ backend: Backend, migrated: Bool = true,
+    _ body: (_ store: any IdPStore, _ replica: any IdPStore) async throws -> Void
+) async throws {
     let stores: (any IdPStore, any IdPStore)
     var cleanup: @Sendable () -> Void = {}
     switch backend {
@@ -125,8 +127,10 @@ actor PostgresPartner {
 struct PostgresPartnerTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
-    func provideScope(for test: Test, testCase: Test.Case?,
-                      performing function: @Sendable () async throws -> Void) async throws {
+    func provideScope(
+        for test: Test, testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
         let partner = PostgresPartner()
         do {
             try await PostgresPartner.$current.withValue(partner) { try await function() }
@@ -171,12 +175,17 @@ enum Fixture {
     /// A password-and-OTP login a minute before the reference time, by a user with a non-ASCII name.
     static let alice = Authentication(subject: "alice-Zoë-東京", authTime: at(-60), amr: ["pwd", "otp", "mfa"])
 
-    static func key(_ kid: String = "kid-" + UUID().uuidString, createdAt: Date = at(0), retiresAt: Date? = nil,
-                    expiresAt: Date? = nil) -> SigningKeyRecord {
-        SigningKeyRecord(kid: kid, algorithm: "ES256", sealedPrivateKey: Data((0...255).map { UInt8($0) } + [0, 0]),
-                         publicJWK: #"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","note":"clé ✓"}"#,
-                         createdAt: createdAt, activatesAt: Date(millisecondsSince1970: createdAt.millisecondsSince1970 + 3_600_000), retiresAt: retiresAt,
-                         expiresAt: expiresAt)
+    static func key(
+        _ kid: String = "kid-" + UUID().uuidString, createdAt: Date = at(0), retiresAt: Date? = nil,
+        expiresAt: Date? = nil
+    ) -> SigningKeyRecord {
+        SigningKeyRecord(
+            kid: kid, algorithm: "ES256", sealedPrivateKey: Data((0...255).map { UInt8($0) } + [0, 0]),
+            publicJWK:
+                #"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","note":"clé ✓"}"#,
+            createdAt: createdAt, activatesAt: Date(millisecondsSince1970: createdAt.millisecondsSince1970 + 3_600_000),
+            retiresAt: retiresAt,
+            expiresAt: expiresAt)
     }
 
     static func session(expiresAt: Date = at(3600), authentication: Authentication = alice) -> SessionRecord {
@@ -184,14 +193,17 @@ enum Fixture {
     }
 
     static func code(family: String = family(), expiresAt: Date = at(60)) -> AuthorizationCodeRecord {
-        AuthorizationCodeRecord(codeHash: hash(), clientID: "cli-ünïcode", redirectURI: "http://127.0.0.1:8400/callback?q=ä",
-                                scope: "openid email aws", nonce: "n-0S6_WzA2Mj", codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-                                codeChallengeMethod: "S256", authentication: alice, familyID: family, expiresAt: expiresAt)
+        AuthorizationCodeRecord(
+            codeHash: hash(), clientID: "cli-ünïcode", redirectURI: "http://127.0.0.1:8400/callback?q=ä",
+            scope: "openid email aws", nonce: "n-0S6_WzA2Mj",
+            codeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            codeChallengeMethod: "S256", authentication: alice, familyID: family, expiresAt: expiresAt)
     }
 
     static func token(family: String, issuedAt: Date = at(0), expiresAt: Date = at(86_400)) -> RefreshTokenRecord {
-        RefreshTokenRecord(tokenHash: hash(), familyID: family, clientID: "keyless-cli", scope: "openid offline_access aws",
-                           authentication: alice, issuedAt: issuedAt, expiresAt: expiresAt)
+        RefreshTokenRecord(
+            tokenHash: hash(), familyID: family, clientID: "keyless-cli", scope: "openid offline_access aws",
+            authentication: alice, issuedAt: issuedAt, expiresAt: expiresAt)
     }
 
     /// A successor for a rotation, with a fresh hash.
@@ -202,8 +214,9 @@ enum Fixture {
     static func device(interval: Int = 5, expiresAt: Date = at(600)) -> DeviceCodeRecord {
         let letters = Array("BCDFGHJKLMNPQRSTVWXZ")
         let userCode = String((0..<8).map { _ in letters.randomElement()! })
-        return DeviceCodeRecord(deviceCodeHash: hash(), userCode: userCode, clientID: "keyless-cli", scope: "openid aws → tout",
-                                interval: interval, expiresAt: expiresAt)
+        return DeviceCodeRecord(
+            deviceCodeHash: hash(), userCode: userCode, clientID: "keyless-cli", scope: "openid aws → tout",
+            interval: interval, expiresAt: expiresAt)
     }
 
     static func approval(family: String = family()) -> DeviceApproval {

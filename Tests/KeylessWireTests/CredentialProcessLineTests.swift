@@ -15,19 +15,27 @@ struct CredentialProcessLineTests {
 
     @Test("roles, issuers and regions with quotes, spaces, shell characters and non-ASCII text come back whole")
     func roundTrip() throws {
-        let arns = ["arn:aws:iam::123456789012:role/plain", "arn:aws:iam::123456789012:role/it's", "arn:aws:iam::1:role/a b\tc",
-                    "arn:aws:iam::1:role/$(touch x);`y`|&<>*?\"\\", "arn:aws:iam::1:role/zoë-東京", "''", "'"]
+        let arns = [
+            "arn:aws:iam::123456789012:role/plain", "arn:aws:iam::123456789012:role/it's", "arn:aws:iam::1:role/a b\tc",
+            "arn:aws:iam::1:role/$(touch x);`y`|&<>*?\"\\", "arn:aws:iam::1:role/zoë-東京", "''", "'",
+        ]
         for arn in arns {
-            let line = CredentialProcessLine.make(server: "https://keyless.example.com/a b", issuer: "https://idp.example.com/t'x",
-                                                  clientID: "cli ent", roleArn: arn, region: "eu-west-1")
-            #expect(try Self.shlexSplit(line) == ["keyless", "creds-process", "--server", "https://keyless.example.com/a b", "--issuer-url",
-                                                   "https://idp.example.com/t'x", "--client-id", "cli ent", "--role-arn", arn, "--region", "eu-west-1"])
+            let line = CredentialProcessLine.make(
+                server: "https://keyless.example.com/a b", issuer: "https://idp.example.com/t'x",
+                clientID: "cli ent", roleArn: arn, region: "eu-west-1")
+            #expect(
+                try Self.shlexSplit(line) == [
+                    "keyless", "creds-process", "--server", "https://keyless.example.com/a b", "--issuer-url",
+                    "https://idp.example.com/t'x", "--client-id", "cli ent", "--role-arn", arn, "--region", "eu-west-1",
+                ])
         }
     }
 
     @Test("safe words stay unquoted and the empty word is quoted")
     func quoting() {
-        #expect(CredentialProcessLine.quoted("arn:aws:iam::123456789012:role/a-b_c.d/e=f@g+h,i%j") == "arn:aws:iam::123456789012:role/a-b_c.d/e=f@g+h,i%j")
+        #expect(
+            CredentialProcessLine.quoted("arn:aws:iam::123456789012:role/a-b_c.d/e=f@g+h,i%j")
+                == "arn:aws:iam::123456789012:role/a-b_c.d/e=f@g+h,i%j")
         #expect(CredentialProcessLine.quoted("") == "''")
         #expect(CredentialProcessLine.quoted("it's") == #"'it'\''s'"#)
         #expect(CredentialProcessLine.quoted("zoë") == "'zoë'")

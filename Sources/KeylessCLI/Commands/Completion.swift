@@ -7,17 +7,18 @@ extension Keyless {
         static let configuration = CommandConfiguration(
             abstract: "Print the shell completion script for bash, zsh or fish.",
             discussion: """
-            bash:  keyless completion bash > ~/.local/share/bash-completion/completions/keyless
-            zsh:   keyless completion zsh > "${fpath[1]}/_keyless"
-            fish:  keyless completion fish > ~/.config/fish/completions/keyless.fish
-            """)
+                bash:  keyless completion bash > ~/.local/share/bash-completion/completions/keyless
+                zsh:   keyless completion zsh > "${fpath[1]}/_keyless"
+                fish:  keyless completion fish > ~/.config/fish/completions/keyless.fish
+                """)
 
         @Argument(help: "The shell: bash, zsh or fish.")
         var shell: String
 
         func validate() throws {
             guard CompletionShell(rawValue: shell) != nil else {
-                throw ValidationError("'\(shell)' is not a shell keyless writes completions for: use bash, zsh or fish.")
+                throw ValidationError(
+                    "'\(shell)' is not a shell keyless writes completions for: use bash, zsh or fish.")
             }
         }
 

@@ -16,7 +16,8 @@ extension Keyless {
         func run() async throws {
             try await reporting {
                 let context = try CommandContext.live(verbose: provider.verbose)
-                let broker = CredentialBroker(login: try provider.settings(), store: try context.store(provider.secretStore), context: context)
+                let broker = CredentialBroker(
+                    login: try provider.settings(), store: try context.store(provider.secretStore), context: context)
                 let credentials = try await broker.credentials(for: try role.settings())
                 FileHandle.standardOutput.write(Data((credentials.credentialProcessJSON + "\n").utf8))
             }

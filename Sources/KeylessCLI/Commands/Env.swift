@@ -6,7 +6,8 @@ import KeylessFastPath
 extension Keyless {
     /// `keyless env`: print credentials for a shell or a tool.
     struct Env: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the profile's AWS credentials as environment variables.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the profile's AWS credentials as environment variables.")
 
         enum Format: String, ExpressibleByArgument, CaseIterable {
             case env, export, fish, powershell, json, dotenv
@@ -33,9 +34,11 @@ extension Keyless {
             case .env: return variables.map { "\($0.0)=\($0.1)\n" }.joined()
             case .export: return variables.map { "export \($0.0)=\(single($0.1))\n" }.joined()
             case .fish: return variables.map { "set -gx \($0.0) \(single($0.1));\n" }.joined()
-            case .powershell: return variables.map { "$Env:\($0.0) = '\($0.1.replacingOccurrences(of: "'", with: "''"))'\n" }.joined()
+            case .powershell:
+                return variables.map { "$Env:\($0.0) = '\($0.1.replacingOccurrences(of: "'", with: "''"))'\n" }.joined()
             case .dotenv: return variables.map { "\($0.0)=\(jsonString($0.1))\n" }.joined()
-            case .json: return "{" + variables.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}\n"
+            case .json:
+                return "{" + variables.map { "\(jsonString($0.0)):\(jsonString($0.1))" }.joined(separator: ",") + "}\n"
             }
         }
     }

@@ -2,19 +2,25 @@ import ArgumentParser
 import Foundation
 import KeylessCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension Keyless {
     /// `keyless exec`: run a command with credentials in its environment.
     struct Exec: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run a command with the profile's AWS credentials in its environment, or served to it with --server.")
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Run a command with the profile's AWS credentials in its environment, or served to it with --server.")
 
         @OptionGroup var options: ProfileOption
 
-        @Flag(name: .customLong("server"), help: ArgumentHelp(
-            "Serve refreshing credentials to the command through the AWS container-credentials protocol instead of putting them in its environment.",
-            discussion: "For jobs that outlive one session: keyless stays the parent, listens on 127.0.0.1 with a random port and a random token, and the SDKs in the command refresh through it."))
+        @Flag(
+            name: .customLong("server"),
+            help: ArgumentHelp(
+                "Serve refreshing credentials to the command through the AWS container-credentials protocol instead of putting them in its environment.",
+                discussion:
+                    "For jobs that outlive one session: keyless stays the parent, listens on 127.0.0.1 with a random port and a random token, and the SDKs in the command refresh through it."
+            ))
         var server = false
 
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
@@ -31,8 +37,10 @@ extension Keyless {
                 var argv = command
                 if argv.first == "--" { argv.removeFirst() }
                 if let outer = context.environment["KEYLESS_EXEC_PROFILE"] {
-                    throw KeylessError(.nested, "This shell already runs under keyless exec (profile \(outer)); nesting would mix credentials.",
-                                       hint: "Exit that shell first, or run the command directly.")
+                    throw KeylessError(
+                        .nested,
+                        "This shell already runs under keyless exec (profile \(outer)); nesting would mix credentials.",
+                        hint: "Exit that shell first, or run the command directly.")
                 }
                 if argv.isEmpty { argv = [context.environment["SHELL"] ?? "/bin/sh"] }
                 let name = try options.resolvedName(context)
@@ -43,7 +51,9 @@ extension Keyless {
                 let profile = try KeylessProfile.load(name, context: context)
                 let resolved = try await profile.credentials(context: context, secretStore: options.secretStore)
                 var environment = context.environment.values
-                for variable in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "KEYLESS_FILE_PASSPHRASE"] { environment.removeValue(forKey: variable) }
+                for variable in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "KEYLESS_FILE_PASSPHRASE"] {
+                    environment.removeValue(forKey: variable)
+                }
                 for (name, value) in resolved.variables { environment[name] = value }
                 environment["KEYLESS_EXEC_PROFILE"] = name
                 try execute(argv, environment: environment)
@@ -62,7 +72,8 @@ extension Keyless {
                     execve("\(directory)/\(argv[0])", cArgs, cEnv)
                 }
             }
-            throw KeylessError(.usage, "Cannot run \(argv[0]): \(Files.errnoString()).", hint: "Check the command name and PATH.")
+            throw KeylessError(
+                .usage, "Cannot run \(argv[0]): \(Files.errnoString()).", hint: "Check the command name and PATH.")
         }
     }
 }
@@ -71,17 +82,22 @@ extension Keyless.Exec {
     /// Variables the child must not see: other credentials an SDK would prefer to the endpoint's, the profile
     /// that would send it back through credential_process, and keyless's own passphrase.
     static let serverRemovedVariables = [
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION",
-        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
         "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "KEYLESS_FILE_PASSPHRASE",
     ]
 
     /// The child's environment under `--server`: `base` without other credentials, with the endpoint, its token,
     /// the profile's region and the nesting guard.
-    static func serverEnvironment(_ base: [String: String], port: Int, token: String, profile: String, region: String?) -> [String: String] {
+    static func serverEnvironment(_ base: [String: String], port: Int, token: String, profile: String, region: String?)
+        -> [String: String]
+    {
         var environment = base
         for variable in serverRemovedVariables { environment.removeValue(forKey: variable) }
-        environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = "http://127.0.0.1:\(port)\(ContainerCredentialsEndpoint.path)"
+        environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"] =
+            "http://127.0.0.1:\(port)\(ContainerCredentialsEndpoint.path)"
         environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
         if let region {
             environment["AWS_REGION"] = region
@@ -98,17 +114,22 @@ extension Keyless.Exec {
         // The creds-process path on every request: the broker's cache answers while more than 15 minutes remain,
         // then it refreshes the ID token and calls STS (or logs in) under its lock.
         let source: @Sendable () async throws -> ContainerCredentials = {
-            let resolved = try await KeylessProfile.load(name, context: context).credentials(context: context, secretStore: secretStore)
+            let resolved = try await KeylessProfile.load(name, context: context).credentials(
+                context: context, secretStore: secretStore)
             return ContainerCredentials(resolved.credentials)
         }
         // Any login happens now, in the foreground, before the command starts.
         _ = try await source()
         let token = ContainerCredentialsEndpoint.makeToken()
-        let endpoint = ContainerCredentialsEndpoint(token: token, clock: context.clock, logger: context.logger, source: source)
+        let endpoint = ContainerCredentialsEndpoint(
+            token: token, clock: context.clock, logger: context.logger, source: source)
         let server = ContainerCredentialsServer(endpoint: endpoint, logger: context.logger)
         let running = try await server.start()
-        context.logger.info("serving credentials", metadata: ["container.url": "http://127.0.0.1:\(running.port)\(ContainerCredentialsEndpoint.path)"])
-        let environment = Self.serverEnvironment(context.environment.values, port: running.port, token: token, profile: name, region: profile.region)
+        context.logger.info(
+            "serving credentials",
+            metadata: ["container.url": "http://127.0.0.1:\(running.port)\(ContainerCredentialsEndpoint.path)"])
+        let environment = Self.serverEnvironment(
+            context.environment.values, port: running.port, token: token, profile: name, region: profile.region)
         let status: Int32
         do {
             status = try await ForwardingChild.run(argv, environment: environment)
@@ -156,14 +177,17 @@ enum ForwardingChild {
         for directory in path.split(separator: ":") where !directory.isEmpty {
             let candidate = "\(directory)/\(command)"
             var info = stat()
-            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
         }
         return nil
     }
 
     static func spawn(_ argv: [String], environment: [String: String]) throws -> pid_t {
         guard let program = resolve(argv[0], environment: environment) else {
-            throw KeylessError(.usage, "Cannot run \(argv[0]): not found or not executable.", hint: "Check the command name and PATH.")
+            throw KeylessError(
+                .usage, "Cannot run \(argv[0]): not found or not executable.", hint: "Check the command name and PATH.")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -179,7 +203,9 @@ enum ForwardingChild {
         // keyless ignores these (the forwarded ones, and SIGPIPE for the server); ignored stays ignored across exec.
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for number in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] { sigaddset(&defaults, number) }
+        for number in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] {
+            sigaddset(&defaults, number)
+        }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
@@ -188,7 +214,9 @@ enum ForwardingChild {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, program, &actions, &attributes, cArgs, cEnv)
         guard result == 0 else {
-            throw KeylessError(.usage, "Cannot run \(argv[0]): \(String(cString: strerror(result))).", hint: "Check the command name and PATH.")
+            throw KeylessError(
+                .usage, "Cannot run \(argv[0]): \(String(cString: strerror(result))).",
+                hint: "Check the command name and PATH.")
         }
         return pid
     }
@@ -242,10 +270,12 @@ private enum SpawnExtras {
     typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     static let addCloseFrom: AddCloseFrom? = {
         #if os(Linux)
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(address, to: AddCloseFrom.self)
+            guard
+                let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+            else { return nil }
+            return unsafeBitCast(address, to: AddCloseFrom.self)
         #else
-        return nil
+            return nil
         #endif
     }()
 }

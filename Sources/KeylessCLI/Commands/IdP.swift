@@ -8,14 +8,17 @@ extension Keyless {
     struct IdP: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "idp",
-            abstract: "The embedded OpenID Provider: run it, publish its keys, rotate them, and prepare its configuration.",
+            abstract:
+                "The embedded OpenID Provider: run it, publish its keys, rotate them, and prepare its configuration.",
             subcommands: [Serve.self, Publish.self, RotateKeys.self, HashPassword.self, Check.self])
 
         /// `keyless idp hash-password`: the only form in which passwords and client secrets enter idp.yaml.
         struct HashPassword: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 commandName: "hash-password",
-                abstract: "Hash a password or client secret for idp.yaml (scrypt); asks on the terminal, or reads one line with --stdin.")
+                abstract:
+                    "Hash a password or client secret for idp.yaml (scrypt); asks on the terminal, or reads one line with --stdin."
+            )
 
             @Flag(name: .customLong("stdin"), help: "Read the password from the first line of stdin (for scripts).")
             var stdin = false
@@ -26,22 +29,31 @@ extension Keyless {
                     let password: String
                     if stdin {
                         guard let line = readLine(strippingNewline: true), !line.isEmpty else {
-                            throw KeylessError(.usage, "No password on stdin.", hint: "Pipe it in: printf %s \"$PASSWORD\" | keyless idp hash-password --stdin")
+                            throw KeylessError(
+                                .usage, "No password on stdin.",
+                                hint: "Pipe it in: printf %s \"$PASSWORD\" | keyless idp hash-password --stdin")
                         }
                         password = line
                     } else {
                         let terminal = Terminal(environment: environment)
                         guard terminal.isInteractive else {
-                            throw KeylessError(.usage, "No terminal to ask for the password on.", hint: "Use --stdin and pipe the password in.")
+                            throw KeylessError(
+                                .usage, "No terminal to ask for the password on.",
+                                hint: "Use --stdin and pipe the password in.")
                         }
-                        guard let first = terminal.readSecret(prompt: "Password: "), let second = terminal.readSecret(prompt: "Repeat: "), !first.isEmpty else {
+                        guard let first = terminal.readSecret(prompt: "Password: "),
+                            let second = terminal.readSecret(prompt: "Repeat: "), !first.isEmpty
+                        else {
                             throw KeylessError(.usage, "No password was entered.", hint: "Run the command again.")
                         }
-                        guard first == second else { throw KeylessError(.usage, "The two passwords differ.", hint: "Run the command again.") }
+                        guard first == second else {
+                            throw KeylessError(.usage, "The two passwords differ.", hint: "Run the command again.")
+                        }
                         password = first
                     }
                     guard password.count >= 8 else {
-                        throw KeylessError(.usage, "The password has fewer than 8 characters.", hint: "Choose a longer one.")
+                        throw KeylessError(
+                            .usage, "The password has fewer than 8 characters.", hint: "Choose a longer one.")
                     }
                     FileHandle.standardOutput.write(Data((try PasswordHash.make(password).description + "\n").utf8))
                 }
@@ -50,7 +62,8 @@ extension Keyless {
 
         /// `keyless idp check`: validate idp.yaml without starting anything.
         struct Check: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Check idp.yaml and say what is wrong, with file and line.")
+            static let configuration = CommandConfiguration(
+                abstract: "Check idp.yaml and say what is wrong, with file and line.")
 
             @Option(name: .customLong("config"), help: "The configuration file.")
             var config: String
@@ -58,7 +71,10 @@ extension Keyless {
             func run() async throws {
                 try await reporting {
                     let parsed = try IdPConfiguration.load(path: config)
-                    FileHandle.standardOutput.write(Data("\(config): ok (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))\n".utf8))
+                    FileHandle.standardOutput.write(
+                        Data(
+                            "\(config): ok (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))\n"
+                                .utf8))
                 }
             }
         }

@@ -5,7 +5,9 @@ import KeylessCore
 extension Keyless {
     /// `keyless logout`: clear tokens and credentials and revoke the refresh token.
     struct Logout: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove cached tokens and credentials, revoking the refresh token where the provider supports it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove cached tokens and credentials, revoking the refresh token where the provider supports it."
+        )
 
         @OptionGroup var provider: ProviderOptions
 
@@ -26,7 +28,10 @@ extension Keyless {
                 }
                 let broker = try provider.broker(profile: profile, context: context)
                 let done = try await broker.logout()
-                context.terminal.say(done.isEmpty ? "Nothing was cached for this provider and client." : done.map { "- " + $0 }.joined(separator: "\n"))
+                context.terminal.say(
+                    done.isEmpty
+                        ? "Nothing was cached for this provider and client."
+                        : done.map { "- " + $0 }.joined(separator: "\n"))
             }
         }
     }

@@ -16,33 +16,46 @@ struct KeylessProfile {
         let path = context.paths.awsConfigFile(context.environment)
         let config = try AWSConfigFile.load(path)
         guard let section = config.profile(name) else {
-            throw KeylessError(.configInvalid, "There is no profile '\(name)' in \(path).",
-                               hint: "Profiles there: \(config.profileNames.joined(separator: ", ")). Add one with credential_process = keyless creds-process ...")
+            throw KeylessError(
+                .configInvalid, "There is no profile '\(name)' in \(path).",
+                hint:
+                    "Profiles there: \(config.profileNames.joined(separator: ", ")). Add one with credential_process = keyless creds-process ..."
+            )
         }
         guard let line = section["credential_process"] else {
-            throw KeylessError(.configInvalid, "Profile '\(name)' in \(path) has no credential_process line.",
-                               hint: "Add: credential_process = keyless creds-process --issuer-url URL --client-id ID --aws-role-arn ARN")
+            throw KeylessError(
+                .configInvalid, "Profile '\(name)' in \(path) has no credential_process line.",
+                hint:
+                    "Add: credential_process = keyless creds-process --issuer-url URL --client-id ID --aws-role-arn ARN"
+            )
         }
         let words = try ShellWords.split(line)
         guard let index = words.firstIndex(of: "creds-process") else {
-            throw KeylessError(.configInvalid, "Profile '\(name)' does not use keyless creds-process (credential_process = \(line)).",
-                               hint: "Point it at keyless, or use that tool directly.")
+            throw KeylessError(
+                .configInvalid, "Profile '\(name)' does not use keyless creds-process (credential_process = \(line)).",
+                hint: "Point it at keyless, or use that tool directly.")
         }
         let command: Keyless.CredsProcess
         do {
             command = try Keyless.CredsProcess.parse(Array(words[(index + 1)...]))
         } catch {
-            throw KeylessError(.configInvalid, "Profile '\(name)' has a credential_process line keyless cannot parse: \(Keyless.CredsProcess.message(for: error))",
-                               hint: "Fix the flags in \(path); `keyless creds-process --help` lists them.")
+            throw KeylessError(
+                .configInvalid,
+                "Profile '\(name)' has a credential_process line keyless cannot parse: \(Keyless.CredsProcess.message(for: error))",
+                hint: "Fix the flags in \(path); `keyless creds-process --help` lists them.")
         }
-        return KeylessProfile(name: name, provider: command.provider, role: command.role, region: command.role.region ?? section["region"])
+        return KeylessProfile(
+            name: name, provider: command.provider, role: command.role, region: command.role.region ?? section["region"]
+        )
     }
 
     /// The credentials for this profile.
     func credentials(context: CommandContext, secretStore: String?) async throws -> CachedCredentialsWithRegion {
         var role = try self.role.settings()
         role.region = region
-        let broker = CredentialBroker(login: try provider.settings(), store: try context.store(secretStore ?? provider.secretStore), context: context)
+        let broker = CredentialBroker(
+            login: try provider.settings(), store: try context.store(secretStore ?? provider.secretStore),
+            context: context)
         return CachedCredentialsWithRegion(credentials: try await broker.credentials(for: role), region: region)
     }
 }
@@ -52,7 +65,9 @@ extension ProviderOptions {
     /// `--secret-store` given here overrides the profile's).
     func broker(profile: String?, context: CommandContext) throws -> CredentialBroker {
         let options = try profile.map { try KeylessProfile.load($0, context: context).provider } ?? self
-        return CredentialBroker(login: try options.settings(), store: try context.store(secretStore ?? options.secretStore), context: context)
+        return CredentialBroker(
+            login: try options.settings(), store: try context.store(secretStore ?? options.secretStore),
+            context: context)
     }
 }
 
@@ -63,8 +78,11 @@ struct CachedCredentialsWithRegion {
 
     /// The variables every AWS SDK reads.
     var variables: [(String, String)] {
-        var pairs = [("AWS_ACCESS_KEY_ID", credentials.accessKeyId), ("AWS_SECRET_ACCESS_KEY", credentials.secretAccessKey),
-                     ("AWS_SESSION_TOKEN", credentials.sessionToken), ("AWS_CREDENTIAL_EXPIRATION", rfc3339(credentials.expiration))]
+        var pairs = [
+            ("AWS_ACCESS_KEY_ID", credentials.accessKeyId), ("AWS_SECRET_ACCESS_KEY", credentials.secretAccessKey),
+            ("AWS_SESSION_TOKEN", credentials.sessionToken),
+            ("AWS_CREDENTIAL_EXPIRATION", rfc3339(credentials.expiration)),
+        ]
         if let region { pairs += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)] }
         return pairs
     }

@@ -7,32 +7,49 @@ struct ServerTarget: ParsableArguments {
     @Option(name: [.customLong("server"), .customLong("config-url")], help: "The keyless server's URL.")
     var server: String?
 
-    @Option(name: .customLong("profile"), help: "Take the server, issuer and client id from this profile in ~/.aws/config.")
+    @Option(
+        name: .customLong("profile"), help: "Take the server, issuer and client id from this profile in ~/.aws/config.")
     var profile: String?
 
     /// The server URL and a broker for the caller's login.
-    func resolve(provider: ProviderOptions, context: CommandContext) throws -> (server: String, broker: CredentialBroker, profile: KeylessProfile?) {
+    func resolve(provider: ProviderOptions, context: CommandContext) throws -> (
+        server: String, broker: CredentialBroker, profile: KeylessProfile?
+    ) {
         if let profile {
             let loaded = try KeylessProfile.load(profile, context: context)
             guard let server = server ?? loaded.role.server else {
-                throw KeylessError(.usage, "Profile '\(profile)' does not name a keyless server (its credential_process has no --server).",
-                                   hint: "Pass --server URL as well.")
+                throw KeylessError(
+                    .usage,
+                    "Profile '\(profile)' does not name a keyless server (its credential_process has no --server).",
+                    hint: "Pass --server URL as well.")
             }
-            return (server, CredentialBroker(login: try loaded.provider.settings(), store: try context.store(provider.secretStore ?? loaded.provider.secretStore),
-                                             context: context), loaded)
+            return (
+                server,
+                CredentialBroker(
+                    login: try loaded.provider.settings(),
+                    store: try context.store(provider.secretStore ?? loaded.provider.secretStore),
+                    context: context), loaded
+            )
         }
         guard let server else {
-            throw KeylessError(.usage, "Which keyless server? Pass --server URL (with --issuer-url and --client-id), or --profile NAME.",
-                               hint: "The URL is the one your administrator gave you for `keyless configure --config-url`.")
+            throw KeylessError(
+                .usage,
+                "Which keyless server? Pass --server URL (with --issuer-url and --client-id), or --profile NAME.",
+                hint: "The URL is the one your administrator gave you for `keyless configure --config-url`.")
         }
-        return (server, CredentialBroker(login: try provider.settings(), store: try context.store(provider.secretStore), context: context), nil)
+        return (
+            server,
+            CredentialBroker(
+                login: try provider.settings(), store: try context.store(provider.secretStore), context: context), nil
+        )
     }
 }
 
 extension Keyless {
     /// `keyless roles`: what the server lets you assume.
     struct Roles: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the AWS roles the keyless server grants you, by account.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the AWS roles the keyless server grants you, by account.")
 
         @OptionGroup var target: ServerTarget
         @OptionGroup var provider: ProviderOptions
@@ -59,7 +76,8 @@ extension Keyless {
         static func render(_ document: ServerConfigDocument) -> String {
             var text = "Signed in as \(document.caller.name) at \(document.issuer)\n"
             if document.accounts.isEmpty {
-                return text + "No roles are granted to you. Ask an administrator to add you to a group in the keyless policy.\n"
+                return text
+                    + "No roles are granted to you. Ask an administrator to add you to a group in the keyless policy.\n"
             }
             for account in document.accounts {
                 text += "\n\(account.alias.map { "\($0) (\(account.id))" } ?? account.id)\n"
@@ -88,7 +106,9 @@ struct ServerSession {
     }
 
     func console(roleArn: String, destination: String?) async throws -> String {
-        try await withToken { client, token in try await client.console(idToken: token, roleArn: roleArn, destination: destination) }
+        try await withToken { client, token in
+            try await client.console(idToken: token, roleArn: roleArn, destination: destination)
+        }
     }
 
     func withToken<T>(_ body: (AccessServerClient, String) async throws -> T) async throws -> T {

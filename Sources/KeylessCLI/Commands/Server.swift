@@ -13,8 +13,11 @@ extension Keyless {
     /// `keyless server`: the access server.
     struct Server: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the access server: who may assume which role, credentials and console links on demand, and a web page.",
-            discussion: "See docs/server.example.yaml and docs/policy.example.yaml. Logs are JSON lines on stderr; the audit log is a file.")
+            abstract:
+                "Run the access server: who may assume which role, credentials and console links on demand, and a web page.",
+            discussion:
+                "See docs/server.example.yaml and docs/policy.example.yaml. Logs are JSON lines on stderr; the audit log is a file."
+        )
 
         @Option(name: .customLong("config"), help: "The server's configuration (server.yaml).")
         var config: String
@@ -29,8 +32,12 @@ extension Keyless {
         var check = false
 
         func validate() throws {
-            if let listen, ListenAddress.parse(listen) == nil { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080") }
-            guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error") }
+            if let listen, ListenAddress.parse(listen) == nil {
+                throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+            }
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
+            }
         }
 
         func run() async throws {
@@ -39,31 +46,50 @@ extension Keyless {
                 var logger = Logger(label: "keyless.server") { JSONLogHandler(label: $0, level: level) }
                 logger.logLevel = level
                 var configuration = try ServerConfiguration.load(path: config)
-                if let listen, let (host, port) = ListenAddress.parse(listen) { configuration.listen(on: host, port: port) }
+                if let listen, let (host, port) = ListenAddress.parse(listen) {
+                    configuration.listen(on: host, port: port)
+                }
                 let policy = try PolicyStore(path: configuration.policyPath)
                 if check {
                     let current = policy.current
-                    print("ok: \(configuration.issuers.count) trusted issuer(s); policy \(configuration.policyPath): \(current.accounts.count) account(s), \(current.roles.count) role(s)")
+                    print(
+                        "ok: \(configuration.issuers.count) trusted issuer(s); policy \(configuration.policyPath): \(current.accounts.count) account(s), \(current.roles.count) role(s)"
+                    )
                     return
                 }
                 let context = try CommandContext.live()
                 let http = AsyncHTTPTransport()
-                let verifier = BearerVerifier(issuers: configuration.issuers.map(\.trusted), http: http, clock: context.clock, logger: logger,
-                                              minimumRefetchInterval: configuration.jwksRefetchInterval)
-                let chain = DefaultCredentialChain(environment: context.environment, home: context.paths.home, http: http, clock: context.clock,
-                                                   profile: configuration.awsProfile)
-                let sts = STSClient(endpoint: STSEndpoint.resolve(explicit: configuration.stsEndpoint, region: configuration.region, environment: context.environment),
-                                    http: http, logger: logger)
-                let service = AccessService(configuration: configuration, policy: policy, verifier: verifier,
-                                            awsCredentials: RefreshingCredentialProvider(chain, clock: context.clock), sts: sts,
-                                            federation: ConsoleFederation(endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName, http: http),
-                                            audit: try AuditLog(path: configuration.auditLogPath), clock: context.clock, logger: logger)
-                let web = try configuration.web.map { try WebPage(service: service, login: $0, http: http, logger: logger) }
+                let verifier = BearerVerifier(
+                    issuers: configuration.issuers.map(\.trusted), http: http, clock: context.clock, logger: logger,
+                    minimumRefetchInterval: configuration.jwksRefetchInterval)
+                let chain = DefaultCredentialChain(
+                    environment: context.environment, home: context.paths.home, http: http, clock: context.clock,
+                    profile: configuration.awsProfile)
+                let sts = STSClient(
+                    endpoint: STSEndpoint.resolve(
+                        explicit: configuration.stsEndpoint, region: configuration.region,
+                        environment: context.environment),
+                    http: http, logger: logger)
+                let service = AccessService(
+                    configuration: configuration, policy: policy, verifier: verifier,
+                    awsCredentials: RefreshingCredentialProvider(chain, clock: context.clock), sts: sts,
+                    federation: ConsoleFederation(
+                        endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName,
+                        http: http),
+                    audit: try AuditLog(path: configuration.auditLogPath), clock: context.clock, logger: logger)
+                let web = try configuration.web.map {
+                    try WebPage(service: service, login: $0, http: http, logger: logger)
+                }
                 let listenLogger = logger
                 let publicURL = configuration.publicURL
-                let app = buildServerApplication(service: service, metrics: .accessServer(), logger: logger, web: web) { address in
-                    listenLogger.notice("listening", metadata: ["address": .string(address.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"),
-                                                          "public_url": .string(publicURL)])
+                let app = buildServerApplication(service: service, metrics: .accessServer(), logger: logger, web: web) {
+                    address in
+                    listenLogger.notice(
+                        "listening",
+                        metadata: [
+                            "address": .string(address.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"),
+                            "public_url": .string(publicURL),
+                        ])
                 }
                 do {
                     try await app.runService()

@@ -5,7 +5,8 @@ import KeylessCore
 extension Keyless {
     /// `keyless status`: who is logged in and what is cached, without decrypting anything.
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show who is logged in and what is cached (no secrets; nothing is decrypted).")
+        static let configuration = CommandConfiguration(
+            abstract: "Show who is logged in and what is cached (no secrets; nothing is decrypted).")
 
         @Option(name: .customLong("secret-store"), help: "The secret store to inspect.")
         var secretStore: String?
@@ -22,9 +23,11 @@ extension Keyless {
                     let remaining = header.expiresAt.map { Self.describe($0.timeIntervalSince(now)) } ?? "no expiry"
                     let labels = header.labels
                     if labels["kind"] == "oidc-tokens" {
-                        out += "login  \(labels["subject"] ?? "?")  at \(labels["issuer"] ?? "?") (client \(labels["client_id"] ?? "?")): ID token \(remaining), refresh token: \(labels["refresh_token"] ?? "?")\n"
+                        out +=
+                            "login  \(labels["subject"] ?? "?")  at \(labels["issuer"] ?? "?") (client \(labels["client_id"] ?? "?")): ID token \(remaining), refresh token: \(labels["refresh_token"] ?? "?")\n"
                     } else {
-                        out += "aws    \(labels["role_arn"] ?? "?") via \(labels["issuer"] ?? "?"): credentials \(remaining)\n"
+                        out +=
+                            "aws    \(labels["role_arn"] ?? "?") via \(labels["issuer"] ?? "?"): credentials \(remaining)\n"
                     }
                 }
                 FileHandle.standardOutput.write(Data(out.utf8))

@@ -7,11 +7,14 @@ import KeylessOIDC
 extension Keyless {
     /// `keyless token`: print a valid ID token for other tools.
     struct Token: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print a valid ID token (refreshing or logging in if needed).")
+        static let configuration = CommandConfiguration(
+            abstract: "Print a valid ID token (refreshing or logging in if needed).")
 
         @OptionGroup var provider: ProviderOptions
 
-        @Option(name: .customLong("profile"), help: "Take the provider and client from this profile's credential_process line.")
+        @Option(
+            name: .customLong("profile"),
+            help: "Take the provider and client from this profile's credential_process line.")
         var profile: String?
 
         @Flag(name: .customLong("json"), help: "Print JSON with the token, its expiry and subject.")
@@ -24,7 +27,8 @@ extension Keyless {
                 let tokens = try await broker.tokens()
                 if json {
                     let claims = UnverifiedJWT.claims(tokens.idToken)
-                    let text = "{\"id_token\":\(jsonString(tokens.idToken)),\"expires_at\":\"\(rfc3339(claims?.exp ?? 0))\",\"subject\":\(jsonString(claims?.sub ?? ""))}\n"
+                    let text =
+                        "{\"id_token\":\(jsonString(tokens.idToken)),\"expires_at\":\"\(rfc3339(claims?.exp ?? 0))\",\"subject\":\(jsonString(claims?.sub ?? ""))}\n"
                     FileHandle.standardOutput.write(Data(text.utf8))
                 } else {
                     FileHandle.standardOutput.write(Data((tokens.idToken + "\n").utf8))

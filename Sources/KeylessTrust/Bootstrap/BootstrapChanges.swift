@@ -29,7 +29,8 @@ public struct BootstrapCurrentState: Sendable, Equatable {
         public var attachedPolicyARNs: [String]
         /// A role's state.
         public init(arn: String, trustPolicy: String, maxSessionSeconds: Int, attachedPolicyARNs: [String]) {
-            self.arn = arn; self.trustPolicy = trustPolicy; self.maxSessionSeconds = maxSessionSeconds; self.attachedPolicyARNs = attachedPolicyARNs
+            self.arn = arn; self.trustPolicy = trustPolicy; self.maxSessionSeconds = maxSessionSeconds;
+            self.attachedPolicyARNs = attachedPolicyARNs
         }
     }
 
@@ -76,16 +77,22 @@ public enum BootstrapChange: Sendable, Equatable {
     public func describe(plan: BootstrapPlan, providerARN: String) -> String {
         switch self {
         case .createProvider(let url, let clientIDs, let thumbprints):
-            return "+ create OIDC provider \(url) (client ids \(clientIDs.joined(separator: ", ")); thumbprints \(thumbprints.joined(separator: ", ")))"
+            return
+                "+ create OIDC provider \(url) (client ids \(clientIDs.joined(separator: ", ")); thumbprints \(thumbprints.joined(separator: ", ")))"
         case .addClientID(let arn, let clientID): return "~ add client id \(clientID) to \(arn)"
-        case .updateThumbprints(let arn, let thumbprints): return "~ set thumbprints of \(arn) to \(thumbprints.joined(separator: ", "))"
+        case .updateThumbprints(let arn, let thumbprints):
+            return "~ set thumbprints of \(arn) to \(thumbprints.joined(separator: ", "))"
         case .createRole(let name, let seconds):
             let role = plan.roles.first { $0.name == name }!
             return "+ create role \(name) (longest session \(seconds) s) trusting:\n"
-                + plan.trustPolicy(for: role, federated: .string(providerARN)).prettyJSON().split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+                + plan.trustPolicy(for: role, federated: .string(providerARN)).prettyJSON().split(separator: "\n").map {
+                    "    " + $0
+                }.joined(separator: "\n")
         case .updateTrustPolicy(let name, let old, let new):
-            return "~ update trust policy of role \(name):\n" + Self.lineDiff(old: old, new: new).map { "    " + $0 }.joined(separator: "\n")
-        case .updateMaxSession(let name, let from, let to): return "~ change longest session of role \(name) from \(from) s to \(to) s"
+            return "~ update trust policy of role \(name):\n"
+                + Self.lineDiff(old: old, new: new).map { "    " + $0 }.joined(separator: "\n")
+        case .updateMaxSession(let name, let from, let to):
+            return "~ change longest session of role \(name) from \(from) s to \(to) s"
         case .attachPolicy(let role, let arn): return "+ attach \(arn) to role \(role)"
         }
     }
@@ -94,11 +101,14 @@ public enum BootstrapChange: Sendable, Equatable {
     static func lineDiff(old: String, new: String) -> [String] {
         let a = normalizedLines(old), b = normalizedLines(new)
         let removed = a.filter { !b.contains($0) }, added = b.filter { !a.contains($0) }
-        return removed.map { "- " + $0.trimmingCharacters(in: .whitespaces) } + added.map { "+ " + $0.trimmingCharacters(in: .whitespaces) }
+        return removed.map { "- " + $0.trimmingCharacters(in: .whitespaces) }
+            + added.map { "+ " + $0.trimmingCharacters(in: .whitespaces) }
     }
 
     static func normalizedLines(_ json: String) -> [String] {
-        guard let value = BootstrapChanges.parse(json), let data = try? Self.encoder.encode(value) else { return [json] }
+        guard let value = BootstrapChanges.parse(json), let data = try? Self.encoder.encode(value) else {
+            return [json]
+        }
         return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
@@ -113,7 +123,9 @@ public enum BootstrapChange: Sendable, Equatable {
 public enum BootstrapChanges {
     /// The changes, providers first, then each role in plan order. `providerARN` is the ARN the trust policies name: the
     /// existing provider's, else one built from the account the state shows.
-    public static func compute(plan: BootstrapPlan, current: BootstrapCurrentState, providerARN: String) -> [BootstrapChange] {
+    public static func compute(plan: BootstrapPlan, current: BootstrapCurrentState, providerARN: String)
+        -> [BootstrapChange]
+    {
         var changes: [BootstrapChange] = []
         if let provider = current.provider {
             for clientID in plan.clientIDs where !provider.clientIDs.contains(clientID) {
@@ -121,9 +133,13 @@ public enum BootstrapChanges {
             }
             let have = provider.thumbprints.map { $0.lowercased() }
             let missing = plan.thumbprints.filter { !have.contains($0) }
-            if !missing.isEmpty { changes.append(.updateThumbprints(providerARN: provider.arn, thumbprints: Array((have + missing).suffix(5)))) }
+            if !missing.isEmpty {
+                changes.append(
+                    .updateThumbprints(providerARN: provider.arn, thumbprints: Array((have + missing).suffix(5))))
+            }
         } else {
-            changes.append(.createProvider(url: plan.providerURL, clientIDs: plan.clientIDs, thumbprints: plan.thumbprints))
+            changes.append(
+                .createProvider(url: plan.providerURL, clientIDs: plan.clientIDs, thumbprints: plan.thumbprints))
         }
         for role in plan.roles {
             let wanted = plan.trustPolicyJSON(for: role, providerARN: providerARN)
@@ -136,7 +152,8 @@ public enum BootstrapChanges {
                 changes.append(.updateTrustPolicy(name: role.name, old: decoded(existing.trustPolicy), new: wanted))
             }
             if existing.maxSessionSeconds != role.maxSessionSeconds {
-                changes.append(.updateMaxSession(name: role.name, from: existing.maxSessionSeconds, to: role.maxSessionSeconds))
+                changes.append(
+                    .updateMaxSession(name: role.name, from: existing.maxSessionSeconds, to: role.maxSessionSeconds))
             }
             for arn in role.managedPolicyARNs where !existing.attachedPolicyARNs.contains(arn) {
                 changes.append(.attachPolicy(role: role.name, policyARN: arn))

@@ -15,7 +15,10 @@ public struct BootstrapRole: Sendable, Equatable {
     public var maxSessionSeconds: Int
 
     /// A role.
-    public init(name: String, managedPolicyARNs: [String] = [], subPatterns: [String] = [], requireMFA: Bool = false, maxSessionSeconds: Int = 3600) {
+    public init(
+        name: String, managedPolicyARNs: [String] = [], subPatterns: [String] = [], requireMFA: Bool = false,
+        maxSessionSeconds: Int = 3600
+    ) {
         self.name = name
         self.managedPolicyARNs = managedPolicyARNs
         self.subPatterns = subPatterns
@@ -26,7 +29,9 @@ public struct BootstrapRole: Sendable, Equatable {
     /// `NAME` or `NAME:POLICY_ARN[,POLICY_ARN...]` as the command line writes it (the name ends at the first colon).
     public static func parse(_ text: String) throws -> BootstrapRole {
         guard let colon = text.firstIndex(of: ":") else { return BootstrapRole(name: text) }
-        let policies = text[text.index(after: colon)...].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let policies = text[text.index(after: colon)...].split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }.filter { !$0.isEmpty }
         return BootstrapRole(name: String(text[..<colon]), managedPolicyARNs: policies)
     }
 }
@@ -57,7 +62,9 @@ public struct BootstrapPlan: Sendable, Equatable {
     public static let placeholderThumbprint = String(repeating: "0", count: 40)
 
     /// A plan, checked: see `validate()`.
-    public init(issuerURL: String, clientIDs: [String], thumbprints: [String], roles: [BootstrapRole], notes: [String] = []) throws {
+    public init(
+        issuerURL: String, clientIDs: [String], thumbprints: [String], roles: [BootstrapRole], notes: [String] = []
+    ) throws {
         self.issuerURL = issuerURL
         self.clientIDs = clientIDs
         self.thumbprints = thumbprints.map { $0.lowercased() }
@@ -71,7 +78,9 @@ public struct BootstrapPlan: Sendable, Equatable {
     public static func github(repository: String, ref: String?, roles: [BootstrapRole]) throws -> BootstrapPlan {
         let parts = repository.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && !$0.contains(":") && !$0.contains("*") }) else {
-            throw KeylessError(.usage, "--github-repo \(repository) is not ORG/REPO.", hint: "Write it as on GitHub, e.g. --github-repo acme/api.")
+            throw KeylessError(
+                .usage, "--github-repo \(repository) is not ORG/REPO.",
+                hint: "Write it as on GitHub, e.g. --github-repo acme/api.")
         }
         let sub = ref.map { "repo:\(repository):ref:\($0)" } ?? "repo:\(repository):*"
         let limited = roles.map { role -> BootstrapRole in
@@ -79,7 +88,8 @@ public struct BootstrapPlan: Sendable, Equatable {
             if role.subPatterns.isEmpty { role.subPatterns = [sub] }
             return role
         }
-        return try BootstrapPlan(issuerURL: githubIssuer, clientIDs: [githubAudience], thumbprints: [githubThumbprint], roles: limited)
+        return try BootstrapPlan(
+            issuerURL: githubIssuer, clientIDs: [githubAudience], thumbprints: [githubThumbprint], roles: limited)
     }
 
     /// `HOST[/PATH]`: the issuer without scheme or trailing slash, which names the provider in its ARN and prefixes the condition keys.
@@ -112,34 +122,51 @@ public struct BootstrapPlan: Sendable, Equatable {
 
     /// Checks what IAM would refuse, before anything is written or called.
     public func validate() throws {
-        guard let url = URL(string: issuerURL), let host = url.host, !host.isEmpty, url.query == nil, url.fragment == nil,
-              url.scheme == "https" || isLoopbackHTTP else {
-            throw KeylessError(.usage, "The issuer \(issuerURL) is not an https URL.",
-                               hint: "IAM only trusts https issuers (plain http is accepted for 127.0.0.1 and localhost, for tests).")
+        guard let url = URL(string: issuerURL), let host = url.host, !host.isEmpty, url.query == nil,
+            url.fragment == nil,
+            url.scheme == "https" || isLoopbackHTTP
+        else {
+            throw KeylessError(
+                .usage, "The issuer \(issuerURL) is not an https URL.",
+                hint: "IAM only trusts https issuers (plain http is accepted for 127.0.0.1 and localhost, for tests).")
         }
         guard !clientIDs.isEmpty, clientIDs.allSatisfy({ !$0.isEmpty && $0.count <= 255 }) else {
-            throw KeylessError(.usage, "No client id (audience) was given.", hint: "Pass --client-id, the aud your tokens carry (up to 255 characters each).")
+            throw KeylessError(
+                .usage, "No client id (audience) was given.",
+                hint: "Pass --client-id, the aud your tokens carry (up to 255 characters each).")
         }
         guard !thumbprints.isEmpty, thumbprints.count <= 5,
-              thumbprints.allSatisfy({ $0.count == 40 && $0.allSatisfy(\.isHexDigit) }) else {
-            throw KeylessError(.usage, "The thumbprints \(thumbprints) are not one to five SHA-1 values of 40 hex digits.",
-                               hint: "Leave out --thumbprint to compute it, or pass the value `keyless thumbprint URL` prints.")
+            thumbprints.allSatisfy({ $0.count == 40 && $0.allSatisfy(\.isHexDigit) })
+        else {
+            throw KeylessError(
+                .usage, "The thumbprints \(thumbprints) are not one to five SHA-1 values of 40 hex digits.",
+                hint: "Leave out --thumbprint to compute it, or pass the value `keyless thumbprint URL` prints.")
         }
         var seen = Set<String>()
         for role in roles {
-            let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@_-")
+            let allowed = CharacterSet(
+                charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@_-")
             guard (1...64).contains(role.name.count), role.name.unicodeScalars.allSatisfy(allowed.contains) else {
-                throw KeylessError(.usage, "'\(role.name)' is not an IAM role name.", hint: "Use 1–64 of A-Z a-z 0-9 + = , . @ _ - (--role NAME[:POLICY_ARN]).")
+                throw KeylessError(
+                    .usage, "'\(role.name)' is not an IAM role name.",
+                    hint: "Use 1–64 of A-Z a-z 0-9 + = , . @ _ - (--role NAME[:POLICY_ARN]).")
             }
             guard seen.insert(role.name.lowercased()).inserted else {
-                throw KeylessError(.usage, "The role \(role.name) is named twice.", hint: "Give each --role once (IAM role names ignore case).")
+                throw KeylessError(
+                    .usage, "The role \(role.name) is named twice.",
+                    hint: "Give each --role once (IAM role names ignore case).")
             }
             guard (3600...43200).contains(role.maxSessionSeconds) else {
-                throw KeylessError(.usage, "A longest session of \(role.maxSessionSeconds) s is outside IAM's 3600–43200.", hint: "Pass --max-session between 3600 and 43200.")
+                throw KeylessError(
+                    .usage, "A longest session of \(role.maxSessionSeconds) s is outside IAM's 3600–43200.",
+                    hint: "Pass --max-session between 3600 and 43200.")
             }
             for arn in role.managedPolicyARNs where !(arn.hasPrefix("arn:") && arn.contains(":policy/")) {
-                throw KeylessError(.usage, "'\(arn)' (role \(role.name)) is not a managed policy ARN.",
-                                   hint: "Write --role \(role.name):arn:aws:iam::aws:policy/ReadOnlyAccess (the ARN after the first colon).")
+                throw KeylessError(
+                    .usage, "'\(arn)' (role \(role.name)) is not a managed policy ARN.",
+                    hint:
+                        "Write --role \(role.name):arn:aws:iam::aws:policy/ReadOnlyAccess (the ARN after the first colon)."
+                )
             }
         }
     }
@@ -154,19 +181,26 @@ public struct BootstrapPlan: Sendable, Equatable {
 
     /// The same with any `sub` value (CloudFormation passes a parameter reference).
     public func trustPolicy(for role: BootstrapRole, federated: DocumentValue, sub: DocumentValue?) -> DocumentValue {
-        var conditions: [DocumentValue.Field] = [.init("StringEquals", .object([.init("\(providerName):aud", .strings(clientIDs))]))]
+        var conditions: [DocumentValue.Field] = [
+            .init("StringEquals", .object([.init("\(providerName):aud", .strings(clientIDs))]))
+        ]
         if let sub { conditions.append(.init("StringLike", .object([.init("\(providerName):sub", sub)]))) }
         if role.requireMFA {
-            conditions.append(.init("ForAnyValue:StringEquals", .object([.init("\(providerName):amr", .array([.string("mfa")]))])))
+            conditions.append(
+                .init("ForAnyValue:StringEquals", .object([.init("\(providerName):amr", .array([.string("mfa")]))])))
         }
         return .object([
             .init("Version", .string("2012-10-17")),
-            .init("Statement", .array([.object([
-                .init("Effect", .string("Allow")),
-                .init("Principal", .object([.init("Federated", federated)])),
-                .init("Action", .string("sts:AssumeRoleWithWebIdentity")),
-                .init("Condition", .object(conditions)),
-            ])])),
+            .init(
+                "Statement",
+                .array([
+                    .object([
+                        .init("Effect", .string("Allow")),
+                        .init("Principal", .object([.init("Federated", federated)])),
+                        .init("Action", .string("sts:AssumeRoleWithWebIdentity")),
+                        .init("Condition", .object(conditions)),
+                    ])
+                ])),
         ])
     }
 

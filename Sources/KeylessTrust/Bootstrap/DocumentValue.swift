@@ -36,7 +36,9 @@ public indirect enum DocumentValue: Sendable, Equatable {
         case .number(let value): return String(value)
         case .expression(_, _, let json): return Self.jsonQuoted(json)
         case .array(let items): return "[" + items.map(\.compactJSON).joined(separator: ",") + "]"
-        case .object(let fields): return "{" + fields.map { Self.jsonQuoted($0.key) + ":" + $0.value.compactJSON }.joined(separator: ",") + "}"
+        case .object(let fields):
+            return "{" + fields.map { Self.jsonQuoted($0.key) + ":" + $0.value.compactJSON }.joined(separator: ",")
+                + "}"
         }
     }
 
@@ -45,9 +47,12 @@ public indirect enum DocumentValue: Sendable, Equatable {
         let pad = String(repeating: "  ", count: indent + 1), end = String(repeating: "  ", count: indent)
         switch self {
         case .array(let items) where !items.isEmpty:
-            return "[\n" + items.map { pad + $0.prettyJSON(indent: indent + 1) }.joined(separator: ",\n") + "\n" + end + "]"
+            return "[\n" + items.map { pad + $0.prettyJSON(indent: indent + 1) }.joined(separator: ",\n") + "\n" + end
+                + "]"
         case .object(let fields) where !fields.isEmpty:
-            return "{\n" + fields.map { pad + Self.jsonQuoted($0.key) + ": " + $0.value.prettyJSON(indent: indent + 1) }.joined(separator: ",\n") + "\n" + end + "}"
+            return "{\n"
+                + fields.map { pad + Self.jsonQuoted($0.key) + ": " + $0.value.prettyJSON(indent: indent + 1) }.joined(
+                    separator: ",\n") + "\n" + end + "}"
         default: return compactJSON
         }
     }
@@ -81,13 +86,17 @@ public indirect enum DocumentValue: Sendable, Equatable {
         case .number(let value): return String(value)
         case .expression(let hcl, _, _): return hcl
         case .array(let items):
-            if items.allSatisfy({ if case .string = $0 { return true }; if case .expression = $0 { return true }; return false }) {
+            if items.allSatisfy({
+                if case .string = $0 { return true }; if case .expression = $0 { return true }; return false
+            }) {
                 return "[" + items.map { $0.hcl() }.joined(separator: ", ") + "]"
             }
             return "[\n" + items.map { pad + $0.hcl(indent: indent + 1) }.joined(separator: ",\n") + "\n" + end + "]"
         case .object(let fields):
             if fields.isEmpty { return "{}" }
-            return "{\n" + fields.map { pad + Self.hclKey($0.key) + " = " + $0.value.hcl(indent: indent + 1) }.joined(separator: "\n") + "\n" + end + "}"
+            return "{\n"
+                + fields.map { pad + Self.hclKey($0.key) + " = " + $0.value.hcl(indent: indent + 1) }.joined(
+                    separator: "\n") + "\n" + end + "}"
         }
     }
 
@@ -97,7 +106,8 @@ public indirect enum DocumentValue: Sendable, Equatable {
     }
 
     static func hclKey(_ key: String) -> String {
-        let identifier = key.first.map { $0.isLetter || $0 == "_" } == true
+        let identifier =
+            key.first.map { $0.isLetter || $0 == "_" } == true
             && key.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" || $0 == "-" }
         return identifier ? key : hclQuoted(key)
     }
@@ -149,7 +159,9 @@ public indirect enum DocumentValue: Sendable, Equatable {
     }
 
     static func yamlKey(_ key: String) -> String {
-        let plain = key.first.map { $0.isLetter } == true && key.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" || $0 == "-" }
+        let plain =
+            key.first.map { $0.isLetter } == true
+            && key.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" || $0 == "-" }
         return plain ? key : jsonQuoted(key)
     }
 }
