@@ -168,12 +168,27 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // Every command as a library type.
+        // The client side, free of both servers and of the provider: the injected world (ClientContext), the credential
+        // broker (cache, refresh, STS, login under a lock), workload token sources, the access-server client, the
+        // container-credentials server, configure's planner, login diagnostics and the terminal presenter.
+        .target(
+            name: "KeylessClient",
+            dependencies: [
+                "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC",
+                "KeylessFastPath", "KeylessWire", "KeylessJOSE",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Every command as a library type (thin: parse, call, present); the one target that wires every part together.
         .target(
             name: "KeylessCLI",
             dependencies: [
-                "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig", "KeylessOIDC",
-                "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
+                "KeylessClient", "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig",
+                "KeylessOIDC", "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
                 "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite",
                 "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -259,6 +274,6 @@ let package = Package(
             ]),
         .testTarget(
             name: "KeylessCLITests",
-            dependencies: ["KeylessCLI", "KeylessTestSupport", "KeylessWire", "KeylessFastPath"]),
+            dependencies: ["KeylessCLI", "KeylessClient", "KeylessTestSupport", "KeylessWire", "KeylessFastPath"]),
     ]
 )

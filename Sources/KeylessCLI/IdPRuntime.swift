@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import KeylessClient
 import KeylessCore
 import KeylessIdP
 import KeylessStorage
@@ -18,7 +19,7 @@ struct IdPRuntime {
     /// Where the store lives: `--database`, else `KEYLESS_IDP_DATABASE`, else SQLite under the data directory.
     /// Accepts `postgres://…`, `sqlite:PATH` or a plain path. A PostgreSQL password is best kept out of the URL (process
     /// listings show arguments): `--database-password-file` (mode 0600), else `PGPASSWORD`, are used when the URL has none.
-    static func openStore(_ database: String?, passwordFile: String? = nil, context: CommandContext) throws
+    static func openStore(_ database: String?, passwordFile: String? = nil, context: ClientContext) throws
         -> any IdPStore
     {
         let spec = database ?? context.environment["KEYLESS_IDP_DATABASE"] ?? (context.paths.data + "/idp.sqlite")
@@ -63,7 +64,7 @@ struct IdPRuntime {
     static func open(
         configPath: String, issuer issuerFlag: String?, listen: String?, database: String?,
         databasePasswordFile: String? = nil,
-        kekPath: String?, keyReload: Double, context: CommandContext
+        kekPath: String?, keyReload: Double, context: ClientContext
     ) async throws -> IdPRuntime {
         let config = try IdPConfiguration.load(path: configPath)
         var issuer = issuerFlag ?? config.issuer ?? listen.map { "http://" + $0 }

@@ -1,5 +1,6 @@
 import Foundation
 import KeylessAWS
+import KeylessClient
 import KeylessCore
 import KeylessOIDC
 import KeylessTrust
@@ -15,7 +16,7 @@ struct RoleTrustExplanation {
 
     /// Evaluates `roleArn`'s trust policy (from `policyFile`, else IAM GetRole with the caller's own AWS credentials) for `token`.
     static func explain(
-        roleArn: String, token: String, policyFile: String?, iamEndpoint: String?, context: CommandContext
+        roleArn: String, token: String, policyFile: String?, iamEndpoint: String?, context: ClientContext
     ) async throws -> RoleTrustExplanation {
         try STSClient.validateRoleArn(roleArn)
         guard let claims = UnverifiedJWT.claims(token, as: [String: JSONValue].self), let issuer = claims["iss"]?.text

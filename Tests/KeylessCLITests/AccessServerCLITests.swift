@@ -4,6 +4,7 @@ import Foundation
 #endif
 import KeylessAWSConfig
 import KeylessCLI
+import KeylessClient
 import KeylessTestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import KeylessAWSConfig
 import KeylessCLI
+import KeylessClient
 import KeylessCore
 import KeylessTestSupport
 import Testing

@@ -5,6 +5,7 @@ import Foundation
 #endif
 import KeylessCore
 @testable import KeylessCLI
+@testable import KeylessClient
 import KeylessTestSupport
 import Logging
 import Testing

@@ -1,12 +1,13 @@
 import Foundation
 import KeylessAWS
 @testable import KeylessCLI
+@testable import KeylessClient
+import KeylessCore
 import KeylessFastPath
-import KeylessIdP
 import KeylessHTTP
+import KeylessIdP
 import KeylessJOSE
 import KeylessSecrets
-import KeylessCore
 import KeylessTestSupport
 import Logging
 import Testing
@@ -515,7 +516,7 @@ struct WorkloadCredentialsTests {
         http: StubSTS, store: MemorySecretStore, directory: String, tokens: @escaping @Sendable () -> String
     ) throws -> CredentialBroker {
         let environment = KeylessCore.Environment(["KEYLESS_NO_TTY": "1"])
-        let context = CommandContext(
+        let context = ClientContext(
             environment: environment, paths: KeylessPaths(config: directory, state: directory, home: directory),
             terminal: Terminal(environment: environment), clock: .fixed(Date(timeIntervalSince1970: 1_800_000_000)),
             http: http, logger: Logger(label: "test"))

@@ -30,6 +30,19 @@ struct PackageTargets {
     }
 }
 
+extension PackageTargets {
+    /// Whether `from` depends on `to`, directly or through other targets.
+    func reaches(_ from: String, _ to: String) -> Bool {
+        var seen: Set<String> = [], stack = [from]
+        while let next = stack.popLast() {
+            for dependency in dependencies[next] ?? [] where seen.insert(dependency).inserted {
+                stack.append(dependency)
+            }
+        }
+        return seen.contains(to)
+    }
+}
+
 @Suite("Repository layout: the README's table and docs/ARCHITECTURE.md match Package.swift")
 struct RepositoryLayoutTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -54,19 +67,25 @@ struct RepositoryLayoutTests {
     )
     func serversApart() throws {
         let package = PackageTargets(manifest: try Self.read("Package.swift"))
-        func reaches(_ from: String, _ to: String) -> Bool {
-            var seen: Set<String> = [], stack = [from]
-            while let next = stack.popLast() {
-                for dependency in package.dependencies[next] ?? [] where seen.insert(dependency).inserted {
-                    stack.append(dependency)
-                }
-            }
-            return seen.contains(to)
-        }
+        let reaches = package.reaches
         #expect(!reaches("KeylessServer", "KeylessIdPServer"))
         #expect(!reaches("KeylessIdPServer", "KeylessServer"))
         #expect(!reaches("KeylessServer", "KeylessIdP"), "the access server does not link the provider")
         #expect(reaches("KeylessServer", "KeylessHTTPServer") && reaches("KeylessIdPServer", "KeylessHTTPServer"))
+    }
+
+    @Test(
+        "the client side reaches neither server, nor the provider, nor its storage; only the commands wire them together"
+    )
+    func clientApart() throws {
+        let package = PackageTargets(manifest: try Self.read("Package.swift"))
+        for part in [
+            "KeylessServer", "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessPolicy",
+        ] {
+            #expect(!package.reaches("KeylessClient", part), "KeylessClient reaches \(part)")
+            #expect(package.reaches("KeylessCLI", part), "the commands wire \(part)")
+        }
+        #expect(package.reaches("KeylessCLI", "KeylessClient"))
     }
 
     @Test("the README's layout table names every library and executable target, and no other")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessAWS
+import KeylessClient
 import KeylessCore
 import KeylessOIDC
 import KeylessTLS
@@ -95,7 +96,7 @@ struct BootstrapOptions: ParsableArguments {
     }
 
     /// The plan, with the thumbprint computed from the issuer's JWKS host when not given.
-    func plan(context: CommandContext) async throws -> BootstrapPlan {
+    func plan(context: ClientContext) async throws -> BootstrapPlan {
         let roles = try parsedRoles()
         if let githubRepo {
             var plan = try BootstrapPlan.github(repository: githubRepo, ref: githubRef, roles: roles)
@@ -130,7 +131,7 @@ struct BootstrapOptions: ParsableArguments {
     }
 
     /// SHA-1 of the last certificate the JWKS host presents (the URL's own host when discovery fails).
-    func computeThumbprint(issuer: String, context: CommandContext) async throws -> String {
+    func computeThumbprint(issuer: String, context: ClientContext) async throws -> String {
         guard let url = URL(string: issuer), let host = url.host else {
             throw KeylessError(.usage, "The issuer \(issuer) is not a URL.", hint: "Pass the https issuer URL.")
         }
@@ -156,7 +157,7 @@ struct BootstrapOutput: ParsableArguments {
     @Option(name: .customLong("out"), help: "Write to this file instead of stdout.")
     var out: String?
 
-    func write(_ text: String, context: CommandContext) throws {
+    func write(_ text: String, context: ClientContext) throws {
         guard let out else {
             print(text, terminator: "")
             return
@@ -184,7 +185,7 @@ extension Keyless.Bootstrap {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 try output.write(
                     BootstrapGenerator.terraform(try await options.plan(context: context)), context: context)
             }
@@ -220,7 +221,7 @@ extension Keyless.Bootstrap {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let plan = try await options.plan(context: context)
                 try output.write(
                     customerTemplate
@@ -244,7 +245,7 @@ extension Keyless.Bootstrap {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 try output.write(
                     BootstrapGenerator.json(try await options.plan(context: context), account: account),
                     context: context)
@@ -282,7 +283,7 @@ extension Keyless.Bootstrap {
         func run() async throws {
             var declined = false
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let plan = try await options.plan(context: context)
                 let chain = DefaultCredentialChain(
                     environment: context.environment, home: context.paths.home, http: context.http,

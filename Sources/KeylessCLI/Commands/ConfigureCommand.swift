@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessAWSConfig
+import KeylessClient
 import KeylessCore
 import KeylessFastPath
 
@@ -47,7 +48,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 let broker = CredentialBroker(
                     login: try provider.settings(), store: try context.store(provider.secretStore), context: context)
                 let document = try await ServerSession(server: server, broker: broker, context: context).config()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessAWS
+import KeylessClient
 import KeylessCore
 
 extension Keyless {
@@ -37,7 +38,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 var provider = self.provider
                 var roleSettings: RoleSettings
                 if let name = profile ?? (role.roleArn == nil ? context.environment["AWS_PROFILE"] : nil) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 
 extension Keyless {
@@ -15,7 +16,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 let broker = CredentialBroker(
                     login: try provider.settings(), store: try context.store(provider.secretStore), context: context)
                 let credentials = try await broker.credentials(for: try role.settings())

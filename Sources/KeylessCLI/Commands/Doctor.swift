@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 
 extension Keyless {
@@ -32,7 +33,7 @@ extension Keyless {
         func run() async throws {
             var failed = false
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 let loaded = try profile.map { try KeylessProfile.load($0, context: context) }
                 let options = loaded?.provider ?? provider
                 let login = try options.settings()
@@ -58,7 +59,7 @@ extension Keyless {
         }
 
         /// The profile's role against the ID token keyless already holds (no login, no refresh).
-        func trustFinding(_ profile: KeylessProfile, login: LoginSettings, context: CommandContext) async
+        func trustFinding(_ profile: KeylessProfile, login: LoginSettings, context: ClientContext) async
             -> DoctorFinding
         {
             guard let roleArn = profile.role.roleArn else {

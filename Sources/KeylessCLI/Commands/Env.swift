@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 import KeylessFastPath
 
@@ -20,7 +21,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: options.verbose)
+                let context = try ClientContext.live(verbose: options.verbose)
                 let profile = try KeylessProfile.load(try options.resolvedName(context), context: context)
                 let resolved = try await profile.credentials(context: context, secretStore: options.secretStore)
                 FileHandle.standardOutput.write(Data(Self.render(resolved.variables, format: format).utf8))

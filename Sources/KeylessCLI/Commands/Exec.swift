@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 #if canImport(Glibc)
     import Glibc
@@ -33,7 +34,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: options.verbose)
+                let context = try ClientContext.live(verbose: options.verbose)
                 var argv = command
                 if argv.first == "--" { argv.removeFirst() }
                 if let outer = context.environment["KEYLESS_EXEC_PROFILE"] {
@@ -108,7 +109,7 @@ extension Keyless.Exec {
     }
 
     /// `--server`: serves the profile's credentials on 127.0.0.1 while the command runs, then exits as it did.
-    func serve(_ argv: [String], profile name: String, context: CommandContext) async throws {
+    func serve(_ argv: [String], profile name: String, context: ClientContext) async throws {
         let profile = try KeylessProfile.load(name, context: context)
         let secretStore = options.secretStore
         // The creds-process path on every request: the broker's cache answers while more than 15 minutes remain,

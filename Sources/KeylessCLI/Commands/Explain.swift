@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessAWS
+import KeylessClient
 import KeylessCore
 import KeylessOIDC
 import KeylessTrust
@@ -55,7 +56,7 @@ extension Keyless {
             var denied = false
             try await reporting {
                 try STSClient.validateRoleArn(roleArn)
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let jwt = try await loadToken(context)
                 let explanation = try await RoleTrustExplanation.explain(
                     roleArn: roleArn, token: jwt, policyFile: policyFile,
@@ -67,7 +68,7 @@ extension Keyless {
             if denied { throw ExitCode(4) }
         }
 
-        func loadToken(_ context: CommandContext) async throws -> String {
+        func loadToken(_ context: ClientContext) async throws -> String {
             if let token { return token.trimmingCharacters(in: .whitespacesAndNewlines) }
             if tokenFile == "-" {
                 let bytes = FileHandle.standardInput.readDataToEndOfFile().prefix(64 * 1024)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 import KeylessHTTPServer
 import KeylessIdP
@@ -101,7 +102,7 @@ extension Keyless.IdP {
                 let level = Logger.Level(rawValue: logLevel)!
                 var logger = Logger(label: "keyless.idp") { JSONLogHandler(label: $0, level: level) }
                 logger.logLevel = level
-                var context = try CommandContext.live()
+                var context = try ClientContext.live()
                 context.logger = logger
                 let (host, port) = ListenAddress.parse(listen)!
                 let metricsAccess = try MetricsAccess.parse(metrics, what: "--metrics")
@@ -158,7 +159,7 @@ extension Keyless.IdP {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let runtime = try await IdPRuntime.open(
                     configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
                     databasePasswordFile: store.databasePasswordFile, kekPath: store.kek, keyReload: 0,
@@ -217,7 +218,7 @@ extension Keyless.IdP {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let runtime = try await IdPRuntime.open(
                     configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
                     databasePasswordFile: store.databasePasswordFile, kekPath: store.kek, keyReload: 0,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 
 extension Keyless {
@@ -19,7 +20,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 if all {
                     let store = try context.store(provider.secretStore)
                     for header in try store.headers() { try store.delete(header.name) }

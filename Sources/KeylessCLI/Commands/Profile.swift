@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessAWSConfig
+import KeylessClient
 import KeylessCore
 import KeylessFastPath
 
@@ -12,7 +13,7 @@ struct KeylessProfile {
     let region: String?
 
     /// Reads profile `name` and parses its `credential_process` line with the same flags as `creds-process`.
-    static func load(_ name: String, context: CommandContext) throws -> KeylessProfile {
+    static func load(_ name: String, context: ClientContext) throws -> KeylessProfile {
         let path = context.paths.awsConfigFile(context.environment)
         let config = try AWSConfigFile.load(path)
         guard let section = config.profile(name) else {
@@ -50,7 +51,7 @@ struct KeylessProfile {
     }
 
     /// The credentials for this profile.
-    func credentials(context: CommandContext, secretStore: String?) async throws -> CachedCredentialsWithRegion {
+    func credentials(context: ClientContext, secretStore: String?) async throws -> CachedCredentialsWithRegion {
         var role = try self.role.settings()
         role.region = region
         let broker = CredentialBroker(
@@ -63,7 +64,7 @@ struct KeylessProfile {
 extension ProviderOptions {
     /// A broker for these flags, or for the provider of `profile` when one is named (its flags win;
     /// `--secret-store` given here overrides the profile's).
-    func broker(profile: String?, context: CommandContext) throws -> CredentialBroker {
+    func broker(profile: String?, context: ClientContext) throws -> CredentialBroker {
         let options = try profile.map { try KeylessProfile.load($0, context: context).provider } ?? self
         return CredentialBroker(
             login: try options.settings(), store: try context.store(secretStore ?? options.secretStore),
@@ -99,7 +100,7 @@ struct ProfileOption: ParsableArguments {
     @Flag(name: .shortAndLong, help: "More logging on stderr.")
     var verbose: Int
 
-    func resolvedName(_ context: CommandContext) throws -> String {
+    func resolvedName(_ context: ClientContext) throws -> String {
         if let profile { return profile }
         if let profile = context.environment["AWS_PROFILE"] { return profile }
         throw KeylessError(.usage, "No profile given.", hint: "Pass --profile NAME (or set AWS_PROFILE).")

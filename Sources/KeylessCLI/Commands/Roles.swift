@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 
 /// Which keyless server to ask, and as whom: `--server` with the provider flags, or a profile written by configure.
@@ -12,7 +13,7 @@ struct ServerTarget: ParsableArguments {
     var profile: String?
 
     /// The server URL and a broker for the caller's login.
-    func resolve(provider: ProviderOptions, context: CommandContext) throws -> (
+    func resolve(provider: ProviderOptions, context: ClientContext) throws -> (
         server: String, broker: CredentialBroker, profile: KeylessProfile?
     ) {
         if let profile {
@@ -59,7 +60,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 let (server, broker, _) = try target.resolve(provider: provider, context: context)
                 let document = try await ServerSession(server: server, broker: broker, context: context).config()
                 if json {
@@ -99,7 +100,7 @@ extension Keyless {
 struct ServerSession {
     let server: String
     let broker: CredentialBroker
-    let context: CommandContext
+    let context: ClientContext
 
     func config() async throws -> ServerConfigDocument {
         try await withToken { client, token in try await client.config(idToken: token) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessAWS
+import KeylessClient
 import KeylessCore
 import KeylessHTTP
 import KeylessHTTPServer
@@ -57,7 +58,7 @@ extension Keyless {
                     )
                     return
                 }
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let http = AsyncHTTPTransport()
                 let verifier = BearerVerifier(
                     issuers: configuration.issuers.map(\.trusted), http: http, clock: context.clock, logger: logger,

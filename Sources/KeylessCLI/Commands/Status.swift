@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 
 extension Keyless {
@@ -13,7 +14,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 let store = try context.store(secretStore)
                 let headers = try store.headers()
                 let now = context.clock.now()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 import KeylessOIDC
 import KeylessTLS
@@ -27,7 +28,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live()
+                let context = try ClientContext.live()
                 guard let parsed = URL(string: url.contains("://") ? url : "https://" + url), parsed.scheme == "https",
                     let host = parsed.host
                 else {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessClient
 import KeylessCore
 import KeylessFastPath
 import KeylessOIDC
@@ -22,7 +23,7 @@ extension Keyless {
 
         func run() async throws {
             try await reporting {
-                let context = try CommandContext.live(verbose: provider.verbose)
+                let context = try ClientContext.live(verbose: provider.verbose)
                 let broker = try provider.broker(profile: profile, context: context)
                 let tokens = try await broker.tokens()
                 if json {

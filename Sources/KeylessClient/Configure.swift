@@ -101,12 +101,12 @@ public enum ConfigurePlanner {
     }
 
     /// The shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`.
-    static func credentialsFile(_ context: CommandContext) -> String {
+    public static func credentialsFile(_ context: ClientContext) -> String {
         context.environment["AWS_SHARED_CREDENTIALS_FILE"] ?? context.paths.home + "/.aws/credentials"
     }
 
     /// The planned profiles that the credentials file also defines with static keys, which botocore prefers.
-    static func shadowedByCredentialsFile(_ plans: [ProfilePlan], context: CommandContext) -> [String] {
+    public static func shadowedByCredentialsFile(_ plans: [ProfilePlan], context: ClientContext) -> [String] {
         guard let file = try? AWSConfigFile.load(credentialsFile(context)) else { return [] }
         return plans.map(\.name).filter { file.sections[$0]?["aws_access_key_id"] != nil }
     }
@@ -212,7 +212,7 @@ public struct ConfigureSurvey {
         return Int(answer)
     }
 
-    static func validRegion(_ text: String) -> Bool {
+    public static func validRegion(_ text: String) -> Bool {
         let parts = text.split(separator: "-")
         return parts.count >= 3 && text.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
             && parts.last!.allSatisfy(\.isNumber)

@@ -39,13 +39,13 @@ public struct DoctorFinding: Sendable, Equatable {
 /// endpoints, the local secret store, and (given a profile) the role's trust policy.
 public struct LoginDoctor: Sendable {
     let login: LoginSettings
-    let context: CommandContext
+    let context: ClientContext
     let secretStore: String?
     /// The largest clock difference that still passes (keyless and STS tolerate about a minute).
     let skewLimit: TimeInterval = 60
 
     /// A doctor for `login`'s provider and client.
-    public init(login: LoginSettings, context: CommandContext, secretStore: String?) {
+    public init(login: LoginSettings, context: ClientContext, secretStore: String?) {
         self.login = login
         self.context = context
         self.secretStore = secretStore

@@ -71,9 +71,9 @@ public struct RoleSettings: Sendable {
 /// Gets ID tokens and AWS credentials for one provider and client: from the cache, by refresh, or by
 /// logging in, with one process at a time doing the slow part (a file lock, then a re-check).
 public struct CredentialBroker: Sendable {
-    let login: LoginSettings
+    public let login: LoginSettings
     let store: any SecretStore
-    let context: CommandContext
+    let context: ClientContext
     let client: OIDCClient
     /// ID tokens with less than this left are refreshed before they go to STS.
     let tokenMargin: TimeInterval = 120
@@ -82,7 +82,7 @@ public struct CredentialBroker: Sendable {
 
     /// Creates a broker; `tokenSource` replaces the workload's own source (for tests).
     public init(
-        login: LoginSettings, store: any SecretStore, context: CommandContext,
+        login: LoginSettings, store: any SecretStore, context: ClientContext,
         tokenSource: (any WorkloadTokenSource)? = nil
     ) {
         self.login = login
@@ -261,7 +261,7 @@ public struct CredentialBroker: Sendable {
         }
     }
 
-    func storedTokens() throws -> TokenSet? {
+    public func storedTokens() throws -> TokenSet? {
         do {
             guard let entry = try store.read(tokenKey.tokenEntry) else { return nil }
             return try JSONDecoder().decode(TokenSet.self, from: Data(entry.secret))

@@ -4,8 +4,8 @@ import KeylessHTTP
 import KeylessSecrets
 import Logging
 
-/// Everything a command needs from the outside world, injected so commands run under test.
-public struct CommandContext: Sendable {
+/// Everything the client and the commands need from the outside world, injected so they run under test.
+public struct ClientContext: Sendable {
     /// The environment.
     public var environment: Environment
     /// Where files live.
@@ -33,7 +33,7 @@ public struct CommandContext: Sendable {
     }
 
     /// The real world: process environment, XDG paths, /dev/tty, system clock, AsyncHTTPClient, stderr logging.
-    public static func live(verbose: Int = 0) throws -> CommandContext {
+    public static func live(verbose: Int = 0) throws -> ClientContext {
         let environment = Environment.process
         let level: Logger.Level
         switch verbose {
@@ -48,7 +48,7 @@ public struct CommandContext: Sendable {
             return handler
         }
         logger.logLevel = level
-        return CommandContext(
+        return ClientContext(
             environment: environment, paths: try KeylessPaths.resolve(environment),
             terminal: Terminal(environment: environment),
             clock: .system, http: AsyncHTTPTransport(), logger: logger)

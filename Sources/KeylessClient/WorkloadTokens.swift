@@ -115,9 +115,9 @@ public struct WorkloadClaims: Decodable, Sendable, Equatable {
 }
 
 /// Secrets and keys for workloads must be readable by their owner only.
-enum PrivateFile {
+public enum PrivateFile {
     /// The file's bytes; refuses (with the chmod that fixes it) a file others can read or write, or that is not ours.
-    static func read(_ path: String, what: String) throws -> [UInt8] {
+    public static func read(_ path: String, what: String) throws -> [UInt8] {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw KeylessError(
