@@ -36,7 +36,47 @@ struct PolicyParser {
         }
     }
 
+    /// Policy-wide defaults (`defaults:`).
+    struct Defaults {
+        var region = "us-east-1"
+        var credentials = CredentialMode.webIdentity
+        var maxSession = 3600
+    }
+
+    /// The accounts, with where each id and alias was written.
+    struct Accounts {
+        var list: [PolicyAccount] = []
+        var byID: [String: (index: Int, node: Node)] = [:]
+        var byAlias: [String: (index: Int, node: Node)] = [:]
+    }
+
+    /// The roles, each with its account's index and the node of its name, and the lookups grants use.
+    struct Roles {
+        var list: [PolicyRole] = []
+        var account: [Int] = []
+        var nodes: [Node] = []
+        var byArn: [String: Int] = [:]
+        /// "accountIndex/name" → role index.
+        var byName: [String: Int] = [:]
+    }
+
     func parse() throws -> PolicyStorage {
+        let root = try compose()
+        let top = try entries(root, of: "the policy", allowed: Self.topKeys)
+        let defaults = try parseDefaults(top)
+        let accounts = try parseAccounts(top, root: root)
+        let roles = try parseRoles(top, root: root, defaults: defaults, accounts: accounts)
+        let grants = try (top.value("grants").map { try sequence($0, of: "grants") } ?? []).map {
+            try parseGrant($0, accounts: accounts, roles: roles)
+        }
+        let tagRules = try parseSessionTags(top)
+        return PolicyStorage(
+            accounts: accounts.list, roles: roles.list, roleAccount: roles.account, defaultRegion: defaults.region,
+            grants: grants, tagRules: tagRules)
+    }
+
+    /// The YAML document's root mapping, after the size, node and alias checks.
+    func compose() throws -> Node {
         // Policies grow with an organisation: room for far more than 10,000 roles, but no aliases and bounded nesting.
         try YAMLGuard.check(text, file: file, limits: YAMLGuard.Limits(maxBytes: 32 << 20, maxNodes: 2_000_000))
         let root: Node
@@ -54,26 +94,24 @@ struct PolicyParser {
         guard case .mapping = root else {
             throw fail(root, "the policy must be a mapping with the keys \(Self.topKeys.joined(separator: ", "))")
         }
-        let top = try entries(root, of: "the policy", allowed: Self.topKeys)
+        return root
+    }
 
-        // defaults
-        var defaultRegion = "us-east-1"
-        var defaultCredentials = CredentialMode.webIdentity
-        var defaultMaxSession = 3600
-        if let node = top.value("defaults") {
-            let defaults = try entries(node, of: "defaults", allowed: Self.defaultsKeys)
-            if let value = defaults.value("region") { defaultRegion = try region(value) }
-            if let value = defaults.value("credentials") { defaultCredentials = try credentialMode(value) }
-            if let value = defaults.value("max_session") { defaultMaxSession = try duration(value) }
-        }
+    func parseDefaults(_ top: Entries) throws -> Defaults {
+        var defaults = Defaults()
+        guard let node = top.value("defaults") else { return defaults }
+        let fields = try entries(node, of: "defaults", allowed: Self.defaultsKeys)
+        if let value = fields.value("region") { defaults.region = try region(value) }
+        if let value = fields.value("credentials") { defaults.credentials = try credentialMode(value) }
+        if let value = fields.value("max_session") { defaults.maxSession = try duration(value) }
+        return defaults
+    }
 
-        // accounts
+    func parseAccounts(_ top: Entries, root: Node) throws -> Accounts {
         guard let accountsNode = top.value("accounts") else {
             throw fail(root, "the policy lists no accounts; add accounts: with each account's 12-digit id")
         }
-        var accounts: [PolicyAccount] = []
-        var accountByID: [String: (index: Int, node: Node)] = [:]
-        var accountByAlias: [String: (index: Int, node: Node)] = [:]
+        var accounts = Accounts()
         var aliasSeen: [String: Node] = [:]
         for item in try sequence(accountsNode, of: "accounts") {
             let fields = try entries(item, of: "an account", allowed: Self.accountKeys)
@@ -81,7 +119,7 @@ struct PolicyParser {
                 throw fail(item, "this account has no id; add id: \"123456789012\"")
             }
             let id = try accountID(idNode)
-            if let first = accountByID[id] {
+            if let first = accounts.byID[id] {
                 throw fail(idNode, "account \(id) is listed twice (first at \(position(first.node)))")
             }
             var alias: String? = nil
@@ -95,19 +133,21 @@ struct PolicyParser {
                 alias = text
             }
             let accountRegion = try fields.value("region").map(region)
-            accountByID[id] = (accounts.count, idNode)
-            if let alias { accountByAlias[alias] = (accounts.count, item) }
-            accounts.append(PolicyAccount(id: id, alias: alias, region: accountRegion))
+            accounts.byID[id] = (accounts.list.count, idNode)
+            if let alias { accounts.byAlias[alias] = (accounts.list.count, item) }
+            accounts.list.append(PolicyAccount(id: id, alias: alias, region: accountRegion))
         }
-        guard !accounts.isEmpty else { throw fail(accountsNode, "accounts: is empty; list each account's 12-digit id") }
+        guard !accounts.list.isEmpty else {
+            throw fail(accountsNode, "accounts: is empty; list each account's 12-digit id")
+        }
+        return accounts
+    }
 
-        // roles
+    func parseRoles(_ top: Entries, root: Node, defaults: Defaults, accounts: Accounts) throws -> Roles {
         guard let rolesNode = top.value("roles") else {
             throw fail(root, "the policy lists no roles; add roles: with each role's arn")
         }
-        var roles: [PolicyRole] = []
-        var roleAccount: [Int] = []
-        var roleNodes: [Node] = []
+        var roles = Roles()
         var arnSeen: [String: Node] = [:]
         var nameSeen: [String: Node] = [:]
         for item in try sequence(rolesNode, of: "roles") {
@@ -125,7 +165,7 @@ struct PolicyParser {
                     "'\(arn)' is not a role ARN: \(problem.text); expected arn:aws:iam::<12-digit account id>:role/<name>"
                 )
             }
-            guard let account = accountByID[parsed.accountID] else {
+            guard let account = accounts.byID[parsed.accountID] else {
                 throw fail(
                     arnNode,
                     "role \(arn) is in account \(parsed.accountID), which is not listed under accounts:; add it there")
@@ -145,129 +185,136 @@ struct PolicyParser {
             if let first = nameSeen[nameKey] {
                 throw fail(
                     nameNode,
-                    "role name '\(name)' is used twice in account \(accounts[account.index].displayName) (first at \(position(first))); give one of them another name:"
+                    "role name '\(name)' is used twice in account \(accounts.list[account.index].displayName) (first at \(position(first))); give one of them another name:"
                 )
             }
             nameSeen[nameKey] = nameNode
             let description = try fields.value("description").map { try string($0, of: "description") }
-            let maxSession = try fields.value("max_session").map(duration) ?? defaultMaxSession
+            let maxSession = try fields.value("max_session").map(duration) ?? defaults.maxSession
             let mfa = try fields.value("mfa_required").map { try bool($0, of: "mfa_required") } ?? false
-            let mode = try fields.value("credentials").map(credentialMode) ?? defaultCredentials
-            roles.append(
+            let mode = try fields.value("credentials").map(credentialMode) ?? defaults.credentials
+            roles.list.append(
                 PolicyRole(
                     arn: arn, name: name, accountID: parsed.accountID, description: description,
                     maxSessionSeconds: maxSession, mfaRequired: mfa, credentials: mode))
-            roleAccount.append(account.index)
-            roleNodes.append(nameNode)
+            roles.account.append(account.index)
+            roles.nodes.append(nameNode)
         }
-        guard !roles.isEmpty else { throw fail(rolesNode, "roles: is empty; list each role's arn") }
+        guard !roles.list.isEmpty else { throw fail(rolesNode, "roles: is empty; list each role's arn") }
         var profileSeen: [String: Int] = [:]
-        for (index, role) in roles.enumerated() {
-            let profile = PolicyStorage.profileName(account: accounts[roleAccount[index]], role: role)
+        for (index, role) in roles.list.enumerated() {
+            let profile = PolicyStorage.profileName(account: accounts.list[roles.account[index]], role: role)
             if let first = profileSeen[profile] {
                 throw fail(
-                    roleNodes[index],
-                    "role \(role.arn) would get the profile name '\(profile)', as does \(roles[first].arn) (\(position(roleNodes[first]))); give one of them another name:"
+                    roles.nodes[index],
+                    "role \(role.arn) would get the profile name '\(profile)', as does \(roles.list[first].arn) (\(position(roles.nodes[first]))); give one of them another name:"
                 )
             }
             profileSeen[profile] = index
         }
-        var roleByArn: [String: Int] = [:]
-        var roleByName: [String: Int] = [:]
-        for (index, role) in roles.enumerated() {
-            roleByArn[role.arn] = index
-            roleByName["\(roleAccount[index])/\(role.name)"] = index
+        for (index, role) in roles.list.enumerated() {
+            roles.byArn[role.arn] = index
+            roles.byName["\(roles.account[index])/\(role.name)"] = index
         }
+        return roles
+    }
 
-        // grants
-        var grants: [CompiledGrant] = []
-        for item in try top.value("grants").map({ try sequence($0, of: "grants") }) ?? [] {
-            let fields = try entries(item, of: "a grant", allowed: Self.grantKeys)
-            if let node = fields.value("description") { _ = try string(node, of: "description") }
-            var groups: [String] = []
-            if let node = fields.value("groups") {
-                for groupNode in try stringList(node, of: "groups") {
-                    let group = try string(groupNode, of: "a group")
-                    guard !group.isEmpty else { throw fail(groupNode, "a group name is empty") }
-                    if !groups.contains(where: { $0.utf8.elementsEqual(group.utf8) }) { groups.append(group) }
-                }
+    /// One item of `grants:`.
+    func parseGrant(_ item: Node, accounts: Accounts, roles: Roles) throws -> CompiledGrant {
+        let fields = try entries(item, of: "a grant", allowed: Self.grantKeys)
+        if let node = fields.value("description") { _ = try string(node, of: "description") }
+        var groups: [String] = []
+        if let node = fields.value("groups") {
+            for groupNode in try stringList(node, of: "groups") {
+                let group = try string(groupNode, of: "a group")
+                guard !group.isEmpty else { throw fail(groupNode, "a group name is empty") }
+                if !groups.contains(where: { $0.utf8.elementsEqual(group.utf8) }) { groups.append(group) }
             }
-            var claims: [ClaimMatcher] = []
-            if let node = fields.value("claims") {
-                guard case .mapping(let mapping) = node else {
+        }
+        let claims = try fields.value("claims").map(parseClaims) ?? []
+        var issuer: String? = nil
+        if let node = fields.value("issuer") {
+            let text = trimmedIssuer(try string(node, of: "issuer"))
+            guard !text.isEmpty else {
+                throw fail(node, "issuer is empty; give the issuer URL, as in https://idp.example.com")
+            }
+            issuer = text
+        }
+        if groups.isEmpty && claims.isEmpty {
+            throw fail(
+                item,
+                "this grant has neither groups nor claims; say who it is for with groups: [...] or claims: {...} (everyone from one issuer: claims: {sub: \"*\"} and issuer:)"
+            )
+        }
+        guard let rolesValue = fields.value("roles") else {
+            throw fail(item, "this grant has no roles; add roles: [<arn>, <alias>/<name>, <alias>/*, or *]")
+        }
+        let coverage = try parseCoverage(rolesValue, accounts: accounts, roles: roles)
+        return CompiledGrant(groups: groups, claims: claims, issuer: issuer, coverage: coverage)
+    }
+
+    /// A grant's `claims:` mapping.
+    func parseClaims(_ node: Node) throws -> [ClaimMatcher] {
+        guard case .mapping(let mapping) = node else {
+            throw fail(node, "claims: must be a mapping of claim names to patterns, as in email: \"*@example.com\"")
+        }
+        var claims: [ClaimMatcher] = []
+        for (keyNode, valueNode) in mapping {
+            let claim = try string(keyNode, of: "a claim name")
+            guard !claim.isEmpty else { throw fail(keyNode, "a claim name is empty") }
+            let patterns = try stringList(valueNode, of: "claim \(claim)").map {
+                Glob(try string($0, of: "a pattern of claim \(claim)"))
+            }
+            guard !patterns.isEmpty else {
+                throw fail(valueNode, "claim \(claim) lists no patterns; give at least one, as in \"*\"")
+            }
+            claims.append(ClaimMatcher(claim: claim, patterns: patterns))
+        }
+        return claims
+    }
+
+    /// The roles a grant's `roles:` names: ARNs, `<alias or id>/<name>`, `<alias or id>/*`, or `*`.
+    func parseCoverage(_ node: Node, accounts: Accounts, roles: Roles) throws -> Coverage {
+        var coverage = Coverage()
+        let references = try stringList(node, of: "roles")
+        guard !references.isEmpty else { throw fail(node, "roles: is empty; name at least one role") }
+        for referenceNode in references {
+            let reference = try string(referenceNode, of: "a role")
+            if reference == "*" {
+                coverage.all = true
+            } else if reference.hasPrefix("arn:") {
+                guard let index = roles.byArn[reference] else {
+                    throw fail(referenceNode, "grant names role \(reference), which is not listed under roles:")
+                }
+                coverage.roles.insert(index)
+            } else if let slash = reference.firstIndex(of: "/") {
+                let accountName = String(reference[..<slash]),
+                    roleName = String(reference[reference.index(after: slash)...])
+                guard let account = accounts.byAlias[accountName]?.index ?? accounts.byID[accountName]?.index else {
                     throw fail(
-                        node, "claims: must be a mapping of claim names to patterns, as in email: \"*@example.com\"")
+                        referenceNode,
+                        "grant names account '\(accountName)' in '\(reference)', which is neither an alias nor an id under accounts:"
+                    )
                 }
-                for (keyNode, valueNode) in mapping {
-                    let claim = try string(keyNode, of: "a claim name")
-                    guard !claim.isEmpty else { throw fail(keyNode, "a claim name is empty") }
-                    let patterns = try stringList(valueNode, of: "claim \(claim)").map {
-                        Glob(try string($0, of: "a pattern of claim \(claim)"))
-                    }
-                    guard !patterns.isEmpty else {
-                        throw fail(valueNode, "claim \(claim) lists no patterns; give at least one, as in \"*\"")
-                    }
-                    claims.append(ClaimMatcher(claim: claim, patterns: patterns))
-                }
-            }
-            var issuer: String? = nil
-            if let node = fields.value("issuer") {
-                let text = trimmedIssuer(try string(node, of: "issuer"))
-                guard !text.isEmpty else {
-                    throw fail(node, "issuer is empty; give the issuer URL, as in https://idp.example.com")
-                }
-                issuer = text
-            }
-            if groups.isEmpty && claims.isEmpty {
-                throw fail(
-                    item,
-                    "this grant has neither groups nor claims; say who it is for with groups: [...] or claims: {...} (everyone from one issuer: claims: {sub: \"*\"} and issuer:)"
-                )
-            }
-            guard let rolesValue = fields.value("roles") else {
-                throw fail(item, "this grant has no roles; add roles: [<arn>, <alias>/<name>, <alias>/*, or *]")
-            }
-            var coverage = Coverage()
-            let references = try stringList(rolesValue, of: "roles")
-            guard !references.isEmpty else { throw fail(rolesValue, "roles: is empty; name at least one role") }
-            for referenceNode in references {
-                let reference = try string(referenceNode, of: "a role")
-                if reference == "*" {
-                    coverage.all = true
-                } else if reference.hasPrefix("arn:") {
-                    guard let index = roleByArn[reference] else {
-                        throw fail(referenceNode, "grant names role \(reference), which is not listed under roles:")
-                    }
+                if roleName == "*" {
+                    coverage.accounts.insert(account)
+                } else if let index = roles.byName["\(account)/\(roleName)"] {
                     coverage.roles.insert(index)
-                } else if let slash = reference.firstIndex(of: "/") {
-                    let accountName = String(reference[..<slash]),
-                        roleName = String(reference[reference.index(after: slash)...])
-                    guard let account = accountByAlias[accountName]?.index ?? accountByID[accountName]?.index else {
-                        throw fail(
-                            referenceNode,
-                            "grant names account '\(accountName)' in '\(reference)', which is neither an alias nor an id under accounts:"
-                        )
-                    }
-                    if roleName == "*" {
-                        coverage.accounts.insert(account)
-                    } else if let index = roleByName["\(account)/\(roleName)"] {
-                        coverage.roles.insert(index)
-                    } else {
-                        throw fail(
-                            referenceNode,
-                            "grant names role '\(roleName)' in account \(accounts[account].displayName), which has no role of that name"
-                        )
-                    }
                 } else {
                     throw fail(
                         referenceNode,
-                        "'\(reference)' does not name a role; write an ARN, <alias>/<name>, <alias>/* or *")
+                        "grant names role '\(roleName)' in account \(accounts.list[account].displayName), which has no role of that name"
+                    )
                 }
+            } else {
+                throw fail(
+                    referenceNode, "'\(reference)' does not name a role; write an ARN, <alias>/<name>, <alias>/* or *")
             }
-            grants.append(CompiledGrant(groups: groups, claims: claims, issuer: issuer, coverage: coverage))
         }
+        return coverage
+    }
 
-        // session_tags
+    func parseSessionTags(_ top: Entries) throws -> [TagRule] {
         var tagRules: [TagRule] = []
         var tagSeen: [String: Node] = [:]
         for item in try top.value("session_tags").map({ try sequence($0, of: "session_tags") }) ?? [] {
@@ -301,10 +348,7 @@ struct PolicyParser {
             }
             tagRules.append(TagRule(key: key, claim: claim))
         }
-
-        return PolicyStorage(
-            accounts: accounts, roles: roles, roleAccount: roleAccount, defaultRegion: defaultRegion,
-            grants: grants, tagRules: tagRules)
+        return tagRules
     }
 }
 
