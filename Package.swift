@@ -200,13 +200,14 @@ let package = Package(
         .executableTarget(name: "keyless-cli", dependencies: ["KeylessCLI"]),
         // Partner launchers (moto, glewlwyd, Chromium) and fixtures for tests.
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
-        // Fakes for tests: a clock moved by hand, a log capture.
+        // Fakes and helpers every test suite shares: a clock moved by hand, a log capture, a scratch directory.
         .target(
             name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore"]),
+        .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore", "KeylessTestFakes"]),
         .testTarget(name: "KeylessWireTests", dependencies: ["KeylessWire", "KeylessTestSupport"]),
         .testTarget(
-            name: "KeylessSecretsTests", dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport"]),
+            name: "KeylessSecretsTests",
+            dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport", "KeylessTestFakes"]),
         .testTarget(
             name: "KeylessAWSTests",
             dependencies: [
@@ -226,7 +227,7 @@ let package = Package(
         .testTarget(
             name: "KeylessIdPTests",
             dependencies: [
-                "KeylessIdP", "KeylessJOSE", "KeylessCore", "KeylessStorage", "KeylessTestSupport",
+                "KeylessIdP", "KeylessJOSE", "KeylessCore", "KeylessStorage", "KeylessTestSupport", "KeylessTestFakes",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -257,7 +258,9 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
-        .testTarget(name: "KeylessPolicyTests", dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport"]),
+        .testTarget(
+            name: "KeylessPolicyTests",
+            dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport", "KeylessTestFakes"]),
         .testTarget(
             name: "KeylessServerTests",
             dependencies: [

@@ -2,6 +2,7 @@ import Foundation
 import KeylessAWS
 import KeylessHTTP
 import KeylessSigV4
+import KeylessTestFakes
 import KeylessTestSupport
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import KeylessAWS
 import KeylessCore
 import KeylessHTTP
+import KeylessTestFakes
 import Logging
 import Testing
 
@@ -16,11 +17,6 @@ func webIdentityRequest(duration: Int? = 3600, role: String = testRole) -> WebId
     WebIdentityRequest(
         roleArn: role, sessionName: "alice@example.com", webIdentityToken: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
         durationSeconds: duration, issuer: testIssuer)
-}
-
-/// The transport failure a stub throws to play an unreachable endpoint.
-struct ConnectionRefused: Error, CustomStringConvertible {
-    var description: String { "connection refused (stub)" }
 }
 
 /// One request the stub received.
@@ -93,23 +89,6 @@ func stsSuccessXML(expiration: String = "2014-10-24T23:00:23Z") -> String {
       </ResponseMetadata>
     </AssumeRoleWithWebIdentityResponse>
     """
-}
-
-/// Runs `body` and returns the `KeylessError` it throws; records an issue when it throws something else or nothing.
-@discardableResult
-func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async
-    -> KeylessError?
-{
-    do {
-        let value = try await body()
-        Issue.record("expected a KeylessError, got \(value)", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as KeylessError {
-        return error
-    } catch {
-        Issue.record("expected a KeylessError, got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
 }
 
 @Suite("STS endpoint resolution")

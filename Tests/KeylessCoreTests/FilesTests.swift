@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import KeylessCore
+import KeylessTestFakes
+import Testing
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

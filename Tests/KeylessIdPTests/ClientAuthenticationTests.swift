@@ -6,11 +6,12 @@ import KeylessCore
 @testable import KeylessIdP
 import KeylessJOSE
 import KeylessStorage
+import KeylessTestFakes
 import Testing
 
 /// A client authenticator over the reference configuration, with the issuer and token endpoint as audiences.
 func makeAuthenticator(
-    _ clock: TestClock = TestClock(), config: IdPConfiguration = Fixture.config(),
+    _ clock: ManualClock = ManualClock(Fixture.reference), config: IdPConfiguration = Fixture.config(),
     store: any IdPStore = MemoryIdPStore(),
     limits: ThrottleLimits = ThrottleLimits(), pool: WorkPool = WorkPool(limit: 2, queue: 2)
 ) throws -> ClientAuthenticator {
@@ -402,7 +403,7 @@ struct PrivateKeyJWTTests {
     @Test(
         "an expired assertion, or one living longer than an hour, is invalid_client; 30 s of clock skew are tolerated")
     func expiry() async throws {
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         let authenticator = try makeAuthenticator(clock)
         let now = Fixture.referenceSeconds
         await expectOAuthError("invalid_client", status: 401) {
@@ -414,7 +415,7 @@ struct PrivateKeyJWTTests {
         #expect(try await authenticate(authenticator, form: Self.form(try await Self.es256(exp: now - 29))) == "keyed")
         // One made valid, presented after it expired.
         let assertion = try await Self.es256(exp: now + 60)
-        clock.advance(91)
+        clock.advance(by: 91)
         await expectOAuthError("invalid_client", status: 401) {
             try await authenticate(authenticator, form: Self.form(assertion))
         }
@@ -547,7 +548,7 @@ struct ClientAuthenticationGuardTests {
         "after guessesPerAddress failed client authentications an address gets 429 with Retry-After, even with the right secret; other addresses do not"
     )
     func failuresThrottledPerAddress() async throws {
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         let authenticator = try makeAuthenticator(clock, limits: ThrottleLimits(guessesPerAddress: 3, window: 120))
         func attempt(_ secret: String, from address: String) async throws -> String {
             try await authenticator.authenticate(
@@ -559,7 +560,7 @@ struct ClientAuthenticationGuardTests {
                 try await attempt("made-up-\(index)", from: "198.51.100.20")
             }
         }
-        clock.advance(20)
+        clock.advance(by: 20)
         let throttled = await #expect(throws: OAuthError.self) {
             try await attempt(Fixture.deployerSecret, from: "198.51.100.20")
         }
@@ -567,7 +568,7 @@ struct ClientAuthenticationGuardTests {
             throttled?.status == 429 && throttled?.retryAfter == 100 && throttled?.code == "temporarily_unavailable",
             "\(String(describing: throttled))")
         #expect(try await attempt(Fixture.deployerSecret, from: "198.51.100.21") == "deployer")
-        clock.advance(100)
+        clock.advance(by: 100)
         #expect(try await attempt(Fixture.deployerSecret, from: "198.51.100.20") == "deployer")
     }
 

@@ -5,29 +5,11 @@ import KeylessCore
 @testable import KeylessIdP
 import KeylessJOSE
 import KeylessStorage
+import KeylessTestFakes
 import Testing
 
 // Fixtures for the provider's protocol tests, all built in code around one fixed reference time. Nothing here
 // shares code with what it tests: PKCE, form encoding, Basic headers and JWT decoding are written out again.
-
-/// A clock the tests move by hand (no sleeps).
-final class TestClock: @unchecked Sendable {
-    // @unchecked: `date` is only read and written while holding `lock`.
-    private let lock = NSLock()
-    private var date: Date
-
-    /// A clock that says `date` until moved.
-    init(_ date: Date = Fixture.reference) { self.date = date }
-
-    /// The time now.
-    var now: Date { lock.withLock { date } }
-
-    /// Moves the clock forward by `seconds`.
-    func advance(_ seconds: TimeInterval) { lock.withLock { date = date.addingTimeInterval(seconds) } }
-
-    /// The clock as the library takes it.
-    var wallClock: WallClock { WallClock { [self] in self.now } }
-}
 
 /// The reference configuration: users, clients and secrets.
 enum Fixture {
@@ -159,7 +141,7 @@ enum Fixture {
 
 /// An engine over a memory store and a started key ring, with a clock the test moves.
 struct EngineFixture {
-    let clock: TestClock
+    let clock: ManualClock
     let store: MemoryIdPStore
     let keys: KeyRing
     let engine: OAuthEngine
@@ -169,7 +151,7 @@ struct EngineFixture {
         store: MemoryIdPStore = MemoryIdPStore(),
         loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256)
     ) async throws {
-        clock = TestClock()
+        clock = ManualClock(Fixture.reference)
         self.store = store
         keys = KeyRing(
             store: store, kek: kek, algorithm: config.signingAlgorithm, clock: clock.wallClock,
@@ -245,12 +227,6 @@ struct EngineFixture {
 }
 
 // MARK: - Independent helpers
-
-/// Base64url without padding, written out with Foundation (independent of KeylessCore's encoder).
-func base64url<D: DataProtocol>(_ bytes: D) -> String {
-    Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        .replacingOccurrences(of: "=", with: "")
-}
 
 /// The bytes of base64url text, or nil.
 func unbase64url(_ text: some StringProtocol) -> Data? {

@@ -4,13 +4,15 @@ import KeylessCore
 @testable import KeylessIdP
 import KeylessJOSE
 import KeylessStorage
+import KeylessTestFakes
 import Testing
 
 @Suite("signing keys: the first key, rotation and publication, sealing with the key-encryption key")
 struct KeyRingTests {
     static let maxTokenLifetime: TimeInterval = 3600
 
-    func ring(_ store: MemoryIdPStore, _ clock: TestClock, kek: SymmetricKey, algorithm: String = "ES256") -> KeyRing {
+    func ring(_ store: MemoryIdPStore, _ clock: ManualClock, kek: SymmetricKey, algorithm: String = "ES256") -> KeyRing
+    {
         KeyRing(
             store: store, kek: kek, algorithm: algorithm, clock: clock.wallClock,
             maxTokenLifetime: Self.maxTokenLifetime)
@@ -21,7 +23,7 @@ struct KeyRingTests {
     )
     func firstKey() async throws {
         let store = MemoryIdPStore()
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         let kek = SymmetricKey(size: .bits256)
         let a = ring(store, clock, kek: kek)
         let b = ring(store, clock, kek: kek)
@@ -47,7 +49,7 @@ struct KeyRingTests {
     @Test("an RS256 key ring publishes an RSA key for RS256")
     func rsaRing() async throws {
         let store = MemoryIdPStore()
-        let ring = ring(store, TestClock(), kek: SymmetricKey(size: .bits256), algorithm: "RS256")
+        let ring = ring(store, ManualClock(Fixture.reference), kek: SymmetricKey(size: .bits256), algorithm: "RS256")
         try await ring.start()
         let jwks = try #require(try JSONSerialization.jsonObject(with: Data(try await ring.jwks())) as? [String: Any])
         let jwk = try #require((jwks["keys"] as? [[String: Any]])?.first)
@@ -59,7 +61,7 @@ struct KeyRingTests {
     func sealed() async throws {
         let store = MemoryIdPStore()
         let kek = SymmetricKey(size: .bits256)
-        let ring = ring(store, TestClock(), kek: kek)
+        let ring = ring(store, ManualClock(Fixture.reference), kek: kek)
         try await ring.start()
         let record = try #require(try await store.signingKeys().first)
         let der = try await ring.signingKey().key.der
@@ -76,7 +78,7 @@ struct KeyRingTests {
     )
     func rotation() async throws {
         let store = MemoryIdPStore()
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         let ring = ring(store, clock, kek: SymmetricKey(size: .bits256))
         try await ring.start()
         let old = try await ring.signingKey().kid
@@ -85,10 +87,10 @@ struct KeyRingTests {
         #expect(retiring == [old])
         #expect(try jwksKids(try await ring.jwks()) == [old, new])
         #expect(try await ring.signingKey().kid == old)
-        clock.advance(599)
+        clock.advance(by: 599)
         #expect(try await ring.signingKey().kid == old)
         #expect(try jwksKids(try await ring.jwks()) == [old, new])
-        clock.advance(1)
+        clock.advance(by: 1)
         #expect(try await ring.signingKey().kid == new)
         #expect(try jwksKids(try await ring.jwks()) == [old, new])
     }
@@ -96,16 +98,16 @@ struct KeyRingTests {
     @Test("a retired key stays published until activation + maxTokenLifetime, then leaves the JWKS on reload")
     func retiredKeyLeaves() async throws {
         let store = MemoryIdPStore()
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         let ring = ring(store, clock, kek: SymmetricKey(size: .bits256))
         try await ring.start()
         let old = try await ring.signingKey().kid
         let (new, _) = try await ring.rotate(publishFor: 600)
-        clock.advance(600 + Self.maxTokenLifetime - 1)
+        clock.advance(by: 600 + Self.maxTokenLifetime - 1)
         try await ring.reload()
         #expect(try jwksKids(try await ring.jwks()) == [old, new])
         #expect(try await ring.verificationKeys()[old] != nil)
-        clock.advance(1)
+        clock.advance(by: 1)
         try await ring.reload()
         #expect(try jwksKids(try await ring.jwks()) == [new])
         #expect(try await ring.verificationKeys()[old] == nil)
@@ -115,7 +117,7 @@ struct KeyRingTests {
     @Test("another replica's rotation shows in this key ring's JWKS once its reload interval has passed")
     func replicaSeesRotation() async throws {
         let store = MemoryIdPStore()
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         let kek = SymmetricKey(size: .bits256)
         let a = ring(store, clock, kek: kek)
         let b = ring(store, clock, kek: kek)
@@ -123,14 +125,14 @@ struct KeyRingTests {
         try await b.start()
         let old = try await b.signingKey().kid
         let (new, _) = try await a.rotate(publishFor: 600)
-        clock.advance(10)
+        clock.advance(by: 10)
         #expect(try jwksKids(try await b.jwks()) == [old, new])
     }
 
     @Test("a key ring with another key-encryption key fails to start, saying to share the key-encryption key")
     func wrongKEK() async throws {
         let store = MemoryIdPStore()
-        let clock = TestClock()
+        let clock = ManualClock(Fixture.reference)
         try await ring(store, clock, kek: SymmetricKey(size: .bits256)).start()
         let other = ring(store, clock, kek: SymmetricKey(size: .bits256))
         do {
@@ -150,7 +152,7 @@ struct KeyRingTests {
             ["grant_type": "client_credentials"], authorization: basicAuthorization("deployer", Fixture.deployerSecret))
         let oldKid = try #require(try jwtHeader(before.accessToken)["kid"] as? String)
         let (newKid, _) = try await f.keys.rotate(publishFor: 0)
-        f.clock.advance(60)
+        f.clock.advance(by: 60)
         let after = try await f.token(
             ["grant_type": "client_credentials"], authorization: basicAuthorization("deployer", Fixture.deployerSecret))
         #expect(try jwtHeader(after.accessToken)["kid"] as? String == newKid)

@@ -4,6 +4,7 @@ import JWTKit
 import KeylessCore
 @testable import KeylessIdP
 import KeylessStorage
+import KeylessTestFakes
 import Testing
 
 extension AuthorizationFailure {
@@ -227,9 +228,9 @@ struct CodeGrantTests {
         let login = try await f.engine.login(
             username: "alice", password: Fixture.alicePassword, otp: nil, address: "192.0.2.10"
         ).get()
-        f.clock.advance(30)
+        f.clock.advance(by: 30)
         let (code, _) = try await f.code(authentication: login)
-        f.clock.advance(5)
+        f.clock.advance(by: 5)
         let tokens = try await f.redeem(code)
         let now = Fixture.referenceSeconds + 35
         let signingKid = try await f.keys.signingKey().kid
@@ -365,9 +366,9 @@ struct CodeGrantTests {
         let f = try await EngineFixture()
         let (late, _) = try await f.code()
         let (inTime, _) = try await f.code()
-        f.clock.advance(TimeInterval(Fixture.lifetimes.code - 1))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.code - 1))
         #expect(try await f.redeem(inTime).idToken != nil)
-        f.clock.advance(2)
+        f.clock.advance(by: 2)
         await expectOAuthError("invalid_grant") { try await f.redeem(late) }
     }
 
@@ -390,7 +391,7 @@ struct RefreshGrantTests {
         let f = try await EngineFixture()
         let first = try await f.userTokens()
         let old = try #require(first.refreshToken)
-        f.clock.advance(60)
+        f.clock.advance(by: 60)
         let second = try await f.refresh(old)
         let new = try #require(second.refreshToken)
         #expect(new != old)
@@ -482,7 +483,7 @@ struct RefreshGrantTests {
     func refreshTokenExpires() async throws {
         let f = try await EngineFixture()
         let tokens = try await f.userTokens()
-        f.clock.advance(TimeInterval(Fixture.lifetimes.refreshToken + 1))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.refreshToken + 1))
         await expectOAuthError("invalid_grant") { try await f.refresh(tokens.refreshToken) }
     }
 }
@@ -523,12 +524,12 @@ struct DeviceFlowTests {
         let f = try await EngineFixture()
         let device = try await start(f)
         await expectOAuthError("authorization_pending") { try await poll(f, device) }
-        f.clock.advance(1)
+        f.clock.advance(by: 1)
         await expectOAuthError("slow_down") { try await poll(f, device) }
         // slow_down raised the interval from 5 s to 10 s: a poll 10 s later is fine, one 6 s after that is too soon.
-        f.clock.advance(10)
+        f.clock.advance(by: 10)
         await expectOAuthError("authorization_pending") { try await poll(f, device) }
-        f.clock.advance(6)
+        f.clock.advance(by: 6)
         await expectOAuthError("slow_down") { try await poll(f, device) }
     }
 
@@ -542,12 +543,12 @@ struct DeviceFlowTests {
         #expect(
             try await f.engine.decideDevice(
                 userCode: device.userCode, approve: true, authentication: f.authentication("u-carol-7")))
-        f.clock.advance(TimeInterval(Fixture.lifetimes.deviceInterval))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.deviceInterval))
         let tokens = try await poll(f, device)
         #expect(try jwtClaims(#require(tokens.idToken))["sub"] as? String == "u-carol-7")
         #expect(tokens.scope == "openid email offline_access")
         #expect(try await f.refresh(tokens.refreshToken).refreshToken != nil)
-        f.clock.advance(TimeInterval(Fixture.lifetimes.deviceInterval))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.deviceInterval))
         await expectOAuthError("invalid_grant") { try await poll(f, device) }
         // A decided code is no longer pending.
         #expect(try await f.engine.pendingDevice(userCode: device.userCode) == nil)
@@ -570,7 +571,7 @@ struct DeviceFlowTests {
     func expired() async throws {
         let f = try await EngineFixture()
         let device = try await start(f)
-        f.clock.advance(TimeInterval(Fixture.lifetimes.deviceCode + 1))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.deviceCode + 1))
         await expectOAuthError("expired_token") { try await poll(f, device) }
         #expect(try await f.engine.pendingDevice(userCode: device.userCode) == nil)
         #expect(
@@ -654,7 +655,7 @@ struct LoginTests {
             await f.engine.login(username: "bob", password: Fixture.bobPassword, otp: code, address: address)
                 == .failure(.invalid))
         // The next step's code works.
-        f.clock.advance(30)
+        f.clock.advance(by: 30)
         let next = TOTP.code(secret: Fixture.bobTOTPSecret, at: f.clock.now)
         #expect(next != code)
         #expect(
@@ -691,7 +692,7 @@ struct LoginTests {
             await f.engine.login(username: "alice", password: Fixture.alicePassword, otp: nil, address: attacker)
                 == .failure(.throttled(retryAfter: 2)))
         for delay in [2, 4, 8, 16] {
-            f.clock.advance(TimeInterval(delay))
+            f.clock.advance(by: TimeInterval(delay))
             #expect(
                 await f.engine.login(username: "alice", password: "guess", otp: nil, address: attacker)
                     == .failure(.invalid))
@@ -704,7 +705,7 @@ struct LoginTests {
             try await f.engine.login(username: "alice", password: Fixture.alicePassword, otp: nil, address: office)
                 .get().amr == ["pwd"])
         // After the delay, the right password from the attacker's address works too, and clears that address's count.
-        f.clock.advance(32)
+        f.clock.advance(by: 32)
         #expect(
             try await f.engine.login(username: "alice", password: Fixture.alicePassword, otp: nil, address: attacker)
                 .get().amr == ["pwd"])
@@ -726,7 +727,7 @@ struct LoginTests {
                     username: "alice", password: Fixture.alicePassword, otp: nil, address: "203.0.113.\(minute)")
                 #expect((try? result.get().amr) == ["pwd"], "minute \(minute): \(result)")
             }
-            f.clock.advance(60)
+            f.clock.advance(by: 60)
         }
     }
 
@@ -794,7 +795,7 @@ struct LoginTests {
                 await f.engine.login(username: "alice", password: "guess", otp: nil, address: "198.51.100.\(index)")
                     == .failure(.invalid))
         }
-        f.clock.advance(100)
+        f.clock.advance(by: 100)
         #expect(
             await f.engine.login(username: "alice", password: Fixture.alicePassword, otp: nil, address: "203.0.113.1")
                 == .failure(.throttled(retryAfter: 500)))
@@ -874,9 +875,9 @@ struct LoginTests {
         let cookie = try await f.engine.startSession(auth)
         #expect(try await f.engine.session(cookie: cookie) == auth)
         #expect(try await f.engine.session(cookie: cookie + "x") == nil)
-        f.clock.advance(TimeInterval(Fixture.lifetimes.session - 1))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.session - 1))
         #expect(try await f.engine.session(cookie: cookie) == auth)
-        f.clock.advance(1)
+        f.clock.advance(by: 1)
         #expect(try await f.engine.session(cookie: cookie) == nil)
         let second = try await f.engine.startSession(auth)
         try await f.engine.endSession(cookie: second)
@@ -955,9 +956,9 @@ struct UserinfoAndRevocationTests {
         await expectOAuthError("missing_token", status: 401) { try await f.engine.userinfo(bearer: "") }
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.verifyAccessToken(nil) }
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.userinfo(bearer: "not a token") }
-        f.clock.advance(TimeInterval(Fixture.lifetimes.accessToken - 1))
+        f.clock.advance(by: TimeInterval(Fixture.lifetimes.accessToken - 1))
         #expect(try await f.engine.userinfo(bearer: user.accessToken)["sub"] as? String == "alice")
-        f.clock.advance(1)
+        f.clock.advance(by: 1)
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.userinfo(bearer: user.accessToken) }
     }
 

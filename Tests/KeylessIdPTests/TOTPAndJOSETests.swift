@@ -4,6 +4,7 @@ import Foundation
 import KeylessCore
 @testable import KeylessIdP
 import KeylessJOSE
+import KeylessTestFakes
 import Testing
 
 // MARK: - TOTP

@@ -7,6 +7,7 @@ import KeylessCore
 import KeylessHTTP
 import KeylessOIDC
 import Testing
+import KeylessTestFakes
 
 /// An HTTP answer seen by the test's "browser".
 struct BrowserAnswer: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import KeylessCore
 import KeylessOIDC
+import KeylessTestFakes
 import Testing
 
 @Suite("Discovery")

@@ -125,13 +125,6 @@ func claims(_ edit: (inout TestClaims) -> Void = { _ in }) -> TestClaims {
 
 // MARK: - keys
 
-/// base64url without padding, written here rather than taken from the library under test.
-func base64url(_ bytes: some DataProtocol) -> String {
-    Data(bytes).base64EncodedString()
-        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
-            of: "=", with: "")
-}
-
 /// A signing key generated for one test, with its public JWK and a way to sign tokens with jwt-kit.
 protocol TestSigningKey: Sendable {
     /// The key id published in the JWKS.
@@ -238,11 +231,6 @@ func replacingPayload(of token: String, with claims: TestClaims) throws -> Strin
 }
 
 // MARK: - the stub identity provider
-
-/// The transport failure a stub throws to play an unreachable server.
-struct ConnectionRefused: Error, CustomStringConvertible {
-    var description: String { "connection refused (stub)" }
-}
 
 /// One request the stub received.
 struct RecordedRequest: Sendable {
@@ -352,23 +340,6 @@ actor StubIdP: HTTPTransport {
 // MARK: - clocks
 
 // MARK: - helpers
-
-/// Runs `body` and returns the `KeylessError` it throws; records an issue when it throws something else or nothing.
-@discardableResult
-func keylessError<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async
-    -> KeylessError?
-{
-    do {
-        let value = try await body()
-        Issue.record("expected a KeylessError, got \(value)", sourceLocation: sourceLocation)
-        return nil
-    } catch let error as KeylessError {
-        return error
-    } catch {
-        Issue.record("expected a KeylessError, got \(type(of: error)): \(error)", sourceLocation: sourceLocation)
-        return nil
-    }
-}
 
 /// A verifier for the stub's issuer and the test client.
 func makeVerifier(_ idp: StubIdP, clock: WallClock = .fixed(referenceTime)) -> IDTokenVerifier {

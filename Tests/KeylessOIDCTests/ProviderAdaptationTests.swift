@@ -1,6 +1,7 @@
 import Foundation
 import KeylessCore
 import KeylessOIDC
+import KeylessTestFakes
 import Testing
 
 /// A browser double that only records the authorization URL (no redirect is sent).

@@ -112,24 +112,6 @@ func docsPath(_ name: String) -> String {
     return url.appendingPathComponent("docs").appendingPathComponent(name).path
 }
 
-/// A fresh directory made with mkdtemp for one test; `remove()` deletes it.
-struct Scratch {
-    let path: String
-
-    init() throws {
-        var template = Array(
-            (NSTemporaryDirectory() as NSString).appendingPathComponent("keyless-policy-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw KeylessError(.io, "mkdtemp failed: \(String(cString: strerror(errno)))")
-        }
-        path = String(cString: made)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// Overwrites `path` in place (same inode, not atomically), as an editor without safe-write or a slow copy does.
 func writeInPlace(_ text: String, to path: String) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

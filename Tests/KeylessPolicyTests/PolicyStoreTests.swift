@@ -1,6 +1,7 @@
 import Foundation
 import KeylessCore
 @testable import KeylessPolicy
+import KeylessTestFakes
 import Synchronization
 import Testing
 

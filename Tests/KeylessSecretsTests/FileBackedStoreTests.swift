@@ -1,7 +1,8 @@
 import Foundation
-import Testing
 import KeylessCore
 import KeylessSecrets
+import KeylessTestFakes
+import Testing
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

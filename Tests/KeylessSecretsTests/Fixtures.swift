@@ -94,13 +94,6 @@ func sampleEntry(_ name: String = "sts/0123456789abcdef", secret: String = secre
         secret: Array(secret.utf8))
 }
 
-/// The permission bits of `path`, or nil when it cannot be stat'ed.
-func permissions(_ path: String) -> mode_t? {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return nil }
-    return info.st_mode & 0o777
-}
-
 extension Array where Element == UInt8 {
     /// Whether `needle` occurs anywhere in these bytes.
     func contains(bytes needle: [UInt8]) -> Bool {

@@ -43,13 +43,6 @@ enum Issuers {
     static let partnerJWKS = "https://partner.example.test/jwks"
 }
 
-/// base64url without padding, written here rather than taken from the code under test.
-func base64url(_ bytes: some DataProtocol) -> String {
-    Data(bytes).base64EncodedString()
-        .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(
-            of: "=", with: "")
-}
-
 /// A signing key generated for the tests: RSA-2048 (RS256) or P-256 (ES256), with its public JWK.
 struct SigningKey: Sendable {
     enum Material: Sendable {

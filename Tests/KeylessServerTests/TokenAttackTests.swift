@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import KeylessHTTP
 import KeylessServer
+import KeylessTestFakes
 import Testing
 
 /// Forged, stale and malformed bearer tokens sent through the API over a real socket.
