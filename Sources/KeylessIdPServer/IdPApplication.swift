@@ -59,16 +59,10 @@ public func buildIdPApplication(
         secureCookies: configuration.secureCookies, logger: logger
     )
     .add(to: router)
-    return Application(
-        router: router,
-        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
-        configuration: .init(
-            address: .hostname(configuration.host, port: configuration.port), serverName: nil,
-            availableConnectionsDelegate: MaximumAvailableConnections(
-                ConnectionLimit.prepare(requested: configuration.maxConnections))),
-        services: [Housekeeping(engine: engine, logger: logger)],
-        onServerRunning: { channel in await onRunning(channel.localAddress) },
-        logger: logger)
+    return keylessApplication(
+        router: router, host: configuration.host, port: configuration.port, idleTimeout: configuration.idleTimeout,
+        maxConnections: configuration.maxConnections, services: [Housekeeping(engine: engine, logger: logger)],
+        logger: logger, onRunning: onRunning)
 }
 
 /// Deletes expired rows and re-reads the keys every minute; stops with the application.

@@ -63,16 +63,10 @@ public func buildServerApplication(
     APIRoutes(service: service, metrics: metrics).add(to: router)
     web?.add(to: router)
     let configuration = service.configuration
-    return Application(
-        router: router,
-        server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.idleTimeout * 1000)))),
-        configuration: .init(
-            address: .hostname(configuration.host, port: configuration.port), serverName: nil,
-            availableConnectionsDelegate: MaximumAvailableConnections(
-                ConnectionLimit.prepare(requested: configuration.maxConnections))),
-        services: [PolicyReloader(service: service, logger: logger)],
-        onServerRunning: { channel in await onRunning(channel.localAddress) },
-        logger: logger)
+    return keylessApplication(
+        router: router, host: configuration.host, port: configuration.port, idleTimeout: configuration.idleTimeout,
+        maxConnections: configuration.maxConnections, services: [PolicyReloader(service: service, logger: logger)],
+        logger: logger, onRunning: onRunning)
 }
 
 /// Re-reads the policy file when it changes; a broken edit is logged with its line and the old policy stays.

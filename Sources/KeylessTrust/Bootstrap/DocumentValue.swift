@@ -1,4 +1,5 @@
 import Foundation
+import KeylessCore
 
 /// A policy-shaped value whose object keys keep their order, rendered as JSON, as an HCL expression (Terraform's
 /// `jsonencode(...)` argument) or as YAML (CloudFormation). Order matters: generated files are read by people and
@@ -57,24 +58,8 @@ public indirect enum DocumentValue: Sendable, Equatable {
         }
     }
 
-    /// `text` as a JSON string literal.
-    public static func jsonQuoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    /// `text` as a JSON string literal (KeylessCore's encoder).
+    public static func jsonQuoted(_ text: String) -> String { jsonString(text) }
 
     // MARK: HCL
 
