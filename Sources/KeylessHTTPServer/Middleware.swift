@@ -51,36 +51,43 @@ public protocol RequestLogContext: RequestContext {
     func logMetadata(for request: Request) -> Logger.Metadata
 }
 
-/// One JSON log line per request: method, path without the query (routes outside `known` as "other"), status,
-/// duration, peer, and the context's own fields; never headers or bodies. Every request is counted by `record`; the
-/// `quiet` routes (health, metrics) are not logged.
+/// One JSON log line per request: method, the route the router matched (Hummingbird's endpoint path; "other" when none
+/// did, so a scanner's made-up paths never become log fields or metric labels), status, duration, peer, and the
+/// context's own fields; never headers or bodies. Every request is counted by `record`; the `quiet` routes (health,
+/// metrics) are not logged.
 public struct RequestLogMiddleware<Context: RequestLogContext>: RouterMiddleware {
-    let known: Set<String>
     let quiet: Set<String>
     let record: @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
 
-    /// A middleware logging `known` routes by name, not logging `quiet` ones, and reporting every request to `record`.
+    /// A middleware logging every request but the `quiet` routes, and reporting each to `record`.
     public init(
-        known: Set<String>, quiet: Set<String>,
-        record: @escaping @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
+        quiet: Set<String>, record: @escaping @Sendable (_ route: String, _ status: Int, _ duration: Duration) -> Void
     ) {
-        self.known = known; self.quiet = quiet; self.record = record
+        self.quiet = quiet; self.record = record
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
         let start = ContinuousClock.now
-        let route = known.contains(request.uri.path) ? request.uri.path : "other"
         do {
             let response = try await next(request, context)
-            finish(request, context, route: route, status: Int(response.status.code), start: start)
+            // The router sets the endpoint path in storage the context shares, so it is known once `next` returns.
+            finish(
+                request, context, route: Self.route(context), status: Int(response.status.code),
+                start: start)
             return response
         } catch {
             let status = (error as? HTTPResponseError)?.status.code ?? 500
-            finish(request, context, route: route, status: Int(status), start: start)
+            finish(request, context, route: Self.route(context), status: Int(status), start: start)
             throw error
         }
+    }
+
+    /// The matched route, else "other" (Hummingbird names an unmatched request's endpoint "NotFound"; routes start with /).
+    static func route(_ context: Context) -> String {
+        guard let path = context.endpointPath, path.hasPrefix("/") else { return "other" }
+        return path
     }
 
     func finish(_ request: Request, _ context: Context, route: String, status: Int, start: ContinuousClock.Instant) {

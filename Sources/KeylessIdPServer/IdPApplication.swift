@@ -49,7 +49,7 @@ public func buildIdPApplication(
     router.add(middleware: ClientAddressMiddleware<IdPRequestContext>(proxies: configuration.trustedProxies))
     router.add(
         middleware: RequestLogMiddleware<IdPRequestContext>(
-            known: IdPRoutesLogged.known, quiet: ["/healthz", "/metrics"]
+            quiet: ["/healthz", "/metrics"]
         ) { route, status, duration in
             metrics.request(route: route, status: status, duration: duration)
         })

@@ -106,11 +106,3 @@ enum Responses {
 extension IdPRequestContext: RequestLogContext {
     public func logMetadata(for request: Request) -> Logger.Metadata { [:] }
 }
-
-/// The provider's routes as the request log names them.
-enum IdPRoutesLogged {
-    static let known: Set<String> = [
-        "/.well-known/openid-configuration", "/jwks.json", "/authorize", "/token", "/device_authorization",
-        "/device", "/userinfo", "/revoke", "/healthz", "/metrics", "/logout",
-    ]
-}

@@ -55,7 +55,7 @@ public func buildServerApplication(
     router.add(middleware: ClientAddressMiddleware<AccessRequestContext>(proxies: service.configuration.trustedProxies))
     router.add(
         middleware: RequestLogMiddleware<AccessRequestContext>(
-            known: AccessLogMiddleware.known, quiet: ["/healthz", "/metrics", "/readyz"]
+            quiet: ["/healthz", "/metrics", "/readyz"]
         ) { route, status, duration in
             metrics.request(route: route, status: status, duration: duration)
         })
@@ -313,14 +313,6 @@ struct APIRoutes {
         }
         return response
     }
-}
-
-/// The access server's routes as the request log names them.
-enum AccessLogMiddleware {
-    static let known: Set<String> = [
-        "/api/v1/config", "/api/v1/credentials", "/api/v1/console", "/healthz", "/readyz", "/metrics", "/openapi.yaml",
-        "/", "/login", "/callback", "/logout", "/web/console", "/web/credentials",
-    ]
 }
 
 extension AccessRequestContext: RequestLogContext {
