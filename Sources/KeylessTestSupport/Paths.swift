@@ -67,13 +67,25 @@ public func builtBinary(
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
 public func freePort() throws -> Int {
+    try boundPort(keep: false)
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections for the rest of the process: a socket bound to it is kept open and
+/// never listens, so no partner another test starts later can take the port (a port that was merely free a moment ago
+/// can be, and a "down" server then answers).
+public func closedPort() throws -> Int {
+    try boundPort(keep: true)
+}
+
+private func boundPort(keep: Bool) throws -> Int {
     #if os(Linux)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
         let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     guard fd >= 0 else { throw TestSupportError("socket() failed: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
+    var kept = false
+    defer { if !kept { close(fd) } }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = 0
@@ -87,6 +99,7 @@ public func freePort() throws -> Int {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
     guard named == 0 else { throw TestSupportError("getsockname failed: \(String(cString: strerror(errno)))") }
+    kept = keep
     return Int(UInt16(bigEndian: address.sin_port))
 }
 

@@ -261,8 +261,8 @@ final class StaticAWSCredentials: AWSCredentialProvider, Sendable {
     }
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on (it was free a moment ago): an STS that is down.
-func closedPortURL() throws -> String { "http://127.0.0.1:\(try freePort())" }
+/// A URL on 127.0.0.1 whose port refuses connections for the whole test run (`closedPort()`): an STS that is down.
+func closedPortURL() throws -> String { "http://127.0.0.1:\(try closedPort())" }
 
 // MARK: Logs
 
