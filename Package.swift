@@ -278,6 +278,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "KeylessCLITests",
-            dependencies: ["KeylessCLI", "KeylessClient", "KeylessTestSupport", "KeylessWire", "KeylessFastPath"]),
+            dependencies: [
+                "KeylessCLI", "KeylessClient", "KeylessTestSupport", "KeylessTestFakes", "KeylessWire",
+                "KeylessFastPath",
+            ]),
     ]
 )

@@ -6,6 +6,7 @@ import Foundation
 import KeylessCore
 @testable import KeylessCLI
 @testable import KeylessClient
+import KeylessTestFakes
 import KeylessTestSupport
 import Logging
 import Testing
@@ -40,33 +41,8 @@ struct ExecServerEndpointTests {
             expiration: now.addingTimeInterval(remaining), accountId: "123456789012")
     }
 
-    /// A logger that keeps every line, to prove none carries a secret.
-    final class Lines: @unchecked Sendable {
-        // @unchecked: `lines` is only touched under `lock`.
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
-        var all: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
-    }
-
-    struct CapturingHandler: LogHandler {
-        let sink: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(
-            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-            function: String, line: UInt
-        ) {
-            sink.append("\(level) \(message) \(metadata ?? [:])")
-        }
-    }
-
-    static func endpoint(_ source: ScriptedSource, lines: Lines = Lines()) -> ContainerCredentialsEndpoint {
-        let logger = Logger(label: "test") { _ in CapturingHandler(sink: lines) }
+    static func endpoint(_ source: ScriptedSource, lines: LogCapture = LogCapture()) -> ContainerCredentialsEndpoint {
+        let logger = lines.logger
         return ContainerCredentialsEndpoint(token: token, clock: .fixed(now), logger: logger) {
             try await source.next()
         }
@@ -115,7 +91,7 @@ struct ExecServerEndpointTests {
     )
     func unauthorized() async throws {
         let source = ScriptedSource([.success(Self.credentials(remaining: 3600))])
-        let lines = Lines()
+        let lines = LogCapture()
         let endpoint = Self.endpoint(source, lines: lines)
         let wrong = String(Self.token.dropLast()) + "X"
         let cases: [[(String, String)]] = [
@@ -130,8 +106,8 @@ struct ExecServerEndpointTests {
             #expect(!answer.body.contains(Self.secret))
         }
         #expect(await source.calls == 0)
-        #expect(!lines.all.contains(Self.token.prefix(20)), "no token, right or wrong, is logged")
-        #expect(lines.all.contains("refused"), "refusals are logged")
+        #expect(!lines.allText.contains(Self.token.prefix(20)), "no token, right or wrong, is logged")
+        #expect(lines.allText.contains("refused"), "refusals are logged")
     }
 
     @Test("an Origin header or any Sec-Fetch-* header means a browser: 403 even with the right token")
@@ -237,11 +213,11 @@ struct ExecServerEndpointTests {
 
     @Test("the log of a served request names the expiry but neither the secret key nor the session token")
     func servedLogIsClean() async throws {
-        let lines = Lines()
+        let lines = LogCapture()
         let source = ScriptedSource([.success(Self.credentials(remaining: 3600))])
         _ = await Self.endpoint(source, lines: lines).respond(to: Self.request(), port: Self.port)
-        #expect(lines.all.contains("2026-11-18T12:06:40Z"))
-        for secret in [Self.secret, "session-token-value", Self.token] { #expect(!lines.all.contains(secret)) }
+        #expect(lines.allText.contains("2026-11-18T12:06:40Z"))
+        for secret in [Self.secret, "session-token-value", Self.token] { #expect(!lines.allText.contains(secret)) }
     }
 
     @Test("each run's token is 32 random bytes in base64url, different every time")
