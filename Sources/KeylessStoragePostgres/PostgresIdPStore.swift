@@ -82,114 +82,6 @@ public final class PostgresIdPStore: IdPStore {
     private static let migrationLock: Int64 = 0x6b65_796c_6573_7301  // "keyless" + 1
     private static let signingKeyLock: Int64 = 0x6b65_796c_6573_7302
 
-    /// The migrations, in order; each runs once, in the transaction that records it.
-    private static let migrations: [(identifier: String, statements: [String])] = [
-        (
-            "v1",
-            [
-                """
-                CREATE TABLE IF NOT EXISTS idp_signing_keys (
-                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    kid TEXT NOT NULL UNIQUE,
-                    algorithm TEXT NOT NULL,
-                    sealed_private_key BYTEA NOT NULL,
-                    public_jwk TEXT NOT NULL,
-                    created_at BIGINT NOT NULL,
-                    activates_at BIGINT NOT NULL,
-                    retires_at BIGINT,
-                    expires_at BIGINT
-                )
-                """,
-                """
-                CREATE TABLE IF NOT EXISTS idp_sessions (
-                    id_hash TEXT PRIMARY KEY,
-                    subject TEXT NOT NULL,
-                    auth_time BIGINT NOT NULL,
-                    amr TEXT[] NOT NULL,
-                    expires_at BIGINT NOT NULL
-                )
-                """,
-                "CREATE INDEX IF NOT EXISTS idp_sessions_expires_at ON idp_sessions (expires_at)",
-                """
-                CREATE TABLE IF NOT EXISTS idp_authorization_codes (
-                    code_hash TEXT PRIMARY KEY,
-                    client_id TEXT NOT NULL,
-                    redirect_uri TEXT NOT NULL,
-                    scope TEXT NOT NULL,
-                    nonce TEXT,
-                    code_challenge TEXT,
-                    code_challenge_method TEXT,
-                    subject TEXT NOT NULL,
-                    auth_time BIGINT NOT NULL,
-                    amr TEXT[] NOT NULL,
-                    family_id TEXT NOT NULL,
-                    expires_at BIGINT NOT NULL,
-                    used_at BIGINT
-                )
-                """,
-                "CREATE INDEX IF NOT EXISTS idp_authorization_codes_expires_at ON idp_authorization_codes (expires_at)",
-                "CREATE INDEX IF NOT EXISTS idp_authorization_codes_family_id ON idp_authorization_codes (family_id)",
-                """
-                CREATE TABLE IF NOT EXISTS idp_refresh_families (
-                    id TEXT PRIMARY KEY,
-                    revoked BOOLEAN NOT NULL DEFAULT FALSE,
-                    expires_at BIGINT
-                )
-                """,
-                "CREATE INDEX IF NOT EXISTS idp_refresh_families_expires_at ON idp_refresh_families (expires_at)",
-                """
-                CREATE TABLE IF NOT EXISTS idp_refresh_tokens (
-                    token_hash TEXT PRIMARY KEY,
-                    family_id TEXT NOT NULL REFERENCES idp_refresh_families (id) ON DELETE CASCADE,
-                    client_id TEXT NOT NULL,
-                    scope TEXT NOT NULL,
-                    subject TEXT NOT NULL,
-                    auth_time BIGINT NOT NULL,
-                    amr TEXT[] NOT NULL,
-                    issued_at BIGINT NOT NULL,
-                    expires_at BIGINT NOT NULL,
-                    used_at BIGINT
-                )
-                """,
-                "CREATE INDEX IF NOT EXISTS idp_refresh_tokens_family_id ON idp_refresh_tokens (family_id)",
-                """
-                CREATE TABLE IF NOT EXISTS idp_device_codes (
-                    device_code_hash TEXT PRIMARY KEY,
-                    user_code TEXT NOT NULL UNIQUE,
-                    client_id TEXT NOT NULL,
-                    scope TEXT NOT NULL,
-                    poll_interval BIGINT NOT NULL,
-                    expires_at BIGINT NOT NULL,
-                    status TEXT NOT NULL,
-                    approval_subject TEXT,
-                    approval_auth_time BIGINT,
-                    approval_amr TEXT[],
-                    approval_family_id TEXT,
-                    last_polled_at BIGINT
-                )
-                """,
-                "CREATE INDEX IF NOT EXISTS idp_device_codes_expires_at ON idp_device_codes (expires_at)",
-                "CREATE INDEX IF NOT EXISTS idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id)",
-            ]
-        ),
-        (
-            "v2",
-            [
-                "CREATE TABLE IF NOT EXISTS idp_single_use (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS idp_single_use_expires_at ON idp_single_use (expires_at)",
-                """
-                CREATE TABLE IF NOT EXISTS idp_counters (
-                    key TEXT PRIMARY KEY,
-                    count BIGINT NOT NULL,
-                    last_increase BIGINT NOT NULL,
-                    expires_at BIGINT NOT NULL
-                )
-                """,
-                "CREATE INDEX IF NOT EXISTS idp_counters_expires_at ON idp_counters (expires_at)",
-            ]
-        ),
-    ]
-
     public func migrate() async throws {
         try await checkConnection()
         try await run("migrate the schema") {
@@ -207,7 +99,7 @@ public final class PostgresIdPStore: IdPStore {
                 ).decode(String.self) {
                     applied.insert(identifier)
                 }
-                let known = Set(Self.migrations.map(\.identifier))
+                let known = Set(PostgresSchema.migrations.map(\.identifier))
                 guard applied.isSubset(of: known) else {
                     throw IdPStoreError(
                         "the IdP schema in \(endpoint) was upgraded by a newer keyless "
@@ -215,7 +107,7 @@ public final class PostgresIdPStore: IdPStore {
                     )
                 }
                 let now = Date().millisecondsSince1970
-                for migration in Self.migrations where !applied.contains(migration.identifier) {
+                for migration in PostgresSchema.migrations where !applied.contains(migration.identifier) {
                     for statement in migration.statements {
                         try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
@@ -776,107 +668,5 @@ public final class PostgresIdPStore: IdPStore {
             userCode: try row["user_code"].decode(String.self), clientID: try row["client_id"].decode(String.self),
             scope: try row["scope"].decode(String.self), interval: try row["poll_interval"].decode(Int.self),
             expiresAt: try date(row["expires_at"]), status: status, approval: approval)
-    }
-}
-
-/// The parts of a `postgres://` URL the store uses.
-struct PostgresURL: Equatable, CustomStringConvertible {
-    /// libpq's `sslmode` values.
-    enum SSLMode: String, CaseIterable {
-        case disable, allow, prefer, require
-        case verifyCA = "verify-ca"
-        case verifyFull = "verify-full"
-    }
-
-    var host: String
-    var port: Int
-    var username: String
-    var password: String?
-    var database: String?
-    var sslMode: SSLMode
-    var sslRootCertificate: String?
-
-    /// Whether and how to use TLS.
-    enum TLS {
-        /// Plain TCP.
-        case disable
-        /// TLS when the server offers it.
-        case prefer(TLSConfiguration)
-        /// TLS or no connection.
-        case require(TLSConfiguration)
-    }
-}
-
-extension PostgresURL {
-    /// Parses `postgres://` or `postgresql://` URLs; rejects what it would otherwise ignore (unknown parameters).
-    init(parsing url: String) throws {
-        func invalid(_ reason: String) -> IdPStoreError {
-            IdPStoreError(
-                "invalid PostgreSQL URL: \(reason); expected "
-                    + "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require|verify-ca|verify-full]")
-        }
-        guard let components = URLComponents(string: url) else { throw invalid("it does not parse as a URL") }
-        guard let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql" else {
-            throw invalid("the scheme must be postgres:// or postgresql://")
-        }
-        guard var host = components.host, !host.isEmpty else { throw invalid("it names no host") }
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }  // IPv6 literal
-        guard let username = components.user, !username.isEmpty else { throw invalid("it names no user") }
-        self.host = host
-        self.port = components.port ?? 5432
-        self.username = username
-        self.password = components.password
-        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        self.database = path.isEmpty ? nil : path
-        self.sslMode = .disable
-        self.sslRootCertificate = nil
-        for item in components.queryItems ?? [] {
-            switch item.name {
-            case "sslmode":
-                guard let value = item.value, let mode = SSLMode(rawValue: value) else {
-                    throw invalid("sslmode must be one of \(SSLMode.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                sslMode = mode
-            case "sslrootcert":
-                guard let value = item.value, !value.isEmpty else { throw invalid("sslrootcert needs a PEM file path") }
-                sslRootCertificate = value
-            default:
-                throw invalid("unsupported parameter \(item.name) (supported: sslmode, sslrootcert)")
-            }
-        }
-    }
-
-    /// The TLS configuration `sslMode` asks for.
-    func tls() throws -> TLS {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        if let sslRootCertificate {
-            guard FileManager.default.isReadableFile(atPath: sslRootCertificate) else {
-                throw IdPStoreError("cannot read the PostgreSQL sslrootcert file \(sslRootCertificate)")
-            }
-            configuration.trustRoots = .file(sslRootCertificate)
-        }
-        switch sslMode {
-        case .disable:
-            return .disable
-        case .allow, .prefer:
-            configuration.certificateVerification = .none
-            return .prefer(configuration)
-        case .require:
-            // As in libpq: encryption only, unless a root certificate is given, which makes it verify-ca.
-            configuration.certificateVerification = sslRootCertificate == nil ? .none : .noHostnameVerification
-            return .require(configuration)
-        case .verifyCA:
-            configuration.certificateVerification = .noHostnameVerification
-            return .require(configuration)
-        case .verifyFull:
-            configuration.certificateVerification = .fullVerification
-            return .require(configuration)
-        }
-    }
-
-    /// `user@host:port/database`, without the password.
-    var description: String {
-        let shownHost = host.contains(":") ? "[\(host)]" : host
-        return "\(username)@\(shownHost):\(port)/\(database ?? username)"
     }
 }

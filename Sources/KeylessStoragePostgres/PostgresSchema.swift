@@ -1,0 +1,110 @@
+/// The PostgreSQL store's schema.
+enum PostgresSchema {
+    /// The migrations, in order; each runs once, in the transaction that records it.
+    static let migrations: [(identifier: String, statements: [String])] = [
+        (
+            "v1",
+            [
+                """
+                CREATE TABLE IF NOT EXISTS idp_signing_keys (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    kid TEXT NOT NULL UNIQUE,
+                    algorithm TEXT NOT NULL,
+                    sealed_private_key BYTEA NOT NULL,
+                    public_jwk TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    activates_at BIGINT NOT NULL,
+                    retires_at BIGINT,
+                    expires_at BIGINT
+                )
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS idp_sessions (
+                    id_hash TEXT PRIMARY KEY,
+                    subject TEXT NOT NULL,
+                    auth_time BIGINT NOT NULL,
+                    amr TEXT[] NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_sessions_expires_at ON idp_sessions (expires_at)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_authorization_codes (
+                    code_hash TEXT PRIMARY KEY,
+                    client_id TEXT NOT NULL,
+                    redirect_uri TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    nonce TEXT,
+                    code_challenge TEXT,
+                    code_challenge_method TEXT,
+                    subject TEXT NOT NULL,
+                    auth_time BIGINT NOT NULL,
+                    amr TEXT[] NOT NULL,
+                    family_id TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_authorization_codes_expires_at ON idp_authorization_codes (expires_at)",
+                "CREATE INDEX IF NOT EXISTS idp_authorization_codes_family_id ON idp_authorization_codes (family_id)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_refresh_families (
+                    id TEXT PRIMARY KEY,
+                    revoked BOOLEAN NOT NULL DEFAULT FALSE,
+                    expires_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_refresh_families_expires_at ON idp_refresh_families (expires_at)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_refresh_tokens (
+                    token_hash TEXT PRIMARY KEY,
+                    family_id TEXT NOT NULL REFERENCES idp_refresh_families (id) ON DELETE CASCADE,
+                    client_id TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    auth_time BIGINT NOT NULL,
+                    amr TEXT[] NOT NULL,
+                    issued_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_refresh_tokens_family_id ON idp_refresh_tokens (family_id)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_device_codes (
+                    device_code_hash TEXT PRIMARY KEY,
+                    user_code TEXT NOT NULL UNIQUE,
+                    client_id TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    poll_interval BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    status TEXT NOT NULL,
+                    approval_subject TEXT,
+                    approval_auth_time BIGINT,
+                    approval_amr TEXT[],
+                    approval_family_id TEXT,
+                    last_polled_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_device_codes_expires_at ON idp_device_codes (expires_at)",
+                "CREATE INDEX IF NOT EXISTS idp_device_codes_approval_family_id ON idp_device_codes (approval_family_id)",
+            ]
+        ),
+        (
+            "v2",
+            [
+                "CREATE TABLE IF NOT EXISTS idp_single_use (key TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS idp_single_use_expires_at ON idp_single_use (expires_at)",
+                """
+                CREATE TABLE IF NOT EXISTS idp_counters (
+                    key TEXT PRIMARY KEY,
+                    count BIGINT NOT NULL,
+                    last_increase BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_counters_expires_at ON idp_counters (expires_at)",
+            ]
+        ),
+    ]
+}
