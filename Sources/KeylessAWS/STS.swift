@@ -72,7 +72,6 @@ public struct WebIdentityRequest: Sendable, Equatable {
     /// The issuer, for error messages only.
     public var issuer: String
 
-    /// Creates a request.
     public init(roleArn: String, sessionName: String, webIdentityToken: String, durationSeconds: Int?, issuer: String) {
         self.roleArn = roleArn
         self.sessionName = sessionName
@@ -94,7 +93,6 @@ public struct WebIdentityRequest: Sendable, Equatable {
 
 /// An `AssumeRole` call made with the caller's own AWS credentials (the access server's path).
 public struct AssumeRoleRequest: Sendable, Equatable {
-    /// The role.
     public var roleArn: String
     /// `RoleSessionName`.
     public var sessionName: String

@@ -6,7 +6,6 @@ import Logging
 
 /// Everything the client and the commands need from the outside world, injected so they run under test.
 public struct ClientContext: Sendable {
-    /// The environment.
     public var environment: Environment
     /// Where files live.
     public var paths: KeylessPaths
@@ -19,7 +18,6 @@ public struct ClientContext: Sendable {
     /// The logger (stderr).
     public var logger: Logger
 
-    /// Creates a context.
     public init(
         environment: Environment, paths: KeylessPaths, terminal: Terminal, clock: WallClock, http: any HTTPTransport,
         logger: Logger

@@ -8,7 +8,6 @@ import Logging
 /// The `client_credentials` grant at any OpenID Provider: discovery, then the token endpoint, authenticated with
 /// `client_secret_basic` or `private_key_jwt`. The ID token is used when the provider returns one, else the access token.
 public struct ClientCredentialsSource: WorkloadTokenSource {
-    /// The issuer.
     public let issuer: String
     /// The client id.
     public let clientID: String
@@ -19,7 +18,6 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
     let http: any HTTPTransport
     let clock: WallClock
 
-    /// Creates a source.
     public init(
         issuer: String, clientID: String, authentication: WorkloadSource.ClientAuthentication, scopes: [String],
         http: any HTTPTransport, clock: WallClock

@@ -7,7 +7,6 @@ import KeylessWire
 public struct ProfilePlan: Sendable, Equatable {
     /// The profile name.
     public var name: String
-    /// The role.
     public var roleArn: String
     /// The account label (alias or id) and role name, for the summary.
     public var account: String

@@ -71,7 +71,6 @@ public struct ContainerCredentialsRequest: Sendable {
     /// Every other header field, in order, names as sent.
     public var headers: [(name: String, value: String)]
 
-    /// Creates a request.
     public init(method: String, path: String, authority: String?, headers: [(name: String, value: String)]) {
         self.method = method
         self.path = path
@@ -94,7 +93,6 @@ public struct ContainerCredentialsResponse: Sendable, Equatable {
     /// Extra header fields (`Allow` on a 405).
     public var headers: [String: String]
 
-    /// Creates a response.
     public init(status: Int, body: String, headers: [String: String] = [:]) {
         self.status = status
         self.body = body

@@ -19,7 +19,6 @@ public struct DoctorFinding: Sendable, Equatable {
     /// What to change (for warnings and failures).
     public var fix: String?
 
-    /// Creates a finding.
     public init(_ check: String, _ status: Status, _ detail: String, fix: String? = nil) {
         self.check = check
         self.status = status

@@ -11,7 +11,6 @@ public struct TerminalPresenter: LoginPresenter {
     /// `--no-browser`: print the URL only.
     let noBrowser: Bool
 
-    /// Creates a presenter.
     public init(terminal: Terminal, environment: Environment, browserCommand: String?, noBrowser: Bool) {
         self.terminal = terminal
         self.environment = environment

@@ -15,7 +15,6 @@ public struct TokenCommandSource: WorkloadTokenSource {
     /// Its environment.
     public let environment: [String: String]
 
-    /// Creates a source.
     public init(command: String, timeout: Double, environment: [String: String]) {
         self.command = command
         self.timeout = timeout

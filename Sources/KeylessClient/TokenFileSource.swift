@@ -6,7 +6,6 @@ import Logging
 public struct TokenFileSource: WorkloadTokenSource {
     /// The file.
     public let path: String
-    /// Creates a source.
     public init(path: String) { self.path = path }
 
     public func token(logger: Logger) async throws -> String {

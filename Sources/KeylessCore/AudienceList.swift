@@ -3,7 +3,6 @@ public struct AudienceList: Codable, Sendable, Equatable {
     /// The audiences.
     public var values: [String]
 
-    /// Creates an audience list.
     public init(_ values: [String]) { self.values = values }
 
     public init(from decoder: any Decoder) throws {

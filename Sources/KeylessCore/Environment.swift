@@ -14,7 +14,6 @@ public struct Environment: Sendable, Equatable {
     /// The variables.
     public var values: [String: String]
 
-    /// Creates an environment from a dictionary.
     public init(_ values: [String: String] = [:]) { self.values = values }
 
     /// The variable's value, with an empty string treated as unset.

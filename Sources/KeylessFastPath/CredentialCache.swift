@@ -28,7 +28,6 @@ public struct CacheKey: Sendable, Equatable {
     /// service's entries and lock never collide with a person's, while a person's names stay what they were.
     public var workload: String?
 
-    /// Creates a key.
     public init(
         issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil,
         workload: String? = nil
@@ -96,7 +95,6 @@ public struct CachedCredentials: Codable, Sendable, Equatable {
     /// The assumed-role ARN, when STS reported it.
     public var assumedRoleArn: String?
 
-    /// Creates a payload.
     public init(
         accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: Double, assumedRoleArn: String?
     ) {

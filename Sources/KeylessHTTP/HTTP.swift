@@ -10,10 +10,8 @@ public struct HTTPResponseData: Sendable {
     public var status: Int
     /// The headers (lower-cased names).
     public var headers: [String: String]
-    /// The body.
     public var body: [UInt8]
 
-    /// Creates a response.
     public init(status: Int, headers: [String: String] = [:], body: [UInt8]) {
         self.status = status
         self.headers = headers

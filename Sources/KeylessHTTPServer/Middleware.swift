@@ -15,7 +15,6 @@ public func jsonErrorResponse(_ code: String, _ description: String, status: HTT
 
 /// Security headers on every response of both servers, error responses included.
 public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
-    /// The middleware.
     public init() {}
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)

@@ -100,7 +100,6 @@ public protocol ForwardedClientContext: RequestContext {
 public struct ClientAddressMiddleware<Context: ForwardedClientContext>: RouterMiddleware {
     let proxies: TrustedProxies
 
-    /// The middleware.
     public init(proxies: TrustedProxies) { self.proxies = proxies }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)

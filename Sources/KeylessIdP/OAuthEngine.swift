@@ -6,7 +6,6 @@ import KeylessStorage
 
 /// A validated authorization request (`/authorize`).
 public struct AuthorizationRequest: Sendable, Equatable {
-    /// The client.
     public var clientID: String
     /// The redirect URI as sent (checked against the registration).
     public var redirectURI: String
@@ -107,11 +106,9 @@ public final class OAuthEngine: Sendable {
     public let config: IdPConfiguration
     /// The issuer URL (no trailing slash).
     public let issuer: String
-    /// The store.
     public let store: any IdPStore
     /// The signing keys.
     public let keys: KeyRing
-    /// The clock.
     public let clock: WallClock
     /// Login, device-code and client-authentication throttling, in the store.
     public let throttle: Throttle

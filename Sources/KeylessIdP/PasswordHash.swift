@@ -12,7 +12,6 @@ public struct PasswordHash: Sendable, Equatable, CustomStringConvertible {
     public let r: Int
     /// scrypt's parallelism.
     public let p: Int
-    /// The salt.
     public let salt: [UInt8]
     /// The derived key.
     public let hash: [UInt8]

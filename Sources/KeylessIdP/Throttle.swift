@@ -61,7 +61,6 @@ public enum GuessKind: String, Sendable {
 
 /// Counts failed logins and guesses in the shared store and says when to refuse further attempts.
 public struct Throttle: Sendable {
-    /// The limits.
     public let limits: ThrottleLimits
     let store: any IdPStore
 

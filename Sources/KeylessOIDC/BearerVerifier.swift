@@ -55,7 +55,6 @@ public struct BearerRejection: Error, Sendable, Equatable, CustomStringConvertib
     /// The reason, such as "expired" or "unknown issuer".
     public var reason: String
 
-    /// Creates a rejection.
     public init(reason: String) { self.reason = reason }
 
     /// The reason with context, for logs.

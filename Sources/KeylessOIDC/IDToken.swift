@@ -53,7 +53,6 @@ public struct IDTokenClaims: Codable, Sendable, Equatable {
 
 /// A boolean claim that some providers send as a string ("true"); anything else decodes as nil.
 public struct LenientBool: Codable, Sendable, Equatable {
-    /// The value.
     public var value: Bool?
 
     /// Wraps a value.

@@ -20,7 +20,6 @@ public struct TokenSet: Codable, Sendable, Equatable {
     /// The `--scopes` the login was given (nil: chosen from discovery), reused the same way.
     public var requestedScopes: [String]?
 
-    /// Creates a token set.
     public init(
         idToken: String, refreshToken: String?, accessToken: String?, accessTokenExpiresAt: Date?, obtainedAt: Date,
         authorizationParameters: [AuthorizationParameter]? = nil
@@ -51,7 +50,6 @@ public struct OIDCClientConfiguration: Sendable, Equatable {
     /// Whether a login asks for a refresh token (`offline_access`) when no scopes were given; a web sign-in does not.
     public var refreshTokens: Bool
 
-    /// Creates a configuration.
     public init(
         issuer: String, clientID: String, clientSecret: String? = nil, scopes: [String]? = nil,
         authorizationParameters: [AuthorizationParameter] = [], dialect: ProviderDialect? = nil,
@@ -93,7 +91,6 @@ public actor OIDCClient {
     private var metadataCache: ProviderMetadata?
     private var verifierCache: IDTokenVerifier?
 
-    /// Creates a client.
     public init(configuration: OIDCClientConfiguration, http: any HTTPTransport, clock: WallClock, logger: Logger) {
         self.configuration = configuration
         self.http = http

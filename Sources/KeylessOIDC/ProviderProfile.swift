@@ -31,7 +31,6 @@ public struct AuthorizationParameter: Codable, Sendable, Equatable {
     /// Its value.
     public var value: String
 
-    /// Creates a parameter.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -71,7 +70,6 @@ public struct ProviderProfile: Sendable, Equatable {
     /// The dialect in effect.
     public var dialect: ProviderDialect
 
-    /// Creates a profile.
     public init(dialect: ProviderDialect) {
         self.dialect = dialect
     }

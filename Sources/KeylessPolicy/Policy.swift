@@ -42,7 +42,6 @@ public struct PolicyAccount: Sendable, Equatable {
     /// The region suggested for this account's profiles; nil means the policy's default region.
     public var region: String?
 
-    /// Creates an account.
     public init(id: String, alias: String? = nil, region: String? = nil) {
         self.id = id
         self.alias = alias
@@ -78,7 +77,6 @@ public struct PolicyRole: Sendable, Equatable {
     /// How `configure` sets up credentials for this role.
     public var credentials: CredentialMode
 
-    /// Creates a role.
     public init(
         arn: String, name: String, accountID: String, description: String? = nil, maxSessionSeconds: Int = 3600,
         mfaRequired: Bool = false, credentials: CredentialMode = .webIdentity
@@ -95,7 +93,6 @@ public struct PolicyRole: Sendable, Equatable {
 
 /// A role a caller may assume, with what `configure` needs to write a profile for it.
 public struct Entitlement: Sendable, Equatable {
-    /// The role.
     public var role: PolicyRole
     /// The account the role belongs to.
     public var account: PolicyAccount
@@ -104,7 +101,6 @@ public struct Entitlement: Sendable, Equatable {
     /// The suggested profile name, `<alias or id>-<role name>`, lowercase, of `[a-z0-9._-]` only.
     public var profileName: String
 
-    /// Creates an entitlement.
     public init(role: PolicyRole, account: PolicyAccount, region: String, profileName: String) {
         self.role = role
         self.account = account
@@ -120,7 +116,6 @@ public struct SessionTag: Sendable, Equatable {
     /// The tag value.
     public var value: String
 
-    /// Creates a tag.
     public init(key: String, value: String) {
         self.key = key
         self.value = value

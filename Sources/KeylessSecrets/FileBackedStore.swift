@@ -108,7 +108,6 @@ public struct FileBackedStore: SecretStore {
 
 /// Writes the secret base64-encoded in a 0600 file; only when chosen by name (`--secret-store plaintext`).
 public struct PlaintextSealer: Sealer {
-    /// Creates the sealer.
     public init() {}
     public var backendName: String { "plaintext" }
     public func seal(_ secret: [UInt8], header: [UInt8], name: String) throws -> String {

@@ -5,7 +5,6 @@
 
     /// The macOS Keychain as an OS secret store (generic passwords, service `dev.keyless`).
     public struct KeychainKeyStore: OSKeyStore {
-        /// Creates a Keychain store.
         public init() {}
 
         private func query(_ account: String) -> [String: Any] {

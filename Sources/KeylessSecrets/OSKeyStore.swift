@@ -31,7 +31,6 @@ public struct SecretServiceKeyStore: OSKeyStore {
     public let collection: String?
     let environment: Environment
 
-    /// Creates a Secret Service store.
     public init(collection: String? = nil, environment: Environment) {
         self.collection = collection
         self.environment = environment

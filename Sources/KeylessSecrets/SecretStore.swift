@@ -20,7 +20,6 @@ public struct EntryHeader: Codable, Sendable, Equatable {
     /// Which backend holds the secret (`file`, `secret-service`, `keychain`, `plaintext`).
     public var backend: String
 
-    /// Creates a header.
     public init(name: String, expiresAt: Date?, updatedAt: Date, labels: [String: String], backend: String) {
         self.name = name
         self.expiresAt = expiresAt
@@ -59,7 +58,6 @@ public struct SecretEntry: Sendable, Equatable {
     /// The secret bytes.
     public var secret: [UInt8]
 
-    /// Creates an entry.
     public init(header: EntryHeader, secret: [UInt8]) {
         self.header = header
         self.secret = secret
@@ -99,7 +97,6 @@ public final class MemorySecretStore: SecretStore, @unchecked Sendable {
     private var entries: [String: SecretEntry] = [:]
     private let lock = Mutex()
 
-    /// Creates an empty store.
     public init() {}
 
     public var backendName: String { "memory" }

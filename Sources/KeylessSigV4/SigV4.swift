@@ -24,7 +24,6 @@ public struct SigV4Request: Sendable, Equatable {
     public var url: String
     /// Header names and values (names in any case; repeated names are joined with commas).
     public var headers: [(String, String)]
-    /// The body.
     public var body: [UInt8]
 
     /// A request.

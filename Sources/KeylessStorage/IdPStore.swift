@@ -243,7 +243,6 @@ public struct RefreshTokenRecord: Sendable, Equatable {
     public var tokenHash: String
     /// The family (one login).
     public var familyID: String
-    /// The client.
     public var clientID: String
     /// Granted scopes.
     public var scope: String
@@ -304,7 +303,6 @@ public struct DeviceCodeRecord: Sendable, Equatable {
     public var deviceCodeHash: String
     /// The code the user types (stored normalised: upper case, no dash).
     public var userCode: String
-    /// The client.
     public var clientID: String
     /// Requested scopes.
     public var scope: String

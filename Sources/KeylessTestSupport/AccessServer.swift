@@ -6,7 +6,6 @@ public final class FederationStub: Sendable {
     public let endpoint: String
     /// `http://127.0.0.1:PORT`.
     public let baseURL: String
-    /// The process.
     public let process: PartnerProcess
 
     /// Starts the stub; with `stsEndpoint` it checks credentials with GetCallerIdentity there.
@@ -62,7 +61,6 @@ public final class FederationStub: Sendable {
 public final class AccessServer: Sendable {
     /// `http://127.0.0.1:PORT`.
     public let baseURL: String
-    /// The port.
     public let port: Int
     /// The directory holding server.yaml, policy.yaml and audit.log.
     public let directory: String
@@ -70,7 +68,6 @@ public final class AccessServer: Sendable {
     public var policyPath: String { directory + "/policy.yaml" }
     /// The audit log.
     public var auditLogPath: String { directory + "/audit.log" }
-    /// The process.
     public let process: PartnerProcess
 
     /// Writes server.yaml (`serverYAML` with `PORT` replaced by the chosen port) and policy.yaml, then starts the server

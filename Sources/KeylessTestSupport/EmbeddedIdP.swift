@@ -28,7 +28,6 @@ public struct EmbeddedIdPUser: Sendable, Equatable {
 public final class EmbeddedIdP: Sendable {
     /// `http://127.0.0.1:PORT`.
     public let issuer: String
-    /// The port.
     public let port: Int
     /// Where this process listens: `http://127.0.0.1:PORT` (the issuer may name another replica).
     public var baseURL: String { "http://127.0.0.1:\(port)" }

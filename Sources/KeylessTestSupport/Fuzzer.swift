@@ -136,7 +136,6 @@ public struct FuzzRequest: Sendable {
     public var target: String
     /// Header lines, in order.
     public var headers: [(name: String, value: String)]
-    /// The body.
     public var body: [UInt8]
 
     /// A request.

@@ -4,7 +4,6 @@ import Foundation
 public struct GlewlwydUser: Sendable, Equatable {
     /// The login name.
     public let name: String
-    /// The password.
     public let password: String
     /// The email claim glewlwyd puts in ID tokens.
     public let email: String
@@ -19,7 +18,6 @@ public struct GlewlwydUser: Sendable, Equatable {
 public final class GlewlwydServer: Sendable {
     /// The base URL, "http://127.0.0.1:PORT".
     public let baseURL: String
-    /// The port.
     public let port: Int
     /// The OIDC issuer, "http://127.0.0.1:PORT/api/oidc".
     public let issuer: String

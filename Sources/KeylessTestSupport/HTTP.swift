@@ -9,7 +9,6 @@ public struct PartnerHTTPResponse: Sendable {
     public let status: Int
     /// The headers, names lowercased.
     public let headers: [String: String]
-    /// The body.
     public let body: Data
     /// The body as UTF-8 text.
     public var text: String { String(decoding: body, as: UTF8.self) }

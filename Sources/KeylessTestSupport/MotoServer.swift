@@ -4,7 +4,6 @@ import Foundation
 public final class MotoServer: Sendable {
     /// The base URL, "http://127.0.0.1:PORT".
     public let endpoint: String
-    /// The port.
     public let port: Int
     /// The server's log (werkzeug request lines such as `"POST / HTTP/1.1" 200 -`).
     public let logPath: String

@@ -11,7 +11,6 @@ public final class ProviderZoo: Sendable {
     /// Entra's tenant in the zoo.
     public static let entraTenant = "11111111-2222-3333-4444-555555555555"
 
-    /// The persona.
     public let persona: Persona
     /// "http://127.0.0.1:PORT".
     public let baseURL: String

@@ -7,7 +7,6 @@ public struct WebIdentityContext: Sendable, Equatable {
     public var providerArn: String
     /// `HOST[/PATH]`, the prefix of the condition keys.
     public var providerName: String
-    /// The action.
     public var action: String
     /// Condition keys (lowercased) and their values.
     public var keys: [String: [String]]
@@ -42,7 +41,6 @@ public struct WebIdentityContext: Sendable, Equatable {
 
 /// How one statement fared.
 public struct StatementVerdict: Sendable, Equatable {
-    /// The statement.
     public var statement: TrustPolicy.Statement
     /// Whether it applies to the request (principal, action and every condition match).
     public var applies: Bool

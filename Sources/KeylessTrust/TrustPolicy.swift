@@ -34,7 +34,6 @@ public struct TrustPolicy: Sendable, Equatable {
         public var values: [String]
     }
 
-    /// The statements.
     public var statements: [Statement]
 
     /// Parses a policy document (JSON text; IAM returns it URL-encoded, which is decoded first when needed).

@@ -45,7 +45,6 @@ public struct BootstrapPlan: Sendable, Equatable {
     public var clientIDs: [String]
     /// SHA-1 thumbprints (40 hex digits) of the issuer's JWKS host certificate.
     public var thumbprints: [String]
-    /// The roles.
     public var roles: [BootstrapRole]
     /// Things the reader must know (a placeholder thumbprint, an http issuer).
     public var notes: [String]

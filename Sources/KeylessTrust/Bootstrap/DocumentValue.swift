@@ -15,9 +15,7 @@ public indirect enum DocumentValue: Sendable, Equatable {
 
     /// One key and its value.
     public struct Field: Sendable, Equatable {
-        /// The key.
         public var key: String
-        /// The value.
         public var value: DocumentValue
         /// A field.
         public init(_ key: String, _ value: DocumentValue) { self.key = key; self.value = value }
