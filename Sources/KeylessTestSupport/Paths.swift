@@ -10,7 +10,6 @@ public struct TestSupportError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, with the log or answer that shows why.
     public let message: String
 
-    /// Creates an error with a message.
     public init(_ message: String) { self.message = message }
 
     /// The message.
@@ -67,17 +66,33 @@ public func builtBinary(
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read the port, close).
 public func freePort() throws -> Int {
-    try boundPort(keep: false)
+    try boundPort(0, keep: false)
+}
+
+/// A TCP port on 127.0.0.1, free now, below the kernel's ephemeral range, for a port chosen long before it is bound
+/// (a redirect URI registered with a provider before the login). A port that `freePort()` gives is in the ephemeral
+/// range, so until it is bound the kernel may hand it to any outgoing connection or `bind(0)` on the machine (seen in
+/// CI: "Address already in use" at the login); a port below the range only goes to a program that asks for it by number.
+public func freeFixedPort() throws -> Int {
+    let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+    let low = range.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32768
+    let ports = 20000..<max(20001, min(low, 32768))
+    for _ in 0..<500 {
+        let port = Int.random(in: ports)
+        if (try? boundPort(port, keep: false)) != nil { return port }
+    }
+    throw TestSupportError("no free port in \(ports.lowerBound)-\(ports.upperBound - 1) on 127.0.0.1 after 500 tries")
 }
 
 /// A TCP port on 127.0.0.1 that refuses connections for the rest of the process: a socket bound to it is kept open and
 /// never listens, so no partner another test starts later can take the port (a port that was merely free a moment ago
 /// can be, and a "down" server then answers).
 public func closedPort() throws -> Int {
-    try boundPort(keep: true)
+    try boundPort(0, keep: true)
 }
 
-private func boundPort(keep: Bool) throws -> Int {
+/// Binds a TCP socket to 127.0.0.1:`port` (0: the kernel picks) and returns the port; the socket is closed unless `keep`.
+private func boundPort(_ port: Int, keep: Bool) throws -> Int {
     #if os(Linux)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
@@ -88,12 +103,14 @@ private func boundPort(keep: Bool) throws -> Int {
     defer { if !kept { close(fd) } }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else { throw TestSupportError("bind(127.0.0.1:0) failed: \(String(cString: strerror(errno)))") }
+    guard bound == 0 else {
+        throw TestSupportError("bind(127.0.0.1:\(port)) failed: \(String(cString: strerror(errno)))")
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let named = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }

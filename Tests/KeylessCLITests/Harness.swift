@@ -147,7 +147,7 @@ struct Partners {
         let moto = try await MotoServer.start()
         do {
             let idp = try await GlewlwydServer.start(
-                redirectPort: try freePort(), accessTTL: accessTTL, refreshTTL: refreshTTL)
+                redirectPort: try freeFixedPort(), accessTTL: accessTTL, refreshTTL: refreshTTL)
             let role = try await moto.createRole(name: "dev")
             return Partners(moto: moto, idp: idp, roleArn: role)
         } catch {

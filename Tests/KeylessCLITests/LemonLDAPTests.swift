@@ -14,7 +14,7 @@ struct LemonLDAPTests {
             return
         }
         // 30 s ID tokens are inside keyless's 120 s refresh margin: the first creds-process must refresh.
-        let llng = try await LemonLDAPServer.start(redirectPort: try freePort(), idTokenTTL: 30)
+        let llng = try await LemonLDAPServer.start(redirectPort: try freeFixedPort(), idTokenTTL: 30)
         defer { llng.stopAndRemove() }
         let moto = try await MotoServer.start()
         defer { moto.stop() }

@@ -9,14 +9,8 @@ import Testing
 struct OIDCAgentTests {
     static let secret = "oidc-agent-secret-123"
 
-    /// A port oidc-agent accepts for its redirect (1024–49151) that was free a moment ago.
-    static func redirectPort() throws -> Int {
-        for _ in 1...50 {
-            let port = try freePort()
-            if (1024...49151).contains(port) { return port }
-        }
-        return 43817
-    }
+    /// A port oidc-agent accepts for its redirect (1024–49151), free and out of the kernel's ephemeral range.
+    static func redirectPort() throws -> Int { try freeFixedPort() }
 
     @Test(
         "code and device flow, public and confidential client: oidc-agent gets alice's ID token and refreshes it",
