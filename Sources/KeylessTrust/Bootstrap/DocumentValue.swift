@@ -31,12 +31,12 @@ public indirect enum DocumentValue: Sendable, Equatable {
     /// Compact JSON, keys in order, no insignificant whitespace.
     public var compactJSON: String {
         switch self {
-        case .string(let text): return Self.jsonQuoted(text)
+        case .string(let text): return jsonString(text)
         case .number(let value): return String(value)
-        case .expression(_, _, let json): return Self.jsonQuoted(json)
+        case .expression(_, _, let json): return jsonString(json)
         case .array(let items): return "[" + items.map(\.compactJSON).joined(separator: ",") + "]"
         case .object(let fields):
-            return "{" + fields.map { Self.jsonQuoted($0.key) + ":" + $0.value.compactJSON }.joined(separator: ",")
+            return "{" + fields.map { jsonString($0.key) + ":" + $0.value.compactJSON }.joined(separator: ",")
                 + "}"
         }
     }
@@ -50,14 +50,11 @@ public indirect enum DocumentValue: Sendable, Equatable {
                 + "]"
         case .object(let fields) where !fields.isEmpty:
             return "{\n"
-                + fields.map { pad + Self.jsonQuoted($0.key) + ": " + $0.value.prettyJSON(indent: indent + 1) }.joined(
+                + fields.map { pad + jsonString($0.key) + ": " + $0.value.prettyJSON(indent: indent + 1) }.joined(
                     separator: ",\n") + "\n" + end + "}"
         default: return compactJSON
         }
     }
-
-    /// `text` as a JSON string literal (KeylessCore's encoder).
-    public static func jsonQuoted(_ text: String) -> String { jsonString(text) }
 
     // MARK: HCL
 
@@ -85,7 +82,7 @@ public indirect enum DocumentValue: Sendable, Equatable {
 
     /// `text` as an HCL string literal: JSON escapes, and template sequences (`${`, `%{`) doubled so they stay literal.
     public static func hclQuoted(_ text: String) -> String {
-        jsonQuoted(text).replacingOccurrences(of: "${", with: "$${").replacingOccurrences(of: "%{", with: "%%{")
+        jsonString(text).replacingOccurrences(of: "${", with: "$${").replacingOccurrences(of: "%{", with: "%%{")
     }
 
     static func hclKey(_ key: String) -> String {
@@ -132,7 +129,7 @@ public indirect enum DocumentValue: Sendable, Equatable {
 
     var yamlScalar: String {
         switch self {
-        case .string(let text): return Self.jsonQuoted(text)
+        case .string(let text): return jsonString(text)
         case .number(let value): return String(value)
         case .expression(_, let yaml, _): return yaml
         case .array(let items) where items.isEmpty: return "[]"
@@ -145,6 +142,6 @@ public indirect enum DocumentValue: Sendable, Equatable {
         let plain =
             key.first.map { $0.isLetter } == true
             && key.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" || $0 == "-" }
-        return plain ? key : jsonQuoted(key)
+        return plain ? key : jsonString(key)
     }
 }
