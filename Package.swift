@@ -157,7 +157,7 @@ let package = Package(
         .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
         // The access server (Hummingbird): bearer authentication, config, credentials, console links, audit, web page.
         .target(
-            name: "KeylessServer",
+            name: "KeylessAccessServer",
             dependencies: [
                 "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4",
                 "KeylessHTTPServer", "KeylessWire",
@@ -191,7 +191,7 @@ let package = Package(
                 "KeylessClient", "KeylessCore", "KeylessHTTP", "KeylessSecrets", "KeylessAWS", "KeylessAWSConfig",
                 "KeylessOIDC", "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
                 "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite",
-                "KeylessStoragePostgres", "KeylessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
+                "KeylessStoragePostgres", "KeylessAccessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -263,9 +263,9 @@ let package = Package(
             name: "KeylessPolicyTests",
             dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport", "KeylessTestFakes"]),
         .testTarget(
-            name: "KeylessServerTests",
+            name: "KeylessAccessServerTests",
             dependencies: [
-                "KeylessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP",
+                "KeylessAccessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP",
                 "KeylessTestSupport", "KeylessTestFakes",
                 "KeylessHTTPServer", "KeylessSigV4",
                 .product(name: "Yams", package: "Yams"),

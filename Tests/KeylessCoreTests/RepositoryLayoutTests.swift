@@ -68,10 +68,10 @@ struct RepositoryLayoutTests {
     func serversApart() throws {
         let package = PackageTargets(manifest: try Self.read("Package.swift"))
         let reaches = package.reaches
-        #expect(!reaches("KeylessServer", "KeylessIdPServer"))
-        #expect(!reaches("KeylessIdPServer", "KeylessServer"))
-        #expect(!reaches("KeylessServer", "KeylessIdP"), "the access server does not link the provider")
-        #expect(reaches("KeylessServer", "KeylessHTTPServer") && reaches("KeylessIdPServer", "KeylessHTTPServer"))
+        #expect(!reaches("KeylessAccessServer", "KeylessIdPServer"))
+        #expect(!reaches("KeylessIdPServer", "KeylessAccessServer"))
+        #expect(!reaches("KeylessAccessServer", "KeylessIdP"), "the access server does not link the provider")
+        #expect(reaches("KeylessAccessServer", "KeylessHTTPServer") && reaches("KeylessIdPServer", "KeylessHTTPServer"))
     }
 
     @Test(
@@ -80,7 +80,8 @@ struct RepositoryLayoutTests {
     func clientApart() throws {
         let package = PackageTargets(manifest: try Self.read("Package.swift"))
         for part in [
-            "KeylessServer", "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage", "KeylessPolicy",
+            "KeylessAccessServer", "KeylessIdPServer", "KeylessHTTPServer", "KeylessIdP", "KeylessStorage",
+            "KeylessPolicy",
         ] {
             #expect(!package.reaches("KeylessClient", part), "KeylessClient reaches \(part)")
             #expect(package.reaches("KeylessCLI", part), "the commands wire \(part)")

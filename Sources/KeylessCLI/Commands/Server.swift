@@ -7,7 +7,7 @@ import KeylessHTTP
 import KeylessHTTPServer
 import KeylessOIDC
 import KeylessPolicy
-import KeylessServer
+import KeylessAccessServer
 import Logging
 
 extension Keyless {

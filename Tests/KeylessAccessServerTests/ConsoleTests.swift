@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import KeylessHTTP
-import KeylessServer
+import KeylessAccessServer
 import KeylessTestSupport
 import Testing
 

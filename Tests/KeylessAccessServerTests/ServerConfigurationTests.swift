@@ -1,7 +1,7 @@
 import Foundation
 import KeylessCore
 import KeylessOIDC
-@testable import KeylessServer
+@testable import KeylessAccessServer
 import KeylessTestSupport
 import Testing
 

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import KeylessCore
-import KeylessServer
+import KeylessAccessServer
 import KeylessTestSupport
 import Testing
 

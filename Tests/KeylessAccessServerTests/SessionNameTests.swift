@@ -1,7 +1,7 @@
 import Foundation
 import KeylessCore
 import KeylessOIDC
-@testable import KeylessServer
+@testable import KeylessAccessServer
 import Testing
 
 @Suite("who the session is named after")

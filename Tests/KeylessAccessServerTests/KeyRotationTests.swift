@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import KeylessServer
+import KeylessAccessServer
 import Testing
 
 /// An issuer rotating its signing key while the server runs.

@@ -10,7 +10,7 @@ import KeylessHTTP
 import KeylessHTTPServer
 import KeylessOIDC
 import KeylessPolicy
-@testable import KeylessServer
+@testable import KeylessAccessServer
 import KeylessSigV4
 import KeylessTestFakes
 import KeylessTestSupport

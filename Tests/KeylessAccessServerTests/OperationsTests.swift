@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import KeylessCore
 import KeylessPolicy
-@testable import KeylessServer
+@testable import KeylessAccessServer
 import KeylessTestSupport
 import Testing
 import Yams

@@ -3,7 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KeylessCore
-import KeylessServer
+import KeylessAccessServer
 import KeylessTestSupport
 import NIOCore
 import Testing

@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import KeylessServer
+import KeylessAccessServer
 import KeylessTestSupport
 import Testing
 

@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KeylessHTTP
-import KeylessServer
+import KeylessAccessServer
 import KeylessTestFakes
 import Testing
 
