@@ -278,6 +278,11 @@ let package = Package(
             ]),
         .testTarget(
             name: "KeylessCLITests",
+            dependencies: ["KeylessCLI", "KeylessClient", "KeylessTestSupport", "KeylessTestFakes"]),
+        // End to end: the built binaries as people and pipelines run them, with their partners (moto, keyless idp and
+        // server, glewlwyd, LemonLDAP, Chromium, Terraform, tmux). scripts/test runs this target in a pass of its own.
+        .testTarget(
+            name: "KeylessEndToEndTests",
             dependencies: [
                 "KeylessCLI", "KeylessClient", "KeylessTestSupport", "KeylessTestFakes", "KeylessWire",
                 "KeylessFastPath",
