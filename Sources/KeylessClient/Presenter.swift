@@ -37,20 +37,25 @@ public struct TerminalPresenter: LoginPresenter {
 
     public func openBrowser(_ url: String) -> Bool {
         guard let command = resolvedBrowser() else { return false }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
         // The URL is passed as a positional parameter, never spliced into the shell text.
         let script =
             command.contains("%s") ? command.replacingOccurrences(of: "%s", with: "\"$1\"") : command + " \"$1\""
-        process.arguments = ["-c", script, "keyless-browser", url]
-        // The browser must never write to our stdout: credential_process owns it.
-        process.standardOutput = FileHandle.standardError
-        process.standardInput = FileHandle.nullDevice
         var childEnvironment = environment.values
         childEnvironment.removeValue(forKey: "KEYLESS_FILE_PASSPHRASE")
-        process.environment = childEnvironment
+        var child = ChildProcess(
+            executable: "/bin/sh", argv: ["/bin/sh", "-c", script, "keyless-browser", url],
+            environment: childEnvironment)
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        // The browser must never write to our stdout: credential_process owns it.
+        (child.standardInput, child.standardOutput) = (null >= 0 ? null : nil, STDERR_FILENO)
         do {
-            try process.run()
+            let pid = try child.spawn()
+            // Reaped on a thread of its own: the opener may outlive the login, and must not stay a zombie.
+            Thread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            }.start()
             return true
         } catch {
             terminal.say("Could not start the browser (\(command)): \(error).")

@@ -61,36 +61,15 @@ public struct TokenCommandSource: WorkloadTokenSource {
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if null >= 0 { close(null) } }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, null, 0)
-        posix_spawn_file_actions_adddup2(&actions, out, 1)
-        posix_spawn_file_actions_adddup2(&actions, err, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        let words: [String] = ["/bin/sh", "-c", command]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, envp)
-        guard spawned == 0 else {
+        var child = ChildProcess(executable: "/bin/sh", argv: ["/bin/sh", "-c", command], environment: environment)
+        (child.standardInput, child.standardOutput, child.standardError) = (null >= 0 ? null : nil, out, err)
+        child.ownProcessGroup = true
+        let pid: pid_t
+        do {
+            pid = try child.spawn()
+        } catch {
             throw KeylessError(
-                .io, "Cannot start /bin/sh for the --token-command: \(String(cString: strerror(spawned))).",
-                hint: "Check that /bin/sh exists.")
+                .io, "Cannot start /bin/sh for the --token-command: \(error).", hint: "Check that /bin/sh exists.")
         }
 
         let deadline = monotonicSeconds() + timeout
@@ -99,7 +78,7 @@ public struct TokenCommandSource: WorkloadTokenSource {
             var raw: Int32 = 0
             let result = waitpid(pid, &raw, WNOHANG)
             if result == pid {
-                status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+                status = ChildProcess.exitStatus(raw)
             } else if result == -1 && errno != EINTR {
                 status = -1
             } else if monotonicSeconds() >= deadline || Task.isCancelled {

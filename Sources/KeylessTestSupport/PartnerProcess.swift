@@ -1,4 +1,5 @@
 import Foundation
+import KeylessCore
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -55,47 +56,11 @@ public final class PartnerProcess: @unchecked Sendable {
         var childEnvironment = inheritEnvironment ? ProcessInfo.processInfo.environment : [:]
         childEnvironment.merge(environment) { _, new in new }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, nullFD, 0)
-        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
-        posix_spawn_file_actions_adddup2(&actions, errFD, 2)
-        if let closeFrom = SpawnExtensions.addCloseFrom { _ = closeFrom(&actions, 3) }
-        var program = resolved
-        var programArguments = arguments
-        if let currentDirectory {
-            if let addChdir = SpawnExtensions.addChdir {
-                _ = addChdir(&actions, currentDirectory)
-            } else {  // no posix_spawn chdir here: let the shell change directory, then exec the program
-                program = "/bin/sh"
-                programArguments = ["-c", "cd \"$0\" && exec \"$@\"", currentDirectory, resolved] + arguments
-            }
-        }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] {
-            sigaddset(&defaults, signal)
-        }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([program] + programArguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = childEnvironment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-
-        var child: pid_t = 0
-        let spawned = posix_spawn(&child, program, &actions, &attributes, argv, envp)
-        guard spawned == 0 else {
-            throw TestSupportError("cannot start \(resolved): \(String(cString: strerror(spawned)))")
-        }
+        var spawn = ChildProcess(executable: resolved, argv: [resolved] + arguments, environment: childEnvironment)
+        (spawn.standardInput, spawn.standardOutput, spawn.standardError) = (nullFD, logFD, errFD)
+        spawn.currentDirectory = currentDirectory
+        let child: pid_t
+        do { child = try spawn.spawn() } catch { throw TestSupportError("cannot start \(resolved): \(error)") }
         self.pid = child
         self.logPath = log
         self.commandLine = ([resolved] + arguments).joined(separator: " ")
@@ -128,8 +93,7 @@ public final class PartnerProcess: @unchecked Sendable {
         var result: pid_t
         repeat { result = waitpid(pid, &raw, WNOHANG) } while result == -1 && errno == EINTR
         if result == pid {
-            let signal = raw & 0x7f
-            reapedStatus = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+            reapedStatus = ChildProcess.exitStatus(raw)
         } else if result == -1 {
             reapedStatus = -1  // not our child any more (SIGCHLD ignored, or reaped elsewhere)
         }
@@ -198,27 +162,6 @@ public final class PartnerProcess: @unchecked Sendable {
     }
 
     deinit { stop() }
-}
-
-/// glibc's posix_spawn extensions, looked up at run time (Swift's Glibc module does not import the GNU declarations).
-private enum SpawnExtensions {
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    typealias AddChdir =
-        @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-
-    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+), if present.
-    static let addCloseFrom: AddCloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
-    /// `posix_spawn_file_actions_addchdir_np` (glibc 2.29+), if present.
-    static let addChdir: AddChdir? = symbol("posix_spawn_file_actions_addchdir_np")
-
-    private static func symbol<T>(_ name: String) -> T? {
-        #if os(Linux)
-            guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }  // RTLD_DEFAULT
-            return unsafeBitCast(address, to: T.self)
-        #else
-            return nil
-        #endif
-    }
 }
 
 /// Stops a process this test does not parent (a daemon a script started) by its PID: SIGTERM, SIGKILL after 3 s, then waits.

@@ -1,4 +1,5 @@
 import Foundation
+import KeylessCore
 
 /// Where the tools the tests drive live: Python, the Playwright venv, the BROWSER command, executables in PATH.
 public enum Tooling {
@@ -58,13 +59,7 @@ public enum Tooling {
 
     /// The full path of `executable` (a path is checked as is; a name is looked up in PATH), or nil.
     public static func path(of executable: String) -> String? {
-        if executable.contains("/") { return isExecutable(executable) ? executable : nil }
-        let searchPath = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in searchPath.split(separator: ":") where !directory.isEmpty {
-            let candidate = (String(directory) as NSString).appendingPathComponent(executable)
-            if isExecutable(candidate) { return candidate }
-        }
-        return nil
+        ChildProcess.executablePath(executable, searchPath: ProcessInfo.processInfo.environment["PATH"])
     }
 
     private static func isExecutable(_ path: String) -> Bool {

@@ -171,55 +171,17 @@ enum ForwardingChild {
         }
     }
 
-    /// The path `argv[0]` names, looked up in the child's PATH.
-    static func resolve(_ command: String, environment: [String: String]) -> String? {
-        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
-        let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":") where !directory.isEmpty {
-            let candidate = "\(directory)/\(command)"
-            var info = stat()
-            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
-        }
-        return nil
-    }
-
     static func spawn(_ argv: [String], environment: [String: String]) throws -> pid_t {
-        guard let program = resolve(argv[0], environment: environment) else {
+        guard let program = ChildProcess.executablePath(argv[0], searchPath: environment["PATH"]) else {
             throw KeylessError(
                 .usage, "Cannot run \(argv[0]): not found or not executable.", hint: "Check the command name and PATH.")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        // The listening socket, the store's files and anything else keyless holds stay out of the child.
-        if let closeFrom = SpawnExtras.addCloseFrom { _ = closeFrom(&actions, 3) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        // keyless ignores these (the forwarded ones, and SIGPIPE for the server); ignored stays ignored across exec.
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGCHLD, SIGALRM, SIGUSR1, SIGUSR2] {
-            sigaddset(&defaults, number)
+        // Every descriptor above 2 (the listening socket, the store's files) stays out of the child.
+        do {
+            return try ChildProcess(executable: program, argv: argv, environment: environment).spawn()
+        } catch {
+            throw KeylessError(.usage, "Cannot run \(argv[0]): \(error).", hint: "Check the command name and PATH.")
         }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        let cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { cArgs.forEach { free($0) }; cEnv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, program, &actions, &attributes, cArgs, cEnv)
-        guard result == 0 else {
-            throw KeylessError(
-                .usage, "Cannot run \(argv[0]): \(String(cString: strerror(result))).",
-                hint: "Check the command name and PATH.")
-        }
-        return pid
     }
 
     /// Blocks until the child exits. It is seen exited first and reaped only after the relay stops, so a
@@ -230,8 +192,7 @@ enum ForwardingChild {
         relay.finished()
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) == -1 && errno == EINTR {}
-        let signal = raw & 0x7f
-        return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+        return ChildProcess.exitStatus(raw)
     }
 }
 
@@ -263,20 +224,4 @@ final class SignalRelay: @unchecked Sendable {
         defer { lock.unlock() }
         done = true
     }
-}
-
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), looked up at run time: Swift's Glibc module
-/// does not import the GNU declarations.
-private enum SpawnExtras {
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    static let addCloseFrom: AddCloseFrom? = {
-        #if os(Linux)
-            guard
-                let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
-            else { return nil }
-            return unsafeBitCast(address, to: AddCloseFrom.self)
-        #else
-            return nil
-        #endif
-    }()
 }
