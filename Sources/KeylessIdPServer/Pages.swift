@@ -1,23 +1,8 @@
 import Foundation
+import KeylessCore
 
 /// The provider's HTML pages: small, server-rendered, no scripts, every value escaped.
 enum Pages {
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.count)
-        for ch in text {
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(ch)
-            }
-        }
-        return out
-    }
-
     static func layout(title: String, body: String) -> String {
         """
         <!doctype html>
@@ -26,7 +11,7 @@ enum Pages {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <meta name="referrer" content="same-origin">
-        <title>\(escape(title)) · keyless</title>
+        <title>\(htmlEscaped(title)) · keyless</title>
         <style>
         body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
         h1{font-size:1.4rem}label{display:block;margin-top:.8rem;font-weight:600}
@@ -47,19 +32,20 @@ enum Pages {
     }
 
     static func hidden(_ fields: [(String, String)]) -> String {
-        fields.map { "<input type=\"hidden\" name=\"\(escape($0.0))\" value=\"\(escape($0.1))\">" }.joined(
+        fields.map { "<input type=\"hidden\" name=\"\(htmlEscaped($0.0))\" value=\"\(htmlEscaped($0.1))\">" }.joined(
             separator: "\n")
     }
 
     static func error(_ message: String, _ title: String = "Sign-in problem") -> String {
         layout(
-            title: title, body: "<h1>\(escape(title))</h1>\n<p class=\"error\" role=\"alert\">\(escape(message))</p>")
+            title: title,
+            body: "<h1>\(htmlEscaped(title))</h1>\n<p class=\"error\" role=\"alert\">\(htmlEscaped(message))</p>")
     }
 
     static func credentialFields(username: String) -> String {
         """
         <label for="username">Username</label>
-        <input type="text" id="username" name="username" value="\(escape(username))" autocomplete="username" autocapitalize="none" required autofocus>
+        <input type="text" id="username" name="username" value="\(htmlEscaped(username))" autocomplete="username" autocapitalize="none" required autofocus>
         <label for="password">Password</label>
         <input type="password" id="password" name="password" autocomplete="current-password" required>
         <label for="otp">One-time code <span class="hint">(only if your account has one)</span></label>
@@ -70,12 +56,12 @@ enum Pages {
     static func login(
         clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil
     ) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         return layout(
             title: "Sign in",
             body: """
                 <h1>Sign in</h1>
-                <p>to continue to <strong>\(escape(clientID))</strong></p>
+                <p>to continue to <strong>\(htmlEscaped(clientID))</strong></p>
                 \(alert)
                 <form method="post" action="/authorize">
                 \(hidden(request + [("csrf", csrf)]))
@@ -93,7 +79,7 @@ enum Pages {
             title: "Allow access",
             body: """
                 <h1>Allow access?</h1>
-                <p><strong>\(escape(clientID))</strong> asks to know who you are (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
+                <p><strong>\(htmlEscaped(clientID))</strong> asks to know who you are (\(htmlEscaped(username))) with the scopes <code>\(htmlEscaped(scope))</code>.</p>
                 <form method="post" action="/authorize">
                 \(hidden(request + [("csrf", csrf)]))
                 <button type="submit" name="action" value="allow">Allow</button>
@@ -107,12 +93,13 @@ enum Pages {
         userCode: String, csrf: String, signedInAs: String?, request: (client: String, scope: String)? = nil,
         message: String? = nil
     ) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         let who =
-            signedInAs.map { "<p>Signed in as <strong>\(escape($0))</strong>.</p>" } ?? credentialFields(username: "")
+            signedInAs.map { "<p>Signed in as <strong>\(htmlEscaped($0))</strong>.</p>" }
+            ?? credentialFields(username: "")
         let asking =
             request.map {
-                "<p class=\"request\">This code is for <strong>\(escape($0.client))</strong>, asking for the scopes <code>\(escape($0.scope))</code>. "
+                "<p class=\"request\">This code is for <strong>\(htmlEscaped($0.client))</strong>, asking for the scopes <code>\(htmlEscaped($0.scope))</code>. "
                     + "Approve only if you started this on your own device just now.</p>"
             } ?? ""
         return layout(
@@ -125,7 +112,7 @@ enum Pages {
                 <form method="post" action="/device">
                 \(hidden([("csrf", csrf)]))
                 <label for="user_code">Code</label>
-                <input type="text" id="user_code" name="user_code" value="\(escape(userCode))" autocomplete="off" autocapitalize="characters" required>
+                <input type="text" id="user_code" name="user_code" value="\(htmlEscaped(userCode))" autocomplete="off" autocapitalize="characters" required>
                 \(who)
                 <button type="submit" name="action" value="approve">Approve</button>
                 <button type="submit" name="action" value="deny">Deny</button>
@@ -141,7 +128,7 @@ enum Pages {
             title: "Allow access",
             body: """
                 <h1>Allow access?</h1>
-                <p><strong>\(escape(clientID))</strong> asks, from a device, to act as you (\(escape(username))) with the scopes <code>\(escape(scope))</code>.</p>
+                <p><strong>\(htmlEscaped(clientID))</strong> asks, from a device, to act as you (\(htmlEscaped(username))) with the scopes <code>\(htmlEscaped(scope))</code>.</p>
                 <p>Allow it only if you started this on your own device just now. Someone who sent you this link or code can otherwise get
                 access to your account.</p>
                 <form method="post" action="/device">

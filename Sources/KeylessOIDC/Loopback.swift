@@ -110,7 +110,7 @@ final class CallbackHandler: ChannelInboundHandler, @unchecked Sendable {
                 page = Self.page(
                     title: "Login failed",
                     body:
-                        "The identity provider said: \(Self.escape(error)) \(Self.escape(query["error_description"] ?? "")). Return to the terminal for details."
+                        "The identity provider said: \(htmlEscaped(error)) \(htmlEscaped(query["error_description"] ?? "")). Return to the terminal for details."
                 )
                 continuation.yield(query)
             } else {
@@ -136,11 +136,6 @@ final class CallbackHandler: ChannelInboundHandler, @unchecked Sendable {
             promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: page)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
-    }
-
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     static func page(title: String, body: String) -> String {
