@@ -184,11 +184,16 @@ public struct BootstrapPlan: Sendable, Equatable {
             .init("StringEquals", .object([.init("\(providerName):aud", .strings(clientIDs))]))
         ]
         if let sub { conditions.append(.init("StringLike", .object([.init("\(providerName):sub", sub)]))) }
-        if role.requireMFA {
-            conditions.append(
-                .init("ForAnyValue:StringEquals", .object([.init("\(providerName):amr", .array([.string("mfa")]))])))
-        }
-        return .object([
+        if role.requireMFA { conditions.append(Self.mfaCondition(prefix: providerName)) }
+        return Self.webIdentityTrustPolicy(federated: federated, conditions: conditions)
+    }
+
+    /// A trust policy of one statement: `sts:AssumeRoleWithWebIdentity` allowed to the provider `federated` when
+    /// `conditions` hold. Every trust policy keyless writes (IAM API, Terraform, CloudFormation) is this one.
+    public static func webIdentityTrustPolicy(federated: DocumentValue, conditions: [DocumentValue.Field])
+        -> DocumentValue
+    {
+        .object([
             .init("Version", .string("2012-10-17")),
             .init(
                 "Statement",
@@ -201,6 +206,11 @@ public struct BootstrapPlan: Sendable, Equatable {
                     ])
                 ])),
         ])
+    }
+
+    /// The condition that the token's `amr` (under the condition-key prefix `prefix`, the issuer host) holds `mfa`.
+    public static func mfaCondition(prefix: String) -> DocumentValue.Field {
+        .init("ForAnyValue:StringEquals", .object([.init("\(prefix):amr", .array([.string("mfa")]))]))
     }
 
     /// The trust policy as compact JSON naming the provider in `account` (what IAM stores).

@@ -188,25 +188,9 @@ public enum BootstrapGenerator {
                         .init("${VendorIssuerHost}:sub", .string("${ExternalId}")),
                     ]))
             ]
-            if role.requireMFA {
-                conditions.append(
-                    .init(
-                        "ForAnyValue:StringEquals",
-                        .object([.init("${VendorIssuerHost}:amr", .array([.string("mfa")]))])))
-            }
-            return DocumentValue.object([
-                .init("Version", .string("2012-10-17")),
-                .init(
-                    "Statement",
-                    .array([
-                        .object([
-                            .init("Effect", .string("Allow")),
-                            .init("Principal", .object([.init("Federated", .string("${ProviderArn}"))])),
-                            .init("Action", .string("sts:AssumeRoleWithWebIdentity")),
-                            .init("Condition", .object(conditions)),
-                        ])
-                    ])),
-            ]).prettyJSON()
+            if role.requireMFA { conditions.append(BootstrapPlan.mfaCondition(prefix: "${VendorIssuerHost}")) }
+            return BootstrapPlan.webIdentityTrustPolicy(federated: .string("${ProviderArn}"), conditions: conditions)
+                .prettyJSON()
         }
         let q = jsonString
         var out = """
