@@ -27,7 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
-        // Errors with codes, clocks, environment, XDG paths, atomic writes and file locks.
+        // Errors with codes, clocks, environment, XDG paths, atomic writes, file locks, starting a child process, and the
+        // JSON and HTML text escapes.
         // FoundationEssentials only: it sits on the cached credential_process path.
         .target(name: "KeylessCore"),
         // Syscalls Swift cannot call (variadic) and libsecret loaded with dlopen.
@@ -43,6 +44,9 @@ let package = Package(
         // What the access server writes and the CLI reads: the credential_process line and creds-process's flag table.
         // No dependency, no Foundation: the launcher links it.
         .target(name: "KeylessWire"),
+        // How every YAML configuration file is read: bounded before it is composed (no aliases, limits on size, nodes
+        // and depth), and every mistake reported as file:line:column.
+        .target(name: "KeylessYAML", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
         // The cached credential_process answer: no event loop, no network, no full Foundation.
         .target(
             name: "KeylessFastPath",
@@ -94,7 +98,7 @@ let package = Package(
         .target(
             name: "KeylessIdP",
             dependencies: [
-                "KeylessCore", "KeylessStorage", "KeylessJOSE",
+                "KeylessCore", "KeylessStorage", "KeylessJOSE", "KeylessYAML",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -154,13 +158,15 @@ let package = Package(
         .target(name: "KeylessTrust", dependencies: ["KeylessCore"]),
         // The access server's policy: accounts, roles, grants from groups and claims, session tags; parsed with
         // line numbers and reloaded on change.
-        .target(name: "KeylessPolicy", dependencies: ["KeylessCore", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "KeylessPolicy",
+            dependencies: ["KeylessCore", "KeylessYAML", .product(name: "Yams", package: "Yams")]),
         // The access server (Hummingbird): bearer authentication, config, credentials, console links, audit, web page.
         .target(
             name: "KeylessAccessServer",
             dependencies: [
                 "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4",
-                "KeylessHTTPServer", "KeylessWire",
+                "KeylessHTTPServer", "KeylessWire", "KeylessYAML",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -206,6 +212,9 @@ let package = Package(
             name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore", "KeylessTestFakes"]),
         .testTarget(name: "KeylessWireTests", dependencies: ["KeylessWire", "KeylessTestSupport"]),
+        .testTarget(
+            name: "KeylessYAMLTests",
+            dependencies: ["KeylessYAML", "KeylessCore", .product(name: "Yams", package: "Yams")]),
         .testTarget(
             name: "KeylessSecretsTests",
             dependencies: ["KeylessSecrets", "KeylessFastPath", "KeylessTestSupport", "KeylessTestFakes"]),

@@ -2,6 +2,7 @@ import Foundation
 import KeylessCore
 import KeylessHTTPServer
 import KeylessOIDC
+import KeylessYAML
 import Yams
 
 /// One issuer whose tokens the server accepts, and what `configure` writes for its users.
@@ -97,15 +98,8 @@ public struct ServerConfiguration: Sendable {
 
     /// Parses server.yaml text; `file` names it in errors and anchors relative paths.
     public static func parse(_ text: String, file: String) throws -> ServerConfiguration {
-        try YAMLGuard.check(text, file: file)
-        let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else { throw bad(file, nil, "the file is empty") }
-            root = node
-        } catch let error as KeylessError {
-            throw error
-        } catch let error as YamlError {
-            throw yamlError(file, error)
+        guard let root = try YAMLFile.compose(text, file: file, hint: hint) else {
+            throw bad(file, nil, "the file is empty")
         }
         let top = try mapping(root, file: file, allowed: topKeys, what: "the top level")
         let directory = Files.parentDirectory(file)
@@ -269,32 +263,11 @@ public struct ServerConfiguration: Sendable {
 
     // MARK: YAML helpers with line numbers
 
-    static func bad(_ file: String, _ node: Node?, _ reason: String) -> KeylessError {
-        let place = node?.mark.map { "\(file):\($0.line):\($0.column)" } ?? file
-        return KeylessError(
-            .configInvalid, "\(place): \(reason).",
-            hint:
-                "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
-    }
+    static let hint =
+        "Fix the server configuration and start the server again (docs/server.example.yaml shows every field)."
 
-    /// A YAML syntax error at its line and column, like every other mistake.
-    static func yamlError(_ file: String, _ error: YamlError) -> KeylessError {
-        let place: (line: Int, column: Int)
-        let problem: String
-        switch error {
-        case .scanner(_, let text, let mark, _), .parser(_, let text, let mark, _), .composer(_, let text, let mark, _):
-            place = (mark.line, mark.column); problem = "it is not valid YAML: \(text)"
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            place = (context.mark.line, context.mark.column)
-            problem =
-                "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
-        default:
-            place = (1, 1); problem = "it is not valid YAML: \(error)"
-        }
-        return KeylessError(
-            .configInvalid, "\(file):\(place.line):\(place.column): \(problem).",
-            hint:
-                "Fix the server configuration and start the server again (docs/server.example.yaml shows every field).")
+    static func bad(_ file: String, _ node: Node?, _ reason: String) -> KeylessError {
+        YAMLFile.error(node, in: file, reason + ".", hint: hint)
     }
 
     /// `key:` with no value, `key: ~` or `key: null`: the key is absent (as in the policy file).

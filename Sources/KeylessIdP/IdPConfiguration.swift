@@ -1,6 +1,7 @@
 import Foundation
 import KeylessCore
 import KeylessJOSE
+import KeylessYAML
 import Yams
 
 /// `idp.yaml`: the embedded OpenID Provider's users, groups and clients.
@@ -162,15 +163,10 @@ public struct IdPConfiguration: Sendable, Equatable {
     /// Parses and checks the text of an `idp.yaml`.
     public static func parse(_ text: String, path: String) throws -> IdPConfiguration {
         // Room for tens of thousands of users with their hashes.
-        try YAMLGuard.check(text, file: path, limits: YAMLGuard.Limits(maxBytes: 16 << 20, maxNodes: 1_000_000))
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw KeylessError(
-                .configInvalid, "\(path): not valid YAML: \(error)", hint: "Fix the YAML syntax at the position shown.")
-        }
-        guard let root else {
+        let composed = try YAMLFile.compose(
+            text, file: path, hint: "Fix the YAML syntax at the position shown.",
+            limits: YAMLGuard.Limits(maxBytes: 16 << 20, maxNodes: 1_000_000))
+        guard let root = composed else {
             throw KeylessError(.configInvalid, "\(path) is empty.", hint: "Declare at least users and clients.")
         }
         let file: File
@@ -192,8 +188,7 @@ public struct IdPConfiguration: Sendable, Equatable {
 
     func check(root: Node, path: String) throws {
         func fail(_ keys: [Any], _ reason: String, _ hint: String) -> KeylessError {
-            let line = Self.node(at: keys, in: root)?.mark?.line
-            return KeylessError(.configInvalid, "\(path)\(line.map { ":\($0)" } ?? ""): \(reason)", hint: hint)
+            YAMLFile.error(Self.node(at: keys, in: root), in: path, reason, hint: hint)
         }
         guard ["RS256", "ES256"].contains(signingAlgorithm) else {
             throw fail(
@@ -310,11 +305,9 @@ public struct IdPConfiguration: Sendable, Equatable {
         @unknown default: return KeylessError(.configInvalid, "\(path): \(error)", hint: "Fix the value shown.")
         }
         let keys: [Any] = context.codingPath.map { key -> Any in key.intValue.map { $0 as Any } ?? key.stringValue }
-        let line = node(at: keys, in: root)?.mark?.line
         let location = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        return KeylessError(
-            .configInvalid,
-            "\(path)\(line.map { ":\($0)" } ?? ""): at \(location.isEmpty ? "the top" : location): \(what).",
+        return YAMLFile.error(
+            node(at: keys, in: root), in: path, "at \(location.isEmpty ? "the top" : location): \(what).",
             hint: "Fix that entry; see README, \"The identity provider\", for the format.")
     }
 

@@ -1,4 +1,5 @@
 import KeylessCore
+import KeylessYAML
 import Yams
 
 /// Walks the YAML node tree of a policy file (never Codable, so every mistake keeps its line and column) and builds
@@ -78,18 +79,13 @@ struct PolicyParser {
     /// The YAML document's root mapping, after the size, node and alias checks.
     func compose() throws -> Node {
         // Policies grow with an organisation: room for far more than 10,000 roles, but no aliases and bounded nesting.
-        try YAMLGuard.check(text, file: file, limits: YAMLGuard.Limits(maxBytes: 32 << 20, maxNodes: 2_000_000))
-        let root: Node
-        do {
-            // The basic resolver: values are read from their text here, and it spares a regex per scalar.
-            guard let node = try Yams.compose(yaml: text, .basic, .default, .utf8) else {
-                throw KeylessError(
-                    .configInvalid, "\(file):1:1: the policy is empty; it needs at least accounts: and roles:",
-                    hint: Self.hint)
-            }
-            root = node
-        } catch let error as YamlError {
-            throw yamlError(error)
+        let composed = try YAMLFile.compose(
+            text, file: file, hint: Self.hint, limits: YAMLGuard.Limits(maxBytes: 32 << 20, maxNodes: 2_000_000),
+            basicResolver: true)  // values are read from their text here, and it spares a regex per scalar
+        guard let root = composed else {
+            throw KeylessError(
+                .configInvalid, "\(file):1:1: the policy is empty; it needs at least accounts: and roles:",
+                hint: Self.hint)
         }
         guard case .mapping = root else {
             throw fail(root, "the policy must be a mapping with the keys \(Self.topKeys.joined(separator: ", "))")
@@ -355,13 +351,10 @@ struct PolicyParser {
 // MARK: - Reading nodes
 
 extension PolicyParser {
-    func position(_ node: Node) -> String {
-        let mark = node.mark
-        return "\(mark?.line ?? 1):\(mark?.column ?? 1)"
-    }
+    func position(_ node: Node) -> String { YAMLFile.position(node) }
 
     func fail(_ node: Node, _ reason: String) -> KeylessError {
-        KeylessError(.configInvalid, "\(file):\(position(node)): \(reason)", hint: Self.hint)
+        YAMLFile.error(node, in: file, reason, hint: Self.hint)
     }
 
     static func isNull(_ node: Node) -> Bool {
@@ -596,29 +589,5 @@ extension PolicyParser {
             previous = current
         }
         return previous[b.count]
-    }
-
-    /// A YAML syntax error as "file:line:col: not valid YAML: problem".
-    func yamlError(_ error: YamlError) -> KeylessError {
-        let (mark, problem): ((line: Int, column: Int), String)
-        switch error {
-        case .scanner(let context, let problem1, let mark1, _), .parser(let context, let problem1, let mark1, _),
-            .composer(let context, let problem1, let mark1, _):
-            mark = (mark1.line, mark1.column)
-            problem =
-                "not valid YAML: \(problem1)"
-                + (context.map { " (\($0.text) at \($0.mark.line):\($0.mark.column))" } ?? "")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            mark = (context.mark.line, context.mark.column)
-            problem =
-                "the key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears more than once in the same mapping; keep one"
-        case .reader(let problem1, let offset, _, _):
-            mark = (1, 1)
-            problem = "not readable as UTF-8 text: \(problem1)" + (offset.map { " at byte \($0)" } ?? "")
-        default:
-            mark = (1, 1)
-            problem = "not valid YAML: \(error)"
-        }
-        return KeylessError(.configInvalid, "\(file):\(mark.line):\(mark.column): \(problem)", hint: Self.hint)
     }
 }

@@ -262,7 +262,7 @@ struct ServerConfigurationTests {
         Mistake(
             name: "duplicate key", yaml: base + "\npolicy: other.yaml", place: "1:1",
             says: "the key 'policy' appears more than once"),
-        Mistake(name: "YAML syntax error", yaml: base + "\nweb: [unclosed", place: "6:1", says: "it is not valid YAML"),
+        Mistake(name: "YAML syntax error", yaml: base + "\nweb: [unclosed", place: "6:1", says: "not valid YAML"),
         Mistake(
             name: "policy: with no value",
             yaml: "policy:\n" + base.split(separator: "\n").dropFirst().joined(separator: "\n"), place: "1:1",

@@ -1,5 +1,6 @@
 import Foundation
 import KeylessCore
+import KeylessYAML
 import Testing
 
 @Suite("YAMLGuard: configuration text is checked before a YAML library composes it")

@@ -1,3 +1,5 @@
+import KeylessCore
+
 /// Checks a configuration file's YAML text before a YAML library composes it, so that no file can make a parse take
 /// hours or exhaust the stack:
 /// - aliases (`*name`) are refused: an alias of a "billion laughs" node used as a mapping key makes the duplicate-key
