@@ -78,9 +78,7 @@ public final class AccessServer: Sendable {
     ) async throws -> AccessServer {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server")
         try policyYAML.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
-        var lastFailure = ""
-        for _ in 1...3 {
-            let port = try fixedPort ?? freePort()
+        return try await startOnFreePort(first: fixedPort, otherPorts: fixedPort == nil) { port in
             try serverYAML.replacingOccurrences(of: "PORT", with: String(port)).write(
                 toFile: directory + "/server.yaml", atomically: true, encoding: .utf8)
             var env = environment
@@ -90,12 +88,11 @@ public final class AccessServer: Sendable {
                 arguments: ["server", "--config", directory + "/server.yaml"],
                 environment: env, logPath: directory + "/server-\(port).log")
             let server = AccessServer(port: port, directory: directory, process: process)
-            if try await server.waitUntilHealthy() { return server }
-            lastFailure = process.logTail(30)
+            if try await server.waitUntilHealthy() { return .started(server) }
+            let log = process.logTail(30)
             process.stop()
-            guard lastFailure.contains("in use"), fixedPort == nil else { break }
+            return .failed("keyless server did not become healthy:\n\(log)", portTaken: log.contains("in use"))
         }
-        throw TestSupportError("keyless server did not become healthy:\n\(lastFailure)")
     }
 
     init(port: Int, directory: String, process: PartnerProcess) {

@@ -109,21 +109,20 @@ public final class EmbeddedIdP: Sendable {
             try directory
             ?? writeConfiguration(
                 signingAlgorithm: signingAlgorithm, issuerPort: issuerPort, extraClients: extraClients)
-        var lastFailure = ""
-        for attempt in 1...3 {
-            let listenPort = attempt == 1 ? issuerPort : try freePort()
-            if listenPort != issuerPort && port == nil {  // the issuer names the port: rewrite it for the new one
+        var written = issuerPort
+        return try await startOnFreePort(first: issuerPort, otherPorts: port == nil) { listenPort in
+            if listenPort != written {  // the issuer names the port: rewrite it for the new one
                 let text = try String(contentsOfFile: directory + "/idp.yaml", encoding: .utf8)
-                    .replacingOccurrences(of: "http://127.0.0.1:\(issuerPort)", with: "http://127.0.0.1:\(listenPort)")
+                    .replacingOccurrences(of: "http://127.0.0.1:\(written)", with: "http://127.0.0.1:\(listenPort)")
                 try text.write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
+                written = listenPort
             }
             let idp = try EmbeddedIdP(directory: directory, port: listenPort, database: database, issuer: issuer)
-            if try await idp.waitUntilHealthy() { return idp }
-            lastFailure = idp.process.logTail(30)
+            if try await idp.waitUntilHealthy() { return .started(idp) }
+            let log = idp.process.logTail(30)
             idp.process.stop()
-            guard lastFailure.contains("in use"), port == nil else { break }
+            return .failed("keyless idp serve did not become healthy:\n\(log)", portTaken: log.contains("in use"))
         }
-        throw TestSupportError("keyless idp serve did not become healthy:\n\(lastFailure)")
     }
 
     init(directory: String, port: Int, database: String?, issuer: String?) throws {

@@ -62,9 +62,7 @@ public final class GlewlwydServer: Sendable {
                 "glewlwyd is not installed (apt-get install glewlwyd sqlite3 jq curl openssl, or run scripts/test)")
         }
         let script = (repositoryRoot() as NSString).appendingPathComponent("scripts/partners/glewlwyd-setup.sh")
-        var lastFailure = ""
-        for _ in 1...3 {  // a port found free can be taken before glewlwyd binds it: retry on a new one
-            let port = try freePort()
+        return try await startOnFreePort { port in
             let directory = try makeTemporaryDirectory(prefix: "keyless-glewlwyd")
             let result = try PartnerProcess.run(
                 "/bin/bash", [script, directory, String(port), String(redirectPort)],
@@ -77,20 +75,19 @@ public final class GlewlwydServer: Sendable {
             let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if result.status == 0, let pid {
-                return GlewlwydServer(port: port, redirectPort: redirectPort, directory: directory, pid: pid)
+                return .started(GlewlwydServer(port: port, redirectPort: redirectPort, directory: directory, pid: pid))
             }
             if let pid { stopProcess(pid: pid) }  // the script stops it on failure; make sure
-            lastFailure =
-                "glewlwyd-setup.sh \(directory) \(port) \(redirectPort) failed (status \(result.status)):\n\(result.output)"
             let log =
                 (try? String(
                     contentsOfFile: (directory as NSString).appendingPathComponent("glewlwyd.log"), encoding: .utf8))
                 ?? ""
-            lastFailure +=
-                log.isEmpty ? "" : "\nglewlwyd.log:\n\(log.split(separator: "\n").suffix(20).joined(separator: "\n"))"
-            guard log.contains("Address already in use") || result.output.contains("exited early") else { break }
+            return .failed(
+                "glewlwyd-setup.sh \(directory) \(port) \(redirectPort) failed (status \(result.status)):\n\(result.output)"
+                    + (log.isEmpty
+                        ? "" : "\nglewlwyd.log:\n\(log.split(separator: "\n").suffix(20).joined(separator: "\n"))"),
+                portTaken: log.contains("Address already in use") || result.output.contains("exited early"))
         }
-        throw TestSupportError(lastFailure)
     }
 
     /// Approves a device authorization as `user`: logs in (`POST /api/auth/`), grants `scopes` to swift-cli

@@ -27,24 +27,20 @@ public final class LemonLDAPServer: Sendable {
             throw TestSupportError("LemonLDAP::NG and nginx are not installed (run scripts/test)")
         }
         let scripts = (repositoryRoot() as NSString).appendingPathComponent("scripts/partners")
-        var lastFailure = ""
-        for _ in 1...3 {  // a port found free can be taken before nginx binds it: retry on a new one
-            let port = try freePort()
+        return try await startOnFreePort { port in
             let directory = try makeTemporaryDirectory(prefix: "keyless-llng")
             let result = try PartnerProcess.run(
                 "/bin/bash", [scripts + "/lemonldap-setup.sh", directory, String(port), String(redirectPort)],
                 environment: ["LLNG_ID_TOKEN_TTL": String(idTokenTTL)], timeout: 90)
             if result.status == 0 {
-                return LemonLDAPServer(port: port, redirectPort: redirectPort, directory: directory)
+                return .started(LemonLDAPServer(port: port, redirectPort: redirectPort, directory: directory))
             }
             _ = try? PartnerProcess.run("/bin/bash", [scripts + "/lemonldap-stop.sh", directory], timeout: 30)
-            lastFailure =
-                "lemonldap-setup.sh \(directory) \(port) \(redirectPort) failed (status \(result.status)):\n\(result.output)"
-            guard result.output.contains("Address already in use") || result.output.contains("already answers") else {
-                break
-            }
+            return .failed(
+                "lemonldap-setup.sh \(directory) \(port) \(redirectPort) failed (status \(result.status)):\n\(result.output)",
+                portTaken: result.output.contains("Address already in use") || result.output.contains("already answers")
+            )
         }
-        throw TestSupportError(lastFailure)
     }
 
     /// Stops nginx and the portal by their PIDs and removes the directory (unless partner files are kept).

@@ -20,35 +20,31 @@ public final class MotoServer: Sendable {
     /// Starts moto on a free port and waits (up to 90 s: a loaded 2-core machine stretches its first answer) until `GET /moto-api/` answers.
     public static func start() async throws -> MotoServer {
         let python = Tooling.python()
-        var lastFailure = ""
-        for _ in 1...3 {  // a port found free can be taken before moto binds it: retry on a new one
-            let port = try freePort()
-            let process = try PartnerProcess(
-                executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-                environment: [
-                    "PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_DEFAULT_REGION": "us-east-1",
-                ])
-            let server = MotoServer(port: port, process: process)
-            let deadline = Date().addingTimeInterval(90)
-            while Date() < deadline && process.isRunning {
-                if let answer = try? await PartnerHTTP.send("GET", "\(server.endpoint)/moto-api/", timeout: 2),
-                    answer.status == 200
-                {
-                    return server
+        do {
+            return try await startOnFreePort { port in
+                let process = try PartnerProcess(
+                    executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+                    environment: [
+                        "PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                    ])
+                let server = MotoServer(port: port, process: process)
+                if try await process.waitUntilHealthy("\(server.endpoint)/moto-api/", timeout: 90) {
+                    return .started(server)
                 }
-                try await Task.sleep(for: .milliseconds(100))
+                let why =
+                    process.isRunning
+                    ? "moto did not answer on \(server.endpoint) within 90 s"
+                    : "moto exited with status \(process.exitStatus ?? -1)"
+                server.stop()
+                return .failed(
+                    why + "; log \(process.logPath):\n\(process.logTail())",
+                    portTaken: process.log().contains("Address already in use"))
             }
-            lastFailure =
-                process.isRunning
-                ? "moto did not answer on \(server.endpoint) within 90 s"
-                : "moto exited with status \(process.exitStatus ?? -1)"
-            lastFailure += "; log \(process.logPath):\n\(process.logTail())"
-            server.stop()
-            if !process.log().contains("Address already in use") { break }
+        } catch let error as TestSupportError {
+            throw TestSupportError(
+                "\(error.description)\n(install with: python3 -m pip install 'moto[server]', or run scripts/test)")
         }
-        throw TestSupportError(
-            "\(lastFailure)\n(install with: python3 -m pip install 'moto[server]', or run scripts/test)")
     }
 
     /// Forgets every resource (roles, providers, ...) via `POST /moto-api/reset`.

@@ -133,3 +133,30 @@ public func makeTemporaryDirectory(prefix: String = "keyless-test") throws -> St
 var keepPartnerFiles: Bool {
     !(ProcessInfo.processInfo.environment["KEYLESS_KEEP_PARTNER_FILES"] ?? "").isEmpty
 }
+
+/// What one attempt to start a partner on a port came to.
+public enum PartnerStart<Partner> {
+    case started(Partner)
+    /// It did not start: why (with its log), and whether it says the port was taken (worth another port).
+    case failed(String, portTaken: Bool)
+}
+
+/// Every partner launcher's loop: `attempt(port)` starts the partner on `port` and says how it went. A port found free
+/// can be taken before the partner binds it, so a failure that says so is tried again on a new free port, three tries
+/// in all. `first` is the port of the first try (a caller's fixed port, or one already written into a configuration);
+/// with `otherPorts: false` there is no second.
+public func startOnFreePort<Partner>(
+    first: Int? = nil, otherPorts: Bool = true, _ attempt: (Int) async throws -> PartnerStart<Partner>
+) async throws -> Partner {
+    var lastFailure = ""
+    for number in 1...3 {
+        let port = try (number == 1 ? first : nil) ?? freePort()
+        switch try await attempt(port) {
+        case .started(let partner): return partner
+        case .failed(let why, let portTaken):
+            lastFailure = why
+            guard portTaken, otherPorts else { throw TestSupportError(lastFailure) }
+        }
+    }
+    throw TestSupportError(lastFailure)
+}

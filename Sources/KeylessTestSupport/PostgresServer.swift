@@ -86,9 +86,7 @@ public final class PostgresServer: Sendable {
             settings += ["-c", "ssl=on", "-c", "ssl_cert_file=\(files.certificate)", "-c", "ssl_key_file=\(files.key)"]
         }
 
-        var lastFailure = ""
-        for _ in 1...3 {  // a port found free can be taken before postgres binds it: retry on a new one
-            let port = try freePort()
+        let server = try await startOnFreePort { port -> PartnerStart<PostgresServer> in
             let arguments = ["-D", data, "-h", "127.0.0.1", "-p", String(port), "-k", sockets, "-F"] + settings
             let process = try PartnerProcess(
                 executable: account?.prefix.first ?? postgres,
@@ -105,10 +103,10 @@ public final class PostgresServer: Sendable {
                             "-d", "postgres", "-t", "1",
                         ], timeout: 10)
                     if probe.status == 0 {
-                        started = true
-                        return PostgresServer(
-                            port: port, directory: directory, caCertificatePath: caCertificatePath,
-                            process: process, binDirectory: binDirectory)
+                        return .started(
+                            PostgresServer(
+                                port: port, directory: directory, caCertificatePath: caCertificatePath,
+                                process: process, binDirectory: binDirectory))
                     }
                     try await Task.sleep(for: .milliseconds(50))
                 }
@@ -116,15 +114,18 @@ public final class PostgresServer: Sendable {
                 shutDown(process)
                 throw error
             }
-            lastFailure =
+            let why =
                 process.isRunning
                 ? "postgres did not accept connections on 127.0.0.1:\(port) within 90 s"
                 : "postgres exited with status \(process.exitStatus ?? -1)"
-            lastFailure += "; log \(process.logPath):\n\(process.logTail())"
             shutDown(process)
-            if !process.log().contains("could not bind") && !process.log().contains("already in use") { break }
+            let log = process.log()
+            return .failed(
+                why + "; log \(process.logPath):\n\(process.logTail())",
+                portTaken: log.contains("could not bind") || log.contains("already in use"))
         }
-        throw TestSupportError(lastFailure)
+        started = true
+        return server
     }
 
     /// `postgres://keyless@127.0.0.1:PORT/DATABASE?sslmode=SSLMODE`.

@@ -38,22 +38,24 @@ public final class ProviderZoo: Sendable {
     /// Starts `persona` with extra flags (`--token-lifetime 100`, `--no-kid`, `--aud-array`, ...) and waits for /healthz.
     public static func start(_ persona: Persona, flags: [String] = []) async throws -> ProviderZoo {
         let script = (repositoryRoot() as NSString).appendingPathComponent("scripts/partners/provider_zoo.py")
-        var lastFailure = ""
-        for _ in 1...3 {  // a port found free can be taken before the persona binds it: retry on a new one
-            let port = try freePort()
-            let process = try PartnerProcess(
-                executable: Tooling.python(),
-                arguments: [script, "--persona", persona.rawValue, "--port", String(port)] + flags,
-                environment: ["PYTHONUNBUFFERED": "1"])
-            let zoo = ProviderZoo(persona: persona, port: port, process: process)
-            if try await process.waitUntilHealthy(zoo.baseURL + "/healthz", timeout: 90) { return zoo }
-            lastFailure =
-                "provider_zoo.py --persona \(persona.rawValue) did not become healthy on \(zoo.baseURL) within 90 s:\n\(process.logTail())"
-            process.stop()
-            if !process.log().contains("Address already in use") { break }
+        do {
+            return try await startOnFreePort { port in
+                let process = try PartnerProcess(
+                    executable: Tooling.python(),
+                    arguments: [script, "--persona", persona.rawValue, "--port", String(port)] + flags,
+                    environment: ["PYTHONUNBUFFERED": "1"])
+                let zoo = ProviderZoo(persona: persona, port: port, process: process)
+                if try await process.waitUntilHealthy(zoo.baseURL + "/healthz", timeout: 90) { return .started(zoo) }
+                let why =
+                    "provider_zoo.py --persona \(persona.rawValue) did not become healthy on \(zoo.baseURL) within 90 s:\n\(process.logTail())"
+                process.stop()
+                return .failed(why, portTaken: process.log().contains("Address already in use"))
+            }
+        } catch let error as TestSupportError {
+            throw TestSupportError(
+                error.description
+                    + "\n(needs Authlib and Flask: python3 -m pip install authlib flask, or run scripts/test)")
         }
-        throw TestSupportError(
-            lastFailure + "\n(needs Authlib and Flask: python3 -m pip install authlib flask, or run scripts/test)")
     }
 
     /// One request the persona recorded (`GET /_zoo/requests`): the endpoint, its parameters (secrets redacted),
