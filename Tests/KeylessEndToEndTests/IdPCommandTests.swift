@@ -33,6 +33,6 @@ struct IdPCommandTests {
             toFile: path, atomically: true, encoding: .utf8)
         let bad = try harness.run(["idp", "check", "--config", path])
         #expect(bad.status == 2, "\(bad)")
-        #expect(bad.stderr.contains("\(path):5: user 'alice' is in group 'ops'"), "\(bad)")
+        #expect(bad.stderr.contains("\(path):5:13: user 'alice' is in group 'ops'"), "\(bad)")
     }
 }
