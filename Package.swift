@@ -209,7 +209,8 @@ let package = Package(
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
         // Fakes and helpers every test suite shares: a clock moved by hand, a log capture, a scratch directory.
         .target(
-            name: "KeylessTestFakes", dependencies: ["KeylessCore", .product(name: "Logging", package: "swift-log")]),
+            name: "KeylessTestFakes",
+            dependencies: ["KeylessCore", "KeylessHTTP", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore", "KeylessTestFakes"]),
         .testTarget(name: "KeylessWireTests", dependencies: ["KeylessWire", "KeylessTestSupport"]),
         .testTarget(

@@ -19,36 +19,11 @@ private func iso(_ text: String) -> Date { ISO8601DateFormatter().date(from: tex
 private let chainLogger = Logger(label: "keyless.tests.aws.chain", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// One request a stub transport received.
-private struct SeenRequest: Sendable {
-    var method: String
-    var url: String
-    var headers: [String: String]
-    var body: String
-}
 
 /// The failure a stub throws to play an address nobody answers at.
 private struct NobodyListens: Error, CustomStringConvertible {
     var url: String
     var description: String { "connection refused by \(url) (stub)" }
-}
-
-/// An `HTTPTransport` whose answers come from a closure; it records every request.
-private final class ClosureTransport: HTTPTransport {
-    typealias Handler = @Sendable (SeenRequest) async throws -> HTTPResponseData
-    private let handler: Handler
-    private let seen = Mutex<[SeenRequest]>([])
-
-    init(_ handler: @escaping Handler) { self.handler = handler }
-
-    /// The requests so far, in order.
-    var requests: [SeenRequest] { seen.withLock { $0 } }
-
-    func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws -> HTTPResponseData {
-        let request = SeenRequest(
-            method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self))
-        seen.withLock { $0.append(request) }
-        return try await handler(request)
-    }
 }
 
 private func json(_ object: [String: String], status: Int = 200) -> HTTPResponseData {
@@ -83,8 +58,8 @@ private let stsXML = """
 
 /// Every AWS endpoint the chain may ask, played in memory: STS, the container agents, and IMDSv2 (which, with
 /// `imdsV1Only`, plays an IMDSv1-only service that refuses the token request but answers plain GETs).
-private func fakeAWS(containerAuthorization: String? = nil, imdsV1Only: Bool = false) -> ClosureTransport {
-    ClosureTransport { request in
+private func fakeAWS(containerAuthorization: String? = nil, imdsV1Only: Bool = false) -> StubTransport {
+    StubTransport { request in
         let url = request.url
         if url.hasPrefix("https://sts.") && request.method == "POST" {
             return text(200, stsXML)
@@ -563,7 +538,7 @@ struct CredentialChainSourceTests {
         #expect(requests.first?.headers["x-aws-ec2-metadata-token"] == nil)
         #expect(requests.dropFirst().allSatisfy { $0.headers["x-aws-ec2-metadata-token"] == "IMDS-SESSION" })
 
-        let custom = ClosureTransport { request in
+        let custom = StubTransport { request in
             switch (request.method, request.url) {
             case ("PUT", "http://[fd00:ec2::254]/latest/api/token"): return text(200, "T")
             case ("GET", "http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/"): return text(200, "r")
@@ -613,7 +588,7 @@ struct CredentialChainSourceTests {
     func instanceMetadataTimeout() async throws {
         let home = try Home()
         defer { home.remove() }
-        let silent = ClosureTransport { _ in
+        let silent = StubTransport { _ in
             try await Task.sleep(for: .seconds(60))
             return text(200)
         }

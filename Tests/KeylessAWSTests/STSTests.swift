@@ -19,33 +19,9 @@ func webIdentityRequest(duration: Int? = 3600, role: String = testRole) -> WebId
         durationSeconds: duration, issuer: testIssuer)
 }
 
-/// One request the stub received.
-struct SentRequest: Sendable {
-    var method: String
-    var url: String
-    var headers: [String: String]
-    var body: String
-}
-
-/// An STS endpoint behind `HTTPTransport` that gives one fixed answer (or fails) and records what it was sent.
-actor StubSTS: HTTPTransport {
-    let status: Int
-    let xml: String
-    let unreachable: Bool
-    private(set) var requests: [SentRequest] = []
-
-    init(status: Int = 200, xml: String = "", unreachable: Bool = false) {
-        self.status = status
-        self.xml = xml
-        self.unreachable = unreachable
-    }
-
-    func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws -> HTTPResponseData {
-        requests.append(
-            SentRequest(method: method, url: url, headers: headers, body: String(decoding: body ?? [], as: UTF8.self)))
-        if unreachable { throw ConnectionRefused() }
-        return HTTPResponseData(status: status, headers: ["content-type": "text/xml"], body: Array(xml.utf8))
-    }
+/// STS behind the one stub transport: one fixed answer (or a refused connection), every request recorded.
+func stubSTS(status: Int = 200, xml: String = "", unreachable: Bool = false) -> StubTransport {
+    StubTransport(status: status, body: xml, headers: ["content-type": "text/xml"], unreachable: unreachable)
 }
 
 /// An STS error document as the query API returns it.
@@ -232,7 +208,7 @@ struct WebIdentityRequestTests {
 struct STSClientTests {
     @Test("a success answer yields all four credential fields and the assumed-role ARN")
     func parsesSuccess() async throws {
-        let stub = StubSTS(xml: stsSuccessXML())
+        let stub = stubSTS(xml: stsSuccessXML())
         let credentials = try await STSClient(
             endpoint: "https://sts.us-east-1.amazonaws.com", http: stub, logger: quietLogger
         )
@@ -247,12 +223,12 @@ struct STSClientTests {
 
     @Test("the request is an unsigned form POST of formBody to the endpoint")
     func sendsForm() async throws {
-        let stub = StubSTS(xml: stsSuccessXML())
+        let stub = stubSTS(xml: stsSuccessXML())
         let request = webIdentityRequest()
         _ = try await STSClient(endpoint: "http://127.0.0.1:4566", http: stub, logger: quietLogger)
             .assumeRoleWithWebIdentity(request)
 
-        let sent = await stub.requests
+        let sent = stub.requests
         try #require(sent.count == 1)
         #expect(sent[0].method == "POST")
         #expect(sent[0].url == "http://127.0.0.1:4566")
@@ -269,7 +245,7 @@ struct STSClientTests {
             ("2026-01-01T01:00:00.043622Z", 1_767_229_200.043622),
         ])
     func parsesExpiration(text: String, seconds: Double) async throws {
-        let stub = StubSTS(xml: stsSuccessXML(expiration: text))
+        let stub = stubSTS(xml: stsSuccessXML(expiration: text))
         let credentials = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
             .assumeRoleWithWebIdentity(webIdentityRequest())
         #expect(abs(credentials.expiration.timeIntervalSince1970 - seconds) < 0.001)
@@ -284,7 +260,7 @@ struct STSClientTests {
             String(repeating: "2", count: 5000),
         ])
     func refusesAbsurdExpiration(text: String) async throws {
-        let stub = StubSTS(xml: stsSuccessXML(expiration: text))
+        let stub = stubSTS(xml: stsSuccessXML(expiration: text))
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest())
@@ -294,7 +270,7 @@ struct STSClientTests {
 
     @Test("an Expiration with a numeric offset is the same instant in UTC")
     func expirationWithOffset() async throws {
-        let stub = StubSTS(xml: stsSuccessXML(expiration: "2026-01-01T03:00:00+02:00"))
+        let stub = stubSTS(xml: stsSuccessXML(expiration: "2026-01-01T03:00:00+02:00"))
         let credentials = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
             .assumeRoleWithWebIdentity(webIdentityRequest())
         #expect(credentials.expiration.timeIntervalSince1970 == 1_767_229_200)
@@ -304,7 +280,7 @@ struct STSClientTests {
     func incompleteSuccess() async throws {
         let xml = stsSuccessXML().replacingOccurrences(
             of: "<SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE</SessionToken>", with: "")
-        let stub = StubSTS(xml: xml)
+        let stub = stubSTS(xml: xml)
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest())
@@ -314,7 +290,7 @@ struct STSClientTests {
 
     @Test("AccessDenied maps to stsAccessDenied and names the role and the issuer")
     func accessDenied() async throws {
-        let stub = StubSTS(
+        let stub = stubSTS(
             status: 403,
             xml: stsErrorXML(code: "AccessDenied", message: "Not authorized to perform sts:AssumeRoleWithWebIdentity"))
         let error = await keylessError {
@@ -338,7 +314,7 @@ struct STSClientTests {
             (403, "AccessDenied", .stsAccessDenied),
         ])
     func mapsErrors(status: Int, code: String, expected: KeylessError.Code) async throws {
-        let stub = StubSTS(status: status, xml: stsErrorXML(code: code, message: "details &amp; more"))
+        let stub = stubSTS(status: status, xml: stsErrorXML(code: code, message: "details &amp; more"))
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest())
@@ -348,7 +324,7 @@ struct STSClientTests {
 
     @Test("InvalidIdentityToken names the issuer whose IAM OIDC provider is needed")
     func invalidIdentityTokenNamesIssuer() async throws {
-        let stub = StubSTS(
+        let stub = stubSTS(
             status: 400, xml: stsErrorXML(code: "InvalidIdentityToken", message: "No OpenIDConnect provider found"))
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
@@ -360,7 +336,7 @@ struct STSClientTests {
 
     @Test("an error answer that is not XML is an stsError")
     func nonXMLError() async throws {
-        let stub = StubSTS(status: 502, xml: "<html><body>Bad Gateway</body></html")
+        let stub = stubSTS(status: 502, xml: "<html><body>Bad Gateway</body></html")
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest())
@@ -370,7 +346,7 @@ struct STSClientTests {
 
     @Test("a transport failure is stsUnreachable")
     func unreachable() async throws {
-        let stub = StubSTS(unreachable: true)
+        let stub = stubSTS(unreachable: true)
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest())
@@ -382,31 +358,31 @@ struct STSClientTests {
         "a duration outside 900...43200 is refused with usage before any request",
         arguments: [0, -1, 899, 43_201, 86_400])
     func durationOutOfRange(duration: Int) async throws {
-        let stub = StubSTS(xml: stsSuccessXML())
+        let stub = stubSTS(xml: stsSuccessXML())
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest(duration: duration))
         }
         #expect(error?.code == .usage)
-        #expect(await stub.requests.isEmpty)
+        #expect(stub.requests.isEmpty)
     }
 
     @Test("the durations 900 and 43200 are sent", arguments: [900, 43_200])
     func durationBounds(duration: Int) async throws {
-        let stub = StubSTS(xml: stsSuccessXML())
+        let stub = stubSTS(xml: stsSuccessXML())
         _ = try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
             .assumeRoleWithWebIdentity(webIdentityRequest(duration: duration))
-        #expect(await stub.requests.first?.body.hasSuffix("&DurationSeconds=\(duration)") == true)
+        #expect(stub.requests.first?.body.hasSuffix("&DurationSeconds=\(duration)") == true)
     }
 
     @Test("a malformed role ARN is refused with usage before any request")
     func badRoleArn() async throws {
-        let stub = StubSTS(xml: stsSuccessXML())
+        let stub = stubSTS(xml: stsSuccessXML())
         let error = await keylessError {
             try await STSClient(endpoint: "https://sts.example", http: stub, logger: quietLogger)
                 .assumeRoleWithWebIdentity(webIdentityRequest(role: "arn:aws:iam::123:role/x"))
         }
         #expect(error?.code == .usage)
-        #expect(await stub.requests.isEmpty)
+        #expect(stub.requests.isEmpty)
     }
 }

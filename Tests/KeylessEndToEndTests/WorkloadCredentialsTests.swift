@@ -8,6 +8,7 @@ import KeylessHTTP
 import KeylessIdP
 import KeylessJOSE
 import KeylessSecrets
+import KeylessTestFakes
 import KeylessTestSupport
 import Logging
 import Testing
@@ -489,23 +490,6 @@ struct WorkloadCredentialsTests {
 
     // MARK: - the broker in process
 
-    /// STS on a stub transport: answers every request with `status` and `body`, and keeps the request bodies.
-    final class StubSTS: HTTPTransport, @unchecked Sendable {
-        // @unchecked: `bodies` is only touched under `lock`.
-        let status: Int
-        let body: String
-        private let lock = NSLock()
-        private var bodies: [String] = []
-        init(status: Int, body: String) { self.status = status; self.body = body }
-        var requests: [String] { lock.withLock { bodies } }
-        func send(method: String, url: String, headers: [String: String], body: [UInt8]?) async throws
-            -> HTTPResponseData
-        {
-            lock.withLock { bodies.append(String(decoding: body ?? [], as: UTF8.self)) }
-            return HTTPResponseData(status: status, body: Array(self.body.utf8))
-        }
-    }
-
     /// An unsigned JWT with these claims (STS is a stub here; keyless itself never trusts a workload token's claims).
     static func unsignedJWT(_ claims: String) -> String {
         base64URL(Data(#"{"alg":"RS256","typ":"JWT"}"#.utf8)) + "." + base64URL(Data(claims.utf8)) + ".c2ln"
@@ -513,7 +497,7 @@ struct WorkloadCredentialsTests {
 
     /// A workload broker over a memory store and the stub STS; its lock directory is under `directory`.
     static func broker(
-        http: StubSTS, store: MemorySecretStore, directory: String, tokens: @escaping @Sendable () -> String
+        http: StubTransport, store: MemorySecretStore, directory: String, tokens: @escaping @Sendable () -> String
     ) throws -> CredentialBroker {
         let environment = KeylessCore.Environment(["KEYLESS_NO_TTY": "1"])
         let context = ClientContext(
@@ -541,7 +525,7 @@ struct WorkloadCredentialsTests {
         "the broker asks the token source once, names the session after client_id when there is no sub, and answers the repeat from the cache"
     )
     func brokerCachesWorkloadCredentials() async throws {
-        let sts = StubSTS(
+        let sts = StubTransport(
             status: 200,
             body: """
                 <AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAWORKLOAD</AccessKeyId>\
@@ -564,14 +548,14 @@ struct WorkloadCredentialsTests {
         #expect(second == first)
         #expect(calls.value == 1)
         #expect(sts.requests.count == 1)
-        #expect(sts.requests.first?.contains("RoleSessionName=robot&") == true, "\(sts.requests)")
+        #expect(sts.requests.first?.body.contains("RoleSessionName=robot&") == true, "\(sts.requests)")
     }
 
     @Test(
         "when STS rejects a workload token, the error names the token's aud and says the IAM OIDC provider must list it"
     )
     func brokerExplainsAudience() async throws {
-        let sts = StubSTS(
+        let sts = StubTransport(
             status: 400,
             body: """
                 <ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Incorrect token audience</Message></Error></ErrorResponse>
