@@ -37,7 +37,7 @@ public struct RequestOrigin: Sendable {
 /// A refusal the API renders as JSON with a status, an error code and a sentence.
 public struct AccessError: Error, Sendable, Equatable {
     /// The HTTP status.
-    public var status: Int
+    public var statusCode: Int
     /// A stable code: unauthorized, forbidden reasons (not_granted, mfa_required, unknown_role), invalid_request, upstream_error, ...
     public var code: String
     /// What happened and what to do, for the caller.
@@ -45,7 +45,7 @@ public struct AccessError: Error, Sendable, Equatable {
 
     /// An error.
     public init(_ status: Int, _ code: String, _ message: String) {
-        self.status = status; self.code = code; self.message = message
+        self.statusCode = status; self.code = code; self.message = message
     }
 }
 

@@ -153,15 +153,11 @@ struct BearerAuthMiddleware: RouterMiddleware {
         -> Response
     {
         guard let header = request.headers[.authorization] else {
-            return APIRoutes.error(
-                AccessError(
-                    401, "missing_token", "Send the ID token from keyless login as Authorization: Bearer TOKEN."),
-                context: context)
+            throw AccessError(
+                401, "missing_token", "Send the ID token from keyless login as Authorization: Bearer TOKEN.")
         }
         guard header.utf8.count > 7, header.prefix(7).lowercased() == "bearer " else {
-            return APIRoutes.error(
-                AccessError(401, "invalid_token", "Use the Bearer scheme: Authorization: Bearer TOKEN."),
-                context: context)
+            throw AccessError(401, "invalid_token", "Use the Bearer scheme: Authorization: Bearer TOKEN.")
         }
         var context = context
         do {
@@ -174,7 +170,7 @@ struct BearerAuthMiddleware: RouterMiddleware {
                     "reason": .string(error.message), "request_id": .string(context.requestID),
                     "peer": .string(context.peer),
                 ])
-            return APIRoutes.error(error, context: context)
+            throw error
         }
         return try await next(request, context)
     }
@@ -232,8 +228,8 @@ struct APIRoutes {
                     AccessService.credentialsJSON(credentials, roleArn: entitlement.role.arn),
                     requestID: context.requestID)
             } catch let error as AccessError {
-                metrics.decision(action: "credentials", outcome: error.status == 403 ? "denied" : "failed")
-                return Self.error(error, context: context)
+                metrics.decision(action: "credentials", outcome: error.statusCode == 403 ? "denied" : "failed")
+                throw error
             }
         }
         api.post("console") { request, context in
@@ -244,8 +240,8 @@ struct APIRoutes {
                 metrics.decision(action: "console", outcome: "granted")
                 return Self.json("{\"url\":" + jsonString(url) + "}", requestID: context.requestID)
             } catch let error as AccessError {
-                metrics.decision(action: "console", outcome: error.status == 403 ? "denied" : "failed")
-                return Self.error(error, context: context)
+                metrics.decision(action: "console", outcome: error.statusCode == 403 ? "denied" : "failed")
+                throw error
             }
         }
     }
@@ -300,15 +296,22 @@ struct APIRoutes {
         if let requestID { response.headers[requestIDField] = requestID }
         return response
     }
+}
 
-    static func error(_ error: AccessError, context: AccessRequestContext) -> Response {
-        var response = json(
-            "{\"error\":" + jsonString(error.code) + ",\"error_description\":" + jsonString(error.message)
-                + ",\"request_id\":" + jsonString(context.requestID) + "}",
-            status: HTTPResponse.Status(code: error.status), requestID: context.requestID)
-        if error.status == 401 {
+/// The API's refusals are thrown and rendered here (by the shared SecurityHeadersMiddleware): JSON with the code, the
+/// sentence and the request id, and a Bearer challenge on 401.
+extension AccessError: HTTPResponseError {
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: statusCode) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let requestID = (context as? AccessRequestContext)?.requestID ?? ""
+        var response = APIRoutes.json(
+            "{\"error\":" + jsonString(code) + ",\"error_description\":" + jsonString(message)
+                + ",\"request_id\":" + jsonString(requestID) + "}",
+            status: status, requestID: requestID)
+        if statusCode == 401 {
             response.headers[.wwwAuthenticate] =
-                error.code == "missing_token"
+                code == "missing_token"
                 ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"invalid_token\""
         }
         return response

@@ -145,7 +145,7 @@ public struct WebPage: Sendable {
                 ])
         } catch let error as AccessError {
             return rolesPage(
-                caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
+                caller, token: token, notice: error.message, status: error.status)
         } catch {
             return rolesPage(
                 caller, token: token, notice: "The credentials could not be issued.", status: .internalServerError)
@@ -160,7 +160,7 @@ public struct WebPage: Sendable {
             return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
         } catch let error as AccessError {
             return rolesPage(
-                caller, token: token, notice: error.message, status: HTTPResponse.Status(code: error.status))
+                caller, token: token, notice: error.message, status: error.status)
         } catch {
             return rolesPage(
                 caller, token: token, notice: "The console link could not be made.", status: .internalServerError)
@@ -235,7 +235,7 @@ public struct WebPage: Sendable {
         } catch let error as AccessError {
             return page(
                 "message", ["title": "Sign-in refused", "message": error.message],
-                status: HTTPResponse.Status(code: error.status))
+                status: error.status)
         } catch let error as KeylessError {
             return page(
                 "message", ["title": "Sign-in failed", "message": "\(error.reason) Sign in again."], status: .badGateway

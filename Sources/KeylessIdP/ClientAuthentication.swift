@@ -10,14 +10,14 @@ public struct OAuthError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: String
     /// What went wrong, for the person reading the client's log.
     public var detail: String
-    /// 400, or 401 for client authentication failures.
-    public var status: Int
+    /// The HTTP status: 400, or 401 for client authentication failures.
+    public var statusCode: Int
     /// Seconds to wait (throttling), sent as Retry-After.
     public var retryAfter: Int?
 
     /// An error.
     public init(_ code: String, _ detail: String, status: Int = 400, retryAfter: Int? = nil) {
-        self.code = code; self.detail = detail; self.status = status; self.retryAfter = retryAfter
+        self.code = code; self.detail = detail; self.statusCode = status; self.retryAfter = retryAfter
     }
 
     /// The response body.

@@ -114,15 +114,15 @@ struct IdPRoutes {
         }
         router.get("/authorize") { request, context in try await authorizeGet(request, context) }
         router.post("/authorize") { request, context in try await authorizePost(request, context) }
-        router.post("/token") { request, context in await token(request, peer: context.peer) }
+        router.post("/token") { request, context in try await token(request, peer: context.peer) }
         router.post("/device_authorization") { request, context in
-            await deviceAuthorization(request, peer: context.peer)
+            try await deviceAuthorization(request, peer: context.peer)
         }
         router.get("/device") { request, context in try await deviceGet(request, context) }
         router.post("/device") { request, context in try await devicePost(request, context) }
-        router.get("/userinfo") { request, _ in await userinfo(request) }
-        router.post("/userinfo") { request, _ in await userinfo(request) }
-        router.post("/revoke") { request, context in await revoke(request, peer: context.peer) }
+        router.get("/userinfo") { request, _ in try await userinfo(request) }
+        router.post("/userinfo") { request, _ in try await userinfo(request) }
+        router.post("/revoke") { request, context in try await revoke(request, peer: context.peer) }
         router.get("/healthz") { _, _ in
             do {
                 _ = try await engine.store.session(idHash: "healthz", now: engine.clock.now())
@@ -380,77 +380,55 @@ struct IdPRoutes {
 
     // MARK: JSON endpoints
 
-    func token(_ request: Request, peer: String) async -> Response {
+    // Every OAuthError these throw is rendered by its HTTPResponseError conformance (Support.swift); anything else by
+    // the shared SecurityHeadersMiddleware as a logged server_error.
+    func token(_ request: Request, peer: String) async throws -> Response {
+        let form: [String: String]
+        let response: TokenResponse
         do {
-            let form = try await FormFields.body(request)
-            let response = try await engine.token(
+            form = try await FormFields.body(request)
+            response = try await engine.token(
                 form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
                 address: peer)
-            metrics.tokenIssued(grant: form["grant_type"] ?? "")
-            var result = Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: response.jsonText)))
-            result.headers[HTTPField.Name("Pragma")!] = "no-cache"
-            return result
         } catch let error as OAuthError {
             metrics.tokenError(code: error.code)
-            return Responses.oauthError(error, basicChallenge: request.headers[.authorization] != nil)
-        } catch {
-            return serverError(error)
+            throw error
         }
+        metrics.tokenIssued(grant: form["grant_type"] ?? "")
+        var result = Response(
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: response.jsonText)))
+        result.headers[HTTPField.Name("Pragma")!] = "no-cache"
+        return result
     }
 
-    func deviceAuthorization(_ request: Request, peer: String) async -> Response {
-        do {
-            let form = try await FormFields.body(request)
-            let device = try await engine.authorizeDevice(
-                form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
-                address: peer)
-            return Responses.json([
-                "device_code": device.deviceCode, "user_code": device.userCode,
-                "verification_uri": device.verificationURI,
-                "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn,
-                "interval": device.interval,
-            ])
-        } catch let error as OAuthError {
-            return Responses.oauthError(error)
-        } catch {
-            return serverError(error)
-        }
+    func deviceAuthorization(_ request: Request, peer: String) async throws -> Response {
+        let form = try await FormFields.body(request)
+        let device = try await engine.authorizeDevice(
+            form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+            address: peer)
+        return Responses.json([
+            "device_code": device.deviceCode, "user_code": device.userCode,
+            "verification_uri": device.verificationURI,
+            "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn,
+            "interval": device.interval,
+        ])
     }
 
-    func userinfo(_ request: Request) async -> Response {
+    func userinfo(_ request: Request) async throws -> Response {
         let header = request.headers[.authorization] ?? ""
         let bearer =
             header.lowercased().hasPrefix("bearer ")
             ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil
-        do {
-            return Responses.json(try await engine.userinfo(bearer: bearer))
-        } catch let error as OAuthError {
-            return Responses.oauthError(error)
-        } catch {
-            return serverError(error)
-        }
+        return Responses.json(try await engine.userinfo(bearer: bearer))
     }
 
-    func revoke(_ request: Request, peer: String) async -> Response {
-        do {
-            let form = try await FormFields.body(request)
-            try await engine.revoke(
-                form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
-                address: peer)
-            return Response(status: .ok, headers: [.cacheControl: "no-store"])
-        } catch let error as OAuthError {
-            return Responses.oauthError(error)
-        } catch {
-            return serverError(error)
-        }
-    }
-
-    func serverError(_ error: any Error) -> Response {
-        logger.error("request failed", metadata: ["error": .string(String(describing: error))])
-        return Responses.oauthError(
-            OAuthError("server_error", "the provider could not complete the request; see its log.", status: 500))
+    func revoke(_ request: Request, peer: String) async throws -> Response {
+        let form = try await FormFields.body(request)
+        try await engine.revoke(
+            form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
+            address: peer)
+        return Response(status: .ok, headers: [.cacheControl: "no-store"])
     }
 
     // MARK: Cookies and form tokens

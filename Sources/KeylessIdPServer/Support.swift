@@ -75,23 +75,6 @@ enum Responses {
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func oauthError(_ error: OAuthError, basicChallenge: Bool = false) -> Response {
-        // RFC 6750 §3.1: no error code when the request carried no token at all.
-        var response = json(
-            error.code == "missing_token" ? ["error_description": error.detail] : error.json,
-            status: HTTPResponse.Status(code: error.status))
-        if error.status == 401 {
-            // RFC 6750 §3.1: a request without any token gets a bare challenge, without an error code.
-            response.headers[.wwwAuthenticate] =
-                basicChallenge || error.code == "invalid_client"
-                ? "Basic realm=\"keyless\""
-                : error.code == "missing_token"
-                    ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"\(error.code)\""
-        }
-        if let wait = error.retryAfter { response.headers[.retryAfter] = String(wait) }
-        return response
-    }
-
     static func html(_ page: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
@@ -105,4 +88,24 @@ enum Responses {
 
 extension IdPRequestContext: RequestLogContext {
     public func logMetadata(for request: Request) -> Logger.Metadata { [:] }
+}
+
+/// The JSON endpoints throw OAuthError; this renders it (the shared SecurityHeadersMiddleware calls it): RFC 6749 §5.2's
+/// JSON body, Retry-After when throttled, and on 401 a challenge: Basic for a client that authenticated with Basic or
+/// failed client authentication, else Bearer (RFC 6750 §3.1: with no error code when the request carried no token).
+extension OAuthError: HTTPResponseError {
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: statusCode) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = Responses.json(code == "missing_token" ? ["error_description": detail] : json, status: status)
+        if statusCode == 401 {
+            let basic = request.headers[.authorization]?.lowercased().hasPrefix("basic ") ?? false
+            response.headers[.wwwAuthenticate] =
+                basic || code == "invalid_client"
+                ? "Basic realm=\"keyless\""
+                : code == "missing_token" ? "Bearer realm=\"keyless\"" : "Bearer realm=\"keyless\", error=\"\(code)\""
+        }
+        if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
+    }
 }

@@ -565,7 +565,8 @@ struct ClientAuthenticationGuardTests {
             try await attempt(Fixture.deployerSecret, from: "198.51.100.20")
         }
         #expect(
-            throttled?.status == 429 && throttled?.retryAfter == 100 && throttled?.code == "temporarily_unavailable",
+            throttled?.statusCode == 429 && throttled?.retryAfter == 100
+                && throttled?.code == "temporarily_unavailable",
             "\(String(describing: throttled))")
         #expect(try await attempt(Fixture.deployerSecret, from: "198.51.100.21") == "deployer")
         clock.advance(by: 100)
@@ -610,7 +611,7 @@ struct ClientAuthenticationGuardTests {
         let busy = await #expect(throws: OAuthError.self) {
             try await authenticate(authenticator, authorization: basicAuthorization("nobody", "made-up"), form: [:])
         }
-        #expect(busy?.status == 503 && busy?.retryAfter == 1, "\(String(describing: busy))")
+        #expect(busy?.statusCode == 503 && busy?.retryAfter == 1, "\(String(describing: busy))")
         #expect(
             try await authenticate(
                 authenticator, authorization: basicAuthorization("deployer", Fixture.deployerSecret), form: [:])

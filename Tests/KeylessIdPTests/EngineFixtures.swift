@@ -305,7 +305,7 @@ func expectOAuthError<T>(
         return nil
     } catch let error as OAuthError {
         #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
-        #expect(error.status == status, "\(error)", sourceLocation: sourceLocation)
+        #expect(error.statusCode == status, "\(error)", sourceLocation: sourceLocation)
         return error
     } catch {
         Issue.record("expected the OAuth error \(code), got \(error)", sourceLocation: sourceLocation)
