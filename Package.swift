@@ -41,8 +41,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
-        // What the access server writes and the CLI reads: the credential_process line and creds-process's flag table.
-        // No dependency, no Foundation: the launcher links it.
+        // What the access server writes and the CLI reads: the credential_process line, creds-process's flag table and
+        // the /api/v1 bodies. No dependency, no Foundation: the launcher links it.
         .target(name: "KeylessWire"),
         // How every YAML configuration file is read: bounded before it is composed (no aliases, limits on size, nodes
         // and depth), and every mistake reported as file:line:column.
@@ -288,7 +288,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "KeylessCLITests",
-            dependencies: ["KeylessCLI", "KeylessClient", "KeylessTestSupport", "KeylessTestFakes"]),
+            dependencies: ["KeylessCLI", "KeylessClient", "KeylessWire", "KeylessTestSupport", "KeylessTestFakes"]),
         // End to end: the built binaries as people and pipelines run them, with their partners (moto, keyless idp and
         // server, glewlwyd, LemonLDAP, Chromium, Terraform, tmux). scripts/test runs this target in a pass of its own.
         .testTarget(

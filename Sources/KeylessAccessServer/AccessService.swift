@@ -141,6 +141,10 @@ public final class AccessService: Sendable {
 
     /// What `configure` needs: the caller, the issuer and client id to log in with, and every role they may assume
     /// grouped by account, each with a suggested profile and its `credential_process` line.
+    ///
+    /// Hand-built JSON, the one place in the server: it answers every `configure`, `roles` and web-page load, and
+    /// bench/server-config measured Codable's encoder at several times its cost. It is KeylessWire's
+    /// `ServerConfigDocument` byte for byte as JSONEncoder writes it with sorted keys (WireFormatTests holds it to that).
     public func configDocument(for caller: Caller) -> String {
         let current = policy.current
         let entitlements = current.entitlements(for: caller.policyCaller)
@@ -148,19 +152,7 @@ public final class AccessService: Sendable {
         // quoted once, instead of temporary strings per field and per word.
         var text = ""
         text.reserveCapacity(512 + 400 * entitlements.count)
-        text += "{\"issuer\":"; appendJSON(caller.issuer.trusted.issuer, to: &text)
-        text += ",\"client_id\":"; appendJSON(caller.issuer.clientID, to: &text)
-        text += ",\"server_url\":"; appendJSON(configuration.publicURL, to: &text)
-        text += ",\"default_region\":"; appendJSON(current.defaultRegion, to: &text)
-        text += ",\"caller\":{\"subject\":"; appendJSON(caller.bearer.subject, to: &text)
-        text += ",\"name\":"; appendJSON(caller.name, to: &text)
-        text += ",\"groups\":["
-        for (position, group) in caller.policyCaller.groups.enumerated() {
-            if position > 0 { text += "," }
-            appendJSON(group, to: &text)
-        }
-        text += caller.policyCaller.mfa ? "],\"mfa\":true}" : "],\"mfa\":false}"
-        text += ",\"accounts\":["
+        text += "{\"accounts\":["
         // A role's object depends only on its entitlement and the issuer, so it is rendered once and kept with the
         // entitlement it came from; an entry whose entitlement differs from the policy's now (a reload changed the role)
         // is rendered again, so the cache needs no hook into reloads. Bounded by the policy's roles times the issuers.
@@ -190,9 +182,9 @@ public final class AccessService: Sendable {
             let account = entitlements[index].account
             if !first { text += "," }
             first = false
-            text += "{\"id\":"; appendJSON(account.id, to: &text)
-            text += ",\"alias\":"
+            text += "{\"alias\":"
             if let alias = account.alias { appendJSON(alias, to: &text) } else { text += "null" }
+            text += ",\"id\":"; appendJSON(account.id, to: &text)
             text += ",\"roles\":["
             var firstRole = true
             while index < entitlements.count, entitlements[index].account.id == account.id {
@@ -203,7 +195,19 @@ public final class AccessService: Sendable {
             }
             text += "]}"
         }
-        text += "]}"
+        text += "],\"caller\":{\"groups\":["
+        for (position, group) in caller.policyCaller.groups.enumerated() {
+            if position > 0 { text += "," }
+            appendJSON(group, to: &text)
+        }
+        text += caller.policyCaller.mfa ? "],\"mfa\":true" : "],\"mfa\":false"
+        text += ",\"name\":"; appendJSON(caller.name, to: &text)
+        text += ",\"subject\":"; appendJSON(caller.bearer.subject, to: &text)
+        text += "},\"client_id\":"; appendJSON(caller.issuer.clientID, to: &text)
+        text += ",\"default_region\":"; appendJSON(current.defaultRegion, to: &text)
+        text += ",\"issuer\":"; appendJSON(caller.issuer.trusted.issuer, to: &text)
+        text += ",\"server_url\":"; appendJSON(configuration.publicURL, to: &text)
+        text += "}"
         return text
     }
 
@@ -211,18 +215,18 @@ public final class AccessService: Sendable {
     {
         let role = entitlement.role
         text += "{\"arn\":"; appendJSON(role.arn, to: &text)
-        text += ",\"name\":"; appendJSON(role.name, to: &text)
-        if let description = role.description { text += ",\"description\":"; appendJSON(description, to: &text) }
-        text += ",\"max_session_seconds\":"; text += String(role.maxSessionSeconds)
-        text += role.mfaRequired ? ",\"mfa_required\":true" : ",\"mfa_required\":false"
-        text += role.credentials == .server ? ",\"credentials\":\"server\"" : ",\"credentials\":\"web-identity\""
-        text += ",\"region\":"; appendJSON(entitlement.region, to: &text)
-        text += ",\"profile\":"; appendJSON(entitlement.profileName, to: &text)
         text += ",\"credential_process\":"
         appendJSON(
             (role.credentials == .server ? prefixes.server : prefixes.webIdentity)
                 + CredentialProcessLine.quoted(role.arn) + " --region "
                 + CredentialProcessLine.quoted(entitlement.region), to: &text)
+        text += role.credentials == .server ? ",\"credentials\":\"server\"" : ",\"credentials\":\"web-identity\""
+        if let description = role.description { text += ",\"description\":"; appendJSON(description, to: &text) }
+        text += ",\"max_session_seconds\":"; text += String(role.maxSessionSeconds)
+        text += role.mfaRequired ? ",\"mfa_required\":true" : ",\"mfa_required\":false"
+        text += ",\"name\":"; appendJSON(role.name, to: &text)
+        text += ",\"profile\":"; appendJSON(entitlement.profileName, to: &text)
+        text += ",\"region\":"; appendJSON(entitlement.region, to: &text)
         text += "}"
     }
 
@@ -290,13 +294,11 @@ public final class AccessService: Sendable {
     }
 
     /// Credentials as the API returns them (the `credential_process` shape plus the role).
-    public static func credentialsJSON(_ credentials: AWSCredentials, roleArn: String) -> String {
-        "{\"Version\":1,\"AccessKeyId\":" + jsonString(credentials.accessKeyId) + ",\"SecretAccessKey\":"
-            + jsonString(credentials.secretAccessKey)
-            + ",\"SessionToken\":" + jsonString(credentials.sessionToken) + ",\"Expiration\":"
-            + jsonString(AuditRecord.timestamp(credentials.expiration))
-            + ",\"RoleArn\":" + jsonString(roleArn)
-            + (credentials.assumedRoleArn.map { ",\"AssumedRoleArn\":" + jsonString($0) } ?? "") + "}"
+    public static func credentialsDocument(_ credentials: AWSCredentials, roleArn: String) -> CredentialsDocument {
+        CredentialsDocument(
+            accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
+            sessionToken: credentials.sessionToken, expiration: AuditRecord.timestamp(credentials.expiration),
+            roleArn: roleArn, assumedRoleArn: credentials.assumedRoleArn)
     }
 
     // MARK: Console

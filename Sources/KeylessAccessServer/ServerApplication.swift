@@ -5,6 +5,7 @@ import HummingbirdCore
 import KeylessCore
 import KeylessHTTPServer
 import KeylessPolicy
+import KeylessWire
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -219,13 +220,13 @@ struct APIRoutes {
         }
         api.post("credentials") { request, context in
             do {
-                let body = try await Self.body(request, as: CredentialsBody.self)
+                let body = try await Self.body(request, as: CredentialsRequest.self)
                 let (credentials, entitlement) = try await service.credentials(
                     for: context.caller!, roleArn: body.roleArn, durationSeconds: body.durationSeconds,
                     origin: context.origin)
                 metrics.decision(action: "credentials", outcome: "granted")
                 return Self.json(
-                    AccessService.credentialsJSON(credentials, roleArn: entitlement.role.arn),
+                    Self.encode(AccessService.credentialsDocument(credentials, roleArn: entitlement.role.arn)),
                     requestID: context.requestID)
             } catch let error as AccessError {
                 metrics.decision(action: "credentials", outcome: error.statusCode == 403 ? "denied" : "failed")
@@ -234,11 +235,11 @@ struct APIRoutes {
         }
         api.post("console") { request, context in
             do {
-                let body = try await Self.body(request, as: ConsoleBody.self)
+                let body = try await Self.body(request, as: ConsoleRequest.self)
                 let url = try await service.consoleURL(
                     for: context.caller!, roleArn: body.roleArn, destination: body.destination, origin: context.origin)
                 metrics.decision(action: "console", outcome: "granted")
-                return Self.json("{\"url\":" + jsonString(url) + "}", requestID: context.requestID)
+                return Self.json(Self.encode(ConsoleDocument(url: url)), requestID: context.requestID)
             } catch let error as AccessError {
                 metrics.decision(action: "console", outcome: error.statusCode == 403 ? "denied" : "failed")
                 throw error
@@ -247,18 +248,6 @@ struct APIRoutes {
     }
 
     static let requestIDField = HTTPField.Name("X-Request-Id")!
-
-    struct CredentialsBody: Decodable {
-        var roleArn: String
-        var durationSeconds: Int?
-        enum CodingKeys: String, CodingKey { case roleArn = "role_arn", durationSeconds = "duration_seconds" }
-    }
-
-    struct ConsoleBody: Decodable {
-        var roleArn: String
-        var destination: String?
-        enum CodingKeys: String, CodingKey { case roleArn = "role_arn", destination }
-    }
 
     static func body<T: Decodable>(_ request: Request, as type: T.Type) async throws -> T {
         guard let contentType = request.headers[.contentType], contentType.lowercased().hasPrefix("application/json")
@@ -289,6 +278,14 @@ struct APIRoutes {
         }
     }
 
+    /// A `/api/v1` body as JSON text (slashes unescaped, keys sorted, so the same answer is the same bytes).
+    static func encode(_ body: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // The bodies are strings, numbers and booleans: encoding them cannot fail.
+        return (try? encoder.encode(body)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
     static func json(_ text: String, status: HTTPResponse.Status = .ok, requestID: String? = nil) -> Response {
         var response = Response(
             status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
@@ -306,8 +303,7 @@ extension AccessError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let requestID = (context as? AccessRequestContext)?.requestID ?? ""
         var response = APIRoutes.json(
-            "{\"error\":" + jsonString(code) + ",\"error_description\":" + jsonString(message)
-                + ",\"request_id\":" + jsonString(requestID) + "}",
+            APIRoutes.encode(APIErrorDocument(error: code, errorDescription: message, requestID: requestID)),
             status: status, requestID: requestID)
         if statusCode == 401 {
             response.headers[.wwwAuthenticate] =

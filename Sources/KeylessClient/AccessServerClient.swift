@@ -2,64 +2,7 @@ import Foundation
 import KeylessAWS
 import KeylessCore
 import KeylessHTTP
-
-/// What `GET /api/v1/config` answers: the caller, how to log in, and every role they may assume by account.
-public struct ServerConfigDocument: Codable, Sendable, Equatable {
-    /// One assumable role with what `configure` writes for it.
-    public struct Role: Codable, Sendable, Equatable {
-        public var arn: String
-        public var name: String
-        public var description: String?
-        public var maxSessionSeconds: Int
-        public var mfaRequired: Bool
-        public var credentials: String
-        public var region: String
-        public var profile: String
-        public var credentialProcess: String
-
-        enum CodingKeys: String, CodingKey {
-            case arn, name, description, credentials, region, profile
-            case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required", credentialProcess =
-                "credential_process"
-        }
-    }
-
-    /// An account and its roles.
-    public struct Account: Codable, Sendable, Equatable {
-        public var id: String
-        public var alias: String?
-        public var roles: [Role]
-        /// The alias when there is one, else the id.
-        public var label: String { alias ?? id }
-        /// "alias (id)", or the id.
-        public var heading: String { alias.map { "\($0) (\(id))" } ?? id }
-    }
-
-    /// The caller as the server sees them.
-    public struct CallerInfo: Codable, Sendable, Equatable {
-        public var subject: String
-        public var name: String
-        public var groups: [String]
-        public var mfa: Bool
-    }
-
-    public var issuer: String
-    public var clientID: String
-    public var serverURL: String
-    public var defaultRegion: String
-    public var caller: CallerInfo
-    public var accounts: [Account]
-
-    enum CodingKeys: String, CodingKey {
-        case issuer, caller, accounts
-        case clientID = "client_id", serverURL = "server_url", defaultRegion = "default_region"
-    }
-
-    /// Every role, with its account.
-    public var allRoles: [(account: Account, role: Role)] {
-        accounts.flatMap { account in account.roles.map { (account, $0) } }
-    }
-}
+import KeylessWire
 
 /// Talks to `keyless server` with the caller's ID token as the bearer token.
 public struct AccessServerClient: Sendable {
@@ -102,37 +45,37 @@ public struct AccessServerClient: Sendable {
 
     /// Credentials for `roleArn`, issued by the server.
     public func credentials(idToken: String, roleArn: String, durationSeconds: Int?) async throws -> AWSCredentials {
-        var body = "{\"role_arn\":" + jsonString(roleArn)
-        if let durationSeconds { body += ",\"duration_seconds\":" + String(durationSeconds) }
-        let response = try await send("POST", "/api/v1/credentials", idToken: idToken, body: body + "}")
-        guard let object = try? JSONSerialization.jsonObject(with: Data(response)) as? [String: Any],
-            let key = object["AccessKeyId"] as? String, let secret = object["SecretAccessKey"] as? String,
-            let token = object["SessionToken"] as? String, let expirationText = object["Expiration"] as? String,
-            let expiration = FlatJSON.parseRFC3339(expirationText)
+        let request = CredentialsRequest(roleArn: roleArn, durationSeconds: durationSeconds)
+        let response = try await send("POST", "/api/v1/credentials", idToken: idToken, body: try Self.encode(request))
+        guard let document = try? JSONDecoder().decode(CredentialsDocument.self, from: Data(response)),
+            let expiration = FlatJSON.parseRFC3339(document.expiration)
         else {
             throw KeylessError(
                 .stsError, "The server at \(baseURL) answered without complete credentials.",
                 hint: "Retry; if it persists, ask the server's administrator.")
         }
         return AWSCredentials(
-            accessKeyId: key, secretAccessKey: secret, sessionToken: token,
-            expiration: Date(timeIntervalSince1970: expiration),
-            assumedRoleArn: object["AssumedRoleArn"] as? String)
+            accessKeyId: document.accessKeyId, secretAccessKey: document.secretAccessKey,
+            sessionToken: document.sessionToken, expiration: Date(timeIntervalSince1970: expiration),
+            assumedRoleArn: document.assumedRoleArn)
     }
 
     /// A console sign-in URL for `roleArn`.
     public func console(idToken: String, roleArn: String, destination: String?) async throws -> String {
-        var body = "{\"role_arn\":" + jsonString(roleArn)
-        if let destination { body += ",\"destination\":" + jsonString(destination) }
-        let response = try await send("POST", "/api/v1/console", idToken: idToken, body: body + "}")
-        guard let object = try? JSONSerialization.jsonObject(with: Data(response)) as? [String: Any],
-            let url = object["url"] as? String
-        else {
+        let request = ConsoleRequest(roleArn: roleArn, destination: destination)
+        let response = try await send("POST", "/api/v1/console", idToken: idToken, body: try Self.encode(request))
+        guard let document = try? JSONDecoder().decode(ConsoleDocument.self, from: Data(response)) else {
             throw KeylessError(
                 .stsError, "The server at \(baseURL) answered without a console URL.",
                 hint: "Retry; if it persists, ask the server's administrator.")
         }
-        return url
+        return document.url
+    }
+
+    static func encode(_ body: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(body), as: UTF8.self)
     }
 
     func send(_ method: String, _ path: String, idToken: String, body: String?) async throws -> [UInt8] {
@@ -152,10 +95,10 @@ public struct AccessServerClient: Sendable {
     }
 
     static func error(_ response: HTTPResponseData, server: String) -> KeylessError {
-        let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
-        let code = object?["error"] as? String ?? "HTTP \(response.status)"
-        let message = object?["error_description"] as? String ?? "the server answered HTTP \(response.status)."
-        let request = (object?["request_id"] as? String).map { " (request id \($0))" } ?? ""
+        let document = try? JSONDecoder().decode(APIErrorDocument.self, from: Data(response.body))
+        let code = document?.error ?? "HTTP \(response.status)"
+        let message = document?.errorDescription ?? "the server answered HTTP \(response.status)."
+        let request = (document?.requestID).map { " (request id \($0))" } ?? ""
         switch response.status {
         case 401:
             return KeylessError(

@@ -4,6 +4,7 @@ import KeylessCLI
 import KeylessClient
 import KeylessCore
 import KeylessTestSupport
+import KeylessWire
 import Testing
 
 /// A person at the terminal, scripted: answers in order, then end of input; records everything shown.

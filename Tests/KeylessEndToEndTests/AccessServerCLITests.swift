@@ -6,6 +6,7 @@ import KeylessAWSConfig
 import KeylessCLI
 import KeylessClient
 import KeylessTestSupport
+import KeylessWire
 import Testing
 
 /// The partners the access-server commands talk to, started once for the suite and stopped by PID after it:

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KeylessClient
 import KeylessCore
+import KeylessWire
 
 /// Which keyless server to ask, and as whom: `--server` with the provider flags, or a profile written by configure.
 struct ServerTarget: ParsableArguments {

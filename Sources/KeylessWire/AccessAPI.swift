@@ -1,0 +1,160 @@
+/// The access server's `/api/v1` bodies, as the server writes them and the CLI reads them (the OpenAPI document at
+/// `/openapi.yaml` describes the same). Codable only: no Foundation here. The server writes `/api/v1/config` with a
+/// fast encoder of its own (its benchmark, bench/server-config, is why); a test holds that encoder to these types byte
+/// for byte (as `JSONEncoder` writes them with `.sortedKeys` and `.withoutEscapingSlashes`).
+
+/// `GET /api/v1/config`: the caller, how to log in, and every role they may assume by account.
+public struct ServerConfigDocument: Codable, Sendable, Equatable {
+    /// One assumable role with what `configure` writes for it.
+    public struct Role: Codable, Sendable, Equatable {
+        public var arn: String
+        public var name: String
+        public var description: String?
+        public var maxSessionSeconds: Int
+        public var mfaRequired: Bool
+        /// "server" (the access server assumes the role) or "web-identity" (the CLI does, with the ID token).
+        public var credentials: String
+        public var region: String
+        public var profile: String
+        public var credentialProcess: String
+
+        enum CodingKeys: String, CodingKey {
+            case arn, name, description
+            case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required"
+            case credentials, region, profile
+            case credentialProcess = "credential_process"
+        }
+    }
+
+    /// An account and its roles.
+    public struct Account: Codable, Sendable, Equatable {
+        public var id: String
+        /// Written as null when the account has none.
+        public var alias: String?
+        public var roles: [Role]
+        /// The alias when there is one, else the id.
+        public var label: String { alias ?? id }
+        /// "alias (id)", or the id.
+        public var heading: String { alias.map { "\($0) (\(id))" } ?? id }
+
+        enum CodingKeys: String, CodingKey { case id, alias, roles }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(alias, forKey: .alias)  // null, not absent: the server has always written it
+            try container.encode(roles, forKey: .roles)
+        }
+    }
+
+    /// The caller as the server sees them.
+    public struct CallerInfo: Codable, Sendable, Equatable {
+        public var subject: String
+        public var name: String
+        public var groups: [String]
+        public var mfa: Bool
+    }
+
+    public var issuer: String
+    public var clientID: String
+    public var serverURL: String
+    public var defaultRegion: String
+    public var caller: CallerInfo
+    public var accounts: [Account]
+
+    enum CodingKeys: String, CodingKey {
+        case issuer
+        case clientID = "client_id", serverURL = "server_url", defaultRegion = "default_region"
+        case caller, accounts
+    }
+
+    /// Every role, with its account.
+    public var allRoles: [(account: Account, role: Role)] {
+        accounts.flatMap { account in account.roles.map { (account, $0) } }
+    }
+}
+
+/// `POST /api/v1/credentials`'s request.
+public struct CredentialsRequest: Codable, Sendable, Equatable {
+    public var roleArn: String
+    /// Capped at the role's longest session; the role's default when absent.
+    public var durationSeconds: Int?
+
+    public init(roleArn: String, durationSeconds: Int? = nil) {
+        self.roleArn = roleArn
+        self.durationSeconds = durationSeconds
+    }
+
+    enum CodingKeys: String, CodingKey { case roleArn = "role_arn", durationSeconds = "duration_seconds" }
+}
+
+/// `POST /api/v1/credentials`'s answer: the `credential_process` document (Version 1) with the role.
+public struct CredentialsDocument: Codable, Sendable, Equatable {
+    public var version: Int
+    public var accessKeyId: String
+    public var secretAccessKey: String
+    public var sessionToken: String
+    /// RFC 3339, UTC, whole seconds.
+    public var expiration: String
+    public var roleArn: String
+    /// The assumed-role ARN STS answered, when it did.
+    public var assumedRoleArn: String?
+
+    public init(
+        accessKeyId: String, secretAccessKey: String, sessionToken: String, expiration: String, roleArn: String,
+        assumedRoleArn: String?
+    ) {
+        self.version = 1
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
+        self.expiration = expiration
+        self.roleArn = roleArn
+        self.assumedRoleArn = assumedRoleArn
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version = "Version", accessKeyId = "AccessKeyId", secretAccessKey = "SecretAccessKey"
+        case sessionToken = "SessionToken", expiration = "Expiration", roleArn = "RoleArn"
+        case assumedRoleArn = "AssumedRoleArn"
+    }
+}
+
+/// `POST /api/v1/console`'s request.
+public struct ConsoleRequest: Codable, Sendable, Equatable {
+    public var roleArn: String
+    /// An AWS console URL to open; the server's default when absent.
+    public var destination: String?
+
+    public init(roleArn: String, destination: String? = nil) {
+        self.roleArn = roleArn
+        self.destination = destination
+    }
+
+    enum CodingKeys: String, CodingKey { case roleArn = "role_arn", destination }
+}
+
+/// `POST /api/v1/console`'s answer.
+public struct ConsoleDocument: Codable, Sendable, Equatable {
+    public var url: String
+
+    public init(url: String) { self.url = url }
+}
+
+/// Every `/api/v1` refusal: a stable code, a sentence for people, and the request id to quote to an administrator.
+public struct APIErrorDocument: Codable, Sendable, Equatable {
+    public var error: String
+    public var errorDescription: String
+    /// Absent from refusals made before a request id exists (an unknown path, a body too large).
+    public var requestID: String?
+
+    public init(error: String, errorDescription: String, requestID: String?) {
+        self.error = error
+        self.errorDescription = errorDescription
+        self.requestID = requestID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case error, errorDescription = "error_description", requestID = "request_id"
+    }
+}
