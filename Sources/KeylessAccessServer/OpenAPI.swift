@@ -74,6 +74,23 @@ enum OpenAPIDocument {
                 Expiration: {type: string, format: date-time}
                 RoleArn: {type: string}
                 AssumedRoleArn: {type: string}
+            CredentialsRequest:
+              type: object
+              required: [role_arn]
+              properties:
+                role_arn: {type: string}
+                duration_seconds: {type: integer, minimum: 900, maximum: 43200, description: capped at the role's longest session}
+            ConsoleRequest:
+              type: object
+              required: [role_arn]
+              properties:
+                role_arn: {type: string}
+                destination: {type: string, description: an AWS console URL (default from the server's configuration)}
+            Console:
+              type: object
+              required: [url]
+              properties:
+                url: {type: string}
           responses:
             Unauthorized:
               description: No bearer token, or it was rejected.
@@ -97,16 +114,7 @@ enum OpenAPIDocument {
           /api/v1/credentials:
             post:
               summary: Assume a role on the caller's behalf (STS AssumeRole with SourceIdentity and session tags).
-              requestBody:
-                required: true
-                content:
-                  application/json:
-                    schema:
-                      type: object
-                      required: [role_arn]
-                      properties:
-                        role_arn: {type: string}
-                        duration_seconds: {type: integer, minimum: 900, maximum: 43200, description: capped at the role's longest session}
+              requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/CredentialsRequest"}}}}
               responses:
                 "200": {description: Temporary credentials., content: {application/json: {schema: {$ref: "#/components/schemas/Credentials"}}}}
                 "400": {$ref: "#/components/responses/BadRequest"}
@@ -116,20 +124,9 @@ enum OpenAPIDocument {
           /api/v1/console:
             post:
               summary: A one-time AWS console sign-in URL for a role.
-              requestBody:
-                required: true
-                content:
-                  application/json:
-                    schema:
-                      type: object
-                      required: [role_arn]
-                      properties:
-                        role_arn: {type: string}
-                        destination: {type: string, description: an AWS console URL (default from the server's configuration)}
+              requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/ConsoleRequest"}}}}
               responses:
-                "200":
-                  description: The sign-in URL.
-                  content: {application/json: {schema: {type: object, required: [url], properties: {url: {type: string}}}}}
+                "200": {description: The sign-in URL., content: {application/json: {schema: {$ref: "#/components/schemas/Console"}}}}
                 "400": {$ref: "#/components/responses/BadRequest"}
                 "401": {$ref: "#/components/responses/Unauthorized"}
                 "403": {$ref: "#/components/responses/Forbidden"}

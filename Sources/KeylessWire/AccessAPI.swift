@@ -18,6 +18,21 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         public var profile: String
         public var credentialProcess: String
 
+        public init(
+            arn: String, name: String, description: String?, maxSessionSeconds: Int, mfaRequired: Bool,
+            credentials: String, region: String, profile: String, credentialProcess: String
+        ) {
+            self.arn = arn
+            self.name = name
+            self.description = description
+            self.maxSessionSeconds = maxSessionSeconds
+            self.mfaRequired = mfaRequired
+            self.credentials = credentials
+            self.region = region
+            self.profile = profile
+            self.credentialProcess = credentialProcess
+        }
+
         enum CodingKeys: String, CodingKey {
             case arn, name, description
             case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required"
@@ -32,6 +47,12 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         /// Written as null when the account has none.
         public var alias: String?
         public var roles: [Role]
+
+        public init(id: String, alias: String?, roles: [Role]) {
+            self.id = id
+            self.alias = alias
+            self.roles = roles
+        }
         /// The alias when there is one, else the id.
         public var label: String { alias ?? id }
         /// "alias (id)", or the id.
@@ -53,6 +74,13 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         public var name: String
         public var groups: [String]
         public var mfa: Bool
+
+        public init(subject: String, name: String, groups: [String], mfa: Bool) {
+            self.subject = subject
+            self.name = name
+            self.groups = groups
+            self.mfa = mfa
+        }
     }
 
     public var issuer: String
@@ -61,6 +89,18 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
     public var defaultRegion: String
     public var caller: CallerInfo
     public var accounts: [Account]
+
+    public init(
+        issuer: String, clientID: String, serverURL: String, defaultRegion: String, caller: CallerInfo,
+        accounts: [Account]
+    ) {
+        self.issuer = issuer
+        self.clientID = clientID
+        self.serverURL = serverURL
+        self.defaultRegion = defaultRegion
+        self.caller = caller
+        self.accounts = accounts
+    }
 
     enum CodingKeys: String, CodingKey {
         case issuer

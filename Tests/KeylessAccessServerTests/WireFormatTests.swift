@@ -1,7 +1,8 @@
 import Foundation
-import KeylessAccessServer
+@testable import KeylessAccessServer
 import KeylessWire
 import Testing
+import Yams
 
 /// The server's hand-built `/api/v1/config` encoder against KeylessWire's types, which the CLI decodes.
 @Suite("/api/v1 bodies: the server's fast encoder writes exactly KeylessWire's types")
@@ -60,6 +61,52 @@ struct WireFormatTests {
         #expect(
             String(decoding: try encoder.encode(error), as: UTF8.self)
                 == #"{"error":"not_granted","error_description":"no","request_id":"r-1"}"#)
+    }
+
+    /// The keys of `value` encoded as JSON, at the top and at `path` (object keys; an array steps into its first item).
+    static func keys(_ value: any Encodable, at path: [String] = []) throws -> Set<String> {
+        var node: Any = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(value))
+        for step in path {
+            if let array = node as? [Any] { node = try #require(array.first) }
+            let object = try #require(node as? [String: Any])
+            node = try #require(object[step], "no \(step) among \(object.keys.sorted())")
+            if let array = node as? [Any] { node = try #require(array.first) }
+        }
+        return Set(try #require(node as? [String: Any]).keys)
+    }
+
+    @Test("the OpenAPI document's schemas name exactly the fields of KeylessWire's types, no more, no fewer")
+    func openAPIMatchesTypes() throws {
+        let document = try #require(try Yams.load(yaml: OpenAPIDocument.yaml) as? [String: Any])
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        func properties(_ name: String, _ path: [String] = []) throws -> Set<String> {
+            var schema = try #require(schemas[name] as? [String: Any], "\(name)")
+            for step in path {
+                schema = try #require((schema["properties"] as? [String: Any])?[step] as? [String: Any], "\(step)")
+                if let items = schema["items"] as? [String: Any] { schema = items }
+            }
+            return Set(try #require(schema["properties"] as? [String: Any]).keys)
+        }
+        let role = ServerConfigDocument.Role(
+            arn: "a", name: "n", description: "d", maxSessionSeconds: 3600, mfaRequired: false, credentials: "server",
+            region: "r", profile: "p", credentialProcess: "c")
+        let config = ServerConfigDocument(
+            issuer: "i", clientID: "c", serverURL: "s", defaultRegion: "r",
+            caller: .init(subject: "s", name: "n", groups: ["g"], mfa: true),
+            accounts: [.init(id: "1", alias: "a", roles: [role])])
+        #expect(try properties("Config") == Self.keys(config))
+        #expect(try properties("Config", ["caller"]) == Self.keys(config, at: ["caller"]))
+        #expect(try properties("Config", ["accounts"]) == Self.keys(config, at: ["accounts"]))
+        #expect(try properties("Role") == Self.keys(role))
+        let credentials = CredentialsDocument(
+            accessKeyId: "a", secretAccessKey: "s", sessionToken: "t", expiration: "e", roleArn: "r",
+            assumedRoleArn: "x")
+        #expect(try properties("Credentials") == Self.keys(credentials))
+        #expect(try properties("CredentialsRequest") == Self.keys(CredentialsRequest(roleArn: "r", durationSeconds: 1)))
+        #expect(try properties("ConsoleRequest") == Self.keys(ConsoleRequest(roleArn: "r", destination: "d")))
+        #expect(try properties("Console") == Self.keys(ConsoleDocument(url: "u")))
+        #expect(
+            try properties("Error") == Self.keys(APIErrorDocument(error: "e", errorDescription: "d", requestID: "r")))
     }
 
     static let awkwardPolicy = """
