@@ -128,10 +128,7 @@ public struct CredentialBroker: Sendable {
         if let arn = credentials.assumedRoleArn { labels["assumed_role_arn"] = arn }
         if let server = role.server { labels["server"] = server }
         if let workload = login.workload { labels["workload"] = workload.kind }
-        let header = EntryHeader(
-            name: key.credentialsEntry, expiresAt: credentials.expiration, updatedAt: context.clock.now(),
-            labels: labels, backend: store.backendName)
-        try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(cached))))
+        try storeCredentials(cached, store: store, key: key, updatedAt: context.clock.now(), labels: labels)
         return cached
     }
 

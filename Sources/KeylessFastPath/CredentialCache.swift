@@ -147,7 +147,17 @@ public func freshCredentials(store: any SecretStore, key: CacheKey, now: Date) t
     return credentials.expiration - now.timeIntervalSince1970 > minimumRemainingSeconds ? credentials : nil
 }
 
-/// RFC 3339 UTC with seconds, e.g. `2026-11-21T06:00:00Z`.
+/// Caches `credentials` for `key` (the one writer of what `freshCredentials` reads): the expiry in the entry's header, so
+/// that stale credentials are never decrypted, and `labels` for `keyless cache list`.
+public func storeCredentials(
+    _ credentials: CachedCredentials, store: any SecretStore, key: CacheKey, updatedAt: Date, labels: [String: String]
+) throws {
+    let header = EntryHeader(
+        name: key.credentialsEntry, expiresAt: Date(timeIntervalSince1970: credentials.expiration),
+        updatedAt: updatedAt, labels: labels, backend: store.backendName)
+    try store.write(SecretEntry(header: header, secret: Array(try JSONEncoder().encode(credentials))))
+}
+
 /// The last second of year 9999, the latest expiry keyless reads or writes.
 public let latestExpiration: Double = 253_402_300_799
 

@@ -20,14 +20,16 @@ private func credentials(remaining: Double) -> CachedCredentials {
 private func cache(
     _ payload: CachedCredentials, in store: any SecretStore, key: CacheKey, headerRemaining: Double? = nil
 ) throws {
-    let expiresAt = Date(
-        timeIntervalSince1970: reference.timeIntervalSince1970
-            + (headerRemaining ?? (payload.expiration - reference.timeIntervalSince1970)))
+    guard let headerRemaining else {
+        try storeCredentials(payload, store: store, key: key, updatedAt: reference, labels: ["role": role])
+        return
+    }
+    // A header that disagrees with its payload, which storeCredentials never writes.
     try store.write(
         SecretEntry(
             header: EntryHeader(
-                name: key.credentialsEntry, expiresAt: expiresAt, updatedAt: reference,
-                labels: ["role": role], backend: "memory"),
+                name: key.credentialsEntry, expiresAt: reference.addingTimeInterval(headerRemaining),
+                updatedAt: reference, labels: ["role": role], backend: "memory"),
             secret: Array(try JSONEncoder().encode(payload))))
 }
 
@@ -111,6 +113,19 @@ struct FreshCredentialsTests {
         try cache(credentials(remaining: 16 * 60), in: store, key: key)
 
         #expect(try freshCredentials(store: store, key: key, now: reference) == credentials(remaining: 16 * 60))
+    }
+
+    @Test("storeCredentials writes what freshCredentials reads: the expiry in the header, the labels kept")
+    func storeThenRead() throws {
+        let store = MemorySecretStore()
+        let stored = CachedCredentials(
+            accessKeyId: "ASIASTORED", secretAccessKey: "s\"e/c", sessionToken: "t", expiration: 1_800_003_600,
+            assumedRoleArn: "arn:aws:sts::123456789012:assumed-role/Dev/alice")
+        try storeCredentials(stored, store: store, key: key, updatedAt: reference, labels: ["kind": "aws-credentials"])
+        let entry = try #require(try store.read(key.credentialsEntry, if: { _ in true }))
+        #expect(entry.header.expiresAt == Date(timeIntervalSince1970: 1_800_003_600))
+        #expect(entry.header.labels == ["kind": "aws-credentials"])
+        #expect(try freshCredentials(store: store, key: key, now: reference) == stored)
     }
 
     @Test(
