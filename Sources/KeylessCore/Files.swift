@@ -37,6 +37,19 @@ public enum Files {
 
     /// Reads a whole file; `nil` when it does not exist. With `requirePrivate`, refuses files others can read.
     public static func read(_ path: String, requirePrivate: Bool = false) throws -> [UInt8]? {
+        try read(path) { info in
+            if requirePrivate && (info.st_uid != geteuid() || (info.st_mode & 0o077) != 0) {
+                throw KeylessError(
+                    .cacheInsecure,
+                    "\(path) is accessible to other users (mode \(octal(info.st_mode & 0o777))) or not owned by you; keyless will not trust it.",
+                    hint: "Delete it (keyless logout) or run: chmod 600 '\(path)'.")
+            }
+        }
+    }
+
+    /// Reads a whole file after `check` has accepted its `stat` (taken on the opened file, so the file checked is the
+    /// file read); `nil` when it does not exist.
+    public static func read(_ path: String, check: (stat) throws -> Void) throws -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
@@ -47,12 +60,7 @@ public enum Files {
         guard fstat(fd, &info) == 0 else {
             throw KeylessError(.io, "Cannot stat \(path): \(errnoString()).", hint: "Check the file's permissions.")
         }
-        if requirePrivate && (info.st_uid != geteuid() || (info.st_mode & 0o077) != 0) {
-            throw KeylessError(
-                .cacheInsecure,
-                "\(path) is accessible to other users (mode \(octal(info.st_mode & 0o777))) or not owned by you; keyless will not trust it.",
-                hint: "Delete it (keyless logout) or run: chmod 600 '\(path)'.")
-        }
+        try check(info)
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
         while offset < bytes.count {
