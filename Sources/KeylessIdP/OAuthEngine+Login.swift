@@ -1,0 +1,102 @@
+import Crypto
+import Foundation
+import KeylessCore
+import KeylessJOSE
+import KeylessStorage
+
+/// Signing in: passwords and one-time codes (throttled), form tokens, and sessions.
+extension OAuthEngine {
+    // MARK: Login
+
+    /// Checks a username, password and (when the user has one) a one-time code, throttled as `ThrottleLimits` says.
+    /// Unknown users cost the same as wrong passwords. A one-time code is spent in the store: no replica accepts it, or
+    /// an earlier code of the same user, again.
+    public func login(username: String, password: String, otp: String?, address: String) async -> Result<
+        Authentication, LoginFailure
+    > {
+        let now = clock.now()
+        do {
+            // The attempt counts before the password is checked, so parallel guesses cannot outrun the limit.
+            if let wait = try await throttle.beginLogin(user: username, address: address, now: now) {
+                return .failure(.throttled(retryAfter: wait))
+            }
+            let user = config.user(username)
+            // Same cost for unknown users.
+            let hash = user.flatMap { PasswordHash($0.passwordHash) } ?? ClientAuthenticator.dummyHash
+            let valid: Bool
+            do { valid = try await loginPool.run { await hash.verifyOffloaded(password) } } catch is WorkPoolFull {
+                // Nothing was checked: the attempt is not a failure.
+                try await throttle.loginNotAttempted(user: username, address: address, now: now)
+                return .failure(.unavailable(retryAfter: 1))
+            }
+            guard valid, let user else { return .failure(.invalid) }
+            var amr = ["pwd"]
+            if let secretText = user.totpSecret {
+                // A secret that does not decode fails closed: never a login with the password alone.
+                guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
+                guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
+                guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
+                    try await spendOneTimeCode(user: user.username, counter: counter)
+                else {
+                    return .failure(.invalid)
+                }
+                amr = ["pwd", "otp", "mfa"]
+            }
+            try await throttle.loginSucceeded(user: username, address: address, now: now)
+            return .success(Authentication(subject: user.subject ?? user.username, authTime: now, amr: amr))
+        } catch {
+            return .failure(.unavailable(retryAfter: 5))
+        }
+    }
+
+    /// Spends a one-time code's time step for a user, and the step before it, so that neither that code nor an earlier
+    /// one still inside the accepted window works again (RFC 6238 §5.2). Remembered until the step can no longer match.
+    func spendOneTimeCode(user: String, counter: UInt64) async throws -> Bool {
+        func key(_ step: UInt64) -> String { Throttle.key("otp", user.lowercased() + "\u{0}" + String(step)) }
+        let until = Date(timeIntervalSince1970: TimeInterval(counter + 2) * 30)
+        guard try await store.spendOnce(key: key(counter), expiresAt: until, now: clock.now()) else { return false }
+        if counter > 0 { _ = try await store.spendOnce(key: key(counter - 1), expiresAt: until, now: clock.now()) }
+        return true
+    }
+
+    // MARK: Form tokens
+
+    /// The anti-forgery token of the provider's forms: an HMAC, under a key derived from the key-encryption key (so
+    /// every replica computes the same), of the browser's random form cookie and of its session cookie. A token is
+    /// thus good only for the browser that holds both cookies: someone who can plant a form cookie in a victim's
+    /// browser still cannot make a token for the victim's session.
+    public func formToken(binding: String, session: String?) -> String {
+        let message = "keyless-form\u{0}" + binding + "\u{0}" + (session.map(Self.hash) ?? "")
+        return Base64URL.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: formKey)))
+    }
+
+    /// Whether `token` is the form token for these cookies (compared in constant time).
+    public func checkFormToken(_ token: String, binding: String, session: String?) -> Bool {
+        constantTimeEqual(Array(token.utf8), Array(formToken(binding: binding, session: session).utf8))
+    }
+
+    /// Starts a browser session; returns the cookie value.
+    public func startSession(_ authentication: Authentication) async throws -> String {
+        let id = Self.randomToken()
+        try await store.insertSession(
+            SessionRecord(
+                idHash: Self.hash(id), authentication: authentication,
+                expiresAt: clock.now().addingTimeInterval(TimeInterval(config.lifetimes.session))))
+        return id
+    }
+
+    /// The authentication of a live session cookie.
+    public func session(cookie: String?) async throws -> Authentication? {
+        guard let cookie, !cookie.isEmpty, cookie.utf8.count < 200 else { return nil }
+        guard let record = try await store.session(idHash: Self.hash(cookie), now: clock.now()),
+            config.user(subject: record.authentication.subject) != nil
+        else { return nil }
+        return record.authentication
+    }
+
+    /// Ends a session.
+    public func endSession(cookie: String?) async throws {
+        guard let cookie, !cookie.isEmpty else { return }
+        try await store.deleteSession(idHash: Self.hash(cookie))
+    }
+}

@@ -1,0 +1,204 @@
+import Crypto
+import Foundation
+import KeylessCore
+import KeylessJOSE
+import KeylessStorage
+
+/// The token endpoint: client authentication, then the authorization-code, refresh, client-credentials and device grants.
+extension OAuthEngine {
+    // MARK: Token endpoint
+
+    /// The token endpoint: authenticates the client, then runs the grant.
+    public func token(form: [String: String], credentials: ClientCredentials, address: String) async throws
+        -> TokenResponse
+    {
+        guard let grant = form["grant_type"] else { throw OAuthError("invalid_request", "grant_type is missing.") }
+        let client = try await clients.authenticate(credentials, address: address)
+        switch grant {
+        case "authorization_code": return try await codeGrant(form, client: client)
+        case "refresh_token": return try await refreshGrant(form, client: client)
+        case "client_credentials": return try await clientCredentialsGrant(form, client: client)
+        case Self.deviceGrant: return try await deviceGrant(form, client: client)
+        default: throw OAuthError("unsupported_grant_type", "grant_type \(grant) is not supported.")
+        }
+    }
+
+    func require(_ grant: String, _ client: IdPConfiguration.Client) throws {
+        guard client.grants.contains(grant) else {
+            throw OAuthError("unauthorized_client", "client \(client.id) may not use the \(grant) grant.")
+        }
+    }
+
+    private func codeGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
+        try require("authorization_code", client)
+        guard let code = form["code"], let redirect = form["redirect_uri"] else {
+            throw OAuthError("invalid_request", "code and redirect_uri are required.")
+        }
+        switch try await store.consumeCode(hash: Self.hash(code), now: clock.now()) {
+        case .notFound:
+            throw OAuthError("invalid_grant", "the code is unknown or has expired.")
+        case .replayed(let family):
+            try await store.revokeFamily(id: family)
+            throw OAuthError("invalid_grant", "the code was already used; tokens issued for it have been revoked.")
+        case .redeemed(let record):
+            guard record.clientID == client.id else {
+                throw OAuthError("invalid_grant", "the code was issued to another client.")
+            }
+            guard record.redirectURI == redirect else {
+                throw OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
+            }
+            if let challenge = record.codeChallenge {
+                guard let verifier = form["code_verifier"], (43...128).contains(verifier.utf8.count),
+                    constantTimeEqual(
+                        Array(Base64URL.encode(Array(SHA256.hash(data: Data(verifier.utf8)))).utf8),
+                        Array(challenge.utf8))
+                else {
+                    throw OAuthError("invalid_grant", "code_verifier does not match the code_challenge (PKCE).")
+                }
+            } else if form["code_verifier"] != nil {
+                throw OAuthError("invalid_grant", "code_verifier sent for a code issued without code_challenge.")
+            }
+            return try await userTokens(
+                client: client, scope: record.scope, authentication: record.authentication, nonce: record.nonce,
+                familyID: record.familyID)
+        }
+    }
+
+    private func refreshGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
+        try require("refresh_token", client)
+        guard let token = form["refresh_token"] else {
+            throw OAuthError("invalid_request", "refresh_token is required.")
+        }
+        // Check the request before spending the token, so a refused request leaves it usable (a retry is not reuse).
+        let tokenHash = Self.hash(token)
+        if let narrowed = form["scope"], let stored = try await store.refreshToken(hash: tokenHash),
+            stored.clientID == client.id,
+            !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " ")))
+        {
+            throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
+        }
+        let now = clock.now()
+        let successor = Self.randomToken()
+        let successorRecord = RefreshSuccessor(
+            tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now))
+        switch try await store.rotateRefreshToken(hash: tokenHash, now: now, successor: successorRecord) {
+        case .notFound: throw OAuthError("invalid_grant", "the refresh token is unknown or has expired.")
+        case .revoked: throw OAuthError("invalid_grant", "the refresh token was revoked.")
+        case .reused:
+            throw OAuthError(
+                "invalid_grant",
+                "the refresh token was already used; every token of this login is now revoked. Log in again.")
+        case .valid(let record):
+            guard record.clientID == client.id else {
+                try await store.revokeFamily(id: record.familyID)
+                throw OAuthError("invalid_grant", "the refresh token belongs to another client.")
+            }
+            var scope = record.scope
+            if let narrowed = form["scope"] {
+                guard Set(narrowed.split(separator: " ")).isSubset(of: Set(record.scope.split(separator: " "))) else {
+                    throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
+                }
+                scope = narrowed
+            }
+            guard config.user(subject: record.authentication.subject) != nil else {
+                try await store.revokeFamily(id: record.familyID)
+                throw OAuthError("invalid_grant", "the user no longer exists.")
+            }
+            // The successor, stored by the rotation, keeps the original scope even when this response is narrowed (RFC 6749 §6).
+            return try await userTokens(
+                client: client, scope: scope, authentication: record.authentication, nonce: nil,
+                familyID: record.familyID,
+                rotatedTo: successor)
+        }
+    }
+
+    private func clientCredentialsGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws
+        -> TokenResponse
+    {
+        try require("client_credentials", client)
+        guard !client.isPublic else { throw OAuthError.invalidClient("public clients cannot use client_credentials.") }
+        let allowed = Set(client.scopes ?? [])
+        let requested = form["scope"].map { Set($0.split(separator: " ").map(String.init)) } ?? allowed
+        guard requested.isSubset(of: allowed) else {
+            throw OAuthError(
+                "invalid_scope", "client \(client.id) may ask only for: \(allowed.sorted().joined(separator: " ")).")
+        }
+        let scope = requested.sorted().joined(separator: " ")
+        let now = clock.now()
+        let ttl = client.accessTokenTTL ?? config.lifetimes.accessToken
+        let (kid, key) = try await keys.currentSigningKey()
+        let access = try sign(
+            AccessClaims(
+                iss: issuer, sub: client.id, aud: AudienceList([client.audience ?? client.id]),
+                exp: Self.seconds(now) + ttl,
+                iat: Self.seconds(now), jti: Self.randomToken(bytes: 16), client_id: client.id, scope: scope),
+            typ: "at+jwt", kid: kid, key: key)
+        return TokenResponse(accessToken: access, expiresIn: ttl, scope: scope)
+    }
+
+    private func deviceGrant(_ form: [String: String], client: IdPConfiguration.Client) async throws -> TokenResponse {
+        try require("device_code", client)
+        guard let code = form["device_code"] else { throw OAuthError("invalid_request", "device_code is required.") }
+        switch try await store.pollDevice(deviceCodeHash: Self.hash(code), now: clock.now()) {
+        case .pending: throw OAuthError("authorization_pending", "the user has not approved the request yet.")
+        case .slowDown(let interval):
+            throw OAuthError("slow_down", "polling too fast; wait \(interval) seconds between requests.")
+        case .denied: throw OAuthError("access_denied", "the user denied the request.")
+        case .expired: throw OAuthError("expired_token", "the device code has expired; start again.")
+        case .notFound: throw OAuthError("invalid_grant", "the device code is unknown or was already used.")
+        case .approved(let record):
+            guard record.clientID == client.id, let approval = record.approval else {
+                throw OAuthError("invalid_grant", "the device code was issued to another client.")
+            }
+            return try await userTokens(
+                client: client, scope: record.scope, authentication: approval.authentication, nonce: nil,
+                familyID: approval.familyID)
+        }
+    }
+
+    /// The tokens of a user's grant. A refresh token is issued to clients with the grant: `rotatedTo` when a rotation
+    /// has already stored it, otherwise a new one of `familyID`.
+    func userTokens(
+        client: IdPConfiguration.Client, scope: String, authentication: Authentication, nonce: String?,
+        familyID: String,
+        rotatedTo: String? = nil
+    ) async throws -> TokenResponse {
+        let now = clock.now()
+        let user = config.user(subject: authentication.subject)
+        let (kid, key) = try await keys.currentSigningKey()
+        let idTTL = client.idTokenTTL ?? config.lifetimes.idToken
+        let accessTTL = client.accessTokenTTL ?? config.lifetimes.accessToken
+        let released = ReleasedClaims(user: user, scope: scope)
+        let idToken = try sign(
+            IDClaims(
+                iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL,
+                iat: Self.seconds(now),
+                auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
+                email: released.email, email_verified: released.email.map { _ in true },
+                preferred_username: released.preferredUsername, groups: released.groups),
+            typ: "JWT", kid: kid, key: key)
+        let access = try sign(
+            AccessClaims(
+                iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
+                exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: Self.randomToken(bytes: 16),
+                client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
+                amr: authentication.amr, groups: released.groups),
+            typ: "at+jwt", kid: kid, key: key)
+        var refresh = rotatedTo
+        if refresh == nil, client.grants.contains("refresh_token") {
+            let token = Self.randomToken()
+            try await store.insertRefreshToken(
+                RefreshTokenRecord(
+                    tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: scope,
+                    authentication: authentication, issuedAt: now,
+                    expiresAt: refreshExpiry(client, now: now)))
+            refresh = token
+        }
+        return TokenResponse(
+            accessToken: access, expiresIn: accessTTL, idToken: idToken, refreshToken: refresh, scope: scope)
+    }
+
+    private func refreshExpiry(_ client: IdPConfiguration.Client, now: Date) -> Date {
+        now.addingTimeInterval(TimeInterval(client.refreshTokenTTL ?? config.lifetimes.refreshToken))
+    }
+}

@@ -1,0 +1,132 @@
+import Crypto
+import Foundation
+import KeylessCore
+import KeylessJOSE
+import KeylessStorage
+
+/// Signing: the claims the provider puts in its tokens, and how it signs them.
+extension OAuthEngine {
+    // MARK: Tokens and helpers
+
+    func sign(_ claims: some TokenClaims, typ: String, kid: String, key: SigningKey) throws -> String {
+        let payload = Array(claims.jsonText.utf8)
+        let header =
+            "{\"alg\":\"" + key.algorithm + "\",\"kid\":" + jsonString(kid) + ",\"typ\":" + jsonString(typ) + "}"
+        return try JWS.sign(header: Array(header.utf8), payload: payload, key: key)
+    }
+
+    /// A random URL-safe token of `bytes` random bytes.
+    public static func randomToken(bytes: Int = 32) -> String {
+        // One call to the CSPRNG for all the bytes (UInt8.random makes one getrandom call per byte).
+        SymmetricKey(size: SymmetricKeySize(bitCount: bytes * 8)).withUnsafeBytes { Base64URL.encode(Array($0)) }
+    }
+
+    /// SHA-256 (hex) of a secret, as stores keep it.
+    public static func hash(_ secret: String) -> String {
+        Hex.encode(SHA256.hash(data: Data(secret.utf8)))
+    }
+
+    static func userCode() -> String {
+        // RFC 8628 §6.1: consonants only (no vowels to spell words, no look-alikes): 20^8 ≈ 2^34.6.
+        let alphabet = Array("BCDFGHJKLMNPQRSTVWXZ")
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
+    }
+
+    static func seconds(_ date: Date) -> Int { Int(date.timeIntervalSince1970) }
+
+    static func appendQuery(_ base: String, _ items: [(String, String)]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let query = items.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }.joined(
+            separator: "&")
+        return base + (base.contains("?") ? "&" : "?") + query
+    }
+}
+
+/// The user claims a grant's scopes release (OpenID Connect Core §5.4): `email` and `email_verified` for `email`,
+/// `preferred_username` for `profile`, `groups` for `groups`. With `openid` alone a token names only its subject.
+/// `email_verified` is true: the address is the one the provider's administrator wrote in idp.yaml.
+struct ReleasedClaims {
+    var email: String?
+    var preferredUsername: String?
+    var groups: [String]?
+
+    init(user: IdPConfiguration.User?, scope: String) {
+        let scopes = Set(scope.split(separator: " "))
+        email = scopes.contains("email") ? user?.email : nil
+        preferredUsername = scopes.contains("profile") ? user?.username : nil
+        groups = scopes.contains("groups") ? (user?.groups ?? []) : nil
+    }
+}
+
+/// Claims the provider signs, written as JSON directly: a JSONEncoder per token had cost more than the rest of the
+/// token's assembly on the token endpoint. Each type's tests hold its text to its Codable encoding.
+protocol TokenClaims {
+    /// The claims as a JSON object (same members and values as the Codable encoding; absent optionals left out).
+    var jsonText: String { get }
+}
+
+/// A JSON array of strings.
+private func jsonList(_ values: [String]) -> String { "[" + values.map(jsonString).joined(separator: ",") + "]" }
+
+/// ID-token claims.
+struct IDClaims: Codable, TokenClaims {
+    var iss: String, sub: String, aud: String, exp: Int, iat: Int, auth_time: Int
+    var nonce: String?
+    var amr: [String]
+    var azp: String
+    var email: String?
+    var email_verified: Bool?
+    var preferred_username: String?
+    var groups: [String]?
+
+    var jsonText: String {
+        var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub) + ",\"aud\":" + jsonString(aud)
+        text += ",\"exp\":" + String(exp) + ",\"iat\":" + String(iat) + ",\"auth_time\":" + String(auth_time)
+        if let nonce { text += ",\"nonce\":" + jsonString(nonce) }
+        text += ",\"amr\":" + jsonList(amr) + ",\"azp\":" + jsonString(azp)
+        if let email { text += ",\"email\":" + jsonString(email) }
+        if let email_verified { text += ",\"email_verified\":" + (email_verified ? "true" : "false") }
+        if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }
+        if let groups { text += ",\"groups\":" + jsonList(groups) }
+        return text + "}"
+    }
+}
+
+/// Access-token claims (RFC 9068).
+public struct AccessClaims: Codable, Sendable, TokenClaims {
+    /// Issuer.
+    public var iss: String
+    /// Subject: the user, or the client for client_credentials.
+    public var sub: String
+    /// AudienceList.
+    public var aud: AudienceList
+    /// Expiry (seconds since 1970).
+    public var exp: Int
+    /// Issued at.
+    public var iat: Int
+    /// Token id.
+    public var jti: String
+    /// The client it was issued to.
+    public var client_id: String
+    /// Granted scopes.
+    public var scope: String
+    /// When the user authenticated (user grants).
+    public var auth_time: Int?
+    /// How the user authenticated (user grants).
+    public var amr: [String]?
+    /// The user's groups (user grants).
+    public var groups: [String]?
+
+    var jsonText: String {
+        var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub)
+        text += ",\"aud\":" + (aud.values.count == 1 ? jsonString(aud.values[0]) : jsonList(aud.values))
+        text += ",\"exp\":" + String(exp) + ",\"iat\":" + String(iat) + ",\"jti\":" + jsonString(jti)
+        text += ",\"client_id\":" + jsonString(client_id) + ",\"scope\":" + jsonString(scope)
+        if let auth_time { text += ",\"auth_time\":" + String(auth_time) }
+        if let amr { text += ",\"amr\":" + jsonList(amr) }
+        if let groups { text += ",\"groups\":" + jsonList(groups) }
+        return text + "}"
+    }
+}
