@@ -171,7 +171,7 @@ public struct WebPage: Sendable {
 
     func startLogin() async throws -> Response {
         let pkce = PKCE()
-        let state = PKCE.randomToken(), nonce = PKCE.randomToken()
+        let state = randomToken(), nonce = randomToken()
         let url: String
         do {
             url = try await client.authorizationURL(redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce)

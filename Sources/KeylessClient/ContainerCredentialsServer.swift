@@ -172,12 +172,6 @@ public struct ContainerCredentialsEndpoint: Sendable {
         self.logger = logger
     }
 
-    /// A new authorization token: 32 random bytes, base64url.
-    public static func makeToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Base64URL.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
-    }
-
     /// Why a request is refused.
     enum Refusal: String, Sendable, Equatable {
         case browser, host, unauthorized, notFound = "not_found", method

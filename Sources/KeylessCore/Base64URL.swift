@@ -42,3 +42,18 @@ public enum Base64URL {
         return Data(base64Encoded: base64)
     }
 }
+
+/// `count` bytes from the system's CSPRNG (`SystemRandomNumberGenerator`: getrandom on Linux), eight bytes per call
+/// (`UInt8.random` makes one call per byte).
+public func secureRandomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(count + 7)
+    while bytes.count < count { withUnsafeBytes(of: generator.next()) { bytes += $0 } }
+    bytes.removeLast(bytes.count - count)
+    return bytes
+}
+
+/// keyless's one maker of secrets that travel as text (codes, refresh tokens, PKCE verifiers, state, nonces, session
+/// ids, the container endpoint's token): `bytes` random bytes, base64url without padding.
+public func randomToken(bytes: Int = 32) -> String { Base64URL.encode(secureRandomBytes(bytes)) }

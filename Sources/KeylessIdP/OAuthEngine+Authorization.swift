@@ -97,14 +97,14 @@ extension OAuthEngine {
 
     /// Issues a code for a validated request and the user's authentication; returns where to send the browser.
     public func issueCode(_ request: AuthorizationRequest, authentication: Authentication) async throws -> String {
-        let code = Self.randomToken()
+        let code = randomToken()
         let now = clock.now()
         try await store.insertCode(
             AuthorizationCodeRecord(
                 codeHash: Self.hash(code), clientID: request.clientID, redirectURI: request.redirectURI,
                 scope: request.scope, nonce: request.nonce,
                 codeChallenge: request.codeChallenge, codeChallengeMethod: request.codeChallenge == nil ? nil : "S256",
-                authentication: authentication, familyID: Self.randomToken(bytes: 16),
+                authentication: authentication, familyID: randomToken(bytes: 16),
                 expiresAt: now.addingTimeInterval(TimeInterval(config.lifetimes.code))))
         var items = [("code", code)]
         if let state = request.state { items.append(("state", state)) }

@@ -21,7 +21,7 @@ extension OAuthEngine {
         else {
             throw OAuthError("invalid_scope", "scope \(scope) is not allowed for client \(client.id).")
         }
-        let deviceCode = Self.randomToken()
+        let deviceCode = randomToken()
         let userCode = Self.userCode()
         try await store.insertDeviceCode(
             DeviceCodeRecord(
@@ -52,7 +52,7 @@ extension OAuthEngine {
         if approve {
             return try await store.approveDevice(
                 userCode: code,
-                approval: DeviceApproval(authentication: authentication, familyID: Self.randomToken(bytes: 16)),
+                approval: DeviceApproval(authentication: authentication, familyID: randomToken(bytes: 16)),
                 now: clock.now())
         }
         return try await store.denyDevice(userCode: code, now: clock.now())

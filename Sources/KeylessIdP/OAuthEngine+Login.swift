@@ -77,7 +77,7 @@ extension OAuthEngine {
 
     /// Starts a browser session; returns the cookie value.
     public func startSession(_ authentication: Authentication) async throws -> String {
-        let id = Self.randomToken()
+        let id = randomToken()
         try await store.insertSession(
             SessionRecord(
                 idHash: Self.hash(id), authentication: authentication,

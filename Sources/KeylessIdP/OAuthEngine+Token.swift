@@ -78,7 +78,7 @@ extension OAuthEngine {
             throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
         }
         let now = clock.now()
-        let successor = Self.randomToken()
+        let successor = randomToken()
         let successorRecord = RefreshSuccessor(
             tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now))
         switch try await store.rotateRefreshToken(hash: tokenHash, now: now, successor: successorRecord) {
@@ -131,7 +131,7 @@ extension OAuthEngine {
             AccessClaims(
                 iss: issuer, sub: client.id, aud: AudienceList([client.audience ?? client.id]),
                 exp: Self.seconds(now) + ttl,
-                iat: Self.seconds(now), jti: Self.randomToken(bytes: 16), client_id: client.id, scope: scope),
+                iat: Self.seconds(now), jti: randomToken(bytes: 16), client_id: client.id, scope: scope),
             typ: "at+jwt", kid: kid, key: key)
         return TokenResponse(accessToken: access, expiresIn: ttl, scope: scope)
     }
@@ -180,13 +180,13 @@ extension OAuthEngine {
         let access = try sign(
             AccessClaims(
                 iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
-                exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: Self.randomToken(bytes: 16),
+                exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: randomToken(bytes: 16),
                 client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
                 amr: authentication.amr, groups: released.groups),
             typ: "at+jwt", kid: kid, key: key)
         var refresh = rotatedTo
         if refresh == nil, client.grants.contains("refresh_token") {
-            let token = Self.randomToken()
+            let token = randomToken()
             try await store.insertRefreshToken(
                 RefreshTokenRecord(
                     tokenHash: Self.hash(token), familyID: familyID, clientID: client.id, scope: scope,

@@ -15,12 +15,6 @@ extension OAuthEngine {
         return try JWS.sign(header: Array(header.utf8), payload: payload, key: key)
     }
 
-    /// A random URL-safe token of `bytes` random bytes.
-    public static func randomToken(bytes: Int = 32) -> String {
-        // One call to the CSPRNG for all the bytes (UInt8.random makes one getrandom call per byte).
-        SymmetricKey(size: SymmetricKeySize(bitCount: bytes * 8)).withUnsafeBytes { Base64URL.encode(Array($0)) }
-    }
-
     /// SHA-256 (hex) of a secret, as stores keep it.
     public static func hash(_ secret: String) -> String {
         Hex.encode(SHA256.hash(data: Data(secret.utf8)))

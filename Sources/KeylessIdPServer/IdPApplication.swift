@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import KeylessHTTPServer
+import KeylessCore
 import KeylessIdP
 import KeylessStorage
 import Logging
@@ -443,7 +444,7 @@ struct IdPRoutes {
         if let existing = request.cookies[formCookie]?.value, existing.utf8.count == 43 {
             return render(engine.formToken(binding: existing, session: session))
         }
-        let binding = OAuthEngine.randomToken()
+        let binding = randomToken()
         var response = render(engine.formToken(binding: binding, session: session))
         response.setCookie(cookie(formCookie, binding, sameSite: .strict))
         return response

@@ -157,13 +157,7 @@ public struct PKCE: Sendable {
 
     /// A fresh random verifier and its challenge.
     public init() {
-        verifier = Self.randomToken()
+        verifier = randomToken()
         challenge = Base64URL.encode(Array(SHA256Digest.of(Array(verifier.utf8))))
-    }
-
-    /// 32 random bytes, base64url.
-    public static func randomToken() -> String {
-        var rng = SystemRandomNumberGenerator()
-        return Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
     }
 }

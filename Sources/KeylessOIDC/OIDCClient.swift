@@ -168,8 +168,8 @@ public actor OIDCClient {
     ) async throws -> TokenSet {
         let metadata = try await metadata()
         let pkce = PKCE()
-        let state = PKCE.randomToken()
-        let nonce = PKCE.randomToken()
+        let state = randomToken()
+        let nonce = randomToken()
         let server = try await LoopbackServer.start(port: redirectPort, expectedState: state)
         defer { Task { await server.stop() } }
         let query = try await authorizationQuery(
@@ -350,7 +350,7 @@ public actor OIDCClient {
         let response = try await send(
             metadata.tokenEndpoint,
             form: [
-                ("grant_type", "authorization_code"), ("code", "keyless-doctor-probe-" + PKCE.randomToken()),
+                ("grant_type", "authorization_code"), ("code", "keyless-doctor-probe-" + randomToken()),
                 ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", PKCE().verifier),
             ], what: "client check")
         let body = Self.json(response.body)

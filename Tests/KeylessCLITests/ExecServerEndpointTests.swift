@@ -222,7 +222,7 @@ struct ExecServerEndpointTests {
 
     @Test("each run's token is 32 random bytes in base64url, different every time")
     func tokens() throws {
-        let a = ContainerCredentialsEndpoint.makeToken(), b = ContainerCredentialsEndpoint.makeToken()
+        let a = randomToken(), b = randomToken()
         #expect(a != b)
         #expect(Base64URL.decode(a)?.count == 32)
         #expect(a.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })

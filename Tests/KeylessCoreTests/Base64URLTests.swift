@@ -39,4 +39,18 @@ struct HexTests {
         #expect(Hex.encode(bytes) == bytes.map { String(format: "%02x", $0) }.joined())
         #expect(Hex.encode([UInt8]()) == "")
     }
+
+    @Test("randomToken: the asked number of random bytes, base64url without padding, never the same twice")
+    func randomTokens() {
+        for count in [0, 1, 7, 8, 9, 16, 32, 33] {
+            #expect(secureRandomBytes(count).count == count)
+            #expect(Base64URL.decode(randomToken(bytes: count))?.count == count)
+        }
+        let tokens = (0..<200).map { _ in randomToken() }
+        #expect(Set(tokens).count == 200)
+        #expect(
+            tokens.allSatisfy { $0.count == 43 && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_".contains($0) } })
+        // Every byte value turns up across 64 KiB (a generator stuck on a value, or on a few, would not).
+        #expect(Set(secureRandomBytes(65536)).count == 256)
+    }
 }

@@ -96,7 +96,7 @@ struct RefreshGrantTests {
     @Test("an unknown or missing refresh token is refused")
     func unknownRefreshToken() async throws {
         let f = try await EngineFixture()
-        await expectOAuthError("invalid_grant") { try await f.refresh(OAuthEngine.randomToken()) }
+        await expectOAuthError("invalid_grant") { try await f.refresh(randomToken()) }
         await expectOAuthError("invalid_request") {
             try await f.token(["grant_type": "refresh_token", "client_id": "cli"])
         }

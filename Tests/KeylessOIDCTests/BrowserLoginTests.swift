@@ -78,7 +78,7 @@ struct PKCETests {
     @Test("PKCE verifiers, states and nonces are fresh each time")
     func fresh() {
         #expect(PKCE().verifier != PKCE().verifier)
-        let tokens = Set((0..<20).map { _ in PKCE.randomToken() })
+        let tokens = Set((0..<20).map { _ in randomToken() })
         #expect(tokens.count == 20)
         #expect(tokens.allSatisfy { $0.count == 43 })
     }

@@ -121,7 +121,7 @@ extension Keyless.Exec {
         }
         // Any login happens now, in the foreground, before the command starts.
         _ = try await source()
-        let token = ContainerCredentialsEndpoint.makeToken()
+        let token = randomToken()
         let endpoint = ContainerCredentialsEndpoint(
             token: token, clock: context.clock, logger: context.logger, source: source)
         let server = ContainerCredentialsServer(endpoint: endpoint, logger: context.logger)
