@@ -99,7 +99,7 @@ public final class FileKeyProvider: @unchecked Sendable {
     let keyring: KernelKeyring?
     let scrypt: (n: Int, r: Int, p: Int)
     private var cached: SymmetricKey?
-    private let lock = Mutex()
+    private let lock = PThreadMutex()
 
     /// Creates a provider for the store in `directory`.
     /// - Parameters:

@@ -95,7 +95,7 @@ extension SecretStore {
 public final class MemorySecretStore: SecretStore, @unchecked Sendable {
     // @unchecked: all access to `entries` goes through `lock`.
     private var entries: [String: SecretEntry] = [:]
-    private let lock = Mutex()
+    private let lock = PThreadMutex()
 
     public init() {}
 
@@ -110,7 +110,7 @@ public final class MemorySecretStore: SecretStore, @unchecked Sendable {
 }
 
 /// A pthread mutex, so that the store needs neither Foundation's locks nor an actor.
-final class Mutex: @unchecked Sendable {
+final class PThreadMutex: @unchecked Sendable {
     // @unchecked: pthread_mutex_t is used only through lock/unlock.
     private var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
