@@ -84,11 +84,9 @@ public enum FormEncoding {
     public static func decode(_ text: String) -> [String: String] {
         var result: [String: String] = [:]
         for part in text.split(separator: "&") {
-            let pair = part.split(separator: "=", maxSplits: 1).map {
-                String($0).replacingOccurrences(of: "+", with: " ")
-            }
-            guard let name = pair.first?.removingPercentEncoding else { continue }
-            result[name] = pair.count > 1 ? (pair[1].removingPercentEncoding ?? pair[1]) : ""
+            let pair = part.split(separator: "=", maxSplits: 1)
+            guard let first = pair.first, let name = FormText.decode(first) else { continue }
+            result[name] = pair.count > 1 ? (FormText.decode(pair[1]) ?? String(pair[1])) : ""
         }
         return result
     }

@@ -56,21 +56,9 @@ public struct ClientCredentials: Sendable {
         {
             // RFC 6749 §2.3.1: both parts are form-urlencoded inside the Basic credentials.
             basic = (
-                FormDecoding.value(text[..<colon]) ?? "", FormDecoding.value(text[text.index(after: colon)...]) ?? ""
+                FormText.decode(text[..<colon]) ?? "", FormText.decode(text[text.index(after: colon)...]) ?? ""
             )
         }
-    }
-}
-
-/// `application/x-www-form-urlencoded` values.
-public enum FormDecoding {
-    /// A decoded name or value ("+" is a space); nil when a percent escape is malformed. Text without escapes is
-    /// returned as is, without Foundation's decoder.
-    public static func value(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else {
-            return String(text)
-        }
-        return text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import KeylessHTTPServer
+import KeylessCore
 import KeylessIdP
 import Logging
 import NIOCore
@@ -31,8 +32,8 @@ enum FormFields {
         var seen = Set<String>()
         for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = FormDecoding.value(parts[0]),
-                let value = FormDecoding.value(parts.count > 1 ? parts[1] : "")
+            guard let name = FormText.decode(parts[0]),
+                let value = FormText.decode(parts.count > 1 ? parts[1] : Substring())
             else {
                 throw OAuthError("invalid_request", "the request is not valid form encoding.")
             }
