@@ -88,12 +88,12 @@ public struct ServerConfiguration: Sendable {
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
     public static func load(path: String) throws -> ServerConfiguration {
-        guard let bytes = try Files.read(path) else {
-            throw KeylessError(
+        let text = try YAMLFile.text(
+            atPath: path,
+            missing: KeylessError(
                 .configInvalid, "The server configuration \(path) does not exist.",
-                hint: "Pass --config with the path of server.yaml (see docs/server.example.yaml).")
-        }
-        return try parse(String(decoding: bytes, as: UTF8.self), file: path)
+                hint: "Pass --config with the path of server.yaml (see docs/server.example.yaml)."))
+        return try parse(text, file: path)
     }
 
     /// Parses server.yaml text; `file` names it in errors and anchors relative paths.

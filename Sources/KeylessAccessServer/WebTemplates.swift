@@ -1,73 +1,69 @@
+import KeylessHTTPServer
+
 /// The web page's Mustache templates. `{{x}}` escapes HTML; only `{{{body}}}`, itself rendered with escaping, is raw.
 enum WebTemplates {
-    // The referrer meta matters: the shared security headers send `Referrer-Policy: no-referrer`, under which browsers
-    // send `Origin: null` with every form POST, and the page's Origin check would then refuse its own forms.
-    static let layout = """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="referrer" content="same-origin">
-        <title>{{title}} · keyless</title>
-        <style>
-        :root { color-scheme: light dark; --accent: #1f5fbf; --on-accent: #fff; --muted: #56606c; --line: #d5dae1; --panel: #f5f7fa; --alert: #b3261e; }
-        @media (prefers-color-scheme: dark) {
-          :root { --accent: #8ab4f8; --on-accent: #0b1b33; --muted: #a4adb8; --line: #3b424b; --panel: #1c2127; --alert: #f28b82; }
-        }
-        * { box-sizing: border-box; }
-        body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; }
-        header { min-height: 3.75rem; display: flex; flex-wrap: wrap; gap: .5rem 1rem; justify-content: space-between; align-items: center; padding: .75rem 1.5rem; border-bottom: 1px solid var(--line); }
-        header .brand { font-weight: 700; font-size: 1.15rem; text-decoration: none; color: inherit; letter-spacing: .01em; }
-        header form { display: flex; align-items: center; gap: .75rem; margin: 0; }
-        main { max-width: 72rem; margin: 0 auto; padding: 1.25rem 1.5rem 3rem; }
-        h1 { font-size: 1.6rem; margin: .25rem 0 .75rem; }
-        h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; }
-        a { color: var(--accent); }
-        code, pre, .arn { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
-        table { width: 100%; border-collapse: collapse; table-layout: fixed; }
-        .col-role { width: 32%; } .col-session { width: 10rem; } .col-actions { width: 20rem; }
-        th, td { text-align: left; padding: .6rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-        thead th { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; }
-        tbody th { font-weight: 600; }
-        .arn { display: block; font-weight: 400; font-size: .8rem; color: var(--muted); overflow-wrap: anywhere; }
-        td.actions, th.actions { white-space: nowrap; text-align: right; }
-        td.actions form { display: inline; margin: 0; }
-        td.actions form + form { margin-left: .4rem; }
-        button, .button { font: inherit; font-size: .95rem; line-height: 1.3; padding: .4rem .85rem; border-radius: .45rem; border: 1px solid var(--accent);
-          background: var(--accent); color: var(--on-accent); cursor: pointer; text-decoration: none; display: inline-block; }
-        button.secondary { background: transparent; color: var(--accent); }
-        button:hover, .button:hover { filter: brightness(1.1); }
-        button:focus-visible, .button:focus-visible, a:focus-visible { outline: 3px solid #f0a500; outline-offset: 2px; }
-        .button.large { font-size: 1.05rem; padding: .6rem 1.4rem; }
-        pre.copy { user-select: all; -webkit-user-select: all; background: var(--panel); border: 1px solid var(--line); padding: .75rem 1rem; border-radius: .45rem;
-          white-space: pre-wrap; overflow-wrap: anywhere; font-size: .9rem; margin: 0 0 1rem; }
-        .muted { color: var(--muted); }
-        dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0 0 1rem; }
-        dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
-        dl.facts dd.arn { font-size: .9rem; color: inherit; }
-        .notice { border-left: 4px solid var(--alert); padding: .5rem 1rem; background: rgba(179,38,30,.08); }
-        .badge { font-size: .72rem; font-weight: 600; border: 1px solid var(--muted); border-radius: 1rem; padding: 0 .5rem; margin-left: .35rem; color: var(--muted); white-space: nowrap; vertical-align: .1em; }
-        @media (max-width: 48rem) {
-          main, header { padding-left: 1rem; padding-right: 1rem; }
-          table, tbody, tr, th, td { display: block; width: auto; }
-          colgroup { display: none; }
-          thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-          tr { border-bottom: 1px solid var(--line); padding: .6rem 0; }
-          th, td { border: 0; padding: .15rem 0; }
-          td.session::before { content: "Longest session: "; color: var(--muted); }
-          td.actions { text-align: left; white-space: normal; padding-top: .5rem; }
-        }
-        </style>
-        </head>
-        <body>
-        <header><a class="brand" href="/">keyless</a>{{#name}}<form method="post" action="/logout"><span class="muted">{{name}}</span><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary" type="submit">Sign out</button></form>{{/name}}</header>
-        <main id="main">
-        {{{body}}}
-        </main>
-        </body>
-        </html>
-        """
+    static let layout =
+        htmlDocumentStart + """
+
+            <title>{{title}} · keyless</title>
+            <style>
+            :root { color-scheme: light dark; --accent: #1f5fbf; --on-accent: #fff; --muted: #56606c; --line: #d5dae1; --panel: #f5f7fa; --alert: #b3261e; }
+            @media (prefers-color-scheme: dark) {
+              :root { --accent: #8ab4f8; --on-accent: #0b1b33; --muted: #a4adb8; --line: #3b424b; --panel: #1c2127; --alert: #f28b82; }
+            }
+            * { box-sizing: border-box; }
+            body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; }
+            header { min-height: 3.75rem; display: flex; flex-wrap: wrap; gap: .5rem 1rem; justify-content: space-between; align-items: center; padding: .75rem 1.5rem; border-bottom: 1px solid var(--line); }
+            header .brand { font-weight: 700; font-size: 1.15rem; text-decoration: none; color: inherit; letter-spacing: .01em; }
+            header form { display: flex; align-items: center; gap: .75rem; margin: 0; }
+            main { max-width: 72rem; margin: 0 auto; padding: 1.25rem 1.5rem 3rem; }
+            h1 { font-size: 1.6rem; margin: .25rem 0 .75rem; }
+            h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; }
+            a { color: var(--accent); }
+            code, pre, .arn { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
+            table { width: 100%; border-collapse: collapse; table-layout: fixed; }
+            .col-role { width: 32%; } .col-session { width: 10rem; } .col-actions { width: 20rem; }
+            th, td { text-align: left; padding: .6rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+            thead th { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; }
+            tbody th { font-weight: 600; }
+            .arn { display: block; font-weight: 400; font-size: .8rem; color: var(--muted); overflow-wrap: anywhere; }
+            td.actions, th.actions { white-space: nowrap; text-align: right; }
+            td.actions form { display: inline; margin: 0; }
+            td.actions form + form { margin-left: .4rem; }
+            button, .button { font: inherit; font-size: .95rem; line-height: 1.3; padding: .4rem .85rem; border-radius: .45rem; border: 1px solid var(--accent);
+              background: var(--accent); color: var(--on-accent); cursor: pointer; text-decoration: none; display: inline-block; }
+            button.secondary { background: transparent; color: var(--accent); }
+            button:hover, .button:hover { filter: brightness(1.1); }
+            button:focus-visible, .button:focus-visible, a:focus-visible { outline: 3px solid #f0a500; outline-offset: 2px; }
+            .button.large { font-size: 1.05rem; padding: .6rem 1.4rem; }
+            pre.copy { user-select: all; -webkit-user-select: all; background: var(--panel); border: 1px solid var(--line); padding: .75rem 1rem; border-radius: .45rem;
+              white-space: pre-wrap; overflow-wrap: anywhere; font-size: .9rem; margin: 0 0 1rem; }
+            .muted { color: var(--muted); }
+            dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0 0 1rem; }
+            dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
+            dl.facts dd.arn { font-size: .9rem; color: inherit; }
+            .notice { border-left: 4px solid var(--alert); padding: .5rem 1rem; background: rgba(179,38,30,.08); }
+            .badge { font-size: .72rem; font-weight: 600; border: 1px solid var(--muted); border-radius: 1rem; padding: 0 .5rem; margin-left: .35rem; color: var(--muted); white-space: nowrap; vertical-align: .1em; }
+            @media (max-width: 48rem) {
+              main, header { padding-left: 1rem; padding-right: 1rem; }
+              table, tbody, tr, th, td { display: block; width: auto; }
+              colgroup { display: none; }
+              thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+              tr { border-bottom: 1px solid var(--line); padding: .6rem 0; }
+              th, td { border: 0; padding: .15rem 0; }
+              td.session::before { content: "Longest session: "; color: var(--muted); }
+              td.actions { text-align: left; white-space: normal; padding-top: .5rem; }
+            }
+            </style>
+            </head>
+            <body>
+            <header><a class="brand" href="/">keyless</a>{{#name}}<form method="post" action="/logout"><span class="muted">{{name}}</span><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary" type="submit">Sign out</button></form>{{/name}}</header>
+            <main id="main">
+            {{{body}}}
+            </main>
+            </body>
+            </html>
+            """
 
     static let signIn = """
         <h1>Sign in</h1>

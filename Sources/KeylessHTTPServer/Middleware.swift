@@ -103,3 +103,15 @@ public struct RequestLogMiddleware<Context: RequestLogContext>: RouterMiddleware
         context.logger.info("request", metadata: metadata)
     }
 }
+
+/// How every HTML page of both servers starts, up to its title. The referrer meta matters: the security headers send
+/// `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` with every form POST, and the Origin checks
+/// of both servers' forms would then refuse their own pages.
+public let htmlDocumentStart = """
+    <!doctype html>
+    <html lang="en">
+    <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <meta name="referrer" content="same-origin">
+    """

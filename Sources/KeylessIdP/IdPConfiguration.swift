@@ -152,12 +152,12 @@ public struct IdPConfiguration: Sendable, Equatable {
 
     /// Loads and checks `path`; every error names the file, the line and what to fix.
     public static func load(path: String) throws -> IdPConfiguration {
-        guard let bytes = try Files.read(path) else {
-            throw KeylessError(
+        let text = try YAMLFile.text(
+            atPath: path,
+            missing: KeylessError(
                 .configInvalid, "\(path) does not exist.",
-                hint: "Create it (see README, \"The identity provider\"), or pass --config with the right path.")
-        }
-        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+                hint: "Create it (see README, \"The identity provider\"), or pass --config with the right path."))
+        return try parse(text, path: path)
     }
 
     /// Parses and checks the text of an `idp.yaml`.

@@ -1,34 +1,30 @@
 import Foundation
 import KeylessCore
+import KeylessHTTPServer
 
 /// The provider's HTML pages: small, server-rendered, no scripts, every value escaped.
 enum Pages {
     static func layout(title: String, body: String) -> String {
-        """
-        <!doctype html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="referrer" content="same-origin">
-        <title>\(htmlEscaped(title)) · keyless</title>
-        <style>
-        body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
-        h1{font-size:1.4rem}label{display:block;margin-top:.8rem;font-weight:600}
-        input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
-        button{margin-top:1rem;padding:.55rem 1.1rem;font-size:1rem;margin-right:.5rem}
-        .error{background:#fde8e8;border:1px solid #c62828;padding:.6rem;border-radius:4px}
-        .hint{color:#555;font-size:.9rem}
-        code{font-size:1.1rem;letter-spacing:.1rem}
-        </style>
-        </head>
-        <body>
-        <main>
-        \(body)
-        </main>
-        </body>
-        </html>
-        """
+        htmlDocumentStart + """
+
+            <title>\(htmlEscaped(title)) · keyless</title>
+            <style>
+            body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
+            h1{font-size:1.4rem}label{display:block;margin-top:.8rem;font-weight:600}
+            input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
+            button{margin-top:1rem;padding:.55rem 1.1rem;font-size:1rem;margin-right:.5rem}
+            .error{background:#fde8e8;border:1px solid #c62828;padding:.6rem;border-radius:4px}
+            .hint{color:#555;font-size:.9rem}
+            code{font-size:1.1rem;letter-spacing:.1rem}
+            </style>
+            </head>
+            <body>
+            <main>
+            \(body)
+            </main>
+            </body>
+            </html>
+            """
     }
 
     static func hidden(_ fields: [(String, String)]) -> String {

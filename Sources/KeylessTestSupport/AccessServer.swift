@@ -58,7 +58,7 @@ public final class FederationStub: Sendable {
 
 /// `keyless-cli server` started as a test partner: its own directory with server.yaml, policy.yaml and the audit log,
 /// a port on 127.0.0.1, and AWS credentials given through the environment; stopped by its PID.
-public final class AccessServer: Sendable {
+public final class AccessServer: KeylessServerProcess {
     /// `http://127.0.0.1:PORT`.
     public let baseURL: String
     public let port: Int
@@ -122,17 +122,5 @@ public final class AccessServer: Sendable {
         return text.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
-    }
-
-    /// Stops the server (SIGTERM) and waits; returns its exit status.
-    @discardableResult
-    public func stop(timeout: TimeInterval = 10) -> Int32? {
-        process.terminate(timeout: timeout)
-    }
-
-    /// Stops the server and deletes its directory.
-    public func stopAndRemove() {
-        stop()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }

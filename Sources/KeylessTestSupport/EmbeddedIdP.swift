@@ -25,7 +25,7 @@ public struct EmbeddedIdPUser: Sendable, Equatable {
 
 /// `keyless-cli idp serve` started as a test partner: its own idp.yaml, data directory and port on 127.0.0.1,
 /// stopped by its PID.
-public final class EmbeddedIdP: Sendable {
+public final class EmbeddedIdP: KeylessServerProcess {
     /// `http://127.0.0.1:PORT`.
     public let issuer: String
     public let port: Int
@@ -202,17 +202,5 @@ public final class EmbeddedIdP: Sendable {
     public static func cookie(_ name: String, in header: String) -> String? {
         guard let range = header.range(of: name + "=") else { return nil }
         return String(header[range.upperBound...].prefix { $0 != ";" && $0 != "," })
-    }
-
-    /// Stops the server (SIGTERM: graceful shutdown) and waits for it; returns its exit status.
-    @discardableResult
-    public func stop(timeout: TimeInterval = 10) -> Int32? {
-        process.terminate(timeout: timeout)
-    }
-
-    /// Stops the server and deletes its directory.
-    public func stopAndRemove() {
-        stop()
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }

@@ -191,3 +191,23 @@ func processExists(_ pid: Int32) -> Bool {
     #endif
     return true
 }
+
+/// A `keyless server` or `keyless idp serve` a test started: its process, and the directory that holds its files.
+public protocol KeylessServerProcess: Sendable {
+    var process: PartnerProcess { get }
+    var directory: String { get }
+}
+
+extension KeylessServerProcess {
+    /// Stops the server (SIGTERM: graceful shutdown) and waits for it; returns its exit status.
+    @discardableResult
+    public func stop(timeout: TimeInterval = 10) -> Int32? {
+        process.terminate(timeout: timeout)
+    }
+
+    /// Stops the server and deletes its directory.
+    public func stopAndRemove() {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

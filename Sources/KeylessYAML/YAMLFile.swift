@@ -19,6 +19,12 @@ public enum YAMLFile {
         }
     }
 
+    /// The text of the file at `path`, to pass to `compose`; `missing` is thrown when there is no such file.
+    public static func text(atPath path: String, missing: @autoclosure () -> KeylessError) throws -> String {
+        guard let bytes = try Files.read(path) else { throw missing() }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// "line:column" of `node`, 1:1 when it has no mark.
     public static func position(_ node: Node?) -> String {
         let mark = node?.mark
