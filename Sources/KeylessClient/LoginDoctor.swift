@@ -112,23 +112,20 @@ public struct LoginDoctor: Sendable {
                 "jwks", .failed, "cannot reach \(metadata.jwksURI)",
                 fix: "Check the network; the provider publishes its signing keys there.")
         }
-        guard response.status == 200,
-            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-            let keys = object["keys"] as? [[String: Any]]
-        else {
+        guard response.status == 200, let keys = JWKSet(json: response.body)?.keys else {
             return DoctorFinding(
                 "jwks", .failed, "\(metadata.jwksURI) answered HTTP \(response.status) without a JWKS",
                 fix: "Check the provider's configuration.")
         }
         let signing = keys.filter {
-            ["RSA", "EC", "OKP"].contains($0["kty"] as? String ?? "") && ($0["use"] as? String ?? "sig") == "sig"
+            ["RSA", "EC", "OKP"].contains($0["kty"]?.string ?? "") && ($0["use"]?.string ?? "sig") == "sig"
         }
         guard !signing.isEmpty else {
             return DoctorFinding(
                 "jwks", .failed, "\(metadata.jwksURI) holds no RSA, EC or OKP signing key",
                 fix: "The provider must publish the public keys it signs ID tokens with.")
         }
-        let kids = signing.compactMap { $0["kid"] as? String }
+        let kids = signing.compactMap { $0["kid"]?.string }
         if kids.count < signing.count && signing.count > 1 {
             return DoctorFinding(
                 "jwks", .warning,

@@ -59,3 +59,33 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
         }
     }
 }
+
+extension JSONValue {
+    /// The value when it is a string (a number or boolean is not one).
+    public var string: String? { if case .string(let value) = self { value } else { nil } }
+
+    /// The value when it is an array of strings only.
+    public var stringArray: [String]? {
+        guard case .array(let values) = self else { return nil }
+        let strings = values.compactMap(\.string)
+        return strings.count == values.count ? strings : nil
+    }
+}
+
+/// A JSON Web Key Set as a peer publishes it (RFC 7517 §5), read with Codable: each key's members as JSON values, so
+/// that every reader decides for itself which members and types it needs (the provider's keys for ID tokens and for
+/// bearer tokens, a client's keys for `private_key_jwt`, `keyless doctor`'s checks).
+public struct JWKSet: Decodable, Sendable {
+    public let keys: [[String: JSONValue]]
+
+    /// The set in `bytes`; nil when they are not a JSON object with a `keys` array of objects.
+    public init?(json bytes: some Sequence<UInt8>) {
+        guard let set = try? JSONDecoder().decode(JWKSet.self, from: Data(bytes)) else { return nil }
+        self = set
+    }
+
+    /// The members of `key` whose values are strings (all a public RSA or EC key has).
+    public static func stringMembers(_ key: [String: JSONValue]) -> [String: String] {
+        key.compactMapValues(\.string)
+    }
+}

@@ -229,14 +229,14 @@ public struct ClientKeys: Sendable {
 
     /// Parses `{"keys": [...]}`; throws when no usable key is in it.
     public init(jwks: String) throws {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(jwks.utf8))) as? [String: Any],
-            let list = object["keys"] as? [[String: Any]]
-        else {
+        guard let list = JWKSet(json: Array(jwks.utf8))?.keys else {
             throw KeylessError(
                 .configInvalid, "a client jwks is not a JSON object with a keys array.", hint: "Paste the JWKS as JSON."
             )
         }
-        keys = list.compactMap { jwk in VerificationKey(jwk: jwk).map { (kid: jwk["kid"] as? String, key: $0) } }
+        keys = list.compactMap { jwk in
+            VerificationKey(jwk: JWKSet.stringMembers(jwk)).map { (kid: jwk["kid"]?.string, key: $0) }
+        }
         guard !keys.isEmpty else {
             throw KeylessError(
                 .configInvalid, "a client jwks holds no RSA or P-256 key.", hint: "Add the client's public key.")

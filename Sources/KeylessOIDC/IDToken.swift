@@ -143,13 +143,13 @@ public actor IDTokenVerifier {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, token.utf8.count < 16_384,
             let headerData = Base64URL.decode(parts[0]),
-            let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any],
-            let alg = header["alg"] as? String
+            let header = try? JSONDecoder().decode([String: JSONValue].self, from: headerData),
+            let alg = header["alg"]?.string
         else {
             throw invalid("it is not a signed JWT")
         }
         guard Self.allowedAlgorithms.contains(alg) else { throw invalid("its algorithm \(alg) is not accepted") }
-        let kid = header["kid"] as? String
+        let kid = header["kid"]?.string
         let key = try await key(for: kid, alg: alg)
         let collection = JWTKeyCollection()
         do {
@@ -248,10 +248,7 @@ public actor IDTokenVerifier {
                 .idpUnreachable, "Cannot fetch the provider's keys from \(jwksURI): \(error).",
                 hint: "Check the network, then retry.")
         }
-        guard response.status == 200,
-            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-            let rawKeys = object["keys"] as? [[String: Any]]
-        else {
+        guard response.status == 200, let rawKeys = JWKSet(json: response.body)?.keys else {
             throw KeylessError(
                 .idpError, "The provider's JWKS at \(jwksURI) is unusable (HTTP \(response.status)).",
                 hint: "Check the identity provider's configuration.")
@@ -259,13 +256,13 @@ public actor IDTokenVerifier {
         // RFC 7517 §5: keys of a type or algorithm we do not know are ignored, not fatal. Symmetric and
         // encryption keys never verify ID tokens. A key without `kid` gets a private one so jwt-kit accepts it.
         keys = rawKeys.compactMap { raw -> ProviderKey? in
-            guard let kty = raw["kty"] as? String, ["RSA", "EC", "OKP"].contains(kty),
-                (raw["use"] as? String ?? "sig") == "sig"
+            guard let kty = raw["kty"]?.string, ["RSA", "EC", "OKP"].contains(kty),
+                (raw["use"]?.string ?? "sig") == "sig"
             else { return nil }
             var named = raw
-            let kid = raw["kid"] as? String
-            if kid == nil { named["kid"] = "keyless-unnamed-key" }
-            guard let data = try? JSONSerialization.data(withJSONObject: named),
+            let kid = raw["kid"]?.string
+            if kid == nil { named["kid"] = .string("keyless-unnamed-key") }
+            guard let data = try? JSONEncoder().encode(named),
                 let jwk = try? JSONDecoder().decode(JWK.self, from: data)
             else { return nil }
             return ProviderKey(kid: kid, jwk: jwk)

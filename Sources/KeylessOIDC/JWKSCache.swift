@@ -75,15 +75,13 @@ struct VerificationKeys: Sendable {
     static func build(jwks body: [UInt8], algorithms: [String], generation: Int, fetchedAt: Date, logger: Logger) async
         -> VerificationKeys?
     {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-            let rawKeys = object["keys"] as? [[String: Any]]
-        else { return nil }
+        guard let rawKeys = JWKSet(json: body)?.keys else { return nil }
         let pinned = algorithms.filter(BearerAlgorithms.supported.contains)
         var usable: [(kid: String?, byAlgorithm: [String: any JWTAlgorithm])] = []
         for raw in rawKeys.prefix(maximumKeys) {
             guard let byAlgorithm = await verifiers(for: raw, pinned: pinned, logger: logger), !byAlgorithm.isEmpty
             else { continue }
-            usable.append((raw["kid"] as? String, byAlgorithm))
+            usable.append((raw["kid"]?.string, byAlgorithm))
         }
         var named: [String: [String: any JWTAlgorithm]] = [:]
         for key in usable {
@@ -101,24 +99,24 @@ struct VerificationKeys: Sendable {
     }
 
     /// A verifier per pinned algorithm the JWK `raw` may verify; nil when the key is not a public signing key.
-    private static func verifiers(for raw: [String: Any], pinned: [String], logger: Logger) async -> [String:
+    private static func verifiers(for raw: [String: JSONValue], pinned: [String], logger: Logger) async -> [String:
         any JWTAlgorithm]?
     {
         // RFC 7517 §5: keys of a type or use we do not know are ignored, not fatal. Symmetric keys never qualify.
-        guard let kty = raw["kty"] as? String, ["RSA", "EC", "OKP"].contains(kty) else { return nil }
-        if let use = raw["use"] { guard use as? String == "sig" else { return nil } }
+        guard let kty = raw["kty"]?.string, ["RSA", "EC", "OKP"].contains(kty) else { return nil }
+        if let use = raw["use"] { guard use.string == "sig" else { return nil } }
         if let operations = raw["key_ops"] {
-            guard (operations as? [String])?.contains("verify") == true else { return nil }
+            guard operations.stringArray?.contains("verify") == true else { return nil }
         }
-        if let kid = raw["kid"], !(kid is String) { return nil }
+        if let kid = raw["kid"], kid.string == nil { return nil }
         let keyAlgorithm: String?
         if let alg = raw["alg"] {
-            guard let alg = alg as? String else { return nil }
+            guard let alg = alg.string else { return nil }
             keyAlgorithm = alg
         } else {
             keyAlgorithm = nil
         }
-        let curve = raw["crv"] as? String
+        let curve = raw["crv"]?.string
         // A JWK that names an algorithm is used for that algorithm only (RFC 7517 §4.4).
         let candidates = pinned.filter { alg in
             (keyAlgorithm == nil || keyAlgorithm == alg) && BearerAlgorithms.fits(kty: kty, crv: curve, alg: alg)
@@ -128,10 +126,10 @@ struct VerificationKeys: Sendable {
             // Only the public members are copied: a JWKS that leaks a private key must not make us a signer.
             var members: [String: String] = ["kty": kty, "alg": alg, "kid": "keyless-bearer"]
             for name in kty == "RSA" ? ["n", "e"] : ["crv", "x", "y"] {
-                if let value = raw[name] as? String { members[name] = value }
+                if let value = raw[name]?.string { members[name] = value }
             }
             do {
-                let data = try JSONSerialization.data(withJSONObject: members)
+                let data = try JSONEncoder().encode(members)
                 let jwk = try JSONDecoder().decode(JWK.self, from: data)
                 let collection = JWTKeyCollection()
                 try await collection.add(jwk: jwk)
@@ -143,7 +141,7 @@ struct VerificationKeys: Sendable {
                 logger.debug(
                     "ignoring a JWKS key that cannot verify",
                     metadata: [
-                        "oidc.kid": "\(raw["kid"] as? String ?? "-")", "oidc.alg": "\(alg)", "oidc.error": "\(error)",
+                        "oidc.kid": "\(raw["kid"]?.string ?? "-")", "oidc.alg": "\(alg)", "oidc.error": "\(error)",
                     ])
             }
         }
