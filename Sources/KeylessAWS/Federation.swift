@@ -33,8 +33,7 @@ public struct ConsoleFederation: Sendable {
                 hint: "Check the server's network and console.federation_endpoint.")
         }
         guard response.status == 200,
-            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-            let token = object["SigninToken"] as? String, !token.isEmpty
+            let token = JSONValue.members(of: response.body)["SigninToken"]?.string, !token.isEmpty
         else {
             throw KeylessError(
                 .stsError, "The AWS federation endpoint answered HTTP \(response.status) without a sign-in token.",

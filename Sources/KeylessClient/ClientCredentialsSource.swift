@@ -80,10 +80,10 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
                 .idpUnreachable, "Cannot reach the token endpoint \(metadata.tokenEndpoint): \(error).",
                 hint: "Check the network and that \(issuer) is up, then retry.")
         }
-        let body = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        let body = JSONValue.members(of: response.body)
         guard response.status == 200 else {
-            let error = body["error"] as? String ?? "HTTP \(response.status)"
-            let description = (body["error_description"] as? String).map { " (\($0))" } ?? ""
+            let error = body["error"]?.string ?? "HTTP \(response.status)"
+            let description = (body["error_description"]?.string).map { " (\($0))" } ?? ""
             let hint: String
             switch error {
             case "invalid_client":
@@ -100,8 +100,8 @@ public struct ClientCredentialsSource: WorkloadTokenSource {
                 "The identity provider refused the client_credentials grant for \(clientID): \(error)\(description).",
                 hint: hint)
         }
-        if let idToken = body["id_token"] as? String { return idToken }
-        guard let accessToken = body["access_token"] as? String else {
+        if let idToken = body["id_token"]?.string { return idToken }
+        guard let accessToken = body["access_token"]?.string else {
             throw KeylessError(
                 .idpError, "The identity provider answered the client_credentials grant without a token.",
                 hint: "Check the client's settings at \(issuer).")

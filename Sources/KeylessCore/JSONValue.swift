@@ -61,6 +61,12 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
 }
 
 extension JSONValue {
+    /// The members of the JSON object in `bytes` (a peer's answer), read with Codable; empty when the bytes are not a
+    /// JSON object, so that a missing member and a broken answer read the same.
+    public static func members(of bytes: some Sequence<UInt8>) -> [String: JSONValue] {
+        (try? JSONDecoder().decode([String: JSONValue].self, from: Data(bytes))) ?? [:]
+    }
+
     /// The value when it is a string (a number or boolean is not one).
     public var string: String? { if case .string(let value) = self { value } else { nil } }
 

@@ -256,8 +256,8 @@ public actor OIDCClient {
         let body = try await post(
             endpoint, form: [("scope", try await scopes(previous: previous).joined(separator: " "))] + extra,
             what: "device authorization")
-        guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
-            let verificationURI = (body["verification_uri"] ?? body["verification_url"]) as? String
+        guard let deviceCode = body["device_code"]?.string, let userCode = body["user_code"]?.string,
+            let verificationURI = (body["verification_uri"] ?? body["verification_url"])?.string
         else {
             throw KeylessError(
                 .idpError, "The device authorization response lacks device_code, user_code or verification_uri.",
@@ -265,7 +265,7 @@ public actor OIDCClient {
         }
         presenter.showDeviceCode(
             userCode: userCode, verificationURI: verificationURI,
-            verificationURIComplete: body["verification_uri_complete"] as? String)
+            verificationURIComplete: body["verification_uri_complete"]?.string)
         var interval = min(max(Self.number(body["interval"]) ?? 5, 0), 60)
         // RFC 8628 §3.2: expires_in is required; a device code that lives more than a day is not one to wait for.
         let deadline = clock.now().addingTimeInterval(min(max(Self.number(body["expires_in"]) ?? 600, 1), 86_400))
@@ -281,7 +281,7 @@ public actor OIDCClient {
             if response.status == 200 {
                 return remembering(try await tokens(from: response, nonce: nil, previous: nil), previous: previous)
             }
-            let error = Self.json(response.body)["error"] as? String
+            let error = Self.json(response.body)["error"]?.string
             switch error {
             case "authorization_pending": continue
             case "slow_down": interval = min(interval + 5, 60)
@@ -316,7 +316,7 @@ public actor OIDCClient {
                 ("scope", try await scopes(previous: tokens).joined(separator: " ")),
             ], what: "refresh")
         guard response.status == 200 else {
-            let error = Self.json(response.body)["error"] as? String
+            let error = Self.json(response.body)["error"]?.string
             if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
             {
                 throw KeylessError(
@@ -354,7 +354,7 @@ public actor OIDCClient {
                 ("redirect_uri", "http://127.0.0.1/callback"), ("code_verifier", PKCE().verifier),
             ], what: "client check")
         let body = Self.json(response.body)
-        return (body["error"] as? String, body["error_description"] as? String, response.status)
+        return (body["error"]?.string, body["error_description"]?.string, response.status)
     }
 
     // MARK: - token endpoint
@@ -371,7 +371,7 @@ public actor OIDCClient {
         let body = Self.json(response.body)
         let now = clock.now()
         let idToken: String
-        if let fresh = body["id_token"] as? String {
+        if let fresh = body["id_token"]?.string {
             _ = try await verify(idToken: fresh, nonce: nonce)
             idToken = fresh
         } else if let previous, let old = UnverifiedJWT.claims(previous.idToken),
@@ -390,8 +390,8 @@ public actor OIDCClient {
         let expiresIn = Self.number(body["expires_in"]).map { min(max($0, 0), 366 * 86_400) }
         return TokenSet(
             idToken: idToken,
-            refreshToken: (body["refresh_token"] as? String) ?? previous?.refreshToken,
-            accessToken: body["access_token"] as? String,
+            refreshToken: (body["refresh_token"]?.string) ?? previous?.refreshToken,
+            accessToken: body["access_token"]?.string,
             accessTokenExpiresAt: expiresIn.map { now.addingTimeInterval($0) },
             obtainedAt: now)
     }
@@ -417,7 +417,7 @@ public actor OIDCClient {
             scopesSupported: metadataCache?.scopesSupported)
     }
 
-    private func post(_ url: String, form: [(String, String)], what: String) async throws -> [String: Any] {
+    private func post(_ url: String, form: [(String, String)], what: String) async throws -> [String: JSONValue] {
         let response = try await send(url, form: form, what: what)
         guard response.status == 200 else { throw tokenError(response, what: what) }
         return Self.json(response.body)
@@ -443,8 +443,8 @@ public actor OIDCClient {
 
     private func tokenError(_ response: HTTPResponseData, what: String) -> KeylessError {
         let body = Self.json(response.body)
-        let error = body["error"] as? String ?? "HTTP \(response.status)"
-        let description = body["error_description"] as? String
+        let error = body["error"]?.string ?? "HTTP \(response.status)"
+        let description = body["error_description"]?.string
         return KeylessError(
             .idpError, "The identity provider rejected the \(what): \(error)\(description.map { " (\($0))" } ?? "").",
             hint: advice.hint(
@@ -452,21 +452,17 @@ public actor OIDCClient {
                 step: what == "device authorization" || what == "device token" ? .device : .token))
     }
 
-    static func json(_ bytes: [UInt8]) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
-    }
+    static func json(_ bytes: [UInt8]) -> [String: JSONValue] { JSONValue.members(of: bytes) }
 
     /// A number a provider sent (as a number or a string), or nil when it is missing, not a number, or not finite:
     /// "nan", "inf" and "1e999" become durations and dates, where they would trap.
-    static func number(_ value: Any?) -> Double? {
-        let number: Double?
-        if let value = value as? NSNumber {
-            number = value.doubleValue
-        } else if let text = value as? String {
-            number = Double(text)
-        } else {
-            number = nil
-        }
+    static func number(_ value: JSONValue?) -> Double? {
+        let number: Double? =
+            switch value {
+            case .number(let value): value
+            case .string(let text): Double(text)
+            default: nil
+            }
         guard let number, number.isFinite else { return nil }
         return number
     }

@@ -27,3 +27,17 @@ struct JWKSetTests {
         #expect(JWKSet(json: Array(#"{"keys":[]}"#.utf8))?.keys.isEmpty == true)
     }
 }
+
+@Suite("JSONValue.members: a peer's JSON answer read with Codable")
+struct PeerJSONTests {
+    @Test("an object's members keep their JSON types; anything else reads as no members")
+    func members() {
+        let body = JSONValue.members(of: Array(#"{"a":"x","n":3,"t":true,"l":["y"],"o":{"k":null}}"#.utf8))
+        #expect(body["a"]?.string == "x")
+        #expect(body["n"] == .number(3) && body["n"]?.string == nil)
+        #expect(body["t"] == .bool(true))
+        #expect(body["l"]?.stringArray == ["y"])
+        #expect(body["o"] == .object(["k": .null]))
+        for text in ["[1]", "\"s\"", "3", "<html>", ""] { #expect(JSONValue.members(of: Array(text.utf8)).isEmpty) }
+    }
+}
