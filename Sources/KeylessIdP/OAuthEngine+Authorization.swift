@@ -9,40 +9,35 @@ extension OAuthEngine {
     // MARK: Discovery
 
     /// The discovery document (`/.well-known/openid-configuration`).
-    public func discoveryDocument() -> [String: Any] {
+    public func discoveryDocument() -> DiscoveryDocument {
         let grants = Set(config.clients.flatMap(\.grants)).map { $0 == "device_code" ? Self.deviceGrant : $0 }.sorted()
-        return [
-            "issuer": issuer,
-            "authorization_endpoint": issuer + "/authorize",
-            "token_endpoint": issuer + "/token",
-            "jwks_uri": issuer + "/jwks.json",
-            "userinfo_endpoint": issuer + "/userinfo",
-            "revocation_endpoint": issuer + "/revoke",
-            "device_authorization_endpoint": issuer + "/device_authorization",
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": grants.isEmpty ? ["authorization_code"] : grants,
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": [config.signingAlgorithm],
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
-            ],
-            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
-            "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
-            ],
-            "scopes_supported": Self.standardScopes.sorted(),
-            "claims_supported": [
+        let clientAuthentication = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+        return DiscoveryDocument(
+            issuer: issuer,
+            authorizationEndpoint: issuer + "/authorize",
+            tokenEndpoint: issuer + "/token",
+            jwksURI: issuer + "/jwks.json",
+            userinfoEndpoint: issuer + "/userinfo",
+            revocationEndpoint: issuer + "/revoke",
+            deviceAuthorizationEndpoint: issuer + "/device_authorization",
+            responseTypesSupported: ["code"],
+            responseModesSupported: ["query"],
+            grantTypesSupported: grants.isEmpty ? ["authorization_code"] : grants,
+            subjectTypesSupported: ["public"],
+            idTokenSigningAlgValuesSupported: [config.signingAlgorithm],
+            tokenEndpointAuthMethodsSupported: clientAuthentication,
+            tokenEndpointAuthSigningAlgValuesSupported: ["RS256", "ES256"],
+            revocationEndpointAuthMethodsSupported: clientAuthentication,
+            scopesSupported: Self.standardScopes.sorted(),
+            claimsSupported: [
                 "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "email", "email_verified",
-                "preferred_username",
-                "groups",
+                "preferred_username", "groups",
             ],
-            "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": true,
-            "request_parameter_supported": false,
-            "request_uri_parameter_supported": false,
-            "claims_parameter_supported": false,
-        ]
+            codeChallengeMethodsSupported: ["S256"],
+            authorizationResponseIssParameterSupported: true,
+            requestParameterSupported: false,
+            requestURIParameterSupported: false,
+            claimsParameterSupported: false)
     }
 
     // MARK: Authorization endpoint

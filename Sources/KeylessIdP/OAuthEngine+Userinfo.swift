@@ -9,7 +9,7 @@ extension OAuthEngine {
     // MARK: Userinfo and revocation
 
     /// The userinfo endpoint: the claims of the user an access token from this provider was issued for.
-    public func userinfo(bearer: String?) async throws -> [String: Any] {
+    public func userinfo(bearer: String?) async throws -> UserInfo {
         guard let bearer, !bearer.isEmpty else {
             throw OAuthError("missing_token", "send the access token as Authorization: Bearer.", status: 401)
         }
@@ -19,11 +19,9 @@ extension OAuthEngine {
             throw OAuthError("invalid_token", "the token is not for a user.", status: 401)
         }
         let released = ReleasedClaims(user: user, scope: claims.scope)
-        var info: [String: Any] = ["sub": claims.sub]
-        if let name = released.preferredUsername { info["preferred_username"] = name }
-        if let email = released.email { info["email"] = email; info["email_verified"] = true }
-        if let groups = released.groups { info["groups"] = groups }
-        return info
+        return UserInfo(
+            sub: claims.sub, preferredUsername: released.preferredUsername, email: released.email,
+            emailVerified: released.email == nil ? nil : true, groups: released.groups)
     }
 
     /// Checks one of this provider's access tokens: signature by a published key, `typ`, issuer, expiry.

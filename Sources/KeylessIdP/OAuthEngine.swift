@@ -84,7 +84,7 @@ public struct TokenResponse: Sendable, Equatable {
 }
 
 /// The device authorization endpoint's answer (RFC 8628 §3.2).
-public struct DeviceAuthorization: Sendable, Equatable {
+public struct DeviceAuthorization: Codable, Sendable, Equatable {
     /// The secret the device polls with.
     public var deviceCode: String
     /// The code the user types, formatted `XXXX-XXXX`.
@@ -97,6 +97,77 @@ public struct DeviceAuthorization: Sendable, Equatable {
     public var expiresIn: Int
     /// Seconds between polls.
     public var interval: Int
+
+    enum CodingKeys: String, CodingKey {
+        case deviceCode = "device_code", userCode = "user_code", verificationURI = "verification_uri"
+        case verificationURIComplete = "verification_uri_complete", expiresIn = "expires_in", interval
+    }
+}
+
+/// The discovery document (`/.well-known/openid-configuration`, OpenID Connect Discovery 1.0 §3, RFC 8414).
+public struct DiscoveryDocument: Codable, Sendable, Equatable {
+    public var issuer: String
+    public var authorizationEndpoint: String
+    public var tokenEndpoint: String
+    public var jwksURI: String
+    public var userinfoEndpoint: String
+    public var revocationEndpoint: String
+    public var deviceAuthorizationEndpoint: String
+    public var responseTypesSupported: [String]
+    public var responseModesSupported: [String]
+    public var grantTypesSupported: [String]
+    public var subjectTypesSupported: [String]
+    public var idTokenSigningAlgValuesSupported: [String]
+    public var tokenEndpointAuthMethodsSupported: [String]
+    public var tokenEndpointAuthSigningAlgValuesSupported: [String]
+    public var revocationEndpointAuthMethodsSupported: [String]
+    public var scopesSupported: [String]
+    public var claimsSupported: [String]
+    public var codeChallengeMethodsSupported: [String]
+    public var authorizationResponseIssParameterSupported: Bool
+    public var requestParameterSupported: Bool
+    public var requestURIParameterSupported: Bool
+    public var claimsParameterSupported: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case issuer
+        case authorizationEndpoint = "authorization_endpoint"
+        case tokenEndpoint = "token_endpoint"
+        case jwksURI = "jwks_uri"
+        case userinfoEndpoint = "userinfo_endpoint"
+        case revocationEndpoint = "revocation_endpoint"
+        case deviceAuthorizationEndpoint = "device_authorization_endpoint"
+        case responseTypesSupported = "response_types_supported"
+        case responseModesSupported = "response_modes_supported"
+        case grantTypesSupported = "grant_types_supported"
+        case subjectTypesSupported = "subject_types_supported"
+        case idTokenSigningAlgValuesSupported = "id_token_signing_alg_values_supported"
+        case tokenEndpointAuthMethodsSupported = "token_endpoint_auth_methods_supported"
+        case tokenEndpointAuthSigningAlgValuesSupported = "token_endpoint_auth_signing_alg_values_supported"
+        case revocationEndpointAuthMethodsSupported = "revocation_endpoint_auth_methods_supported"
+        case scopesSupported = "scopes_supported"
+        case claimsSupported = "claims_supported"
+        case codeChallengeMethodsSupported = "code_challenge_methods_supported"
+        case authorizationResponseIssParameterSupported = "authorization_response_iss_parameter_supported"
+        case requestParameterSupported = "request_parameter_supported"
+        case requestURIParameterSupported = "request_uri_parameter_supported"
+        case claimsParameterSupported = "claims_parameter_supported"
+    }
+}
+
+/// What `/userinfo` answers for a user's access token: the subject, and the claims its scopes release.
+public struct UserInfo: Codable, Sendable, Equatable {
+    public var sub: String
+    public var preferredUsername: String?
+    public var email: String?
+    /// True with `email`: the address is the one the provider's administrator wrote in idp.yaml.
+    public var emailVerified: Bool?
+    public var groups: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case sub, email, groups
+        case preferredUsername = "preferred_username", emailVerified = "email_verified"
+    }
 }
 
 /// The OpenID Provider's protocol logic, free of HTTP: authorization requests, logins, codes, the token endpoint's

@@ -408,12 +408,7 @@ struct IdPRoutes {
         let device = try await engine.authorizeDevice(
             form: form, credentials: ClientCredentials(authorization: request.headers[.authorization], form: form),
             address: peer)
-        return Responses.json([
-            "device_code": device.deviceCode, "user_code": device.userCode,
-            "verification_uri": device.verificationURI,
-            "verification_uri_complete": device.verificationURIComplete, "expires_in": device.expiresIn,
-            "interval": device.interval,
-        ])
+        return Responses.json(device)
     }
 
     func userinfo(_ request: Request) async throws -> Response {

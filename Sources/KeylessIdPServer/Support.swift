@@ -67,10 +67,13 @@ enum FormFields {
 
 /// Response helpers.
 enum Responses {
-    static func json(_ object: Any, status: HTTPResponse.Status = .ok, cache: String = "no-store") -> Response {
-        let data =
-            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
-            ?? Data("{}".utf8)
+    /// `body` as JSON (keys sorted, slashes unescaped).
+    static func json(_ body: some Encodable, status: HTTPResponse.Status = .ok, cache: String = "no-store") -> Response
+    {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // The bodies are strings, numbers, booleans and lists of them: encoding cannot fail.
+        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
         return Response(
             status: status, headers: [.contentType: "application/json", .cacheControl: cache],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -19,7 +19,11 @@ struct UserinfoAndRevocationTests {
             let response = try await f.redeem(code)
             return (
                 try jwtClaims(try #require(response.idToken)), try jwtClaims(response.accessToken),
-                try await f.engine.userinfo(bearer: response.accessToken)
+                // As /userinfo sends it: absent claims are left out of the JSON, not null.
+                try #require(
+                    try JSONSerialization.jsonObject(
+                        with: JSONEncoder().encode(try await f.engine.userinfo(bearer: response.accessToken)))
+                        as? [String: Any])
             )
         }
         let bare = try await tokens("openid")
@@ -44,14 +48,14 @@ struct UserinfoAndRevocationTests {
     func userinfo() async throws {
         let f = try await EngineFixture()
         let info = try await f.engine.userinfo(bearer: try await f.userTokens().accessToken)
-        #expect(info["sub"] as? String == "alice")
-        #expect(info["email"] as? String == "alice@example.com")
-        #expect(info["preferred_username"] as? String == "alice")
-        #expect(info["groups"] as? [String] == ["engineers", "admins"])
+        #expect(info.sub == "alice")
+        #expect(info.email == "alice@example.com" && info.emailVerified == true)
+        #expect(info.preferredUsername == "alice")
+        #expect(info.groups == ["engineers", "admins"])
         let carol = try await f.engine.userinfo(bearer: try await f.userTokens("u-carol-7").accessToken)
         #expect(
-            carol["sub"] as? String == "u-carol-7" && carol["preferred_username"] as? String == "carol"
-                && carol["email"] == nil)
+            carol.sub == "u-carol-7" && carol.preferredUsername == "carol" && carol.email == nil
+                && carol.emailVerified == nil)
     }
 
     @Test(
@@ -77,7 +81,7 @@ struct UserinfoAndRevocationTests {
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.verifyAccessToken(nil) }
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.userinfo(bearer: "not a token") }
         f.clock.advance(by: TimeInterval(Fixture.lifetimes.accessToken - 1))
-        #expect(try await f.engine.userinfo(bearer: user.accessToken)["sub"] as? String == "alice")
+        #expect(try await f.engine.userinfo(bearer: user.accessToken).sub == "alice")
         f.clock.advance(by: 1)
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.userinfo(bearer: user.accessToken) }
     }
@@ -94,8 +98,8 @@ struct UserinfoAndRevocationTests {
             client_id: "cli", scope: "openid", auth_time: now)
         // The same claims and header verify when this provider's key signs them, and not when another key does.
         #expect(
-            try await f.engine.userinfo(bearer: try f.engine.sign(claims, typ: "at+jwt", kid: kid, key: key))["sub"]
-                as? String == "alice")
+            try await f.engine.userinfo(bearer: try f.engine.sign(claims, typ: "at+jwt", kid: kid, key: key)).sub
+                == "alice")
         let forged = try f.engine.sign(claims, typ: "at+jwt", kid: kid, key: foreignKey)
         await expectOAuthError("invalid_token", status: 401) { try await f.engine.userinfo(bearer: forged) }
     }

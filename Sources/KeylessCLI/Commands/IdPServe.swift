@@ -167,9 +167,9 @@ extension Keyless.IdP {
                 let engine = try OAuthEngine(
                     config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys,
                     clock: context.clock)
-                let discovery = try JSONSerialization.data(
-                    withJSONObject: engine.discoveryDocument(),
-                    options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                let discovery = try encoder.encode(engine.discoveryDocument())
                 let jwks: [UInt8]
                 do {
                     jwks = try await runtime.keys.jwks()
