@@ -205,9 +205,11 @@ let package = Package(
         .executableTarget(name: "keyless", dependencies: ["KeylessCore", "KeylessFastPath"]),
         // Every command.
         .executableTarget(name: "keyless-cli", dependencies: ["KeylessCLI"]),
-        // Partner launchers (moto, glewlwyd, Chromium) and fixtures for tests.
+        // Partner launchers for tests (moto, glewlwyd, LemonLDAP, PostgreSQL, the provider zoo, keyless idp and server,
+        // Chromium), all through one start-on-a-free-port helper, and the fuzzer.
         .target(name: "KeylessTestSupport", dependencies: ["KeylessCore"]),
-        // Fakes and helpers every test suite shares: a clock moved by hand, a log capture, a scratch directory.
+        // Fakes and helpers every test suite shares: a clock moved by hand, a log capture, a scratch directory, a stub HTTP
+        // transport.
         .target(
             name: "KeylessTestFakes",
             dependencies: ["KeylessCore", "KeylessHTTP", .product(name: "Logging", package: "swift-log")]),
