@@ -119,11 +119,7 @@ final class AccessServerPartners: Sendable {
             started.append { emptyServer.stopAndRemove() }
 
             let harness = try KeylessHarness(moto: moto)
-            let login = try harness.start(
-                nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
-            let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
-            try await idp.approveDevice(userCode: code)
-            let result = try login.wait(timeout: 60)
+            let result = try await harness.deviceLogin(idp)
             guard result.status == 0 else { throw TestSupportError("alice's device login failed: \(result)") }
             return AccessServerPartners(
                 idp: idp, moto: moto, federation: federation, server: server, emptyServer: emptyServer, harness: harness

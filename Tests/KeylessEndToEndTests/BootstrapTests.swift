@@ -121,11 +121,7 @@ struct BootstrapTests {
         #expect(again.stdout == "No changes.\n", "\(again)")
 
         // A person logs in to keyless idp and assumes the role Terraform created.
-        let login = try harness.start(
-            nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
-        let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
-        try await idp.approveDevice(userCode: code)
-        let loggedIn = try login.wait(timeout: 60)
+        let loggedIn = try await harness.deviceLogin(idp)
         try #require(loggedIn.status == 0, "\(loggedIn)")
         let creds = try harness.run([
             "creds-process", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--aws-role-arn", roleArn,

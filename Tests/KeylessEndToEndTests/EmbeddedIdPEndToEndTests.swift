@@ -94,11 +94,7 @@ struct EmbeddedIdPEndToEndTests {
         defer { moto.stop() }
         let role = try await moto.createRole(name: "dev")
         let harness = try KeylessHarness(moto: moto)
-        let login = try harness.start(
-            nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
-        let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
-        try await idp.approveDevice(userCode: code)
-        let result = try login.wait(timeout: 60)
+        let result = try await harness.deviceLogin(idp)
         #expect(result.status == 0, "\(result)")
         let cli = try awsArn(harness, idp: idp, roleArn: role)
         #expect(cli.status == 0, "\(cli)")

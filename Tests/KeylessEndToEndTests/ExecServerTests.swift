@@ -86,11 +86,7 @@ struct ExecServerEndToEndTests {
             do {
                 let role = try await moto.createRole(name: "dev")
                 let harness = try KeylessHarness(moto: moto)
-                let login = try harness.start(
-                    nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
-                let code = try login.waitForStderr("enter the code ([A-Z0-9-]+)")
-                try await idp.approveDevice(userCode: code)
-                let result = try login.wait(timeout: 60)
+                let result = try await harness.deviceLogin(idp)
                 guard result.status == 0 else { throw TestSupportError("login failed: \(result)") }
                 let line = [
                     harness.binary, "creds-process", "--issuer-url", idp.issuer, "--client-id", idp.clientID,

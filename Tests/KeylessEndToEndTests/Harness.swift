@@ -121,6 +121,13 @@ final class KeylessHarness: @unchecked Sendable {
         return try login.wait(timeout: 60)
     }
 
+    /// Logs in with the device flow against `keyless idp`, approving the code on its device page as alice.
+    func deviceLogin(_ idp: EmbeddedIdP) async throws -> Run {
+        let login = try start(nil, ["login", "--issuer-url", idp.issuer, "--client-id", idp.clientID, "--device"])
+        try await idp.approveDevice(userCode: try login.waitForStderr("enter the code ([A-Z0-9-]+)"))
+        return try login.wait(timeout: 60)
+    }
+
     /// The `creds-process` arguments for a role.
     func credsProcessArguments(_ idp: GlewlwydServer, roleArn: String, extra: [String] = []) -> [String] {
         [
