@@ -16,10 +16,10 @@ public struct ConsoleFederation: Sendable {
 
     /// The one-time console URL for `credentials` that opens `destination`.
     public func loginURL(credentials: AWSCredentials, destination: String) async throws -> String {
-        let session =
-            "{\"sessionId\":" + jsonString(credentials.accessKeyId) + ",\"sessionKey\":"
-            + jsonString(credentials.secretAccessKey)
-            + ",\"sessionToken\":" + jsonString(credentials.sessionToken) + "}"
+        let session = try JSONWriter.text([
+            "sessionId": credentials.accessKeyId, "sessionKey": credentials.secretAccessKey,
+            "sessionToken": credentials.sessionToken,
+        ])
         // The session travels in the query string of a GET: that is the documented interface. It goes only to the
         // federation endpoint over TLS and is never logged.
         let tokenURL = endpoint + "?" + FormEncoding.encode([("Action", "getSigninToken"), ("Session", session)])

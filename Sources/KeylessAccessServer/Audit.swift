@@ -5,7 +5,7 @@ import KeylessCore
 #endif
 
 /// One decision the server made: who asked for what, from where, and what it answered.
-public struct AuditRecord: Sendable, Equatable {
+public struct AuditRecord: Sendable, Equatable, Encodable {
     /// When.
     public var time: Date
     /// "credentials", "console" or "config".
@@ -27,20 +27,30 @@ public struct AuditRecord: Sendable, Equatable {
     /// The assumed-role session name and source identity for grants.
     public var sessionName: String?
 
-    /// The record as one JSON line (with its newline), keys in a fixed order.
+    enum CodingKeys: String, CodingKey {
+        case time, action, outcome, issuer, subject, name, role, reason
+        case sourceAddress = "source_address", requestID = "request_id", sessionName = "session_name"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Self.timestamp(time), forKey: .time)
+        try container.encode(action, forKey: .action)
+        try container.encode(outcome, forKey: .outcome)
+        try container.encode(issuer, forKey: .issuer)
+        try container.encode(subject, forKey: .subject)
+        try container.encode(name, forKey: .name)
+        try container.encodeIfPresent(role, forKey: .role)
+        try container.encode(sourceAddress, forKey: .sourceAddress)
+        try container.encode(requestID, forKey: .requestID)
+        try container.encode(reason, forKey: .reason)
+        try container.encodeIfPresent(sessionName, forKey: .sessionName)
+    }
+
+    /// The record as one JSON line (with its newline), keys sorted.
     public var jsonLine: String {
-        var text =
-            "{\"time\":" + jsonString(Self.timestamp(time)) + ",\"action\":" + jsonString(action) + ",\"outcome\":"
-            + jsonString(outcome)
-        text +=
-            ",\"issuer\":" + jsonString(issuer) + ",\"subject\":" + jsonString(subject) + ",\"name\":"
-            + jsonString(name)
-        if let role { text += ",\"role\":" + jsonString(role) }
-        text +=
-            ",\"source_address\":" + jsonString(sourceAddress) + ",\"request_id\":" + jsonString(requestID)
-            + ",\"reason\":" + jsonString(reason)
-        if let sessionName { text += ",\"session_name\":" + jsonString(sessionName) }
-        return text + "}\n"
+        // Strings only: encoding cannot fail.
+        ((try? JSONWriter.text(self)) ?? "{}") + "\n"
     }
 
     static func timestamp(_ date: Date) -> String {

@@ -200,7 +200,7 @@ struct APIRoutes {
         router.get("/readyz") { _, _ in
             let (ready, detail) = await service.readiness()
             return Self.json(
-                "{\"status\":" + jsonString(ready ? "ready" : "not ready") + ",\"detail\":" + jsonString(detail) + "}",
+                Self.encode(["status": ready ? "ready" : "not ready", "detail": detail]),
                 status: ready ? .ok : .serviceUnavailable)
         }
         let access = service.configuration.metrics
@@ -280,10 +280,8 @@ struct APIRoutes {
 
     /// A `/api/v1` body as JSON text (slashes unescaped, keys sorted, so the same answer is the same bytes).
     static func encode(_ body: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // The bodies are strings, numbers and booleans: encoding them cannot fail.
-        return (try? encoder.encode(body)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? JSONWriter.text(body)) ?? "{}"
     }
 
     static func json(_ text: String, status: HTTPResponse.Status = .ok, requestID: String? = nil) -> Response {

@@ -72,11 +72,7 @@ public struct AccessServerClient: Sendable {
         return document.url
     }
 
-    static func encode(_ body: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(body), as: UTF8.self)
-    }
+    static func encode(_ body: some Encodable) throws -> String { try JSONWriter.text(body) }
 
     func send(_ method: String, _ path: String, idToken: String, body: String?) async throws -> [UInt8] {
         var headers = ["authorization": "Bearer " + idToken, "accept": "application/json"]

@@ -127,11 +127,18 @@ enum ClientAssertion {
     /// The signed assertion.
     static func make(clientID: String, audience: String, key: SigningKey, now: Date) throws -> String {
         let issuedAt = Int(now.timeIntervalSince1970)
-        let header = "{\"alg\":\(jsonString(key.algorithm)),\"typ\":\"JWT\"}"
-        let payload =
-            "{\"iss\":\(jsonString(clientID)),\"sub\":\(jsonString(clientID)),\"aud\":\(jsonString(audience)),"
-            + "\"jti\":\(jsonString(UUID().uuidString)),\"iat\":\(issuedAt),\"exp\":\(issuedAt + Int(lifetime))}"
-        return try JWS.sign(header: Array(header.utf8), payload: Array(payload.utf8), key: key)
+        let header = try JSONWriter.bytes(["alg": key.algorithm, "typ": "JWT"])
+        let payload = try JSONWriter.bytes(
+            AssertionClaims(
+                iss: clientID, sub: clientID, aud: audience, jti: UUID().uuidString, iat: issuedAt,
+                exp: issuedAt + Int(lifetime)))
+        return try JWS.sign(header: header, payload: payload, key: key)
+    }
+
+    /// The claims RFC 7523 §3 asks of a client assertion.
+    struct AssertionClaims: Encodable {
+        let iss: String, sub: String, aud: String, jti: String
+        let iat: Int, exp: Int
     }
 
     /// The signing key in a PEM file: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`).

@@ -52,11 +52,12 @@ public struct ContainerCredentials: Sendable, Equatable {
     /// The body botocore's container provider (and every other SDK's) reads: `AccessKeyId`, `SecretAccessKey`,
     /// `Token`, `Expiration` in RFC 3339, and `AccountId` when known.
     public var containerJSON: String {
-        var body =
-            "{\"AccessKeyId\":\(jsonString(accessKeyId)),\"SecretAccessKey\":\(jsonString(secretAccessKey)),"
-            + "\"Token\":\(jsonString(sessionToken)),\"Expiration\":\"\(rfc3339(expiration.timeIntervalSince1970))\""
-        if let accountId { body += ",\"AccountId\":\(jsonString(accountId))" }
-        return body + "}"
+        var body = [
+            "AccessKeyId": accessKeyId, "SecretAccessKey": secretAccessKey, "Token": sessionToken,
+            "Expiration": rfc3339(expiration.timeIntervalSince1970),
+        ]
+        if let accountId { body["AccountId"] = accountId }
+        return (try? JSONWriter.text(body)) ?? "{}"  // strings only: encoding cannot fail
     }
 }
 
@@ -103,7 +104,7 @@ public struct ContainerCredentialsResponse: Sendable, Equatable {
         -> ContainerCredentialsResponse
     {
         ContainerCredentialsResponse(
-            status: status, body: "{\"code\":\(jsonString(code)),\"message\":\(jsonString(message))}", headers: headers)
+            status: status, body: (try? JSONWriter.text(["code": code, "message": message])) ?? "{}", headers: headers)
     }
 }
 

@@ -29,3 +29,20 @@ public func jsonString(_ text: String) -> String {
     }
     return out + "\""
 }
+
+/// How keyless writes every JSON document it does not write by hand: Codable through one encoder, compact, keys sorted
+/// (so the same value is the same bytes, where Linux's encoder would otherwise follow hash order), slashes unescaped.
+/// Hand-written JSON is kept only where a benchmark measured the encoder's cost, and says which beside it.
+public enum JSONWriter {
+    /// `value` as JSON bytes.
+    public static func bytes(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
+    /// `value` as JSON text.
+    public static func text(_ value: some Encodable) throws -> String {
+        String(decoding: try bytes(value), as: UTF8.self)
+    }
+}

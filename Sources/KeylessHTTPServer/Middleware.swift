@@ -7,7 +7,7 @@ import NIOCore
 
 /// A JSON error body, `{"error":CODE,"error_description":TEXT}` (the OAuth 2.0 shape both servers answer with).
 public func jsonErrorResponse(_ code: String, _ description: String, status: HTTPResponse.Status) -> Response {
-    let body = "{\"error\":" + jsonString(code) + ",\"error_description\":" + jsonString(description) + "}"
+    let body = (try? JSONWriter.text(["error": code, "error_description": description])) ?? "{}"
     return Response(
         status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
         body: .init(byteBuffer: ByteBuffer(string: body)))

@@ -73,12 +73,6 @@ public actor KeyRing {
         var until: Date
     }
     private var jwksCache: (at: Date, bytes: [UInt8])?
-    /// JWKs and the JWKS as JSON with sorted members.
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }
 
     /// A key ring over `store`; private keys are sealed with `kek`. `maxTokenLifetime` is the longest lifetime of any
     /// token the provider signs; `reloadInterval` how often the store is re-read for other replicas' rotations.
@@ -172,7 +166,7 @@ public actor KeyRing {
     public func jwks() async throws -> [UInt8] {
         try await reloadIfStale()
         if let cache = jwksCache, cache.at == loadedAt { return cache.bytes }
-        let bytes = Array(try Self.encoder.encode(["keys": keys.map(\.jwk)]))
+        let bytes = try JSONWriter.bytes(["keys": keys.map(\.jwk)])
         jwksCache = (loadedAt!, bytes)
         return bytes
     }
@@ -217,7 +211,7 @@ public actor KeyRing {
         var jwk = try key.publicJWKMembers()
         jwk["kid"] = kid; jwk["use"] = "sig"; jwk["alg"] = algorithm
         let sealed = try AES.GCM.seal(key.der, using: kek, authenticating: Data(kid.utf8)).combined!
-        let jwkText = String(decoding: try Self.encoder.encode(jwk), as: UTF8.self)
+        let jwkText = try JSONWriter.text(jwk)
         return SigningKeyRecord(
             kid: kid, algorithm: algorithm, sealedPrivateKey: sealed, publicJWK: jwkText, createdAt: now,
             activatesAt: activatesAt)

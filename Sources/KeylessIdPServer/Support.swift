@@ -70,10 +70,8 @@ enum Responses {
     /// `body` as JSON (keys sorted, slashes unescaped).
     static func json(_ body: some Encodable, status: HTTPResponse.Status = .ok, cache: String = "no-store") -> Response
     {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // The bodies are strings, numbers, booleans and lists of them: encoding cannot fail.
-        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
+        let data = (try? JSONWriter.bytes(body)) ?? Array("{}".utf8)
         return Response(
             status: status, headers: [.contentType: "application/json", .cacheControl: cache],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -67,3 +67,29 @@ struct FlatJSONTests {
         }
     }
 }
+
+@Suite("JSONWriter: the one encoder for JSON keyless does not write by hand")
+struct JSONWriterTests {
+    struct Sample: Encodable {
+        let zeta = "z/1"
+        let alpha = 2
+        let middle: String? = nil
+        let list = ["b", "a"]
+    }
+
+    @Test("keys sorted, slashes and non-ASCII left as they are, absent optionals left out, arrays in their order")
+    func shape() throws {
+        #expect(try JSONWriter.text(Sample()) == #"{"alpha":2,"list":["b","a"],"zeta":"z/1"}"#)
+        #expect(try JSONWriter.text(["é": "ü", "b": "\"q\"\n"]) == #"{"b":"\"q\"\n","é":"ü"}"#)
+    }
+
+    @Test("the same dictionary is the same bytes however it was built")
+    func deterministic() throws {
+        var forward: [String: String] = [:]
+        var backward: [String: String] = [:]
+        let keys = (0..<50).map { "key\($0)" }
+        for key in keys { forward[key] = key }
+        for key in keys.reversed() { backward[key] = key }
+        #expect(try JSONWriter.bytes(forward) == JSONWriter.bytes(backward))
+    }
+}

@@ -29,7 +29,10 @@ extension Keyless {
                 if json {
                     let claims = UnverifiedJWT.claims(tokens.idToken)
                     let text =
-                        "{\"id_token\":\(jsonString(tokens.idToken)),\"expires_at\":\"\(rfc3339(claims?.exp ?? 0))\",\"subject\":\(jsonString(claims?.sub ?? ""))}\n"
+                        try JSONWriter.text([
+                            "id_token": tokens.idToken, "expires_at": rfc3339(claims?.exp ?? 0),
+                            "subject": claims?.sub ?? "",
+                        ]) + "\n"
                     FileHandle.standardOutput.write(Data(text.utf8))
                 } else {
                     FileHandle.standardOutput.write(Data((tokens.idToken + "\n").utf8))
