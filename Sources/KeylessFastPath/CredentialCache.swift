@@ -118,7 +118,8 @@ public struct CachedCredentials: Codable, Sendable, Equatable {
             assumedRoleArn: fields["assumedRoleArn"]?.string)
     }
 
-    /// The `credential_process` JSON (Version 1), one line.
+    /// The `credential_process` JSON (Version 1), one line, written by hand: the cached answer avoids JSONEncoder and
+    /// JSONDecoder (bench/creds-process measured them on its start-up path).
     public var credentialProcessJSON: String {
         "{\"Version\":1,\"AccessKeyId\":\(jsonString(accessKeyId)),\"SecretAccessKey\":\(jsonString(secretAccessKey)),"
             + "\"SessionToken\":\(jsonString(sessionToken)),\"Expiration\":\"\(rfc3339(expiration))\"}"
