@@ -27,8 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
     ],
     targets: [
-        // Errors with codes, clocks, environment, XDG paths, atomic writes, file locks, starting a child process, and the
-        // JSON and HTML text escapes.
+        // Errors with codes, clocks, environment, XDG paths, atomic writes, file locks, starting a child process, random
+        // tokens; JSON (escaping, the one encoder, peers' JSON as JSONValue, JWK sets), HTML escaping, form decoding.
         // FoundationEssentials only: it sits on the cached credential_process path.
         .target(name: "KeylessCore"),
         // Syscalls Swift cannot call (variadic) and libsecret loaded with dlopen.

@@ -10,27 +10,19 @@ public final class FederationStub: Sendable {
 
     /// Starts the stub; with `stsEndpoint` it checks credentials with GetCallerIdentity there.
     public static func start(stsEndpoint: String?) async throws -> FederationStub {
-        let port = try freePort()
-        let directory = try makeTemporaryDirectory(prefix: "keyless-federation")
-        var arguments = [repositoryRoot() + "/scripts/partners/federation_stub.py", "--port", String(port)]
-        if let stsEndpoint { arguments += ["--sts-endpoint", stsEndpoint] }
-        let process = try PartnerProcess(
-            executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
-        let stub = FederationStub(port: port, process: process, directory: directory)
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if let answer = try? await PartnerHTTP.send("GET", stub.baseURL + "/stats", timeout: 2),
-                answer.status == 200
-            {
-                return stub
-            }
-            guard process.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(100))
+        try await startOnFreePort { port in
+            let directory = try makeTemporaryDirectory(prefix: "keyless-federation")
+            var arguments = [repositoryRoot() + "/scripts/partners/federation_stub.py", "--port", String(port)]
+            if let stsEndpoint { arguments += ["--sts-endpoint", stsEndpoint] }
+            let process = try PartnerProcess(
+                executable: Tooling.python(), arguments: arguments, logPath: directory + "/federation.log")
+            let stub = FederationStub(port: port, process: process, directory: directory)
+            if try await process.waitUntilHealthy(stub.baseURL + "/stats", timeout: 60) { return .started(stub) }
+            let log = process.logTail()
+            stub.stop()
+            return .failed(
+                "the federation stub did not start:\n\(log)", portTaken: log.contains("Address already in use"))
         }
-        let log = process.logTail()
-        process.stop()
-        try? FileManager.default.removeItem(atPath: directory)
-        throw TestSupportError("the federation stub did not start:\n\(log)")
     }
 
     /// The temporary directory holding its log, removed by `stop()`.

@@ -36,10 +36,12 @@ public final class MotoServer: Sendable {
                     process.isRunning
                     ? "moto did not answer on \(server.endpoint) within 90 s"
                     : "moto exited with status \(process.exitStatus ?? -1)"
-                server.stop()
-                return .failed(
+                // Read the log before the server goes: its deinit deletes the log.
+                let failure = PartnerStart<MotoServer>.failed(
                     why + "; log \(process.logPath):\n\(process.logTail())",
                     portTaken: process.log().contains("Address already in use"))
+                server.stop()
+                return failure
             }
         } catch let error as TestSupportError {
             throw TestSupportError(

@@ -499,9 +499,7 @@ final class RecordingMoto: Sendable {
 
     static func start() async throws -> RecordingMoto {
         let directory = try makeTemporaryDirectory(prefix: "keyless-moto")
-        var lastFailure = ""
-        for _ in 1...3 {  // a port found free can be taken before moto binds it: retry on a new one
-            let port = try freePort()
+        return try await startOnFreePort { port in
             let process = try PartnerProcess(
                 executable: Tooling.python(), arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
                 environment: [
@@ -512,22 +510,13 @@ final class RecordingMoto: Sendable {
                 ],
                 currentDirectory: directory, logPath: directory + "/moto-\(port).log")
             let moto = RecordingMoto(endpoint: "http://127.0.0.1:\(port)", directory: directory, process: process)
-            let client = AsyncHTTPTransport(timeout: .seconds(2))
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline && process.isRunning {
-                if let answer = try? await client.send(
-                    method: "GET", url: moto.endpoint + "/moto-api/", headers: [:], body: nil), answer.status == 200
-                {
-                    return moto
-                }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            lastFailure = process.logTail()
+            if try await process.waitUntilHealthy(moto.endpoint + "/moto-api/", timeout: 30) { return .started(moto) }
+            let log = process.logTail()
             process.stop()
-            if !lastFailure.contains("Address already in use") { break }
+            return .failed(
+                "moto did not start (install with python3 -m pip install 'moto[server]'):\n\(log)",
+                portTaken: log.contains("Address already in use"))
         }
-        throw TestSupportError(
-            "moto did not start (install with python3 -m pip install 'moto[server]'):\n\(lastFailure)")
     }
 
     /// One request moto received: headers and form fields.

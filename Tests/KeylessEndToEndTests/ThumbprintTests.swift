@@ -38,21 +38,24 @@ private struct TestPKI {
 
     /// `openssl s_server` presenting the leaf with `chainFile` (nil: the leaf alone).
     func serve(chainFile: String?) async throws -> (PartnerProcess, Int) {
-        let port = try freePort()
-        var arguments = [
-            "s_server", "-accept", "127.0.0.1:\(port)", "-cert", directory + "/leaf.pem", "-key",
-            directory + "/leaf.key", "-www", "-quiet",
-        ]
-        if let chainFile { arguments += ["-cert_chain", directory + "/" + chainFile] }
-        let process = try PartnerProcess(
-            executable: "/usr/bin/openssl", arguments: arguments, logPath: directory + "/s_server-\(port).log")
-        for _ in 0..<100 {
-            let probe = try PartnerProcess.run("/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], timeout: 5)
-            if probe.status == 0 { return (process, port) }
-            try await Task.sleep(for: .milliseconds(100))
+        try await startOnFreePort { port in
+            var arguments = [
+                "s_server", "-accept", "127.0.0.1:\(port)", "-cert", directory + "/leaf.pem", "-key",
+                directory + "/leaf.key", "-www", "-quiet",
+            ]
+            if let chainFile { arguments += ["-cert_chain", directory + "/" + chainFile] }
+            let process = try PartnerProcess(
+                executable: "/usr/bin/openssl", arguments: arguments, logPath: directory + "/s_server-\(port).log")
+            for _ in 0..<100 where process.isRunning {
+                let probe = try PartnerProcess.run(
+                    "/bin/bash", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"], timeout: 5)
+                if probe.status == 0 { return .started((process, port)) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let log = process.logTail()
+            process.stop()
+            return .failed("openssl s_server did not listen: \(log)", portTaken: log.contains("in use"))
         }
-        process.stop()
-        throw TestSupportError("openssl s_server did not listen: \(process.logTail())")
     }
 }
 
