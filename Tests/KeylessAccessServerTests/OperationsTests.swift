@@ -361,8 +361,10 @@ struct PolicyReloadTimeBoxTests {
         #expect(await PolicyReloader.value(of: slow, within: 0.2) == nil)
         gate.open()
         #expect(await slow.value == 1, "the reload went on and finished")
+        // A generous box: this proves that an answer within the box is given, not how fast (CI saw 5 s run out while
+        // the whole first pass of the tests shared two cores).
         let quick = PolicyReloader.offRequestThreads { 2 }
-        #expect(await PolicyReloader.value(of: quick, within: 5) == 2)
+        #expect(await PolicyReloader.value(of: quick, within: 60) == 2)
     }
 }
 
