@@ -46,7 +46,8 @@ public struct AccessServerClient: Sendable {
     /// Credentials for `roleArn`, issued by the server.
     public func credentials(idToken: String, roleArn: String, durationSeconds: Int?) async throws -> AWSCredentials {
         let request = CredentialsRequest(roleArn: roleArn, durationSeconds: durationSeconds)
-        let response = try await send("POST", "/api/v1/credentials", idToken: idToken, body: try Self.encode(request))
+        let response = try await send(
+            "POST", "/api/v1/credentials", idToken: idToken, body: try JSONWriter.text(request))
         guard let document = try? JSONDecoder().decode(CredentialsDocument.self, from: Data(response)),
             let expiration = FlatJSON.parseRFC3339(document.expiration)
         else {
@@ -63,7 +64,7 @@ public struct AccessServerClient: Sendable {
     /// A console sign-in URL for `roleArn`.
     public func console(idToken: String, roleArn: String, destination: String?) async throws -> String {
         let request = ConsoleRequest(roleArn: roleArn, destination: destination)
-        let response = try await send("POST", "/api/v1/console", idToken: idToken, body: try Self.encode(request))
+        let response = try await send("POST", "/api/v1/console", idToken: idToken, body: try JSONWriter.text(request))
         guard let document = try? JSONDecoder().decode(ConsoleDocument.self, from: Data(response)) else {
             throw KeylessError(
                 .stsError, "The server at \(baseURL) answered without a console URL.",
@@ -71,8 +72,6 @@ public struct AccessServerClient: Sendable {
         }
         return document.url
     }
-
-    static func encode(_ body: some Encodable) throws -> String { try JSONWriter.text(body) }
 
     func send(_ method: String, _ path: String, idToken: String, body: String?) async throws -> [UInt8] {
         var headers = ["authorization": "Bearer " + idToken, "accept": "application/json"]
