@@ -31,6 +31,8 @@ let package = Package(
         // tokens; JSON (escaping, the one encoder, peers' JSON as JSONValue, JWK sets), HTML escaping, form decoding.
         // FoundationEssentials only: it sits on the cached credential_process path.
         .target(name: "KeylessCore"),
+        // The version, and the commit and toolchain scripts/package stamps into a release build.
+        .target(name: "KeylessBuildInfo"),
         // Syscalls Swift cannot call (variadic) and libsecret loaded with dlopen.
         .target(name: "CKeylessSys", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // Secret-store protocol and backends (encrypted file, Secret Service, Keychain, memory, plaintext).
@@ -198,6 +200,7 @@ let package = Package(
                 "KeylessOIDC", "KeylessFastPath", "KeylessWire", "KeylessIdP", "KeylessJOSE",
                 "KeylessIdPServer", "KeylessHTTPServer", "KeylessStorage", "KeylessStorageSQLite",
                 "KeylessStoragePostgres", "KeylessAccessServer", "KeylessPolicy", "KeylessTrust", "KeylessTLS",
+                "KeylessBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -248,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "KeylessHTTPServerTests",
             dependencies: [
-                "KeylessHTTPServer", "KeylessCore",
+                "KeylessHTTPServer", "KeylessCore", "KeylessTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -85,3 +85,43 @@ public enum SecretStoreFactory {
         }
     }
 }
+
+/// Whether a backend can be used on this machine now, and why not (for `keyless version --json` and bug reports).
+public struct SecretStoreAvailability: Sendable, Equatable {
+    public let kind: SecretStoreKind
+    public let available: Bool
+    public let detail: String
+}
+
+extension SecretStoreFactory {
+    /// Each backend's availability here: the encrypted file always (its key in the OS store when one answers, else
+    /// from a passphrase), the Secret Service when one answers on the session bus, the Keychain on macOS, plaintext
+    /// always (by name only).
+    public static func availability(_ environment: Environment) -> [SecretStoreAvailability] {
+        let osReachable = osKeyStore(environment)?.isReachable() ?? false
+        var serviceReachable = false
+        #if !canImport(Security)
+            serviceReachable = osReachable
+        #endif
+        var keychain = false
+        #if canImport(Security)
+            keychain = true
+        #endif
+        return SecretStoreKind.allCases.map { kind in
+            switch kind {
+            case .file:
+                return .init(
+                    kind: kind, available: true,
+                    detail: osReachable ? "key kept in the OS secret store" : "key derived from a passphrase")
+            case .secretService:
+                return .init(
+                    kind: kind, available: serviceReachable,
+                    detail: serviceReachable ? "answers on the session bus" : "no Secret Service on the session bus")
+            case .keychain:
+                return .init(kind: kind, available: keychain, detail: keychain ? "macOS Keychain" : "macOS only")
+            case .plaintext:
+                return .init(kind: kind, available: true, detail: "unencrypted; only when asked for by name")
+            }
+        }
+    }
+}

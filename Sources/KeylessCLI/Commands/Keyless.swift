@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessBuildInfo
 import KeylessClient
 import KeylessCore
 import KeylessOIDC
@@ -13,11 +14,11 @@ public struct Keyless: AsyncParsableCommand {
             Exit codes: 0 ok, 1 keyless doctor found a problem, 2 usage or configuration, 3 login needed or failed, 4 AWS refused, \
             5 identity provider or AWS unreachable, 6 local store or lock problem, 7 nested exec refused.
             """,
-        version: "0.1.0",
+        version: "keyless " + BuildInfo.versionLine,
         subcommands: [
             Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self,
             Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self, Doctor.self,
-            Completion.self,
+            Completion.self, Version.self,
         ]
     )
 
