@@ -10,10 +10,22 @@ public enum Launcher {
     /// The companion executable's name.
     public static let companionName = "keyless-cli"
 
-    /// `KEYLESS_CLI` when set, else `keyless-cli` in the directory of the running executable.
-    public static func companionPath(environment: Environment) -> String {
+    /// Where packages install the companion, relative to the launcher's directory (`/usr/bin` → `/usr/libexec/keyless`):
+    /// people never run it themselves, so it stays off `PATH`.
+    public static let packagedRelativePath = "../libexec/keyless/" + companionName
+
+    /// `KEYLESS_CLI` when set; else `keyless-cli` beside the running executable (a build directory) when it is
+    /// there; else the packaged place, `../libexec/keyless/keyless-cli` from the launcher's directory (the `.deb`, and the
+    /// tarball unpacked anywhere).
+    public static func companionPath(
+        environment: Environment, launcher: String? = executablePath(),
+        isExecutable: (String) -> Bool = { access($0, X_OK) == 0 }
+    ) -> String {
         if let explicit = environment["KEYLESS_CLI"] { return explicit }
-        return Files.parentDirectory(executablePath() ?? CommandLine.arguments[0]) + "/" + companionName
+        let directory = Files.parentDirectory(launcher ?? CommandLine.arguments[0])
+        let beside = directory + "/" + companionName
+        let packaged = directory + "/" + packagedRelativePath
+        return isExecutable(beside) || !isExecutable(packaged) ? beside : packaged
     }
 
     /// The running executable's path (nil when the platform cannot tell).

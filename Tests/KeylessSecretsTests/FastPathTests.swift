@@ -379,3 +379,54 @@ struct FastPathTests {
         #expect(status == nil)
     }
 }
+
+@Suite("Launcher: where keyless finds keyless-cli")
+struct LauncherCompanionTests {
+    @Test("KEYLESS_CLI wins over every place on disk")
+    func explicitPathWins() {
+        let path = Launcher.companionPath(
+            environment: Environment(["KEYLESS_CLI": "/opt/k/keyless-cli"]), launcher: "/usr/bin/keyless",
+            isExecutable: { _ in true })
+        #expect(path == "/opt/k/keyless-cli")
+    }
+
+    @Test("a build directory: keyless-cli beside the launcher")
+    func besideTheLauncher() {
+        let path = Launcher.companionPath(
+            environment: Environment([:]), launcher: "/src/.build/release/keyless",
+            isExecutable: { $0 == "/src/.build/release/keyless-cli" })
+        #expect(path == "/src/.build/release/keyless-cli")
+    }
+
+    @Test("an installed package or unpacked tarball: ../libexec/keyless/keyless-cli from the launcher's directory")
+    func packagedPlace() {
+        let path = Launcher.companionPath(
+            environment: Environment([:]), launcher: "/usr/bin/keyless",
+            isExecutable: { $0 == "/usr/bin/../libexec/keyless/keyless-cli" })
+        #expect(path == "/usr/bin/../libexec/keyless/keyless-cli")
+    }
+
+    @Test("neither there: the path beside the launcher, so the error names where a build puts it")
+    func neitherThere() {
+        let path = Launcher.companionPath(
+            environment: Environment([:]), launcher: "/usr/local/bin/keyless", isExecutable: { _ in false })
+        #expect(path == "/usr/local/bin/keyless-cli")
+    }
+
+    @Test("a real directory: the launcher's lookup finds an executable file in libexec")
+    func realDirectory() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("launcher-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/libexec/keyless", withIntermediateDirectories: true)
+        let companion = root + "/libexec/keyless/keyless-cli"
+        try Data("#!/bin/sh\n".utf8).write(to: URL(fileURLWithPath: companion))
+        #expect(
+            Launcher.companionPath(environment: Environment([:]), launcher: root + "/bin/keyless") == root
+                + "/bin/keyless-cli")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: companion)
+        #expect(
+            Launcher.companionPath(environment: Environment([:]), launcher: root + "/bin/keyless") == root
+                + "/bin/../libexec/keyless/keyless-cli")
+    }
+}
