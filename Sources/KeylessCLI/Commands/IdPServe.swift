@@ -116,6 +116,7 @@ extension Keyless.IdP {
                     clock: context.clock)
                 let issuer = runtime.issuer
                 let listenLogger = logger
+                let systemd = ServiceManagerNotifier(environment: context.environment)
                 let app = buildIdPApplication(
                     engine: engine,
                     configuration: IdPServerConfiguration(
@@ -124,16 +125,15 @@ extension Keyless.IdP {
                         trustedProxies: proxies, maxConnections: maxConnections),
                     logger: logger
                 ) { address in
-                    listenLogger.notice(
-                        "listening",
-                        metadata: [
-                            "address": .string(address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen),
-                            "issuer": .string(issuer),
-                        ])
+                    let bound = address.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? listen
+                    listenLogger.notice("listening", metadata: ["address": .string(bound), "issuer": .string(issuer)])
+                    systemd.ready(status: "listening on \(bound), issuer \(issuer)")
                 }
                 do {
                     try await app.runService()
+                    systemd.stopping()
                 } catch {
+                    systemd.stopping()
                     try? await runtime.store.close()
                     throw KeylessError(.io, "the provider stopped: \(error)", hint: "See the log lines above.")
                 }

@@ -83,20 +83,21 @@ extension Keyless {
                 }
                 let listenLogger = logger
                 let publicURL = configuration.publicURL
+                let systemd = ServiceManagerNotifier(environment: context.environment)
                 let app = buildServerApplication(service: service, metrics: .accessServer(), logger: logger, web: web) {
                     address in
+                    let bound = address.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
                     listenLogger.notice(
-                        "listening",
-                        metadata: [
-                            "address": .string(address.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"),
-                            "public_url": .string(publicURL),
-                        ])
+                        "listening", metadata: ["address": .string(bound), "public_url": .string(publicURL)])
+                    systemd.ready(status: "listening on \(bound), public URL \(publicURL)")
                 }
                 do {
                     try await app.runService()
                 } catch {
+                    systemd.stopping()
                     throw KeylessError(.io, "the server stopped: \(error)", hint: "See the log lines above.")
                 }
+                systemd.stopping()
                 logger.notice("stopped")
             }
         }
