@@ -165,6 +165,14 @@ public final class EmbeddedIdP: KeylessServerProcess {
     public func send(_ method: String, _ path: String, headers: [String: String] = [:], form: [(String, String)]? = nil)
         async throws -> PartnerHTTPResponse
     {
+        try await Self.send(method, path, at: baseURL, headers: headers, form: form)
+    }
+
+    /// An HTTP request to a provider listening at `baseURL` (no cookies kept, no redirects followed).
+    static func send(
+        _ method: String, _ path: String, at baseURL: String, headers: [String: String] = [:],
+        form: [(String, String)]? = nil
+    ) async throws -> PartnerHTTPResponse {
         var headers = headers
         if form != nil { headers["Content-Type"] = "application/x-www-form-urlencoded" }
         return try await PartnerHTTP.send(
@@ -173,7 +181,18 @@ public final class EmbeddedIdP: KeylessServerProcess {
 
     /// Approves a device code on the `/device` page as `user`, as a person would in a browser.
     public func approveDevice(userCode: String, user: EmbeddedIdPUser = .alice, otp: String? = nil) async throws {
-        let page = try await send("GET", "/device?user_code=\(PartnerHTTP.formEscape(userCode))")
+        try await Self.approveDevice(at: baseURL, userCode: userCode, user: user, otp: otp)
+    }
+
+    /// Approves a device code on the `/device` page of the `keyless idp serve` at `baseURL` (one this type did not
+    /// start, such as an installed package's), as `user`.
+    public static func approveDevice(
+        at baseURL: String, userCode: String, user: EmbeddedIdPUser = .alice, otp: String? = nil
+    ) async throws {
+        let send = { (method: String, path: String, headers: [String: String], form: [(String, String)]?) in
+            try await Self.send(method, path, at: baseURL, headers: headers, form: form)
+        }
+        let page = try await send("GET", "/device?user_code=\(PartnerHTTP.formEscape(userCode))", [:], nil)
         guard let binding = Self.cookie("keyless_csrf", in: page.headers["set-cookie"] ?? ""),
             let csrf = Self.formField("csrf", in: page.text)
         else {
@@ -184,7 +203,7 @@ public final class EmbeddedIdP: KeylessServerProcess {
             ("action", "approve"),
         ]
         if let otp { fields.append(("otp", otp)) }
-        let answer = try await send("POST", "/device", headers: ["Cookie": "keyless_csrf=\(binding)"], form: fields)
+        let answer = try await send("POST", "/device", ["Cookie": "keyless_csrf=\(binding)"], fields)
         guard answer.status == 200, answer.text.contains("Device connected") else {
             throw TestSupportError(
                 "the provider did not approve device code \(userCode): HTTP \(answer.status)\n\(answer.text.prefix(600))"

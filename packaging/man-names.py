@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Renames the pages swift-argument-parser's generate-manual writes (keyless.idp.serve.1) to the names people type
+(keyless-idp-serve.1, as git's pages), with the title (.Dt) and the cross references (.Xr) to match.
+
+    man-names.py GENERATED_DIR OUT_DIR
+"""
+import pathlib
+import re
+import sys
+
+
+def page_name(dotted: str) -> str:
+    return dotted.replace(".", "-")
+
+
+def main() -> None:
+    source, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    pages = sorted(source.glob("*.1"))
+    if not pages:
+        sys.exit(f"man-names.py: no pages in {source}")
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        text = re.sub(r"^\.Dt (\S+)", lambda m: ".Dt " + page_name(m.group(1)), text, flags=re.M)
+        text = re.sub(r"^\.Xr (\S+)", lambda m: ".Xr " + page_name(m.group(1)), text, flags=re.M)
+        (out / (page_name(page.stem) + ".1")).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
