@@ -21,6 +21,21 @@ https://www.unicode.org/license.txt), and the Swift packages below. Each package
 """
 
 LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING")
+APACHE_REFERENCE = "[Apache License 2.0: on Debian systems in /usr/share/common-licenses/Apache-2.0]"
+
+
+def without_apache_text(text: str) -> str:
+    """The licence file with the Apache License 2.0's own text (from its title to the end of its appendix) replaced by a
+    reference to Debian's copy; what a package adds before or after it (exceptions, notices) stays."""
+    start = text.find("Apache License")
+    end_marker = "limitations under the License."
+    if start < 0 or "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" not in text[start:]:
+        return text
+    end = text.find(end_marker, start)
+    if end < 0:
+        return text
+    line_start = text.rfind("\n", 0, start) + 1
+    return text[:line_start] + APACHE_REFERENCE + text[end + len(end_marker):]
 
 
 def main() -> None:
@@ -35,7 +50,7 @@ def main() -> None:
         out.append(f"\n{'=' * 100}\nPackage: {package.name}\n{'=' * 100}\n")
         for file in [licence, *notices, *vendored]:
             out.append(f"\n--- {file.relative_to(package)}\n\n")
-            out.append(file.read_text(encoding="utf-8", errors="replace").rstrip() + "\n")
+            out.append(without_apache_text(file.read_text(encoding="utf-8", errors="replace")).rstrip() + "\n")
     sys.stdout.write("".join(out))
 
 

@@ -22,6 +22,13 @@ def main() -> None:
         text = page.read_text(encoding="utf-8")
         text = re.sub(r"^\.Dt (\S+)", lambda m: ".Dt " + page_name(m.group(1)), text, flags=re.M)
         text = re.sub(r"^\.Xr (\S+)", lambda m: ".Xr " + page_name(m.group(1)), text, flags=re.M)
+        # NAME says the page's name (what whatis and apropos index: "keyless-login - ..."); the synopsis and the rest
+        # keep the command as typed ("keyless login").
+        named = re.search(r'^\.Nm "([^"]+ [^"]+)"$', text, flags=re.M)
+        if named:
+            command = named.group(1)
+            text = text.replace(named.group(0), ".Nm " + command.replace(" ", "-"), 1)
+            text = re.sub(r"^\.Nm$", f'.Nm "{command}"', text, flags=re.M)
         (out / (page_name(page.stem) + ".1")).write_text(text, encoding="utf-8")
 
 
