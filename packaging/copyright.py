@@ -17,8 +17,7 @@ License: Apache-2.0
 The binaries /usr/bin/keyless and /usr/libexec/keyless/keyless-cli are linked statically against the Swift runtime,
 the Swift standard library and Foundation (Apache-2.0 with the Runtime Library Exception, (c) Apple Inc. and the
 Swift project authors), the ICU data Foundation carries (Unicode License v3, (c) Unicode, Inc.:
-https://www.unicode.org/license.txt), GCC's libgcc (GPL-3+ with the GCC Runtime Library Exception, (c) the Free Software
-Foundation), and the Swift packages below. Each package's licence follows as it ships it.
+https://www.unicode.org/license.txt), and the Swift packages below. Each package's licence follows as it ships it.
 """
 
 LICENCE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING")
