@@ -25,6 +25,6 @@ let argv = ["keyless"] + arguments
 let cArguments = argv.map { strdup($0) } + [nil]
 execv(cli, cArguments)
 let message =
-    "keyless: cannot start \(cli): \(String(cString: strerror(errno))) (launcher)\n  → Install keyless-cli next to keyless (both come from the same build), or set KEYLESS_CLI to its path.\n"
+    "keyless: cannot start \(cli): \(String(cString: strerror(errno))) (launcher)\n  → Install keyless-cli next to keyless or in ../libexec/keyless/ from its directory (both come from the same build or package: reinstall it), or set KEYLESS_CLI to its path.\n"
 _ = message.withCString { write(2, $0, strlen($0)) }
 exit(2)
