@@ -122,6 +122,9 @@ struct UnitFile {
     let execStart: [String]
     let user: String?
     let environment: [String: String]
+    /// What systemd creates for the service user before starting it: StateDirectory= under /var/lib, LogsDirectory=
+    /// under /var/log.
+    let directories: [String]
     let text: String
 
     init(path: String) throws {
@@ -130,6 +133,7 @@ struct UnitFile {
         var start: [String] = []
         var user: String?
         var environment: [String: String] = [:]
+        var directories: [String] = []
         for line in text.split(separator: "\n").map(String.init) where !line.hasPrefix("#") {
             guard let equals = line.firstIndex(of: "=") else { continue }
             let key = String(line[..<equals])
@@ -139,6 +143,8 @@ struct UnitFile {
             case "ExecStartPre": pre.append(words)
             case "ExecStart": start = words
             case "User": user = value
+            case "StateDirectory": directories.append("/var/lib/" + value)
+            case "LogsDirectory": directories.append("/var/log/" + value)
             case "Environment":
                 for word in words {
                     let parts = word.split(separator: "=", maxSplits: 1).map(String.init)
@@ -147,7 +153,9 @@ struct UnitFile {
             default: break
             }
         }
-        (execStartPre, execStart, self.user, self.environment) = (pre, start, user, environment)
+        (execStartPre, execStart, self.user, self.environment, self.directories) = (
+            pre, start, user, environment, directories
+        )
     }
 }
 
@@ -257,7 +265,8 @@ struct InstalledPackageTests {
             ["keyless", "login", "--issuer-url", issuer, "--client-id", "keyless-cli", "--device"],
             environment: person, stderrPath: loginErr)
         defer { login.stop() }
-        let code = try await waitForMatch(/enter the code ([A-Z0-9-]+)/, inFile: loginErr)
+        let started = KeylessHarness.Started(process: login, out: login.logPath, err: loginErr)
+        let code = try started.waitForStderr("enter the code ([A-Z0-9-]+)", timeout: 60)
         try await EmbeddedIdP.approveDevice(at: issuer, userCode: code)
         #expect(
             login.waitForExit(timeout: 60) == 0, "\((try? String(contentsOfFile: loginErr, encoding: .utf8)) ?? "")")
@@ -339,7 +348,7 @@ struct InstalledPackageTests {
         try #require(unpacked.status == 0, "\(unpacked.output)")
         let top = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first)
         let prefix = directory + "/" + top
-        let environment = ["HOME": directory, "PATH": "/usr/bin:/bin", "KEYLESS_CLI": ""].filter { !$0.value.isEmpty }
+        let environment = ["HOME": directory, "PATH": "/usr/bin:/bin"]
         let version = try PartnerProcess.run(prefix + "/bin/keyless", ["version"], environment: environment)
         #expect(
             version.output.wholeMatch(of: /keyless \d+\.\d+\.\d+ \(commit [0-9a-f]{12}\)\n/) != nil, "\(version.output)"
@@ -386,12 +395,8 @@ func startService(_ unit: UnitFile, in root: DebianRoot, listen: (String, String
         let ran = try root.run(pre, user: user, environment: unit.environment)
         try #require(ran.status == 0, "ExecStartPre \(pre.joined(separator: " ")): \(ran.output)")
     }
-    for line in unit.text.split(separator: "\n")
-    where line.hasPrefix("StateDirectory=") || line.hasPrefix("LogsDirectory=") {
-        let base = line.hasPrefix("StateDirectory=") ? "/var/lib/" : "/var/log/"
-        let made = try root.run([
-            "install", "-d", "-o", user, "-g", user, "-m", "0700", base + line.split(separator: "=")[1],
-        ])
+    for directory in unit.directories {
+        let made = try root.run(["install", "-d", "-o", user, "-g", user, "-m", "0700", directory])
         try #require(made.status == 0, "\(made.output)")
     }
     let notifyName = "/run/notify-\(UUID().uuidString.prefix(8))"
@@ -411,19 +416,4 @@ func startService(_ unit: UnitFile, in root: DebianRoot, listen: (String, String
         throw TestSupportError("\(health)/healthz did not answer after READY=1:\n\(service.logTail(30))")
     }
     return service
-}
-
-/// Waits until `file` holds a match of `pattern` and returns its first capture.
-func waitForMatch(_ pattern: Regex<(Substring, Substring)>, inFile file: String, timeout: TimeInterval = 60)
-    async throws
-    -> String
-{
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if let text = try? String(contentsOfFile: file, encoding: .utf8), let match = text.firstMatch(of: pattern) {
-            return String(match.1)
-        }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    throw TestSupportError("no match in \(file) within \(Int(timeout)) s")
 }
