@@ -369,17 +369,60 @@ struct InstalledPackageTests {
         #expect(FileManager.default.fileExists(atPath: prefix + "/etc/keyless/idp.yaml"))
     }
 
-    @Test("scripts/package again from the same commit writes the same bytes (SHA256SUMS equal)")
+    @Test(
+        "the binaries load no C++ runtime and no libgcc_s (linked in: loading them cost every start 0.6 ms) and need glibc 2.35 at most (Ubuntu 22.04, Debian 12)"
+    )
+    func dependencies() throws {
+        let artifacts = try PackageArtifacts.find()
+        let directory = try makeTemporaryDirectory(prefix: "keyless-dependencies")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let unpacked = try PartnerProcess.run("tar", ["-xzf", artifacts.tarball, "-C", directory])
+        try #require(unpacked.status == 0, "\(unpacked.output)")
+        let top = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first)
+        let system: Set = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2"]
+        for (binary, allowed) in [
+            ("bin/keyless", system), ("libexec/keyless/keyless-cli", system.union(["libsqlite3.so.0", "libz.so.1"])),
+        ] {
+            let path = directory + "/" + top + "/" + binary
+            let dynamic = try PartnerProcess.run("readelf", ["-dW", path])
+            try #require(dynamic.status == 0, "\(dynamic.output)")
+            let needed = dynamic.output.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+                .compactMap { $0.firstMatch(of: /\[(.+)\]/).map { String($0.1) } }
+            #expect(!needed.isEmpty && Set(needed).isSubset(of: allowed), "\(binary) needs \(needed)")
+            let symbols = try PartnerProcess.run("objdump", ["-T", path])
+            try #require(symbols.status == 0, "\(symbols.output.prefix(500))")
+            let versions = symbols.output.matches(of: /GLIBC_2\.(\d+)/).compactMap { Int($0.1) }
+            #expect(!versions.isEmpty && versions.max()! <= 35, "\(binary) needs glibc 2.\(versions.max() ?? 0)")
+        }
+    }
+
+    @Test(
+        "scripts/package from another clone of the same commit, in another directory with its own build, writes the same bytes (SHA256SUMS equal)"
+    )
     func reproducible() throws {
         let artifacts = try PackageArtifacts.find()
-        let out = try makeTemporaryDirectory(prefix: "keyless-package-again")
-        defer { try? FileManager.default.removeItem(atPath: out) }
+        let directory = try makeTemporaryDirectory(prefix: "keyless-package-again")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let checkout = directory + "/another/checkout"
+        let head = try PartnerProcess.run("git", ["-C", repositoryRoot(), "rev-parse", "HEAD"])
+        let cloned = try PartnerProcess.run("git", ["clone", "-q", repositoryRoot(), checkout])
+        try #require(cloned.status == 0, "\(cloned.output)")
+        let checkedOut = try PartnerProcess.run(
+            "git",
+            ["-C", checkout, "checkout", "-q", "--detach", head.output.trimmingCharacters(in: .whitespacesAndNewlines)])
+        try #require(checkedOut.status == 0, "\(checkedOut.output)")
         let again = try PartnerProcess.run(
-            repositoryRoot() + "/scripts/package", ["--out", out], currentDirectory: repositoryRoot(), timeout: 3600)
+            checkout + "/scripts/package", ["--out", directory + "/dist"], currentDirectory: checkout, timeout: 3600)
         try #require(again.status == 0, "\(again.output.suffix(3000))")
         let first = try String(contentsOfFile: artifacts.directory + "/SHA256SUMS", encoding: .utf8)
-        let second = try String(contentsOfFile: out + "/SHA256SUMS", encoding: .utf8)
+        let second = try String(contentsOfFile: directory + "/dist/SHA256SUMS", encoding: .utf8)
         #expect(first == second)
+        // The section that used to differ between checkouts (swiftc hashes each object's own path into it) is zeroes.
+        let modhash = try PartnerProcess.run(
+            "readelf", ["-x", ".swift_modhash", directory + "/another/checkout/.build-package/normalized/keyless"])
+        let bytes = modhash.output.split(separator: "\n").filter { $0.hasPrefix("  0x") }
+            .flatMap { $0.split(separator: " ").dropFirst().filter { $0.wholeMatch(of: /[0-9a-f]{2,8}/) != nil } }
+        #expect(!bytes.isEmpty && bytes.allSatisfy { $0.allSatisfy { $0 == "0" } }, "\(modhash.output.prefix(500))")
     }
 }
 
