@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Errors with codes, clocks, environment, XDG paths, atomic writes, file locks, starting a child process, random
@@ -146,6 +147,23 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // An LDAP client for directory logins: the messages a login needs (bind, search, StartTLS, unbind) in BER with
+        // SwiftASN1, RFC 4515 filters and their escaping, one connection with timeouts and TLS (NIOSSL).
+        .target(
+            name: "KeylessLDAP",
+            dependencies: [
+                "KeylessCore",
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ]),
+        // People in an organisation's directory: the LDAP / Active Directory connector (the service account finds the
+        // entry, the person's own bind checks the password, groups read at every login and refresh), pooled connections.
+        .target(
+            name: "KeylessDirectory",
+            dependencies: ["KeylessCore", "KeylessLDAP", .product(name: "NIOCore", package: "swift-nio")]),
         // The certificate chain a TLS server presents, and the SHA-1 thumbprint IAM expects for an OIDC provider.
         .target(
             name: "KeylessTLS",
@@ -274,6 +292,9 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
+        .testTarget(name: "KeylessLDAPTests", dependencies: ["KeylessLDAP", "KeylessTestSupport"]),
+        .testTarget(
+            name: "KeylessDirectoryTests", dependencies: ["KeylessDirectory", "KeylessLDAP", "KeylessTestSupport"]),
         .testTarget(
             name: "KeylessPolicyTests",
             dependencies: ["KeylessPolicy", "KeylessCore", "KeylessTestSupport", "KeylessTestFakes"]),
