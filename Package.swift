@@ -292,7 +292,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
-        .testTarget(name: "KeylessLDAPTests", dependencies: ["KeylessLDAP", "KeylessTestSupport"]),
+        .testTarget(name: "KeylessLDAPTests", dependencies: ["KeylessLDAP", "KeylessCore", "KeylessTestSupport"]),
         .testTarget(
             name: "KeylessDirectoryTests", dependencies: ["KeylessDirectory", "KeylessLDAP", "KeylessTestSupport"]),
         .testTarget(

@@ -103,6 +103,13 @@ public struct LDAPSearch: Sendable, Equatable {
 }
 
 extension LDAPFilter {
+    /// The filter alone, in BER.
+    func encoded() throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try encode(into: &serializer)
+        return serializer.serializedBytes
+    }
+
     /// The filter as RFC 4511's `Filter` CHOICE.
     func encode(into coder: inout DER.Serializer) throws {
         typealias R = LDAPRequest

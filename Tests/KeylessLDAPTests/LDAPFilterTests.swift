@@ -1,4 +1,6 @@
 import Foundation
+import KeylessCore
+import KeylessTestSupport
 import Testing
 
 @testable import KeylessLDAP
@@ -164,5 +166,63 @@ struct LDAPFilterTests {
             let noise = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255) }
             _ = try? LDAPResponse.decode(([0x30, UInt8(noise.count)] + noise)[...])
         }
+    }
+}
+
+/// The bytes KeylessLDAP writes, against python-ldap3's (pyasn1's BER encoder) for the same requests.
+@Suite("LDAP encoding against python-ldap3")
+struct LDAPEncodingReferenceTests {
+    static func reference(_ arguments: [String]) throws -> [String] {
+        let script = repositoryRoot() + "/scripts/partners/ldap3_ber.py"
+        let result = try PartnerProcess.run(Tooling.python(), [script] + arguments, timeout: 60)
+        try #require(result.status == 0, "\(result.output)")
+        return result.output.split(separator: "\n").map(String.init)
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
+
+    @Test("filters: every RFC 4515 form, escapes, UTF-8 and nesting encode as ldap3 encodes them")
+    func filters() throws {
+        // Not compared: `:dn:` filters. RFC 4511 §5.1 writes TRUE as FF, which keyless does; ldap3 writes 01.
+        let filters = [
+            "(cn=Babs Jensen)", "(!(cn=Tim Howes))", "(&(objectClass=Person)(|(sn=Jensen)(cn=Babs J*)))",
+            "(o=univ*of*mich*)", "(seeAlso=)", "(cn:caseExactMatch:=Fred Flintstone)", "(cn:=Betty Rubble)",
+            "(:1.2.3:=Wilma Flintstone)", "(o=Parens R Us \\28for all your parenthetical needs\\29)", "(cn=*\\2A*)",
+            "(filename=C:\\5cMyFile)", "(sn=Lu\\c4\\8di\\c4\\87)", "(mail=*)", "(uid>=m)", "(uid<=m)", "(cn~=Babs)",
+            "(cn=*Jensen)", "(cn=a*)", "(memberOf:1.2.840.113556.1.4.1941:=CN=admins,CN=Users,DC=example,DC=test)",
+            "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName=alice)(userPrincipalName=alice@example.test)))",
+            try Self.templateText(),
+        ]
+        let expected = try Self.reference(["filter"] + filters)
+        try #require(expected.count == filters.count)
+        for (text, hex) in zip(filters, expected) {
+            #expect(Self.hex(try LDAPFilter(parsing: text).encoded()) == hex, "\(text)")
+        }
+    }
+
+    /// A filter made from a template and a hostile user name, as the connector makes it.
+    static func templateText() throws -> String {
+        "(|(uid=" + LDAPFilter.escape("*)(uid=*") + ")(mail=" + LDAPFilter.escape("a\\b") + "))"
+    }
+
+    @Test("a bind and a search request are the LDAPMessages ldap3 writes")
+    func messages() throws {
+        let bind = try LDAPRequest.simpleBind(
+            name: "cn=keyless,ou=services,dc=example,dc=com", password: Array("pw".utf8)
+        )
+        .encoded(messageID: 1)
+        #expect(
+            try Self.reference(["bind", "1", "cn=keyless,ou=services,dc=example,dc=com", "pw"]) == [Self.hex(bind)])
+        let filter = "(&(objectClass=inetOrgPerson)(|(uid=alice)(mail=alice)))"
+        let search = try LDAPRequest.search(
+            LDAPSearch(
+                base: "ou=people,dc=example,dc=com", sizeLimit: 2, timeLimitSeconds: 5,
+                filter: try LDAPFilter(parsing: filter), attributes: ["uid", "mail", "memberOf"])
+        ).encoded(messageID: 300)
+        #expect(
+            try Self.reference([
+                "search", "300", "ou=people,dc=example,dc=com", filter, "2", "5", "uid", "mail", "memberOf",
+            ])
+                == [Self.hex(search)])
     }
 }
