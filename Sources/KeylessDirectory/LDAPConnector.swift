@@ -137,8 +137,10 @@ public actor LDAPConnector {
             filter: filter, attributes: userAttributes)
         let entries = try await withService { try await $0.search(search) }
         guard entries.count == 1, let entry = entries.first else { throw DirectoryLoginError.invalidCredentials }
-        try checkAccount(entry)
+        // The password first: only someone who knows it learns that the account is disabled, locked or expired
+        // (Active Directory says so in the bind's answer only for the right password, and the flags are read after).
         try await bindAsUser(dn: entry.dn, password: password)
+        try checkAccount(entry)
         return try await identity(of: entry)
     }
 

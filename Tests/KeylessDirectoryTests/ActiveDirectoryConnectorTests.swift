@@ -40,9 +40,12 @@ struct ActiveDirectoryConnectorTests {
         // carol is in platform, platform in admins: LDAP_MATCHING_RULE_IN_CHAIN returns both in one search.
         let carol = try await connector.authenticate(username: "carol", password: "Passw0rd-C1")
         #expect(carol.groups == ["admins", "platform"])
-        // dave is disabled (userAccountControl 514).
+        // dave is disabled (userAccountControl 514): AD's bind answer says so ("data 533") to his right password only.
         await #expect(throws: DirectoryLoginError.accountDisabled) {
             try await connector.authenticate(username: "dave", password: "Passw0rd-D1")
+        }
+        await #expect(throws: DirectoryLoginError.invalidCredentials) {
+            try await connector.authenticate(username: "dave", password: "Passw0rd-A1")
         }
         await #expect(throws: DirectoryLoginError.invalidCredentials) {
             try await connector.authenticate(username: "alice", password: "Passw0rd-B1")
