@@ -337,17 +337,22 @@ struct InstalledPackageTests {
                 atPath: root.file("/etc/systemd/system/multi-user.target.wants/keyless-idp.service"))) == nil)
     }
 
+    /// The tarball unpacked into a new temporary directory: that directory, and its one top directory (keyless-VERSION).
+    func unpackTarball(prefix: String) throws -> (directory: String, top: String) {
+        let artifacts = try PackageArtifacts.find()
+        let directory = try makeTemporaryDirectory(prefix: prefix)
+        let unpacked = try PartnerProcess.run("tar", ["-xzf", artifacts.tarball, "-C", directory])
+        try #require(unpacked.status == 0, "\(unpacked.output)")
+        let top = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first)
+        return (directory, directory + "/" + top)
+    }
+
     @Test(
         "the tarball unpacked anywhere: bin/keyless finds libexec/keyless/keyless-cli beside it, man pages and completions in share/"
     )
     func tarballAnywhere() throws {
-        let artifacts = try PackageArtifacts.find()
-        let directory = try makeTemporaryDirectory(prefix: "keyless-tarball")
+        let (directory, prefix) = try unpackTarball(prefix: "keyless-tarball")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let unpacked = try PartnerProcess.run("tar", ["-xzf", artifacts.tarball, "-C", directory])
-        try #require(unpacked.status == 0, "\(unpacked.output)")
-        let top = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first)
-        let prefix = directory + "/" + top
         let environment = ["HOME": directory, "PATH": "/usr/bin:/bin"]
         let version = try PartnerProcess.run(prefix + "/bin/keyless", ["version"], environment: environment)
         #expect(
@@ -373,17 +378,13 @@ struct InstalledPackageTests {
         "the binaries load no C++ runtime and no libgcc_s (linked in: loading them cost every start 0.6 ms) and need glibc 2.35 at most (Ubuntu 22.04, Debian 12)"
     )
     func dependencies() throws {
-        let artifacts = try PackageArtifacts.find()
-        let directory = try makeTemporaryDirectory(prefix: "keyless-dependencies")
+        let (directory, prefix) = try unpackTarball(prefix: "keyless-dependencies")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let unpacked = try PartnerProcess.run("tar", ["-xzf", artifacts.tarball, "-C", directory])
-        try #require(unpacked.status == 0, "\(unpacked.output)")
-        let top = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first)
         let system: Set = ["libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2"]
         for (binary, allowed) in [
             ("bin/keyless", system), ("libexec/keyless/keyless-cli", system.union(["libsqlite3.so.0", "libz.so.1"])),
         ] {
-            let path = directory + "/" + top + "/" + binary
+            let path = prefix + "/" + binary
             let dynamic = try PartnerProcess.run("readelf", ["-dW", path])
             try #require(dynamic.status == 0, "\(dynamic.output)")
             let needed = dynamic.output.split(separator: "\n").filter { $0.contains("(NEEDED)") }
