@@ -292,7 +292,11 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         .testTarget(name: "KeylessTrustTests", dependencies: ["KeylessTrust", "KeylessCore"]),
-        .testTarget(name: "KeylessLDAPTests", dependencies: ["KeylessLDAP", "KeylessCore", "KeylessTestSupport"]),
+        .testTarget(
+            name: "KeylessLDAPTests",
+            dependencies: [
+                "KeylessLDAP", "KeylessCore", "KeylessTestSupport", .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "KeylessDirectoryTests", dependencies: ["KeylessDirectory", "KeylessLDAP", "KeylessTestSupport"]),
         .testTarget(

@@ -343,7 +343,14 @@ final class LDAPClientHandler: ChannelInboundHandler {
     struct Pending {
         let promise: EventLoopPromise<[LDAPResponse]>
         var responses: [LDAPResponse] = []
+        var bytes = 0
     }
+
+    /// One answer (a search's entries together) may hold this many messages and bytes at most: a login reads one
+    /// person and their groups, and a directory that sends without end must not fill the provider's memory before the
+    /// timeout.
+    static let maximumResponses = 10_000
+    static let maximumAnswerBytes = 32 * 1024 * 1024
 
     var pending: [Int32: Pending] = [:]
     var lastID: Int32 = 0
@@ -385,6 +392,17 @@ final class LDAPClientHandler: ChannelInboundHandler {
         }
         guard var entry = pending[decoded.messageID] else { return }  // an answer to a request that timed out
         entry.responses.append(decoded.response)
+        entry.bytes += buffer.readableBytes
+        guard entry.responses.count <= Self.maximumResponses, entry.bytes <= Self.maximumAnswerBytes else {
+            fail(
+                decoded.messageID,
+                LDAPError(
+                    .malformed,
+                    "the directory sent more than \(Self.maximumResponses) entries or \(Self.maximumAnswerBytes / 1_048_576) MiB for one request; narrow the search (its base or filter)"
+                ))
+            context.close(promise: nil)
+            return
+        }
         switch decoded.response {
         case .searchEntry, .searchReference:
             pending[decoded.messageID] = entry

@@ -1,6 +1,8 @@
 import Foundation
 import KeylessCore
 import KeylessTestSupport
+import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import KeylessLDAP
@@ -147,6 +149,28 @@ struct LDAPFilterTests {
             bytes == [0x30, 0x12, 0x02, 0x01, 0x01, 0x60, 0x0d, 0x02, 0x01, 0x03, 0x04, 0x04] + Array("cn=a".utf8) + [
                 0x80, 0x02,
             ] + Array("pw".utf8))
+    }
+
+    @Test("a directory that answers one search without end is cut off at 10,000 entries, its connection closed")
+    func endlessSearch() throws {
+        let channel = EmbeddedChannel(handler: LDAPClientHandler())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 389)).wait()
+        let handler = try channel.pipeline.syncOperations.handler(type: LDAPClientHandler.self)
+        let promise = channel.eventLoop.makePromise(of: [LDAPResponse].self)
+        handler.pending[1] = LDAPClientHandler.Pending(promise: promise)
+        // Message 1, a search result entry with an empty DN and no attributes.
+        let entry: [UInt8] = [0x30, 0x09, 0x02, 0x01, 0x01, 0x64, 0x04, 0x04, 0x00, 0x30, 0x00]
+        var failure: Error?
+        promise.futureResult.whenFailure { failure = $0 }
+        var sent = 0
+        while channel.isActive && sent <= LDAPClientHandler.maximumResponses + 1 {
+            try channel.writeInbound(channel.allocator.buffer(bytes: entry))
+            sent += 1
+        }
+        #expect(sent == LDAPClientHandler.maximumResponses + 1)
+        let error = try #require(failure as? LDAPError)
+        #expect(error.code == .malformed && error.message.contains("narrow the search"), "\(error)")
+        #expect(!channel.isActive && handler.pending.isEmpty)
     }
 
     @Test("responses cut short, bit-flipped or random are refused with an error, never a crash")
