@@ -135,7 +135,13 @@ public actor LDAPConnector {
         let search = LDAPSearch(
             base: configuration.userBase, sizeLimit: 2, timeLimitSeconds: Self.seconds(configuration.timeout),
             filter: filter, attributes: userAttributes)
-        let entries = try await withService { try await $0.search(search) }
+        let entries = try await withService { connection in
+            do {
+                return try await connection.search(search)
+            } catch let error as LDAPError where error.resultCode == LDAPResult.sizeLimitExceeded {
+                return []  // more than two people match the name: as ambiguous as two
+            }
+        }
         guard entries.count == 1, let entry = entries.first else { throw DirectoryLoginError.invalidCredentials }
         // The password first: only someone who knows it learns that the account is disabled, locked or expired
         // (Active Directory says so in the bind's answer only for the right password, and the flags are read after).

@@ -93,6 +93,23 @@ struct LDAPConnectorTests {
         }
     }
 
+    @Test(
+        "a name that matches two or more people is 'invalid credentials' (never a login as one of them, never 'unavailable')"
+    )
+    func ambiguousName() async throws {
+        let slapd = try await SlapdServer.start()
+        defer { slapd.stopAndRemove() }
+        for filter in ["(|(uid={u})(uid=bob))", "(|(uid={u})(objectClass=inetOrgPerson))"] {
+            var configuration = Self.configuration(slapd)
+            configuration.userFilter = filter  // two matches; then all three (the server's answer: size limit exceeded)
+            let connector = try LDAPConnector(configuration)
+            await #expect(throws: DirectoryLoginError.invalidCredentials, "\(filter)") {
+                try await connector.authenticate(username: "alice", password: "Passw0rd-A1")
+            }
+            await connector.shutdown()
+        }
+    }
+
     @Test("a refresh reads the groups again (a removal counts at once) and a deleted user is gone")
     func refresh() async throws {
         try await withConnector { slapd, connector in
