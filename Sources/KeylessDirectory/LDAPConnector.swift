@@ -153,11 +153,7 @@ public actor LDAPConnector {
     /// Reads the person at `dn` again (a token refresh): nil when the entry is gone; throws `accountDisabled` (and the
     /// other account states) as a login would.
     public func refresh(dn: String) async throws -> DirectoryIdentity? {
-        let search = LDAPSearch(
-            base: dn, scope: .base, sizeLimit: 1, timeLimitSeconds: Self.seconds(configuration.timeout),
-            filter: .present(attribute: "objectClass"), attributes: userAttributes)
-        let entries = try await withService { try await $0.search(search) }
-        guard let entry = entries.first else { return nil }
+        guard let entry = try await readEntry(dn, attributes: userAttributes) else { return nil }
         try checkAccount(entry)
         return try await identity(of: entry)
     }
@@ -252,13 +248,8 @@ public actor LDAPConnector {
                 depth += 1
                 var next: Set<String> = []
                 for group in frontier {
-                    let parents = try await withService { connection in
-                        try await connection.search(
-                            LDAPSearch(
-                                base: group, scope: .base, sizeLimit: 1, filter: .present(attribute: "objectClass"),
-                                attributes: ["memberOf"]))
-                    }
-                    for parent in parents.flatMap({ $0.strings("memberOf") }) where !groupDNs.contains(parent) {
+                    let parents = try await readEntry(group, attributes: ["memberOf"])?.strings("memberOf") ?? []
+                    for parent in parents where !groupDNs.contains(parent) {
                         next.insert(parent)
                     }
                 }
@@ -298,14 +289,19 @@ public actor LDAPConnector {
             if configuration.groupNameAttribute.lowercased() == "cn", let name = LDAPDN.firstValue(dn) {
                 names.insert(name)
             } else {
-                let search = LDAPSearch(
-                    base: dn, scope: .base, sizeLimit: 1, filter: .present(attribute: "objectClass"),
-                    attributes: [configuration.groupNameAttribute])
-                let entries = try await withService { try await $0.search(search) }
-                if let name = entries.first?.string(configuration.groupNameAttribute) { names.insert(name) }
+                let entry = try await readEntry(dn, attributes: [configuration.groupNameAttribute])
+                if let name = entry?.string(configuration.groupNameAttribute) { names.insert(name) }
             }
         }
         return names.sorted()
+    }
+
+    /// The entry at `dn` with `attributes` (a base search as the service account); nil when there is none.
+    func readEntry(_ dn: String, attributes: [String]) async throws -> LDAPEntry? {
+        let search = LDAPSearch(
+            base: dn, scope: .base, sizeLimit: 1, timeLimitSeconds: Self.seconds(configuration.timeout),
+            filter: .present(attribute: "objectClass"), attributes: attributes)
+        return try await withService { try await $0.search(search) }.first
     }
 
     // MARK: Connections
