@@ -36,7 +36,10 @@ public struct LDAPError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 
     static func malformed(_ detail: String) -> LDAPError {
-        LDAPError(.malformed, "the directory sent a message that is not valid LDAP (\(detail))")
+        LDAPError(
+            .malformed,
+            "the directory sent a message that is not valid LDAP (\(detail)); check that the URL names an LDAP server's port (389 for ldap://, 636 for ldaps://) and not another service"
+        )
     }
 
     public var description: String { "\(message) (\(code.rawValue))" }
