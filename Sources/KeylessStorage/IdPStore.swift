@@ -169,10 +169,53 @@ public struct Authentication: Sendable, Equatable, Codable {
     public var authTime: Date
     /// Authentication methods (`pwd`, `otp`, `mfa`).
     public var amr: [String]
+    /// Who the person is in the connector that signed them in (a directory); nil for the users of `idp.yaml`.
+    public var identity: ConnectedIdentity?
 
     /// An authentication.
-    public init(subject: String, authTime: Date, amr: [String]) {
-        self.subject = subject; self.authTime = authTime; self.amr = amr
+    public init(subject: String, authTime: Date, amr: [String], identity: ConnectedIdentity? = nil) {
+        self.subject = subject; self.authTime = authTime; self.amr = amr; self.identity = identity
+    }
+}
+
+/// A person as a connector (an LDAP directory, Active Directory) described them at sign-in: what tokens say about them
+/// until the connector is asked again (every refresh, every reuse of a browser session). Stored as JSON.
+public struct ConnectedIdentity: Sendable, Equatable, Codable {
+    /// The connector's id in `idp.yaml`.
+    public var connector: String
+    /// Where the connector finds the person again (a directory entry's DN).
+    public var reference: String
+    /// `preferred_username`.
+    public var username: String?
+    public var email: String?
+    /// `name`.
+    public var name: String?
+    /// `groups`, as released (already prefixed).
+    public var groups: [String]
+
+    /// An identity.
+    public init(
+        connector: String, reference: String, username: String?, email: String?, name: String?, groups: [String]
+    ) {
+        self.connector = connector; self.reference = reference; self.username = username; self.email = email
+        self.name = name; self.groups = groups
+    }
+
+    /// The JSON kept in a store's `identity` column.
+    public func jsonText() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// Reads a store's `identity` column (nil when it is NULL).
+    public static func fromStore(_ text: String?) throws -> ConnectedIdentity? {
+        guard let text else { return nil }
+        do {
+            return try JSONDecoder().decode(ConnectedIdentity.self, from: Data(text.utf8))
+        } catch {
+            throw IdPStoreError("the IdP database holds an unreadable connector identity \(text.prefix(40)): \(error)")
+        }
     }
 }
 

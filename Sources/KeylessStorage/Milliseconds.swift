@@ -19,7 +19,9 @@ extension Date {
 extension Authentication {
     /// The authentication as a store gives it back.
     package var roundedToMilliseconds: Authentication {
-        Authentication(subject: subject, authTime: authTime.roundedToMilliseconds, amr: amr)
+        var copy = self
+        copy.authTime = authTime.roundedToMilliseconds
+        return copy
     }
 }
 

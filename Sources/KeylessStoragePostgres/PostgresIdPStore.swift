@@ -198,12 +198,13 @@ public final class PostgresIdPStore: IdPStore {
 
     public func insertSession(_ session: SessionRecord) async throws {
         let authentication = session.authentication
+        let identity = try authentication.identity?.jsonText()
         try await run("store session", duplicate: .duplicate("session", session.idHash)) {
             try await client.query(
                 """
-                INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, expires_at)
+                INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, identity, expires_at)
                 VALUES (\(session.idHash), \(authentication.subject), \(authentication.authTime.millisecondsSince1970),
-                        \(authentication.amr), \(session.expiresAt.millisecondsSince1970))
+                        \(authentication.amr), \(identity), \(session.expiresAt.millisecondsSince1970))
                 """, logger: logger)
         }
     }
@@ -233,14 +234,16 @@ public final class PostgresIdPStore: IdPStore {
 
     public func insertCode(_ code: AuthorizationCodeRecord) async throws {
         let authentication = code.authentication
+        let identity = try authentication.identity?.jsonText()
         try await run("store authorization code", duplicate: .duplicate("authorization code", code.codeHash)) {
             try await client.query(
                 """
                 INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
-                    code_challenge_method, subject, auth_time, amr, family_id, expires_at)
+                    code_challenge_method, subject, auth_time, amr, identity, family_id, expires_at)
                 VALUES (\(code.codeHash), \(code.clientID), \(code.redirectURI), \(code.scope), \(code.nonce),
                         \(code.codeChallenge), \(code.codeChallengeMethod), \(authentication.subject),
-                        \(authentication.authTime.millisecondsSince1970), \(authentication.amr), \(code.familyID),
+                        \(authentication.authTime.millisecondsSince1970), \(authentication.amr), \(identity),
+                        \(code.familyID),
                         \(code.expiresAt.millisecondsSince1970))
                 """, logger: logger)
         }
@@ -273,6 +276,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
         let authentication = token.authentication
+        let identity = try authentication.identity?.jsonText()
         try await run("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) {
             try await client.withTransaction(logger: logger) { connection in
                 // The first token sets the family's absolute expiry; a family revoked before it had tokens stays revoked.
@@ -285,10 +289,10 @@ public final class PostgresIdPStore: IdPStore {
                     """, logger: logger)
                 try await connection.query(
                     """
-                    INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at,
-                                                    expires_at)
+                    INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, identity,
+                                                    issued_at, expires_at)
                     VALUES (\(token.tokenHash), \(token.familyID), \(token.clientID), \(token.scope), \(authentication.subject),
-                            \(authentication.authTime.millisecondsSince1970), \(authentication.amr),
+                            \(authentication.authTime.millisecondsSince1970), \(authentication.amr), \(identity),
                             \(token.issuedAt.millisecondsSince1970), \(token.expiresAt.millisecondsSince1970))
                     """, logger: logger)
             }
@@ -328,11 +332,11 @@ public final class PostgresIdPStore: IdPStore {
                     """
                     WITH spent AS (
                         UPDATE idp_refresh_tokens SET used_at = \(now) WHERE token_hash = \(hash)
-                        RETURNING family_id, client_id, scope, subject, auth_time, amr
+                        RETURNING family_id, client_id, scope, subject, auth_time, amr, identity
                     )
-                    INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at,
-                                                    expires_at)
-                    SELECT \(successor.tokenHash), family_id, client_id, scope, subject, auth_time, amr,
+                    INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, identity,
+                                                    issued_at, expires_at)
+                    SELECT \(successor.tokenHash), family_id, client_id, scope, subject, auth_time, amr, identity,
                            \(successor.issuedAt.millisecondsSince1970), \(successor.expiresAt.millisecondsSince1970)
                     FROM spent
                     """, logger: logger)
@@ -372,15 +376,16 @@ public final class PostgresIdPStore: IdPStore {
 
     public func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
         let approval = device.approval
+        let identity = try approval?.authentication.identity?.jsonText()
         try await run("store device code", duplicate: .duplicate("device or user code", device.userCode)) {
             try await client.query(
                 """
                 INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
-                    approval_subject, approval_auth_time, approval_amr, approval_family_id)
+                    approval_subject, approval_auth_time, approval_amr, approval_identity, approval_family_id)
                 VALUES (\(device.deviceCodeHash), \(device.userCode), \(device.clientID), \(device.scope), \(device.interval),
                         \(device.expiresAt.millisecondsSince1970), \(device.status.rawValue),
                         \(approval?.authentication.subject), \(approval?.authentication.authTime.millisecondsSince1970),
-                        \(approval?.authentication.amr), \(approval?.familyID))
+                        \(approval?.authentication.amr), \(identity), \(approval?.familyID))
                 """, logger: logger)
         }
     }
@@ -397,13 +402,15 @@ public final class PostgresIdPStore: IdPStore {
 
     public func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         let authentication = approval.authentication
+        let identity = try authentication.identity?.jsonText()
         return try await run("approve device code") {
             try await !client.query(
                 """
                 UPDATE idp_device_codes
                 SET status = 'approved', approval_subject = \(authentication.subject),
                     approval_auth_time = \(authentication.authTime.millisecondsSince1970),
-                    approval_amr = \(authentication.amr), approval_family_id = \(approval.familyID)
+                    approval_amr = \(authentication.amr), approval_identity = \(identity),
+                    approval_family_id = \(approval.familyID)
                 WHERE user_code = \(userCode) AND status = 'pending' AND expires_at > \(now.millisecondsSince1970)
                 RETURNING 1
                 """, logger: logger
@@ -622,7 +629,8 @@ public final class PostgresIdPStore: IdPStore {
     private static func authentication(_ row: PostgresRandomAccessRow, prefix: String = "") throws -> Authentication {
         Authentication(
             subject: try row[prefix + "subject"].decode(String.self), authTime: try date(row[prefix + "auth_time"]),
-            amr: try row[prefix + "amr"].decode([String].self))
+            amr: try row[prefix + "amr"].decode([String].self),
+            identity: try ConnectedIdentity.fromStore(row[prefix + "identity"].decode(String?.self)))
     }
 
     private static func signingKey(_ row: PostgresRow) throws -> SigningKeyRecord {

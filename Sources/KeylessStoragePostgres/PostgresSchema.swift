@@ -106,5 +106,15 @@ enum PostgresSchema {
                 "CREATE INDEX IF NOT EXISTS idp_counters_expires_at ON idp_counters (expires_at)",
             ]
         ),
+        (
+            // Who a connector (a directory) says the person is, as JSON; NULL for the users of idp.yaml.
+            "v3",
+            [
+                "ALTER TABLE idp_sessions ADD COLUMN IF NOT EXISTS identity TEXT",
+                "ALTER TABLE idp_authorization_codes ADD COLUMN IF NOT EXISTS identity TEXT",
+                "ALTER TABLE idp_refresh_tokens ADD COLUMN IF NOT EXISTS identity TEXT",
+                "ALTER TABLE idp_device_codes ADD COLUMN IF NOT EXISTS approval_identity TEXT",
+            ]
+        ),
     ]
 }

@@ -154,6 +154,16 @@ public final class SQLiteIdPStore: IdPStore {
                     CREATE INDEX idp_counters_expires_at ON idp_counters (expires_at);
                     """)
         }
+        migrator.registerMigration("v3") { db in
+            // Who a connector (a directory) says the person is; NULL for the users of idp.yaml.
+            try db.execute(
+                sql: """
+                    ALTER TABLE idp_sessions ADD COLUMN identity TEXT;
+                    ALTER TABLE idp_authorization_codes ADD COLUMN identity TEXT;
+                    ALTER TABLE idp_refresh_tokens ADD COLUMN identity TEXT;
+                    ALTER TABLE idp_device_codes ADD COLUMN approval_identity TEXT;
+                    """)
+        }
         return migrator
     }()
 
@@ -246,11 +256,12 @@ public final class SQLiteIdPStore: IdPStore {
         try await write("store session", duplicate: .duplicate("session", session.idHash)) { db in
             try db.run(
                 sql: """
-                    INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, expires_at) VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, identity, expires_at) VALUES (?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     session.idHash, authentication.subject, authentication.authTime.millisecondsSince1970,
-                    try Self.json(authentication.amr), session.expiresAt.millisecondsSince1970,
+                    try Self.json(authentication.amr), try authentication.identity?.jsonText(),
+                    session.expiresAt.millisecondsSince1970,
                 ])
         }
     }
@@ -282,14 +293,14 @@ public final class SQLiteIdPStore: IdPStore {
             try db.run(
                 sql: """
                     INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
-                        code_challenge_method, subject, auth_time, amr, family_id, expires_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        code_challenge_method, subject, auth_time, amr, identity, family_id, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     code.codeHash, code.clientID, code.redirectURI, code.scope, code.nonce, code.codeChallenge,
                     code.codeChallengeMethod, authentication.subject,
                     authentication.authTime.millisecondsSince1970, try Self.json(authentication.amr),
-                    code.familyID, code.expiresAt.millisecondsSince1970,
+                    try authentication.identity?.jsonText(), code.familyID, code.expiresAt.millisecondsSince1970,
                 ])
         }
     }
@@ -361,12 +372,14 @@ public final class SQLiteIdPStore: IdPStore {
         let authentication = token.authentication
         try db.run(
             sql: """
-                INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, issued_at, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, identity,
+                    issued_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 token.tokenHash, token.familyID, token.clientID, token.scope, authentication.subject,
                 authentication.authTime.millisecondsSince1970, try json(authentication.amr),
+                try authentication.identity?.jsonText(),
                 token.issuedAt.millisecondsSince1970, token.expiresAt.millisecondsSince1970,
             ])
     }
@@ -404,14 +417,15 @@ public final class SQLiteIdPStore: IdPStore {
             try db.run(
                 sql: """
                     INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
-                        approval_subject, approval_auth_time, approval_amr, approval_family_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        approval_subject, approval_auth_time, approval_amr, approval_identity, approval_family_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     device.deviceCodeHash, device.userCode, device.clientID, device.scope, device.interval,
                     device.expiresAt.millisecondsSince1970, device.status.rawValue,
                     approval?.authentication.subject, approval?.authentication.authTime.millisecondsSince1970,
-                    try approval.map { try Self.json($0.authentication.amr) }, approval?.familyID,
+                    try approval.map { try Self.json($0.authentication.amr) },
+                    try approval?.authentication.identity?.jsonText(), approval?.familyID,
                 ])
         }
     }
@@ -431,12 +445,13 @@ public final class SQLiteIdPStore: IdPStore {
             try db.run(
                 sql: """
                     UPDATE idp_device_codes
-                    SET status = 'approved', approval_subject = ?, approval_auth_time = ?, approval_amr = ?, approval_family_id = ?
+                    SET status = 'approved', approval_subject = ?, approval_auth_time = ?, approval_amr = ?,
+                        approval_identity = ?, approval_family_id = ?
                     WHERE user_code = ? AND status = 'pending' AND expires_at > ?
                     """,
                 arguments: [
                     authentication.subject, authentication.authTime.millisecondsSince1970,
-                    try Self.json(authentication.amr), approval.familyID, userCode, now.millisecondsSince1970,
+                    try Self.json(authentication.amr), try authentication.identity?.jsonText(), approval.familyID, userCode, now.millisecondsSince1970,
                 ])
             return db.changesCount == 1
         }
@@ -618,7 +633,7 @@ public final class SQLiteIdPStore: IdPStore {
     private static func authentication(_ row: Row, prefix: String = "") throws -> Authentication {
         Authentication(
             subject: row[prefix + "subject"], authTime: date(row[prefix + "auth_time"]),
-            amr: try amr(row[prefix + "amr"]))
+            amr: try amr(row[prefix + "amr"]), identity: try ConnectedIdentity.fromStore(row[prefix + "identity"]))
     }
 
     private static func signingKey(_ row: Row) -> SigningKeyRecord {

@@ -185,6 +185,40 @@ extension StorageTests {
             }
         }
 
+        @Test(
+            "a connector's identity comes back whole from a session, a code, a refresh token and its successor, and a device approval",
+            arguments: Backend.allCases)
+        func connectorIdentityRoundTrip(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let carol = Fixture.carol
+                let session = Fixture.session(authentication: carol)
+                try await store.insertSession(session)
+                #expect(try await replica.session(idHash: session.idHash, now: Fixture.at(0)) == session)
+
+                var code = Fixture.code()
+                code.authentication = carol
+                try await store.insertCode(code)
+                #expect(try await replica.consumeCode(hash: code.codeHash, now: Fixture.at(0)) == .redeemed(code))
+
+                var token = Fixture.token(family: Fixture.family())
+                token.authentication = carol
+                try await store.insertRefreshToken(token)
+                let next = Fixture.successor()
+                #expect(
+                    try await replica.rotateRefreshToken(hash: token.tokenHash, now: Fixture.at(1), successor: next)
+                        == .valid(token))
+                let successor = try await store.refreshToken(hash: next.tokenHash)
+                #expect(successor?.authentication == carol, "the successor keeps the connector's identity")
+
+                let device = Fixture.device()
+                let approval = DeviceApproval(authentication: carol, familyID: Fixture.family())
+                try await store.insertDeviceCode(device)
+                #expect(try await replica.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
+                let approved = try await store.deviceCode(userCode: device.userCode, now: Fixture.at(1))
+                #expect(approved?.approval == approval)
+            }
+        }
+
         @Test("a deleted session is not found again", arguments: Backend.allCases)
         func deleteSession(backend: Backend) async throws {
             try await withStores(backend) { store, replica in

@@ -175,6 +175,13 @@ enum Fixture {
     /// A password-and-OTP login a minute before the reference time, by a user with a non-ASCII name.
     static let alice = Authentication(subject: "alice-Zoë-東京", authTime: at(-60), amr: ["pwd", "otp", "mfa"])
 
+    /// A directory login: the connector's identity with a non-ASCII DN, an email, a name and groups.
+    static let carol = Authentication(
+        subject: "corp-ldap:6f1c2a-ü", authTime: at(-30), amr: ["pwd"],
+        identity: ConnectedIdentity(
+            connector: "corp-ldap", reference: "uid=carol,ou=Menschen,dc=example,dc=org", username: "carol",
+            email: "carol@example.org", name: "Carol Ø. Smith", groups: ["corp-ldap:developers", "corp-ldap:ops"]))
+
     static func key(
         _ kid: String = "kid-" + UUID().uuidString, createdAt: Date = at(0), retiresAt: Date? = nil,
         expiresAt: Date? = nil
