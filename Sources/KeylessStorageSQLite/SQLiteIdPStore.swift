@@ -451,7 +451,8 @@ public final class SQLiteIdPStore: IdPStore {
                     """,
                 arguments: [
                     authentication.subject, authentication.authTime.millisecondsSince1970,
-                    try Self.json(authentication.amr), try authentication.identity?.jsonText(), approval.familyID, userCode, now.millisecondsSince1970,
+                    try Self.json(authentication.amr), try authentication.identity?.jsonText(), approval.familyID,
+                    userCode, now.millisecondsSince1970,
                 ])
             return db.changesCount == 1
         }

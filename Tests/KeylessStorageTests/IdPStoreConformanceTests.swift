@@ -213,7 +213,8 @@ extension StorageTests {
                 let device = Fixture.device()
                 let approval = DeviceApproval(authentication: carol, familyID: Fixture.family())
                 try await store.insertDeviceCode(device)
-                #expect(try await replica.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
+                #expect(
+                    try await replica.approveDevice(userCode: device.userCode, approval: approval, now: Fixture.at(1)))
                 let approved = try await store.deviceCode(userCode: device.userCode, now: Fixture.at(1))
                 #expect(approved?.approval == approval)
             }
