@@ -101,8 +101,8 @@ let package = Package(
         .target(
             name: "KeylessIdP",
             dependencies: [
-                "KeylessCore", "KeylessStorage", "KeylessJOSE", "KeylessYAML",
-                .product(name: "Yams", package: "Yams"),
+                "KeylessCore", "KeylessStorage", "KeylessJOSE", "KeylessYAML", "KeylessDirectory", "KeylessLDAP",
+                .product(name: "Yams", package: "Yams"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),

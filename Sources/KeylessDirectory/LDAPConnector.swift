@@ -29,6 +29,8 @@ public struct LDAPConnectorConfiguration: Sendable, Equatable {
     public var userFilter: String
     /// The attribute whose value is the `sub` claim: stable across renames (`entryUUID`, AD's `objectGUID`).
     public var subjectAttribute: String
+    /// The login name tokens carry (`preferred_username`): `uid`, AD's `sAMAccountName`.
+    public var usernameAttribute: String
     public var emailAttribute: String
     public var nameAttribute: String
     public var groups: Groups
@@ -44,7 +46,8 @@ public struct LDAPConnectorConfiguration: Sendable, Equatable {
 
     public init(
         url: String, startTLS: Bool = false, caFile: String? = nil, bindDN: String, bindPassword: String,
-        userBase: String, userFilter: String, subjectAttribute: String = "entryUUID", emailAttribute: String = "mail",
+        userBase: String, userFilter: String, subjectAttribute: String = "entryUUID", usernameAttribute: String = "uid",
+        emailAttribute: String = "mail",
         nameAttribute: String = "cn", groups: Groups = .memberOf(nested: true), groupNameAttribute: String = "cn",
         activeDirectory: Bool = false, timeout: TimeAmount = .seconds(5), poolSize: Int = 4
     ) {
@@ -56,6 +59,7 @@ public struct LDAPConnectorConfiguration: Sendable, Equatable {
         self.userBase = userBase
         self.userFilter = userFilter
         self.subjectAttribute = subjectAttribute
+        self.usernameAttribute = usernameAttribute
         self.emailAttribute = emailAttribute
         self.nameAttribute = nameAttribute
         self.groups = groups
@@ -72,6 +76,8 @@ public struct DirectoryIdentity: Sendable, Equatable {
     public var dn: String
     /// The stable identifier (`sub`).
     public var subject: String
+    /// The login name (`preferred_username`), when the entry has the username attribute.
+    public var username: String?
     public var email: String?
     public var name: String?
     /// Group names, sorted, without duplicates.
@@ -158,6 +164,16 @@ public actor LDAPConnector {
         return try await identity(of: entry)
     }
 
+    /// Checks that the service account can bind and read the user base (`keyless idp check`); throws
+    /// `DirectoryLoginError.unavailable` saying what failed.
+    public func probe() async throws {
+        guard try await readEntry(configuration.userBase, attributes: ["1.1"]) != nil else {
+            throw DirectoryLoginError.unavailable(
+                "the user base \(configuration.userBase) is not in the directory (or the service account cannot read it)"
+            )
+        }
+    }
+
     /// Closes every pooled connection.
     public func shutdown() async {
         let all = serviceIdle + bindIdle
@@ -168,7 +184,8 @@ public actor LDAPConnector {
 
     var userAttributes: [String] {
         var attributes = [
-            configuration.subjectAttribute, configuration.emailAttribute, configuration.nameAttribute, "memberOf",
+            configuration.subjectAttribute, configuration.usernameAttribute, configuration.emailAttribute,
+            configuration.nameAttribute, "memberOf",
         ]
         if configuration.activeDirectory {
             attributes += ["userAccountControl", "msDS-User-Account-Control-Computed"]
@@ -220,7 +237,8 @@ public actor LDAPConnector {
         }
         let groups = try await groupNames(of: entry)
         return DirectoryIdentity(
-            dn: entry.dn, subject: subject, email: entry.string(configuration.emailAttribute),
+            dn: entry.dn, subject: subject, username: entry.string(configuration.usernameAttribute),
+            email: entry.string(configuration.emailAttribute),
             name: entry.string(configuration.nameAttribute), groups: groups)
     }
 

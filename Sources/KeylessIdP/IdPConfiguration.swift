@@ -116,6 +116,8 @@ public struct IdPConfiguration: Sendable, Equatable {
     public var groups: [String]
     /// Clients.
     public var clients: [Client]
+    /// Where people sign in from; nil: the users above only.
+    public var connectors: [Connector]?
 
     struct File: Codable {
         var issuer: String?
@@ -124,8 +126,9 @@ public struct IdPConfiguration: Sendable, Equatable {
         var groups: [String]?
         var clients: [Client]?
         var lifetimes: Lifetimes?
+        var connectors: [Connector]?
         enum CodingKeys: String, CodingKey {
-            case issuer, users, groups, clients, lifetimes
+            case issuer, users, groups, clients, lifetimes, connectors
             case signingAlgorithm = "signing_algorithm"
         }
     }
@@ -133,10 +136,10 @@ public struct IdPConfiguration: Sendable, Equatable {
     /// A configuration from values (tests, tools).
     public init(
         issuer: String?, signingAlgorithm: String = "RS256", users: [User], groups: [String], clients: [Client],
-        lifetimes: Lifetimes = Lifetimes()
+        lifetimes: Lifetimes = Lifetimes(), connectors: [Connector]? = nil
     ) {
         self.issuer = issuer; self.signingAlgorithm = signingAlgorithm; self.users = users; self.groups = groups
-        self.clients = clients; self.lifetimes = lifetimes
+        self.clients = clients; self.lifetimes = lifetimes; self.connectors = connectors
     }
 
     /// The client with this id.
@@ -178,7 +181,7 @@ public struct IdPConfiguration: Sendable, Equatable {
         var config = IdPConfiguration(
             issuer: file.issuer, signingAlgorithm: file.signingAlgorithm ?? "RS256",
             users: file.users ?? [], groups: file.groups ?? [], clients: file.clients ?? [],
-            lifetimes: file.lifetimes ?? Lifetimes())
+            lifetimes: file.lifetimes ?? Lifetimes(), connectors: file.connectors)
         try config.check(root: root, path: path)
         config.issuer = config.issuer.map {
             var t = $0; while t.hasSuffix("/") { t.removeLast() }; return t
@@ -239,6 +242,7 @@ public struct IdPConfiguration: Sendable, Equatable {
                     "Add '\(group)' under groups:, or fix the name.")
             }
         }
+        try checkConnectors(root: root, path: path)
         var seenClients = Set<String>()
         for (index, client) in clients.enumerated() {
             guard !client.id.isEmpty, seenClients.insert(client.id).inserted else {

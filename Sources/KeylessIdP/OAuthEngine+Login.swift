@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KeylessCore
+import KeylessDirectory
 import KeylessJOSE
 import KeylessStorage
 
@@ -8,12 +9,19 @@ import KeylessStorage
 extension OAuthEngine {
     // MARK: Login
 
-    /// Checks a username, password and (when the user has one) a one-time code, throttled as `ThrottleLimits` says.
-    /// Unknown users cost the same as wrong passwords. A one-time code is spent in the store: no replica accepts it, or
-    /// an earlier code of the same user, again.
-    public func login(username: String, password: String, otp: String?, address: String) async -> Result<
-        Authentication, LoginFailure
-    > {
+    /// Checks a username, password and (when the user has one) a one-time code against `connector` (an id of
+    /// `connectors:`; nil: the first one), throttled as `ThrottleLimits` says. Unknown users cost the same as wrong
+    /// passwords. A one-time code is spent in the store: no replica accepts it, or an earlier code of the same user,
+    /// again.
+    public func login(
+        connector connectorID: String? = nil, username: String, password: String, otp: String?, address: String
+    ) async -> Result<Authentication, LoginFailure> {
+        let candidates = config.effectiveConnectors
+        guard let connector = connectorID == nil ? candidates.first : candidates.first(where: { $0.id == connectorID })
+        else { return .failure(.invalid) }
+        if connector.type == "ldap" {
+            return await directoryLogin(connector, username: username, password: password, address: address)
+        }
         let now = clock.now()
         do {
             // The attempt counts before the password is checked, so parallel guesses cannot outrun the limit.
@@ -46,6 +54,88 @@ extension OAuthEngine {
             return .success(Authentication(subject: user.subject ?? user.username, authTime: now, amr: amr))
         } catch {
             return .failure(.unavailable(retryAfter: 5))
+        }
+    }
+
+    /// A login through a directory: the person's own bind checks the password, the entry gives the claims.
+    func directoryLogin(
+        _ connector: IdPConfiguration.Connector, username: String, password: String, address: String
+    ) async -> Result<Authentication, LoginFailure> {
+        let now = clock.now()
+        let throttleName = connector.id + "\u{0}" + username
+        do {
+            if let wait = try await throttle.beginLogin(user: throttleName, address: address, now: now) {
+                return .failure(.throttled(retryAfter: wait))
+            }
+            guard let directory = connectors.ldap[connector.id] else {
+                try await throttle.loginNotAttempted(user: throttleName, address: address, now: now)
+                return .failure(
+                    .directoryUnavailable(connector: connector.displayName, reason: "the connector was not opened"))
+            }
+            let person: DirectoryIdentity
+            do {
+                person = try await directory.authenticate(username: username, password: password)
+            } catch let error as DirectoryLoginError {
+                switch error {
+                case .invalidCredentials: return .failure(.invalid)
+                case .unavailable(let reason):
+                    try await throttle.loginNotAttempted(user: throttleName, address: address, now: now)
+                    return .failure(.directoryUnavailable(connector: connector.displayName, reason: reason))
+                case .accountDisabled, .accountLocked, .passwordExpired:
+                    return .failure(.accountRefused(error.description))
+                }
+            }
+            try await throttle.loginSucceeded(user: throttleName, address: address, now: now)
+            return .success(
+                Authentication(
+                    subject: connector.subjectPrefix + person.subject, authTime: now, amr: ["pwd"],
+                    identity: Self.connected(person, connector)))
+        } catch {
+            return .failure(.unavailable(retryAfter: 5))
+        }
+    }
+
+    /// What tokens say about a person a directory describes.
+    static func connected(_ person: DirectoryIdentity, _ connector: IdPConfiguration.Connector) -> ConnectedIdentity {
+        ConnectedIdentity(
+            connector: connector.id, reference: person.dn, username: person.username, email: person.email,
+            name: person.name, groups: person.groups.map { connector.effectiveGroupsPrefix + $0 })
+    }
+
+    /// Whether an authentication still stands, asked of its source: the users of idp.yaml, or the directory again
+    /// (fresh email, name and groups; a person deleted, disabled, or whose entry now holds someone else, is gone).
+    public enum Freshness: Sendable, Equatable {
+        /// It stands, with what the source says now.
+        case current(Authentication)
+        /// It does not: the reason, for the client and the log.
+        case gone(String)
+        /// The source cannot be asked now: neither yes nor no.
+        case unavailable(String)
+    }
+
+    /// Asks `authentication`'s source whether it still stands (every refresh, every reuse of a browser session).
+    public func freshness(of authentication: Authentication) async -> Freshness {
+        guard let identity = authentication.identity else {
+            return config.user(subject: authentication.subject) == nil
+                ? .gone("the user no longer exists.") : .current(authentication)
+        }
+        guard let connector = config.connector(identity.connector), let directory = connectors.ldap[connector.id] else {
+            return .gone("the connector '\(identity.connector)' that signed this user in is no longer configured.")
+        }
+        do {
+            guard let person = try await directory.refresh(dn: identity.reference) else {
+                return .gone("the user no longer exists in the directory.")
+            }
+            guard connector.subjectPrefix + person.subject == authentication.subject else {
+                return .gone("the directory entry now belongs to someone else.")
+            }
+            var current = authentication
+            current.identity = Self.connected(person, connector)
+            return .current(current)
+        } catch DirectoryLoginError.unavailable(let reason) {
+            return .unavailable(reason)
+        } catch {
+            return .gone("\(error).")
         }
     }
 
@@ -88,10 +178,11 @@ extension OAuthEngine {
     /// The authentication of a live session cookie.
     public func session(cookie: String?) async throws -> Authentication? {
         guard let cookie, !cookie.isEmpty, cookie.utf8.count < 200 else { return nil }
-        guard let record = try await store.session(idHash: Self.hash(cookie), now: clock.now()),
-            config.user(subject: record.authentication.subject) != nil
-        else { return nil }
-        return record.authentication
+        guard let record = try await store.session(idHash: Self.hash(cookie), now: clock.now()) else { return nil }
+        // A session is a login only while its source still vouches for the person; a directory that cannot be asked
+        // sends the person to the login page, which says so.
+        guard case .current(let authentication) = await freshness(of: record.authentication) else { return nil }
+        return authentication
     }
 
     /// Ends a session.

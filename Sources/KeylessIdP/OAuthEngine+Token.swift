@@ -71,11 +71,17 @@ extension OAuthEngine {
         }
         // Check the request before spending the token, so a refused request leaves it usable (a retry is not reuse).
         let tokenHash = Self.hash(token)
-        if let narrowed = form["scope"], let stored = try await store.refreshToken(hash: tokenHash),
-            stored.clientID == client.id,
+        let stored = try await store.refreshToken(hash: tokenHash)
+        if let narrowed = form["scope"], let stored, stored.clientID == client.id,
             !Set(narrowed.split(separator: " ")).isSubset(of: Set(stored.scope.split(separator: " ")))
         {
             throw OAuthError("invalid_scope", "a refresh may only narrow the original scopes.")
+        }
+        // The person's source is asked before the token is spent, so a directory that cannot answer leaves the token
+        // usable for a retry; a person it no longer vouches for ends the whole login.
+        var fresh: Authentication?
+        if let stored, stored.clientID == client.id {
+            fresh = try await currentAuthentication(stored)
         }
         let now = clock.now()
         let successor = randomToken()
@@ -100,15 +106,29 @@ extension OAuthEngine {
                 }
                 scope = narrowed
             }
-            guard config.user(subject: record.authentication.subject) != nil else {
-                try await store.revokeFamily(id: record.familyID)
-                throw OAuthError("invalid_grant", "the user no longer exists.")
-            }
+            var authentication = fresh ?? record.authentication
+            if fresh == nil { authentication = try await currentAuthentication(record) }
             // The successor, stored by the rotation, keeps the original scope even when this response is narrowed (RFC 6749 §6).
             return try await userTokens(
-                client: client, scope: scope, authentication: record.authentication, nonce: nil,
+                client: client, scope: scope, authentication: authentication, nonce: nil,
                 familyID: record.familyID,
                 rotatedTo: successor)
+        }
+    }
+
+    /// What a refresh token's person is now, by its source; throws `invalid_grant` (ending the family) for a person
+    /// who is gone, and `temporarily_unavailable` when the source cannot be asked.
+    private func currentAuthentication(_ record: RefreshTokenRecord) async throws -> Authentication {
+        switch await freshness(of: record.authentication) {
+        case .current(let current): return current
+        case .gone(let reason):
+            try await store.revokeFamily(id: record.familyID)
+            throw OAuthError("invalid_grant", reason + " Log in again.")
+        case .unavailable:
+            throw OAuthError(
+                "temporarily_unavailable",
+                "the directory that vouches for this user cannot be reached now; retry the refresh later.",
+                status: 503, retryAfter: 30)
         }
     }
 
@@ -164,25 +184,27 @@ extension OAuthEngine {
         rotatedTo: String? = nil
     ) async throws -> TokenResponse {
         let now = clock.now()
-        let user = config.user(subject: authentication.subject)
         let (kid, key) = try await keys.currentSigningKey()
         let idTTL = client.idTokenTTL ?? config.lifetimes.idToken
         let accessTTL = client.accessTokenTTL ?? config.lifetimes.accessToken
-        let released = ReleasedClaims(user: user, scope: scope)
+        let released = ReleasedClaims(authentication: authentication, config: config, scope: scope)
+        let fromDirectory = authentication.identity != nil
         let idToken = try sign(
             IDClaims(
                 iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL,
                 iat: Self.seconds(now),
                 auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
                 email: released.email, email_verified: released.email.map { _ in true },
-                preferred_username: released.preferredUsername, groups: released.groups),
+                preferred_username: released.preferredUsername, name: released.name, groups: released.groups),
             typ: "JWT", kid: kid, key: key)
         let access = try sign(
             AccessClaims(
                 iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
                 exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: randomToken(bytes: 16),
                 client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
-                amr: authentication.amr, groups: released.groups),
+                amr: authentication.amr, groups: released.groups, email: fromDirectory ? released.email : nil,
+                preferred_username: fromDirectory ? released.preferredUsername : nil,
+                name: fromDirectory ? released.name : nil),
             typ: "at+jwt", kid: kid, key: key)
         var refresh = rotatedTo
         if refresh == nil, client.grants.contains("refresh_token") {

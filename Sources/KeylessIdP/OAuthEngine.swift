@@ -57,6 +57,12 @@ public enum LoginFailure: Error, Sendable, Equatable {
     /// The provider cannot check the attempt now (every password-check slot is taken, or the store is down): try again
     /// after this many seconds. Nothing was checked.
     case unavailable(retryAfter: Int)
+    /// The password was right but the directory refuses the account (disabled, locked, password expired): the reason,
+    /// told only to someone who knew the password.
+    case accountRefused(String)
+    /// The directory named `connector` cannot be asked now (down, slow, TLS): never a login from what it said before.
+    /// `reason` is for the log, not the page.
+    case directoryUnavailable(connector: String, reason: String)
 }
 
 /// The token endpoint's successful answer.
@@ -161,13 +167,15 @@ public struct DiscoveryDocument: Codable, Sendable, Equatable {
 public struct UserInfo: Codable, Sendable, Equatable {
     public var sub: String
     public var preferredUsername: String?
+    /// The person's name, from a directory.
+    public var name: String?
     public var email: String?
     /// True with `email`: the address is the one the provider's administrator wrote in idp.yaml.
     public var emailVerified: Bool?
     public var groups: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case sub, email, groups
+        case sub, email, groups, name
         case preferredUsername = "preferred_username", emailVerified = "email_verified"
     }
 }
@@ -189,6 +197,8 @@ public final class OAuthEngine: Sendable {
     public let clients: ClientAuthenticator
     /// Where password checks run: by default as many at once as there are cores, with four times as many waiting.
     public let loginPool: WorkPool
+    /// The directories people sign in from, besides the users of idp.yaml.
+    public let connectors: Connectors
     let formKey: SymmetricKey
 
     /// Scopes every client may ask for.
@@ -203,13 +213,14 @@ public final class OAuthEngine: Sendable {
         loginPool: WorkPool = WorkPool(
             limit: ProcessInfo.processInfo.activeProcessorCount,
             queue: 4 * ProcessInfo.processInfo.activeProcessorCount),
-        clientPool: WorkPool? = nil
+        clientPool: WorkPool? = nil, connectors: Connectors = .none
     ) throws {
         var trimmed = issuer
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
         self.config = config; self.issuer = trimmed; self.store = store; self.keys = keys; self.clock = clock
         self.throttle = Throttle(store: store, limits: limits)
         self.loginPool = loginPool
+        self.connectors = connectors
         self.formKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: keys.kek, info: Data("keyless idp form tokens".utf8), outputByteCount: 32)
         let audiences: Set<String> = [trimmed, trimmed + "/token"]

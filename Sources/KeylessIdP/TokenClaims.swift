@@ -39,18 +39,29 @@ extension OAuthEngine {
 }
 
 /// The user claims a grant's scopes release (OpenID Connect Core §5.4): `email` and `email_verified` for `email`,
-/// `preferred_username` for `profile`, `groups` for `groups`. With `openid` alone a token names only its subject.
-/// `email_verified` is true: the address is the one the provider's administrator wrote in idp.yaml.
+/// `preferred_username` and `name` for `profile`, `groups` for `groups`. With `openid` alone a token names only its
+/// subject. They come from idp.yaml for its users, and from the directory (as last asked) for a connector's.
+/// `email_verified` is true: the address is the one the provider's administrator wrote in idp.yaml, or the
+/// organisation's directory holds.
 struct ReleasedClaims {
     var email: String?
     var preferredUsername: String?
+    var name: String?
     var groups: [String]?
 
-    init(user: IdPConfiguration.User?, scope: String) {
+    init(authentication: Authentication, config: IdPConfiguration, scope: String) {
         let scopes = Set(scope.split(separator: " "))
-        email = scopes.contains("email") ? user?.email : nil
-        preferredUsername = scopes.contains("profile") ? user?.username : nil
-        groups = scopes.contains("groups") ? (user?.groups ?? []) : nil
+        let (username, mail, fullName, memberOf): (String?, String?, String?, [String])
+        if let identity = authentication.identity {
+            (username, mail, fullName, memberOf) = (identity.username, identity.email, identity.name, identity.groups)
+        } else {
+            let user = config.user(subject: authentication.subject)
+            (username, mail, fullName, memberOf) = (user?.username, user?.email, nil, user?.groups ?? [])
+        }
+        email = scopes.contains("email") ? mail : nil
+        preferredUsername = scopes.contains("profile") ? username : nil
+        name = scopes.contains("profile") ? fullName : nil
+        groups = scopes.contains("groups") ? memberOf : nil
     }
 }
 
@@ -73,6 +84,7 @@ struct IDClaims: Codable, TokenClaims {
     var email: String?
     var email_verified: Bool?
     var preferred_username: String?
+    var name: String?
     var groups: [String]?
 
     var jsonText: String {
@@ -83,6 +95,7 @@ struct IDClaims: Codable, TokenClaims {
         if let email { text += ",\"email\":" + jsonString(email) }
         if let email_verified { text += ",\"email_verified\":" + (email_verified ? "true" : "false") }
         if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }
+        if let name { text += ",\"name\":" + jsonString(name) }
         if let groups { text += ",\"groups\":" + jsonList(groups) }
         return text + "}"
     }
@@ -112,6 +125,11 @@ public struct AccessClaims: Codable, Sendable, TokenClaims {
     public var amr: [String]?
     /// The user's groups (user grants).
     public var groups: [String]?
+    /// A directory's person only: the claims the scopes release (RFC 9068 §2.2.3.1), which userinfo answers from (the
+    /// users of idp.yaml are looked up there instead).
+    public var email: String?
+    public var preferred_username: String?
+    public var name: String?
 
     var jsonText: String {
         var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub)
@@ -121,6 +139,9 @@ public struct AccessClaims: Codable, Sendable, TokenClaims {
         if let auth_time { text += ",\"auth_time\":" + String(auth_time) }
         if let amr { text += ",\"amr\":" + jsonList(amr) }
         if let groups { text += ",\"groups\":" + jsonList(groups) }
+        if let email { text += ",\"email\":" + jsonString(email) }
+        if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }
+        if let name { text += ",\"name\":" + jsonString(name) }
         return text + "}"
     }
 }

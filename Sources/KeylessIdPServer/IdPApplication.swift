@@ -164,14 +164,17 @@ struct IdPRoutes {
                 Responses.html(
                     Pages.consent(
                         clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
-                        csrf: token, username: session.subject))
+                        csrf: token, username: Self.shownName(session)))
             }
         }
         if authorization.prompt == "none" {
             return Responses.redirect(engine.errorRedirect("login_required", request: query))
         }
         return withFormToken(request, session: sessionValue) { token in
-            Responses.html(Pages.login(clientID: authorization.clientID, request: authorization.fields, csrf: token))
+            Responses.html(
+                Pages.login(
+                    clientID: authorization.clientID, request: authorization.fields, csrf: token,
+                    connectors: connectorChoices))
         }
     }
 
@@ -203,19 +206,22 @@ struct IdPRoutes {
                 return Responses.html(
                     Pages.login(
                         clientID: authorization.clientID, request: authorization.fields, csrf: token,
-                        message: "Your session ended; sign in again."))
+                        message: "Your session ended; sign in again.", connectors: connectorChoices,
+                        selected: form["connector"]))
             }
             return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
         default:
             let username = form["username"] ?? ""
             switch await engine.login(
-                username: username, password: form["password"] ?? "", otp: form["otp"], address: context.peer)
+                connector: form["connector"], username: username, password: form["password"] ?? "", otp: form["otp"],
+                address: context.peer)
             {
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
                     Pages.login(
                         clientID: authorization.clientID, request: authorization.fields, csrf: token,
-                        username: username, message: message)
+                        username: username, message: message, connectors: connectorChoices,
+                        selected: form["connector"])
                 }
             case .success(let authentication):
                 metrics.login(outcome: "success")
@@ -230,7 +236,7 @@ struct IdPRoutes {
                         Pages.consent(
                             clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
                             csrf: engine.formToken(binding: binding, session: sessionID),
-                            username: authentication.subject))
+                            username: Self.shownName(authentication)))
                 }
                 response.setCookie(cookie(sessionCookie, sessionID, sameSite: .lax))
                 return response
@@ -258,13 +264,37 @@ struct IdPRoutes {
                     "Sign-in is busy or cannot reach its database right now. Try again in \(wait) seconds.",
                     .serviceUnavailable
                 )
+            case .accountRefused(let reason):
+                ("account_refused", "Your password is right, but \(reason). Ask your administrator.", .forbidden)
+            case .directoryUnavailable(let connector, _):
+                (
+                    "directory_unavailable",
+                    "Sign-in cannot reach \(connector) right now, so nobody can be signed in through it. Try again in a minute; if it goes on, tell your administrator.",
+                    .serviceUnavailable
+                )
             }
         metrics.login(outcome: outcome)
-        logger.notice("login failed", metadata: ["reason": .string(outcome), "peer": .string(peer)])
+        var metadata: Logger.Metadata = ["reason": .string(outcome), "peer": .string(peer)]
+        if case .directoryUnavailable(let connector, let reason) = failure {
+            metadata["connector"] = .string(connector)
+            metadata["detail"] = .string(reason)
+        }
+        logger.notice("login failed", metadata: metadata)
         var response = Responses.html(page(message), status: status)
         if case .throttled(let wait) = failure { response.headers[.retryAfter] = String(wait) }
         if case .unavailable(let wait) = failure { response.headers[.retryAfter] = String(wait) }
+        if case .directoryUnavailable = failure { response.headers[.retryAfter] = "30" }
         return response
+    }
+
+    /// How a page names the signed-in person: a directory's login name, or the subject.
+    static func shownName(_ authentication: Authentication) -> String {
+        authentication.identity?.username ?? authentication.identity?.email ?? authentication.subject
+    }
+
+    /// The login form's "Sign in with" choices.
+    var connectorChoices: [Pages.ConnectorChoice] {
+        engine.config.effectiveConnectors.map { Pages.ConnectorChoice(id: $0.id, name: $0.displayName) }
     }
 
     func isFirstParty(_ clientID: String) -> Bool { engine.config.client(clientID)?.firstParty ?? true }
@@ -295,7 +325,9 @@ struct IdPRoutes {
         return withFormToken(request, session: sessionValue) { token in
             Responses.html(
                 Pages.device(
-                    userCode: userCode, csrf: token, signedInAs: session?.subject, request: asking, message: message))
+                    connectors: connectorChoices, selected: nil,
+                    userCode: userCode, csrf: token, signedInAs: session.map(Self.shownName), request: asking,
+                    message: message))
         }
     }
 
@@ -318,7 +350,8 @@ struct IdPRoutes {
         {
             var response = Responses.html(
                 Pages.device(
-                    userCode: userCode, csrf: token, signedInAs: session?.subject,
+                    connectors: connectorChoices, selected: form["connector"],
+                    userCode: userCode, csrf: token, signedInAs: session.map(Self.shownName),
                     message: "Too many wrong codes. Try again in \(wait) seconds."), status: .tooManyRequests)
             response.headers[.retryAfter] = String(wait)
             return response
@@ -327,7 +360,8 @@ struct IdPRoutes {
             try await engine.throttle.recordFailure(.deviceCode, address: context.peer, now: engine.clock.now())
             return Responses.html(
                 Pages.device(
-                    userCode: userCode, csrf: token, signedInAs: session?.subject,
+                    connectors: connectorChoices, selected: form["connector"],
+                    userCode: userCode, csrf: token, signedInAs: session.map(Self.shownName),
                     message: "That code is unknown, expired or already used. Check the code your device shows."),
                 status: .badRequest)
         }
@@ -337,16 +371,18 @@ struct IdPRoutes {
             guard form["step"] != "consent" else {
                 return Responses.html(
                     Pages.device(
+                        connectors: connectorChoices, selected: form["connector"],
                         userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
                         message: "Your session ended; sign in again."), status: .unauthorized)
             }
             switch await engine.login(
-                username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"],
-                address: context.peer)
+                connector: form["connector"], username: form["username"] ?? "", password: form["password"] ?? "",
+                otp: form["otp"], address: context.peer)
             {
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
                     Pages.device(
+                        connectors: connectorChoices, selected: form["connector"],
                         userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
                         message: message)
                 }
@@ -364,7 +400,7 @@ struct IdPRoutes {
                 Pages.deviceConsent(
                     clientID: pending.clientID, scope: pending.scope, userCode: userCode,
                     csrf: engine.formToken(binding: binding, session: newSession ?? sessionValue),
-                    username: authentication!.subject))
+                    username: Self.shownName(authentication!)))
             if let newSession { response.setCookie(cookie(sessionCookie, newSession, sameSite: .lax)) }
             return response
         }

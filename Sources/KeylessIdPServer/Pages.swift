@@ -11,7 +11,7 @@ enum Pages {
             <style>
             body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}
             h1{font-size:1.4rem}label{display:block;margin-top:.8rem;font-weight:600}
-            input[type=text],input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
+            input[type=text],input[type=password],select{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}
             button{margin-top:1rem;padding:.55rem 1.1rem;font-size:1rem;margin-right:.5rem}
             .error{background:#fde8e8;border:1px solid #c62828;padding:.6rem;border-radius:4px}
             .hint{color:#555;font-size:.9rem}
@@ -38,19 +38,44 @@ enum Pages {
             body: "<h1>\(htmlEscaped(title))</h1>\n<p class=\"error\" role=\"alert\">\(htmlEscaped(message))</p>")
     }
 
-    static func credentialFields(username: String) -> String {
-        """
-        <label for="username">Username</label>
-        <input type="text" id="username" name="username" value="\(htmlEscaped(username))" autocomplete="username" autocapitalize="none" required autofocus>
-        <label for="password">Password</label>
-        <input type="password" id="password" name="password" autocomplete="current-password" required>
-        <label for="otp">One-time code <span class="hint">(only if your account has one)</span></label>
-        <input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*">
-        """
+    /// A connector the person can sign in through: its id (the form's value) and what the page calls it.
+    struct ConnectorChoice: Equatable {
+        var id: String
+        var name: String
+    }
+
+    /// "Sign in with": shown only when there is more than one connector; `selected` is kept after a failed attempt.
+    static func connectorField(_ choices: [ConnectorChoice], selected: String?) -> String {
+        guard choices.count > 1 else { return "" }
+        let options = choices.map { choice in
+            let mark = choice.id == selected ? " selected" : ""
+            return "<option value=\"\(htmlEscaped(choice.id))\"\(mark)>\(htmlEscaped(choice.name))</option>"
+        }
+        return """
+            <label for="connector">Sign in with</label>
+            <select id="connector" name="connector">
+            \(options.joined(separator: "\n"))
+            </select>
+            """
+    }
+
+    static func credentialFields(username: String, connectors: [ConnectorChoice] = [], selected: String? = nil)
+        -> String
+    {
+        connectorField(connectors, selected: selected) + """
+
+            <label for="username">Username</label>
+            <input type="text" id="username" name="username" value="\(htmlEscaped(username))" autocomplete="username" autocapitalize="none" required autofocus>
+            <label for="password">Password</label>
+            <input type="password" id="password" name="password" autocomplete="current-password" required>
+            <label for="otp">One-time code <span class="hint">(only if your account has one)</span></label>
+            <input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*">
+            """
     }
 
     static func login(
-        clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil
+        clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil,
+        connectors: [ConnectorChoice] = [], selected: String? = nil
     ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         return layout(
@@ -61,7 +86,7 @@ enum Pages {
                 \(alert)
                 <form method="post" action="/authorize">
                 \(hidden(request + [("csrf", csrf)]))
-                \(credentialFields(username: username))
+                \(credentialFields(username: username, connectors: connectors, selected: selected))
                 <button type="submit" name="action" value="login">Sign in</button>
                 <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
                 </form>
@@ -86,13 +111,13 @@ enum Pages {
 
     /// The device page; `request` names the client and scopes of the code in the link, when it is pending.
     static func device(
-        userCode: String, csrf: String, signedInAs: String?, request: (client: String, scope: String)? = nil,
-        message: String? = nil
+        connectors: [ConnectorChoice] = [], selected: String? = nil, userCode: String, csrf: String,
+        signedInAs: String?, request: (client: String, scope: String)? = nil, message: String? = nil
     ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         let who =
             signedInAs.map { "<p>Signed in as <strong>\(htmlEscaped($0))</strong>.</p>" }
-            ?? credentialFields(username: "")
+            ?? credentialFields(username: "", connectors: connectors, selected: selected)
         let asking =
             request.map {
                 "<p class=\"request\">This code is for <strong>\(htmlEscaped($0.client))</strong>, asking for the scopes <code>\(htmlEscaped($0.scope))</code>. "

@@ -18,7 +18,8 @@ struct ActiveDirectoryConnectorTests {
             url: url, startTLS: startTLS, caFile: samba.caFile, bindDN: SambaADServer.bindDN,
             bindPassword: SambaADServer.bindPassword, userBase: "CN=Users,DC=example,DC=test",
             userFilter: "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={u})(userPrincipalName={u})))",
-            subjectAttribute: "objectGUID", groups: .activeDirectoryInChain(base: SambaADServer.base),
+            subjectAttribute: "objectGUID", usernameAttribute: "sAMAccountName",
+            groups: .activeDirectoryInChain(base: SambaADServer.base),
             activeDirectory: true, timeout: .seconds(10))
     }
 
@@ -32,7 +33,7 @@ struct ActiveDirectoryConnectorTests {
         let connector = try LDAPConnector(Self.configuration(samba))
         let alice = try await connector.authenticate(username: "alice", password: "Passw0rd-A1")
         #expect(alice.dn == "CN=Alice Test,CN=Users,DC=example,DC=test")
-        #expect(alice.email == "alice@example.test" && alice.name == "Alice Test")
+        #expect(alice.email == "alice@example.test" && alice.name == "Alice Test" && alice.username == "alice")
         // objectGUID is 16 bytes, written as a GUID.
         #expect(alice.subject.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/) != nil)
         #expect(alice.groups == ["admins", "developers"])

@@ -39,7 +39,7 @@ struct LDAPConnectorTests {
             let alice = try await connector.authenticate(username: "alice", password: "Passw0rd-A1")
             #expect(alice.dn == "uid=alice,ou=people,dc=example,dc=com")
             #expect(alice.subject.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/) != nil)
-            #expect(alice.email == "alice@example.com" && alice.name == "Alice Test")
+            #expect(alice.email == "alice@example.com" && alice.name == "Alice Test" && alice.username == "alice")
             #expect(alice.groups == ["admins", "developers"])
             #expect(try await connector.authenticate(username: "alice@example.com", password: "Passw0rd-A1") == alice)
             // carol is in platform, and platform in admins: memberOf is direct in OpenLDAP, the connector walks up.

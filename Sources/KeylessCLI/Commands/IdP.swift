@@ -71,10 +71,29 @@ extension Keyless {
             func run() async throws {
                 try await reporting {
                     let parsed = try IdPConfiguration.load(path: config)
-                    FileHandle.standardOutput.write(
-                        Data(
-                            "\(config): ok (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))\n"
-                                .utf8))
+                    // Each directory is asked once, as the service account, so a wrong password or base shows now
+                    // rather than at the first person's login.
+                    let connectors = try Connectors.open(parsed, environment: .process)
+                    var lines: [String] = []
+                    var failed = false
+                    for connector in parsed.effectiveConnectors where connector.type == "ldap" {
+                        do {
+                            try await connectors.ldap[connector.id]?.probe()
+                            lines.append("connector \(connector.id): \(connector.url ?? "") reachable, user base found")
+                        } catch {
+                            failed = true
+                            lines.append("connector \(connector.id): \(error)")
+                        }
+                    }
+                    await connectors.shutdown()
+                    let summary =
+                        "\(config): \(failed ? "valid, but a directory cannot be used" : "ok") (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))"
+                    FileHandle.standardOutput.write(Data(([summary] + lines).joined(separator: "\n").utf8 + [0x0a]))
+                    if failed {
+                        throw KeylessError(
+                            .configInvalid, "a directory connector of \(config) cannot be used (see above).",
+                            hint: "Check its url, ca_file, bind_dn and password, and that the directory is up.")
+                    }
                 }
             }
         }

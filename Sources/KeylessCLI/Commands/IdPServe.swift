@@ -111,9 +111,16 @@ extension Keyless.IdP {
                     configPath: store.config, issuer: store.issuer, listen: port == 0 ? nil : listen,
                     database: store.database, databasePasswordFile: store.databasePasswordFile,
                     kekPath: store.kek, keyReload: keyReload, context: context)
+                let connectors: Connectors
+                do {
+                    connectors = try Connectors.open(runtime.config, environment: context.environment)
+                } catch {
+                    try? await runtime.store.close()
+                    throw error
+                }
                 let engine = try OAuthEngine(
                     config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys,
-                    clock: context.clock)
+                    clock: context.clock, connectors: connectors)
                 let issuer = runtime.issuer
                 let listenLogger = logger
                 let systemd = ServiceManagerNotifier(environment: context.environment)
@@ -134,9 +141,11 @@ extension Keyless.IdP {
                     systemd.stopping()
                 } catch {
                     systemd.stopping()
+                    await connectors.shutdown()
                     try? await runtime.store.close()
                     throw KeylessError(.io, "the provider stopped: \(error)", hint: "See the log lines above.")
                 }
+                await connectors.shutdown()
                 try? await runtime.store.close()
                 logger.notice("stopped")
             }

@@ -1,0 +1,336 @@
+import Foundation
+import KeylessCore
+import KeylessDirectory
+import KeylessLDAP
+import KeylessYAML
+import NIOCore
+import Yams
+
+extension IdPConfiguration {
+    /// Where people sign in from (`connectors:` in idp.yaml): the users written in the file (`type: local`), or an
+    /// LDAP directory / Active Directory (`type: ldap`). Without `connectors:` the file's users are the only one.
+    public struct Connector: Codable, Sendable, Equatable {
+        /// Short id (letters, digits, `-`, `_`): the login form's value, the prefix of subjects and groups.
+        public var id: String
+        /// `local` or `ldap`.
+        public var type: String
+        /// What the login page calls it ("Example Corp directory").
+        public var name: String?
+        /// Put before every group name from this connector, so groups of two connectors never mix: `<id>:` for a
+        /// directory unless set (`""` turns it off), nothing for the local users.
+        public var groupsPrefix: String?
+
+        // LDAP / Active Directory.
+        /// `ldaps://host[:636]` or `ldap://host[:389]` (with `start_tls: true` unless the host is loopback).
+        public var url: String?
+        public var startTLS: Bool?
+        /// PEM file of the CAs that sign the directory's certificate (default: the system's).
+        public var caFile: String?
+        /// The service account that finds people.
+        public var bindDN: String?
+        /// A file holding the service account's password, mode 0600 and owned by the provider's user.
+        public var bindPasswordFile: String?
+        /// Or the name of an environment variable holding it.
+        public var bindPasswordEnv: String?
+        /// Where people are.
+        public var userBase: String?
+        /// How a typed name finds one person: `{u}` is the name, escaped (RFC 4515).
+        public var userFilter: String?
+        /// Which attribute becomes which claim.
+        public var attributes: Attributes?
+        /// How groups are found.
+        public var groups: Groups?
+        /// Active Directory: its defaults, its account flags (disabled, locked, expired) and its bind diagnostics.
+        public var activeDirectory: Bool?
+        /// Seconds for every network step (default 5).
+        public var timeout: Double?
+        /// Idle connections kept for reuse (default 4).
+        public var poolSize: Int?
+
+        /// Attribute names.
+        public struct Attributes: Codable, Sendable, Equatable {
+            /// `sub` (stable across renames): `entryUUID`, AD's `objectGUID`.
+            public var subject: String?
+            /// `preferred_username`: `uid`, AD's `sAMAccountName`.
+            public var username: String?
+            /// `email`: `mail`.
+            public var email: String?
+            /// `name`: `cn`, AD's `displayName`.
+            public var name: String?
+
+            public init(subject: String? = nil, username: String? = nil, email: String? = nil, name: String? = nil) {
+                self.subject = subject; self.username = username; self.email = email; self.name = name
+            }
+        }
+
+        /// Where groups come from.
+        public struct Groups: Codable, Sendable, Equatable {
+            /// `member_of` (the entry's memberOf), `search` (a search under `base` with `filter`, `{dn}` the
+            /// person's DN), or `in_chain` (Active Directory's transitive membership).
+            public var from: String?
+            public var base: String?
+            public var filter: String?
+            /// Follow groups in groups (default true).
+            public var nested: Bool?
+            /// The attribute naming a group (default `cn`, read from the DN).
+            public var nameAttribute: String?
+
+            enum CodingKeys: String, CodingKey {
+                case from, base, filter, nested
+                case nameAttribute = "name_attribute"
+            }
+
+            public init(
+                from: String? = nil, base: String? = nil, filter: String? = nil, nested: Bool? = nil,
+                nameAttribute: String? = nil
+            ) {
+                self.from = from; self.base = base; self.filter = filter; self.nested = nested
+                self.nameAttribute = nameAttribute
+            }
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case id, type, name, url, attributes, groups, timeout
+            case groupsPrefix = "groups_prefix"
+            case startTLS = "start_tls"
+            case caFile = "ca_file"
+            case bindDN = "bind_dn"
+            case bindPasswordFile = "bind_password_file"
+            case bindPasswordEnv = "bind_password_env"
+            case userBase = "user_base"
+            case userFilter = "user_filter"
+            case activeDirectory = "active_directory"
+            case poolSize = "pool_size"
+        }
+
+        /// A connector from values (tests, tools).
+        public init(id: String, type: String, name: String? = nil) {
+            self.id = id; self.type = type; self.name = name
+        }
+
+        /// What the login page shows.
+        public var displayName: String {
+            name ?? (type == "local" ? "Provider accounts" : id)
+        }
+
+        /// The prefix of this connector's group names.
+        public var effectiveGroupsPrefix: String { groupsPrefix ?? (type == "local" ? "" : id + ":") }
+
+        /// The prefix of this connector's subjects (`sub`): none for the local users, `<id>:` otherwise, so that two
+        /// connectors never give two people the same subject.
+        public var subjectPrefix: String { type == "local" ? "" : id + ":" }
+
+        static let localKeys: Set<String> = ["id", "type", "name", "groups_prefix"]
+
+        /// The LDAP connector's settings (defaults filled in), with the service account's password.
+        public func ldapConfiguration(bindPassword: String) -> LDAPConnectorConfiguration {
+            let ad = activeDirectory ?? false
+            let base = userBase ?? ""
+            let groupsFrom = groups?.from ?? (ad ? "in_chain" : "member_of")
+            let nested = groups?.nested ?? true
+            let source: LDAPConnectorConfiguration.Groups =
+                switch groupsFrom {
+                case "search":
+                    .search(base: groups?.base ?? base, filter: groups?.filter ?? "(member={dn})", nested: nested)
+                case "in_chain": .activeDirectoryInChain(base: groups?.base ?? base)
+                default: .memberOf(nested: nested)
+                }
+            return LDAPConnectorConfiguration(
+                url: url ?? "", startTLS: startTLS ?? false, caFile: caFile, bindDN: bindDN ?? "",
+                bindPassword: bindPassword, userBase: base,
+                userFilter: userFilter
+                    ?? (ad
+                        ? "(&(objectCategory=person)(objectClass=user)(|(sAMAccountName={u})(userPrincipalName={u})))"
+                        : "(&(objectClass=*)(|(uid={u})(mail={u})))"),
+                subjectAttribute: attributes?.subject ?? (ad ? "objectGUID" : "entryUUID"),
+                usernameAttribute: attributes?.username ?? (ad ? "sAMAccountName" : "uid"),
+                emailAttribute: attributes?.email ?? "mail",
+                nameAttribute: attributes?.name ?? (ad ? "displayName" : "cn"), groups: source,
+                groupNameAttribute: groups?.nameAttribute ?? "cn", activeDirectory: ad,
+                timeout: .milliseconds(Int64((timeout ?? 5) * 1000)), poolSize: poolSize ?? 4)
+        }
+    }
+
+    /// The connectors in force: those declared, or the local users alone.
+    public var effectiveConnectors: [Connector] {
+        connectors ?? [Connector(id: "local", type: "local")]
+    }
+
+    /// The connector with this id.
+    public func connector(_ id: String) -> Connector? { effectiveConnectors.first { $0.id == id } }
+
+    /// Checks `connectors:`; every error names the line and what to write instead.
+    func checkConnectors(root: Node, path: String) throws {
+        guard let connectors else { return }
+        func fail(_ keys: [Any], _ reason: String, _ hint: String) -> KeylessError {
+            YAMLFile.error(Self.node(at: keys, in: root), in: path, reason, hint: hint)
+        }
+        guard !connectors.isEmpty else {
+            throw fail(
+                ["connectors"], "connectors: is empty, so nobody could sign in.",
+                "List at least one connector, or remove connectors: to use the users of this file.")
+        }
+        var seen = Set<String>()
+        for (index, connector) in connectors.enumerated() {
+            let id = connector.id
+            guard !id.isEmpty, id.utf8.count <= 40,
+                id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }),
+                seen.insert(id).inserted
+            else {
+                throw fail(
+                    ["connectors", index, "id"], "connector id '\(id)' is empty, declared twice or not a short name.",
+                    "Use a unique id of letters, digits, - and _ (it prefixes the subjects and groups of its people).")
+            }
+            let node = Self.node(at: ["connectors", index], in: root)
+            let keys = node?.mapping?.keys.compactMap(\.string) ?? []
+            let allowed: Set<String> =
+                connector.type == "local" ? Connector.localKeys : Set(Connector.CodingKeys.allCases.map(\.rawValue))
+            for key in keys where !allowed.contains(key) {
+                throw fail(
+                    ["connectors", index, key], "connector '\(id)' (\(connector.type)) has no setting '\(key)'.",
+                    "Remove it or fix its spelling; the settings are listed in README, \"Directories\".")
+            }
+            switch connector.type {
+            case "local":
+                continue
+            case "ldap":
+                try checkLDAP(connector, index: index, fail: fail)
+            default:
+                throw fail(
+                    ["connectors", index, "type"], "connector '\(id)' has an unknown type '\(connector.type)'.",
+                    "Use local (the users of this file) or ldap (an LDAP directory or Active Directory).")
+            }
+        }
+        for (index, user) in users.enumerated() {
+            let subject = user.subject ?? user.username
+            if let other = connectors.first(where: { $0.type != "local" && subject.hasPrefix($0.subjectPrefix) }) {
+                throw fail(
+                    ["users", index],
+                    "user '\(user.username)' has the subject \(subject), which is how connector '\(other.id)' names its people.",
+                    "Give the user another subject (or username), so that tokens never mistake one person for another.")
+            }
+        }
+        if !users.isEmpty, !connectors.contains(where: { $0.type == "local" }) {
+            throw fail(
+                ["users"], "users are declared but no connector of type local offers them.",
+                "Add `- {id: local, type: local}` under connectors:, or remove the users.")
+        }
+    }
+
+    private func checkLDAP(_ c: Connector, index: Int, fail: ([Any], String, String) -> KeylessError) throws {
+        let at: (String) -> [Any] = { ["connectors", index, $0] }
+        for (key, value) in [("url", c.url), ("bind_dn", c.bindDN), ("user_base", c.userBase)]
+        where (value ?? "").isEmpty {
+            throw fail(
+                at(key), "connector '\(c.id)' needs \(key).",
+                key == "url"
+                    ? "Write ldaps://HOST (or ldap://HOST with start_tls: true)."
+                    : key == "bind_dn"
+                        ? "Name the service account that may search for people (its password goes in bind_password_file)."
+                        : "Name the subtree where people's entries are, e.g. ou=people,dc=example,dc=org.")
+        }
+        let url = c.url ?? ""
+        guard url.hasPrefix("ldaps://") || url.hasPrefix("ldap://") else {
+            throw fail(
+                at("url"), "connector '\(c.id)' url \(url) is not ldap:// or ldaps://.", "Write ldaps://HOST[:636].")
+        }
+        if url.hasPrefix("ldap://"), c.startTLS != true {
+            let host = URLComponents(string: url)?.host ?? ""
+            guard ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) else {
+                throw fail(
+                    at("url"),
+                    "connector '\(c.id)' would send people's passwords to \(host) in clear text (ldap:// without start_tls).",
+                    "Use ldaps://, or set start_tls: true.")
+            }
+        }
+        if c.startTLS == true, url.hasPrefix("ldaps://") {
+            throw fail(
+                at("start_tls"), "connector '\(c.id)' uses ldaps:// and start_tls together.",
+                "Drop start_tls (ldaps:// is already TLS), or use ldap:// with it.")
+        }
+        switch (c.bindPasswordFile, c.bindPasswordEnv) {
+        case (nil, nil):
+            throw fail(
+                ["connectors", index], "connector '\(c.id)' has no password for its service account.",
+                "Set bind_password_file (a file of mode 0600) or bind_password_env; never the password itself.")
+        case (.some, .some):
+            throw fail(
+                at("bind_password_env"), "connector '\(c.id)' names both bind_password_file and bind_password_env.",
+                "Keep one of them.")
+        default: break
+        }
+        if let timeout = c.timeout, !(timeout > 0 && timeout <= 120) {
+            throw fail(
+                at("timeout"), "connector '\(c.id)' timeout \(timeout) is out of range.", "Use 1 to 120 seconds.")
+        }
+        if let size = c.poolSize, !(0...64).contains(size) {
+            throw fail(at("pool_size"), "connector '\(c.id)' pool_size \(size) is out of range.", "Use 0 to 64.")
+        }
+        if let from = c.groups?.from, !["member_of", "search", "in_chain"].contains(from) {
+            throw fail(
+                ["connectors", index, "groups", "from"], "connector '\(c.id)' reads groups from unknown '\(from)'.",
+                "Use member_of, search (with base and filter) or in_chain (Active Directory).")
+        }
+        if c.groups?.from == "search", (c.groups?.filter ?? "").isEmpty {
+            throw fail(
+                ["connectors", index, "groups"], "connector '\(c.id)' searches for groups without a filter.",
+                "Add filter: \"(member={dn})\" (or \"(memberUid={u})\"-style filters with {dn}).")
+        }
+        do {
+            // Parses the URL and the filter templates; opens nothing.
+            _ = try LDAPConnector(c.ldapConfiguration(bindPassword: "x"))
+        } catch let error as LDAPError {
+            throw fail(
+                ["connectors", index], "connector '\(c.id)': \(error.message)",
+                "Fix the url or the filter (RFC 4515 syntax, with {u} for the typed name and {dn} for a person's DN).")
+        }
+    }
+}
+
+/// The directory connectors of a running provider, opened from the configuration: each reads its service account's
+/// password (from a 0600 file or the environment) once, at start.
+public struct Connectors: Sendable {
+    /// The LDAP connectors by id.
+    public let ldap: [String: LDAPConnector]
+
+    /// No directory (the local users only).
+    public static let none = Connectors(ldap: [:])
+
+    public init(ldap: [String: LDAPConnector]) { self.ldap = ldap }
+
+    /// Opens every directory connector of `config`. `environment` holds the variables `bind_password_env` names.
+    public static func open(_ config: IdPConfiguration, environment: Environment) throws -> Connectors {
+        var ldap: [String: LDAPConnector] = [:]
+        for connector in config.effectiveConnectors where connector.type == "ldap" {
+            let password = try bindPassword(connector, environment: environment)
+            ldap[connector.id] = try LDAPConnector(connector.ldapConfiguration(bindPassword: password))
+        }
+        return Connectors(ldap: ldap)
+    }
+
+    static func bindPassword(_ connector: IdPConfiguration.Connector, environment: Environment) throws -> String {
+        let password: String
+        if let path = connector.bindPasswordFile {
+            guard let bytes = try Files.read(path, requirePrivate: true) else {
+                throw KeylessError(
+                    .configInvalid, "the bind_password_file \(path) of connector '\(connector.id)' does not exist.",
+                    hint: "Create it holding the service account's password, mode 0600, owned by the provider's user.")
+            }
+            password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+        } else {
+            password = environment[connector.bindPasswordEnv ?? ""] ?? ""
+        }
+        guard !password.isEmpty else {
+            throw KeylessError(
+                .configInvalid,
+                "the service account's password of connector '\(connector.id)' is empty (\(connector.bindPasswordFile.map { "file \($0)" } ?? "environment variable \(connector.bindPasswordEnv ?? "")")).",
+                hint: "An empty password is an anonymous bind, not a service account: put the password there.")
+        }
+        return password
+    }
+
+    /// Closes every connection.
+    public func shutdown() async {
+        for connector in ldap.values { await connector.shutdown() }
+    }
+}
