@@ -262,7 +262,7 @@ let package = Package(
             name: "KeylessIdPTests",
             dependencies: [
                 "KeylessIdP", "KeylessJOSE", "KeylessCore", "KeylessStorage", "KeylessTestSupport", "KeylessTestFakes",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "KeylessDirectory", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]),

@@ -149,7 +149,8 @@ struct EngineFixture {
     init(
         config: IdPConfiguration = Fixture.config(), limits: ThrottleLimits = ThrottleLimits(),
         store: MemoryIdPStore = MemoryIdPStore(),
-        loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256)
+        loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256),
+        connectors: Connectors = .none
     ) async throws {
         clock = ManualClock(Fixture.reference)
         self.store = store
@@ -159,7 +160,7 @@ struct EngineFixture {
         try await keys.start()
         engine = try OAuthEngine(
             config: config, issuer: Fixture.issuer, store: store, keys: keys, clock: clock.wallClock, limits: limits,
-            loginPool: loginPool)
+            loginPool: loginPool, connectors: connectors)
     }
 
     /// How a user logged in, at the clock's time.
