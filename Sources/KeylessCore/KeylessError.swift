@@ -46,9 +46,31 @@ public struct KeylessError: Error, Equatable, CustomStringConvertible, Sendable 
 
     public static func == (lhs: KeylessError, rhs: KeylessError) -> Bool { lhs.code == rhs.code }
 
+    /// What a person reads. Reasons often quote a peer (a provider's error_description, STS's message), so control
+    /// and bidirectional-format characters are shown escaped (`\u{1B}`) rather than sent to the terminal.
     public var description: String {
-        if let hint { return "\(reason) (\(code.rawValue))\n  → \(hint)" }
+        let reason = Self.printable(self.reason)
+        if let hint { return "\(reason) (\(code.rawValue))\n  → \(Self.printable(hint))" }
         return "\(reason) (\(code.rawValue))"
+    }
+
+    /// `text` with every control character but newline and tab, and every format character (bidi overrides,
+    /// zero-width marks), written as a Swift escape.
+    public static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isUnsafe(scalar) { out += scalar.escaped(asASCII: true) } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+
+    static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar == "\n" || scalar == "\t" { return false }
+        switch scalar.properties.generalCategory {
+        case .control, .format: return true
+        default: return false
+        }
     }
 
     /// The process exit code for this error; documented in README.md and stable across releases.

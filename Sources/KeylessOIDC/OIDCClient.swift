@@ -316,12 +316,16 @@ public actor OIDCClient {
                 ("scope", try await scopes(previous: tokens).joined(separator: " ")),
             ], what: "refresh")
         guard response.status == 200 else {
-            let error = Self.json(response.body)["error"]?.string
+            let body = Self.json(response.body)
+            let error = body["error"]?.string
             if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
             {
+                // The provider's reason (a person deleted or disabled in its directory, a session ended) tells the
+                // person why a login is needed; shortened, it is shown as sent.
+                let description = body["error_description"]?.string.map { String($0.prefix(300)) }
                 throw KeylessError(
                     .loginRequired,
-                    "The identity provider no longer accepts the refresh token (\(error ?? "HTTP \(response.status)")).",
+                    "The identity provider no longer accepts the refresh token (\(error ?? "HTTP \(response.status)")\(description.map { ": \($0)" } ?? "")).",
                     hint: "Log in again: keyless login.")
             }
             throw tokenError(response, what: "refresh")

@@ -61,9 +61,10 @@ public final class EmbeddedIdP: KeylessServerProcess {
 
     /// Writes an idp.yaml (alice, bob with TOTP, keyless-cli public client, deployer confidential client) into a new
     /// temporary directory; every replica of one provider shares that directory's config and key-encryption key.
-    /// `extraClients` is YAML appended to the `clients:` list (items indented by two spaces, e.g. a web page's client).
+    /// `extraClients` is YAML appended to the `clients:` list (items indented by two spaces, e.g. a web page's client);
+    /// `extraTopLevel` is YAML appended at the top level (e.g. `connectors:` or `lifetimes:`).
     public static func writeConfiguration(
-        signingAlgorithm: String = "RS256", issuerPort: Int, extraClients: String = ""
+        signingAlgorithm: String = "RS256", issuerPort: Int, extraClients: String = "", extraTopLevel: String = ""
     ) throws -> String {
         let directory = try makeTemporaryDirectory(prefix: "keyless-idp")
         let hash = hashSecret
@@ -92,7 +93,8 @@ public final class EmbeddedIdP: KeylessServerProcess {
                 audience: sts.amazonaws.com
             """
         let clients = extraClients.isEmpty || extraClients.hasSuffix("\n") ? extraClients : extraClients + "\n"
-        try (yaml + "\n" + clients).write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
+        let top = extraTopLevel.isEmpty || extraTopLevel.hasSuffix("\n") ? extraTopLevel : extraTopLevel + "\n"
+        try (yaml + "\n" + clients + top).write(toFile: directory + "/idp.yaml", atomically: true, encoding: .utf8)
         return directory
     }
 
@@ -102,13 +104,14 @@ public final class EmbeddedIdP: KeylessServerProcess {
     /// `writeConfiguration` when no `directory` is given.
     public static func start(
         signingAlgorithm: String = "RS256", directory: String? = nil, port: Int? = nil, database: String? = nil,
-        issuer: String? = nil, extraClients: String = ""
+        issuer: String? = nil, extraClients: String = "", extraTopLevel: String = ""
     ) async throws -> EmbeddedIdP {
         let issuerPort = try port ?? freePort()
         let directory =
             try directory
             ?? writeConfiguration(
-                signingAlgorithm: signingAlgorithm, issuerPort: issuerPort, extraClients: extraClients)
+                signingAlgorithm: signingAlgorithm, issuerPort: issuerPort, extraClients: extraClients,
+                extraTopLevel: extraTopLevel)
         var written = issuerPort
         return try await startOnFreePort(first: issuerPort, otherPorts: port == nil) { listenPort in
             if listenPort != written {  // the issuer names the port: rewrite it for the new one

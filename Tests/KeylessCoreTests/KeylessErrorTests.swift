@@ -45,6 +45,20 @@ struct KeylessErrorTests {
         #expect(Set(KeylessError.Code.allCases.map(\.rawValue)).count == KeylessError.Code.allCases.count)
     }
 
+    @Test(
+        "a reason or hint quoting a peer cannot drive the terminal: escape sequences, carriage returns and bidi overrides are shown escaped"
+    )
+    func terminalSafeDescription() {
+        let error = KeylessError(
+            .idpError, "rejected: \u{1B}]0;owned\u{07}\u{1B}[2Jgone\rfake \u{202E}txt.exe",
+            hint: "try \u{1B}[31mred\nnext line\tok é 東京")
+        #expect(
+            error.description
+                == "rejected: \\u{1B}]0;owned\\u{07}\\u{1B}[2Jgone\\rfake \\u{202E}txt.exe (idp_error)\n  → try \\u{1B}[31mred\nnext line\tok é 東京"
+        )
+        #expect(!error.description.unicodeScalars.contains { $0.value == 0x1B || $0 == "\r" || $0.value == 0x202E })
+    }
+
     @Test("the description gives the reason, the code and the hint")
     func description() {
         let withHint = KeylessError(.lockTimeout, "Another process holds the lock.", hint: "Retry.")

@@ -4,6 +4,7 @@ loopback redirect.
 Usage: python browser_login.py AUTHORIZATION_URL
 Env:   KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD  the user to log in as
        KEYLESS_TEST_TOTP_SECRET=base32            optional: the user's TOTP secret (keyless idp's one-time code field)
+       KEYLESS_TEST_CONNECTOR=id                  optional: keyless idp's "Sign in with" choice (a connector id)
        KEYLESS_TEST_SCREENSHOT=path               optional: save a screenshot of the final page
        KEYLESS_TEST_BROWSER_TIMEOUT=seconds       optional: overall limit (default 60)
 
@@ -107,6 +108,9 @@ def main():
             keyless_form = page.locator('form[action="/authorize"]')
             if not at_redirect(page.url) and keyless_form.count() > 0:
                 step = "filling keyless idp's login form"
+                connector = os.environ.get("KEYLESS_TEST_CONNECTOR")
+                if connector:
+                    page.select_option("#connector", connector, timeout=remaining_ms())
                 page.fill("#username", user, timeout=remaining_ms())
                 page.fill("#password", password, timeout=remaining_ms())
                 secret = os.environ.get("KEYLESS_TEST_TOTP_SECRET")
