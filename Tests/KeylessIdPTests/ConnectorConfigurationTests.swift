@@ -134,3 +134,33 @@ struct ConnectorConfigurationTests {
         #expect(throws: KeylessError.self) { try Connectors.bindPassword(connector, environment: Environment()) }
     }
 }
+
+@Suite("README: the idp.yaml examples with connectors are valid files")
+struct ReadmeConnectorExampleTests {
+    /// The YAML block after `<!-- readme-example: NAME -->` in README.md.
+    static func example(_ name: String) throws -> String {
+        let readme = try String(contentsOfFile: repositoryRoot() + "/README.md", encoding: .utf8)
+        let marker = try #require(readme.range(of: "<!-- readme-example: \(name) -->"), "README lost example \(name)")
+        let rest = readme[marker.upperBound...]
+        let start = try #require(rest.range(of: "```yaml\n"))
+        let end = try #require(rest[start.upperBound...].range(of: "```"))
+        return String(rest[start.upperBound..<end.lowerBound])
+    }
+
+    @Test("the OpenLDAP example parses: one directory connector over StartTLS, groups from memberOf")
+    func openLDAP() throws {
+        let config = try IdPConfiguration.parse(try Self.example("connectors-openldap"), path: "README.md")
+        #expect(config.effectiveConnectors.map(\.id) == ["corp"])
+        let ldap = try #require(config.connector("corp")).ldapConfiguration(bindPassword: "x")
+        #expect(ldap.startTLS && ldap.subjectAttribute == "entryUUID" && ldap.groups == .memberOf(nested: true))
+    }
+
+    @Test("the Active Directory example parses: the file's users as 'local' beside AD with its defaults")
+    func activeDirectory() throws {
+        let config = try IdPConfiguration.parse(try Self.example("connectors-active-directory"), path: "README.md")
+        #expect(config.effectiveConnectors.map(\.id) == ["local", "ad"])
+        let ad = try #require(config.connector("ad"))
+        #expect(ad.bindPasswordEnv == "KEYLESS_AD_PASSWORD")
+        #expect(ad.ldapConfiguration(bindPassword: "x").groups == .activeDirectoryInChain(base: "DC=example,DC=org"))
+    }
+}
