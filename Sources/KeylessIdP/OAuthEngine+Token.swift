@@ -85,8 +85,11 @@ extension OAuthEngine {
         }
         let now = clock.now()
         let successor = randomToken()
+        // The successor keeps what the person's source said now (an upstream provider's rotated refresh token must be
+        // the one used next time).
         let successorRecord = RefreshSuccessor(
-            tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now))
+            tokenHash: Self.hash(successor), issuedAt: now, expiresAt: refreshExpiry(client, now: now),
+            identity: fresh?.identity)
         switch try await store.rotateRefreshToken(hash: tokenHash, now: now, successor: successorRecord) {
         case .notFound: throw OAuthError("invalid_grant", "the refresh token is unknown or has expired.")
         case .revoked: throw OAuthError("invalid_grant", "the refresh token was revoked.")

@@ -314,17 +314,23 @@ public struct RefreshSuccessor: Sendable, Equatable {
     public var issuedAt: Date
     /// When it stops working (its family's expiry still applies).
     public var expiresAt: Date
+    /// The connector's identity as read at this refresh (a directory's current groups, an upstream provider's new
+    /// refresh token), replacing the spent token's; nil keeps the spent token's.
+    public var identity: ConnectedIdentity?
 
     /// A successor token.
-    public init(tokenHash: String, issuedAt: Date, expiresAt: Date) {
-        self.tokenHash = tokenHash; self.issuedAt = issuedAt; self.expiresAt = expiresAt
+    public init(tokenHash: String, issuedAt: Date, expiresAt: Date, identity: ConnectedIdentity? = nil) {
+        self.tokenHash = tokenHash; self.issuedAt = issuedAt; self.expiresAt = expiresAt; self.identity = identity
     }
 
-    /// The successor's full record, inheriting the spent token's family, client, scope and authentication.
+    /// The successor's full record, inheriting the spent token's family, client, scope and authentication (with
+    /// `identity` in place of the spent token's, when given).
     public func record(replacing spent: RefreshTokenRecord) -> RefreshTokenRecord {
-        RefreshTokenRecord(
+        var authentication = spent.authentication
+        if let identity { authentication.identity = identity }
+        return RefreshTokenRecord(
             tokenHash: tokenHash, familyID: spent.familyID, clientID: spent.clientID, scope: spent.scope,
-            authentication: spent.authentication, issuedAt: issuedAt, expiresAt: expiresAt)
+            authentication: authentication, issuedAt: issuedAt, expiresAt: expiresAt)
     }
 }
 

@@ -303,6 +303,7 @@ public final class PostgresIdPStore: IdPStore {
         -> RefreshRedemption
     {
         let now = now.millisecondsSince1970
+        let replacementIdentity = try successor.identity?.jsonText()
         return try await run("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) {
             try await client.withTransaction(logger: logger) { connection -> RefreshRedemption in
                 // FOR UPDATE makes a concurrent rotation of the same token wait, then read what this one wrote.
@@ -336,7 +337,8 @@ public final class PostgresIdPStore: IdPStore {
                     )
                     INSERT INTO idp_refresh_tokens (token_hash, family_id, client_id, scope, subject, auth_time, amr, identity,
                                                     issued_at, expires_at)
-                    SELECT \(successor.tokenHash), family_id, client_id, scope, subject, auth_time, amr, identity,
+                    SELECT \(successor.tokenHash), family_id, client_id, scope, subject, auth_time, amr,
+                           COALESCE(\(replacementIdentity), identity),
                            \(successor.issuedAt.millisecondsSince1970), \(successor.expiresAt.millisecondsSince1970)
                     FROM spent
                     """, logger: logger)

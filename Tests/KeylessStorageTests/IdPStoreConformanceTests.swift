@@ -209,6 +209,18 @@ extension StorageTests {
                         == .valid(token))
                 let successor = try await store.refreshToken(hash: next.tokenHash)
                 #expect(successor?.authentication == carol, "the successor keeps the connector's identity")
+                // A rotation may carry the identity as read at that refresh: the successor then holds it.
+                var reread = try #require(carol.identity)
+                reread.groups = ["corp:ops"]
+                reread.reference = "sealed-upstream-token-2"
+                let third = RefreshSuccessor(
+                    tokenHash: Fixture.hash(), issuedAt: Fixture.at(2), expiresAt: Fixture.at(86_402), identity: reread)
+                #expect(
+                    try await store.rotateRefreshToken(hash: next.tokenHash, now: Fixture.at(2), successor: third)
+                        == .valid(try #require(successor)))
+                let updated = try await replica.refreshToken(hash: third.tokenHash)
+                #expect(updated?.authentication.identity == reread)
+                #expect(updated?.authentication.subject == carol.subject && updated?.authentication.amr == carol.amr)
 
                 let device = Fixture.device()
                 let approval = DeviceApproval(authentication: carol, familyID: Fixture.family())
