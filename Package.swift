@@ -102,6 +102,7 @@ let package = Package(
             name: "KeylessIdP",
             dependencies: [
                 "KeylessCore", "KeylessStorage", "KeylessJOSE", "KeylessYAML", "KeylessDirectory", "KeylessLDAP",
+                "KeylessOIDC", "KeylessHTTP", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

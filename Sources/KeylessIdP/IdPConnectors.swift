@@ -1,14 +1,18 @@
 import Foundation
 import KeylessCore
 import KeylessDirectory
+import KeylessHTTP
 import KeylessLDAP
+import KeylessOIDC
 import KeylessYAML
+import Logging
 import NIOCore
 import Yams
 
 extension IdPConfiguration {
-    /// Where people sign in from (`connectors:` in idp.yaml): the users written in the file (`type: local`), or an
-    /// LDAP directory / Active Directory (`type: ldap`). Without `connectors:` the file's users are the only one.
+    /// Where people sign in from (`connectors:` in idp.yaml): the users written in the file (`type: local`), an
+    /// LDAP directory / Active Directory (`type: ldap`), or another OpenID Provider (`type: oidc`: "Sign in with …").
+    /// Without `connectors:` the file's users are the only one.
     public struct Connector: Codable, Sendable, Equatable {
         /// Short id (letters, digits, `-`, `_`): the login form's value, the prefix of subjects and groups.
         public var id: String
@@ -46,6 +50,40 @@ extension IdPConfiguration {
         public var timeout: Double?
         /// Idle connections kept for reuse (default 4).
         public var poolSize: Int?
+
+        // An upstream OpenID Provider (brokering).
+        /// Its issuer URL (discovery at `/.well-known/openid-configuration`).
+        public var issuer: String?
+        /// keyless idp's client id there; the redirect URI to register is `<keyless issuer>/callback/<id>`.
+        public var clientID: String?
+        /// A file (0600) holding the client secret, or the environment variable holding it; neither: a public client
+        /// (PKCE only).
+        public var clientSecretFile: String?
+        public var clientSecretEnv: String?
+        /// Scopes to ask for (default: openid and what discovery lists of email, profile, groups, offline_access).
+        public var scopes: [String]?
+        /// Which upstream claim becomes which (defaults: preferred_username, email, name, groups).
+        public var claims: Claims?
+        /// Only people in at least one of these upstream groups may sign in, and only these groups are kept.
+        public var allowedGroups: [String]?
+        /// Only verified email addresses in these domains may sign in.
+        public var emailDomains: [String]?
+        /// Google Workspace: the `hd` claim must be this domain.
+        public var hostedDomain: String?
+        /// Microsoft Entra ID: the `tid` claim must be this tenant.
+        public var tenantID: String?
+
+        /// Upstream claim names.
+        public struct Claims: Codable, Sendable, Equatable {
+            public var username: String?
+            public var email: String?
+            public var name: String?
+            public var groups: String?
+
+            public init(username: String? = nil, email: String? = nil, name: String? = nil, groups: String? = nil) {
+                self.username = username; self.email = email; self.name = name; self.groups = groups
+            }
+        }
 
         /// Attribute names.
         public struct Attributes: Codable, Sendable, Equatable {
@@ -101,6 +139,14 @@ extension IdPConfiguration {
             case userFilter = "user_filter"
             case activeDirectory = "active_directory"
             case poolSize = "pool_size"
+            case issuer, scopes, claims
+            case clientID = "client_id"
+            case clientSecretFile = "client_secret_file"
+            case clientSecretEnv = "client_secret_env"
+            case allowedGroups = "allowed_groups"
+            case emailDomains = "email_domains"
+            case hostedDomain = "hosted_domain"
+            case tenantID = "tenant_id"
         }
 
         /// A connector from values (tests, tools).
@@ -121,6 +167,14 @@ extension IdPConfiguration {
         public var subjectPrefix: String { type == "local" ? "" : id + ":" }
 
         static let localKeys: Set<String> = ["id", "type", "name", "groups_prefix"]
+        static let ldapKeys: Set<String> = localKeys.union([
+            "url", "start_tls", "ca_file", "bind_dn", "bind_password_file", "bind_password_env", "user_base",
+            "user_filter", "attributes", "groups", "active_directory", "timeout", "pool_size",
+        ])
+        static let oidcKeys: Set<String> = localKeys.union([
+            "issuer", "client_id", "client_secret_file", "client_secret_env", "scopes", "claims", "allowed_groups",
+            "email_domains", "hosted_domain", "tenant_id",
+        ])
 
         /// The LDAP connector's settings (defaults filled in), with the service account's password.
         public func ldapConfiguration(bindPassword: String) -> LDAPConnectorConfiguration {
@@ -184,7 +238,12 @@ extension IdPConfiguration {
             let node = Self.node(at: ["connectors", index], in: root)
             let keys = node?.mapping?.keys.compactMap(\.string) ?? []
             let allowed: Set<String> =
-                connector.type == "local" ? Connector.localKeys : Set(Connector.CodingKeys.allCases.map(\.rawValue))
+                switch connector.type {
+                case "local": Connector.localKeys
+                case "ldap": Connector.ldapKeys
+                case "oidc": Connector.oidcKeys
+                default: Set(Connector.CodingKeys.allCases.map(\.rawValue))
+                }
             for key in keys where !allowed.contains(key) {
                 throw fail(
                     ["connectors", index, key], "connector '\(id)' (\(connector.type)) has no setting '\(key)'.",
@@ -195,10 +254,13 @@ extension IdPConfiguration {
                 continue
             case "ldap":
                 try checkLDAP(connector, index: index, fail: fail)
+            case "oidc":
+                try checkOIDC(connector, index: index, fail: fail)
             default:
                 throw fail(
                     ["connectors", index, "type"], "connector '\(id)' has an unknown type '\(connector.type)'.",
-                    "Use local (the users of this file) or ldap (an LDAP directory or Active Directory).")
+                    "Use local (the users of this file), ldap (an LDAP directory or Active Directory) or oidc (another OpenID Provider)."
+                )
             }
         }
         for (index, user) in users.enumerated() {
@@ -214,6 +276,34 @@ extension IdPConfiguration {
             throw fail(
                 ["users"], "users are declared but no connector of type local offers them.",
                 "Add `- {id: local, type: local}` under connectors:, or remove the users.")
+        }
+    }
+
+    private func checkOIDC(_ c: Connector, index: Int, fail: ([Any], String, String) -> KeylessError) throws {
+        let at: (String) -> [Any] = { ["connectors", index, $0] }
+        let issuer = c.issuer ?? ""
+        guard
+            issuer.hasPrefix("https://") || issuer.hasPrefix("http://127.0.0.1") || issuer.hasPrefix("http://localhost")
+        else {
+            throw fail(
+                issuer.isEmpty ? ["connectors", index] : at("issuer"),
+                "connector '\(c.id)' needs the upstream provider's https issuer URL\(issuer.isEmpty ? "" : ", not \(issuer)").",
+                "Write issuer: https://accounts.google.com (or your provider's; plain http only on loopback).")
+        }
+        guard !(c.clientID ?? "").isEmpty else {
+            throw fail(
+                ["connectors", index], "connector '\(c.id)' needs client_id.",
+                "Register keyless idp as a web application there, with the redirect URI <issuer>/callback/\(c.id).")
+        }
+        if c.clientSecretFile != nil, c.clientSecretEnv != nil {
+            throw fail(
+                at("client_secret_env"), "connector '\(c.id)' names both client_secret_file and client_secret_env.",
+                "Keep one of them.")
+        }
+        for domain in c.emailDomains ?? [] where domain.isEmpty || domain.contains("@") {
+            throw fail(
+                at("email_domains"), "connector '\(c.id)' email domain '\(domain)' is not a domain.",
+                "Write domains without @, e.g. example.com.")
         }
     }
 
@@ -287,25 +377,69 @@ extension IdPConfiguration {
     }
 }
 
-/// The directory connectors of a running provider, opened from the configuration: each reads its service account's
-/// password (from a 0600 file or the environment) once, at start.
+/// The connectors of a running provider, opened from the configuration: each directory reads its service account's
+/// password, and each upstream provider its client secret (from a 0600 file or the environment), once, at start.
 public struct Connectors: Sendable {
     /// The LDAP connectors by id.
     public let ldap: [String: LDAPConnector]
+    /// The upstream OpenID Providers by id.
+    public let upstream: [String: OIDCClient]
 
     /// No directory (the local users only).
     public static let none = Connectors(ldap: [:])
 
-    public init(ldap: [String: LDAPConnector]) { self.ldap = ldap }
+    public init(ldap: [String: LDAPConnector], upstream: [String: OIDCClient] = [:]) {
+        self.ldap = ldap
+        self.upstream = upstream
+    }
 
-    /// Opens every directory connector of `config`. `environment` holds the variables `bind_password_env` names.
-    public static func open(_ config: IdPConfiguration, environment: Environment) throws -> Connectors {
+    /// Opens every connector of `config`. `environment` holds the variables `bind_password_env` and
+    /// `client_secret_env` name; `http` reaches upstream providers (nil: upstream connectors are not opened, as for
+    /// `idp check`).
+    public static func open(
+        _ config: IdPConfiguration, environment: Environment, http: (any HTTPTransport)? = nil,
+        clock: WallClock = .system, logger: Logger = Logger(label: "keyless.idp.connectors")
+    ) throws -> Connectors {
         var ldap: [String: LDAPConnector] = [:]
-        for connector in config.effectiveConnectors where connector.type == "ldap" {
-            let password = try bindPassword(connector, environment: environment)
-            ldap[connector.id] = try LDAPConnector(connector.ldapConfiguration(bindPassword: password))
+        var upstream: [String: OIDCClient] = [:]
+        for connector in config.effectiveConnectors {
+            switch connector.type {
+            case "ldap":
+                let password = try bindPassword(connector, environment: environment)
+                ldap[connector.id] = try LDAPConnector(connector.ldapConfiguration(bindPassword: password))
+            case "oidc":
+                guard let http else { continue }
+                let configuration = OIDCClientConfiguration(
+                    issuer: connector.issuer ?? "", clientID: connector.clientID ?? "",
+                    clientSecret: try clientSecret(connector, environment: environment), scopes: connector.scopes,
+                    refreshTokens: true)
+                upstream[connector.id] = OIDCClient(
+                    configuration: configuration, http: http, clock: clock, logger: logger)
+            default: continue
+            }
         }
-        return Connectors(ldap: ldap)
+        return Connectors(ldap: ldap, upstream: upstream)
+    }
+
+    static func clientSecret(_ connector: IdPConfiguration.Connector, environment: Environment) throws -> String? {
+        if let path = connector.clientSecretFile {
+            guard let bytes = try Files.read(path, requirePrivate: true) else {
+                throw KeylessError(
+                    .configInvalid, "the client_secret_file \(path) of connector '\(connector.id)' does not exist.",
+                    hint: "Create it holding the client secret, mode 0600, owned by the provider's user.")
+            }
+            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        if let name = connector.clientSecretEnv {
+            guard let secret = environment[name] else {
+                throw KeylessError(
+                    .configInvalid,
+                    "the environment variable \(name) (client_secret_env of connector '\(connector.id)') is not set.",
+                    hint: "Set it to the client secret the upstream provider gave keyless idp.")
+            }
+            return secret
+        }
+        return nil
     }
 
     static func bindPassword(_ connector: IdPConfiguration.Connector, environment: Environment) throws -> String {

@@ -114,12 +114,20 @@ extension OAuthEngine {
     }
 
     /// Asks `authentication`'s source whether it still stands (every refresh, every reuse of a browser session).
-    public func freshness(of authentication: Authentication) async -> Freshness {
+    /// `askUpstream`: a brokered login asks the upstream provider (a refresh); a browser session does not.
+    public func freshness(of authentication: Authentication, askUpstream: Bool = true) async -> Freshness {
         guard let identity = authentication.identity else {
             return config.user(subject: authentication.subject) == nil
                 ? .gone("the user no longer exists.") : .current(authentication)
         }
-        guard let connector = config.connector(identity.connector), let directory = connectors.ldap[connector.id] else {
+        guard let connector = config.connector(identity.connector), connector.type != "local" else {
+            return .gone("the connector '\(identity.connector)' that signed this user in is no longer configured.")
+        }
+        if connector.type == "oidc" {
+            return await upstreamFreshness(
+                authentication, identity: identity, connector: connector, askUpstream: askUpstream)
+        }
+        guard let directory = connectors.ldap[connector.id] else {
             return .gone("the connector '\(identity.connector)' that signed this user in is no longer configured.")
         }
         do {
@@ -181,7 +189,8 @@ extension OAuthEngine {
         guard let record = try await store.session(idHash: Self.hash(cookie), now: clock.now()) else { return nil }
         // A session is a login only while its source still vouches for the person; a directory that cannot be asked
         // sends the person to the login page, which says so.
-        guard case .current(let authentication) = await freshness(of: record.authentication) else { return nil }
+        guard case .current(let authentication) = await freshness(of: record.authentication, askUpstream: false)
+        else { return nil }
         return authentication
     }
 

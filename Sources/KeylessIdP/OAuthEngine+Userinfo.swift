@@ -29,7 +29,7 @@ extension OAuthEngine {
                 emailVerified: released.email == nil ? nil : true, groups: released.groups)
         }
         guard let colon = claims.sub.firstIndex(of: ":"),
-            config.connector(String(claims.sub[..<colon]))?.type == "ldap"
+            let type = config.connector(String(claims.sub[..<colon]))?.type, type != "local"
         else {
             throw OAuthError("invalid_token", "the token is not for a user.", status: 401)
         }

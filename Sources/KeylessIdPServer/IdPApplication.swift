@@ -99,6 +99,9 @@ struct IdPRoutes {
     var sessionCookie: String { secureCookies ? "__Host-keyless_session" : "keyless_session" }
     /// The form cookie's name (the random value form tokens are bound to), prefixed the same way.
     var formCookie: String { secureCookies ? "__Host-keyless_csrf" : "keyless_csrf" }
+    /// The cookie that ties an upstream sign-in ("Sign in with …") to the browser that started it: SameSite=Lax, so it
+    /// comes back with the upstream provider's top-level redirect.
+    var upstreamCookie: String { secureCookies ? "__Host-keyless_upstream" : "keyless_upstream" }
 
     func add(to router: Router<IdPRequestContext>) {
         router.get("/.well-known/openid-configuration") { _, _ in
@@ -119,6 +122,7 @@ struct IdPRoutes {
         router.post("/device_authorization") { request, context in
             try await deviceAuthorization(request, peer: context.peer)
         }
+        router.get("/callback/:connector") { request, context in try await upstreamCallback(request, context) }
         router.get("/device") { request, context in try await deviceGet(request, context) }
         router.post("/device") { request, context in try await devicePost(request, context) }
         router.get("/userinfo") { request, _ in try await userinfo(request) }
@@ -211,6 +215,9 @@ struct IdPRoutes {
             }
             return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
         default:
+            if let upstream = form["upstream"], !upstream.isEmpty {
+                return await startUpstream(upstream, authorization, token: token, peer: context.peer)
+            }
             let username = form["username"] ?? ""
             switch await engine.login(
                 connector: form["connector"], username: username, password: form["password"] ?? "", otp: form["otp"],
@@ -242,6 +249,103 @@ struct IdPRoutes {
                 return response
             }
         }
+    }
+
+    // MARK: Upstream providers
+
+    /// "Sign in with …": the browser goes to the upstream provider with a sealed state, and a cookie that only this
+    /// browser sends back.
+    func startUpstream(_ id: String, _ authorization: AuthorizationRequest, token: String, peer: String) async
+        -> Response
+    {
+        let browser = randomToken()
+        do {
+            var response = Responses.redirect(
+                try await engine.startUpstream(connector: id, request: authorization, browser: browser))
+            response.setCookie(
+                Cookie(
+                    name: upstreamCookie, value: browser, maxAge: 600, path: "/", secure: secureCookies,
+                    httpOnly: true, sameSite: .lax))
+            return response
+        } catch {
+            let name = engine.config.connector(id)?.displayName ?? id
+            logger.notice(
+                "upstream sign-in could not start",
+                metadata: ["connector": .string(id), "detail": .string("\(error)"), "peer": .string(peer)])
+            metrics.login(outcome: "upstream_unavailable")
+            var response = Responses.html(
+                Pages.login(
+                    clientID: authorization.clientID, request: authorization.fields, csrf: token,
+                    message:
+                        "Sign-in with \(name) cannot start right now (its provider does not answer). Try again in a minute.",
+                    connectors: connectorChoices), status: .serviceUnavailable)
+            response.headers[.retryAfter] = "30"
+            return response
+        }
+    }
+
+    /// The upstream provider's redirect back: finish its sign-in, then go on as after a password login.
+    func upstreamCallback(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let id = context.parameters.get("connector") ?? ""
+        let query: [String: String]
+        do { query = try FormFields.query(request) } catch {
+            return Responses.html(Pages.error("The sign-in answer is malformed."), status: .badRequest)
+        }
+        let browser = request.cookies[upstreamCookie]?.value
+        var response: Response
+        switch await engine.finishUpstream(connector: id, query: query, browser: browser) {
+        case .failure(.page(let message)):
+            metrics.login(outcome: "upstream_invalid")
+            logger.notice(
+                "upstream callback refused", metadata: ["connector": .string(id), "peer": .string(context.peer)])
+            response = Responses.html(Pages.error(message), status: .badRequest)
+        case .failure(.refused(let message, let authorization)):
+            metrics.login(outcome: "upstream_refused")
+            logger.notice(
+                "upstream sign-in refused",
+                metadata: ["connector": .string(id), "detail": .string(message), "peer": .string(context.peer)])
+            response = withFormToken(request, session: nil) { token in
+                Responses.html(
+                    Pages.login(
+                        clientID: authorization.clientID, request: authorization.fields, csrf: token, message: message,
+                        connectors: connectorChoices), status: .forbidden)
+            }
+        case .failure(.unavailable(let detail, let authorization)):
+            metrics.login(outcome: "upstream_unavailable")
+            logger.notice(
+                "upstream sign-in failed",
+                metadata: ["connector": .string(id), "detail": .string(detail), "peer": .string(context.peer)])
+            let name = engine.config.connector(id)?.displayName ?? id
+            response = withFormToken(request, session: nil) { token in
+                Responses.html(
+                    Pages.login(
+                        clientID: authorization.clientID, request: authorization.fields, csrf: token,
+                        message:
+                            "Sign-in with \(name) could not be completed (its provider did not answer as expected). Try again in a minute.",
+                        connectors: connectorChoices), status: .serviceUnavailable)
+            }
+            response.headers[.retryAfter] = "30"
+        case .success(let (authentication, authorization)):
+            metrics.login(outcome: "success")
+            let sessionID = try await engine.startSession(authentication)
+            if isFirstParty(authorization.clientID) {
+                response = Responses.redirect(try await engine.issueCode(authorization, authentication: authentication))
+            } else {
+                response = withFormToken(request, session: sessionID) { token in
+                    Responses.html(
+                        Pages.consent(
+                            clientID: authorization.clientID, scope: authorization.scope, request: authorization.fields,
+                            csrf: token, username: Self.shownName(authentication)))
+                }
+            }
+            response.setCookie(cookie(sessionCookie, sessionID, sameSite: .lax))
+        }
+        // The cookie has done its job either way.
+        response.setCookie(
+            Cookie(
+                name: upstreamCookie, value: "", maxAge: 0, path: "/", secure: secureCookies, httpOnly: true,
+                sameSite: .lax))
+        return response
     }
 
     /// The answer to a failed login on either form: `page` renders the form again with the message. Records the
@@ -294,7 +398,9 @@ struct IdPRoutes {
 
     /// The login form's "Sign in with" choices.
     var connectorChoices: [Pages.ConnectorChoice] {
-        engine.config.effectiveConnectors.map { Pages.ConnectorChoice(id: $0.id, name: $0.displayName) }
+        engine.config.effectiveConnectors.map {
+            Pages.ConnectorChoice(id: $0.id, name: $0.displayName, upstream: $0.type == "oidc")
+        }
     }
 
     func isFirstParty(_ clientID: String) -> Bool { engine.config.client(clientID)?.firstParty ?? true }

@@ -42,12 +42,16 @@ enum Pages {
     struct ConnectorChoice: Equatable {
         var id: String
         var name: String
+        /// Another OpenID Provider: a "Sign in with" button rather than a choice for the password form.
+        var upstream: Bool = false
     }
 
-    /// "Sign in with": shown only when there is more than one connector; `selected` is kept after a failed attempt.
+    /// "Sign in with": shown only when there is more than one password connector; `selected` is kept after a failed
+    /// attempt.
     static func connectorField(_ choices: [ConnectorChoice], selected: String?) -> String {
-        guard choices.count > 1 else { return "" }
-        let options = choices.map { choice in
+        let password = choices.filter { !$0.upstream }
+        guard password.count > 1 else { return "" }
+        let options = password.map { choice in
             let mark = choice.id == selected ? " selected" : ""
             return "<option value=\"\(htmlEscaped(choice.id))\"\(mark)>\(htmlEscaped(choice.name))</option>"
         }
@@ -57,6 +61,18 @@ enum Pages {
             \(options.joined(separator: "\n"))
             </select>
             """
+    }
+
+    /// One button per upstream provider, submitting the same form (its hidden fields carry the request).
+    static func upstreamButtons(_ choices: [ConnectorChoice]) -> String {
+        choices.filter(\.upstream).map {
+            "<button type=\"submit\" name=\"upstream\" value=\"\(htmlEscaped($0.id))\" formnovalidate>Sign in with \(htmlEscaped($0.name))</button>"
+        }.joined(separator: "\n")
+    }
+
+    /// Whether the page has a password form at all (only upstream providers configured: buttons only).
+    static func hasPasswordForm(_ choices: [ConnectorChoice]) -> Bool {
+        choices.isEmpty || choices.contains { !$0.upstream }
     }
 
     static func credentialFields(username: String, connectors: [ConnectorChoice] = [], selected: String? = nil)
@@ -86,8 +102,8 @@ enum Pages {
                 \(alert)
                 <form method="post" action="/authorize">
                 \(hidden(request + [("csrf", csrf)]))
-                \(credentialFields(username: username, connectors: connectors, selected: selected))
-                <button type="submit" name="action" value="login">Sign in</button>
+                \(hasPasswordForm(connectors) ? credentialFields(username: username, connectors: connectors, selected: selected) + "\n<button type=\"submit\" name=\"action\" value=\"login\">Sign in</button>" : "")
+                \(upstreamButtons(connectors))
                 <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
                 </form>
                 """)

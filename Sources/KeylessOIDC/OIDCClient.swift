@@ -223,11 +223,13 @@ public actor OIDCClient {
     }
 
     /// The authorization URL for a web application's sign-in (authorization code with PKCE S256, `state` and `nonce`);
-    /// it asks for no refresh token (no Google `access_type=offline`, no `prompt=consent`).
-    public func authorizationURL(redirectURI: String, state: String, nonce: String, pkce: PKCE) async throws -> String {
+    /// it asks for no refresh token (no Google `access_type=offline`, no `prompt=consent`) unless `offline`.
+    public func authorizationURL(
+        redirectURI: String, state: String, nonce: String, pkce: PKCE, offline: Bool = false
+    ) async throws -> String {
         let metadata = try await metadata()
         let query = try await authorizationQuery(
-            redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil, offline: false)
+            redirectURI: redirectURI, state: state, nonce: nonce, pkce: pkce, previous: nil, offline: offline)
         return metadata.authorizationEndpoint + (metadata.authorizationEndpoint.contains("?") ? "&" : "?")
             + FormEncoding.encode(query)
     }
@@ -334,6 +336,34 @@ public actor OIDCClient {
         refreshed.authorizationParameters = tokens.authorizationParameters
         refreshed.requestedScopes = tokens.requestedScopes
         return refreshed
+    }
+
+    /// A provider brokering another's sign-in checks the upstream session: a refresh that succeeds (HTTP 200) proves it
+    /// alive even without a new ID token (glewlwyd sends none). Returns the new ID token (verified) and refresh token,
+    /// when sent. Throws `loginRequired`, with the provider's reason, when the refresh token is refused.
+    public func refreshSession(refreshToken: String, scopes: [String]? = nil) async throws -> (
+        idToken: String?, refreshToken: String?
+    ) {
+        let metadata = try await metadata()
+        var form = [("grant_type", "refresh_token"), ("refresh_token", refreshToken)]
+        if let scopes { form.append(("scope", scopes.joined(separator: " "))) }
+        let response = try await send(metadata.tokenEndpoint, form: form, what: "refresh")
+        let body = Self.json(response.body)
+        guard response.status == 200 else {
+            let error = body["error"]?.string
+            if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
+            {
+                let description = body["error_description"]?.string.map { String($0.prefix(300)) }
+                throw KeylessError(
+                    .loginRequired,
+                    "\(configuration.issuer) no longer accepts the session (\(error ?? "HTTP \(response.status)")\(description.map { ": \($0)" } ?? "")).",
+                    hint: "Sign in again.")
+            }
+            throw tokenError(response, what: "refresh")
+        }
+        let idToken = body["id_token"]?.string
+        if let idToken { _ = try await verify(idToken: idToken) }
+        return (idToken, body["refresh_token"]?.string)
     }
 
     /// Revokes a refresh token (RFC 7009); returns false when the provider has no revocation endpoint.

@@ -135,6 +135,32 @@ public final class GlewlwydServer: Sendable {
         }
     }
 
+    /// Registers a confidential web client (authorization code + refresh token, `client_secret_basic`/`_post`) with
+    /// its redirect URIs, as glewlwyd's administrator (admin/password, from its seed database).
+    public func registerClient(id: String, secret: String, redirectURIs: [String]) async throws {
+        let admin = try await login(user: "admin", password: "password")
+        let body = try JSONSerialization.data(withJSONObject: [
+            "client_id": id, "name": id, "enabled": true, "confidential": true, "password": secret,
+            "token_endpoint_auth_method": ["client_secret_basic", "client_secret_post"], "redirect_uri": redirectURIs,
+            "authorization_type": ["code", "refresh_token"], "scope": [],
+        ])
+        let answer = try await PartnerHTTP.send(
+            "POST", "\(baseURL)/api/client/", headers: ["Content-Type": "application/json", "Cookie": admin], body: body
+        )
+        guard answer.status == 200 else {
+            throw TestSupportError("glewlwyd registering client \(id) answered HTTP \(answer.status) \(answer.text)")
+        }
+    }
+
+    /// Deletes a user, as the organisation's administrator would at offboarding.
+    public func deleteUser(_ name: String) async throws {
+        let admin = try await login(user: "admin", password: "password")
+        let answer = try await PartnerHTTP.send("DELETE", "\(baseURL)/api/user/\(name)", headers: ["Cookie": admin])
+        guard answer.status == 200 else {
+            throw TestSupportError("glewlwyd deleting user \(name) answered HTTP \(answer.status) \(answer.text)")
+        }
+    }
+
     /// Stops glewlwyd by its PID (SIGTERM, then SIGKILL after 3 s) and waits until it is gone. Idempotent.
     public func stop() { stopProcess(pid: pid) }
 

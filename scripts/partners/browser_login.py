@@ -5,6 +5,8 @@ Usage: python browser_login.py AUTHORIZATION_URL
 Env:   KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD  the user to log in as
        KEYLESS_TEST_TOTP_SECRET=base32            optional: the user's TOTP secret (keyless idp's one-time code field)
        KEYLESS_TEST_CONNECTOR=id                  optional: keyless idp's "Sign in with" choice (a connector id)
+       KEYLESS_TEST_UPSTREAM=id                   optional: on keyless idp's page, click "Sign in with" the upstream
+                                                  provider of that connector id, then log in there (glewlwyd)
        KEYLESS_TEST_SCREENSHOT=path               optional: save a screenshot of the final page
        KEYLESS_TEST_BROWSER_TIMEOUT=seconds       optional: overall limit (default 60)
 
@@ -103,10 +105,55 @@ def main():
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page()
+            def glewlwyd_login():
+                """glewlwyd's login and consent pages, up to its redirect back."""
+                nonlocal step
+                step = "waiting for the login form"
+                page.locator("#username").wait_for(state="visible", timeout=remaining_ms())
+                page.fill("#username", user, timeout=remaining_ms())
+                page.fill("#password", password, timeout=remaining_ms())
+                step = "submitting the login form"
+                with page.expect_response(lambda r: r.request.method == "POST" and "/api/auth/" in r.url,
+                                          timeout=remaining_ms()) as login:
+                    page.get_by_role("button", name="OK", exact=True).click(timeout=remaining_ms())
+                if login.value.status == 401:
+                    raise LoginRejected(f"glewlwyd rejected the password of user {user!r} (HTTP 401)")
+                if login.value.status >= 400:
+                    raise LoginRejected(f"glewlwyd login answered HTTP {login.value.status}")
+
+                step = "waiting for the consent/continue page"
+                grant = page.get_by_role("button", name="Grant access")
+                cont = page.get_by_role("button", name="Continue")
+                cont.wait_for(state="visible", timeout=remaining_ms())
+                page.wait_for_load_state("networkidle", timeout=remaining_ms())
+                if grant.is_visible():
+                    step = "granting scopes"
+                    for box in page.locator("input[type=checkbox]:not([disabled])").all():
+                        if not box.is_checked():
+                            box.check(timeout=remaining_ms())
+                    grant.click(timeout=remaining_ms())
+                    page.wait_for_load_state("networkidle", timeout=remaining_ms())
+                step = "continuing to the redirect URI"
+                cont.click(timeout=remaining_ms())
+
             step = f"opening {idp_origin}"
             page.goto(url, timeout=remaining_ms())
             keyless_form = page.locator('form[action="/authorize"]')
-            if not at_redirect(page.url) and keyless_form.count() > 0:
+            upstream = os.environ.get("KEYLESS_TEST_UPSTREAM")
+            if upstream and not at_redirect(page.url) and keyless_form.count() > 0:
+                step = f"choosing the upstream provider {upstream} on keyless idp's page"
+                page.locator(f'button[name="upstream"][value="{upstream}"]').click(timeout=remaining_ms())
+                page.wait_for_load_state("load", timeout=remaining_ms())
+                glewlwyd_login()
+                # Back through keyless idp's /callback/<id>: it either redirects on to the client or shows its page.
+                step = "returning through keyless idp"
+                page.wait_for_url(lambda u: at_redirect(u) or u.startswith(idp_origin + "/"), wait_until="load",
+                                  timeout=remaining_ms())
+                if not at_redirect(page.url):
+                    alert = page.locator("[role=alert]")
+                    if alert.count() > 0:
+                        raise LoginRejected(f"keyless idp refused the login: {alert.first.inner_text()}")
+            elif not at_redirect(page.url) and keyless_form.count() > 0:
                 step = "filling keyless idp's login form"
                 connector = os.environ.get("KEYLESS_TEST_CONNECTOR")
                 if connector:
@@ -158,33 +205,7 @@ def main():
                         step = "accepting on LemonLDAP::NG's consent page"
                         accept.first.click(timeout=remaining_ms())
             elif not at_redirect(page.url):
-                step = "waiting for the login form"
-                page.locator("#username").wait_for(state="visible", timeout=remaining_ms())
-                page.fill("#username", user, timeout=remaining_ms())
-                page.fill("#password", password, timeout=remaining_ms())
-                step = "submitting the login form"
-                with page.expect_response(lambda r: r.request.method == "POST" and "/api/auth/" in r.url,
-                                          timeout=remaining_ms()) as login:
-                    page.get_by_role("button", name="OK", exact=True).click(timeout=remaining_ms())
-                if login.value.status == 401:
-                    raise LoginRejected(f"glewlwyd rejected the password of user {user!r} (HTTP 401)")
-                if login.value.status >= 400:
-                    raise LoginRejected(f"glewlwyd login answered HTTP {login.value.status}")
-
-                step = "waiting for the consent/continue page"
-                grant = page.get_by_role("button", name="Grant access")
-                cont = page.get_by_role("button", name="Continue")
-                cont.wait_for(state="visible", timeout=remaining_ms())
-                page.wait_for_load_state("networkidle", timeout=remaining_ms())
-                if grant.is_visible():
-                    step = "granting scopes"
-                    for box in page.locator("input[type=checkbox]:not([disabled])").all():
-                        if not box.is_checked():
-                            box.check(timeout=remaining_ms())
-                    grant.click(timeout=remaining_ms())
-                    page.wait_for_load_state("networkidle", timeout=remaining_ms())
-                step = "continuing to the redirect URI"
-                cont.click(timeout=remaining_ms())
+                glewlwyd_login()
             step = f"waiting for the redirect to {redirect_uri or 'the loopback listener'}"
             page.wait_for_url(at_redirect, wait_until="load", timeout=remaining_ms())
             if screenshot:

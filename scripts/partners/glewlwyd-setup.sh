@@ -1,7 +1,8 @@
 #!/bin/bash
 # Usage: glewlwyd-setup.sh DIR PORT [REDIRECT_PORT]   (needs: apt-get install glewlwyd sqlite3 jq curl openssl)
 # Seeds a private glewlwyd (SQLite) in DIR, starts it on 127.0.0.1:PORT and writes its pid to DIR/glewlwyd.pid.
-#   users:   alice/alice-password-1, bob/bob-password-1
+#   users:   alice/alice-password-1 (groups developers, aws-admins), bob/bob-password-1 (groups contractors);
+#            the ID token's groups claim lists them
 #   clients: swift-cli (public; code, refresh_token, device_authorization;
 #              redirect http://127.0.0.1:REDIRECT_PORT/callback, default 8765)
 #            svc/svc-secret-123 (confidential; client_credentials, scope aws)
@@ -19,6 +20,8 @@ done
 curl() { command curl --connect-timeout 5 --max-time 20 "$@"; }
 mkdir -p "$D"; cd "$D"; rm -f glewlwyd.db *.jar
 zcat /usr/share/doc/glewlwyd/database/init.sqlite3.sql.gz | sqlite3 glewlwyd.db   # seeds admin/password
+# Users get a multi-valued "groups" property, released as the ID token's groups claim (see the plugin's "claims").
+sqlite3 glewlwyd.db "UPDATE g_user_module_instance SET gumi_parameters = json_set(gumi_parameters, '\$.\"data-format\".groups', json('{\"multiple\":true,\"read\":true,\"write\":true,\"profile-read\":true,\"profile-write\":false}')) WHERE gumi_name = 'database';"
 # static login/admin web app (Debian's webapp/config.json symlink points at a directory: copy the real file)
 rm -rf webapp; cp -rL /usr/share/glewlwyd/webapp webapp 2>/dev/null || true; rm -rf webapp/config.json
 cp /etc/glewlwyd/config-2.7.json/config.json webapp/config.json
@@ -83,12 +86,14 @@ jq -n --rawfile key oidc-key.pem --rawfile cert oidc-pub.pem --arg iss "$G/api/o
     "pkce-allowed":true, "pkce-method-plain-allowed":false,
     "device-authorization-expiration":600, "device-authorization-interval":5,
     "subject-type":"public", "name-claim":"on-demand", "email-claim":"mandatory",
-    "allowed-scope":["openid","email","profile","offline_access","aws"] }}' \
+    "allowed-scope":["openid","email","profile","offline_access","aws"],
+    claims:[{name:"groups", "user-property":"groups", type:"string", mandatory:true, "on-demand":false,
+             "boolean-value-true":"", "boolean-value-false":"", scopes:[]}] }}' \
  | curl -sf -b admin.jar -H "$J" -d @- $G/api/mod/plugin/ >/dev/null
 for s in email profile offline_access aws; do
   curl -sf -b admin.jar -H "$J" -d "{\"name\":\"$s\",\"display_name\":\"$s\",\"description\":\"$s\",\"password_required\":true,\"password_max_age\":0,\"scheme\":{}}" $G/api/scope/ >/dev/null; done
-curl -sf -b admin.jar -H "$J" -d '{"username":"alice","password":"alice-password-1","name":"Alice Test","email":"alice@example.com","scope":["openid","email","profile","offline_access","aws","g_profile"],"enabled":true}' $G/api/user/ >/dev/null
-curl -sf -b admin.jar -H "$J" -d '{"username":"bob","password":"bob-password-1","name":"Bob Test","email":"bob@example.com","scope":["openid","email","profile","offline_access","aws","g_profile"],"enabled":true}' $G/api/user/ >/dev/null
+curl -sf -b admin.jar -H "$J" -d '{"username":"alice","password":"alice-password-1","name":"Alice Test","email":"alice@example.com","groups":["developers","aws-admins"],"scope":["openid","email","profile","offline_access","aws","g_profile"],"enabled":true}' $G/api/user/ >/dev/null
+curl -sf -b admin.jar -H "$J" -d '{"username":"bob","password":"bob-password-1","name":"Bob Test","email":"bob@example.com","groups":["contractors"],"scope":["openid","email","profile","offline_access","aws","g_profile"],"enabled":true}' $G/api/user/ >/dev/null
 curl -sf -b admin.jar -H "$J" -d '{"client_id":"swift-cli","name":"swift cli","enabled":true,"confidential":false,"redirect_uri":["http://127.0.0.1:'"$RP"'/callback"],"authorization_type":["code","refresh_token","device_authorization"],"scope":[]}' $G/api/client/ >/dev/null
 curl -sf -b admin.jar -H "$J" -d '{"client_id":"svc","name":"service","enabled":true,"confidential":true,"password":"svc-secret-123","token_endpoint_auth_method":["client_secret_basic","client_secret_post"],"redirect_uri":[],"authorization_type":["client_credentials"],"scope":["aws"]}' $G/api/client/ >/dev/null
 curl -sf -b admin.jar -H "$J" -d '{"client_id":"oidc-agent","name":"oidc-agent","enabled":true,"confidential":true,"password":"agent-secret-123","token_endpoint_auth_method":["client_secret_basic","client_secret_post"],"redirect_uri":["http://localhost:4242"],"authorization_type":["password","refresh_token","code","device_authorization"],"scope":[]}' $G/api/client/ >/dev/null

@@ -113,7 +113,9 @@ extension Keyless.IdP {
                     kekPath: store.kek, keyReload: keyReload, context: context)
                 let connectors: Connectors
                 do {
-                    connectors = try Connectors.open(runtime.config, environment: context.environment)
+                    connectors = try Connectors.open(
+                        runtime.config, environment: context.environment, http: context.http, clock: context.clock,
+                        logger: logger)
                 } catch {
                     try? await runtime.store.close()
                     throw error
