@@ -148,7 +148,12 @@ public actor LDAPConnector {
                 return []  // more than two people match the name: as ambiguous as two
             }
         }
-        guard entries.count == 1, let entry = entries.first else { throw DirectoryLoginError.invalidCredentials }
+        guard entries.count == 1, let entry = entries.first else {
+            // An unknown (or ambiguous) name still costs a bind, so the answer's timing does not tell which names
+            // exist: a DN under the user base that no entry has, with the password given.
+            try? await bindAsUser(dn: "cn=keyless-no-such-person," + configuration.userBase, password: password)
+            throw DirectoryLoginError.invalidCredentials
+        }
         // The password first: only someone who knows it learns that the account is disabled, locked or expired
         // (Active Directory says so in the bind's answer only for the right password, and the flags are read after).
         try await bindAsUser(dn: entry.dn, password: password)

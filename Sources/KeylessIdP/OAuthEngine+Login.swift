@@ -16,7 +16,8 @@ extension OAuthEngine {
     public func login(
         connector connectorID: String? = nil, username: String, password: String, otp: String?, address: String
     ) async -> Result<Authentication, LoginFailure> {
-        let candidates = config.effectiveConnectors
+        // Only password connectors take a password: an upstream provider's people sign in there, never here.
+        let candidates = config.effectiveConnectors.filter { $0.type == "local" || $0.type == "ldap" }
         guard let connector = connectorID == nil ? candidates.first : candidates.first(where: { $0.id == connectorID })
         else { return .failure(.invalid) }
         if connector.type == "ldap" {

@@ -150,6 +150,17 @@ extension OAuthEngine {
         case .string(let single): groups = single.split(separator: " ").map(String.init)
         default: groups = []
         }
+        // Entra ID puts no groups in a token for a person in more than 200 (150 for SAML) but points to Graph
+        // instead ("groups overage": `_claim_names: {groups: src1}`, learn.microsoft.com/en-us/entra/identity-platform/
+        // id-token-claims-reference#groups-overage-claim). Guessing would be wrong either way: say so.
+        if claims[mapping.groups ?? "groups"] == nil, case .object(let names) = claims["_claim_names"],
+            names[mapping.groups ?? "groups"] != nil, !(connector.allowedGroups ?? []).isEmpty
+        {
+            return .failure(
+                UpstreamRefusal(
+                    "\(name) sent no group list for your account (too many groups for one token); ask the administrator to release only the groups keyless needs (Entra: groups assigned to the application)."
+                ))
+        }
         if let allowed = connector.allowedGroups, !allowed.isEmpty {
             groups = groups.filter(allowed.contains)
             guard !groups.isEmpty else {

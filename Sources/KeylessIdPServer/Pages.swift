@@ -131,9 +131,12 @@ enum Pages {
         signedInAs: String?, request: (client: String, scope: String)? = nil, message: String? = nil
     ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
+        // Upstream providers are not offered here yet: a person signed in through one (in this browser) is recognised.
         let who =
             signedInAs.map { "<p>Signed in as <strong>\(htmlEscaped($0))</strong>.</p>" }
-            ?? credentialFields(username: "", connectors: connectors, selected: selected)
+            ?? (hasPasswordForm(connectors)
+                ? credentialFields(username: "", connectors: connectors, selected: selected)
+                : "<p class=\"hint\">Sign in first in this browser (run <code>keyless login</code> without --device, or open the application's sign-in), then open this page again.</p>")
         let asking =
             request.map {
                 "<p class=\"request\">This code is for <strong>\(htmlEscaped($0.client))</strong>, asking for the scopes <code>\(htmlEscaped($0.scope))</code>. "

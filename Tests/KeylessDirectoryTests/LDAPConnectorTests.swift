@@ -93,6 +93,22 @@ struct LDAPConnectorTests {
         }
     }
 
+    @Test("an unknown name costs a bind too (to a DN no entry has), so timing does not tell which names exist")
+    func unknownNameBinds() async throws {
+        try await withConnector { slapd, connector in
+            let dummyBind = "BIND dn=\"cn=keyless-no-such-person,ou=people,dc=example,dc=com\" method=128"
+            func dummyBinds() throws -> Int {
+                try String(contentsOfFile: slapd.logFile, encoding: .utf8).components(separatedBy: dummyBind).count - 1
+            }
+            await #expect(throws: DirectoryLoginError.invalidCredentials) {
+                try await connector.authenticate(username: "nobody", password: "Passw0rd-A1")
+            }
+            #expect(try dummyBinds() == 1)
+            _ = try await connector.authenticate(username: "alice", password: "Passw0rd-A1")
+            #expect(try dummyBinds() == 1, "a known name binds as the person, not the dummy")
+        }
+    }
+
     @Test(
         "a name that matches two or more people is 'invalid credentials' (never a login as one of them, never 'unavailable')"
     )

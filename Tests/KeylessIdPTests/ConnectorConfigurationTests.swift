@@ -102,6 +102,41 @@ struct ConnectorConfigurationTests {
             "connectors:\n  - id: local\n    type: local\n", "connectors:\n", line: 3, "no connector of type local")
     }
 
+    @Test("an upstream connector: a missing client_id, an http issuer, two secrets, an LDAP setting are refused")
+    func upstreamRefusals() {
+        let upstream = """
+            issuer: https://idp.example.org
+            clients:
+              - id: keyless-cli
+                redirect_uris: ["http://127.0.0.1/callback"]
+                grants: [authorization_code]
+            connectors:
+              - id: google
+                type: oidc
+                issuer: https://accounts.google.com
+                client_id: abc
+            """
+        func refused(_ old: String, _ new: String, _ message: String, sourceLocation: SourceLocation = #_sourceLocation)
+        {
+            let text = upstream.replacingOccurrences(of: old, with: new)
+            #expect(text != upstream, sourceLocation: sourceLocation)
+            do {
+                _ = try IdPConfiguration.parse(text, path: "idp.yaml")
+                Issue.record("accepted: \(new)", sourceLocation: sourceLocation)
+            } catch let error as KeylessError {
+                #expect(error.reason.contains(message), "\(error.reason)", sourceLocation: sourceLocation)
+            } catch {
+                Issue.record("\(error)", sourceLocation: sourceLocation)
+            }
+        }
+        #expect((try? IdPConfiguration.parse(upstream, path: "idp.yaml")) != nil)
+        refused("\n    client_id: abc", "", "needs client_id")
+        refused("https://accounts.google.com", "http://accounts.google.com", "https issuer")
+        refused("client_id: abc", "client_id: abc\n    client_secret_file: /a\n    client_secret_env: B", "both")
+        refused("client_id: abc", "client_id: abc\n    bind_dn: cn=x", "has no setting 'bind_dn'")
+        refused("client_id: abc", "client_id: abc\n    email_domains: [\"@example.org\"]", "is not a domain")
+    }
+
     @Test("a local user whose subject looks like a directory's subject is refused: tokens could confuse the two")
     func subjectCollision() {
         expectError(
@@ -153,6 +188,14 @@ struct ReadmeConnectorExampleTests {
         #expect(config.effectiveConnectors.map(\.id) == ["corp"])
         let ldap = try #require(config.connector("corp")).ldapConfiguration(bindPassword: "x")
         #expect(ldap.startTLS && ldap.subjectAttribute == "entryUUID" && ldap.groups == .memberOf(nested: true))
+    }
+
+    @Test("the upstream example parses: Google with its hosted domain, Entra with tenant, groups and domains")
+    func upstream() throws {
+        let config = try IdPConfiguration.parse(try Self.example("connectors-upstream"), path: "README.md")
+        #expect(config.effectiveConnectors.map(\.id) == ["google", "entra"])
+        #expect(config.connector("google")?.hostedDomain == "example.org")
+        #expect(config.connector("entra")?.allowedGroups == ["aws-developers", "aws-admins"])
     }
 
     @Test("the Active Directory example parses: the file's users as 'local' beside AD with its defaults")

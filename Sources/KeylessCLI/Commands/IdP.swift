@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KeylessCore
+import KeylessHTTP
 import KeylessIdP
 
 extension Keyless {
@@ -73,13 +74,23 @@ extension Keyless {
                     let parsed = try IdPConfiguration.load(path: config)
                     // Each directory is asked once, as the service account, so a wrong password or base shows now
                     // rather than at the first person's login.
-                    let connectors = try Connectors.open(parsed, environment: .process)
+                    let connectors = try Connectors.open(
+                        parsed, environment: .process, http: AsyncHTTPTransport(timeout: .seconds(10)))
                     var lines: [String] = []
                     var failed = false
-                    for connector in parsed.effectiveConnectors where connector.type == "ldap" {
+                    for connector in parsed.effectiveConnectors where connector.type != "local" {
                         do {
-                            try await connectors.ldap[connector.id]?.probe()
-                            lines.append("connector \(connector.id): \(connector.url ?? "") reachable, user base found")
+                            if let directory = connectors.ldap[connector.id] {
+                                try await directory.probe()
+                                lines.append(
+                                    "connector \(connector.id): \(connector.url ?? "") reachable, user base found")
+                            } else if let upstream = connectors.upstream[connector.id] {
+                                // Its discovery document and keys: what every sign-in through it needs.
+                                _ = try await upstream.metadata()
+                                lines.append(
+                                    "connector \(connector.id): \(connector.issuer ?? "") answers discovery; register the redirect URI <issuer>/callback/\(connector.id) there"
+                                )
+                            }
                         } catch {
                             failed = true
                             lines.append("connector \(connector.id): \(error)")
@@ -87,12 +98,14 @@ extension Keyless {
                     }
                     await connectors.shutdown()
                     let summary =
-                        "\(config): \(failed ? "valid, but a directory cannot be used" : "ok") (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))"
+                        "\(config): \(failed ? "valid, but a connector cannot be used" : "ok") (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))"
                     FileHandle.standardOutput.write(Data(([summary] + lines).joined(separator: "\n").utf8 + [0x0a]))
                     if failed {
                         throw KeylessError(
-                            .configInvalid, "a directory connector of \(config) cannot be used (see above).",
-                            hint: "Check its url, ca_file, bind_dn and password, and that the directory is up.")
+                            .configInvalid, "a connector of \(config) cannot be used (see above).",
+                            hint:
+                                "Check its url or issuer, its CA file, its account and secret, and that the directory or provider is up."
+                        )
                     }
                 }
             }
