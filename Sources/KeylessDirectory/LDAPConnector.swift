@@ -36,6 +36,8 @@ public struct LDAPConnectorConfiguration: Sendable, Equatable {
     public var groups: Groups
     /// A group's name: this attribute of the group entry, or the value of its DN's first RDN (`cn=developers,…`).
     public var groupNameAttribute: String
+    /// More attributes to read from the person's entry (for AWS claims), given back in `DirectoryIdentity.attributes`.
+    public var extraAttributes: [String]
     /// Active Directory: refuse disabled, locked-out and expired accounts and expired passwords from the entry's
     /// `userAccountControl` and `msDS-User-Account-Control-Computed`, and read AD's bind diagnostics.
     public var activeDirectory: Bool
@@ -49,7 +51,8 @@ public struct LDAPConnectorConfiguration: Sendable, Equatable {
         userBase: String, userFilter: String, subjectAttribute: String = "entryUUID", usernameAttribute: String = "uid",
         emailAttribute: String = "mail",
         nameAttribute: String = "cn", groups: Groups = .memberOf(nested: true), groupNameAttribute: String = "cn",
-        activeDirectory: Bool = false, timeout: TimeAmount = .seconds(5), poolSize: Int = 4
+        extraAttributes: [String] = [], activeDirectory: Bool = false, timeout: TimeAmount = .seconds(5),
+        poolSize: Int = 4
     ) {
         self.url = url
         self.startTLS = startTLS
@@ -64,6 +67,7 @@ public struct LDAPConnectorConfiguration: Sendable, Equatable {
         self.nameAttribute = nameAttribute
         self.groups = groups
         self.groupNameAttribute = groupNameAttribute
+        self.extraAttributes = extraAttributes
         self.activeDirectory = activeDirectory
         self.timeout = timeout
         self.poolSize = poolSize
@@ -82,6 +86,8 @@ public struct DirectoryIdentity: Sendable, Equatable {
     public var name: String?
     /// Group names, sorted, without duplicates.
     public var groups: [String]
+    /// The first value of each of `extraAttributes` the entry has, by the attribute's name as configured.
+    public var attributes: [String: String] = [:]
 }
 
 /// Why a directory login or refresh failed. `invalidCredentials` is all a login page may say about a name or password.
@@ -188,10 +194,11 @@ public actor LDAPConnector {
     }
 
     var userAttributes: [String] {
-        var attributes = [
-            configuration.subjectAttribute, configuration.usernameAttribute, configuration.emailAttribute,
-            configuration.nameAttribute, "memberOf",
-        ]
+        var attributes =
+            [
+                configuration.subjectAttribute, configuration.usernameAttribute, configuration.emailAttribute,
+                configuration.nameAttribute, "memberOf",
+            ] + configuration.extraAttributes
         if configuration.activeDirectory {
             attributes += ["userAccountControl", "msDS-User-Account-Control-Computed"]
         }
@@ -241,10 +248,14 @@ public actor LDAPConnector {
             )
         }
         let groups = try await groupNames(of: entry)
+        var attributes: [String: String] = [:]
+        for name in configuration.extraAttributes {
+            if let value = Self.subject(entry, attribute: name) { attributes[name] = value }
+        }
         return DirectoryIdentity(
             dn: entry.dn, subject: subject, username: entry.string(configuration.usernameAttribute),
             email: entry.string(configuration.emailAttribute),
-            name: entry.string(configuration.nameAttribute), groups: groups)
+            name: entry.string(configuration.nameAttribute), groups: groups, attributes: attributes)
     }
 
     /// The subject: text as it is, except Active Directory's binary `objectGUID`, written as a GUID

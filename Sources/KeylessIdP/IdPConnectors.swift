@@ -73,6 +73,37 @@ extension IdPConfiguration {
         /// Microsoft Entra ID: the `tid` claim must be this tenant.
         public var tenantID: String?
 
+        /// AWS claims in the ID token, for roles that trust keyless idp directly (`AssumeRoleWithWebIdentity`):
+        /// session tags and the source identity, from the person's attributes (LDAP) or claims (upstream).
+        public var aws: AWSClaims?
+
+        /// Which attribute or claim feeds each AWS claim.
+        public struct AWSClaims: Codable, Sendable, Equatable {
+            /// Session tag key → the attribute (LDAP) or upstream claim holding its value (`Department: department`).
+            public var principalTags: [String: String]?
+            /// Tag keys that pass on through role chaining.
+            public var transitiveTagKeys: [String]?
+            /// The attribute or claim that becomes the source identity (`uid`, `sAMAccountName`, `email`).
+            public var sourceIdentity: String?
+
+            enum CodingKeys: String, CodingKey {
+                case principalTags = "principal_tags"
+                case transitiveTagKeys = "transitive_tag_keys"
+                case sourceIdentity = "source_identity"
+            }
+
+            public init(
+                principalTags: [String: String]? = nil, transitiveTagKeys: [String]? = nil,
+                sourceIdentity: String? = nil
+            ) {
+                self.principalTags = principalTags; self.transitiveTagKeys = transitiveTagKeys
+                self.sourceIdentity = sourceIdentity
+            }
+
+            /// The attribute or claim names read.
+            var sources: [String] { Array((principalTags ?? [:]).values) + (sourceIdentity.map { [$0] } ?? []) }
+        }
+
         /// Upstream claim names.
         public struct Claims: Codable, Sendable, Equatable {
             public var username: String?
@@ -139,7 +170,7 @@ extension IdPConfiguration {
             case userFilter = "user_filter"
             case activeDirectory = "active_directory"
             case poolSize = "pool_size"
-            case issuer, scopes, claims
+            case issuer, scopes, claims, aws
             case clientID = "client_id"
             case clientSecretFile = "client_secret_file"
             case clientSecretEnv = "client_secret_env"
@@ -169,11 +200,11 @@ extension IdPConfiguration {
         static let localKeys: Set<String> = ["id", "type", "name", "groups_prefix"]
         static let ldapKeys: Set<String> = localKeys.union([
             "url", "start_tls", "ca_file", "bind_dn", "bind_password_file", "bind_password_env", "user_base",
-            "user_filter", "attributes", "groups", "active_directory", "timeout", "pool_size",
+            "user_filter", "attributes", "groups", "active_directory", "timeout", "pool_size", "aws",
         ])
         static let oidcKeys: Set<String> = localKeys.union([
             "issuer", "client_id", "client_secret_file", "client_secret_env", "scopes", "claims", "allowed_groups",
-            "email_domains", "hosted_domain", "tenant_id",
+            "email_domains", "hosted_domain", "tenant_id", "aws",
         ])
 
         /// The LDAP connector's settings (defaults filled in), with the service account's password.
@@ -200,7 +231,8 @@ extension IdPConfiguration {
                 usernameAttribute: attributes?.username ?? (ad ? "sAMAccountName" : "uid"),
                 emailAttribute: attributes?.email ?? "mail",
                 nameAttribute: attributes?.name ?? (ad ? "displayName" : "cn"), groups: source,
-                groupNameAttribute: groups?.nameAttribute ?? "cn", activeDirectory: ad,
+                groupNameAttribute: groups?.nameAttribute ?? "cn", extraAttributes: aws?.sources ?? [],
+                activeDirectory: ad,
                 timeout: .milliseconds(Int64((timeout ?? 5) * 1000)), poolSize: poolSize ?? 4)
         }
     }
@@ -249,6 +281,7 @@ extension IdPConfiguration {
                     ["connectors", index, key], "connector '\(id)' (\(connector.type)) has no setting '\(key)'.",
                     "Remove it or fix its spelling; the settings are listed in README, \"Directories\".")
             }
+            if let aws = connector.aws { try checkAWS(aws, connector: connector, index: index, fail: fail) }
             switch connector.type {
             case "local":
                 continue
@@ -276,6 +309,31 @@ extension IdPConfiguration {
             throw fail(
                 ["users"], "users are declared but no connector of type local offers them.",
                 "Add `- {id: local, type: local}` under connectors:, or remove the users.")
+        }
+    }
+
+    /// Tag keys as STS takes them (docs.aws.amazon.com/STS/latest/APIReference/API_Tag.html): 1-128 characters of
+    /// letters, spaces, digits and `_ . : / = + - @`, not starting with `aws:`; at most 50 tags.
+    private func checkAWS(
+        _ aws: Connector.AWSClaims, connector c: Connector, index: Int, fail: ([Any], String, String) -> KeylessError
+    ) throws {
+        let at: [Any] = ["connectors", index, "aws"]
+        let tags = aws.principalTags ?? [:]
+        guard tags.count <= 50 else {
+            throw fail(at, "connector '\(c.id)' maps \(tags.count) session tags; STS takes at most 50.", "Map fewer.")
+        }
+        for key in tags.keys.sorted() where !AWSClaimValues.isTagKey(key) {
+            throw fail(
+                at, "connector '\(c.id)' has the session tag key '\(key)', which STS refuses.",
+                "Use 1-128 letters, digits, spaces and _ . : / = + - @, not starting with aws:.")
+        }
+        for key in aws.transitiveTagKeys ?? [] where tags[key] == nil {
+            throw fail(
+                at, "connector '\(c.id)' lists transitive tag key '\(key)', which principal_tags does not map.",
+                "Add it to principal_tags, or remove it from transitive_tag_keys.")
+        }
+        for source in aws.sources where source.isEmpty {
+            throw fail(at, "connector '\(c.id)' maps an AWS claim from an empty name.", "Name an attribute or claim.")
         }
     }
 
@@ -466,5 +524,52 @@ public struct Connectors: Sendable {
     /// Closes every connection.
     public func shutdown() async {
         for connector in ldap.values { await connector.shutdown() }
+    }
+}
+
+/// What STS accepts in the AWS claims; a person's value that it would refuse is left out of the token (logging nothing
+/// of it), so one odd attribute does not cost the person every role.
+enum AWSClaimValues {
+    static func allowed(_ scalar: Unicode.Scalar) -> Bool {
+        if "_.:/=+-@".unicodeScalars.contains(scalar) { return true }
+        switch scalar.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter, .spaceSeparator,
+            .decimalNumber, .letterNumber, .otherNumber:
+            return true
+        default: return false
+        }
+    }
+
+    static func isTagKey(_ key: String) -> Bool {
+        (1...128).contains(key.utf16.count) && key.unicodeScalars.allSatisfy(allowed)
+            && !key.lowercased().hasPrefix("aws:")
+    }
+
+    /// A tag value STS takes: at most 256 characters of the same set (it may be empty).
+    static func tagValue(_ value: String) -> String? {
+        value.utf16.count <= 256 && value.unicodeScalars.allSatisfy(allowed) ? value : nil
+    }
+
+    /// A source identity STS takes: 2-64 characters of letters, digits and `+ = , . @ -` (API_AssumeRole.html,
+    /// SourceIdentity: `[\w+=,.@-]*`).
+    static func sourceIdentity(_ value: String) -> String? {
+        guard (2...64).contains(value.utf8.count) else { return nil }
+        let ok = value.unicodeScalars.allSatisfy {
+            $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_+=,.@-".unicodeScalars.contains($0))
+        }
+        return ok && !value.lowercased().hasPrefix("aws:") ? value : nil
+    }
+
+    /// The tags and source identity `aws` maps, from `value(name)` (an attribute or claim's first value).
+    static func claims(_ aws: IdPConfiguration.Connector.AWSClaims?, value: (String) -> String?) -> (
+        tags: [String: String]?, sourceIdentity: String?
+    ) {
+        guard let aws else { return (nil, nil) }
+        var tags: [String: String] = [:]
+        for (key, source) in aws.principalTags ?? [:] {
+            if let raw = value(source), let clean = tagValue(raw) { tags[key] = clean }
+        }
+        let source = aws.sourceIdentity.flatMap(value).flatMap(sourceIdentity)
+        return (aws.principalTags == nil ? nil : tags, source)
     }
 }

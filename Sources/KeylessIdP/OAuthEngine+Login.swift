@@ -98,9 +98,11 @@ extension OAuthEngine {
 
     /// What tokens say about a person a directory describes.
     static func connected(_ person: DirectoryIdentity, _ connector: IdPConfiguration.Connector) -> ConnectedIdentity {
-        ConnectedIdentity(
+        let aws = AWSClaimValues.claims(connector.aws) { person.attributes[$0] }
+        return ConnectedIdentity(
             connector: connector.id, reference: person.dn, username: person.username, email: person.email,
-            name: person.name, groups: person.groups.map { connector.effectiveGroupsPrefix + $0 })
+            name: person.name, groups: person.groups.map { connector.effectiveGroupsPrefix + $0 }, awsTags: aws.tags,
+            awsSourceIdentity: aws.sourceIdentity)
     }
 
     /// Whether an authentication still stands, asked of its source: the users of idp.yaml, or the directory again

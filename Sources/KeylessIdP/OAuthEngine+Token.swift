@@ -198,7 +198,8 @@ extension OAuthEngine {
                 iat: Self.seconds(now),
                 auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
                 email: released.email, email_verified: released.email.map { _ in true },
-                preferred_username: released.preferredUsername, name: released.name, groups: released.groups),
+                preferred_username: released.preferredUsername, name: released.name, groups: released.groups,
+                awsTags: awsTags(authentication), awsSourceIdentity: authentication.identity?.awsSourceIdentity),
             typ: "JWT", kid: kid, key: key)
         let access = try sign(
             AccessClaims(
@@ -221,6 +222,14 @@ extension OAuthEngine {
         }
         return TokenResponse(
             accessToken: access, expiresIn: accessTTL, idToken: idToken, refreshToken: refresh, scope: scope)
+    }
+
+    /// The `https://aws.amazon.com/tags` claim of a connector's person: their tags, and the connector's transitive keys
+    /// among those they have (STS refuses a transitive key without its tag).
+    func awsTags(_ authentication: Authentication) -> AWSTagsClaim? {
+        guard let identity = authentication.identity, let tags = identity.awsTags else { return nil }
+        let transitive = config.connector(identity.connector)?.aws?.transitiveTagKeys?.filter { tags[$0] != nil }
+        return AWSTagsClaim(tags: tags, transitive: transitive)
     }
 
     private func refreshExpiry(_ client: IdPConfiguration.Client, now: Date) -> Date {

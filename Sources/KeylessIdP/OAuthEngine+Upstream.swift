@@ -171,11 +171,13 @@ extension OAuthEngine {
         guard let reference = try? seal(session, purpose: "session") else {
             return .failure(UpstreamRefusal("the upstream session could not be kept."))
         }
+        let aws = AWSClaimValues.claims(connector.aws) { claims[$0]?.text }
         let identity = ConnectedIdentity(
             connector: connector.id, reference: reference,
             username: claims[mapping.username ?? "preferred_username"]?.string ?? email,
             email: email, name: claims[mapping.name ?? "name"]?.string,
-            groups: Array(Set(groups)).sorted().map { connector.effectiveGroupsPrefix + $0 })
+            groups: Array(Set(groups)).sorted().map { connector.effectiveGroupsPrefix + $0 }, awsTags: aws.tags,
+            awsSourceIdentity: aws.sourceIdentity)
         // Only registered methods (RFC 8176) are passed on; what the upstream provider did is its to say.
         let registered: Set<String> = [
             "face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pwd", "rba", "retina", "sc",

@@ -86,6 +86,19 @@ struct IDClaims: Codable, TokenClaims {
     var preferred_username: String?
     var name: String?
     var groups: [String]?
+    /// AWS session tags for `AssumeRoleWithWebIdentity` (docs.aws.amazon.com/IAM/latest/UserGuide/
+    /// id_session-tags.html, "Passing session tags using AssumeRoleWithWebIdentity"): each value a one-string list.
+    var awsTags: AWSTagsClaim?
+    /// The AWS source identity CloudTrail records for the session (docs.aws.amazon.com/IAM/latest/UserGuide/
+    /// id_credentials_temp_control-access_monitor.html).
+    var awsSourceIdentity: String?
+
+    enum CodingKeys: String, CodingKey {
+        case iss, sub, aud, exp, iat, auth_time, nonce, amr, azp, email, email_verified, preferred_username, name
+        case groups
+        case awsTags = "https://aws.amazon.com/tags"
+        case awsSourceIdentity = "https://aws.amazon.com/source_identity"
+    }
 
     var jsonText: String {
         var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub) + ",\"aud\":" + jsonString(aud)
@@ -97,6 +110,28 @@ struct IDClaims: Codable, TokenClaims {
         if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }
         if let name { text += ",\"name\":" + jsonString(name) }
         if let groups { text += ",\"groups\":" + jsonList(groups) }
+        if let awsTags { text += ",\"https://aws.amazon.com/tags\":" + awsTags.jsonText }
+        if let awsSourceIdentity {
+            text += ",\"https://aws.amazon.com/source_identity\":" + jsonString(awsSourceIdentity)
+        }
+        return text + "}"
+    }
+}
+
+/// The `https://aws.amazon.com/tags` claim: `{"principal_tags": {"Key": ["value"]}, "transitive_tag_keys": [...]}`.
+struct AWSTagsClaim: Codable, Equatable {
+    var principal_tags: [String: [String]]
+    var transitive_tag_keys: [String]?
+
+    init(tags: [String: String], transitive: [String]?) {
+        principal_tags = tags.mapValues { [$0] }
+        transitive_tag_keys = transitive.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    var jsonText: String {
+        let members = principal_tags.keys.sorted().map { jsonString($0) + ":" + jsonList(principal_tags[$0] ?? []) }
+        var text = "{\"principal_tags\":{" + members.joined(separator: ",") + "}"
+        if let transitive_tag_keys { text += ",\"transitive_tag_keys\":" + jsonList(transitive_tag_keys) }
         return text + "}"
     }
 }

@@ -192,13 +192,18 @@ public struct ConnectedIdentity: Sendable, Equatable, Codable {
     public var name: String?
     /// `groups`, as released (already prefixed).
     public var groups: [String]
+    /// AWS session tags from the person's attributes (`https://aws.amazon.com/tags`), when the connector maps some.
+    public var awsTags: [String: String]?
+    /// AWS source identity (`https://aws.amazon.com/source_identity`), when the connector maps one.
+    public var awsSourceIdentity: String?
 
     /// An identity.
     public init(
-        connector: String, reference: String, username: String?, email: String?, name: String?, groups: [String]
+        connector: String, reference: String, username: String?, email: String?, name: String?, groups: [String],
+        awsTags: [String: String]? = nil, awsSourceIdentity: String? = nil
     ) {
         self.connector = connector; self.reference = reference; self.username = username; self.email = email
-        self.name = name; self.groups = groups
+        self.name = name; self.groups = groups; self.awsTags = awsTags; self.awsSourceIdentity = awsSourceIdentity
     }
 
     /// The JSON kept in a store's `identity` column.

@@ -137,6 +137,26 @@ struct ConnectorConfigurationTests {
         refused("client_id: abc", "client_id: abc\n    email_domains: [\"@example.org\"]", "is not a domain")
     }
 
+    @Test("AWS claims: a tag key STS refuses, or a transitive key that is not mapped, is refused at the connector")
+    func awsClaimsChecked() {
+        expectError(
+            "active_directory: true", "active_directory: true\n    aws: {principal_tags: {\"aws:x\": department}}",
+            line: 20, "which STS refuses")
+        expectError(
+            "active_directory: true",
+            "active_directory: true\n    aws: {principal_tags: {Dept: department}, transitive_tag_keys: [Team]}",
+            line: 20, "transitive tag key 'Team'")
+        #expect(
+            (try? IdPConfiguration.parse(
+                Self.valid.replacingOccurrences(
+                    of: "active_directory: true",
+                    with:
+                        "active_directory: true\n    aws: {principal_tags: {Dept: department}, source_identity: sAMAccountName}"
+                ),
+                path: "idp.yaml"))?.connector("corp")?.ldapConfiguration(bindPassword: "x").extraAttributes.sorted()
+                == ["department", "sAMAccountName"])
+    }
+
     @Test("a local user whose subject looks like a directory's subject is refused: tokens could confuse the two")
     func subjectCollision() {
         expectError(

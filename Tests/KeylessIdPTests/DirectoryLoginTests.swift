@@ -29,6 +29,10 @@ struct DirectoryLoginTests {
                 user_base: ou=people,dc=example,dc=com
                 user_filter: "(&(objectClass=inetOrgPerson)(|(uid={u})(mail={u})))"
                 timeout: 3
+                aws:
+                  principal_tags: {CostCenter: uidNumber, Department: departmentNumber}
+                  transitive_tag_keys: [CostCenter, Department]
+                  source_identity: uid
             """, path: "idp.yaml")
         parsed.users = base.users
         parsed.groups = base.groups
@@ -74,6 +78,12 @@ struct DirectoryLoginTests {
             #expect(id["name"] as? String == "Alice Test")
             #expect(id["preferred_username"] as? String == "alice")
             #expect(id["groups"] as? [String] == ["corp:admins", "corp:developers"])
+            // AWS claims for AssumeRoleWithWebIdentity: uidNumber as a tag (departmentNumber: alice has none, so
+            // neither the tag nor its transitive key), uid as the source identity.
+            let tags = try #require(id["https://aws.amazon.com/tags"] as? [String: Any])
+            #expect(tags["principal_tags"] as? [String: [String]] == ["CostCenter": ["10001"]])
+            #expect(tags["transitive_tag_keys"] as? [String] == ["CostCenter"])
+            #expect(id["https://aws.amazon.com/source_identity"] as? String == "alice")
             let access = try jwtClaims(tokens.accessToken)
             #expect(access["groups"] as? [String] == ["corp:admins", "corp:developers"])
             let info = try await f.engine.userinfo(bearer: tokens.accessToken)

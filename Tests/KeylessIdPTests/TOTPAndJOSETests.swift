@@ -276,6 +276,14 @@ struct AccessClaimsJSONTests {
             IDClaims(
                 iss: "i", sub: "s", aud: "a", exp: 2, iat: 1, auth_time: 1, amr: ["pwd"], azp: "a",
                 email_verified: false, groups: []),
+            IDClaims(
+                iss: "i", sub: "corp:1", aud: "a", exp: 2, iat: 1, auth_time: 1, amr: ["pwd"], azp: "a",
+                name: "Zoë \"Z\"",
+                awsTags: AWSTagsClaim(tags: ["CostCenter": "4711", "Dept": "R&D \"x\""], transitive: ["Dept"]),
+                awsSourceIdentity: "zoe"),
+            IDClaims(
+                iss: "i", sub: "corp:2", aud: "a", exp: 2, iat: 1, auth_time: 1, amr: [], azp: "a",
+                awsTags: AWSTagsClaim(tags: [:], transitive: nil)),
         ]
         for claims in samples {
             let text = Data(claims.jsonText.utf8)
@@ -288,7 +296,8 @@ struct AccessClaimsJSONTests {
             #expect(
                 decoded.sub == claims.sub && decoded.nonce == claims.nonce && decoded.groups == claims.groups
                     && decoded.email_verified == claims.email_verified
-                    && decoded.preferred_username == claims.preferred_username)
+                    && decoded.preferred_username == claims.preferred_username && decoded.awsTags == claims.awsTags
+                    && decoded.awsSourceIdentity == claims.awsSourceIdentity)
         }
     }
 

@@ -137,6 +137,27 @@ struct UpstreamIdentityTests {
         #expect(local.subject == "alice")
     }
 
+    @Test("AWS claims from upstream claims: tags STS would refuse are left out, the source identity checked")
+    func awsClaims() async throws {
+        let connector = Self.connector {
+            $0.aws = .init(
+                principalTags: ["Department": "department", "Badge": "badge", "Odd": "odd"],
+                transitiveTagKeys: ["Department"], sourceIdentity: "preferred_username")
+        }
+        let result = try await identity(
+            connector,
+            ["sub": "1", "department": "R&D", "badge": 4711, "odd": "semi;colon", "preferred_username": "jane.doe"])
+        guard case .success(let (_, mapped, _)) = result else {
+            Issue.record("refused: \(result)")
+            return
+        }
+        #expect(mapped.awsTags == ["Badge": "4711"], "'R&D' and 'semi;colon' have characters STS refuses")
+        #expect(mapped.awsSourceIdentity == "jane.doe")
+        let spaced = try await identity(connector, ["sub": "1", "preferred_username": "jane doe"])
+        guard case .success(let (_, other, _)) = spaced else { return }
+        #expect(other.awsSourceIdentity == nil, "a space is not allowed in a source identity")
+    }
+
     @Test("an ID token without a subject is refused")
     func noSubject() async throws {
         #expect(try await refusal(Self.connector(), ["email": "a@example.org"]) != nil)

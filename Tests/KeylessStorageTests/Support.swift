@@ -180,7 +180,8 @@ enum Fixture {
         subject: "corp-ldap:6f1c2a-ü", authTime: at(-30), amr: ["pwd"],
         identity: ConnectedIdentity(
             connector: "corp-ldap", reference: "uid=carol,ou=Menschen,dc=example,dc=org", username: "carol",
-            email: "carol@example.org", name: "Carol Ø. Smith", groups: ["corp-ldap:developers", "corp-ldap:ops"]))
+            email: "carol@example.org", name: "Carol Ø. Smith", groups: ["corp-ldap:developers", "corp-ldap:ops"],
+            awsTags: ["CostCenter": "4711", "Department": "Entwicklung"], awsSourceIdentity: "carol"))
 
     static func key(
         _ kid: String = "kid-" + UUID().uuidString, createdAt: Date = at(0), retiresAt: Date? = nil,
