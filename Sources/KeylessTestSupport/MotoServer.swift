@@ -81,6 +81,41 @@ public final class MotoServer: Sendable {
         return arn
     }
 
+    /// Starts moto's request recorder (`POST /moto-api/recorder/start-recording`): every request from now on is kept.
+    public func startRecording() async throws {
+        let answer = try await PartnerHTTP.send("POST", "\(endpoint)/moto-api/recorder/start-recording")
+        guard answer.status == 200 else {
+            throw TestSupportError("moto start-recording answered HTTP \(answer.status)")
+        }
+    }
+
+    /// The form fields of every recorded request with a form body (`GET /moto-api/recorder/download-recording`: one
+    /// JSON object per line, the body base64 when `body_encoded`).
+    public func recordedForms() async throws -> [[String: String]] {
+        let answer = try await PartnerHTTP.send("GET", "\(endpoint)/moto-api/recorder/download-recording")
+        guard answer.status == 200 else {
+            throw TestSupportError("moto download-recording answered HTTP \(answer.status)")
+        }
+        var forms: [[String: String]] = []
+        for line in answer.text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let raw = object["body"] as? String
+            else { continue }
+            let body =
+                (object["body_encoded"] as? Bool == true)
+                ? Data(base64Encoded: raw).map { String(decoding: $0, as: UTF8.self) } ?? "" : raw
+            var form: [String: String] = [:]
+            for pair in body.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map {
+                    String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+                }
+                if parts.count == 2 { form[parts[0]] = parts[1] }
+            }
+            forms.append(form)
+        }
+        return forms
+    }
+
     /// Sends an IAM query API call (form fields, Action and Version included) and returns moto's answer.
     /// moto routes an unsigned form to S3; the `Authorization` header's credential scope (`.../iam/aws4_request`) routes it to IAM.
     public func iam(_ fields: [(String, String)]) async throws -> PartnerHTTPResponse {

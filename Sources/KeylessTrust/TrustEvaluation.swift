@@ -12,6 +12,13 @@ public struct WebIdentityContext: Sendable, Equatable {
     public var keys: [String: [String]]
     /// Keys that hold several values (set operators apply).
     public var multiValued: Set<String>
+    /// The session tags the token asks for (`https://aws.amazon.com/tags`): STS then also needs `sts:TagSession`.
+    public var sessionTags: [String: String] = [:]
+    /// Their transitive keys.
+    public var transitiveTagKeys: [String] = []
+    /// The source identity the token sets (`https://aws.amazon.com/source_identity`): STS then also needs
+    /// `sts:SetSourceIdentity`.
+    public var sourceIdentity: String?
 
     /// The context for a token with `claims` from `issuer`, presented to a role in `account`. STS's web-identity keys:
     /// `aud` (the `azp` claim when present, else `aud`), `azp`, `sub`, `amr` (multi-valued), `email`.
@@ -33,9 +40,32 @@ public struct WebIdentityContext: Sendable, Equatable {
         if let amr = claims["amr"] { keys[prefix + "amr"] = amr.texts }
         if let email = claims["email"]?.text { keys[prefix + "email"] = [email] }
         keys["aws:federatedprovider"] = ["arn:\(partition):iam::\(account):oidc-provider/\(name)"]
-        return WebIdentityContext(
+        // Session tags and the source identity (docs.aws.amazon.com/IAM/latest/UserGuide/id_session-tags.html,
+        // "Passing session tags using AssumeRoleWithWebIdentity"): their condition keys, aws:RequestTag/KEY,
+        // aws:TagKeys and sts:SourceIdentity, are set for every action the request needs.
+        var tags: [String: String] = [:]
+        var transitive: [String] = []
+        if case .object(let claim) = claims["https://aws.amazon.com/tags"] {
+            if case .object(let principal) = claim["principal_tags"] {
+                for (key, value) in principal { if let first = value.texts.first { tags[key] = first } }
+            }
+            transitive = claim["transitive_tag_keys"]?.texts ?? []
+        }
+        var multiValued: Set<String> = [prefix + "amr", prefix + "aud"]
+        if !tags.isEmpty {
+            for (key, value) in tags { keys["aws:requesttag/" + key.lowercased()] = [value] }
+            keys["aws:tagkeys"] = tags.keys.sorted()
+            multiValued.insert("aws:tagkeys")
+        }
+        let sourceIdentity = claims["https://aws.amazon.com/source_identity"]?.text
+        if let sourceIdentity { keys["sts:sourceidentity"] = [sourceIdentity] }
+        var context = WebIdentityContext(
             providerArn: "arn:\(partition):iam::\(account):oidc-provider/\(name)", providerName: name,
-            action: "sts:AssumeRoleWithWebIdentity", keys: keys, multiValued: [prefix + "amr", prefix + "aud"])
+            action: "sts:AssumeRoleWithWebIdentity", keys: keys, multiValued: multiValued)
+        context.sessionTags = tags
+        context.transitiveTagKeys = transitive
+        context.sourceIdentity = sourceIdentity
+        return context
     }
 }
 
@@ -57,18 +87,26 @@ public struct TrustExplanation: Sendable, Equatable {
     public var verdicts: [StatementVerdict]
     /// Warnings about the policy itself (multi-valued keys without a set operator, unsupported operators).
     public var notes: [String]
+    /// What else the request needs and whether it has it: session tags (`sts:TagSession`), the source identity
+    /// (`sts:SetSourceIdentity`), one line each.
+    public var alsoNeeded: [String] = []
 
     /// The explanation as text for a person.
     public var text: String {
         var lines: [String] = []
-        if allowed {
-            let allow = verdicts.first { $0.applies && $0.statement.allow }!
+        let allowing = verdicts.first { $0.applies && $0.statement.allow }
+        let denying = verdicts.first { $0.applies && !$0.statement.allow }
+        if allowed, let allow = allowing {
             lines.append("ALLOWED by \(allow.statement.name).")
+        } else if denying == nil, let allow = allowing {
+            lines.append(
+                "DENIED: \(allow.statement.name) allows sts:AssumeRoleWithWebIdentity, but not all the token asks for:")
         } else if let deny = verdicts.first(where: { $0.applies && !$0.statement.allow }) {
             lines.append("DENIED: \(deny.statement.name) is an explicit Deny that matches this token.")
         } else {
             lines.append("DENIED: no statement allows sts:AssumeRoleWithWebIdentity for this token.")
         }
+        lines += alsoNeeded.map { "  \($0)" }
         for verdict in verdicts {
             let effect = verdict.statement.allow ? "Allow" : "Deny"
             if verdict.applies {
@@ -90,6 +128,36 @@ public struct TrustExplanation: Sendable, Equatable {
 public enum TrustEvaluator {
     /// Explains `policy` for `context`.
     public static func explain(_ policy: TrustPolicy, context: WebIdentityContext) -> TrustExplanation {
+        var explanation = explainAction(policy, context: context)
+        // A token with session tags or a source identity makes STS check sts:TagSession / sts:SetSourceIdentity too;
+        // without them the whole AssumeRoleWithWebIdentity is denied.
+        var extra: [(String, String)] = []
+        if !context.sessionTags.isEmpty {
+            let tags = context.sessionTags.keys.sorted().map { "\($0)=\(context.sessionTags[$0]!)" }.joined(
+                separator: ", ")
+            let transitive =
+                context.transitiveTagKeys.isEmpty
+                ? "" : " (transitive: \(context.transitiveTagKeys.joined(separator: ", ")))"
+            extra.append(("sts:TagSession", "session tags \(tags)\(transitive)"))
+        }
+        if let source = context.sourceIdentity { extra.append(("sts:SetSourceIdentity", "source identity \(source)")) }
+        for (action, what) in extra {
+            var needed = context
+            needed.action = action
+            let verdict = explainAction(policy, context: needed)
+            if verdict.allowed {
+                explanation.alsoNeeded.append("The token sets \(what): \(action) is allowed too.")
+            } else {
+                explanation.allowed = false
+                explanation.alsoNeeded.append(
+                    "DENIED as well: the token sets \(what), and no statement allows \(action) for it; add \(action) to the Action of the statement that allows sts:AssumeRoleWithWebIdentity (keyless bootstrap --session-tags does)."
+                )
+            }
+        }
+        return explanation
+    }
+
+    static func explainAction(_ policy: TrustPolicy, context: WebIdentityContext) -> TrustExplanation {
         var notes: [String] = []
         let verdicts = policy.statements.map { statement -> StatementVerdict in
             var failures: [String] = []

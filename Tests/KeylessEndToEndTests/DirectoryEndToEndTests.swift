@@ -170,4 +170,88 @@ struct DirectoryEndToEndTests {
         #expect(answer.headers["location"] == nil)
         #expect(idp.process.logTail(40).contains("directory_unavailable"))
     }
+
+    @Test(
+        "AWS claims from the directory: the ID token carries the session tags and source identity, explain shows them and needs sts:TagSession (bootstrap --session-tags allows it), and STS receives them"
+    )
+    func awsClaims() async throws {
+        guard Tooling.browserLoginAvailable() else {
+            Issue.record("Chromium or the Playwright venv is missing: run scripts/test, which installs them")
+            return
+        }
+        let slapd = try await SlapdServer.start()
+        defer { slapd.stopAndRemove() }
+        let passwordFile = slapd.directory + "/keyless-bind-password"
+        FileManager.default.createFile(
+            atPath: passwordFile, contents: Data((SlapdServer.bindPassword + "\n").utf8),
+            attributes: [.posixPermissions: 0o600])
+        let connectors =
+            Self.connectorsYAML(slapd, passwordFile: passwordFile) + """
+
+                    aws:
+                      principal_tags: {CostCenter: uidNumber, Team: givenName}
+                      transitive_tag_keys: [CostCenter]
+                      source_identity: uid
+                """
+        let idp = try await EmbeddedIdP.start(extraTopLevel: connectors)
+        defer { idp.stopAndRemove() }
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let harness = try KeylessHarness(moto: moto)
+        let provider = ["--issuer-url", idp.issuer, "--client-id", idp.clientID]
+        let admin = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        for (role, flags) in [("tagged", ["--session-tags"]), ("plain", [])] {
+            let bootstrap = try harness.run(
+                ["bootstrap", "apply", "--yes", "--issuer", "keyless-idp", "--issuer-url", idp.issuer, "--role", role]
+                    + flags, extra: admin)
+            try #require(bootstrap.status == 0, "\(bootstrap)")
+        }
+
+        var browser = Tooling.browserLoginCommand(user: "alice", password: "Passw0rd-A1")
+        browser.environment["KEYLESS_TEST_CONNECTOR"] = "corp"
+        let login = try harness.run(["login", "--browser", browser.command] + provider, extra: browser.environment)
+        try #require(login.status == 0, "\(login)")
+        let token = try harness.run(["token", "--no-browser"] + provider)
+        try #require(token.status == 0, "\(token)")
+        let idToken = token.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let claims = try EmbeddedIdPEndToEndTests.claims(idToken)
+        let tags = try #require(claims["https://aws.amazon.com/tags"] as? [String: Any], "\(claims)")
+        #expect(tags["principal_tags"] as? [String: [String]] == ["CostCenter": ["10001"], "Team": ["Alice"]])
+        #expect(tags["transitive_tag_keys"] as? [String] == ["CostCenter"])
+        #expect(claims["https://aws.amazon.com/source_identity"] as? String == "alice")
+
+        // explain: the tagged role allows sts:TagSession and sts:SetSourceIdentity; the plain one lacks them.
+        let tokenFile = harness.home + "/alice.jwt"
+        try idToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let allowed = try harness.run(
+            ["explain", "--role-arn", "arn:aws:iam::123456789012:role/tagged", "--token-file", tokenFile], extra: admin)
+        #expect(allowed.status == 0, "\(allowed)")
+        #expect(allowed.stdout.contains("ALLOWED by"), "\(allowed)")
+        #expect(
+            allowed.stdout.contains(
+                "The token sets session tags CostCenter=10001, Team=Alice (transitive: CostCenter): sts:TagSession is allowed too."
+            ), "\(allowed)")
+        #expect(allowed.stdout.contains("source identity alice: sts:SetSourceIdentity is allowed too"), "\(allowed)")
+        let denied = try harness.run(
+            ["explain", "--role-arn", "arn:aws:iam::123456789012:role/plain", "--token-file", tokenFile], extra: admin)
+        #expect(denied.status == 4, "\(denied)")
+        #expect(denied.stdout.contains("no statement allows sts:TagSession"), "\(denied)")
+
+        // STS receives the tags in the token (moto's request record).
+        try await moto.startRecording()
+        let line =
+            (["creds-process", "--aws-role-arn", "arn:aws:iam::123456789012:role/tagged", "--no-browser"]
+            + provider).joined(separator: " ")
+        try "[profile tagged]\nregion = us-east-1\ncredential_process = \(harness.binary) \(line)\n".write(
+            toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
+        let arn = try harness.runProgram(
+            "aws", ["sts", "get-caller-identity", "--profile", "tagged", "--query", "Arn", "--output", "text"])
+        #expect(arn.status == 0, "\(arn)")
+        let assumed = try await moto.recordedForms().filter { $0["Action"] == "AssumeRoleWithWebIdentity" }
+        let sent = try #require(assumed.last?["WebIdentityToken"], "moto recorded no AssumeRoleWithWebIdentity")
+        let sentClaims = try EmbeddedIdPEndToEndTests.claims(sent)
+        let sentTags = try #require(sentClaims["https://aws.amazon.com/tags"] as? [String: Any])
+        #expect(sentTags["principal_tags"] as? [String: [String]] == ["CostCenter": ["10001"], "Team": ["Alice"]])
+        #expect(assumed.last?["RoleArn"] == "arn:aws:iam::123456789012:role/tagged")
+    }
 }

@@ -432,3 +432,37 @@ struct BootstrapChangesTests {
         #expect(shown.contains(#"+ "id.example.com:sub" : "alice""#), "\(shown)")
     }
 }
+
+@Suite("bootstrap --session-tags: roles whose tokens carry AWS claims")
+struct BootstrapSessionTagTests {
+    @Test(
+        "a role with session tags allows sts:TagSession and sts:SetSourceIdentity beside AssumeRoleWithWebIdentity, in every output; explain then lets a tagged token in"
+    )
+    func sessionTags() throws {
+        var role = BootstrapRole(name: "tagged")
+        role.sessionTags = true
+        role.sourceIdentity = true
+        let plan = try BootstrapPlan(
+            issuerURL: "https://id.example.com", clientIDs: ["keyless-cli"],
+            thumbprints: ["9E99A48A9960B14926BB7F3B02E22DA2B0AB7280"], roles: [role, BootstrapRole(name: "plain")])
+        let arn = "arn:aws:iam::\(account):oidc-provider/id.example.com"
+        let tagged = plan.trustPolicyJSON(for: role, providerARN: arn)
+        #expect(
+            tagged.contains(#""Action":["sts:AssumeRoleWithWebIdentity","sts:TagSession","sts:SetSourceIdentity"]"#),
+            "\(tagged)")
+        #expect(
+            plan.trustPolicyJSON(for: BootstrapRole(name: "plain"), providerARN: arn).contains(
+                #""Action":"sts:AssumeRoleWithWebIdentity""#))
+        var token = claims(sub: "corp:1", aud: "keyless-cli")
+        token["https://aws.amazon.com/tags"] = .object([
+            "principal_tags": .object(["Team": .array([.string("ops")])])
+        ])
+        let context = WebIdentityContext.forToken(claims: token, issuer: "https://id.example.com", account: account)
+        #expect(TrustEvaluator.explain(try TrustPolicy.parse(tagged), context: context).allowed)
+        #expect(
+            !TrustEvaluator.explain(
+                try TrustPolicy.parse(plan.trustPolicyJSON(for: BootstrapRole(name: "plain"), providerARN: arn)),
+                context: context
+            ).allowed)
+    }
+}

@@ -203,3 +203,54 @@ struct TrustEvaluationTests {
         #expect(throws: KeylessError.self) { try TrustPolicy.parse("not json") }
     }
 }
+
+/// Session tags in a web-identity token (docs.aws.amazon.com/IAM/latest/UserGuide/id_session-tags.html): STS also
+/// evaluates sts:TagSession, with aws:RequestTag/KEY and aws:TagKeys set; a source identity needs sts:SetSourceIdentity.
+@Suite("explain: session tags and the source identity need their own actions")
+struct TrustEvaluationSessionTagTests {
+    static let tagged: [String: JSONValue] = ci.merging([
+        "https://aws.amazon.com/tags": .object([
+            "principal_tags": .object(["CostCenter": .array([.string("10001")])]),
+            "transitive_tag_keys": .array([.string("CostCenter")]),
+        ]),
+        "https://aws.amazon.com/source_identity": .string("alice"),
+    ]) { _, new in new }
+
+    static func statement(actions: String, condition: String = "{}") -> String {
+        #"{"Effect":"Allow","Principal":{"Federated":"\#(provider)"},"Action":\#(actions),"Condition":\#(condition)}"#
+    }
+
+    @Test("a policy allowing only AssumeRoleWithWebIdentity denies a tagged token, and says what to add")
+    func tagSessionMissing() throws {
+        let explanation = TrustEvaluator.explain(
+            try policy(Self.statement(actions: #""sts:AssumeRoleWithWebIdentity""#)), context: context(Self.tagged))
+        #expect(!explanation.allowed)
+        #expect(explanation.text.hasPrefix("DENIED: statement 1 allows sts:AssumeRoleWithWebIdentity, but not all"))
+        #expect(explanation.text.contains("no statement allows sts:TagSession"), "\(explanation.text)")
+        #expect(explanation.text.contains("no statement allows sts:SetSourceIdentity"), "\(explanation.text)")
+        // The same policy lets an untagged token in.
+        #expect(
+            TrustEvaluator.explain(
+                try policy(Self.statement(actions: #""sts:AssumeRoleWithWebIdentity""#)), context: context(ci)
+            ).allowed)
+    }
+
+    @Test("TagSession allowed on a condition on aws:RequestTag: the token's tag value decides")
+    func requestTagCondition() throws {
+        let actions = #"["sts:AssumeRoleWithWebIdentity","sts:TagSession","sts:SetSourceIdentity"]"#
+        let allowed = TrustEvaluator.explain(
+            try policy(
+                Self.statement(actions: actions, condition: #"{"StringEquals":{"aws:RequestTag/CostCenter":"10001"}}"#)),
+            context: context(Self.tagged))
+        #expect(allowed.allowed, "\(allowed.text)")
+        #expect(
+            allowed.text.contains(
+                "The token sets session tags CostCenter=10001 (transitive: CostCenter): sts:TagSession is allowed too.")
+        )
+        let other = TrustEvaluator.explain(
+            try policy(
+                Self.statement(actions: actions, condition: #"{"StringEquals":{"aws:RequestTag/CostCenter":"20002"}}"#)),
+            context: context(Self.tagged))
+        #expect(!other.allowed)
+    }
+}

@@ -60,6 +60,13 @@ struct BootstrapOptions: ParsableArguments {
     @Flag(name: .customLong("require-mfa"), help: "Require the token's amr to contain mfa.")
     var requireMFA = false
 
+    @Flag(
+        name: .customLong("session-tags"),
+        help:
+            "Allow sts:TagSession and sts:SetSourceIdentity too: for tokens with AWS claims (keyless idp's connectors with aws:), which STS refuses otherwise."
+    )
+    var sessionTags = false
+
     @Option(name: .customLong("max-session"), help: "The roles' longest session in seconds (3600 to 43200).")
     var maxSession = 3600
 
@@ -90,6 +97,8 @@ struct BootstrapOptions: ParsableArguments {
             var role = try BootstrapRole.parse(text)
             role.subPatterns = subPatterns
             role.requireMFA = requireMFA
+            role.sessionTags = sessionTags
+            role.sourceIdentity = sessionTags
             role.maxSessionSeconds = maxSession
             return role
         }

@@ -13,6 +13,17 @@ public struct BootstrapRole: Sendable, Equatable {
     public var requireMFA: Bool
     /// The longest session, 3600 to 43200 seconds.
     public var maxSessionSeconds: Int
+    /// Whether tokens may carry session tags (`https://aws.amazon.com/tags`): the trust policy then allows
+    /// `sts:TagSession` too, without which STS refuses such a token outright.
+    public var sessionTags: Bool = false
+    /// Whether tokens may set a source identity (`https://aws.amazon.com/source_identity`): `sts:SetSourceIdentity`.
+    public var sourceIdentity: Bool = false
+
+    /// The actions its trust policy allows.
+    public var trustActions: [String] {
+        ["sts:AssumeRoleWithWebIdentity"] + (sessionTags ? ["sts:TagSession"] : [])
+            + (sourceIdentity ? ["sts:SetSourceIdentity"] : [])
+    }
 
     /// A role.
     public init(
@@ -185,14 +196,15 @@ public struct BootstrapPlan: Sendable, Equatable {
         ]
         if let sub { conditions.append(.init("StringLike", .object([.init("\(providerName):sub", sub)]))) }
         if role.requireMFA { conditions.append(Self.mfaCondition(prefix: providerName)) }
-        return Self.webIdentityTrustPolicy(federated: federated, conditions: conditions)
+        return Self.webIdentityTrustPolicy(federated: federated, conditions: conditions, actions: role.trustActions)
     }
 
     /// A trust policy of one statement: `sts:AssumeRoleWithWebIdentity` allowed to the provider `federated` when
     /// `conditions` hold. Every trust policy keyless writes (IAM API, Terraform, CloudFormation) is this one.
-    public static func webIdentityTrustPolicy(federated: DocumentValue, conditions: [DocumentValue.Field])
-        -> DocumentValue
-    {
+    public static func webIdentityTrustPolicy(
+        federated: DocumentValue, conditions: [DocumentValue.Field],
+        actions: [String] = ["sts:AssumeRoleWithWebIdentity"]
+    ) -> DocumentValue {
         .object([
             .init("Version", .string("2012-10-17")),
             .init(
@@ -201,7 +213,7 @@ public struct BootstrapPlan: Sendable, Equatable {
                     .object([
                         .init("Effect", .string("Allow")),
                         .init("Principal", .object([.init("Federated", federated)])),
-                        .init("Action", .string("sts:AssumeRoleWithWebIdentity")),
+                        .init("Action", actions.count == 1 ? .string(actions[0]) : .strings(actions)),
                         .init("Condition", .object(conditions)),
                     ])
                 ])),

@@ -189,8 +189,10 @@ public enum BootstrapGenerator {
                     ]))
             ]
             if role.requireMFA { conditions.append(BootstrapPlan.mfaCondition(prefix: "${VendorIssuerHost}")) }
-            return BootstrapPlan.webIdentityTrustPolicy(federated: .string("${ProviderArn}"), conditions: conditions)
-                .prettyJSON()
+            return BootstrapPlan.webIdentityTrustPolicy(
+                federated: .string("${ProviderArn}"), conditions: conditions, actions: role.trustActions
+            )
+            .prettyJSON()
         }
         let q = jsonString
         var out = """
