@@ -73,6 +73,9 @@ extension IdPConfiguration {
         /// Microsoft Entra ID: the `tid` claim must be this tenant.
         public var tenantID: String?
 
+        /// More claims for the ID token and userinfo (claim name → the attribute or upstream claim holding it), released
+        /// with the `profile` scope: `{department: departmentNumber, employee_id: employeeNumber}`.
+        public var extraClaims: [String: String]?
         /// AWS claims in the ID token, for roles that trust keyless idp directly (`AssumeRoleWithWebIdentity`):
         /// session tags and the source identity, from the person's attributes (LDAP) or claims (upstream).
         public var aws: AWSClaims?
@@ -171,6 +174,7 @@ extension IdPConfiguration {
             case activeDirectory = "active_directory"
             case poolSize = "pool_size"
             case issuer, scopes, claims, aws
+            case extraClaims = "extra_claims"
             case clientID = "client_id"
             case clientSecretFile = "client_secret_file"
             case clientSecretEnv = "client_secret_env"
@@ -198,13 +202,18 @@ extension IdPConfiguration {
         public var subjectPrefix: String { type == "local" ? "" : id + ":" }
 
         static let localKeys: Set<String> = ["id", "type", "name", "groups_prefix"]
+        /// Claims keyless idp sets itself, which `extra_claims` may not name.
+        static let reservedClaims: Set<String> = [
+            "iss", "sub", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "amr", "acr", "azp", "at_hash", "c_hash",
+            "jti", "sid", "email", "email_verified", "preferred_username", "name", "groups", "scope", "client_id",
+        ]
         static let ldapKeys: Set<String> = localKeys.union([
             "url", "start_tls", "ca_file", "bind_dn", "bind_password_file", "bind_password_env", "user_base",
-            "user_filter", "attributes", "groups", "active_directory", "timeout", "pool_size", "aws",
+            "user_filter", "attributes", "groups", "active_directory", "timeout", "pool_size", "aws", "extra_claims",
         ])
         static let oidcKeys: Set<String> = localKeys.union([
             "issuer", "client_id", "client_secret_file", "client_secret_env", "scopes", "claims", "allowed_groups",
-            "email_domains", "hosted_domain", "tenant_id", "aws",
+            "email_domains", "hosted_domain", "tenant_id", "aws", "extra_claims",
         ])
 
         /// The LDAP connector's settings (defaults filled in), with the service account's password.
@@ -231,7 +240,8 @@ extension IdPConfiguration {
                 usernameAttribute: attributes?.username ?? (ad ? "sAMAccountName" : "uid"),
                 emailAttribute: attributes?.email ?? "mail",
                 nameAttribute: attributes?.name ?? (ad ? "displayName" : "cn"), groups: source,
-                groupNameAttribute: groups?.nameAttribute ?? "cn", extraAttributes: aws?.sources ?? [],
+                groupNameAttribute: groups?.nameAttribute ?? "cn",
+                extraAttributes: (aws?.sources ?? []) + Array((extraClaims ?? [:]).values),
                 activeDirectory: ad,
                 timeout: .milliseconds(Int64((timeout ?? 5) * 1000)), poolSize: poolSize ?? 4)
         }
@@ -282,6 +292,17 @@ extension IdPConfiguration {
                     "Remove it or fix its spelling; the settings are listed in README, \"Directories\".")
             }
             if let aws = connector.aws { try checkAWS(aws, connector: connector, index: index, fail: fail) }
+            for (claim, source) in (connector.extraClaims ?? [:]).sorted(by: { $0.key < $1.key })
+            where Connector.reservedClaims.contains(claim) || claim.hasPrefix("https://aws.amazon.com/")
+                || claim.isEmpty
+                || source.isEmpty
+            {
+                throw fail(
+                    ["connectors", index, "extra_claims"],
+                    "connector '\(id)' maps the claim '\(claim)', which keyless idp sets itself (or an empty name).",
+                    "Choose another claim name; email, name, preferred_username and groups come from attributes:/claims:."
+                )
+            }
             switch connector.type {
             case "local":
                 continue

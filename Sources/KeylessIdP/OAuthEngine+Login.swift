@@ -102,7 +102,8 @@ extension OAuthEngine {
         return ConnectedIdentity(
             connector: connector.id, reference: person.dn, username: person.username, email: person.email,
             name: person.name, groups: person.groups.map { connector.effectiveGroupsPrefix + $0 }, awsTags: aws.tags,
-            awsSourceIdentity: aws.sourceIdentity)
+            awsSourceIdentity: aws.sourceIdentity,
+            extraClaims: connector.extraClaims.map { $0.compactMapValues { person.attributes[$0] } })
     }
 
     /// Whether an authentication still stands, asked of its source: the users of idp.yaml, or the directory again

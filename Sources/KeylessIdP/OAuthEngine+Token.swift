@@ -199,7 +199,8 @@ extension OAuthEngine {
                 auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
                 email: released.email, email_verified: released.email.map { _ in true },
                 preferred_username: released.preferredUsername, name: released.name, groups: released.groups,
-                awsTags: awsTags(authentication), awsSourceIdentity: authentication.identity?.awsSourceIdentity),
+                awsTags: awsTags(authentication), awsSourceIdentity: authentication.identity?.awsSourceIdentity,
+                extra: released.extra),
             typ: "JWT", kid: kid, key: key)
         let access = try sign(
             AccessClaims(

@@ -177,7 +177,8 @@ extension OAuthEngine {
             username: claims[mapping.username ?? "preferred_username"]?.string ?? email,
             email: email, name: claims[mapping.name ?? "name"]?.string,
             groups: Array(Set(groups)).sorted().map { connector.effectiveGroupsPrefix + $0 }, awsTags: aws.tags,
-            awsSourceIdentity: aws.sourceIdentity)
+            awsSourceIdentity: aws.sourceIdentity,
+            extraClaims: connector.extraClaims.map { $0.compactMapValues { claims[$0]?.text } })
         // Only registered methods (RFC 8176) are passed on; what the upstream provider did is its to say.
         let registered: Set<String> = [
             "face", "fpt", "geo", "hwk", "iris", "kba", "mca", "mfa", "otp", "pin", "pwd", "rba", "retina", "sc",

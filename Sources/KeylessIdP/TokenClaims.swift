@@ -48,6 +48,7 @@ struct ReleasedClaims {
     var preferredUsername: String?
     var name: String?
     var groups: [String]?
+    var extra: [String: String]?
 
     init(authentication: Authentication, config: IdPConfiguration, scope: String) {
         let scopes = Set(scope.split(separator: " "))
@@ -62,6 +63,7 @@ struct ReleasedClaims {
         preferredUsername = scopes.contains("profile") ? username : nil
         name = scopes.contains("profile") ? fullName : nil
         groups = scopes.contains("groups") ? memberOf : nil
+        extra = scopes.contains("profile") ? authentication.identity?.extraClaims : nil
     }
 }
 
@@ -92,8 +94,13 @@ struct IDClaims: Codable, TokenClaims {
     /// The AWS source identity CloudTrail records for the session (docs.aws.amazon.com/IAM/latest/UserGuide/
     /// id_credentials_temp_control-access_monitor.html).
     var awsSourceIdentity: String?
+    /// A connector's `extra_claims` (released with `profile`); written after the others, never replacing one. Not part
+    /// of the Codable form.
+    var extra: [String: String]? = nil
+    /// The members written above, which an extra claim may never repeat (the configuration refuses them too).
+    static let written: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case iss, sub, aud, exp, iat, auth_time, nonce, amr, azp, email, email_verified, preferred_username, name
         case groups
         case awsTags = "https://aws.amazon.com/tags"
@@ -113,6 +120,9 @@ struct IDClaims: Codable, TokenClaims {
         if let awsTags { text += ",\"https://aws.amazon.com/tags\":" + awsTags.jsonText }
         if let awsSourceIdentity {
             text += ",\"https://aws.amazon.com/source_identity\":" + jsonString(awsSourceIdentity)
+        }
+        for (key, value) in (extra ?? [:]).sorted(by: { $0.key < $1.key }) where !Self.written.contains(key) {
+            text += "," + jsonString(key) + ":" + jsonString(value)
         }
         return text + "}"
     }

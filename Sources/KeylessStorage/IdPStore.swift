@@ -196,14 +196,17 @@ public struct ConnectedIdentity: Sendable, Equatable, Codable {
     public var awsTags: [String: String]?
     /// AWS source identity (`https://aws.amazon.com/source_identity`), when the connector maps one.
     public var awsSourceIdentity: String?
+    /// More claims the connector maps (claim name → value), released with the `profile` scope.
+    public var extraClaims: [String: String]?
 
     /// An identity.
     public init(
         connector: String, reference: String, username: String?, email: String?, name: String?, groups: [String],
-        awsTags: [String: String]? = nil, awsSourceIdentity: String? = nil
+        awsTags: [String: String]? = nil, awsSourceIdentity: String? = nil, extraClaims: [String: String]? = nil
     ) {
         self.connector = connector; self.reference = reference; self.username = username; self.email = email
         self.name = name; self.groups = groups; self.awsTags = awsTags; self.awsSourceIdentity = awsSourceIdentity
+        self.extraClaims = extraClaims
     }
 
     /// The JSON kept in a store's `identity` column.

@@ -146,6 +146,9 @@ struct ConnectorConfigurationTests {
             "active_directory: true",
             "active_directory: true\n    aws: {principal_tags: {Dept: department}, transitive_tag_keys: [Team]}",
             line: 20, "transitive tag key 'Team'")
+        expectError(
+            "active_directory: true", "active_directory: true\n    extra_claims: {sub: employeeID}", line: 20,
+            "maps the claim 'sub'")
         #expect(
             (try? IdPConfiguration.parse(
                 Self.valid.replacingOccurrences(

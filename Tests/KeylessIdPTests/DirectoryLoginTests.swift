@@ -33,6 +33,7 @@ struct DirectoryLoginTests {
                   principal_tags: {CostCenter: uidNumber, Department: departmentNumber}
                   transitive_tag_keys: [CostCenter, Department]
                   source_identity: uid
+                extra_claims: {employee_number: uidNumber, given_name: givenName, room: roomNumber}
             """, path: "idp.yaml")
         parsed.users = base.users
         parsed.groups = base.groups
@@ -84,6 +85,9 @@ struct DirectoryLoginTests {
             #expect(tags["principal_tags"] as? [String: [String]] == ["CostCenter": ["10001"]])
             #expect(tags["transitive_tag_keys"] as? [String] == ["CostCenter"])
             #expect(id["https://aws.amazon.com/source_identity"] as? String == "alice")
+            // extra_claims with the profile scope: those alice's entry has (she has no roomNumber).
+            #expect(id["employee_number"] as? String == "10001" && id["given_name"] as? String == "Alice")
+            #expect(id["room"] == nil)
             let access = try jwtClaims(tokens.accessToken)
             #expect(access["groups"] as? [String] == ["corp:admins", "corp:developers"])
             let info = try await f.engine.userinfo(bearer: tokens.accessToken)
