@@ -318,16 +318,9 @@ public actor OIDCClient {
                 ("scope", try await scopes(previous: tokens).joined(separator: " ")),
             ], what: "refresh")
         guard response.status == 200 else {
-            let body = Self.json(response.body)
-            let error = body["error"]?.string
-            if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
-            {
-                // The provider's reason (a person deleted or disabled in its directory, a session ended) tells the
-                // person why a login is needed; shortened, it is shown as sent.
-                let description = body["error_description"]?.string.map { String($0.prefix(300)) }
+            if let refusal = Self.refreshRefusal(response) {
                 throw KeylessError(
-                    .loginRequired,
-                    "The identity provider no longer accepts the refresh token (\(error ?? "HTTP \(response.status)")\(description.map { ": \($0)" } ?? "")).",
+                    .loginRequired, "The identity provider no longer accepts the refresh token (\(refusal)).",
                     hint: "Log in again: keyless login.")
             }
             throw tokenError(response, what: "refresh")
@@ -350,13 +343,9 @@ public actor OIDCClient {
         let response = try await send(metadata.tokenEndpoint, form: form, what: "refresh")
         let body = Self.json(response.body)
         guard response.status == 200 else {
-            let error = body["error"]?.string
-            if error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
-            {
-                let description = body["error_description"]?.string.map { String($0.prefix(300)) }
+            if let refusal = Self.refreshRefusal(response) {
                 throw KeylessError(
-                    .loginRequired,
-                    "\(configuration.issuer) no longer accepts the session (\(error ?? "HTTP \(response.status)")\(description.map { ": \($0)" } ?? "")).",
+                    .loginRequired, "\(configuration.issuer) no longer accepts the session (\(refusal)).",
                     hint: "Sign in again.")
             }
             throw tokenError(response, what: "refresh")
@@ -364,6 +353,18 @@ public actor OIDCClient {
         let idToken = body["id_token"]?.string
         if let idToken { _ = try await verify(idToken: idToken) }
         return (idToken, body["refresh_token"]?.string)
+    }
+
+    /// When a refresh was refused for good (`invalid_grant`, `invalid_token`, 400, 401): the error and the provider's
+    /// reason (a person deleted or disabled in its directory, a session ended), shortened, as it is shown to people.
+    /// nil for other failures (the provider down, a 5xx), which a retry may cure.
+    static func refreshRefusal(_ response: HTTPResponseData) -> String? {
+        let body = json(response.body)
+        let error = body["error"]?.string
+        guard error == "invalid_grant" || error == "invalid_token" || response.status == 401 || response.status == 400
+        else { return nil }
+        let description = body["error_description"]?.string.map { ": " + String($0.prefix(300)) } ?? ""
+        return (error ?? "HTTP \(response.status)") + description
     }
 
     /// Revokes a refresh token (RFC 7009); returns false when the provider has no revocation endpoint.

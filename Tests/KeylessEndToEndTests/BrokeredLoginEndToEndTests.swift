@@ -38,14 +38,9 @@ struct BrokeredLoginEndToEndTests {
         """
     }
 
-    @Test(
-        "Sign in with glewlwyd through both providers in Chromium: upstream groups mapped and prefixed, the AWS CLI gets the role; the person deleted upstream ends the keyless session at the next refresh"
-    )
-    func brokeredLogin() async throws {
-        guard Tooling.browserLoginAvailable() else {
-            Issue.record("Chromium or the Playwright venv is missing: run scripts/test, which installs them")
-            return
-        }
+    /// glewlwyd with keyless idp registered as its client (both connectors' redirect URIs), and keyless idp brokering
+    /// it with the client secret in a 0600 file; all stopped by PID after `body`.
+    func withBroker(_ body: (GlewlwydServer, EmbeddedIdP) async throws -> Void) async throws {
         let glewlwyd = try await GlewlwydServer.start(redirectPort: try freePort())
         defer { glewlwyd.stopAndRemove() }
         let directory = try makeTemporaryDirectory(prefix: "keyless-broker")
@@ -59,42 +54,55 @@ struct BrokeredLoginEndToEndTests {
         try await glewlwyd.registerClient(
             id: Self.brokerClient, secret: Self.brokerSecret,
             redirectURIs: [idp.issuer + "/callback/glew", idp.issuer + "/callback/glew-org"])
-        let moto = try await MotoServer.start()
-        defer { moto.stop() }
-        let role = try await moto.createRole(name: "dev")
-        let harness = try KeylessHarness(moto: moto)
-        let provider = ["--issuer-url", idp.issuer, "--client-id", idp.clientID]
+        try await body(glewlwyd, idp)
+    }
 
-        var browser = Tooling.browserLoginCommand(user: "alice", password: GlewlwydUser.alice.password)
-        browser.environment["KEYLESS_TEST_UPSTREAM"] = "glew"
-        let login = try harness.run(["login", "--browser", browser.command] + provider, extra: browser.environment)
-        try #require(login.status == 0, "\(login)\n\(idp.process.logTail(20))")
-        #expect(login.stderr.contains("Logged in as alice@example.com"), "\(login)")
+    @Test(
+        "Sign in with glewlwyd through both providers in Chromium: upstream groups mapped and prefixed, the AWS CLI gets the role; the person deleted upstream ends the keyless session at the next refresh"
+    )
+    func brokeredLogin() async throws {
+        guard Tooling.browserLoginAvailable() else {
+            Issue.record("Chromium or the Playwright venv is missing: run scripts/test, which installs them")
+            return
+        }
+        try await withBroker { glewlwyd, idp in
+            let moto = try await MotoServer.start()
+            defer { moto.stop() }
+            let role = try await moto.createRole(name: "dev")
+            let harness = try KeylessHarness(moto: moto)
+            let provider = ["--issuer-url", idp.issuer, "--client-id", idp.clientID]
 
-        let token = try harness.run(["token", "--json", "--no-browser"] + provider)
-        try #require(token.status == 0, "\(token)")
-        let claims = try EmbeddedIdPEndToEndTests.claims(
-            try #require(try credentialJSON(token.stdout)["id_token"] as? String))
-        #expect((claims["sub"] as? String)?.hasPrefix("glew:") == true, "\(claims)")
-        #expect(claims["iss"] as? String == idp.issuer)
-        #expect(claims["email"] as? String == "alice@example.com")
-        #expect(claims["groups"] as? [String] == ["glew:aws-admins", "glew:developers"])
+            var browser = Tooling.browserLoginCommand(user: "alice", password: GlewlwydUser.alice.password)
+            browser.environment["KEYLESS_TEST_UPSTREAM"] = "glew"
+            let login = try harness.run(["login", "--browser", browser.command] + provider, extra: browser.environment)
+            try #require(login.status == 0, "\(login)\n\(idp.process.logTail(20))")
+            #expect(login.stderr.contains("Logged in as alice@example.com"), "\(login)")
 
-        let line = (["creds-process", "--aws-role-arn", role, "--no-browser"] + provider).joined(separator: " ")
-        try "[profile dev]\nregion = us-east-1\ncredential_process = \(harness.binary) \(line)\n".write(
-            toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
-        let arn = try harness.runProgram(
-            "aws", ["sts", "get-caller-identity", "--profile", "dev", "--query", "Arn", "--output", "text"])
-        #expect(arn.status == 0, "\(arn)")
-        #expect(
-            arn.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                == "arn:aws:sts::123456789012:assumed-role/dev/alice@example.com")
+            let token = try harness.run(["token", "--json", "--no-browser"] + provider)
+            try #require(token.status == 0, "\(token)")
+            let claims = try EmbeddedIdPEndToEndTests.claims(
+                try #require(try credentialJSON(token.stdout)["id_token"] as? String))
+            #expect((claims["sub"] as? String)?.hasPrefix("glew:") == true, "\(claims)")
+            #expect(claims["iss"] as? String == idp.issuer)
+            #expect(claims["email"] as? String == "alice@example.com")
+            #expect(claims["groups"] as? [String] == ["glew:aws-admins", "glew:developers"])
 
-        // Offboarded upstream: keyless's next refresh asks glewlwyd, which refuses; the keyless login ends there.
-        try await glewlwyd.deleteUser("alice")
-        let refused = try harness.run(["token", "--no-browser"] + provider)
-        #expect(refused.status != 0, "\(refused)")
-        #expect(refused.stderr.contains("no longer accepts the session"), "\(refused)")
+            let line = (["creds-process", "--aws-role-arn", role, "--no-browser"] + provider).joined(separator: " ")
+            try "[profile dev]\nregion = us-east-1\ncredential_process = \(harness.binary) \(line)\n".write(
+                toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
+            let arn = try harness.runProgram(
+                "aws", ["sts", "get-caller-identity", "--profile", "dev", "--query", "Arn", "--output", "text"])
+            #expect(arn.status == 0, "\(arn)")
+            #expect(
+                arn.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    == "arn:aws:sts::123456789012:assumed-role/dev/alice@example.com")
+
+            // Offboarded upstream: keyless's next refresh asks glewlwyd, which refuses; the keyless login ends there.
+            try await glewlwyd.deleteUser("alice")
+            let refused = try harness.run(["token", "--no-browser"] + provider)
+            #expect(refused.status != 0, "\(refused)")
+            #expect(refused.stderr.contains("no longer accepts the session"), "\(refused)")
+        }
     }
 
     @Test("a connector that allows only example.org refuses alice@example.com after glewlwyd signed her in, saying why")
@@ -103,31 +111,22 @@ struct BrokeredLoginEndToEndTests {
             Issue.record("Chromium or the Playwright venv is missing: run scripts/test, which installs them")
             return
         }
-        let glewlwyd = try await GlewlwydServer.start(redirectPort: try freePort())
-        defer { glewlwyd.stopAndRemove() }
-        let directory = try makeTemporaryDirectory(prefix: "keyless-broker")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let secretFile = directory + "/glewlwyd-secret"
-        FileManager.default.createFile(
-            atPath: secretFile, contents: Data((Self.brokerSecret + "\n").utf8),
-            attributes: [.posixPermissions: 0o600])
-        let idp = try await EmbeddedIdP.start(extraTopLevel: Self.connectorsYAML(glewlwyd, secretFile: secretFile))
-        defer { idp.stopAndRemove() }
-        try await glewlwyd.registerClient(
-            id: Self.brokerClient, secret: Self.brokerSecret, redirectURIs: [idp.issuer + "/callback/glew-org"])
-        let harness = try KeylessHarness(moto: nil)
-        var browser = Tooling.browserLoginCommand(user: "alice", password: GlewlwydUser.alice.password)
-        browser.environment["KEYLESS_TEST_UPSTREAM"] = "glew-org"
-        browser.environment["KEYLESS_TEST_BROWSER_TIMEOUT"] = "15"
-        let login = try harness.run(
-            [
-                "login", "--browser", browser.command, "--timeout", "20", "--issuer-url", idp.issuer, "--client-id",
-                idp.clientID,
-            ], extra: browser.environment)
-        #expect(login.status != 0, "\(login)")
-        #expect(
-            login.stderr.contains("Only verified addresses at example.org may sign in with Glewlwyd for example.org"),
-            "\(login)")
-        #expect(idp.process.logTail(40).contains("upstream sign-in refused"))
+        try await withBroker { glewlwyd, idp in
+            let harness = try KeylessHarness(moto: nil)
+            var browser = Tooling.browserLoginCommand(user: "alice", password: GlewlwydUser.alice.password)
+            browser.environment["KEYLESS_TEST_UPSTREAM"] = "glew-org"
+            browser.environment["KEYLESS_TEST_BROWSER_TIMEOUT"] = "15"
+            let login = try harness.run(
+                [
+                    "login", "--browser", browser.command, "--timeout", "20", "--issuer-url", idp.issuer, "--client-id",
+                    idp.clientID,
+                ], extra: browser.environment)
+            #expect(login.status != 0, "\(login)")
+            #expect(
+                login.stderr.contains(
+                    "Only verified addresses at example.org may sign in with Glewlwyd for example.org"),
+                "\(login)")
+            #expect(idp.process.logTail(40).contains("upstream sign-in refused"))
+        }
     }
 }
