@@ -63,7 +63,9 @@ extension OAuthEngine {
         _ connector: IdPConfiguration.Connector, username: String, password: String, address: String
     ) async -> Result<Authentication, LoginFailure> {
         let now = clock.now()
-        let throttleName = connector.id + "\u{0}" + username
+        // Directories match names without regard to case or surrounding spaces: so does the throttle, or "ALICE" and
+        // " alice" would each get their own free guesses.
+        let throttleName = connector.id + "\u{0}" + username.trimmingCharacters(in: .whitespaces).lowercased()
         do {
             if let wait = try await throttle.beginLogin(user: throttleName, address: address, now: now) {
                 return .failure(.throttled(retryAfter: wait))

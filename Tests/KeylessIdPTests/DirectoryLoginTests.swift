@@ -128,6 +128,25 @@ struct DirectoryLoginTests {
         }
     }
 
+    @Test("the throttle counts a directory name without regard to case or spaces, as the directory matches it")
+    func throttleIgnoresCase() async throws {
+        try await withProvider { _, f in
+            for name in ["alice", "ALICE", " Alice "] {
+                #expect(
+                    await f.engine.login(
+                        connector: "corp", username: name, password: "wrong", otp: nil, address: Fixture.address)
+                        == .failure(.invalid))
+            }
+            // The fourth failure in a row for the same person from the same address waits, whatever the spelling.
+            let fourth = await f.engine.login(
+                connector: "corp", username: "aLiCe", password: "Passw0rd-A1", otp: nil, address: Fixture.address)
+            guard case .failure(.throttled) = fourth else {
+                Issue.record("expected throttled, got \(fourth)")
+                return
+            }
+        }
+    }
+
     @Test(
         "freshness: a group removed in the directory is gone from the next refresh's tokens; a deleted person's refresh is invalid_grant, ends the family, and their session no longer signs in"
     )
