@@ -150,6 +150,8 @@ let package = Package(
             ]),
         // An LDAP client for directory logins: the messages a login needs (bind, search, StartTLS, unbind) in BER with
         // SwiftASN1, RFC 4515 filters and their escaping, one connection with timeouts and TLS (NIOSSL).
+        // CBOR (RFC 8949) as WebAuthn authenticators send it: definite lengths, limits on depth and size.
+        .target(name: "KeylessCBOR"),
         .target(
             name: "KeylessLDAP",
             dependencies: [
@@ -259,6 +261,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "KeylessCBORTests", dependencies: ["KeylessCBOR"]),
         .testTarget(
             name: "KeylessIdPTests",
             dependencies: [
