@@ -150,8 +150,14 @@ let package = Package(
             ]),
         // An LDAP client for directory logins: the messages a login needs (bind, search, StartTLS, unbind) in BER with
         // SwiftASN1, RFC 4515 filters and their escaping, one connection with timeouts and TLS (NIOSSL).
-        // CBOR (RFC 8949) as WebAuthn authenticators send it: definite lengths, limits on depth and size.
-        .target(name: "KeylessCBOR"),
+        // CBOR (RFC 8949) as WebAuthn authenticators send it (definite lengths, limits on depth and size), and the
+        // COSE keys in it (ES256, RS256, EdDSA) with signature checks.
+        .target(
+            name: "KeylessCBOR",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         .target(
             name: "KeylessLDAP",
             dependencies: [
@@ -261,7 +267,11 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "KeylessCBORTests", dependencies: ["KeylessCBOR"]),
+        .testTarget(
+            name: "KeylessCBORTests",
+            dependencies: [
+                "KeylessCBOR", "KeylessTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(
             name: "KeylessIdPTests",
             dependencies: [
