@@ -109,8 +109,7 @@ extension OAuthEngine {
                 }
                 scope = narrowed
             }
-            var authentication = fresh ?? record.authentication
-            if fresh == nil { authentication = try await currentAuthentication(record) }
+            let authentication = if let fresh { fresh } else { try await currentAuthentication(record) }
             // The successor, stored by the rotation, keeps the original scope even when this response is narrowed (RFC 6749 §6).
             return try await userTokens(
                 client: client, scope: scope, authentication: authentication, nonce: nil,

@@ -304,26 +304,18 @@ struct IdPRoutes {
             logger.notice(
                 "upstream sign-in refused",
                 metadata: ["connector": .string(id), "detail": .string(message), "peer": .string(context.peer)])
-            response = withFormToken(request, session: nil) { token in
-                Responses.html(
-                    Pages.login(
-                        clientID: authorization.clientID, request: authorization.fields, csrf: token, message: message,
-                        connectors: connectorChoices), status: .forbidden)
-            }
+            response = loginPage(request, authorization, message: message, status: .forbidden)
         case .failure(.unavailable(let detail, let authorization)):
             metrics.login(outcome: "upstream_unavailable")
             logger.notice(
                 "upstream sign-in failed",
                 metadata: ["connector": .string(id), "detail": .string(detail), "peer": .string(context.peer)])
             let name = engine.config.connector(id)?.displayName ?? id
-            response = withFormToken(request, session: nil) { token in
-                Responses.html(
-                    Pages.login(
-                        clientID: authorization.clientID, request: authorization.fields, csrf: token,
-                        message:
-                            "Sign-in with \(name) could not be completed (its provider did not answer as expected). Try again in a minute.",
-                        connectors: connectorChoices), status: .serviceUnavailable)
-            }
+            response = loginPage(
+                request, authorization,
+                message:
+                    "Sign-in with \(name) could not be completed (its provider did not answer as expected). Try again in a minute.",
+                status: .serviceUnavailable)
             response.headers[.retryAfter] = "30"
         case .success(let (authentication, authorization)):
             metrics.login(outcome: "success")
@@ -346,6 +338,18 @@ struct IdPRoutes {
                 name: upstreamCookie, value: "", maxAge: 0, path: "/", secure: secureCookies, httpOnly: true,
                 sameSite: .lax))
         return response
+    }
+
+    /// The login page again for `authorization`, with `message`, after an upstream sign-in that did not finish.
+    func loginPage(
+        _ request: Request, _ authorization: AuthorizationRequest, message: String, status: HTTPResponse.Status
+    ) -> Response {
+        withFormToken(request, session: nil) { token in
+            Responses.html(
+                Pages.login(
+                    clientID: authorization.clientID, request: authorization.fields, csrf: token, message: message,
+                    connectors: connectorChoices), status: status)
+        }
     }
 
     /// The answer to a failed login on either form: `page` renders the form again with the message. Records the
