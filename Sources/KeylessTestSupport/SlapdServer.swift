@@ -1,4 +1,5 @@
 import Foundation
+import KeylessCore
 
 /// A private OpenLDAP `slapd` (Debian) on loopback, set up by scripts/partners/slapd-setup.sh with its own cn=config,
 /// database and CA, and stopped by slapd-stop.sh (by its PID only). Base dc=example,dc=com; users alice, bob, carol
@@ -48,6 +49,14 @@ public final class SlapdServer: Sendable {
                 "slapd-setup.sh \(directory) \(port) \(ldapsPort) failed (status \(result.status)):\n\(result.output)",
                 portTaken: result.output.contains("in use"))
         }
+    }
+
+    /// Writes the service account's password into a 0600 file in the directory (what `bind_password_file` names in
+    /// idp.yaml) and returns its path.
+    public func bindPasswordFile() throws -> String {
+        let path = directory + "/keyless-bind-password"
+        try Files.writeAtomically(Array((Self.bindPassword + "\n").utf8), to: path, mode: 0o600)
+        return path
     }
 
     /// Runs an ldapmodify as the directory's administrator (LDIF on standard input).

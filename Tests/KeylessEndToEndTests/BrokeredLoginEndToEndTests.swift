@@ -46,9 +46,10 @@ struct BrokeredLoginEndToEndTests {
         let directory = try makeTemporaryDirectory(prefix: "keyless-broker")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let secretFile = directory + "/glewlwyd-secret"
-        FileManager.default.createFile(
-            atPath: secretFile, contents: Data((Self.brokerSecret + "\n").utf8),
-            attributes: [.posixPermissions: 0o600])
+        try #require(
+            FileManager.default.createFile(
+                atPath: secretFile, contents: Data((Self.brokerSecret + "\n").utf8),
+                attributes: [.posixPermissions: 0o600]), "cannot write \(secretFile)")
         let idp = try await EmbeddedIdP.start(extraTopLevel: Self.connectorsYAML(glewlwyd, secretFile: secretFile))
         defer { idp.stopAndRemove() }
         try await glewlwyd.registerClient(

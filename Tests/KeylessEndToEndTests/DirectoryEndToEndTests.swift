@@ -60,10 +60,7 @@ struct DirectoryEndToEndTests {
     func withDirectory(extra: String = "", _ body: (SlapdServer, EmbeddedIdP) async throws -> Void) async throws {
         let slapd = try await SlapdServer.start()
         defer { slapd.stopAndRemove() }
-        let passwordFile = slapd.directory + "/keyless-bind-password"
-        FileManager.default.createFile(
-            atPath: passwordFile, contents: Data((SlapdServer.bindPassword + "\n").utf8),
-            attributes: [.posixPermissions: 0o600])
+        let passwordFile = try slapd.bindPasswordFile()
         let idp = try await EmbeddedIdP.start(
             extraTopLevel: Self.connectorsYAML(slapd, passwordFile: passwordFile) + extra)
         defer { idp.stopAndRemove() }

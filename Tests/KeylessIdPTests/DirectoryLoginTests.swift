@@ -46,8 +46,7 @@ struct DirectoryLoginTests {
     func withProvider(_ body: (SlapdServer, EngineFixture) async throws -> Void) async throws {
         let slapd = try await SlapdServer.start()
         defer { slapd.stopAndRemove() }
-        let passwordFile = slapd.directory + "/keyless-bind-password"
-        try Files.writeAtomically(Array((SlapdServer.bindPassword + "\n").utf8), to: passwordFile, mode: 0o600)
+        let passwordFile = try slapd.bindPasswordFile()
         let config = try Self.config(slapd, passwordFile: passwordFile)
         let connectors = try Connectors.open(config, environment: Environment())
         let f = try await EngineFixture(config: config, connectors: connectors)
