@@ -158,6 +158,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
+        // The relying party's checks of WebAuthn Level 3 registrations and sign-ins (authenticator data, client data,
+        // none and packed attestation, signatures, counters), over KeylessCBOR's keys.
+        .target(
+            name: "KeylessWebAuthn",
+            dependencies: [
+                "KeylessCBOR", "KeylessCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]),
         .target(
             name: "KeylessLDAP",
             dependencies: [
@@ -272,6 +282,15 @@ let package = Package(
             dependencies: [
                 "KeylessCBOR", "KeylessTestSupport", .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        .testTarget(
+            name: "KeylessWebAuthnTests",
+            dependencies: [
+                "KeylessWebAuthn", "KeylessCBOR", "KeylessCore", "KeylessTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            exclude: ["Vectors"]),
         .testTarget(
             name: "KeylessIdPTests",
             dependencies: [

@@ -6,7 +6,7 @@ import Testing
 
 /// COSE keys made by python-fido2 (Yubico's library, `scripts/partners/fido2_cose.py`), and signatures made with them
 /// the way authenticators sign, checked by KeylessCBOR.
-@Suite("COSE keys: ES256, RS256 and EdDSA against python-fido2")
+@Suite("COSE keys: ES256, ES384, ES512, RS256 and EdDSA against python-fido2")
 struct COSEKeyTests {
     struct Sample {
         var alg: String
@@ -33,9 +33,13 @@ struct COSEKeyTests {
     )
     func againstFido2() throws {
         let samples = try Self.samples()
-        #expect(samples.map(\.alg) == ["ES256", "RS256", "EdDSA"])
+        #expect(samples.map(\.alg) == ["ES256", "ES384", "ES512", "RS256", "EdDSA"])
         let keys = try samples.map { try COSEKey(try CBORDecoder().decode($0.key)) }
-        #expect(keys.map(\.algorithm) == [COSEKey.es256Algorithm, COSEKey.rs256Algorithm, COSEKey.edDSAAlgorithm])
+        #expect(
+            keys.map(\.algorithm) == [
+                COSEKey.es256Algorithm, COSEKey.es384Algorithm, COSEKey.es512Algorithm, COSEKey.rs256Algorithm,
+                COSEKey.edDSAAlgorithm,
+            ])
         for (index, (key, sample)) in zip(keys, samples).enumerated() {
             #expect(key.isValidSignature(sample.signature, for: sample.message), "\(sample.alg)")
             var changed = sample.message
@@ -63,6 +67,7 @@ struct COSEKeyTests {
         #expect(throws: Never.self) { try COSEKey(ec2(alg: -7)) }
         #expect(throws: CBORError(.unsupported, "")) { try COSEKey(ec2(alg: -257)) }
         #expect(throws: CBORError(.malformed, "")) { try COSEKey(ec2(alg: -7, crv: 2)) }
+        #expect(throws: CBORError(.malformed, ""), "a P-256 point under ES384") { try COSEKey(ec2(alg: -35, crv: 2)) }
         #expect(throws: CBORError(.malformed, "")) { try COSEKey(ec2(alg: -7, y: x)) }
         #expect(throws: CBORError(.malformed, "")) { try COSEKey(ec2(alg: -7, x: Array(x.prefix(31)))) }
         let shortRSA: CBORValue = .map([
