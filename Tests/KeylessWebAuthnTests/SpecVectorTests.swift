@@ -299,6 +299,45 @@ struct SpecVectorTests {
         }
     }
 
+    @Test(
+        "20,000 mutations of the vectors' attestation objects and authenticator data are refused with a WebAuthnError, never a crash or another error"
+    )
+    func mutations() async throws {
+        var generator = SystemRandomNumberGenerator()
+        var refused = 0
+        for label in Self.verifying {
+            let vector = try Self.vector(label)
+            let registration = vector.registration["attestationObject"]!
+            let assertion = vector.authentication["authenticatorData"]!
+            let credential = try await Self.register(vector)
+            for round in 0..<(20_000 / Self.verifying.count / 2) {
+                var object = registration
+                var data = assertion
+                for _ in 0...(round % 4) {
+                    object[Int.random(in: 0..<object.count, using: &generator)] = UInt8.random(
+                        in: 0...255, using: &generator)
+                    data[Int.random(in: 0..<data.count, using: &generator)] = UInt8.random(
+                        in: 0...255, using: &generator)
+                }
+                if round % 7 == 0 { object = Array(object.prefix(Int.random(in: 0..<object.count, using: &generator))) }
+                if round % 5 == 0 { data += [UInt8.random(in: 0...255, using: &generator)] }
+                do {
+                    _ = try await Self.relyingParty.verifyRegistration(
+                        RegistrationResponse(
+                            credentialID: vector.registration["credential_id"]!,
+                            clientDataJSON: vector.registration["clientDataJSON"]!, attestationObject: object),
+                        challenge: vector.registration["challenge"]!, requireUserVerification: false, now: Self.now)
+                } catch is WebAuthnError { refused += 1 }
+                do {
+                    _ = try Self.relyingParty.verifyAssertion(
+                        Self.assertion(vector, authenticatorData: data), challenge: vector.authentication["challenge"]!,
+                        credential: Self.stored(credential), requireUserVerification: false, requireUserHandle: false)
+                } catch is WebAuthnError { refused += 1 }
+            }
+        }
+        #expect(refused > 15_000, "most mutations break a signature or a structure (\(refused) refused)")
+    }
+
     @Test("a counter that went backwards is refused by default, and accepted and reported under the 'report' policy")
     func counter() async throws {
         let vector = try Self.vector("ES256 Credential with No Attestation")
