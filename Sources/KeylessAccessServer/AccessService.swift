@@ -112,9 +112,12 @@ public final class AccessService: Sendable {
         let amr = claims["amr"]?.texts ?? []
         // The policy caller leaves out an email the provider marks unverified (it may be one the user typed): it never
         // satisfies a grant, becomes a session tag, or names the session.
+        let acr = claims["acr"]?.text
         let policyCaller = PolicyCaller(
             issuer: bearer.issuer, subject: bearer.subject, groups: groups, claims: claims,
-            mfa: amr.contains { issuer.mfaMethods.contains($0) })
+            mfa: amr.contains { issuer.mfaMethods.contains($0) },
+            phishingResistant: amr.contains { issuer.phishingResistantMethods.contains($0) }
+                || acr.map { issuer.phishingResistantACR.contains($0) } ?? false, amr: amr)
         let name = policyCaller.claims["email"]?.text ?? claims["preferred_username"]?.text ?? bearer.subject
         return Caller(bearer: bearer, issuer: issuer, policyCaller: policyCaller, name: name)
     }
@@ -225,6 +228,7 @@ public final class AccessService: Sendable {
         text += ",\"max_session_seconds\":"; text += String(role.maxSessionSeconds)
         text += role.mfaRequired ? ",\"mfa_required\":true" : ",\"mfa_required\":false"
         text += ",\"name\":"; appendJSON(role.name, to: &text)
+        if role.phishingResistantRequired { text += ",\"passkey_required\":true" }
         text += ",\"profile\":"; appendJSON(entitlement.profileName, to: &text)
         text += ",\"region\":"; appendJSON(entitlement.region, to: &text)
         text += "}"

@@ -23,7 +23,7 @@ enum OpenAPIDocument {
               type: object
               required: [error, error_description, request_id]
               properties:
-                error: {type: string, description: "missing_token, invalid_token, not_granted, mfa_required, unknown_role, invalid_request, upstream_error, audit_unavailable, issuer_unavailable"}
+                error: {type: string, description: "missing_token, invalid_token, not_granted, mfa_required, phishing_resistant_required, unknown_role, invalid_request, upstream_error, audit_unavailable, issuer_unavailable"}
                 error_description: {type: string}
                 request_id: {type: string}
             Role:
@@ -35,6 +35,7 @@ enum OpenAPIDocument {
                 description: {type: string}
                 max_session_seconds: {type: integer, minimum: 900, maximum: 43200}
                 mfa_required: {type: boolean}
+                passkey_required: {type: boolean, description: "present (true) when the role needs a passkey or security key sign-in (mfa_required: phishing-resistant)"}
                 credentials: {type: string, enum: [web-identity, server]}
                 region: {type: string}
                 profile: {type: string, description: suggested profile name}

@@ -15,6 +15,14 @@ public struct ServerIssuer: Sendable, Equatable {
     public var groupsClaim: String
     /// `amr` values that count as multi-factor (RFC 8176).
     public var mfaMethods: Set<String>
+    /// `amr` values that count as a phishing-resistant sign-in (`mfa_required: phishing-resistant`): by default `hwk`
+    /// (RFC 8176 §2: proof of possession of a hardware-secured key) and `fido` (Microsoft Entra ID's value for a FIDO2
+    /// security key or passkey, https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference
+    /// "amr claim").
+    public var phishingResistantMethods: Set<String> = ["hwk", "fido"]
+    /// `acr` values that do: by default `phr` and `phrh` (OpenID Extended Authentication Profile ACR values 1.0 §3:
+    /// phishing-resistant, and phishing-resistant hardware-protected), which keyless idp writes for passkey sign-ins.
+    public var phishingResistantACR: Set<String> = ["phr", "phrh"]
 }
 
 /// The web page's OIDC client: authorization code with PKCE at one of the trusted issuers.
@@ -124,7 +132,10 @@ public struct ServerConfiguration: Sendable {
         for node in issuerNodes {
             let map = try mapping(
                 node, file: file,
-                allowed: ["issuer", "audiences", "algorithms", "jwks_uri", "client_id", "groups_claim", "mfa_amr"],
+                allowed: [
+                    "issuer", "audiences", "algorithms", "jwks_uri", "client_id", "groups_claim", "mfa_amr",
+                    "phishing_resistant_amr", "phishing_resistant_acr",
+                ],
                 what: "an issuer")
             guard let url = try string(map["issuer"], file: file, what: "issuer") else {
                 throw bad(file, node, "an issuer needs issuer: (its URL)")
@@ -153,6 +164,8 @@ public struct ServerConfiguration: Sendable {
                 throw bad(file, map["client_id"], "client_id \(clientID) must be one of the issuer's audiences")
             }
             let mfa = try strings(map["mfa_amr"], file: file, what: "mfa_amr")
+            let strongAMR = try strings(map["phishing_resistant_amr"], file: file, what: "phishing_resistant_amr")
+            let strongACR = try strings(map["phishing_resistant_acr"], file: file, what: "phishing_resistant_acr")
             let trusted = TrustedIssuer(
                 issuer: Discovery.normalize(url), audiences: audiences,
                 algorithms: algorithms.isEmpty ? ["RS256", "ES256"] : algorithms,
@@ -160,11 +173,13 @@ public struct ServerConfiguration: Sendable {
             if issuers.contains(where: { $0.trusted.issuer == trusted.issuer }) {
                 throw bad(file, map["issuer"], "issuer \(url) is listed twice")
             }
-            issuers.append(
-                ServerIssuer(
-                    trusted: trusted, clientID: clientID,
-                    groupsClaim: try string(map["groups_claim"], file: file, what: "groups_claim") ?? "groups",
-                    mfaMethods: Set(mfa.isEmpty ? ["mfa", "otp", "hwk", "swk", "sc"] : mfa)))
+            var issuer = ServerIssuer(
+                trusted: trusted, clientID: clientID,
+                groupsClaim: try string(map["groups_claim"], file: file, what: "groups_claim") ?? "groups",
+                mfaMethods: Set(mfa.isEmpty ? ["mfa", "otp", "hwk", "swk", "sc"] : mfa))
+            if !strongAMR.isEmpty { issuer.phishingResistantMethods = Set(strongAMR) }
+            if !strongACR.isEmpty { issuer.phishingResistantACR = Set(strongACR) }
+            issuers.append(issuer)
         }
 
         var web: WebLogin?

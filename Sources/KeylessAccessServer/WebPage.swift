@@ -105,7 +105,8 @@ public struct WebPage: Sendable {
                         let role = entitlement.role
                         var entry: [String: Any] = [
                             "arn": role.arn, "name": role.name, "label": "\(role.name) in \(alias ?? account.id)",
-                            "session": Self.duration(role.maxSessionSeconds), "mfa": role.mfaRequired, "csrf": csrf,
+                            "session": Self.duration(role.maxSessionSeconds), "mfa": role.mfaRequired,
+                            "passkey": role.phishingResistantRequired, "csrf": csrf,
                         ]
                         if let description = role.description, !description.isEmpty {
                             entry["description"] = description

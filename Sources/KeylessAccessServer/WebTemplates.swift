@@ -86,7 +86,7 @@ enum WebTemplates {
         <tbody>
         {{#roles}}
         <tr>
-        <th scope="row">{{name}}{{#mfa}}<span class="badge">MFA required</span>{{/mfa}}<span class="arn">{{arn}}</span></th>
+        <th scope="row">{{name}}{{#passkey}}<span class="badge">Passkey required</span>{{/passkey}}{{^passkey}}{{#mfa}}<span class="badge">MFA required</span>{{/mfa}}{{/passkey}}<span class="arn">{{arn}}</span></th>
         <td>{{description}}</td>
         <td class="session">{{session}}</td>
         <td class="actions">

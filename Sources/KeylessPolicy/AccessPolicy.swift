@@ -63,6 +63,12 @@ public struct AccessPolicy: Sendable {
                 .notGranted, "\(caller.subject) is not granted \(label): \(storage.whatGrants(role: index, to: caller))"
             )
         }
+        if entitlement.role.phishingResistantRequired && !caller.phishingResistant {
+            return .denied(
+                .phishingResistantRequired,
+                "\(label) needs a passkey sign-in (phishing-resistant); \(caller.subject) signed in with \(Self.describe(amr: caller.amr)). Sign in again with a passkey or security key (`keyless login`)"
+            )
+        }
         if entitlement.role.mfaRequired && !caller.mfa {
             return .denied(
                 .mfaRequired,
@@ -70,6 +76,23 @@ public struct AccessPolicy: Sendable {
             )
         }
         return .granted(entitlement, tags: sessionTags(for: caller))
+    }
+
+    /// How a token's `amr` (RFC 8176) reads in a sentence: "a password and a one-time code".
+    public static func describe(amr: [String]) -> String {
+        let names: [String: String] = [
+            "pwd": "a password", "otp": "a one-time code", "sms": "a text-message code", "tel": "a phone call",
+            "hwk": "a security key", "swk": "a synced passkey or other software-held key", "fido": "a FIDO2 key",
+            "pin": "a PIN",
+            "fpt": "a fingerprint", "face": "face recognition", "sc": "a smart card", "kba": "security questions",
+            "fed": "another identity provider", "user": "a presence check", "wia": "Windows sign-in",
+        ]
+        let parts = amr.filter { $0 != "mfa" }.map { names[$0] ?? "'\($0)'" }
+        switch parts.count {
+        case 0: return "a method the token does not name (no amr)"
+        case 1: return parts[0]
+        default: return parts.dropLast().joined(separator: ", ") + " and " + parts.last!
+        }
     }
 
     /// The STS session tags for `caller`, in policy order: claims the caller lacks give no tag, several values are joined

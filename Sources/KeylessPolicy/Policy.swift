@@ -13,13 +13,18 @@ public struct PolicyCaller: Sendable, Hashable {
     public var claims: [String: JSONValue]
     /// Whether the token shows that the caller used a second factor (from `amr`).
     public var mfa: Bool
+    /// Whether the token shows a phishing-resistant sign-in (a passkey or security key: `amr` or `acr`).
+    public var phishingResistant: Bool
+    /// How the caller signed in, as the token's `amr` says (for explaining a refusal).
+    public var amr: [String]
     /// Whether the token carried an `email` that its provider marks unverified (`email_verified: false`), left out of `claims`.
     public var hasUnverifiedEmail: Bool
 
     /// Creates a caller. An `email` whose `email_verified` is false (a boolean, or the string some providers send) may be
     /// one the person typed: it is absent for grants and session tags, as it is for the session name.
     public init(
-        issuer: String, subject: String, groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false
+        issuer: String, subject: String, groups: [String] = [], claims: [String: JSONValue] = [:], mfa: Bool = false,
+        phishingResistant: Bool = false, amr: [String] = []
     ) {
         self.issuer = issuer
         self.subject = subject
@@ -29,7 +34,9 @@ public struct PolicyCaller: Sendable, Hashable {
             && (claims["email_verified"] == .bool(false) || claims["email_verified"] == .string("false"))
         self.claims = unverified ? claims.filter { $0.key != "email" } : claims
         self.hasUnverifiedEmail = unverified
-        self.mfa = mfa
+        self.mfa = mfa || phishingResistant
+        self.phishingResistant = phishingResistant
+        self.amr = amr
     }
 }
 
@@ -74,19 +81,22 @@ public struct PolicyRole: Sendable, Equatable {
     public var maxSessionSeconds: Int
     /// Whether the caller's token must show MFA.
     public var mfaRequired: Bool
+    /// Whether the MFA must be phishing-resistant (`mfa_required: phishing-resistant`: a passkey or security key).
+    public var phishingResistantRequired: Bool
     /// How `configure` sets up credentials for this role.
     public var credentials: CredentialMode
 
     public init(
         arn: String, name: String, accountID: String, description: String? = nil, maxSessionSeconds: Int = 3600,
-        mfaRequired: Bool = false, credentials: CredentialMode = .webIdentity
+        mfaRequired: Bool = false, phishingResistantRequired: Bool = false, credentials: CredentialMode = .webIdentity
     ) {
         self.arn = arn
         self.name = name
         self.accountID = accountID
         self.description = description
         self.maxSessionSeconds = maxSessionSeconds
-        self.mfaRequired = mfaRequired
+        self.mfaRequired = mfaRequired || phishingResistantRequired
+        self.phishingResistantRequired = phishingResistantRequired
         self.credentials = credentials
     }
 }
@@ -130,6 +140,8 @@ public enum DenialReason: String, Sendable {
     case notGranted = "not_granted"
     /// The role is granted but needs MFA, which the caller's token does not show.
     case mfaRequired = "mfa_required"
+    /// The role needs a phishing-resistant sign-in (passkey, security key), which the caller's token does not show.
+    case phishingResistantRequired = "phishing_resistant_required"
 }
 
 /// The answer to "may this caller assume this role?".

@@ -187,12 +187,13 @@ struct PolicyParser {
             nameSeen[nameKey] = nameNode
             let description = try fields.value("description").map { try string($0, of: "description") }
             let maxSession = try fields.value("max_session").map(duration) ?? defaults.maxSession
-            let mfa = try fields.value("mfa_required").map { try bool($0, of: "mfa_required") } ?? false
+            let mfa = try fields.value("mfa_required").map(mfaRequirement) ?? .none
             let mode = try fields.value("credentials").map(credentialMode) ?? defaults.credentials
             roles.list.append(
                 PolicyRole(
                     arn: arn, name: name, accountID: parsed.accountID, description: description,
-                    maxSessionSeconds: maxSession, mfaRequired: mfa, credentials: mode))
+                    maxSessionSeconds: maxSession, mfaRequired: mfa != .none,
+                    phishingResistantRequired: mfa == .phishingResistant, credentials: mode))
             roles.account.append(account.index)
             roles.nodes.append(nameNode)
         }
@@ -425,6 +426,21 @@ extension PolicyParser {
         case "true": return true
         case "false": return false
         default: throw fail(node, "\(what) must be true or false, not '\(try string(node, of: what))'")
+        }
+    }
+
+    enum MFARequirement { case none, any, phishingResistant }
+
+    /// `mfa_required`: true, false, or `phishing-resistant` (a passkey or security key).
+    func mfaRequirement(_ node: Node) throws -> MFARequirement {
+        switch try string(node, of: "mfa_required").lowercased() {
+        case "true": return .any
+        case "false": return .none
+        case "phishing-resistant": return .phishingResistant
+        default:
+            throw fail(
+                node,
+                "mfa_required must be true, false or phishing-resistant, not '\(try string(node, of: "mfa_required"))'")
         }
     }
 

@@ -12,6 +12,8 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         public var description: String?
         public var maxSessionSeconds: Int
         public var mfaRequired: Bool
+        /// True when the MFA must be a passkey or security key (`mfa_required: phishing-resistant`); absent otherwise.
+        public var passkeyRequired: Bool?
         /// "server" (the access server assumes the role) or "web-identity" (the CLI does, with the ID token).
         public var credentials: String
         public var region: String
@@ -20,13 +22,15 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
 
         public init(
             arn: String, name: String, description: String?, maxSessionSeconds: Int, mfaRequired: Bool,
-            credentials: String, region: String, profile: String, credentialProcess: String
+            credentials: String, region: String, profile: String, credentialProcess: String,
+            passkeyRequired: Bool? = nil
         ) {
             self.arn = arn
             self.name = name
             self.description = description
             self.maxSessionSeconds = maxSessionSeconds
             self.mfaRequired = mfaRequired
+            self.passkeyRequired = passkeyRequired
             self.credentials = credentials
             self.region = region
             self.profile = profile
@@ -36,6 +40,7 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case arn, name, description
             case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required"
+            case passkeyRequired = "passkey_required"
             case credentials, region, profile
             case credentialProcess = "credential_process"
         }

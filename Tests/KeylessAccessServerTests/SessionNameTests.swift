@@ -65,3 +65,35 @@ struct UnverifiedEmailTests {
         #expect(calls.last?.form["Tags.member.1.Value"] == "zoe@audit.example.com")
     }
 }
+
+@Suite("phishing-resistant sign-ins as the access server reads tokens")
+struct PhishingResistantCallerTests {
+    @Test(
+        "amr hwk or fido, or acr phr/phrh, make a phishing-resistant caller (and an MFA one); swk, otp or nothing do not; the issuer can change both lists"
+    )
+    func fromClaims() {
+        var issuer = ServerIssuer(
+            trusted: TrustedIssuer(issuer: "https://idp.example.com", audiences: ["keyless-cli"]),
+            clientID: "keyless-cli", groupsClaim: "groups", mfaMethods: ["mfa", "otp"])
+        func caller(_ claims: [String: JSONValue]) -> (strong: Bool, mfa: Bool) {
+            let caller = AccessService.caller(
+                VerifiedBearer(
+                    issuer: "https://idp.example.com", subject: "u-1",
+                    expiresAt: Date(timeIntervalSince1970: 4_000_000_000), claims: claims),
+                issuer: issuer
+            ).policyCaller
+            return (caller.phishingResistant, caller.mfa)
+        }
+        #expect(caller(["amr": .array([.string("hwk")])]) == (true, true))
+        #expect(caller(["amr": .array([.string("fido")])]) == (true, true))
+        #expect(caller(["acr": .string("phr")]) == (true, true))
+        #expect(caller(["acr": .string("phrh"), "amr": .array([.string("pwd")])]) == (true, true))
+        #expect(caller(["amr": .array([.string("swk"), .string("mfa")])]) == (false, true))
+        #expect(caller(["amr": .array([.string("pwd"), .string("otp")])]) == (false, true))
+        #expect(caller([:]) == (false, false))
+        issuer.phishingResistantMethods = ["swk"]
+        issuer.phishingResistantACR = []
+        #expect(caller(["amr": .array([.string("swk")])]) == (true, true))
+        #expect(caller(["acr": .string("phr")]) == (false, false))
+    }
+}

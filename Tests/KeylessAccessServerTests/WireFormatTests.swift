@@ -31,7 +31,7 @@ struct WireFormatTests {
     }
 
     @Test(
-        "text with quotes, backslashes, slashes, a newline, a tab and non-ASCII, an account without alias: still the same bytes"
+        "text with quotes, backslashes, slashes, a newline, a tab and non-ASCII, an account without alias, a passkey role: still the same bytes"
     )
     func awkwardText() async throws {
         let fixture = try ServerFixture.make(policy: Self.awkwardPolicy)
@@ -41,6 +41,7 @@ struct WireFormatTests {
         #expect(fast.contains(#""alias":null"#), "\(fast)")
         #expect(fast.contains(#"\"seule\""#), "\(fast)")
         #expect(fast.contains(#""credentials":"web-identity""#) && fast.contains(#""credentials":"server""#), "\(fast)")
+        #expect(fast.contains(#""mfa_required":true,"name":"developer","passkey_required":true"#), "\(fast)")
         #expect(try Self.reencoded(ServerConfigDocument.self, fast) == fast)
     }
 
@@ -89,7 +90,7 @@ struct WireFormatTests {
         }
         let role = ServerConfigDocument.Role(
             arn: "a", name: "n", description: "d", maxSessionSeconds: 3600, mfaRequired: false, credentials: "server",
-            region: "r", profile: "p", credentialProcess: "c")
+            region: "r", profile: "p", credentialProcess: "c", passkeyRequired: true)
         let config = ServerConfigDocument(
             issuer: "i", clientID: "c", serverURL: "s", defaultRegion: "r",
             caller: .init(subject: "s", name: "n", groups: ["g"], mfa: true),
@@ -120,6 +121,7 @@ struct WireFormatTests {
             description: "Lecture \\"seule\\" — für alle\\nzweite Zeile / 日本 \\\\ tab\\there"
           - arn: arn:aws:iam::210987654321:role/developer
             credentials: web-identity
+            mfa_required: phishing-resistant
         grants:
           - groups: [platform-admins]
             roles: [arn:aws:iam::123456789012:role/readonly, arn:aws:iam::210987654321:role/developer]

@@ -317,3 +317,78 @@ struct SessionTagTests {
         #expect(Glob("").matches("") && !Glob("").matches("a"))
     }
 }
+
+@Suite("Phishing-resistant roles (mfa_required: phishing-resistant)")
+struct PhishingResistantDecisionTests {
+    static let policy = """
+        accounts:
+          - id: "123456789012"
+            alias: prod
+        roles:
+          - arn: arn:aws:iam::123456789012:role/prod-admin
+            mfa_required: phishing-resistant
+          - arn: arn:aws:iam::123456789012:role/ops
+            mfa_required: true
+        grants:
+          - groups: [admins]
+            roles: ["prod/*"]
+
+        """
+    static let arn = "arn:aws:iam::123456789012:role/prod-admin"
+
+    @Test(
+        "a passkey role is refused to a password + one-time code sign-in, saying what it needs and how the person signed in, and granted to a passkey sign-in"
+    )
+    func decision() throws {
+        let policy = try AccessPolicy.parse(Self.policy, file: "policy.yaml")
+        let role = try #require(policy.roles.first)
+        #expect(role.phishingResistantRequired && role.mfaRequired)
+        let otp = PolicyCaller(
+            issuer: "https://idp", subject: "alice", groups: ["admins"], mfa: true, amr: ["pwd", "otp", "mfa"])
+        #expect(
+            policy.decide(otp, roleArn: Self.arn)
+                == .denied(
+                    .phishingResistantRequired,
+                    "role prod/prod-admin (arn:aws:iam::123456789012:role/prod-admin) needs a passkey sign-in (phishing-resistant); alice signed in with a password and a one-time code. Sign in again with a passkey or security key (`keyless login`)"
+                ))
+        let passkey = PolicyCaller(
+            issuer: "https://idp", subject: "alice", groups: ["admins"], phishingResistant: true,
+            amr: ["hwk", "mfa"])
+        guard case .granted = policy.decide(passkey, roleArn: Self.arn) else {
+            Issue.record("a passkey sign-in is granted the passkey role")
+            return
+        }
+        // A phishing-resistant sign-in is multi-factor: the plain MFA role is granted too.
+        guard case .granted = policy.decide(passkey, roleArn: "prod/ops") else {
+            Issue.record("a passkey sign-in satisfies mfa_required: true")
+            return
+        }
+        // Not granted still comes first.
+        let stranger = PolicyCaller(issuer: "https://idp", subject: "eve", groups: ["guests"], amr: ["pwd"])
+        guard case .denied(.notGranted, _) = policy.decide(stranger, roleArn: Self.arn) else {
+            Issue.record("an ungranted caller learns nothing about passkeys")
+            return
+        }
+        #expect(DenialReason.phishingResistantRequired.rawValue == "phishing_resistant_required")
+    }
+
+    @Test("mfa_required takes true, false or phishing-resistant; anything else names the line")
+    func parsing() throws {
+        let bad = Self.policy.replacingOccurrences(of: "phishing-resistant", with: "passkeys-please")
+        #expect(throws: KeylessError.self) { try AccessPolicy.parse(bad, file: "policy.yaml") }
+        do {
+            _ = try AccessPolicy.parse(bad, file: "policy.yaml")
+        } catch let error as KeylessError {
+            #expect(error.reason.contains("policy.yaml:6:"), "\(error.reason)")
+            #expect(error.reason.contains("true, false or phishing-resistant"), "\(error.reason)")
+        }
+    }
+
+    @Test("how a sign-in reads: amr values in words, mfa left out, unknown ones quoted, none said so")
+    func describeAMR() {
+        #expect(AccessPolicy.describe(amr: ["pwd", "otp", "mfa"]) == "a password and a one-time code")
+        #expect(AccessPolicy.describe(amr: ["pwd"]) == "a password")
+        #expect(AccessPolicy.describe(amr: ["pwd", "sms", "x-corp"]) == "a password, a text-message code and 'x-corp'")
+        #expect(AccessPolicy.describe(amr: []) == "a method the token does not name (no amr)")
+    }
+}

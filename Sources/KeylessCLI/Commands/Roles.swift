@@ -87,7 +87,11 @@ extension Keyless {
                 for role in account.roles {
                     let padded = role.name.padding(toLength: width, withPad: " ", startingAt: 0)
                     var line = "  \(padded)  \(role.arn)  up to \(role.maxSessionSeconds / 60) min"
-                    if role.mfaRequired { line += "  needs MFA" }
+                    if role.passkeyRequired == true {
+                        line += "  needs a passkey"
+                    } else if role.mfaRequired {
+                        line += "  needs MFA"
+                    }
                     if let description = role.description { line += "  — \(description)" }
                     text += line + "\n"
                 }
