@@ -102,7 +102,9 @@ let package = Package(
             name: "KeylessIdP",
             dependencies: [
                 "KeylessCore", "KeylessStorage", "KeylessJOSE", "KeylessYAML", "KeylessDirectory", "KeylessLDAP",
-                "KeylessOIDC", "KeylessHTTP", .product(name: "Logging", package: "swift-log"),
+                "KeylessOIDC", "KeylessHTTP", "KeylessWebAuthn", "KeylessCBOR",
+                .product(name: "Logging", package: "swift-log"), .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Yams", package: "Yams"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -118,6 +118,8 @@ public struct IdPConfiguration: Sendable, Equatable {
     public var clients: [Client]
     /// Where people sign in from; nil: the users above only.
     public var connectors: [Connector]?
+    /// Passkey (WebAuthn) settings; nil: the defaults.
+    public var passkeys: Passkeys?
 
     struct File: Codable {
         var issuer: String?
@@ -127,8 +129,9 @@ public struct IdPConfiguration: Sendable, Equatable {
         var clients: [Client]?
         var lifetimes: Lifetimes?
         var connectors: [Connector]?
+        var passkeys: Passkeys?
         enum CodingKeys: String, CodingKey {
-            case issuer, users, groups, clients, lifetimes, connectors
+            case issuer, users, groups, clients, lifetimes, connectors, passkeys
             case signingAlgorithm = "signing_algorithm"
         }
     }
@@ -182,6 +185,7 @@ public struct IdPConfiguration: Sendable, Equatable {
             issuer: file.issuer, signingAlgorithm: file.signingAlgorithm ?? "RS256",
             users: file.users ?? [], groups: file.groups ?? [], clients: file.clients ?? [],
             lifetimes: file.lifetimes ?? Lifetimes(), connectors: file.connectors)
+        config.passkeys = file.passkeys
         try config.check(root: root, path: path)
         config.issuer = config.issuer.map {
             var t = $0; while t.hasSuffix("/") { t.removeLast() }; return t
@@ -243,6 +247,7 @@ public struct IdPConfiguration: Sendable, Equatable {
             }
         }
         try checkConnectors(root: root, path: path)
+        try checkPasskeys(root: root, path: path)
         var seenClients = Set<String>()
         for (index, client) in clients.enumerated() {
             guard !client.id.isEmpty, seenClients.insert(client.id).inserted else {

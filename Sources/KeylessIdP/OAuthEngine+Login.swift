@@ -39,20 +39,32 @@ extension OAuthEngine {
                 return .failure(.unavailable(retryAfter: 1))
             }
             guard valid, let user else { return .failure(.invalid) }
+            let subject = user.subject ?? user.username
             var amr = ["pwd"]
-            if let secretText = user.totpSecret {
+            // A person with passkeys needs one after the password; a one-time code, when they also have one, may take
+            // its place (a lost security key does not lock them out, and roles that need a passkey still refuse it).
+            let codeGiven = !(otp ?? "").isEmpty
+            let passkeys = try await hasPasskeys(subject)
+            if let secretText = user.totpSecret, codeGiven || !passkeys {
                 // A secret that does not decode fails closed: never a login with the password alone.
                 guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
-                guard let otp, !otp.isEmpty else { return .failure(.otpRequired) }
+                guard let otp, codeGiven else { return .failure(.otpRequired) }
                 guard let counter = TOTP.matchingCounter(secret: secret, candidate: otp, at: now),
                     try await spendOneTimeCode(user: user.username, counter: counter)
                 else {
                     return .failure(.invalid)
                 }
                 amr = ["pwd", "otp", "mfa"]
+            } else if passkeys,
+                let step = try await passkeySecondFactorStart(
+                    after: Authentication(subject: subject, authTime: now, amr: amr))
+            {
+                // The password was right: the throttle forgets the attempt; the passkey cannot be guessed.
+                try await throttle.loginSucceeded(user: username, address: address, now: now)
+                return .failure(.passkeyRequired(step))
             }
             try await throttle.loginSucceeded(user: username, address: address, now: now)
-            return .success(Authentication(subject: user.subject ?? user.username, authTime: now, amr: amr))
+            return .success(Authentication(subject: subject, authTime: now, amr: amr))
         } catch {
             return .failure(.unavailable(retryAfter: 5))
         }

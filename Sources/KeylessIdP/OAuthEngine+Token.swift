@@ -195,7 +195,8 @@ extension OAuthEngine {
             IDClaims(
                 iss: issuer, sub: authentication.subject, aud: client.id, exp: Self.seconds(now) + idTTL,
                 iat: Self.seconds(now),
-                auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr, azp: client.id,
+                auth_time: Self.seconds(authentication.authTime), nonce: nonce, amr: authentication.amr,
+                acr: Self.acr(amr: authentication.amr), azp: client.id,
                 email: released.email, email_verified: released.email.map { _ in true },
                 preferred_username: released.preferredUsername, name: released.name, groups: released.groups,
                 awsTags: awsTags(authentication), awsSourceIdentity: authentication.identity?.awsSourceIdentity,
@@ -206,7 +207,8 @@ extension OAuthEngine {
                 iss: issuer, sub: authentication.subject, aud: AudienceList([client.audience ?? client.id]),
                 exp: Self.seconds(now) + accessTTL, iat: Self.seconds(now), jti: randomToken(bytes: 16),
                 client_id: client.id, scope: scope, auth_time: Self.seconds(authentication.authTime),
-                amr: authentication.amr, groups: released.groups, email: fromDirectory ? released.email : nil,
+                amr: authentication.amr, acr: Self.acr(amr: authentication.amr), groups: released.groups,
+                email: fromDirectory ? released.email : nil,
                 preferred_username: fromDirectory ? released.preferredUsername : nil,
                 name: fromDirectory ? released.name : nil),
             typ: "at+jwt", kid: kid, key: key)
@@ -222,6 +224,15 @@ extension OAuthEngine {
         }
         return TokenResponse(
             accessToken: access, expiresIn: accessTTL, idToken: idToken, refreshToken: refresh, scope: scope)
+    }
+
+    /// The `acr` of a sign-in, from how it was made (README, "Passkeys"): a device-bound passkey or security key (`hwk`)
+    /// is `phrh`, a synced passkey (`swk`) `phr` — the OpenID Extended Authentication Profile's ACR values 1.0 §3
+    /// (phishing-resistant hardware-protected, phishing-resistant). Other sign-ins carry no `acr`.
+    public static func acr(amr: [String]) -> String? {
+        if amr.contains("hwk") { return "phrh" }
+        if amr.contains("swk") { return "phr" }
+        return nil
     }
 
     /// The `https://aws.amazon.com/tags` claim of a connector's person: their tags, and the connector's transitive keys

@@ -3,6 +3,7 @@ import Foundation
 import KeylessCore
 import KeylessJOSE
 import KeylessStorage
+import KeylessWebAuthn
 
 /// A validated authorization request (`/authorize`).
 public struct AuthorizationRequest: Sendable, Equatable {
@@ -52,6 +53,10 @@ public enum LoginFailure: Error, Sendable, Equatable {
     case invalid
     /// The user has a second factor and gave no code.
     case otpRequired
+    /// The password was right and the person has passkeys: the second step is this ceremony.
+    case passkeyRequired(PasskeyCeremonyStart)
+    /// A passkey sign-in was refused: a sentence for the person, and the WebAuthn code for the log.
+    case passkeyRefused(String, code: String? = nil)
     /// Too many failures; try again after this many seconds.
     case throttled(retryAfter: Int)
     /// The provider cannot check the attempt now (every password-check slot is taken, or the store is down): try again
@@ -199,6 +204,8 @@ public final class OAuthEngine: Sendable {
     public let loginPool: WorkPool
     /// The directories people sign in from, besides the users of idp.yaml.
     public let connectors: Connectors
+    /// The provider as a WebAuthn relying party (passkeys).
+    public let relyingParty: RelyingParty
     let formKey: SymmetricKey
 
     /// Scopes every client may ask for.
@@ -221,6 +228,7 @@ public final class OAuthEngine: Sendable {
         self.throttle = Throttle(store: store, limits: limits)
         self.loginPool = loginPool
         self.connectors = connectors
+        self.relyingParty = try Self.makeRelyingParty(config: config, issuer: trimmed)
         self.formKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: keys.kek, info: Data("keyless idp form tokens".utf8), outputByteCount: 32)
         let audiences: Set<String> = [trimmed, trimmed + "/token"]

@@ -82,6 +82,8 @@ struct IDClaims: Codable, TokenClaims {
     var iss: String, sub: String, aud: String, exp: Int, iat: Int, auth_time: Int
     var nonce: String?
     var amr: [String]
+    /// The authentication context class: `phrh` / `phr` for passkey sign-ins (`Authentication.acr(amr:)`).
+    var acr: String?
     var azp: String
     var email: String?
     var email_verified: Bool?
@@ -101,7 +103,7 @@ struct IDClaims: Codable, TokenClaims {
     static let written: Set<String> = Set(CodingKeys.allCases.map(\.rawValue))
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case iss, sub, aud, exp, iat, auth_time, nonce, amr, azp, email, email_verified, preferred_username, name
+        case iss, sub, aud, exp, iat, auth_time, nonce, amr, acr, azp, email, email_verified, preferred_username, name
         case groups
         case awsTags = "https://aws.amazon.com/tags"
         case awsSourceIdentity = "https://aws.amazon.com/source_identity"
@@ -111,7 +113,9 @@ struct IDClaims: Codable, TokenClaims {
         var text = "{\"iss\":" + jsonString(iss) + ",\"sub\":" + jsonString(sub) + ",\"aud\":" + jsonString(aud)
         text += ",\"exp\":" + String(exp) + ",\"iat\":" + String(iat) + ",\"auth_time\":" + String(auth_time)
         if let nonce { text += ",\"nonce\":" + jsonString(nonce) }
-        text += ",\"amr\":" + jsonList(amr) + ",\"azp\":" + jsonString(azp)
+        text += ",\"amr\":" + jsonList(amr)
+        if let acr { text += ",\"acr\":" + jsonString(acr) }
+        text += ",\"azp\":" + jsonString(azp)
         if let email { text += ",\"email\":" + jsonString(email) }
         if let email_verified { text += ",\"email_verified\":" + (email_verified ? "true" : "false") }
         if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }
@@ -168,6 +172,8 @@ public struct AccessClaims: Codable, Sendable, TokenClaims {
     public var auth_time: Int?
     /// How the user authenticated (user grants).
     public var amr: [String]?
+    /// The authentication context class (passkey sign-ins).
+    public var acr: String? = nil
     /// The user's groups (user grants).
     public var groups: [String]?
     /// A directory's person only: the claims the scopes release (RFC 9068 §2.2.3.1), which userinfo answers from (the
@@ -183,6 +189,7 @@ public struct AccessClaims: Codable, Sendable, TokenClaims {
         text += ",\"client_id\":" + jsonString(client_id) + ",\"scope\":" + jsonString(scope)
         if let auth_time { text += ",\"auth_time\":" + String(auth_time) }
         if let amr { text += ",\"amr\":" + jsonList(amr) }
+        if let acr { text += ",\"acr\":" + jsonString(acr) }
         if let groups { text += ",\"groups\":" + jsonList(groups) }
         if let email { text += ",\"email\":" + jsonString(email) }
         if let preferred_username { text += ",\"preferred_username\":" + jsonString(preferred_username) }

@@ -124,6 +124,9 @@ struct IdPRoutes {
         }
         router.get("/callback/:connector") { request, context in try await upstreamCallback(request, context) }
         router.get("/device") { request, context in try await deviceGet(request, context) }
+        router.get("/passkeys") { request, context in try await passkeysGet(request, context) }
+        router.post("/passkeys") { request, context in try await passkeysPost(request, context) }
+        router.get(RouterPath(PasskeyScript.path)) { _, _ in PasskeyScript.response() }
         router.post("/device") { request, context in try await devicePost(request, context) }
         router.get("/userinfo") { request, _ in try await userinfo(request) }
         router.post("/userinfo") { request, _ in try await userinfo(request) }
@@ -178,7 +181,7 @@ struct IdPRoutes {
             Responses.html(
                 Pages.login(
                     clientID: authorization.clientID, request: authorization.fields, csrf: token,
-                    connectors: connectorChoices))
+                    connectors: connectorChoices, passkey: passkeyCeremony()))
         }
     }
 
@@ -211,7 +214,7 @@ struct IdPRoutes {
                     Pages.login(
                         clientID: authorization.clientID, request: authorization.fields, csrf: token,
                         message: "Your session ended; sign in again.", connectors: connectorChoices,
-                        selected: form["connector"]))
+                        selected: form["connector"], passkey: passkeyCeremony()))
             }
             return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
         default:
@@ -219,16 +222,24 @@ struct IdPRoutes {
                 return await startUpstream(upstream, authorization, token: token, peer: context.peer)
             }
             let username = form["username"] ?? ""
-            switch await engine.login(
-                connector: form["connector"], username: username, password: form["password"] ?? "", otp: form["otp"],
-                address: context.peer)
-            {
+            let result =
+                form["action"] == "passkey"
+                ? await engine.finishPasskeySignIn(
+                    state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
+                : await engine.login(
+                    connector: form["connector"], username: username, password: form["password"] ?? "",
+                    otp: form["otp"], address: context.peer)
+            switch result {
+            case .failure(.passkeyRequired(let step)):
+                return passkeyStep(
+                    action: "/authorize", fields: authorization.fields + [("csrf", token), ("action", "passkey")],
+                    ceremony: step)
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
                     Pages.login(
                         clientID: authorization.clientID, request: authorization.fields, csrf: token,
                         username: username, message: message, connectors: connectorChoices,
-                        selected: form["connector"])
+                        selected: form["connector"], passkey: passkeyCeremony())
                 }
             case .success(let authentication):
                 metrics.login(outcome: "success")
@@ -348,7 +359,7 @@ struct IdPRoutes {
             Responses.html(
                 Pages.login(
                     clientID: authorization.clientID, request: authorization.fields, csrf: token, message: message,
-                    connectors: connectorChoices), status: status)
+                    connectors: connectorChoices, passkey: passkeyCeremony()), status: status)
         }
     }
 
@@ -366,6 +377,10 @@ struct IdPRoutes {
                     .unauthorized
                 )
             case .invalid: ("invalid", "Wrong username, password or one-time code.", .unauthorized)
+            case .passkeyRequired:
+                ("passkey_required", "Your account needs your passkey after the password.", .unauthorized)
+            case .passkeyRefused(let reason, _):
+                ("passkey_refused", "The passkey was not accepted: \(reason)", .unauthorized)
             case .unavailable(let wait):
                 (
                     "unavailable",
@@ -387,12 +402,24 @@ struct IdPRoutes {
             metadata["connector"] = .string(connector)
             metadata["detail"] = .string(reason)
         }
+        if case .passkeyRefused(_, let code?) = failure { metadata["webauthn"] = .string(code) }
         logger.notice("login failed", metadata: metadata)
         var response = Responses.html(page(message), status: status)
         if case .throttled(let wait) = failure { response.headers[.retryAfter] = String(wait) }
         if case .unavailable(let wait) = failure { response.headers[.retryAfter] = String(wait) }
         if case .directoryUnavailable = failure { response.headers[.retryAfter] = "30" }
         return response
+    }
+
+    /// A passwordless passkey ceremony for a sign-in form, when the people of idp.yaml sign in here.
+    func passkeyCeremony() -> PasskeyCeremonyStart? {
+        engine.localUsersSignIn ? try? engine.passkeySignInStart() : nil
+    }
+
+    /// The step after a right password, for a person with passkeys.
+    func passkeyStep(action: String, fields: [(String, String)], ceremony: PasskeyCeremonyStart) -> Response {
+        metrics.login(outcome: "passkey_required")
+        return Responses.html(Pages.passkeyStep(action: action, fields: fields, ceremony: ceremony))
     }
 
     /// How a page names the signed-in person: a directory's login name, or the subject.
@@ -432,12 +459,14 @@ struct IdPRoutes {
                 message = "That code is unknown, expired or already used. Check the code your device shows."
             }
         }
+        // With the code in the link, a passkey can sign in and approve in one step.
+        let passkey = session == nil && asking != nil ? passkeyCeremony() : nil
         return withFormToken(request, session: sessionValue) { token in
             Responses.html(
                 Pages.device(
                     connectors: connectorChoices, selected: nil,
                     userCode: userCode, csrf: token, signedInAs: session.map(Self.shownName), request: asking,
-                    message: message))
+                    message: message, passkey: passkey))
         }
     }
 
@@ -485,10 +514,18 @@ struct IdPRoutes {
                         userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
                         message: "Your session ended; sign in again."), status: .unauthorized)
             }
-            switch await engine.login(
-                connector: form["connector"], username: form["username"] ?? "", password: form["password"] ?? "",
-                otp: form["otp"], address: context.peer)
-            {
+            let result =
+                form["passkey_state"] != nil
+                ? await engine.finishPasskeySignIn(
+                    state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
+                : await engine.login(
+                    connector: form["connector"], username: form["username"] ?? "",
+                    password: form["password"] ?? "", otp: form["otp"], address: context.peer)
+            switch result {
+            case .failure(.passkeyRequired(let step)):
+                return passkeyStep(
+                    action: "/device", fields: [("csrf", token), ("user_code", userCode), ("action", "approve")],
+                    ceremony: step)
             case .failure(let failure):
                 return loginFailed(failure, peer: context.peer) { message in
                     Pages.device(

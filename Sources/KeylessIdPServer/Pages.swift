@@ -1,11 +1,17 @@
 import Foundation
 import KeylessCore
+import KeylessIdP
+import KeylessStorage
 import KeylessHTTPServer
 
-/// The provider's HTML pages: small, server-rendered, no scripts, every value escaped.
+/// The provider's HTML pages: small, server-rendered, every value escaped; pages with passkeys load the provider's one
+/// script (`PasskeyScript`), nothing inline.
 enum Pages {
+    static let scriptTag = "<script src=\"\(PasskeyScript.path)\" defer></script>"
+
     static func layout(title: String, body: String) -> String {
-        htmlDocumentStart + """
+        let script = body.contains("data-passkey=") ? "\n" + scriptTag : ""
+        return htmlDocumentStart + """
 
             <title>\(htmlEscaped(title)) · keyless</title>
             <style>
@@ -16,7 +22,9 @@ enum Pages {
             .error{background:#fde8e8;border:1px solid #c62828;padding:.6rem;border-radius:4px}
             .hint{color:#555;font-size:.9rem}
             code{font-size:1.1rem;letter-spacing:.1rem}
-            </style>
+            table{border-collapse:collapse;width:100%;margin-top:1rem}td,th{text-align:left;padding:.35rem .4rem;border-bottom:1px solid #ddd}
+            .or{margin:1.4rem 0 .2rem;color:#555}
+            </style>\(script)
             </head>
             <body>
             <main>
@@ -75,13 +83,14 @@ enum Pages {
         choices.isEmpty || choices.contains { !$0.upstream }
     }
 
-    static func credentialFields(username: String, connectors: [ConnectorChoice] = [], selected: String? = nil)
-        -> String
-    {
+    static func credentialFields(
+        username: String, connectors: [ConnectorChoice] = [], selected: String? = nil, passkeys: Bool = false
+    ) -> String {
+        // "webauthn" in autocomplete lets the browser offer passkeys in the field's autofill (conditional UI).
         connectorField(connectors, selected: selected) + """
 
             <label for="username">Username</label>
-            <input type="text" id="username" name="username" value="\(htmlEscaped(username))" autocomplete="username" autocapitalize="none" required autofocus>
+            <input type="text" id="username" name="username" value="\(htmlEscaped(username))" autocomplete="username\(passkeys ? " webauthn" : "")" autocapitalize="none" required autofocus>
             <label for="password">Password</label>
             <input type="password" id="password" name="password" autocomplete="current-password" required>
             <label for="otp">One-time code <span class="hint">(only if your account has one)</span></label>
@@ -89,9 +98,26 @@ enum Pages {
             """
     }
 
+    /// A form that signs in with a passkey: posts `passkey_state` and the browser's `credential` to `action` with
+    /// `fields`. `conditional`: also offered in the user-name field's autofill; `autostart`: asked for at once.
+    static func passkeyForm(
+        action: String, fields: [(String, String)], ceremony: PasskeyCeremonyStart, button: String,
+        conditional: Bool = false, autostart: Bool = false
+    ) -> String {
+        let marks = (conditional ? " data-conditional" : "") + (autostart ? " data-autostart" : "")
+        return """
+            <form method="post" action="\(htmlEscaped(action))" data-passkey="get" data-options="\(htmlEscaped(ceremony.options))"\(marks)>
+            \(hidden(fields + [("passkey_state", ceremony.state), ("credential", "")]))
+            <p class="error" role="alert" data-passkey-error hidden></p>
+            <p class="hint" data-passkey-unsupported hidden>This browser cannot use passkeys.</p>
+            <button type="button" data-passkey-button>\(htmlEscaped(button))</button>
+            </form>
+            """
+    }
+
     static func login(
         clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil,
-        connectors: [ConnectorChoice] = [], selected: String? = nil
+        connectors: [ConnectorChoice] = [], selected: String? = nil, passkey: PasskeyCeremonyStart? = nil
     ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         return layout(
@@ -102,10 +128,94 @@ enum Pages {
                 \(alert)
                 <form method="post" action="/authorize">
                 \(hidden(request + [("csrf", csrf)]))
-                \(hasPasswordForm(connectors) ? credentialFields(username: username, connectors: connectors, selected: selected) + "\n<button type=\"submit\" name=\"action\" value=\"login\">Sign in</button>" : "")
+                \(hasPasswordForm(connectors) ? credentialFields(username: username, connectors: connectors, selected: selected, passkeys: passkey != nil) + "\n<button type=\"submit\" name=\"action\" value=\"login\">Sign in</button>" : "")
                 \(upstreamButtons(connectors))
                 <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
                 </form>
+                \(passkey.map { passkeyForm(action: "/authorize", fields: request + [("csrf", csrf), ("action", "passkey")], ceremony: $0, button: "Sign in with a passkey", conditional: true) }.map { "<p class=\"or\">or</p>\n" + $0 } ?? "")
+                """)
+    }
+
+    /// The passkeys page's sign-in (first, or again after 15 minutes): as a person of idp.yaml, whose passkeys these are.
+    static func passkeysSignIn(csrf: String, message: String?, passkey: PasskeyCeremonyStart?) -> String {
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
+        return layout(
+            title: "Security keys and passkeys",
+            body: """
+                <h1>Security keys and passkeys</h1>
+                <p>Sign in to see and change your passkeys.</p>
+                \(alert)
+                <form method="post" action="/passkeys">
+                \(hidden([("csrf", csrf), ("action", "login")]))
+                \(credentialFields(username: "", passkeys: passkey != nil))
+                <button type="submit">Sign in</button>
+                </form>
+                \(passkey.map { "<p class=\"or\">or</p>\n" + passkeyForm(action: "/passkeys", fields: [("csrf", csrf), ("action", "passkey")], ceremony: $0, button: "Sign in with a passkey", conditional: true) } ?? "")
+                """)
+    }
+
+    /// "Security keys and passkeys": the person's passkeys (name, created, last used, remove) and a form to add one.
+    static func passkeys(
+        username: String, passkeys: [PasskeyRecord], csrf: String, registration: PasskeyCeremonyStart,
+        notice: String?, message: String?
+    ) -> String {
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
+        let status = notice.map { "<p role=\"status\">\(htmlEscaped($0))</p>" } ?? ""
+        let rows = passkeys.map { passkey in
+            """
+            <tr><td>\(htmlEscaped(passkey.name))<br><span class="hint">\(passkey.backupEligible ? "synced passkey" : "device-bound key")</span></td>\
+            <td>\(day(passkey.createdAt))</td><td>\(passkey.lastUsedAt.map(day) ?? "never")</td>\
+            <td><form method="post" action="/passkeys">\(hidden([("csrf", csrf), ("action", "remove"), ("credential_id", passkey.credentialID)]))\
+            <button type="submit" aria-label="Remove \(htmlEscaped(passkey.name))">Remove</button></form></td></tr>
+            """
+        }
+        let table =
+            passkeys.isEmpty
+            ? "<p>You have no passkeys yet. Add one to sign in without a password, or as your second factor.</p>"
+            : """
+            <table><thead><tr><th scope="col">Name</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col"></th></tr></thead>
+            <tbody>
+            \(rows.joined(separator: "\n"))
+            </tbody></table>
+            """
+        return layout(
+            title: "Security keys and passkeys",
+            body: """
+                <h1>Security keys and passkeys</h1>
+                <p>Signed in as <strong>\(htmlEscaped(username))</strong>.</p>
+                \(status)
+                \(alert)
+                \(table)
+                <h2>Add a passkey</h2>
+                <form method="post" action="/passkeys" data-passkey="create" data-options="\(htmlEscaped(registration.options))">
+                \(hidden([("csrf", csrf), ("action", "register"), ("passkey_state", registration.state), ("credential", "")]))
+                <label for="name">Name</label>
+                <input type="text" id="name" name="name" maxlength="64" placeholder="YubiKey 5C, work laptop" required>
+                <p class="error" role="alert" data-passkey-error hidden></p>
+                <p class="hint" data-passkey-unsupported hidden>This browser cannot use passkeys.</p>
+                <button type="submit">Add a passkey</button>
+                </form>
+                """)
+    }
+
+    /// A date as the pages show it: 2026-12-07 08:45 UTC.
+    static func day(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
+        return formatter.string(from: date)
+    }
+
+    /// The step after a right password for a person with passkeys: the browser asks for one at once.
+    static func passkeyStep(action: String, fields: [(String, String)], ceremony: PasskeyCeremonyStart) -> String {
+        layout(
+            title: "Confirm with your passkey",
+            body: """
+                <h1>Confirm with your passkey</h1>
+                <p>Your password is right. Use your passkey or security key to finish signing in.</p>
+                \(passkeyForm(action: action, fields: fields, ceremony: ceremony, button: "Use my passkey", autostart: true))
+                <p class="hint">No passkey at hand? If your account also has a one-time code, sign in again with your password and the code.</p>
                 """)
     }
 
@@ -128,7 +238,8 @@ enum Pages {
     /// The device page; `request` names the client and scopes of the code in the link, when it is pending.
     static func device(
         connectors: [ConnectorChoice] = [], selected: String? = nil, userCode: String, csrf: String,
-        signedInAs: String?, request: (client: String, scope: String)? = nil, message: String? = nil
+        signedInAs: String?, request: (client: String, scope: String)? = nil, message: String? = nil,
+        passkey: PasskeyCeremonyStart? = nil
     ) -> String {
         let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         // Upstream providers are not offered here yet: a person signed in through one (in this browser) is recognised.
@@ -157,6 +268,7 @@ enum Pages {
                 <button type="submit" name="action" value="approve">Approve</button>
                 <button type="submit" name="action" value="deny">Deny</button>
                 </form>
+                \(passkey.map { "<p class=\"or\">or</p>\n" + passkeyForm(action: "/device", fields: [("csrf", csrf), ("user_code", userCode), ("action", "approve")], ceremony: $0, button: "Approve with a passkey") } ?? "")
                 """)
     }
 

@@ -77,10 +77,15 @@ enum Responses {
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// An HTML page; one that loads the passkey script gets the Content-Security-Policy that lets it run.
     static func html(_ page: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(
+        var response = Response(
             status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
             body: .init(byteBuffer: ByteBuffer(string: page)))
+        if page.contains(Pages.scriptTag) {
+            response.headers[.contentSecurityPolicy] = PasskeyScript.contentSecurityPolicy
+        }
+        return response
     }
 
     static func redirect(_ location: String) -> Response {

@@ -109,12 +109,78 @@ public protocol IdPStore: Sendable {
     /// Deletes a counter (after a successful login, its user-and-address counter).
     func deleteCounter(_ key: String) async throws
 
+    // MARK: Passkeys
+
+    /// Stores a newly registered passkey: false (and nothing stored) when a passkey with its credential id exists,
+    /// whoever's it is (WebAuthn §7.1: credential ids are unique; another account's id is never taken over).
+    func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool
+    /// The passkeys of `subject`, oldest first.
+    func passkeys(subject: String) async throws -> [PasskeyRecord]
+    /// The passkey with `credentialID` (base64url), whoever's it is.
+    func passkey(credentialID: String) async throws -> PasskeyRecord?
+    /// Records a sign-in with a passkey: sets its counter to `signCount`, its backed-up state and its last use, only if
+    /// its counter is still `previousSignCount` (a compare-and-set: of two sign-ins racing with one counter value, one
+    /// wins). False when the passkey is gone or its counter moved.
+    func recordPasskeyUse(
+        credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
+    ) async throws -> Bool
+    /// Deletes `subject`'s passkey `credentialID`; false when `subject` has no such passkey.
+    func deletePasskey(credentialID: String, subject: String) async throws -> Bool
+
     // MARK: Housekeeping
 
     /// Deletes expired sessions, codes (spent or not), device codes, single-use values and counters, and refresh
     /// families whose absolute expiry has passed (with their tokens); a family revoked before it had tokens is deleted
     /// once no stored code or device approval names it.
     func purgeExpired(now: Date) async throws
+}
+
+/// A registered passkey (a WebAuthn credential) of a person of the provider.
+public struct PasskeyRecord: Sendable, Equatable {
+    /// The credential id, base64url (unique across the store).
+    public var credentialID: String
+    /// Whose it is: the `sub` of the person's tokens.
+    public var subject: String
+    /// The user handle (`user.id`) it was created with, base64url: what a sign-in without a user name returns.
+    public var userHandle: String
+    /// The name the person gave it ("YubiKey 5C", "MacBook").
+    public var name: String
+    /// The COSE_Key bytes as the authenticator encoded them.
+    public var publicKey: [UInt8]
+    /// The signature counter last seen (0 for authenticators without one).
+    public var signCount: Int64
+    /// The authenticator model's AAGUID as a UUID's text (all zeros when it did not say).
+    public var aaguid: String
+    /// Whether it may be synced to other devices (BE): a synced passkey is software-held, a device-bound one hardware.
+    public var backupEligible: Bool
+    /// Whether it was backed up at its last use (BS).
+    public var backedUp: Bool
+    /// Where the browser can find it (usb, nfc, ble, internal, hybrid).
+    public var transports: [String]
+    /// What its attestation proved: `none`, `self`, or `certified` (with the certificate's subject).
+    public var attestation: String
+    public var createdAt: Date
+    public var lastUsedAt: Date?
+
+    public init(
+        credentialID: String, subject: String, userHandle: String, name: String, publicKey: [UInt8], signCount: Int64,
+        aaguid: String, backupEligible: Bool, backedUp: Bool, transports: [String], attestation: String,
+        createdAt: Date, lastUsedAt: Date? = nil
+    ) {
+        self.credentialID = credentialID
+        self.subject = subject
+        self.userHandle = userHandle
+        self.name = name
+        self.publicKey = publicKey
+        self.signCount = signCount
+        self.aaguid = aaguid
+        self.backupEligible = backupEligible
+        self.backedUp = backedUp
+        self.transports = transports
+        self.attestation = attestation
+        self.createdAt = createdAt
+        self.lastUsedAt = lastUsedAt
+    }
 }
 
 /// A throttle counter: how many attempts, and when the last one was counted.

@@ -34,6 +34,9 @@ public actor MemoryIdPStore: IdPStore {
     private var families: [String: Family] = [:]
     private var tokens: [String: Token] = [:]
     private var devices: [String: Device] = [:]
+    /// Passkeys by credential id, and their order of registration.
+    private var passkeyRows: [String: PasskeyRecord] = [:]
+    private var passkeyOrder: [String] = []
     /// Single-use keys and when each may be spent again (milliseconds).
     private var spent: [String: Int64] = [:]
     /// Counters with their last increase and expiry (milliseconds).
@@ -207,6 +210,45 @@ public actor MemoryIdPStore: IdPStore {
             devices[deviceCodeHash] = device
             return poll
         }
+    }
+
+    // MARK: Passkeys
+
+    public func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool {
+        guard passkeyRows[passkey.credentialID] == nil else { return false }
+        var stored = passkey
+        stored.createdAt = Date(millisecondsSince1970: passkey.createdAt.millisecondsSince1970)
+        stored.lastUsedAt = passkey.lastUsedAt.map { Date(millisecondsSince1970: $0.millisecondsSince1970) }
+        passkeyRows[passkey.credentialID] = stored
+        passkeyOrder.append(passkey.credentialID)
+        return true
+    }
+
+    public func passkeys(subject: String) async throws -> [PasskeyRecord] {
+        // Oldest first, as the SQL stores order them (created_at, then insertion).
+        let mine = passkeyOrder.compactMap { passkeyRows[$0] }.filter { $0.subject == subject }
+        return mine.enumerated().sorted { ($0.element.createdAt, $0.offset) < ($1.element.createdAt, $1.offset) }.map(
+            \.element)
+    }
+
+    public func passkey(credentialID: String) async throws -> PasskeyRecord? { passkeyRows[credentialID] }
+
+    public func recordPasskeyUse(
+        credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
+    ) async throws -> Bool {
+        guard var row = passkeyRows[credentialID], row.signCount == previousSignCount else { return false }
+        row.signCount = signCount
+        row.backedUp = backedUp
+        row.lastUsedAt = Date(millisecondsSince1970: at.millisecondsSince1970)
+        passkeyRows[credentialID] = row
+        return true
+    }
+
+    public func deletePasskey(credentialID: String, subject: String) async throws -> Bool {
+        guard passkeyRows[credentialID]?.subject == subject else { return false }
+        passkeyRows[credentialID] = nil
+        passkeyOrder.removeAll { $0 == credentialID }
+        return true
     }
 
     // MARK: Single-use values and throttle counters

@@ -5,10 +5,11 @@ import PostgresNIO
 
 /// An `IdPStore` in a PostgreSQL database, for several replicas of the provider sharing one database.
 ///
-/// Spends are atomic across replicas: a code is spent by `UPDATE … WHERE used_at IS NULL … RETURNING`, a refresh token and
-/// a device code are read `FOR UPDATE` and changed in the same transaction, and the first signing key and the schema are
-/// created under transaction-scoped advisory locks. Times are stored as BIGINT milliseconds since 1970, `amr` lists as
-/// `text[]`, sealed keys as `bytea`. Tables are prefixed `idp_`, so the database can be shared with other applications.
+/// Spends are atomic across replicas: a code is spent by `UPDATE … WHERE used_at IS NULL … RETURNING` (a passkey's counter
+/// likewise, `WHERE sign_count = …`), a refresh token and a device code are read `FOR UPDATE` and changed in the same
+/// transaction, and the first signing key and the schema are created under transaction-scoped advisory locks. Times are
+/// stored as BIGINT milliseconds since 1970, `amr` lists as `text[]`, passkeys' transports as JSON text, sealed keys and
+/// passkeys' public keys as `bytea`. Tables are prefixed `idp_`, so the database can be shared with other applications.
 public final class PostgresIdPStore: IdPStore {
     /// Where the store connects, without the password (for messages).
     public let endpoint: String
@@ -550,6 +551,69 @@ public final class PostgresIdPStore: IdPStore {
         return ThrottleCounter(count: Int(count), lastIncrease: Date(millisecondsSince1970: last))
     }
 
+    // MARK: Passkeys
+
+    public func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool {
+        let transports = try Self.json(passkey.transports)
+        return try await run("store passkey") {
+            // A credential id already stored stays its owner's (WebAuthn §7.1): the insert does nothing.
+            try await !client.query(
+                """
+                INSERT INTO idp_passkeys (credential_id, subject, user_handle, name, public_key, sign_count, aaguid,
+                    backup_eligible, backed_up, transports, attestation, created_at, last_used_at)
+                VALUES (\(passkey.credentialID), \(passkey.subject), \(passkey.userHandle), \(passkey.name),
+                        \(Data(passkey.publicKey)), \(passkey.signCount), \(passkey.aaguid), \(passkey.backupEligible),
+                        \(passkey.backedUp), \(transports), \(passkey.attestation), \(passkey.createdAt.millisecondsSince1970),
+                        \(passkey.lastUsedAt?.millisecondsSince1970))
+                ON CONFLICT (credential_id) DO NOTHING
+                RETURNING 1
+                """, logger: logger
+            ).collect().isEmpty
+        }
+    }
+
+    public func passkeys(subject: String) async throws -> [PasskeyRecord] {
+        try await run("read passkeys") {
+            try await client.query(
+                "SELECT * FROM idp_passkeys WHERE subject = \(subject) ORDER BY created_at, seq", logger: logger
+            ).collect().map { try Self.passkey($0.makeRandomAccess()) }
+        }
+    }
+
+    public func passkey(credentialID: String) async throws -> PasskeyRecord? {
+        try await run("read passkey") {
+            try await client.query("SELECT * FROM idp_passkeys WHERE credential_id = \(credentialID)", logger: logger)
+                .collect().first.map { try Self.passkey($0.makeRandomAccess()) }
+        }
+    }
+
+    public func recordPasskeyUse(
+        credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
+    ) async throws -> Bool {
+        try await run("record a passkey's use") {
+            // The row lock makes a concurrent update wait, then re-check the counter this one set (READ COMMITTED
+            // re-evaluates the WHERE clause on the updated row), so of two sign-ins with one counter value one wins.
+            try await !client.query(
+                """
+                UPDATE idp_passkeys
+                SET sign_count = \(signCount), backed_up = \(backedUp), last_used_at = \(at.millisecondsSince1970)
+                WHERE credential_id = \(credentialID) AND sign_count = \(previousSignCount)
+                RETURNING 1
+                """, logger: logger
+            ).collect().isEmpty
+        }
+    }
+
+    public func deletePasskey(credentialID: String, subject: String) async throws -> Bool {
+        try await run("delete passkey") {
+            try await !client.query(
+                """
+                DELETE FROM idp_passkeys WHERE credential_id = \(credentialID) AND subject = \(subject) RETURNING 1
+                """, logger: logger
+            ).collect().isEmpty
+        }
+    }
+
     // MARK: Housekeeping
 
     public func purgeExpired(now: Date) async throws {
@@ -661,6 +725,31 @@ public final class PostgresIdPStore: IdPStore {
             clientID: try row["client_id"].decode(String.self), scope: try row["scope"].decode(String.self),
             authentication: try authentication(row), issuedAt: try date(row["issued_at"]),
             expiresAt: try date(row["expires_at"]))
+    }
+
+    /// A passkey's transports as the JSON text the store keeps.
+    private static func json(_ list: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+    }
+
+    private static func passkey(_ row: PostgresRandomAccessRow) throws -> PasskeyRecord {
+        let transportsText = try row["transports"].decode(String.self)
+        let transports: [String]
+        do {
+            transports = try JSONDecoder().decode([String].self, from: Data(transportsText.utf8))
+        } catch {
+            throw IdPStoreError(
+                "the IdP database holds an unreadable transports list \(transportsText.prefix(40)): \(error)")
+        }
+        return PasskeyRecord(
+            credentialID: try row["credential_id"].decode(String.self), subject: try row["subject"].decode(String.self),
+            userHandle: try row["user_handle"].decode(String.self), name: try row["name"].decode(String.self),
+            publicKey: [UInt8](try row["public_key"].decode(Data.self)),
+            signCount: try row["sign_count"].decode(Int64.self), aaguid: try row["aaguid"].decode(String.self),
+            backupEligible: try row["backup_eligible"].decode(Bool.self),
+            backedUp: try row["backed_up"].decode(Bool.self), transports: transports,
+            attestation: try row["attestation"].decode(String.self), createdAt: try date(row["created_at"]),
+            lastUsedAt: try optionalDate(row["last_used_at"]))
     }
 
     private static func deviceCode(_ row: PostgresRandomAccessRow) throws -> DeviceCodeRecord {

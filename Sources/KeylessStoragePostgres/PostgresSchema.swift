@@ -116,5 +116,31 @@ enum PostgresSchema {
                 "ALTER TABLE idp_device_codes ADD COLUMN IF NOT EXISTS approval_identity TEXT",
             ]
         ),
+        (
+            // Passkeys (WebAuthn credentials); `seq` orders those registered in the same millisecond, as SQLite's rowid
+            // does. `transports` is a JSON list.
+            "v4",
+            [
+                """
+                CREATE TABLE IF NOT EXISTS idp_passkeys (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY,
+                    credential_id TEXT PRIMARY KEY,
+                    subject TEXT NOT NULL,
+                    user_handle TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    public_key BYTEA NOT NULL,
+                    sign_count BIGINT NOT NULL,
+                    aaguid TEXT NOT NULL,
+                    backup_eligible BOOLEAN NOT NULL,
+                    backed_up BOOLEAN NOT NULL,
+                    transports TEXT NOT NULL,
+                    attestation TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    last_used_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS idp_passkeys_subject ON idp_passkeys (subject)",
+            ]
+        ),
     ]
 }

@@ -13,7 +13,8 @@ import KeylessStorage
 ///
 /// Every spend runs in one `BEGIN IMMEDIATE` transaction: SQLite lets one writer in at a time across processes, so the
 /// read-then-update inside it is atomic. Waiting writers retry for up to ten seconds (the busy timeout) before failing.
-/// Times are stored as milliseconds since 1970, `amr` lists as JSON text, sealed keys as BLOBs.
+/// Times are stored as milliseconds since 1970, `amr` and transport lists as JSON text, sealed keys and passkeys' public
+/// keys as BLOBs.
 public final class SQLiteIdPStore: IdPStore {
     /// The database file.
     public let path: String
@@ -162,6 +163,27 @@ public final class SQLiteIdPStore: IdPStore {
                     ALTER TABLE idp_authorization_codes ADD COLUMN identity TEXT;
                     ALTER TABLE idp_refresh_tokens ADD COLUMN identity TEXT;
                     ALTER TABLE idp_device_codes ADD COLUMN approval_identity TEXT;
+                    """)
+        }
+        migrator.registerMigration("v4") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE idp_passkeys (
+                        credential_id TEXT PRIMARY KEY NOT NULL,
+                        subject TEXT NOT NULL,
+                        user_handle TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        public_key BLOB NOT NULL,
+                        sign_count INTEGER NOT NULL,
+                        aaguid TEXT NOT NULL,
+                        backup_eligible INTEGER NOT NULL,
+                        backed_up INTEGER NOT NULL,
+                        transports TEXT NOT NULL,
+                        attestation TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        last_used_at INTEGER
+                    );
+                    CREATE INDEX idp_passkeys_subject ON idp_passkeys (subject);
                     """)
         }
         return migrator
@@ -558,6 +580,68 @@ public final class SQLiteIdPStore: IdPStore {
         }
     }
 
+    // MARK: Passkeys
+
+    public func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool {
+        let transports = try Self.json(passkey.transports)
+        return try await write("store passkey") { db in
+            // A credential id already stored stays its owner's (WebAuthn §7.1): the insert does nothing.
+            try db.run(
+                sql: """
+                    INSERT INTO idp_passkeys (credential_id, subject, user_handle, name, public_key, sign_count, aaguid,
+                        backup_eligible, backed_up, transports, attestation, created_at, last_used_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (credential_id) DO NOTHING
+                    """,
+                arguments: [
+                    passkey.credentialID, passkey.subject, passkey.userHandle, passkey.name, Data(passkey.publicKey),
+                    passkey.signCount, passkey.aaguid, passkey.backupEligible, passkey.backedUp, transports,
+                    passkey.attestation, passkey.createdAt.millisecondsSince1970,
+                    passkey.lastUsedAt?.millisecondsSince1970,
+                ])
+            return db.changesCount == 1
+        }
+    }
+
+    public func passkeys(subject: String) async throws -> [PasskeyRecord] {
+        try await read("read passkeys") { db in
+            try db.rows(
+                sql: "SELECT * FROM idp_passkeys WHERE subject = ? ORDER BY created_at, rowid", arguments: [subject]
+            ).map(Self.passkey)
+        }
+    }
+
+    public func passkey(credentialID: String) async throws -> PasskeyRecord? {
+        try await read("read passkey") { db in
+            try db.row(sql: "SELECT * FROM idp_passkeys WHERE credential_id = ?", arguments: [credentialID]).map(
+                Self.passkey)
+        }
+    }
+
+    public func recordPasskeyUse(
+        credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
+    ) async throws -> Bool {
+        try await write("record a passkey's use") { db in
+            // One statement compares and sets: of two sign-ins that read the same counter, only the first changes a row.
+            try db.run(
+                sql: """
+                    UPDATE idp_passkeys SET sign_count = ?, backed_up = ?, last_used_at = ?
+                    WHERE credential_id = ? AND sign_count = ?
+                    """,
+                arguments: [signCount, backedUp, at.millisecondsSince1970, credentialID, previousSignCount])
+            return db.changesCount == 1
+        }
+    }
+
+    public func deletePasskey(credentialID: String, subject: String) async throws -> Bool {
+        try await write("delete passkey") { db in
+            try db.run(
+                sql: "DELETE FROM idp_passkeys WHERE credential_id = ? AND subject = ?",
+                arguments: [credentialID, subject])
+            return db.changesCount == 1
+        }
+    }
+
     // MARK: Housekeeping
 
     public func purgeExpired(now: Date) async throws {
@@ -619,15 +703,18 @@ public final class SQLiteIdPStore: IdPStore {
 
     private static func date(_ milliseconds: Int64) -> Date { Date(millisecondsSince1970: milliseconds) }
 
-    private static func json(_ amr: [String]) throws -> String {
-        String(decoding: try JSONEncoder().encode(amr), as: UTF8.self)
+    /// A list of strings (`amr`, a passkey's transports) as the JSON text the store keeps.
+    private static func json(_ list: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
     }
 
-    private static func amr(_ text: String) throws -> [String] {
+    private static func amr(_ text: String) throws -> [String] { try list(text, named: "amr") }
+
+    private static func list(_ text: String, named name: String) throws -> [String] {
         do {
             return try JSONDecoder().decode([String].self, from: Data(text.utf8))
         } catch {
-            throw IdPStoreError("the IdP database holds an unreadable amr list \(text.prefix(40)): \(error)")
+            throw IdPStoreError("the IdP database holds an unreadable \(name) list \(text.prefix(40)): \(error)")
         }
     }
 
@@ -657,6 +744,15 @@ public final class SQLiteIdPStore: IdPStore {
             tokenHash: row["token_hash"], familyID: row["family_id"], clientID: row["client_id"],
             scope: row["scope"], authentication: try authentication(row), issuedAt: date(row["issued_at"]),
             expiresAt: date(row["expires_at"]))
+    }
+
+    private static func passkey(_ row: Row) throws -> PasskeyRecord {
+        PasskeyRecord(
+            credentialID: row["credential_id"], subject: row["subject"], userHandle: row["user_handle"],
+            name: row["name"], publicKey: [UInt8](row["public_key"] as Data), signCount: row["sign_count"],
+            aaguid: row["aaguid"], backupEligible: row["backup_eligible"], backedUp: row["backed_up"],
+            transports: try list(row["transports"], named: "transports"), attestation: row["attestation"],
+            createdAt: date(row["created_at"]), lastUsedAt: (row["last_used_at"] as Int64?).map(date))
     }
 
     private static func deviceCode(_ row: Row) throws -> DeviceCodeRecord {

@@ -317,8 +317,11 @@ func cookieAttributes(_ header: String) -> Set<String> {
 }
 
 /// The hidden inputs of a page's form, in order, with HTML entities decoded.
+/// The hidden fields of the page's first form (what a browser submits with it; a later form, such as the passkey
+/// sign-in, has its own).
 func hiddenFields(_ html: String) -> [(String, String)] {
-    html.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map {
+    let first = html.range(of: "</form>").map { String(html[..<$0.upperBound]) } ?? html
+    return first.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map {
         (unescapeHTML(String($0.1)), unescapeHTML(String($0.2)))
     }
 }
@@ -369,9 +372,13 @@ func expectSecurityHeaders(
     #expect(headers[.xContentTypeOptions] == "nosniff", sourceLocation: sourceLocation)
     #expect(headers[HTTPField.Name("Referrer-Policy")!] == "no-referrer", sourceLocation: sourceLocation)
     #expect(headers[HTTPField.Name("X-Frame-Options")!] == "DENY", sourceLocation: sourceLocation)
+    // A page that loads the provider's passkey script may run it (and only it, from the provider's own origin).
+    let runsScript = text(response).contains("<script src=\"/passkeys.js\" defer></script>")
     #expect(
         headers[.contentSecurityPolicy]
-            == "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            == (runsScript
+                ? "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+                : "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
         sourceLocation: sourceLocation)
     #expect(headers[.cacheControl] == cacheControl, sourceLocation: sourceLocation)
 }
@@ -405,6 +412,26 @@ actor SwitchableStore: IdPStore {
         try check(); return try await base.session(idHash: idHash, now: now)
     }
     func deleteSession(idHash: String) async throws { try check(); try await base.deleteSession(idHash: idHash) }
+    func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool {
+        try check(); return try await base.insertPasskey(passkey)
+    }
+    func passkeys(subject: String) async throws -> [PasskeyRecord] {
+        try check(); return try await base.passkeys(subject: subject)
+    }
+    func passkey(credentialID: String) async throws -> PasskeyRecord? {
+        try check(); return try await base.passkey(credentialID: credentialID)
+    }
+    func recordPasskeyUse(
+        credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
+    ) async throws -> Bool {
+        try check()
+        return try await base.recordPasskeyUse(
+            credentialID: credentialID, previousSignCount: previousSignCount, signCount: signCount, backedUp: backedUp,
+            at: at)
+    }
+    func deletePasskey(credentialID: String, subject: String) async throws -> Bool {
+        try check(); return try await base.deletePasskey(credentialID: credentialID, subject: subject)
+    }
     func insertCode(_ code: AuthorizationCodeRecord) async throws { try check(); try await base.insertCode(code) }
     func consumeCode(hash: String, now: Date) async throws -> CodeRedemption {
         try check(); return try await base.consumeCode(hash: hash, now: now)

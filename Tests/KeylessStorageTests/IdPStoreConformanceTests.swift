@@ -803,6 +803,182 @@ extension StorageTests {
             }
         }
 
+        // MARK: Passkeys
+
+        @Test(
+            "a passkey comes back with every field, and a subject's passkeys are listed oldest first without anyone else's",
+            arguments: Backend.allCases)
+        func passkeyRoundTrip(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let first = Fixture.passkey(createdAt: Fixture.at(milliseconds: 1))
+                let sameMillisecond = Fixture.passkey(
+                    createdAt: Fixture.at(milliseconds: 1), transports: [], backupEligible: true, backedUp: true,
+                    lastUsedAt: Fixture.at(milliseconds: 86_400_123))
+                let someoneElses = Fixture.passkey(subject: "bob-Ærø", createdAt: Fixture.at(2))
+                var blurred = Fixture.passkey(signCount: 0, createdAt: Fixture.at(3))
+                blurred.createdAt = Fixture.at(3).addingTimeInterval(0.000_6)
+                blurred.lastUsedAt = Fixture.at(4).addingTimeInterval(0.000_4)
+                for passkey in [first, sameMillisecond, someoneElses, blurred] {
+                    let added = try await store.insertPasskey(passkey)
+                    #expect(added)
+                }
+                var rounded = blurred
+                rounded.createdAt = Fixture.at(milliseconds: 3_001)
+                rounded.lastUsedAt = Fixture.at(4)
+                #expect(try await replica.passkey(credentialID: first.credentialID) == first)
+                #expect(try await replica.passkey(credentialID: first.credentialID)?.lastUsedAt == nil)
+                #expect(try await replica.passkey(credentialID: sameMillisecond.credentialID) == sameMillisecond)
+                #expect(try await replica.passkey(credentialID: rounded.credentialID) == rounded)
+                #expect(try await replica.passkey(credentialID: Fixture.credentialID()) == nil)
+                #expect(
+                    try await replica.passkeys(subject: Fixture.alice.subject) == [first, sameMillisecond, rounded])
+                #expect(try await replica.passkeys(subject: someoneElses.subject) == [someoneElses])
+                #expect(try await replica.passkeys(subject: "nobody") == [])
+            }
+        }
+
+        @Test(
+            "a passkey with a stored credential id is refused, even for another subject, and the first is kept",
+            arguments: Backend.allCases)
+        func passkeyCredentialIDIsUnique(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let original = Fixture.passkey()
+                let originalAdded = try await store.insertPasskey(original)
+                #expect(originalAdded)
+                var takeover = Fixture.passkey(subject: "mallory", signCount: 0, createdAt: Fixture.at(5))
+                takeover.credentialID = original.credentialID
+                #expect(try await replica.insertPasskey(takeover) == false)
+                var again = Fixture.passkey(createdAt: Fixture.at(6))
+                again.credentialID = original.credentialID
+                #expect(try await store.insertPasskey(again) == false)
+                #expect(try await replica.passkey(credentialID: original.credentialID) == original)
+                #expect(try await replica.passkeys(subject: original.subject) == [original])
+                #expect(try await replica.passkeys(subject: "mallory") == [])
+            }
+        }
+
+        @Test(
+            "recording a passkey's use is a compare-and-set on its counter: a stale counter changes nothing, on any replica",
+            arguments: Backend.allCases)
+        func passkeyUseCompareAndSet(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let passkey = Fixture.passkey(signCount: 5, backupEligible: true, backedUp: false)
+                let bystander = Fixture.passkey(signCount: 5)
+                let passkeyAdded = try await store.insertPasskey(passkey)
+                let bystanderAdded = try await store.insertPasskey(bystander)
+                #expect(passkeyAdded && bystanderAdded)
+                #expect(
+                    try await replica.recordPasskeyUse(
+                        credentialID: passkey.credentialID, previousSignCount: 5, signCount: 4_294_967_295,
+                        backedUp: true, at: Fixture.at(milliseconds: 10_001)))
+                var used = passkey
+                used.signCount = 4_294_967_295
+                used.backedUp = true
+                used.lastUsedAt = Fixture.at(milliseconds: 10_001)
+                #expect(try await store.passkey(credentialID: passkey.credentialID) == used)
+                // The sign-in that read the counter before that use has lost the race.
+                #expect(
+                    try await store.recordPasskeyUse(
+                        credentialID: passkey.credentialID, previousSignCount: 5, signCount: 6, backedUp: false,
+                        at: Fixture.at(20)) == false)
+                #expect(try await replica.passkey(credentialID: passkey.credentialID) == used)
+                #expect(try await store.passkey(credentialID: passkey.credentialID) == used)
+                #expect(try await replica.passkey(credentialID: bystander.credentialID) == bystander)
+                #expect(
+                    try await replica.recordPasskeyUse(
+                        credentialID: Fixture.credentialID(), previousSignCount: 5, signCount: 6, backedUp: false,
+                        at: Fixture.at(20)) == false)
+            }
+        }
+
+        @Test(
+            "a passkey whose authenticator keeps no counter (always 0) records every use", arguments: Backend.allCases)
+        func passkeyUseWithoutCounter(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let passkey = Fixture.passkey(signCount: 0, backupEligible: true, backedUp: true)
+                let passkeyAdded = try await store.insertPasskey(passkey)
+                #expect(passkeyAdded)
+                for (index, target) in [store, replica, store].enumerated() {
+                    let at = Fixture.at(Int64(index + 1))
+                    #expect(
+                        try await target.recordPasskeyUse(
+                            credentialID: passkey.credentialID, previousSignCount: 0, signCount: 0, backedUp: true,
+                            at: at))
+                    #expect(try await replica.passkey(credentialID: passkey.credentialID)?.lastUsedAt == at)
+                }
+            }
+        }
+
+        @Test(
+            "of 20 concurrent uses of a passkey with one counter value on two replicas exactly one is recorded",
+            arguments: Backend.allCases)
+        func passkeyUseRace(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let passkey = Fixture.passkey(signCount: 41)
+                let passkeyAdded = try await store.insertPasskey(passkey)
+                #expect(passkeyAdded)
+                let results = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
+                    for index in 0..<20 {
+                        let target = index.isMultiple(of: 2) ? store : replica
+                        let signCount = Int64(42 + index)
+                        group.addTask {
+                            let recorded = try await target.recordPasskeyUse(
+                                credentialID: passkey.credentialID, previousSignCount: 41, signCount: signCount,
+                                backedUp: false, at: Fixture.at(milliseconds: signCount))
+                            return (signCount, recorded)
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                let winners = results.filter(\.1).map(\.0)
+                #expect(winners.count == 1, "\(results)")
+                let stored = try await store.passkey(credentialID: passkey.credentialID)
+                #expect(stored?.signCount == winners.first)
+                #expect(stored?.lastUsedAt == winners.first.map { Fixture.at(milliseconds: $0) })
+            }
+        }
+
+        @Test(
+            "a passkey is deleted only by its own subject; another subject's delete or an unknown id gives false",
+            arguments: Backend.allCases)
+        func deletePasskey(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let doomed = Fixture.passkey(), kept = Fixture.passkey(createdAt: Fixture.at(1))
+                let bobs = Fixture.passkey(subject: "bob-Ærø")
+                for passkey in [doomed, kept, bobs] {
+                    let added = try await store.insertPasskey(passkey)
+                    #expect(added)
+                }
+                #expect(
+                    try await replica.deletePasskey(credentialID: doomed.credentialID, subject: bobs.subject) == false)
+                #expect(try await store.passkey(credentialID: doomed.credentialID) == doomed)
+                #expect(
+                    try await replica.deletePasskey(credentialID: Fixture.credentialID(), subject: doomed.subject)
+                        == false)
+                #expect(try await replica.deletePasskey(credentialID: doomed.credentialID, subject: doomed.subject))
+                #expect(try await store.passkey(credentialID: doomed.credentialID) == nil)
+                #expect(
+                    try await store.deletePasskey(credentialID: doomed.credentialID, subject: doomed.subject) == false)
+                #expect(try await store.passkeys(subject: doomed.subject) == [kept])
+                #expect(try await store.passkeys(subject: bobs.subject) == [bobs])
+            }
+        }
+
+        @Test("passkeys never expire: purgeExpired keeps them, used or not", arguments: Backend.allCases)
+        func purgeKeepsPasskeys(backend: Backend) async throws {
+            try await withStores(backend) { store, replica in
+                let unused = Fixture.passkey(createdAt: Fixture.at(0))
+                let used = Fixture.passkey(createdAt: Fixture.at(1), lastUsedAt: Fixture.at(2))
+                for passkey in [unused, used] {
+                    let added = try await store.insertPasskey(passkey)
+                    #expect(added)
+                }
+                // Ten years on.
+                try await replica.purgeExpired(now: Fixture.at(315_360_000))
+                #expect(try await store.passkeys(subject: unused.subject) == [unused, used])
+            }
+        }
+
         // MARK: Housekeeping
 
         @Test(
@@ -892,5 +1068,29 @@ extension StorageTests {
                 #expect(try await replica.signingKeys() == [exact, expected])
             }
         }
+    }
+}
+
+extension Fixture {
+    /// A fresh credential id: 32 random bytes, base64url without padding, as authenticators make them.
+    static func credentialID() -> String {
+        Data((0..<32).map { _ in UInt8.random(in: .min ... .max) }).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// A passkey with a fresh credential id, by default Alice's: a public key holding every byte value (zeros
+    /// included), a non-ASCII name, several transports and a counter beyond 31 bits.
+    static func passkey(
+        subject: String = alice.subject, signCount: Int64 = 3_000_000_000, createdAt: Date = at(0),
+        transports: [String] = ["usb", "nfc", "hybrid"], backupEligible: Bool = false, backedUp: Bool = false,
+        lastUsedAt: Date? = nil
+    ) -> PasskeyRecord {
+        PasskeyRecord(
+            credentialID: credentialID(), subject: subject, userHandle: "dXNlci1oYW5kbGUtw6TDtsO8",
+            name: "Zoë's YubiKey 5C ✓", publicKey: (0...255).map { UInt8($0) } + [0, 0], signCount: signCount,
+            aaguid: "ee882879-721c-4913-9775-3dfcce97072a", backupEligible: backupEligible, backedUp: backedUp,
+            transports: transports, attestation: "certified CN=Yubico U2F EE Serial 61730834, O=Yubico AB, C=SE",
+            createdAt: createdAt, lastUsedAt: lastUsedAt)
     }
 }

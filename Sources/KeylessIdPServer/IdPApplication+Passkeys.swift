@@ -1,0 +1,128 @@
+import Foundation
+import Hummingbird
+import KeylessCore
+import KeylessIdP
+import KeylessStorage
+import Logging
+
+/// "Security keys and passkeys" (`/passkeys`): a person of idp.yaml, signed in within the last 15 minutes, lists,
+/// adds and removes their passkeys; anyone else is asked to sign in (again) first, on the page itself.
+extension IdPRoutes {
+    func passkeysGet(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let sessionValue = request.cookies[sessionCookie]?.value
+        let session = try await engine.session(cookie: sessionValue)
+        let query = (try? FormFields.query(request)) ?? [:]
+        let notice = query["added"] != nil ? "Passkey added." : query["removed"] != nil ? "Passkey removed." : nil
+        return try await passkeysPage(request, session: session, sessionValue: sessionValue, notice: notice)
+    }
+
+    func passkeysPage(
+        _ request: Request, session: Authentication?, sessionValue: String?, notice: String? = nil,
+        message: String? = nil, status: HTTPResponse.Status = .ok
+    ) async throws -> Response {
+        guard let session, engine.mayManagePasskeys(session) else {
+            let why =
+                session == nil
+                ? nil
+                : session?.identity != nil || engine.config.user(subject: session!.subject) == nil
+                    ? "Passkeys are for the people written in idp.yaml; you signed in through \(session?.identity?.connector ?? "another source")."
+                    : "Confirm it is you: sign in again to change your passkeys."
+            let passkey = passkeyCeremony()
+            return withFormToken(request, session: sessionValue) { token in
+                Responses.html(
+                    Pages.passkeysSignIn(csrf: token, message: message ?? why, passkey: passkey), status: status)
+            }
+        }
+        let passkeys = try await engine.passkeys(of: session.subject)
+        let ceremony = try await engine.passkeyRegistrationStart(subject: session.subject)
+        return withFormToken(request, session: sessionValue) { token in
+            Responses.html(
+                Pages.passkeys(
+                    username: Self.shownName(session), passkeys: passkeys, csrf: token, registration: ceremony,
+                    notice: notice, message: message), status: status)
+        }
+    }
+
+    func passkeysPost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let form: [String: String]
+        do { form = try await FormFields.body(request) } catch {
+            return Responses.html(Pages.error("The form could not be read."), status: .badRequest)
+        }
+        guard let binding = checkForm(request, form) else {
+            return Responses.html(
+                Pages.error("This form expired or came from another site. Open the passkeys page again."),
+                status: .forbidden)
+        }
+        let sessionValue = request.cookies[sessionCookie]?.value
+        let token = engine.formToken(binding: binding, session: sessionValue)
+        let session = try await engine.session(cookie: sessionValue)
+        switch form["action"] {
+        case "login", "passkey":
+            let result =
+                form["action"] == "passkey"
+                ? await engine.finishPasskeySignIn(
+                    state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
+                : await engine.login(
+                    connector: engine.config.effectiveConnectors.first { $0.type == "local" }?.id ?? "",
+                    username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"],
+                    address: context.peer)
+            switch result {
+            case .failure(.passkeyRequired(let step)):
+                return passkeyStep(
+                    action: "/passkeys", fields: [("csrf", token), ("action", "passkey")], ceremony: step)
+            case .failure(let failure):
+                let passkey = passkeyCeremony()
+                return loginFailed(failure, peer: context.peer) { message in
+                    Pages.passkeysSignIn(csrf: token, message: message, passkey: passkey)
+                }
+            case .success(let authentication):
+                metrics.login(outcome: "success")
+                let sessionID = try await engine.startSession(authentication)
+                var response = Responses.redirect("/passkeys")
+                response.setCookie(cookie(sessionCookie, sessionID, sameSite: .lax))
+                return response
+            }
+        case "register":
+            guard let session, engine.mayManagePasskeys(session) else {
+                return try await passkeysPage(
+                    request, session: session, sessionValue: sessionValue, message: nil, status: .unauthorized)
+            }
+            switch await engine.finishPasskeyRegistration(
+                state: form["passkey_state"] ?? "", credential: form["credential"] ?? "", name: form["name"] ?? "",
+                subject: session.subject)
+            {
+            case .success(let passkey):
+                logger.notice(
+                    "passkey registered",
+                    metadata: [
+                        "subject": .string(session.subject), "credential": .string(passkey.credentialID),
+                        "aaguid": .string(passkey.aaguid), "attestation": .string(passkey.attestation),
+                    ])
+                return Responses.redirect("/passkeys?added=1")
+            case .failure(let failure):
+                logger.notice(
+                    "passkey registration refused",
+                    metadata: ["subject": .string(session.subject), "reason": .string(failure.code ?? "form")])
+                return try await passkeysPage(
+                    request, session: session, sessionValue: sessionValue, message: failure.message,
+                    status: .badRequest)
+            }
+        case "remove":
+            guard let session, engine.mayManagePasskeys(session) else {
+                return try await passkeysPage(
+                    request, session: session, sessionValue: sessionValue, message: nil, status: .unauthorized)
+            }
+            let id = form["credential_id"] ?? ""
+            guard try await engine.removePasskey(subject: session.subject, credentialID: id) else {
+                return try await passkeysPage(
+                    request, session: session, sessionValue: sessionValue,
+                    message: "That passkey is not yours or was already removed.", status: .notFound)
+            }
+            logger.notice(
+                "passkey removed", metadata: ["subject": .string(session.subject), "credential": .string(id)])
+            return Responses.redirect("/passkeys?removed=1")
+        default:
+            return Responses.html(Pages.error("The form did not say what to do."), status: .badRequest)
+        }
+    }
+}
