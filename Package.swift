@@ -254,7 +254,10 @@ let package = Package(
         // transport.
         .target(
             name: "KeylessTestFakes",
-            dependencies: ["KeylessCore", "KeylessHTTP", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "KeylessCore", "KeylessHTTP", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(name: "KeylessCoreTests", dependencies: ["KeylessCore", "KeylessTestFakes"]),
         .testTarget(name: "KeylessWireTests", dependencies: ["KeylessWire", "KeylessTestSupport"]),
         .testTarget(
