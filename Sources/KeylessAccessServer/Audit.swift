@@ -79,8 +79,10 @@ public actor AuditLog {
     }
 
     /// Writes and syncs one record; throws when the disk refuses, so the caller can fail the request closed.
-    public func append(_ record: AuditRecord) throws {
-        let line = record.jsonLine
+    public func append(_ record: AuditRecord) throws { try append(line: record.jsonLine) }
+
+    /// Writes and syncs one line (with its newline) of another record type (the provider's enrolment links).
+    public func append(line: String) throws {
         var written = 0
         let bytes = Array(line.utf8)
         while written < bytes.count {

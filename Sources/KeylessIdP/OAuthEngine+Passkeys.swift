@@ -268,12 +268,14 @@ extension OAuthEngine {
         }
     }
 
-    /// Finishes a registration for `subject` (who must be the one the ceremony was started for), named `name`.
-    public func finishPasskeyRegistration(state: String, credential: String, name: String, subject: String) async
-        -> Result<PasskeyRecord, PasskeyRegistrationFailure>
-    {
+    /// Finishes a registration for `subject` (who must be the one the ceremony was started for), named `name`;
+    /// through an enrolment link, the ceremony must be the one started for that link (`enrolment`, its id).
+    public func finishPasskeyRegistration(
+        state: String, credential: String, name: String, subject: String, enrolment: String? = nil
+    ) async -> Result<PasskeyRecord, PasskeyRegistrationFailure> {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let ceremony = openCeremony(state, [.register]), ceremony.subject == subject,
+            enrolment == nil || ceremony.enrolment == enrolment,
             let challenge = Base64URL.decode(ceremony.challenge)
         else { return .failure(PasskeyRegistrationFailure(message: "This page has expired; start again.")) }
         guard !trimmed.isEmpty, trimmed.count <= 64, !trimmed.contains(where: \.isNewline) else {
@@ -365,6 +367,52 @@ extension OAuthEngine {
             && clock.now().timeIntervalSince(authentication.authTime) <= Self.passkeyManagementWindow
     }
 
+    // MARK: Enrolment links
+
+    /// An admin's one-time link for a person to register a passkey without signing in (a first passkey, or after
+    /// losing all of them). Sealed with the KEK; single use (spent with the registration it allows).
+    struct Enrolment: Codable {
+        var subject: String
+        var id: String
+        var expires: Double
+    }
+
+    /// The longest an enrolment link may live (seven days).
+    public static let maxEnrolmentLifetime: TimeInterval = 7 * 86400
+
+    /// A new enrolment link for `username` (a user of idp.yaml), valid for `validFor` seconds: the URL to hand over
+    /// (the token is in its query; the provider's request log records routes only), the link's id for the audit
+    /// record, and when it ends.
+    public func enrolmentLink(username: String, validFor: TimeInterval) throws -> (
+        url: String, id: String, subject: String, expires: Date
+    ) {
+        guard let user = config.user(username) else {
+            throw KeylessError(
+                .usage, "There is no user '\(username)' in idp.yaml.",
+                hint: "Name a user of the provider's configuration (users: … username).")
+        }
+        guard validFor > 0, validFor <= Self.maxEnrolmentLifetime else {
+            throw KeylessError(
+                .usage, "An enrolment link must live between 1 second and 7 days.",
+                hint: "Pass --valid-for with a shorter time, such as 24h.")
+        }
+        let id = Base64URL.encode(secureRandomBytes(12))
+        let expires = clock.now().addingTimeInterval(validFor)
+        let subject = user.subject ?? user.username
+        let token = try seal(
+            Enrolment(subject: subject, id: id, expires: expires.timeIntervalSince1970), purpose: "enrolment")
+        return (issuer + "/passkeys/enrol?token=" + token, id, subject, expires)
+    }
+
+    /// The person and link id of an enrolment token that is sealed here and not expired (spent links are found out
+    /// when the registration is finished).
+    public func openEnrolment(_ token: String) -> (subject: String, id: String)? {
+        guard let enrolment = open(token, as: Enrolment.self, purpose: "enrolment"),
+            clock.now().timeIntervalSince1970 < enrolment.expires, config.user(subject: enrolment.subject) != nil
+        else { return nil }
+        return (enrolment.subject, enrolment.id)
+    }
+
     /// How long a spent enrolment link is remembered (longer than any link lives).
-    static let enrolmentMemory: TimeInterval = 31 * 86400
+    static let enrolmentMemory: TimeInterval = 8 * 86400
 }

@@ -125,4 +125,64 @@ extension IdPRoutes {
             return Responses.html(Pages.error("The form did not say what to do."), status: .badRequest)
         }
     }
+
+    // MARK: Enrolment links
+
+    static let badEnrolment =
+        "This enrolment link is not valid: it has expired, was already used, or was not made by this provider. Ask your administrator for a new one."
+
+    /// An administrator's one-time link (`keyless idp enrol-link`): registers a passkey for the person it names.
+    func enrolGet(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let token = (try? FormFields.query(request))?["token"] ?? ""
+        return try await enrolPage(request, token: token)
+    }
+
+    func enrolPage(_ request: Request, token: String, message: String? = nil, status: HTTPResponse.Status = .ok)
+        async throws -> Response
+    {
+        guard let (subject, id) = engine.openEnrolment(token), let user = engine.config.user(subject: subject) else {
+            return Responses.html(Pages.error(Self.badEnrolment, "Enrolment link"), status: .notFound)
+        }
+        let ceremony = try await engine.passkeyRegistrationStart(subject: subject, enrolment: id)
+        return withFormToken(request, session: request.cookies[sessionCookie]?.value) { csrf in
+            Responses.html(
+                Pages.enrol(
+                    username: user.username, csrf: csrf, token: token, registration: ceremony, message: message),
+                status: status)
+        }
+    }
+
+    func enrolPost(_ request: Request, _ context: IdPRequestContext) async throws -> Response {
+        let form: [String: String]
+        do { form = try await FormFields.body(request) } catch {
+            return Responses.html(Pages.error("The form could not be read."), status: .badRequest)
+        }
+        guard checkForm(request, form) != nil else {
+            return Responses.html(
+                Pages.error("This form expired or came from another site. Open the enrolment link again."),
+                status: .forbidden)
+        }
+        let token = form["token"] ?? ""
+        guard let (subject, id) = engine.openEnrolment(token) else {
+            return Responses.html(Pages.error(Self.badEnrolment, "Enrolment link"), status: .notFound)
+        }
+        switch await engine.finishPasskeyRegistration(
+            state: form["passkey_state"] ?? "", credential: form["credential"] ?? "", name: form["name"] ?? "",
+            subject: subject, enrolment: id)
+        {
+        case .success(let passkey):
+            logger.notice(
+                "passkey registered through an enrolment link",
+                metadata: [
+                    "subject": .string(subject), "link": .string(id), "credential": .string(passkey.credentialID),
+                    "aaguid": .string(passkey.aaguid), "peer": .string(context.peer),
+                ])
+            return Responses.html(Pages.enrolled())
+        case .failure(let failure):
+            logger.notice(
+                "enrolment link registration refused",
+                metadata: ["subject": .string(subject), "link": .string(id), "reason": .string(failure.code ?? "form")])
+            return try await enrolPage(request, token: token, message: failure.message, status: .badRequest)
+        }
+    }
 }

@@ -126,6 +126,8 @@ struct IdPRoutes {
         router.get("/device") { request, context in try await deviceGet(request, context) }
         router.get("/passkeys") { request, context in try await passkeysGet(request, context) }
         router.post("/passkeys") { request, context in try await passkeysPost(request, context) }
+        router.get("/passkeys/enrol") { request, context in try await enrolGet(request, context) }
+        router.post("/passkeys/enrol") { request, context in try await enrolPost(request, context) }
         router.get(RouterPath(PasskeyScript.path)) { _, _ in PasskeyScript.response() }
         router.post("/device") { request, context in try await devicePost(request, context) }
         router.get("/userinfo") { request, _ in try await userinfo(request) }

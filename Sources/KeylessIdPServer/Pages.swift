@@ -198,6 +198,36 @@ enum Pages {
                 """)
     }
 
+    /// An enrolment link's page: add a passkey for the person the link names.
+    static func enrol(
+        username: String, csrf: String, token: String, registration: PasskeyCeremonyStart, message: String?
+    ) -> String {
+        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
+        return layout(
+            title: "Add a passkey",
+            body: """
+                <h1>Add a passkey</h1>
+                <p>Your administrator sent you this link to add a passkey for <strong>\(htmlEscaped(username))</strong>. It works once.</p>
+                \(alert)
+                <form method="post" action="/passkeys/enrol" data-passkey="create" data-options="\(htmlEscaped(registration.options))">
+                \(hidden([("csrf", csrf), ("token", token), ("passkey_state", registration.state), ("credential", "")]))
+                <label for="name">Name</label>
+                <input type="text" id="name" name="name" maxlength="64" placeholder="YubiKey 5C, work laptop" required>
+                <p class="error" role="alert" data-passkey-error hidden></p>
+                <p class="hint" data-passkey-unsupported hidden>This browser cannot use passkeys.</p>
+                <button type="submit">Add a passkey</button>
+                </form>
+                """)
+    }
+
+    static func enrolled() -> String {
+        layout(
+            title: "Passkey added",
+            body:
+                "<h1>Passkey added</h1>\n<p role=\"status\">You can now sign in with it. The enrolment link is used up.</p>"
+        )
+    }
+
     /// A date as the pages show it: 2026-12-07 08:45 UTC.
     static func day(_ date: Date) -> String {
         let formatter = DateFormatter()

@@ -156,3 +156,56 @@ struct IdPConfigurationFuzzTests {
         }
     }
 }
+
+@Suite("idp.yaml passkeys: settings")
+struct PasskeySettingsTests {
+    static func parse(_ passkeys: String) throws -> IdPConfiguration {
+        try IdPConfiguration.parse(IdPConfigurationTests.valid + "\npasskeys:\n" + passkeys, path: "idp.yaml")
+    }
+
+    static func reason(_ passkeys: String) -> String {
+        do {
+            _ = try parse(passkeys)
+            return "accepted"
+        } catch let error as KeylessError {
+            return error.reason
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("defaults: the RP ID is the issuer's host; settings are read; a parent domain is a valid RP ID")
+    func accepted() throws {
+        let plain = try IdPConfiguration.parse(IdPConfigurationTests.valid, path: "idp.yaml")
+        #expect(plain.passkeys == nil)
+        #expect(plain.passkeyRPID(issuer: "http://127.0.0.1:9000") == "127.0.0.1")
+        let config = try Self.parse(
+            """
+              rp_name: Example Corp
+              origins: ["http://localhost:9000"]
+              signature_counter: report
+            """)
+        #expect(config.passkeys?.rpName == "Example Corp")
+        #expect(config.passkeys?.signatureCounter == "report")
+        let parent = try IdPConfiguration.parse(
+            IdPConfigurationTests.valid.replacingOccurrences(
+                of: "issuer: http://127.0.0.1:9000/", with: "issuer: https://login.example.com/")
+                + "\npasskeys:\n  rp_id: example.com\n", path: "idp.yaml")
+        #expect(parent.passkeyRPID(issuer: "https://login.example.com") == "example.com")
+    }
+
+    @Test(
+        "refused with the line and what to do: an RP ID the issuer is not under, an unknown setting, a bad origin, a bad AAGUID, an allow-list without roots, a bad counter policy"
+    )
+    func refused() {
+        #expect(Self.reason("  rp_id: example.com\n").contains("is not the issuer's host"))
+        #expect(Self.reason("  rp_idd: x\n").contains("passkeys: has no setting 'rp_idd'"))
+        #expect(Self.reason("  origins: [\"https://x.example/path\"]\n").contains("is not an https://host[:port] origin"))
+        #expect(Self.reason("  allowed_authenticators: [yubikey]\n").contains("'yubikey' is not an AAGUID"))
+        #expect(
+            Self.reason("  allowed_authenticators: [cb69481e-8ff7-4039-93ec-0a2729a154a8]\n").contains(
+                "needs attestation_roots"))
+        #expect(Self.reason("  signature_counter: ignore\n").contains("must be refuse or report"))
+        #expect(Self.reason("  signature_counter: ignore\n").hasPrefix("idp.yaml:"))
+    }
+}

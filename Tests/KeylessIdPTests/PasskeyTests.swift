@@ -257,6 +257,42 @@ struct PasskeyTests {
         }
     }
 
+    @Test(
+        "an enrolment link registers one passkey for the person it names, once; an expired, foreign or other-link ceremony is refused"
+    )
+    func enrolment() async throws {
+        let f = try await EngineFixture()
+        #expect(throws: KeylessError.self) { try f.engine.enrolmentLink(username: "mallory", validFor: 3600) }
+        #expect(throws: KeylessError.self) { try f.engine.enrolmentLink(username: "alice", validFor: 8 * 86400) }
+        let link = try f.engine.enrolmentLink(username: "carol", validFor: 3600)
+        #expect(link.url.hasPrefix(Fixture.issuer + "/passkeys/enrol?token="))
+        let token = try #require(URLComponents(string: link.url)?.queryItems?.first?.value)
+        let opened = try #require(f.engine.openEnrolment(token))
+        #expect(opened.subject == "u-carol-7" && opened.id == link.id)
+        #expect(f.engine.openEnrolment(token + "x") == nil)
+        let authenticator = SoftwareAuthenticator(origin: Self.origin)
+        // A ceremony not started for this link (the person's own page) does not spend or use it.
+        let unrelated = try await f.engine.passkeyRegistrationStart(subject: opened.subject)
+        let refused = await f.engine.finishPasskeyRegistration(
+            state: unrelated.state, credential: try authenticator.register(options: unrelated.options), name: "k",
+            subject: opened.subject, enrolment: opened.id)
+        #expect(throws: PasskeyRegistrationFailure.self) { try refused.get() }
+        let first = try await f.engine.passkeyRegistrationStart(subject: opened.subject, enrolment: opened.id)
+        _ = try await f.engine.finishPasskeyRegistration(
+            state: first.state, credential: try authenticator.register(options: first.options), name: "first",
+            subject: opened.subject, enrolment: opened.id
+        ).get()
+        // The link is used up: a second ceremony for it registers nothing.
+        let second = try await f.engine.passkeyRegistrationStart(subject: opened.subject, enrolment: opened.id)
+        let again = await f.engine.finishPasskeyRegistration(
+            state: second.state, credential: try authenticator.register(options: second.options), name: "second",
+            subject: opened.subject, enrolment: opened.id)
+        #expect(throws: PasskeyRegistrationFailure.self) { try again.get() }
+        #expect(try await f.engine.passkeys(of: "u-carol-7").map(\.name) == ["first"])
+        f.clock.advance(by: 3601)
+        #expect(f.engine.openEnrolment(token) == nil, "expired")
+    }
+
     @Test("passkeys can be changed only within 15 minutes of a sign-in, by a person of idp.yaml, and only their own")
     func management() async throws {
         let f = try await EngineFixture()

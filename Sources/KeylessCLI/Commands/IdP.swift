@@ -3,6 +3,8 @@ import Foundation
 import KeylessCore
 import KeylessHTTP
 import KeylessIdP
+import KeylessAccessServer
+import KeylessClient
 
 extension Keyless {
     /// `keyless idp`: the embedded OpenID Provider.
@@ -11,7 +13,7 @@ extension Keyless {
             commandName: "idp",
             abstract:
                 "The embedded OpenID Provider: run it, publish its keys, rotate them, and prepare its configuration.",
-            subcommands: [Serve.self, Publish.self, RotateKeys.self, HashPassword.self, Check.self])
+            subcommands: [Serve.self, Publish.self, RotateKeys.self, HashPassword.self, Check.self, EnrolLink.self])
 
         /// `keyless idp hash-password`: the only form in which passwords and client secrets enter idp.yaml.
         struct HashPassword: AsyncParsableCommand {
@@ -109,6 +111,84 @@ extension Keyless {
                     }
                 }
             }
+        }
+    }
+}
+
+extension Keyless.IdP {
+    /// `keyless idp enrol-link --user U`: a one-time link for a person to register a passkey (a first one, or after
+    /// losing every passkey), recorded in the provider's audit log.
+    struct EnrolLink: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "enrol-link",
+            abstract:
+                "Print a one-time link with which a user of idp.yaml registers a passkey; the issuing is written to the audit log.",
+            discussion: """
+                The link works once and until --valid-for has passed (at most 7 days). Hand it to the person over a channel you \
+                trust: whoever opens it first can add a passkey to the account. Recovery from lost passkeys works the same way; \
+                keyless never recovers an account by email or by questions.
+                """)
+
+        @OptionGroup var store: IdPStoreOptions
+
+        @Option(name: .customLong("user"), help: "The username (in idp.yaml) the passkey is for.")
+        var user: String
+
+        @Option(
+            name: .customLong("valid-for"), help: "How long the link works: seconds, or 30m, 24h, 7d (default 24h).")
+        var validFor: String = "24h"
+
+        @Option(
+            name: .customLong("audit-log"),
+            help:
+                "The provider's audit log (JSON lines, appended and synced; default: idp-audit.log in the data directory)."
+        )
+        var auditLog: String?
+
+        func run() async throws {
+            try await reporting {
+                let context = try ClientContext.live()
+                guard let seconds = Self.seconds(validFor) else {
+                    throw KeylessError(
+                        .usage, "--valid-for \(validFor) is not a duration.", hint: "Use seconds or 30m, 24h, 7d.")
+                }
+                let runtime = try await IdPRuntime.open(
+                    configPath: store.config, issuer: store.issuer, listen: nil, database: store.database,
+                    databasePasswordFile: store.databasePasswordFile, kekPath: store.kek, keyReload: 0,
+                    context: context)
+                let engine = try OAuthEngine(
+                    config: runtime.config, issuer: runtime.issuer, store: runtime.store, keys: runtime.keys,
+                    clock: context.clock)
+                let link = try engine.enrolmentLink(username: user, validFor: seconds)
+                try await runtime.store.close()
+                let path = auditLog ?? (context.paths.data + "/idp-audit.log")
+                let record: [String: String] = [
+                    "time": ISO8601DateFormatter().string(from: context.clock.now()), "action": "enrolment_link",
+                    "outcome": "issued", "subject": link.subject, "username": user, "link": link.id,
+                    "expires": ISO8601DateFormatter().string(from: link.expires),
+                    "by": context.environment["SUDO_USER"] ?? context.environment["USER"] ?? "unknown",
+                ]
+                let line = String(
+                    decoding: try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]), as: UTF8.self)
+                // No link is printed unless its issuing is on disk.
+                let audit = try AuditLog(path: path)
+                try await audit.append(line: line + "\n")
+                await audit.close()
+                FileHandle.standardError.write(
+                    Data(
+                        "keyless idp: enrolment link \(link.id) for \(user), valid until \(ISO8601DateFormatter().string(from: link.expires)); recorded in \(path)\n"
+                            .utf8))
+                FileHandle.standardOutput.write(Data((link.url + "\n").utf8))
+            }
+        }
+
+        /// "90", "30m", "24h", "7d" as seconds.
+        static func seconds(_ text: String) -> TimeInterval? {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+            if let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value > 0 {
+                return value * factor
+            }
+            return Double(text).flatMap { $0 > 0 ? $0 : nil }
         }
     }
 }
