@@ -200,7 +200,8 @@ struct PasskeySettingsTests {
     func refused() {
         #expect(Self.reason("  rp_id: example.com\n").contains("is not the issuer's host"))
         #expect(Self.reason("  rp_idd: x\n").contains("passkeys: has no setting 'rp_idd'"))
-        #expect(Self.reason("  origins: [\"https://x.example/path\"]\n").contains("is not an https://host[:port] origin"))
+        #expect(
+            Self.reason("  origins: [\"https://x.example/path\"]\n").contains("is not an https://host[:port] origin"))
         #expect(Self.reason("  allowed_authenticators: [yubikey]\n").contains("'yubikey' is not an AAGUID"))
         #expect(
             Self.reason("  allowed_authenticators: [cb69481e-8ff7-4039-93ec-0a2729a154a8]\n").contains(
