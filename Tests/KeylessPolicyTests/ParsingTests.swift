@@ -250,7 +250,7 @@ struct Mistake: Sendable, CustomTestStringConvertible {
         Mistake(
             "mfa_required that is not a boolean",
             base + "  - arn: arn:aws:iam::123456789012:role/x\n    mfa_required: yes\n",
-            "policy.yaml:10:19: mfa_required must be true or false, not 'yes'"),
+            "policy.yaml:10:19: mfa_required must be true, false or phishing-resistant, not 'yes'"),
         Mistake(
             "an unknown credentials mode", "defaults:\n  credentials: sso\n" + base,
             "policy.yaml:2:16: credentials must be web-identity or server, not 'sso'"),
