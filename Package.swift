@@ -102,7 +102,7 @@ let package = Package(
             name: "KeylessIdP",
             dependencies: [
                 "KeylessCore", "KeylessStorage", "KeylessJOSE", "KeylessYAML", "KeylessDirectory", "KeylessLDAP",
-                "KeylessOIDC", "KeylessHTTP", "KeylessWebAuthn", "KeylessCBOR",
+                "KeylessOIDC", "KeylessHTTP", "KeylessWebAuthn",
                 .product(name: "Logging", package: "swift-log"), .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Yams", package: "Yams"), .product(name: "NIOCore", package: "swift-nio"),

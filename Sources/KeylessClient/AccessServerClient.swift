@@ -101,7 +101,9 @@ public struct AccessServerClient: Sendable {
                 hint: "Log in again: keyless login.")
         case 403:
             let hint =
-                code == "mfa_required"
+                code == "phishing_resistant_required"
+                ? "Log in again with your passkey or security key (keyless login --auth-param acr_values=phr asks the provider for one), then retry."
+                : code == "mfa_required"
                 ? "Log in again with a second factor (your provider's MFA), then retry."
                 : "Ask an administrator to grant you the role in the server's policy; `keyless roles` lists what you have."
             return KeylessError(

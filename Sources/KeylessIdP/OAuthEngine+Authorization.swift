@@ -78,7 +78,13 @@ extension OAuthEngine {
         return .success(
             AuthorizationRequest(
                 clientID: clientID, redirectURI: redirect, scope: scope, state: q["state"], nonce: q["nonce"],
-                codeChallenge: challenge, prompt: q["prompt"]))
+                codeChallenge: challenge, prompt: q["prompt"], acrValues: q["acr_values"].flatMap { $0.isEmpty ? nil : $0 }))
+    }
+
+    /// Whether a browser session may answer `authorization` without a new sign-in: always, unless the client asked for
+    /// a phishing-resistant sign-in the session was not made with.
+    public func sessionSatisfies(_ session: Authentication, _ authorization: AuthorizationRequest) -> Bool {
+        !authorization.wantsPhishingResistant || Self.acr(amr: session.amr) != nil
     }
 
     /// What an authorization error sends the browser to.

@@ -13,8 +13,11 @@ extension OAuthEngine {
     /// `connectors:`; nil: the first one), throttled as `ThrottleLimits` says. Unknown users cost the same as wrong
     /// passwords. A one-time code is spent in the store: no replica accepts it, or an earlier code of the same user,
     /// again.
+    /// `phishingResistant`: the client asked for a passkey sign-in (`acr_values=phr`): a person with a passkey must use
+    /// it, even when they also typed a one-time code.
     public func login(
-        connector connectorID: String? = nil, username: String, password: String, otp: String?, address: String
+        connector connectorID: String? = nil, username: String, password: String, otp: String?, address: String,
+        phishingResistant: Bool = false
     ) async -> Result<Authentication, LoginFailure> {
         // Only password connectors take a password: an upstream provider's people sign in there, never here.
         let candidates = config.effectiveConnectors.filter { $0.type == "local" || $0.type == "ldap" }
@@ -45,7 +48,7 @@ extension OAuthEngine {
             // its place (a lost security key does not lock them out, and roles that need a passkey still refuse it).
             let codeGiven = !(otp ?? "").isEmpty
             let passkeys = try await hasPasskeys(subject)
-            if let secretText = user.totpSecret, codeGiven || !passkeys {
+            if let secretText = user.totpSecret, (codeGiven && !(phishingResistant && passkeys)) || !passkeys {
                 // A secret that does not decode fails closed: never a login with the password alone.
                 guard let secret = TOTP.base32Decode(secretText), secret.count >= 10 else { return .failure(.invalid) }
                 guard let otp, codeGiven else { return .failure(.otpRequired) }

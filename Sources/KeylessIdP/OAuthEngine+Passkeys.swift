@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import KeylessCBOR
 import KeylessCore
 import KeylessStorage
 import KeylessWebAuthn

@@ -20,6 +20,14 @@ public struct AuthorizationRequest: Sendable, Equatable {
     public var codeChallenge: String?
     /// `login` forces a new login even with a session; `none` fails instead of showing a page.
     public var prompt: String?
+    /// Requested authentication context classes (OpenID Connect Core §3.1.2.1), space separated: `phr` or `phrh` ask
+    /// for a passkey sign-in (a session without one is not reused; a person with a passkey must use it).
+    public var acrValues: String?
+
+    /// Whether the client asked for a phishing-resistant sign-in (`acr_values` names `phr` or `phrh`).
+    public var wantsPhishingResistant: Bool {
+        (acrValues ?? "").split(separator: " ").contains { $0 == "phr" || $0 == "phrh" }
+    }
 
     /// The request as query or form fields, for carrying it through the login form.
     public var fields: [(String, String)] {
@@ -31,6 +39,7 @@ public struct AuthorizationRequest: Sendable, Equatable {
         if let codeChallenge {
             result.append(("code_challenge", codeChallenge)); result.append(("code_challenge_method", "S256"))
         }
+        if let acrValues { result.append(("acr_values", acrValues)) }
         return result
     }
 

@@ -161,7 +161,7 @@ struct IdPRoutes {
         }
         let sessionValue = request.cookies[sessionCookie]?.value
         let session = try await engine.session(cookie: sessionValue)
-        if let session, authorization.prompt != "login" {
+        if let session, authorization.prompt != "login", engine.sessionSatisfies(session, authorization) {
             if isFirstParty(authorization.clientID) && authorization.prompt != "consent" {
                 return Responses.redirect(try await engine.issueCode(authorization, authentication: session))
             }
@@ -211,7 +211,9 @@ struct IdPRoutes {
             return Responses.redirect(
                 engine.errorRedirect("access_denied", request: form, description: "The user declined."))
         case "allow":
-            guard let session = try await engine.session(cookie: sessionValue) else {
+            guard let session = try await engine.session(cookie: sessionValue),
+                engine.sessionSatisfies(session, authorization)
+            else {
                 return Responses.html(
                     Pages.login(
                         clientID: authorization.clientID, request: authorization.fields, csrf: token,
@@ -230,7 +232,8 @@ struct IdPRoutes {
                     state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
                 : await engine.login(
                     connector: form["connector"], username: username, password: form["password"] ?? "",
-                    otp: form["otp"], address: context.peer)
+                    otp: form["otp"], address: context.peer,
+                    phishingResistant: authorization.wantsPhishingResistant)
             switch result {
             case .failure(.passkeyRequired(let step)):
                 return passkeyStep(

@@ -138,7 +138,7 @@ struct PasskeyTests {
     }
 
     @Test(
-        "a person with a one-time code and a passkey: the code with the password signs in (otp), without it the passkey is asked for"
+        "a person with a one-time code and a passkey: the code with the password signs in (otp), without it the passkey is asked for; acr_values=phr asks for the passkey regardless"
     )
     func codeOrPasskey() async throws {
         let f = try await EngineFixture()
@@ -155,6 +155,27 @@ struct PasskeyTests {
             username: "bob", password: Fixture.bobPassword, otp: code, address: Fixture.address
         ).get()
         #expect(withCode.amr == ["pwd", "otp", "mfa"])
+        // A client asking for a phishing-resistant sign-in (acr_values=phr) gets the passkey step even with a code.
+        f.clock.advance(by: 30)
+        let later = TOTP.code(secret: Fixture.bobTOTPSecret, at: f.clock.now)
+        guard
+            case .failure(.passkeyRequired) = await f.engine.login(
+                username: "bob", password: Fixture.bobPassword, otp: later, address: Fixture.address,
+                phishingResistant: true)
+        else {
+            Issue.record("acr_values=phr let a one-time code stand in for the passkey")
+            return
+        }
+        // And a session made with the code does not answer such a request.
+        var query = f.query()
+        query["acr_values"] = "phr"
+        let request = try f.engine.validateAuthorization(query).get()
+        #expect(request.wantsPhishingResistant && request.fields.contains { $0 == ("acr_values", "phr") })
+        #expect(!f.engine.sessionSatisfies(withCode, request))
+        #expect(
+            f.engine.sessionSatisfies(
+                Authentication(subject: "bob", authTime: f.clock.now, amr: ["hwk", "mfa"]), request))
+        #expect(f.engine.sessionSatisfies(withCode, try f.engine.validateAuthorization(f.query()).get()))
     }
 
     @Test(

@@ -7,6 +7,9 @@ Env:   KEYLESS_TEST_PASSKEY_FILE=path              the authenticator's credentia
        KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD    the person (register; login in second-factor mode)
        KEYLESS_TEST_TOTP_SECRET=base32             optional, register: the one-time code typed with the password
        KEYLESS_TEST_PASSKEY_NAME=text              optional, register: the passkey's name (default "test key")
+       KEYLESS_TEST_PASSKEY_SIGN_IN_FILE=path      optional, register: sign in on /passkeys with a passkey kept in
+                                                   this file ("Sign in with a passkey"), then add the new one to
+                                                   another authenticator (KEYLESS_TEST_PASSKEY_FILE): a second device
        KEYLESS_TEST_PASSKEY_MODE=mode              optional, login: passwordless (default: "Sign in with a passkey")
                                                    or second-factor (password, then the passkey step)
        KEYLESS_TEST_PASSKEY_TRANSPORT=usb|internal optional: the authenticator's transport (default usb)
@@ -23,7 +26,9 @@ counter that does not increase. `register` starts from an empty authenticator wh
 needs the file.
 
 register: opens BASE_URL/passkeys, signs in (#username, #password, #otp, "Sign in"; a person who already has passkeys
-and gives no code confirms with one), types the name into #name, clicks "Add a passkey" and waits for "Passkey added.".
+and gives no code confirms with one; or "Sign in with a passkey" with KEYLESS_TEST_PASSKEY_SIGN_IN_FILE, whose
+authenticator is then saved and removed), types the name into #name, clicks "Add a passkey" and waits for "Passkey
+added.".
 login: opens the authorization URL, clicks "Sign in with a passkey" (passwordless), or fills #username and #password,
 clicks "Sign in" and lets the page's passkey step run (second-factor); clicks "Allow" on a consent page; then lets the
 browser really load the loopback redirect URI, so the program listening there receives the request.
@@ -135,6 +140,10 @@ def main():
     backup = os.environ.get("KEYLESS_TEST_PASSKEY_BACKUP", "0") == "1"
     screenshot = os.environ.get("KEYLESS_TEST_SCREENSHOT")
     saved = load_credentials(store, required=mode == "login")
+    sign_in_store = os.environ.get("KEYLESS_TEST_PASSKEY_SIGN_IN_FILE") if mode == "register" else None
+    if sign_in_store and os.path.abspath(sign_in_store) == os.path.abspath(store):
+        fail("KEYLESS_TEST_PASSKEY_SIGN_IN_FILE must be another authenticator's file than KEYLESS_TEST_PASSKEY_FILE")
+    sign_in_saved = load_credentials(sign_in_store, required=True) if sign_in_store else None
 
     parsed = urllib.parse.urlsplit(url)
     idp_origin = f"{parsed.scheme}://{parsed.netloc}"
@@ -170,25 +179,33 @@ def main():
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         cdp = None
-        authenticator = None
+        # The authenticator in use and the file it is saved to (the sign-in one first, with SIGN_IN_FILE).
+        active = {"id": None, "file": store}
         try:
             context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
 
+            def add_authenticator(credentials, file):
+                options = {
+                    "protocol": "ctap2", "transport": transport, "hasResidentKey": True, "hasUserVerification": True,
+                    "isUserVerified": True, "automaticPresenceSimulation": True,
+                }
+                if backup:
+                    options.update({"defaultBackupEligibility": True, "defaultBackupState": True})
+                active["id"] = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
+                active["file"] = file
+                for credential in credentials:
+                    cdp.send("WebAuthn.addCredential", {"authenticatorId": active["id"], "credential": credential})
+                if not user_verified:
+                    cdp.send("WebAuthn.setUserVerified", {"authenticatorId": active["id"], "isUserVerified": False})
+
             step = "adding the virtual authenticator"
             cdp = context.new_cdp_session(page)
             cdp.send("WebAuthn.enable", {"enableUI": False})
-            options = {
-                "protocol": "ctap2", "transport": transport, "hasResidentKey": True, "hasUserVerification": True,
-                "isUserVerified": True, "automaticPresenceSimulation": True,
-            }
-            if backup:
-                options.update({"defaultBackupEligibility": True, "defaultBackupState": True})
-            authenticator = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
-            for credential in saved:
-                cdp.send("WebAuthn.addCredential", {"authenticatorId": authenticator, "credential": credential})
-            if not user_verified:
-                cdp.send("WebAuthn.setUserVerified", {"authenticatorId": authenticator, "isUserVerified": False})
+            if sign_in_store:
+                add_authenticator(sign_in_saved, sign_in_store)
+            else:
+                add_authenticator(saved, store)
 
             def shown_alert():
                 """The text of a visible alert on the page (the provider's message, or the script's), else None."""
@@ -232,11 +249,23 @@ def main():
                 base = url.rstrip("/")
                 step = f"opening {base}/passkeys"
                 page.goto(base + "/passkeys", timeout=remaining_ms())
-                if page.locator("#name").count() == 0:
+                if page.locator("#name").count() == 0 and sign_in_store:
+                    step = "clicking \"Sign in with a passkey\" on the passkeys page"
+                    page.get_by_role("button", name="Sign in with a passkey", exact=True).click(
+                        timeout=remaining_ms())
+                    wait_until(lambda: page.locator("#name").count() > 0,
+                               "waiting for the passkeys page after signing in with a passkey")
+                elif page.locator("#name").count() == 0:
                     sign_in_with_password("Sign in")
                     # A person who already has passkeys (and typed no code) confirms with one; the page asks at once.
                     wait_until(lambda: page.locator("#name").count() > 0,
                                "waiting for the passkeys page after signing in")
+                if sign_in_store:
+                    step = "switching to a new authenticator"
+                    save(cdp, active)
+                    cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": active["id"]})
+                    active["id"] = None
+                    add_authenticator(saved, store)
                 step = "adding a passkey"
                 page.fill("#name", os.environ.get("KEYLESS_TEST_PASSKEY_NAME", "test key"), timeout=remaining_ms())
                 page.get_by_role("button", name="Add a passkey", exact=True).click(timeout=remaining_ms())
@@ -285,10 +314,10 @@ def main():
                 pass
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             kind = "refused" if isinstance(error, Refused) else "failed"
-            save(cdp, authenticator, store)
+            save(cdp, active)
             fail(f"{kind} while {step}{where}: {first_line}")
         else:
-            save(cdp, authenticator, store)
+            save(cdp, active)
         finally:
             try:
                 browser.close()
@@ -298,15 +327,15 @@ def main():
     return 0
 
 
-def save(cdp, authenticator, store):
-    """Keeps what the authenticator holds now (new passkeys, higher counters) for the next run."""
-    if cdp is None or authenticator is None:
+def save(cdp, active):
+    """Keeps what the active authenticator holds now (new passkeys, higher counters) for the next run."""
+    if cdp is None or active["id"] is None:
         return
     try:
-        credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
-        save_credentials(store, credentials)
+        credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": active["id"]})["credentials"]
+        save_credentials(active["file"], credentials)
     except Exception as error:
-        say(f"could not save the passkeys to {store}: {error}")
+        say(f"could not save the passkeys to {active['file']}: {error}")
         sys.exit(1)
 
 
