@@ -104,8 +104,8 @@ public struct AccessServerClient: Sendable {
                 code == "phishing_resistant_required"
                 ? "Log in again with your passkey or security key (keyless login --auth-param acr_values=phr asks the provider for one), then retry."
                 : code == "mfa_required"
-                ? "Log in again with a second factor (your provider's MFA), then retry."
-                : "Ask an administrator to grant you the role in the server's policy; `keyless roles` lists what you have."
+                    ? "Log in again with a second factor (your provider's MFA), then retry."
+                    : "Ask an administrator to grant you the role in the server's policy; `keyless roles` lists what you have."
             return KeylessError(
                 .stsAccessDenied, "The keyless server denied it (\(code)): \(message)\(request)", hint: hint)
         case 502, 503:

@@ -78,7 +78,8 @@ extension OAuthEngine {
         return .success(
             AuthorizationRequest(
                 clientID: clientID, redirectURI: redirect, scope: scope, state: q["state"], nonce: q["nonce"],
-                codeChallenge: challenge, prompt: q["prompt"], acrValues: q["acr_values"].flatMap { $0.isEmpty ? nil : $0 }))
+                codeChallenge: challenge, prompt: q["prompt"],
+                acrValues: q["acr_values"].flatMap { $0.isEmpty ? nil : $0 }))
     }
 
     /// Whether a browser session may answer `authorization` without a new sign-in: always, unless the client asked for
