@@ -326,11 +326,7 @@ public struct ServerConfiguration: Sendable {
 
     static func seconds(_ node: Node?, file: String, what: String) throws -> TimeInterval? {
         guard let text = try string(node, file: file, what: what) else { return nil }
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
-        if let value = Double(text), value >= 0 { return value }
-        if let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value >= 0 {
-            return value * factor
-        }
+        if let value = DurationText.seconds(text) { return value }
         throw bad(file, node, "\(what) must be a duration such as 10, 10s, 5m or 1h")
     }
 }

@@ -187,15 +187,22 @@ enum Pages {
                 \(alert)
                 \(table)
                 <h2>Add a passkey</h2>
-                <form method="post" action="/passkeys" data-passkey="create" data-options="\(htmlEscaped(registration.options))">
-                \(hidden([("csrf", csrf), ("action", "register"), ("passkey_state", registration.state), ("credential", "")]))
-                <label for="name">Name</label>
-                <input type="text" id="name" name="name" maxlength="64" placeholder="YubiKey 5C, work laptop" required>
-                <p class="error" role="alert" data-passkey-error hidden></p>
-                <p class="hint" data-passkey-unsupported hidden>This browser cannot use passkeys.</p>
-                <button type="submit">Add a passkey</button>
-                </form>
+                \(createForm(action: "/passkeys", fields: [("csrf", csrf), ("action", "register")], registration: registration))
                 """)
+    }
+
+    /// The form that registers a passkey (the script runs `navigator.credentials.create` when it is submitted).
+    static func createForm(action: String, fields: [(String, String)], registration: PasskeyCeremonyStart) -> String {
+        """
+        <form method="post" action="\(htmlEscaped(action))" data-passkey="create" data-options="\(htmlEscaped(registration.options))">
+        \(hidden(fields + [("passkey_state", registration.state), ("credential", "")]))
+        <label for="name">Name</label>
+        <input type="text" id="name" name="name" maxlength="64" placeholder="YubiKey 5C, work laptop" required>
+        <p class="error" role="alert" data-passkey-error hidden></p>
+        <p class="hint" data-passkey-unsupported hidden>This browser cannot use passkeys.</p>
+        <button type="submit">Add a passkey</button>
+        </form>
+        """
     }
 
     /// An enrolment link's page: add a passkey for the person the link names.
@@ -209,14 +216,7 @@ enum Pages {
                 <h1>Add a passkey</h1>
                 <p>Your administrator sent you this link to add a passkey for <strong>\(htmlEscaped(username))</strong>. It works once.</p>
                 \(alert)
-                <form method="post" action="/passkeys/enrol" data-passkey="create" data-options="\(htmlEscaped(registration.options))">
-                \(hidden([("csrf", csrf), ("token", token), ("passkey_state", registration.state), ("credential", "")]))
-                <label for="name">Name</label>
-                <input type="text" id="name" name="name" maxlength="64" placeholder="YubiKey 5C, work laptop" required>
-                <p class="error" role="alert" data-passkey-error hidden></p>
-                <p class="hint" data-passkey-unsupported hidden>This browser cannot use passkeys.</p>
-                <button type="submit">Add a passkey</button>
-                </form>
+                \(createForm(action: "/passkeys/enrol", fields: [("csrf", csrf), ("token", token)], registration: registration))
                 """)
     }
 

@@ -148,7 +148,7 @@ extension Keyless.IdP {
         func run() async throws {
             try await reporting {
                 let context = try ClientContext.live()
-                guard let seconds = Self.seconds(validFor) else {
+                guard let seconds = DurationText.seconds(validFor), seconds > 0 else {
                     throw KeylessError(
                         .usage, "--valid-for \(validFor) is not a duration.", hint: "Use seconds or 30m, 24h, 7d.")
                 }
@@ -180,15 +180,6 @@ extension Keyless.IdP {
                             .utf8))
                 FileHandle.standardOutput.write(Data((link.url + "\n").utf8))
             }
-        }
-
-        /// "90", "30m", "24h", "7d" as seconds.
-        static func seconds(_ text: String) -> TimeInterval? {
-            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-            if let unit = text.last, let factor = units[unit], let value = Double(text.dropLast()), value > 0 {
-                return value * factor
-            }
-            return Double(text).flatMap { $0 > 0 ? $0 : nil }
         }
     }
 }
