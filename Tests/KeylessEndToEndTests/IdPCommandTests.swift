@@ -3,7 +3,7 @@ import KeylessIdP
 import KeylessTestSupport
 import Testing
 
-@Suite("keyless idp hash-password and check, through the launcher")
+@Suite("keyless idp hash-password, check and enrol-link, through the launcher")
 struct IdPCommandTests {
     @Test("hash-password --stdin prints a hash that verifies, and refuses a short password")
     func hashPassword() throws {
@@ -34,5 +34,46 @@ struct IdPCommandTests {
         let bad = try harness.run(["idp", "check", "--config", path])
         #expect(bad.status == 2, "\(bad)")
         #expect(bad.stderr.contains("\(path):5:13: user 'alice' is in group 'ops'"), "\(bad)")
+    }
+
+    @Test(
+        "enrol-link prints a one-time link only after its issuing is synced to the 0600 audit log; an unknown user or an unwritable log prints no link"
+    )
+    func enrolLink() throws {
+        let harness = try KeylessHarness(moto: nil)
+        let hash = try PasswordHash.make("alice-password-1", logN: 10, r: 8, p: 1).description
+        let path = harness.home + "/idp.yaml"
+        try
+            "issuer: http://127.0.0.1:9\nusers:\n  - username: alice\n    password_hash: \"\(hash)\"\nclients:\n  - id: cli\n    redirect_uris: [\"http://127.0.0.1/callback\"]\n    grants: [authorization_code]\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let audit = harness.home + "/idp-audit.log"
+        let store = [
+            "--config", path, "--database", "sqlite:" + harness.home + "/idp.sqlite", "--key-encryption-key",
+            harness.home + "/idp-kek",
+        ]
+        let run = try harness.run(["idp", "enrol-link"] + store + ["--user", "alice", "--audit-log", audit])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdout.hasPrefix("http://127.0.0.1:9/passkeys/enrol?token="), "\(run)")
+        #expect(run.stderr.contains("for alice, valid until") && run.stderr.contains("recorded in \(audit)"), "\(run)")
+        let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        let record = try #require(
+            try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: String], "\(lines)")
+        #expect(record["action"] == "enrolment_link" && record["username"] == "alice" && record["subject"] == "alice")
+        #expect(record["link"] != nil && record["expires"] != nil && record["by"] != nil)
+        #expect(!lines[0].contains("token="), "the audit record does not hold the link itself")
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: audit)[.posixPermissions] as? Int)
+        #expect(mode == 0o600)
+
+        let unknown = try harness.run(["idp", "enrol-link"] + store + ["--user", "mallory", "--audit-log", audit])
+        #expect(
+            unknown.status == 2 && unknown.stdout.isEmpty && unknown.stderr.contains("no user 'mallory'"), "\(unknown)")
+        let tooLong = try harness.run(
+            ["idp", "enrol-link"] + store + ["--user", "alice", "--valid-for", "8d", "--audit-log", audit])
+        #expect(tooLong.status == 2 && tooLong.stdout.isEmpty, "\(tooLong)")
+        let unwritable = try harness.run(
+            ["idp", "enrol-link"] + store + ["--user", "alice", "--audit-log", harness.home])
+        #expect(unwritable.status != 0 && unwritable.stdout.isEmpty, "\(unwritable)")
+        #expect(try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n").count == 1)
     }
 }
