@@ -77,7 +77,7 @@ extension OAuthEngine {
             Set(list.compactMap { UUID(uuidString: $0) }.map { uuid in withUnsafeBytes(of: uuid.uuid) { Array($0) } })
         }
         return RelyingParty(
-            id: config.passkeyRPID(issuer: issuer), name: settings.rpName ?? "keyless",
+            id: config.passkeyRPID(issuer: issuer) ?? "", name: settings.rpName ?? "keyless",
             origins: Set([origin] + (settings.origins ?? [])), allowedAuthenticators: allowed,
             attestationRoots: roots, counterPolicy: settings.signatureCounter == "report" ? .report : .refuse)
     }
@@ -93,6 +93,17 @@ extension OAuthEngine {
 
     /// Whether people of idp.yaml sign in here (passkeys are theirs; a directory's people use the directory).
     public var localUsersSignIn: Bool { config.effectiveConnectors.contains { $0.type == "local" } }
+
+    /// Whether the sign-in pages offer passkeys: people of idp.yaml sign in here and the issuer has a host name.
+    public var passkeysOffered: Bool { localUsersSignIn && !relyingParty.id.isEmpty }
+
+    /// Refuses any ceremony while passkeys are off (the issuer's host is an IP address).
+    private func requirePasskeys() throws {
+        guard !relyingParty.id.isEmpty else {
+            throw PasskeyRegistrationFailure(
+                message: "Passkeys are off on this provider: " + (config.passkeysOff(issuer: issuer) ?? "") + ".")
+        }
+    }
 
     private func startCeremony(
         _ purpose: PasskeyCeremony.Purpose, subject: String? = nil, authentication: Authentication? = nil,
@@ -119,7 +130,8 @@ extension OAuthEngine {
     /// A sign-in without a user name: the browser offers the person's discoverable passkeys for this RP ID (also as
     /// conditional UI, in the user-name field's autofill). User verification is required.
     public func passkeySignInStart() throws -> PasskeyCeremonyStart {
-        try startCeremony(.signIn) { challenge in
+        try requirePasskeys()
+        return try startCeremony(.signIn) { challenge in
             [
                 "challenge": challenge, "rpId": relyingParty.id, "timeout": Int(Self.passkeyCeremonyLifetime * 1000),
                 "userVerification": "required", "allowCredentials": [[String: Any]](),
@@ -133,7 +145,7 @@ extension OAuthEngine {
     /// The second step after a right password, for a person with passkeys: nil when they have none.
     public func passkeySecondFactorStart(after authentication: Authentication) async throws -> PasskeyCeremonyStart? {
         let passkeys = try await store.passkeys(subject: authentication.subject)
-        guard !passkeys.isEmpty else { return nil }
+        guard !passkeys.isEmpty, passkeysOffered else { return nil }
         return try startCeremony(.secondFactor, authentication: authentication) { challenge in
             [
                 "challenge": challenge, "rpId": relyingParty.id, "timeout": Int(Self.passkeyCeremonyLifetime * 1000),
@@ -146,6 +158,7 @@ extension OAuthEngine {
     public func passkeyRegistrationStart(subject: String, enrolment: String? = nil) async throws
         -> PasskeyCeremonyStart
     {
+        try requirePasskeys()
         guard let user = config.user(subject: subject) else {
             throw PasskeyRegistrationFailure(
                 message:
@@ -385,6 +398,11 @@ extension OAuthEngine {
     public func enrolmentLink(username: String, validFor: TimeInterval) throws -> (
         url: String, id: String, subject: String, expires: Date
     ) {
+        if let off = config.passkeysOff(issuer: issuer) {
+            throw KeylessError(
+                .configInvalid, "No enrolment link: \(off).",
+                hint: "Set issuer: in idp.yaml (or --issuer) to a host name.")
+        }
         guard let user = config.user(username) else {
             throw KeylessError(
                 .usage, "There is no user '\(username)' in idp.yaml.",

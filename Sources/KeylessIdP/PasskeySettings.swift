@@ -30,9 +30,25 @@ extension IdPConfiguration {
         }
     }
 
-    /// The RP ID passkeys use with this issuer: `passkeys.rp_id`, else the issuer's host.
-    public func passkeyRPID(issuer: String) -> String {
-        passkeys?.rpID ?? URL(string: issuer)?.host ?? "localhost"
+    /// The RP ID passkeys use with this issuer: `passkeys.rp_id`, else the issuer's host; nil when that is an IP
+    /// address, which browsers refuse as an RP ID (WebAuthn Level 3 §5.1.3: a valid domain), so passkeys are off.
+    public func passkeyRPID(issuer: String) -> String? {
+        let id = passkeys?.rpID ?? URL(string: issuer)?.host ?? ""
+        return id.isEmpty || Self.isIPAddress(id) ? nil : id
+    }
+
+    /// Why passkeys are off for `issuer`, or nil when they are on.
+    public func passkeysOff(issuer: String) -> String? {
+        passkeyRPID(issuer: issuer) == nil
+            ? "passkeys are off: the issuer's host is an IP address, which browsers refuse for passkeys; use a host name (http://localhost:PORT on one machine)"
+            : nil
+    }
+
+    /// An IPv4 or IPv6 literal (with or without brackets).
+    static func isIPAddress(_ host: String) -> Bool {
+        if host.contains(":") || host.hasPrefix("[") { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
     }
 
     func checkPasskeys(root: Node, path: String) throws {
@@ -46,6 +62,11 @@ extension IdPConfiguration {
             throw YAMLFile.error(
                 Self.node(at: ["passkeys", key], in: root), in: path, "passkeys: has no setting '\(key)'.",
                 hint: "Use \(known.sorted().joined(separator: ", ")).")
+        }
+        if let rpID = passkeys.rpID, Self.isIPAddress(rpID) {
+            throw fail(
+                "rp_id", "rp_id '\(rpID)' is an IP address; browsers accept passkeys only for domain names.",
+                "Use a host name the provider is reached at (localhost on one machine).")
         }
         if let rpID = passkeys.rpID {
             let host = issuer.flatMap { URL(string: $0)?.host }

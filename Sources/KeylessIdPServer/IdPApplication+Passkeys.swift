@@ -34,7 +34,13 @@ extension IdPRoutes {
             }
         }
         let passkeys = try await engine.passkeys(of: session.subject)
-        let ceremony = try await engine.passkeyRegistrationStart(subject: session.subject)
+        let ceremony: PasskeyCeremonyStart
+        do { ceremony = try await engine.passkeyRegistrationStart(subject: session.subject) } catch let failure
+            as PasskeyRegistrationFailure
+        {
+            return Responses.html(
+                Pages.error(failure.message, "Security keys and passkeys"), status: .serviceUnavailable)
+        }
         return withFormToken(request, session: sessionValue) { token in
             Responses.html(
                 Pages.passkeys(
@@ -143,7 +149,12 @@ extension IdPRoutes {
         guard let (subject, id) = engine.openEnrolment(token), let user = engine.config.user(subject: subject) else {
             return Responses.html(Pages.error(Self.badEnrolment, "Enrolment link"), status: .notFound)
         }
-        let ceremony = try await engine.passkeyRegistrationStart(subject: subject, enrolment: id)
+        let ceremony: PasskeyCeremonyStart
+        do { ceremony = try await engine.passkeyRegistrationStart(subject: subject, enrolment: id) } catch let failure
+            as PasskeyRegistrationFailure
+        {
+            return Responses.html(Pages.error(failure.message, "Enrolment link"), status: .serviceUnavailable)
+        }
         return withFormToken(request, session: request.cookies[sessionCookie]?.value) { csrf in
             Responses.html(
                 Pages.enrol(

@@ -418,7 +418,7 @@ struct IdPRoutes {
 
     /// A passwordless passkey ceremony for a sign-in form, when the people of idp.yaml sign in here.
     func passkeyCeremony() -> PasskeyCeremonyStart? {
-        engine.localUsersSignIn ? try? engine.passkeySignInStart() : nil
+        engine.passkeysOffered ? try? engine.passkeySignInStart() : nil
     }
 
     /// The step after a right password, for a person with passkeys.

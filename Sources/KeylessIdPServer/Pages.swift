@@ -22,7 +22,7 @@ enum Pages {
             .error{background:#fde8e8;border:1px solid #c62828;padding:.6rem;border-radius:4px}
             .hint{color:#555;font-size:.9rem}
             code{font-size:1.1rem;letter-spacing:.1rem}
-            table{border-collapse:collapse;width:100%;margin-top:1rem}td,th{text-align:left;padding:.35rem .4rem;border-bottom:1px solid #ddd}
+            body:has(table){max-width:40rem}table{border-collapse:collapse;width:100%;margin-top:1rem}td,th{text-align:left;padding:.35rem .4rem;border-bottom:1px solid #ddd}
             .or{margin:1.4rem 0 .2rem;color:#555}
             </style>\(script)
             </head>

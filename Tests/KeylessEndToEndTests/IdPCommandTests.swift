@@ -44,7 +44,7 @@ struct IdPCommandTests {
         let hash = try PasswordHash.make("alice-password-1", logN: 10, r: 8, p: 1).description
         let path = harness.home + "/idp.yaml"
         try
-            "issuer: http://127.0.0.1:9\nusers:\n  - username: alice\n    password_hash: \"\(hash)\"\nclients:\n  - id: cli\n    redirect_uris: [\"http://127.0.0.1/callback\"]\n    grants: [authorization_code]\n"
+            "issuer: http://localhost:9\nusers:\n  - username: alice\n    password_hash: \"\(hash)\"\nclients:\n  - id: cli\n    redirect_uris: [\"http://127.0.0.1/callback\"]\n    grants: [authorization_code]\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let audit = harness.home + "/idp-audit.log"
         let store = [
@@ -53,7 +53,7 @@ struct IdPCommandTests {
         ]
         let run = try harness.run(["idp", "enrol-link"] + store + ["--user", "alice", "--audit-log", audit])
         #expect(run.status == 0, "\(run)")
-        #expect(run.stdout.hasPrefix("http://127.0.0.1:9/passkeys/enrol?token="), "\(run)")
+        #expect(run.stdout.hasPrefix("http://localhost:9/passkeys/enrol?token="), "\(run)")
         #expect(run.stderr.contains("for alice, valid until") && run.stderr.contains("recorded in \(audit)"), "\(run)")
         let lines = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)
@@ -75,5 +75,17 @@ struct IdPCommandTests {
             ["idp", "enrol-link"] + store + ["--user", "alice", "--audit-log", harness.home])
         #expect(unwritable.status != 0 && unwritable.stdout.isEmpty, "\(unwritable)")
         #expect(try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n").count == 1)
+        // At an IP address passkeys are off (browsers refuse it as an RP ID): no link, and check says why.
+        let ipAddress = try harness.run(
+            ["idp", "enrol-link"] + store + ["--user", "alice", "--audit-log", audit, "--issuer", "http://127.0.0.1:9"])
+        #expect(ipAddress.status != 0 && ipAddress.stdout.isEmpty, "\(ipAddress)")
+        #expect(ipAddress.stderr.contains("passkeys are off"), "\(ipAddress)")
+        try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "localhost", with: "127.0.0.1")
+            .write(
+                toFile: path, atomically: true, encoding: .utf8)
+        let check = try harness.run(["idp", "check", "--config", path])
+        #expect(
+            check.status == 0 && check.stdout.contains("passkeys are off: the issuer's host is an IP address"),
+            "\(check)")
     }
 }

@@ -150,7 +150,7 @@ struct EngineFixture {
         config: IdPConfiguration = Fixture.config(), limits: ThrottleLimits = ThrottleLimits(),
         store: MemoryIdPStore = MemoryIdPStore(),
         loginPool: WorkPool = WorkPool(limit: 4, queue: 16), kek: SymmetricKey = SymmetricKey(size: .bits256),
-        connectors: Connectors = .none
+        connectors: Connectors = .none, issuer: String = Fixture.issuer
     ) async throws {
         clock = ManualClock(Fixture.reference)
         self.store = store
@@ -159,7 +159,7 @@ struct EngineFixture {
             maxTokenLifetime: OAuthEngine.maxTokenLifetime(config))
         try await keys.start()
         engine = try OAuthEngine(
-            config: config, issuer: Fixture.issuer, store: store, keys: keys, clock: clock.wallClock, limits: limits,
+            config: config, issuer: issuer, store: store, keys: keys, clock: clock.wallClock, limits: limits,
             loginPool: loginPool, connectors: connectors)
     }
 

@@ -178,7 +178,8 @@ struct PasskeySettingsTests {
     func accepted() throws {
         let plain = try IdPConfiguration.parse(IdPConfigurationTests.valid, path: "idp.yaml")
         #expect(plain.passkeys == nil)
-        #expect(plain.passkeyRPID(issuer: "http://127.0.0.1:9000") == "127.0.0.1")
+        #expect(plain.passkeyRPID(issuer: "http://localhost:9000") == "localhost")
+        #expect(plain.passkeysOff(issuer: "http://localhost:9000") == nil)
         let config = try Self.parse(
             """
               rp_name: Example Corp
@@ -192,6 +193,19 @@ struct PasskeySettingsTests {
                 of: "issuer: http://127.0.0.1:9000/", with: "issuer: https://login.example.com/")
                 + "\npasskeys:\n  rp_id: example.com\n", path: "idp.yaml")
         #expect(parent.passkeyRPID(issuer: "https://login.example.com") == "example.com")
+    }
+
+    @Test(
+        "an issuer at an IP address has passkeys off (browsers refuse IP addresses as RP IDs), saying so; an rp_id that is an IP address is refused"
+    )
+    func ipAddresses() throws {
+        let plain = try IdPConfiguration.parse(IdPConfigurationTests.valid, path: "idp.yaml")
+        for issuer in ["http://127.0.0.1:9000", "http://[::1]:9000", "https://10.1.2.3"] {
+            #expect(plain.passkeyRPID(issuer: issuer) == nil, "\(issuer)")
+            #expect(plain.passkeysOff(issuer: issuer)?.contains("IP address") == true, "\(issuer)")
+        }
+        #expect(plain.passkeyRPID(issuer: "https://1.example.com") == "1.example.com")
+        #expect(Self.reason("  rp_id: 127.0.0.1\n").contains("is an IP address"))
     }
 
     @Test(

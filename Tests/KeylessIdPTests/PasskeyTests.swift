@@ -314,6 +314,25 @@ struct PasskeyTests {
         #expect(f.engine.openEnrolment(token) == nil, "expired")
     }
 
+    @Test(
+        "a provider whose issuer is an IP address offers no passkeys: no ceremony starts, no enrolment link, and a password alone still signs in"
+    )
+    func offAtAnIPAddress() async throws {
+        var config = Fixture.config()
+        config.issuer = "http://127.0.0.1:9000"
+        let f = try await EngineFixture(config: config, issuer: "http://127.0.0.1:9000")
+        #expect(!f.engine.passkeysOffered)
+        #expect(throws: PasskeyRegistrationFailure.self) { try f.engine.passkeySignInStart() }
+        await #expect(throws: PasskeyRegistrationFailure.self) {
+            try await f.engine.passkeyRegistrationStart(subject: "alice")
+        }
+        #expect(throws: KeylessError.self) { try f.engine.enrolmentLink(username: "alice", validFor: 600) }
+        #expect(
+            try await f.engine.login(
+                username: "alice", password: Fixture.alicePassword, otp: nil, address: Fixture.address
+            ).get().amr == ["pwd"])
+    }
+
     @Test("passkeys can be changed only within 15 minutes of a sign-in, by a person of idp.yaml, and only their own")
     func management() async throws {
         let f = try await EngineFixture()

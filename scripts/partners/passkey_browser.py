@@ -5,7 +5,8 @@ Usage: python passkey_browser.py register BASE_URL
        python passkey_browser.py login AUTHORIZATION_URL
 Env:   KEYLESS_TEST_PASSKEY_FILE=path              the authenticator's credentials, kept between runs (JSON, 0600)
        KEYLESS_TEST_USER, KEYLESS_TEST_PASSWORD    the person (register; login in second-factor mode)
-       KEYLESS_TEST_TOTP_SECRET=base32             optional, register: the one-time code typed with the password
+       KEYLESS_TEST_TOTP_SECRET=base32             optional: the one-time code typed with the password (register,
+                                                   login in second-factor mode)
        KEYLESS_TEST_PASSKEY_NAME=text              optional, register: the passkey's name (default "test key")
        KEYLESS_TEST_PASSKEY_SIGN_IN_FILE=path      optional, register: sign in on /passkeys with a passkey kept in
                                                    this file ("Sign in with a passkey"), then add the new one to
@@ -27,10 +28,10 @@ needs the file.
 
 register: opens BASE_URL/passkeys, signs in (#username, #password, #otp, "Sign in"; a person who already has passkeys
 and gives no code confirms with one; or "Sign in with a passkey" with KEYLESS_TEST_PASSKEY_SIGN_IN_FILE, whose
-authenticator is then saved and removed), types the name into #name, clicks "Add a passkey" and waits for "Passkey
-added.".
-login: opens the authorization URL, clicks "Sign in with a passkey" (passwordless), or fills #username and #password,
-clicks "Sign in" and lets the page's passkey step run (second-factor); clicks "Allow" on a consent page; then lets the
+authenticator is then saved and removed), types the name into #name, clicks "Add a passkey", waits for "Passkey
+added." and names on stderr the passkeys the page's table lists ("name (kind)").
+login: opens the authorization URL, clicks "Sign in with a passkey" (passwordless), or fills #username, #password (and
+#otp), clicks "Sign in" and lets the page's passkey step run when the provider asks for it (second-factor); clicks "Allow" on a consent page; then lets the
 browser really load the loopback redirect URI, so the program listening there receives the request.
 
 Exits 0 when done (register: the page said "Passkey added."; login: a page on the redirect URI loaded); exits 1 with a
@@ -239,7 +240,7 @@ def main():
                 page.fill("#username", user, timeout=remaining_ms())
                 page.fill("#password", password, timeout=remaining_ms())
                 secret = os.environ.get("KEYLESS_TEST_TOTP_SECRET")
-                if secret and mode == "register":
+                if secret:
                     page.fill("#otp", totp(secret), timeout=remaining_ms())
                 step = "submitting the sign-in form"
                 page.get_by_role("button", name=button, exact=True).click(timeout=remaining_ms())
@@ -274,7 +275,12 @@ def main():
                 if screenshot:
                     step = "taking the screenshot"
                     page.screenshot(path=screenshot, full_page=True, timeout=remaining_ms())
-                say(f"added a passkey for {user} on {idp_origin}")
+                step = "reading the table of passkeys"
+                listed = []
+                for cell in page.locator("table tbody tr td:first-child").all():
+                    name, _, kind = cell.inner_text(timeout=remaining_ms()).strip().partition("\n")
+                    listed.append(f"{name.strip()} ({kind.strip()})" if kind.strip() else name.strip())
+                say(f"added a passkey for {user} on {idp_origin}; the page lists: {', '.join(listed)}")
             else:
                 step = f"opening {idp_origin}"
                 page.goto(url, timeout=remaining_ms())

@@ -99,6 +99,7 @@ extension Keyless {
                         }
                     }
                     await connectors.shutdown()
+                    if let off = parsed.issuer.flatMap({ parsed.passkeysOff(issuer: $0) }) { lines.append(off) }
                     let summary =
                         "\(config): \(failed ? "valid, but a connector cannot be used" : "ok") (\(parsed.users.count) users, \(parsed.groups.count) groups, \(parsed.clients.count) clients, \(parsed.signingAlgorithm))"
                     FileHandle.standardOutput.write(Data(([summary] + lines).joined(separator: "\n").utf8 + [0x0a]))
