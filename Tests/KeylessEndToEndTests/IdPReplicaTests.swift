@@ -1,4 +1,5 @@
 import Foundation
+import KeylessTestFakes
 import KeylessTestSupport
 import Testing
 
@@ -58,6 +59,89 @@ struct IdPReplicaTests {
     static func kids(_ idp: EmbeddedIdP) async throws -> Set<String> {
         let jwks = try credentialJSON(try await idp.send("GET", "/jwks.json").text)
         return Set(((jwks["keys"] as? [[String: Any]]) ?? []).compactMap { $0["kid"] as? String })
+    }
+
+    /// The form on `html` that the passkey script drives (`data-passkey="kind"`): its options and hidden fields.
+    static func scriptedForm(_ kind: String, in html: String) throws -> (options: String, fields: [(String, String)]) {
+        let start = try #require(html.range(of: "data-passkey=\"\(kind)\""), "no \(kind) form: \(html.prefix(300))")
+        let end = html[start.upperBound...].range(of: "</form>")?.lowerBound ?? html.endIndex
+        let form = String(html[start.lowerBound..<end])
+        let options = try #require(form.firstMatch(of: /data-options="([^"]*)"/)).1
+        let fields = form.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map {
+            (String($0.1), unescape(String($0.2)))
+        }
+        return (unescape(String(options)), fields.filter { $0.0 != "credential" })
+    }
+
+    static func unescape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
+            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&amp;", with: "&")
+    }
+
+    @Test(
+        "a passkey registered through one replica signs in through the other: a challenge one replica put in its page is accepted by the other once, and the same answer again is refused by either"
+    )
+    func passkeysAcrossReplicas() async throws {
+        let postgres = try await PostgresServer.start()
+        defer { postgres.stop() }
+        try postgres.createDatabase("idp")
+        let database = postgres.url(database: "idp")
+        let portA = try freePort()
+        // A host name: browsers (and keyless) refuse an IP address as a passkey's RP ID.
+        let issuer = "http://localhost:\(portA)"
+        let directory = try EmbeddedIdP.writeConfiguration(issuerPort: portA)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let a = try await EmbeddedIdP.start(directory: directory, port: portA, database: database, issuer: issuer)
+        defer { a.stop() }
+        let b = try await EmbeddedIdP.start(
+            directory: directory, port: try freePort(), database: database, issuer: issuer)
+        defer { b.stop() }
+        let authenticator = SoftwareAuthenticator(origin: issuer)
+
+        // Sign in on A's passkeys page; the page's registration is finished through B.
+        let signInPage = try await a.send("GET", "/passkeys")
+        let binding = try #require(EmbeddedIdP.cookie("keyless_csrf", in: signInPage.headers["set-cookie"] ?? ""))
+        let csrf = try #require(EmbeddedIdP.formField("csrf", in: signInPage.text))
+        let signedIn = try await a.send(
+            "POST", "/passkeys", headers: ["Cookie": "keyless_csrf=\(binding)"],
+            form: [
+                ("csrf", csrf), ("action", "login"), ("username", "alice"),
+                ("password", EmbeddedIdPUser.alice.password),
+            ])
+        let session = try #require(
+            EmbeddedIdP.cookie("keyless_session", in: signedIn.headers["set-cookie"] ?? ""),
+            "HTTP \(signedIn.status) \(signedIn.text.prefix(300))")
+        let cookies = "keyless_csrf=\(binding); keyless_session=\(session)"
+        let page = try await a.send("GET", "/passkeys", headers: ["Cookie": cookies])
+        let create = try Self.scriptedForm("create", in: page.text)
+        let added = try await b.send(
+            "POST", "/passkeys", headers: ["Cookie": cookies],
+            form: create.fields + [
+                ("credential", try authenticator.register(options: create.options)), ("name", "replica key"),
+            ])
+        #expect(added.headers["location"] == "/passkeys?added=1", "HTTP \(added.status) \(added.text.prefix(300))")
+
+        // Sign in without a password: the page (and its challenge) from B, the answer to A.
+        let query =
+            "response_type=code&client_id=keyless-cli&redirect_uri=http%3A%2F%2F127.0.0.1%3A5000%2Fcallback&scope=openid&state=s1"
+            + "&code_challenge=\(try Self.challengeFor("v" + UUID().uuidString))&code_challenge_method=S256"
+        let login = try await b.send("GET", "/authorize?" + query)
+        let loginBinding = try #require(EmbeddedIdP.cookie("keyless_csrf", in: login.headers["set-cookie"] ?? ""))
+        let get = try Self.scriptedForm("get", in: login.text)
+        let answer = get.fields + [("credential", try authenticator.signIn(options: get.options))]
+        let signedInWithPasskey = try await a.send(
+            "POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(loginBinding)"], form: answer)
+        let location = try #require(
+            signedInWithPasskey.headers["location"],
+            "HTTP \(signedInWithPasskey.status) \(signedInWithPasskey.text.prefix(300))")
+        #expect(location.hasPrefix("http://127.0.0.1:5000/callback?code="))
+        for replica in [a, b] {
+            let replayed = try await replica.send(
+                "POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(loginBinding)"], form: answer)
+            #expect(replayed.status == 401 && replayed.headers["location"] == nil, "\(replayed.status)")
+            #expect(replayed.text.contains("The passkey was not accepted"))
+        }
     }
 
     @Test(
