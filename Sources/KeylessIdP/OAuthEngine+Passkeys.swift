@@ -47,9 +47,11 @@ extension OAuthEngine {
     /// The relying party for this issuer and `passkeys:` (attestation roots read from their file).
     static func makeRelyingParty(config: IdPConfiguration, issuer: String) throws -> RelyingParty {
         let settings = config.passkeys ?? IdPConfiguration.Passkeys()
+        // The origin as browsers write it: scheme, host, and the port unless it is the scheme's default.
         var origin = issuer
         if let url = URL(string: issuer), let scheme = url.scheme, let host = url.host {
-            origin = "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
+            let defaultPort = scheme == "https" ? 443 : 80
+            origin = "\(scheme)://\(host)" + (url.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? "")
         }
         var roots: [Certificate] = []
         if let path = settings.attestationRoots {

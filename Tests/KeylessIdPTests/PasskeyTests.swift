@@ -333,6 +333,18 @@ struct PasskeyTests {
             ).get().amr == ["pwd"])
     }
 
+    @Test("the relying party's origin is the issuer's as browsers write it: the default port left out, another kept")
+    func origins() throws {
+        for (issuer, origin) in [
+            ("https://idp.example.com:443/", "https://idp.example.com"),
+            ("https://idp.example.com:8443/tenant", "https://idp.example.com:8443"),
+            ("http://localhost:80", "http://localhost"), ("http://localhost:9000", "http://localhost:9000"),
+        ] {
+            let party = try OAuthEngine.makeRelyingParty(config: Fixture.config(), issuer: issuer)
+            #expect(party.origins == [origin], "\(issuer)")
+        }
+    }
+
     @Test("passkeys can be changed only within 15 minutes of a sign-in, by a person of idp.yaml, and only their own")
     func management() async throws {
         let f = try await EngineFixture()
