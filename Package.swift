@@ -72,7 +72,7 @@ let package = Package(
             name: "KeylessAWS",
             dependencies: [
                 "KeylessCore", "KeylessHTTP", "KeylessSigV4", "KeylessAWSConfig",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // OIDC discovery, JWKS, ID-token verification, PKCE, authorization-code, device and refresh flows.
         .target(
@@ -270,7 +270,7 @@ let package = Package(
             name: "KeylessAWSTests",
             dependencies: [
                 "KeylessAWS", "KeylessAWSConfig", "KeylessTestSupport", "KeylessTestFakes", "KeylessCore",
-                "KeylessHTTP", "KeylessSigV4",
+                "KeylessHTTP", "KeylessSigV4", "KeylessFastPath",
                 .product(name: "Logging", package: "swift-log"),
             ], exclude: ["Fixtures"]),
         .testTarget(

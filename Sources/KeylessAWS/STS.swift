@@ -71,13 +71,19 @@ public struct WebIdentityRequest: Sendable, Equatable {
     public var durationSeconds: Int?
     /// The issuer, for error messages only.
     public var issuer: String
+    /// A narrower session than the role (session policies).
+    public var scope: SessionScope
 
-    public init(roleArn: String, sessionName: String, webIdentityToken: String, durationSeconds: Int?, issuer: String) {
+    public init(
+        roleArn: String, sessionName: String, webIdentityToken: String, durationSeconds: Int?, issuer: String,
+        scope: SessionScope = .none
+    ) {
         self.roleArn = roleArn
         self.sessionName = sessionName
         self.webIdentityToken = webIdentityToken
         self.durationSeconds = durationSeconds
         self.issuer = issuer
+        self.scope = scope
     }
 
     /// The form body STS receives (unsigned: the token is the credential).
@@ -87,7 +93,7 @@ public struct WebIdentityRequest: Sendable, Equatable {
             ("RoleSessionName", sessionName), ("WebIdentityToken", webIdentityToken),
         ]
         if let durationSeconds { pairs.append(("DurationSeconds", String(durationSeconds))) }
-        return FormEncoding.encode(pairs)
+        return FormEncoding.encode(pairs + scope.formPairs)
     }
 }
 
@@ -102,19 +108,21 @@ public struct AssumeRoleRequest: Sendable, Equatable {
     public var sourceIdentity: String?
     /// Session tags, in order.
     public var tags: [(key: String, value: String)]
+    /// A narrower session than the role (session policies).
+    public var scope: SessionScope
 
     /// A request.
     public init(
         roleArn: String, sessionName: String, durationSeconds: Int? = nil, sourceIdentity: String? = nil,
-        tags: [(key: String, value: String)] = []
+        tags: [(key: String, value: String)] = [], scope: SessionScope = .none
     ) {
         self.roleArn = roleArn; self.sessionName = sessionName; self.durationSeconds = durationSeconds
-        self.sourceIdentity = sourceIdentity; self.tags = tags
+        self.sourceIdentity = sourceIdentity; self.tags = tags; self.scope = scope
     }
 
     public static func == (a: Self, b: Self) -> Bool {
         a.roleArn == b.roleArn && a.sessionName == b.sessionName && a.durationSeconds == b.durationSeconds
-            && a.sourceIdentity == b.sourceIdentity && a.tags.elementsEqual(b.tags) { $0 == $1 }
+            && a.sourceIdentity == b.sourceIdentity && a.tags.elementsEqual(b.tags) { $0 == $1 } && a.scope == b.scope
     }
 
     /// The form body STS receives.
@@ -128,7 +136,7 @@ public struct AssumeRoleRequest: Sendable, Equatable {
             pairs.append(("Tags.member.\(index + 1).Key", tag.key))
             pairs.append(("Tags.member.\(index + 1).Value", tag.value))
         }
-        return FormEncoding.encode(pairs)
+        return FormEncoding.encode(pairs + scope.formPairs)
     }
 }
 

@@ -250,7 +250,7 @@ public final class AccessService: Sendable {
     /// so a request that ends in a failure has no "granted" record).
     public func credentials(
         for caller: Caller, roleArn: String, durationSeconds: Int?, origin: RequestOrigin,
-        action: String = "credentials",
+        action: String = "credentials", scope: SessionScope = .none,
         recordGrant: Bool = true
     ) async throws -> (AWSCredentials, Entitlement) {
         let decision = policy.current.decide(caller.policyCaller, roleArn: roleArn)
@@ -274,7 +274,7 @@ public final class AccessService: Sendable {
         let sessionName = SessionName.sanitize(caller.name)
         let request = AssumeRoleRequest(
             roleArn: entitlement.role.arn, sessionName: sessionName, durationSeconds: duration,
-            sourceIdentity: sessionName, tags: tags.map { (key: $0.key, value: $0.value) })
+            sourceIdentity: sessionName, tags: tags.map { (key: $0.key, value: $0.value) }, scope: scope)
         let credentials: AWSCredentials
         do {
             let own = try await awsCredentials.resolve(logger: logger)
@@ -292,9 +292,20 @@ public final class AccessService: Sendable {
         if recordGrant {
             try await record(
                 action, "granted", caller, role: entitlement.role.arn, origin: origin,
-                reason: "granted by policy for \(duration) s", sessionName: sessionName)
+                reason: "granted by policy for \(duration) s" + Self.narrowing(scope), sessionName: sessionName)
         }
         return (credentials, entitlement)
+    }
+
+    /// How an audit record says a session was narrowed: the managed policies and the inline policy's digest.
+    static func narrowing(_ scope: SessionScope) -> String {
+        guard !scope.isEmpty else { return "" }
+        var parts: [String] = []
+        if !scope.policyArns.isEmpty { parts.append("policy ARNs " + scope.policyArns.joined(separator: ", ")) }
+        if let identity = scope.cacheIdentity, scope.policy != nil {
+            parts.append("an inline session policy (" + identity.dropFirst("scope:".count).prefix(16) + ")")
+        }
+        return ", narrowed by " + parts.joined(separator: " and ")
     }
 
     /// Credentials as the API returns them (the `credential_process` shape plus the role).

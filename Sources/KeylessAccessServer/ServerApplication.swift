@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import KeylessAWS
 import KeylessCore
 import KeylessHTTPServer
 import KeylessPolicy
@@ -221,9 +222,13 @@ struct APIRoutes {
         api.post("credentials") { request, context in
             do {
                 let body = try await Self.body(request, as: CredentialsRequest.self)
+                let scope = SessionScope(policy: body.sessionPolicy, policyArns: body.policyArns ?? [])
+                do { try scope.validate() } catch let error as KeylessError {
+                    throw AccessError(400, "invalid_request", error.reason)
+                }
                 let (credentials, entitlement) = try await service.credentials(
                     for: context.caller!, roleArn: body.roleArn, durationSeconds: body.durationSeconds,
-                    origin: context.origin)
+                    origin: context.origin, scope: scope)
                 metrics.decision(action: "credentials", outcome: "granted")
                 return Self.json(
                     Self.encode(AccessService.credentialsDocument(credentials, roleArn: entitlement.role.arn)),

@@ -44,8 +44,12 @@ public struct AccessServerClient: Sendable {
     }
 
     /// Credentials for `roleArn`, issued by the server.
-    public func credentials(idToken: String, roleArn: String, durationSeconds: Int?) async throws -> AWSCredentials {
-        let request = CredentialsRequest(roleArn: roleArn, durationSeconds: durationSeconds)
+    public func credentials(idToken: String, roleArn: String, durationSeconds: Int?, scope: SessionScope = .none)
+        async throws -> AWSCredentials
+    {
+        let request = CredentialsRequest(
+            roleArn: roleArn, durationSeconds: durationSeconds, sessionPolicy: scope.policy,
+            policyArns: scope.policyArns.isEmpty ? nil : scope.policyArns)
         let response = try await send(
             "POST", "/api/v1/credentials", idToken: idToken, body: try JSONWriter.text(request))
         guard let document = try? JSONDecoder().decode(CredentialsDocument.self, from: Data(response)),

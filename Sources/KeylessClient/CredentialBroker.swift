@@ -54,17 +54,20 @@ public struct RoleSettings: Sendable {
     public var stsEndpoint: String?
     /// The keyless server that issues the credentials (nil: AssumeRoleWithWebIdentity directly).
     public var server: String?
+    /// Session policies narrowing the session (none: the role's permissions).
+    public var scope: SessionScope
 
     /// Creates settings.
     public init(
         roleArn: String, durationSeconds: Int? = nil, region: String? = nil, stsEndpoint: String? = nil,
-        server: String? = nil
+        server: String? = nil, scope: SessionScope = .none
     ) {
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
         self.region = region
         self.stsEndpoint = stsEndpoint
         self.server = server
+        self.scope = scope
     }
 }
 
@@ -100,10 +103,11 @@ public struct CredentialBroker: Sendable {
     /// AWS credentials for `role`, from the cache while more than 15 minutes remain.
     public func credentials(for role: RoleSettings) async throws -> CachedCredentials {
         try STSClient.validateRoleArn(role.roleArn)
+        try role.scope.validate()
         let key = CacheKey(
             issuer: login.oidc.issuer, clientID: login.oidc.clientID, roleArn: role.roleArn,
             durationSeconds: role.durationSeconds, server: role.server,
-            workload: login.workload?.cacheIdentity)
+            workload: login.workload?.cacheIdentity, scope: role.scope.cacheIdentity)
         if let cached = try readFresh(key) { return cached }
         let lock = try takeLock()
         defer { lock.unlock() }
@@ -127,6 +131,7 @@ public struct CredentialBroker: Sendable {
         ]
         if let arn = credentials.assumedRoleArn { labels["assumed_role_arn"] = arn }
         if let server = role.server { labels["server"] = server }
+        if !role.scope.isEmpty { labels["narrowed"] = "true" }
         if let workload = login.workload { labels["workload"] = workload.kind }
         try storeCredentials(cached, store: store, key: key, updatedAt: context.clock.now(), labels: labels)
         return cached
@@ -137,11 +142,12 @@ public struct CredentialBroker: Sendable {
         let client = try AccessServerClient(baseURL: server, http: context.http)
         do {
             return try await client.credentials(
-                idToken: tokens.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+                idToken: tokens.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds, scope: role.scope
+            )
         } catch let error as KeylessError where error.code == .tokenInvalid {
             let fresh = try await usableTokens(forceRefresh: true)
             return try await client.credentials(
-                idToken: fresh.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds)
+                idToken: fresh.idToken, roleArn: role.roleArn, durationSeconds: role.durationSeconds, scope: role.scope)
         }
     }
 
@@ -162,7 +168,8 @@ public struct CredentialBroker: Sendable {
             return WebIdentityRequest(
                 roleArn: role.roleArn, sessionName: sessionName, webIdentityToken: tokens.idToken,
                 durationSeconds: role.durationSeconds,
-                issuer: login.oidc.issuer.isEmpty ? (workloadClaims?.iss ?? "the token's issuer") : login.oidc.issuer)
+                issuer: login.oidc.issuer.isEmpty ? (workloadClaims?.iss ?? "the token's issuer") : login.oidc.issuer,
+                scope: role.scope)
         }
         let credentials: AWSCredentials
         do {

@@ -27,10 +27,13 @@ public struct CacheKey: Sendable, Equatable {
     /// The workload token source (see `workloadSource`); nil for a person's login. Part of every name, so a
     /// service's entries and lock never collide with a person's, while a person's names stay what they were.
     public var workload: String?
+    /// A narrowed session's identity (`SessionScope.cacheIdentity`); nil for the role's full permissions. Part of the
+    /// credentials entry only when present, so a narrowed session is never served for a full one or the other way.
+    public var scope: String?
 
     public init(
         issuer: String, clientID: String, roleArn: String? = nil, durationSeconds: Int? = nil, server: String? = nil,
-        workload: String? = nil
+        workload: String? = nil, scope: String? = nil
     ) {
         var issuer = issuer
         while issuer.hasSuffix("/") { issuer.removeLast() }
@@ -42,6 +45,7 @@ public struct CacheKey: Sendable, Equatable {
             var url = $0; while url.hasSuffix("/") { url.removeLast() }; return url
         }
         self.workload = workload
+        self.scope = scope
     }
 
     /// The token entry: one per provider and client, shared by all roles.
@@ -50,6 +54,7 @@ public struct CacheKey: Sendable, Equatable {
     public var credentialsEntry: String {
         var parts = [issuer, clientID, roleArn ?? "", durationSeconds.map(String.init) ?? ""]
         if let server { parts.append(server) }
+        if let scope { parts.append(scope) }
         return "sts/" + Self.digest(parts + workloadParts)
     }
     /// The lock that serialises refreshes and logins for this provider and client.

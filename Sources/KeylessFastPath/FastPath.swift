@@ -56,7 +56,11 @@ public enum FastPath {
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
-            if let equals = argument.firstIndex(of: "="), argument.hasPrefix("--") {
+            if CredsProcessFlags.stepAsideValued.contains(argument)
+                || CredsProcessFlags.stepAsideValued.contains { argument.hasPrefix($0 + "=") }
+            {
+                return nil
+            } else if let equals = argument.firstIndex(of: "="), argument.hasPrefix("--") {
                 let name = String(argument[..<equals])
                 guard CredsProcessFlags.valued.contains(name) else { return nil }
                 options[name] = String(argument[argument.index(after: equals)...])

@@ -9,12 +9,16 @@ public final class MotoServer: Sendable {
     public let logPath: String
     /// The server process.
     public let process: PartnerProcess
+    /// This server's own request recording (`startRecording`): moto's default is `moto_recording` in the working
+    /// directory, which every moto of a parallel test run would share, each test reading the others' requests.
+    let recordingPath: String
 
-    private init(port: Int, process: PartnerProcess) {
+    private init(port: Int, process: PartnerProcess, recordingPath: String) {
         self.port = port
         self.endpoint = "http://127.0.0.1:\(port)"
         self.logPath = process.logPath
         self.process = process
+        self.recordingPath = recordingPath
     }
 
     /// Starts moto on a free port and waits (up to 90 s: a loaded 2-core machine stretches its first answer) until `GET /moto-api/` answers.
@@ -22,13 +26,14 @@ public final class MotoServer: Sendable {
         let python = Tooling.python()
         do {
             return try await startOnFreePort { port in
+                let recording = NSTemporaryDirectory() + "/keyless-moto-recording-\(port)-\(UUID().uuidString)"
                 let process = try PartnerProcess(
                     executable: python, arguments: ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
                     environment: [
                         "PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_DEFAULT_REGION": "us-east-1", "MOTO_RECORDER_FILEPATH": recording,
                     ])
-                let server = MotoServer(port: port, process: process)
+                let server = MotoServer(port: port, process: process, recordingPath: recording)
                 if try await process.waitUntilHealthy("\(server.endpoint)/moto-api/", timeout: 90) {
                     return .started(server)
                 }
@@ -135,6 +140,7 @@ public final class MotoServer: Sendable {
     deinit {
         process.stop()
         if !keepPartnerFiles { try? FileManager.default.removeItem(atPath: logPath) }
+        try? FileManager.default.removeItem(atPath: recordingPath)
     }
 
     /// The text of the first `<name>` element in `xml`.

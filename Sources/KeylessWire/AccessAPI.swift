@@ -124,13 +124,23 @@ public struct CredentialsRequest: Codable, Sendable, Equatable {
     public var roleArn: String
     /// Capped at the role's longest session; the role's default when absent.
     public var durationSeconds: Int?
+    /// An inline session policy (JSON text) narrowing the session.
+    public var sessionPolicy: String?
+    /// Managed policies narrowing the session.
+    public var policyArns: [String]?
 
-    public init(roleArn: String, durationSeconds: Int? = nil) {
+    public init(roleArn: String, durationSeconds: Int? = nil, sessionPolicy: String? = nil, policyArns: [String]? = nil)
+    {
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
+        self.sessionPolicy = sessionPolicy
+        self.policyArns = policyArns
     }
 
-    enum CodingKeys: String, CodingKey { case roleArn = "role_arn", durationSeconds = "duration_seconds" }
+    enum CodingKeys: String, CodingKey {
+        case roleArn = "role_arn", durationSeconds = "duration_seconds", sessionPolicy = "session_policy"
+        case policyArns = "policy_arns"
+    }
 }
 
 /// `POST /api/v1/credentials`'s answer: the `credential_process` document (Version 1) with the role.

@@ -60,6 +60,9 @@ public enum CredsProcessFlags {
     /// Flags the cached answer steps aside for, so the full command runs: whoever asks for `--verbose` wants to see what
     /// happens, which the cached answer does not log.
     public static let stepAside: Set<String> = ["--verbose", "-v"]
+    /// Options (with a value) the cached answer steps aside for: a session narrowed by session policies is looked up
+    /// and cached by the full command only, so the fast path can never serve a full session for a narrowed one.
+    public static let stepAsideValued: Set<String> = ["--session-policy", "--policy-arn"]
     /// The plain flags that are part of the cache key, recorded (with an empty value) when present.
     public static let keyedPlain: Set<String> = ["--client-credentials"]
 }

@@ -50,6 +50,33 @@ struct MotoSTSTests {
     }
 
     @Test(
+        "a narrowed AssumeRoleWithWebIdentity reaches moto's STS with the session policy's exact text and the managed policy ARNs, and is answered"
+    )
+    func sessionPolicyReachesSTS() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let role = try await moto.createRole(name: "keyless-narrowed")
+        try await moto.startRecording()
+        let client = STSClient(endpoint: moto.endpoint, http: AsyncHTTPTransport(), logger: quietLogger)
+        let policy =
+            "{\"Version\": \"2012-10-17\",\n \"Statement\": [{\"Effect\": \"Allow\", \"Action\": \"s3:Get*\", \"Resource\": \"*\"}]}"
+        let scope = SessionScope(
+            policy: policy,
+            policyArns: ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::123456789012:policy/deploy-read"])
+        let credentials = try await client.assumeRoleWithWebIdentity(
+            WebIdentityRequest(
+                roleArn: role, sessionName: "alice", webIdentityToken: Self.dummyToken, durationSeconds: 900,
+                issuer: testIssuer, scope: scope))
+        #expect(credentials.accessKeyId.hasPrefix("ASIA"))
+        let form = try #require(
+            try await moto.recordedForms().first { $0["Action"] == "AssumeRoleWithWebIdentity" })
+        #expect(form["Policy"] == policy, "\(form.keys.sorted())")
+        #expect(form["PolicyArns.member.1.arn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess")
+        #expect(form["PolicyArns.member.2.arn"] == "arn:aws:iam::123456789012:policy/deploy-read")
+        #expect(form["PolicyArns.member.3.arn"] == nil)
+    }
+
+    @Test(
         "AssumeRole signed with SigV4 is answered by moto's STS for the session name and duration sent, with source identity and tags in the form"
     )
     func signedAssumeRole() async throws {

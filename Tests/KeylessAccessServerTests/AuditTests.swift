@@ -117,3 +117,43 @@ struct AuditTests {
         #expect((records.first?["reason"] as? String)?.contains("credential helper crashed") == true, "\(records)")
     }
 }
+
+@Suite("narrowed sessions through the access server")
+struct NarrowedSessionAPITests {
+    @Test(
+        "session_policy and policy_arns reach STS's AssumeRole exactly and the grant's audit record says it was narrowed; a bad scope is 400 invalid_request and reaches nothing"
+    )
+    func narrowed() async throws {
+        let moto = try await RecordingMoto.start()
+        defer { moto.stop() }
+        let fixture = try ServerFixture.make(stsEndpoint: moto.endpoint)
+        defer { fixture.remove() }
+        let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"], amr: ["pwd", "otp"])
+        let policy =
+            #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#
+        try await fixture.application().test(.router) { client in
+            let body = try String(
+                decoding: JSONSerialization.data(withJSONObject: [
+                    "role_arn": "prod/readonly", "session_policy": policy,
+                    "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+                ]), as: UTF8.self)
+            let granted = try await client.post("/api/v1/credentials", token: try alice.token(), json: body)
+            #expect(granted.status == .ok, "\(text(granted))")
+            let bad = try await client.post(
+                "/api/v1/credentials", token: try alice.token(),
+                json: #"{"role_arn":"prod/readonly","policy_arns":["arn:aws:iam::123456789012:role/admin"]}"#)
+            #expect(bad.status == .badRequest, "\(text(bad))")
+            #expect(try json(bad)["error"] as? String == "invalid_request")
+        }
+        let calls = try moto.assumeRoleCalls()
+        #expect(calls.count == 1, "the bad scope reached nothing")
+        #expect(calls.first?.form["Policy"] == policy)
+        #expect(calls.first?.form["PolicyArns.member.1.arn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess")
+        let records = try fixture.auditRecords()
+        let reason = records.first { $0["outcome"] as? String == "granted" }?["reason"] as? String ?? ""
+        #expect(
+            reason.contains(
+                "narrowed by policy ARNs arn:aws:iam::aws:policy/ReadOnlyAccess and an inline session policy"),
+            "\(records)")
+    }
+}

@@ -103,7 +103,10 @@ struct WireFormatTests {
             accessKeyId: "a", secretAccessKey: "s", sessionToken: "t", expiration: "e", roleArn: "r",
             assumedRoleArn: "x")
         #expect(try properties("Credentials") == Self.keys(credentials))
-        #expect(try properties("CredentialsRequest") == Self.keys(CredentialsRequest(roleArn: "r", durationSeconds: 1)))
+        #expect(
+            try properties("CredentialsRequest")
+                == Self.keys(
+                    CredentialsRequest(roleArn: "r", durationSeconds: 1, sessionPolicy: "{}", policyArns: ["a"])))
         #expect(try properties("ConsoleRequest") == Self.keys(ConsoleRequest(roleArn: "r", destination: "d")))
         #expect(try properties("Console") == Self.keys(ConsoleDocument(url: "u")))
         #expect(

@@ -45,6 +45,8 @@ extension Keyless {
                     let loaded = try KeylessProfile.load(name, context: context)
                     provider = loaded.provider
                     roleSettings = try loaded.role.settings()
+                    let narrowed = try role.scope.sessionScope()
+                    if !narrowed.isEmpty { roleSettings.scope = narrowed }
                     roleSettings.region = role.region ?? loaded.region
                     if let server = role.server { roleSettings.server = server }
                 } else {
@@ -55,6 +57,12 @@ extension Keyless {
                     store: try context.store(self.provider.secretStore ?? provider.secretStore), context: context)
                 let url: String
                 if let server = roleSettings.server {
+                    // The server's console link is the role's full session: never hand it out for a narrowed ask.
+                    guard roleSettings.scope.isEmpty else {
+                        throw KeylessError(
+                            .usage, "A narrowed console link is not available through a keyless server yet.",
+                            hint: "Drop --session-policy/--policy-arn, or use a profile without --server.")
+                    }
                     url = try await ServerSession(server: server, broker: broker, context: context).console(
                         roleArn: roleSettings.roleArn, destination: destination)
                 } else {

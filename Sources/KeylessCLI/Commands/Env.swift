@@ -23,7 +23,8 @@ extension Keyless {
             try await reporting {
                 let context = try ClientContext.live(verbose: options.verbose)
                 let profile = try KeylessProfile.load(try options.resolvedName(context), context: context)
-                let resolved = try await profile.credentials(context: context, secretStore: options.secretStore)
+                let resolved = try await profile.credentials(
+                    context: context, secretStore: options.secretStore, scope: try options.scope.sessionScope())
                 FileHandle.standardOutput.write(Data(Self.render(resolved.variables, format: format).utf8))
             }
         }

@@ -50,7 +50,8 @@ extension Keyless {
                     return
                 }
                 let profile = try KeylessProfile.load(name, context: context)
-                let resolved = try await profile.credentials(context: context, secretStore: options.secretStore)
+                let resolved = try await profile.credentials(
+                    context: context, secretStore: options.secretStore, scope: try options.scope.sessionScope())
                 var environment = context.environment.values
                 for variable in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "KEYLESS_FILE_PASSPHRASE"] {
                     environment.removeValue(forKey: variable)
@@ -112,11 +113,12 @@ extension Keyless.Exec {
     func serve(_ argv: [String], profile name: String, context: ClientContext) async throws {
         let profile = try KeylessProfile.load(name, context: context)
         let secretStore = options.secretStore
+        let scope = try options.scope.sessionScope()
         // The creds-process path on every request: the broker's cache answers while more than 15 minutes remain,
         // then it refreshes the ID token and calls STS (or logs in) under its lock.
         let source: @Sendable () async throws -> ContainerCredentials = {
             let resolved = try await KeylessProfile.load(name, context: context).credentials(
-                context: context, secretStore: secretStore)
+                context: context, secretStore: secretStore, scope: scope)
             return ContainerCredentials(resolved.credentials)
         }
         // Any login happens now, in the foreground, before the command starts.

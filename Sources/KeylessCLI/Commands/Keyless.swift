@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessAWS
 import KeylessBuildInfo
 import KeylessClient
 import KeylessCore
@@ -257,13 +258,55 @@ struct RoleOptions: ParsableArguments {
         help: "A keyless server URL: it issues the credentials (policy, session tags) instead of STS directly.")
     var server: String?
 
+    @OptionGroup var scope: ScopeOptions
+
     func settings() throws -> RoleSettings {
         guard let roleArn else {
             throw KeylessError(
                 .usage, "--aws-role-arn is needed.", hint: "Pass --aws-role-arn arn:aws:iam::ACCOUNT:role/NAME.")
         }
         return RoleSettings(
-            roleArn: roleArn, durationSeconds: duration, region: region, stsEndpoint: stsEndpoint, server: server)
+            roleArn: roleArn, durationSeconds: duration, region: region, stsEndpoint: stsEndpoint, server: server,
+            scope: try scope.sessionScope())
+    }
+}
+
+/// `--session-policy` and `--policy-arn`: a session narrower than the role (STS `Policy` / `PolicyArns`).
+struct ScopeOptions: ParsableArguments {
+    @Option(
+        name: .customLong("session-policy"),
+        help: ArgumentHelp(
+            "A session policy narrowing the credentials: a file, or the JSON itself (starting with {).",
+            discussion:
+                "STS gives the session only what both the role and this policy allow. Cached apart from the role's full sessions.",
+            valueName: "file|json"))
+    var sessionPolicy: String?
+
+    @Option(
+        name: .customLong("policy-arn"),
+        help: ArgumentHelp(
+            "A managed policy narrowing the credentials (repeatable, at most 10).", valueName: "arn"))
+    var policyArns: [String] = []
+
+    /// The scope these flags ask for, checked as STS would check it.
+    func sessionScope() throws -> SessionScope {
+        var policy: String?
+        if let sessionPolicy {
+            let trimmed = sessionPolicy.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.hasPrefix("{") {
+                policy = trimmed
+            } else {
+                guard let bytes = try Files.read(trimmed), bytes.count <= 64 * 1024 else {
+                    throw KeylessError(
+                        .usage, "The session policy file \(trimmed) does not exist or is larger than 64 KiB.",
+                        hint: "Pass a policy file, or the policy JSON itself.")
+                }
+                policy = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        let scope = SessionScope(policy: policy, policyArns: policyArns)
+        try scope.validate()
+        return scope
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessAWS
 import KeylessAWSConfig
 import KeylessClient
 import KeylessCore
@@ -50,10 +51,13 @@ struct KeylessProfile {
         )
     }
 
-    /// The credentials for this profile.
-    func credentials(context: ClientContext, secretStore: String?) async throws -> CachedCredentialsWithRegion {
+    /// The credentials for this profile; `scope`, when not empty, narrows them instead of the profile's own.
+    func credentials(context: ClientContext, secretStore: String?, scope: SessionScope = .none) async throws
+        -> CachedCredentialsWithRegion
+    {
         var role = try self.role.settings()
         role.region = region
+        if !scope.isEmpty { role.scope = scope }
         let broker = CredentialBroker(
             login: try provider.settings(), store: try context.store(secretStore ?? provider.secretStore),
             context: context)
@@ -96,6 +100,8 @@ struct ProfileOption: ParsableArguments {
 
     @Option(name: .customLong("secret-store"), help: "Override the profile's secret store.")
     var secretStore: String?
+
+    @OptionGroup var scope: ScopeOptions
 
     @Flag(name: .shortAndLong, help: "More logging on stderr.")
     var verbose: Int

@@ -1,0 +1,69 @@
+import Foundation
+import KeylessTestSupport
+import Testing
+
+/// `creds-process --session-policy / --policy-arn` against keyless idp and moto: what STS receives (moto's request
+/// recorder), and that the cache never serves a narrowed session for a full one or the other way.
+@Suite("narrowed sessions: session policies through creds-process", .serialized)
+struct SessionScopeEndToEndTests {
+    static let policy =
+        #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":"arn:aws:s3:::reports/*"}]}"#
+
+    static func accessKey(_ run: KeylessHarness.Run) throws -> String {
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run)")
+        return try #require(object["AccessKeyId"] as? String)
+    }
+
+    @Test(
+        "a session policy (file) and managed policy ARNs reach STS exactly; narrowed and full sessions of one role are cached apart, each served again from its own entry"
+    )
+    func narrowedSessions() async throws {
+        let idp = try await EmbeddedIdP.start()
+        defer { idp.stopAndRemove() }
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let role = try await moto.createRole(name: "deploy")
+        try await moto.startRecording()
+        let harness = try KeylessHarness(moto: moto)
+        let secretFile = harness.home + "/deployer.secret"
+        try (idp.serviceClientSecret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
+        chmod(secretFile, 0o600)
+        let policyFile = harness.home + "/read-reports.json"
+        try (Self.policy + "\n").write(toFile: policyFile, atomically: true, encoding: .utf8)
+        let base = [
+            "creds-process", "--client-credentials", "--issuer-url", idp.issuer, "--client-id", idp.serviceClientID,
+            "--client-secret-file", secretFile, "--aws-role-arn", role,
+        ]
+        let narrowing = [
+            "--session-policy", policyFile, "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess", "--policy-arn",
+            "arn:aws:iam::123456789012:policy/reports-read",
+        ]
+        let full = try harness.run(base)
+        #expect(full.status == 0, "\(full)")
+        let narrowed = try harness.run(base + narrowing)
+        #expect(narrowed.status == 0, "\(narrowed)")
+        #expect(try Self.accessKey(full) != Self.accessKey(narrowed), "a narrowed session is its own")
+
+        let calls = try await moto.recordedForms().filter { $0["Action"] == "AssumeRoleWithWebIdentity" }
+        #expect(calls.count == 2, "\(calls.count) calls")
+        #expect(calls.first?["Policy"] == nil && calls.first?["PolicyArns.member.1.arn"] == nil)
+        #expect(calls.last?["Policy"] == Self.policy, "the file's text, its trailing newline left out")
+        #expect(calls.last?["PolicyArns.member.1.arn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess")
+        #expect(calls.last?["PolicyArns.member.2.arn"] == "arn:aws:iam::123456789012:policy/reports-read")
+
+        // Again, in the other order: each answer from its own cache entry, no further STS call.
+        #expect(try Self.accessKey(try harness.run(base + narrowing)) == Self.accessKey(narrowed))
+        #expect(try Self.accessKey(try harness.run(base)) == Self.accessKey(full))
+        let inline = try harness.run(base + ["--session-policy", Self.policy])
+        #expect(try Self.accessKey(inline) != Self.accessKey(narrowed), "another narrowing is another session")
+        #expect(
+            try await moto.recordedForms().filter { $0["Action"] == "AssumeRoleWithWebIdentity" }.count == 3,
+            "only the new narrowing called STS")
+
+        let bad = try harness.run(base + ["--session-policy", "{not json"])
+        #expect(bad.status == 2 && bad.stdout.isEmpty && bad.stderr.contains("not a JSON object"), "\(bad)")
+        let badArn = try harness.run(base + ["--policy-arn", "arn:aws:iam::123456789012:role/admin"])
+        #expect(badArn.status == 2 && badArn.stderr.contains("is not an IAM policy ARN"), "\(badArn)")
+    }
+}
