@@ -11,16 +11,29 @@ public struct SessionScope: Sendable, Equatable, Hashable {
     public var policy: String?
     /// Managed policies (`arn:aws:iam::ACCOUNT:policy/NAME` or an AWS managed one), in order.
     public var policyArns: [String]
+    /// An agent (an AI coding assistant, a script) acting for the person (`keyless exec --agent NAME`): the session is
+    /// named `agent=NAME,<person>`, and through the access server tagged `keyless-agent=NAME` with the person as
+    /// `SourceIdentity`, so CloudTrail shows both.
+    public var agent: String?
 
     /// No narrowing: the role's own permissions.
     public static let none = SessionScope()
 
-    public init(policy: String? = nil, policyArns: [String] = []) {
+    public init(policy: String? = nil, policyArns: [String] = [], agent: String? = nil) {
         self.policy = policy
         self.policyArns = policyArns
+        self.agent = agent
     }
 
-    public var isEmpty: Bool { policy == nil && policyArns.isEmpty }
+    public var isEmpty: Bool { policy == nil && policyArns.isEmpty && agent == nil }
+
+    /// The session tag key that marks an agent's session (access server path).
+    public static let agentTagKey = "keyless-agent"
+
+    /// The session name of `agent` acting for `person` (a person's own session name), cut to STS's rules.
+    public static func agentSessionName(_ agent: String, person: String) -> String {
+        SessionName.sanitize("agent=\(agent),\(person)")
+    }
 
     /// STS's limits (docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html, "Policy" and "PolicyArns"):
     /// at most 2,048 characters of policy and 10 managed policies.
@@ -29,6 +42,15 @@ public struct SessionScope: Sendable, Equatable, Hashable {
 
     /// Checks the scope as STS would, so a mistake is reported before any call, with what to fix.
     public func validate() throws {
+        if let agent {
+            guard (1...32).contains(agent.count),
+                agent.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+            else {
+                throw KeylessError(
+                    .usage, "The agent name '\(agent)' is not 1 to 32 letters, digits, '.', '_' or '-'.",
+                    hint: "Name the agent simply, for example --agent claude or --agent ci-bot.")
+            }
+        }
         if let policy {
             guard let data = policy.data(using: .utf8),
                 (try? JSONSerialization.jsonObject(with: data)) is [String: Any]
@@ -73,7 +95,8 @@ public struct SessionScope: Sendable, Equatable, Hashable {
     /// narrowing.
     public var cacheIdentity: String? {
         guard !isEmpty else { return nil }
-        let text = (policy.map { "policy:" + $0 } ?? "nopolicy") + "\u{0}" + policyArns.joined(separator: "\u{0}")
+        var text = (policy.map { "policy:" + $0 } ?? "nopolicy") + "\u{0}" + policyArns.joined(separator: "\u{0}")
+        if let agent { text += "\u{0}agent:" + agent }
         return "scope:" + Hex.encode(SHA256.hash(data: Array(text.utf8)))
     }
 }

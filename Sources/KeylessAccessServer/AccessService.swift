@@ -271,10 +271,17 @@ public final class AccessService: Sendable {
                 "duration_seconds must be between 900 and 43200 (the role allows up to \(maximum)).")
         }
         let duration = min(durationSeconds ?? min(3600, maximum), maximum)
-        let sessionName = SessionName.sanitize(caller.name)
+        // The person stays the source identity; an agent acting for them names the session and tags it.
+        let person = SessionName.sanitize(caller.name)
+        let sessionName = scope.agent.map { SessionScope.agentSessionName($0, person: person) } ?? person
+        var sessionTags = tags.map { (key: $0.key, value: $0.value) }
+        if let agent = scope.agent {
+            sessionTags.removeAll { $0.key == SessionScope.agentTagKey }
+            sessionTags.append((key: SessionScope.agentTagKey, value: agent))
+        }
         let request = AssumeRoleRequest(
             roleArn: entitlement.role.arn, sessionName: sessionName, durationSeconds: duration,
-            sourceIdentity: sessionName, tags: tags.map { (key: $0.key, value: $0.value) }, scope: scope)
+            sourceIdentity: person, tags: sessionTags, scope: scope)
         let credentials: AWSCredentials
         do {
             let own = try await awsCredentials.resolve(logger: logger)
@@ -300,12 +307,13 @@ public final class AccessService: Sendable {
     /// How an audit record says a session was narrowed: the managed policies and the inline policy's digest.
     static func narrowing(_ scope: SessionScope) -> String {
         guard !scope.isEmpty else { return "" }
+        let forAgent = scope.agent.map { ", for agent \($0) acting for the caller" } ?? ""
         var parts: [String] = []
         if !scope.policyArns.isEmpty { parts.append("policy ARNs " + scope.policyArns.joined(separator: ", ")) }
         if let identity = scope.cacheIdentity, scope.policy != nil {
             parts.append("an inline session policy (" + identity.dropFirst("scope:".count).prefix(16) + ")")
         }
-        return ", narrowed by " + parts.joined(separator: " and ")
+        return forAgent + (parts.isEmpty ? "" : ", narrowed by " + parts.joined(separator: " and "))
     }
 
     /// Credentials as the API returns them (the `credential_process` shape plus the role).

@@ -83,6 +83,7 @@ enum OpenAPIDocument {
                 duration_seconds: {type: integer, minimum: 900, maximum: 43200, description: capped at the role's longest session}
                 session_policy: {type: string, description: "an inline session policy (JSON text, at most 2048 characters) narrowing the session; passed to STS as Policy"}
                 policy_arns: {type: array, maxItems: 10, items: {type: string}, description: "managed policies narrowing the session; passed to STS as PolicyArns"}
+                agent: {type: string, description: "an agent acting for the caller (keyless exec --agent): the session is named agent=NAME,<caller> and tagged keyless-agent=NAME; SourceIdentity stays the caller"}
             ConsoleRequest:
               type: object
               required: [role_arn]

@@ -222,7 +222,8 @@ struct APIRoutes {
         api.post("credentials") { request, context in
             do {
                 let body = try await Self.body(request, as: CredentialsRequest.self)
-                let scope = SessionScope(policy: body.sessionPolicy, policyArns: body.policyArns ?? [])
+                let scope = SessionScope(
+                    policy: body.sessionPolicy, policyArns: body.policyArns ?? [], agent: body.agent)
                 do { try scope.validate() } catch let error as KeylessError {
                     throw AccessError(400, "invalid_request", error.reason)
                 }

@@ -49,7 +49,7 @@ public struct AccessServerClient: Sendable {
     {
         let request = CredentialsRequest(
             roleArn: roleArn, durationSeconds: durationSeconds, sessionPolicy: scope.policy,
-            policyArns: scope.policyArns.isEmpty ? nil : scope.policyArns)
+            policyArns: scope.policyArns.isEmpty ? nil : scope.policyArns, agent: scope.agent)
         let response = try await send(
             "POST", "/api/v1/credentials", idToken: idToken, body: try JSONWriter.text(request))
         guard let document = try? JSONDecoder().decode(CredentialsDocument.self, from: Data(response)),

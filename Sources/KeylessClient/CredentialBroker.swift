@@ -162,9 +162,10 @@ public struct CredentialBroker: Sendable {
         // Workload tokens need not carry a person's claims (client_credentials tokens often have no email, even no sub).
         let workloadClaims = login.workload == nil ? nil : UnverifiedJWT.claims(tokens.idToken, as: WorkloadClaims.self)
         func request(_ tokens: TokenSet) -> WebIdentityRequest {
-            let sessionName =
+            let person =
                 workloadClaims.map { SessionName.sanitize($0.sessionSubject ?? "keyless-workload") }
                 ?? SessionName.sanitize(personSessionName(tokens.idToken, claims: claims))
+            let sessionName = role.scope.agent.map { SessionScope.agentSessionName($0, person: person) } ?? person
             return WebIdentityRequest(
                 roleArn: role.roleArn, sessionName: sessionName, webIdentityToken: tokens.idToken,
                 durationSeconds: role.durationSeconds,

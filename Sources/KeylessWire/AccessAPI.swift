@@ -128,18 +128,23 @@ public struct CredentialsRequest: Codable, Sendable, Equatable {
     public var sessionPolicy: String?
     /// Managed policies narrowing the session.
     public var policyArns: [String]?
+    /// An agent acting for the caller: the session is named for both and tagged `keyless-agent`.
+    public var agent: String?
 
-    public init(roleArn: String, durationSeconds: Int? = nil, sessionPolicy: String? = nil, policyArns: [String]? = nil)
-    {
+    public init(
+        roleArn: String, durationSeconds: Int? = nil, sessionPolicy: String? = nil, policyArns: [String]? = nil,
+        agent: String? = nil
+    ) {
         self.roleArn = roleArn
         self.durationSeconds = durationSeconds
         self.sessionPolicy = sessionPolicy
         self.policyArns = policyArns
+        self.agent = agent
     }
 
     enum CodingKeys: String, CodingKey {
         case roleArn = "role_arn", durationSeconds = "duration_seconds", sessionPolicy = "session_policy"
-        case policyArns = "policy_arns"
+        case policyArns = "policy_arns", agent
     }
 }
 

@@ -88,6 +88,9 @@ struct SessionScopeTests {
             SessionScope(policyArns: (1...11).map { "arn:aws:iam::aws:policy/P\($0)" }),
             SessionScope(policyArns: ["arn:aws:iam::123456789012:role/admin"]),
             SessionScope(policyArns: ["arn:aws:s3:::bucket/policy/x"]), SessionScope(policyArns: ["ReadOnlyAccess"]),
+            SessionScope(agent: ""), SessionScope(agent: "claude code"),
+            SessionScope(agent: String(repeating: "a", count: 33)),
+            SessionScope(agent: "ägent"),
         ] {
             #expect(throws: KeylessError.self, "\(bad)") { try bad.validate() }
         }
@@ -122,5 +125,12 @@ struct SessionScopeTests {
         #expect(names.count == 4)
         #expect(key(narrowed).credentialsEntry == key(SessionScope(policyArns: [Self.arns[0]])).credentialsEntry)
         #expect(key(narrowed).tokenEntry == full.tokenEntry, "one login serves both")
+        // An agent's session is its own, also with the same policies.
+        var agent = narrowed
+        agent.agent = "claude"
+        #expect(key(agent).credentialsEntry != key(narrowed).credentialsEntry)
+        #expect(
+            SessionScope.agentSessionName("claude", person: "alice@example.com") == "agent=claude,alice@example.com")
+        #expect(SessionScope.agentSessionName("ci", person: String(repeating: "p", count: 80)).count == 64)
     }
 }

@@ -156,4 +156,38 @@ struct NarrowedSessionAPITests {
                 "narrowed by policy ARNs arn:aws:iam::aws:policy/ReadOnlyAccess and an inline session policy"),
             "\(records)")
     }
+
+    @Test(
+        "an agent acting for the caller: the session is named agent=NAME,<caller> and tagged keyless-agent=NAME, SourceIdentity stays the caller, and the audit says so"
+    )
+    func agent() async throws {
+        let moto = try await RecordingMoto.start()
+        defer { moto.stop() }
+        let fixture = try ServerFixture.make(stsEndpoint: moto.endpoint)
+        defer { fixture.remove() }
+        let alice = TestUser("alice", email: "alice@example.com", groups: ["platform-admins"], amr: ["pwd", "otp"])
+        try await fixture.application().test(.router) { client in
+            let granted = try await client.post(
+                "/api/v1/credentials", token: try alice.token(),
+                json:
+                    #"{"role_arn":"prod/readonly","agent":"claude","policy_arns":["arn:aws:iam::aws:policy/ReadOnlyAccess"]}"#
+            )
+            #expect(granted.status == .ok, "\(text(granted))")
+            let bad = try await client.post(
+                "/api/v1/credentials", token: try alice.token(), json: #"{"role_arn":"prod/readonly","agent":"a b"}"#)
+            #expect(bad.status == .badRequest, "\(text(bad))")
+        }
+        let form = try #require(try moto.assumeRoleCalls().first?.form)
+        #expect(form["RoleSessionName"] == "agent=claude,alice@example.com")
+        #expect(form["SourceIdentity"] == "alice@example.com")
+        let tags = (1...10).compactMap { index in
+            form["Tags.member.\(index).Key"].map { ($0, form["Tags.member.\(index).Value"] ?? "") }
+        }
+        #expect(tags.contains { $0 == ("keyless-agent", "claude") }, "\(tags)")
+        let records = try fixture.auditRecords()
+        let granted = try #require(records.first { $0["outcome"] as? String == "granted" })
+        #expect(
+            (granted["reason"] as? String)?.contains("for agent claude acting for the caller") == true, "\(granted)")
+        #expect(granted["session_name"] as? String == "agent=claude,alice@example.com")
+    }
 }

@@ -66,4 +66,50 @@ struct SessionScopeEndToEndTests {
         let badArn = try harness.run(base + ["--policy-arn", "arn:aws:iam::123456789012:role/admin"])
         #expect(badArn.status == 2 && badArn.stderr.contains("is not an IAM policy ARN"), "\(badArn)")
     }
+
+    @Test(
+        "exec --agent runs the command as the agent acting for the workload: session agent=NAME,<sub>, read-only (ReadOnlyAccess) unless a policy is given; a bad name is refused"
+    )
+    func agent() async throws {
+        let idp = try await EmbeddedIdP.start()
+        defer { idp.stopAndRemove() }
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        let role = try await moto.createRole(name: "deploy")
+        try await moto.startRecording()
+        let harness = try KeylessHarness(moto: moto)
+        let secretFile = harness.home + "/deployer.secret"
+        try (idp.serviceClientSecret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
+        chmod(secretFile, 0o600)
+        let line = [
+            harness.binary, "creds-process", "--client-credentials", "--issuer-url", idp.issuer, "--client-id",
+            idp.serviceClientID, "--client-secret-file", secretFile, "--aws-role-arn", role,
+        ].joined(separator: " ")
+        try "[profile svc]\nregion = us-east-1\ncredential_process = \(line)\n".write(
+            toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
+        let run = try harness.run([
+            "exec", "--profile", "svc", "--agent", "claude", "--", "aws", "sts", "get-caller-identity", "--query",
+            "Arn",
+            "--output", "text",
+        ])
+        #expect(run.status == 0, "\(run)")
+        #expect(
+            run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/deploy/agent=claude,deployer", "\(run)")
+        let call = try #require(
+            try await moto.recordedForms().first { $0["Action"] == "AssumeRoleWithWebIdentity" })
+        #expect(call["RoleSessionName"] == "agent=claude,deployer")
+        #expect(call["PolicyArns.member.1.arn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess", "read-only by default")
+        #expect(call["Policy"] == nil)
+
+        let told = try harness.run([
+            "exec", "--profile", "svc", "--agent", "claude", "--session-policy", Self.policy, "--", "true",
+        ])
+        #expect(told.status == 0, "\(told)")
+        let narrowed = try await moto.recordedForms().filter { $0["Action"] == "AssumeRoleWithWebIdentity" }.last
+        #expect(narrowed?["Policy"] == Self.policy && narrowed?["PolicyArns.member.1.arn"] == nil, "told otherwise")
+
+        let bad = try harness.run(["exec", "--profile", "svc", "--agent", "claude code", "--", "true"])
+        #expect(bad.status == 2 && bad.stderr.contains("is not 1 to 32 letters"), "\(bad)")
+    }
 }

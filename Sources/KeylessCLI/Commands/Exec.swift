@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KeylessAWS
 import KeylessClient
 import KeylessCore
 #if canImport(Glibc)
@@ -23,6 +24,15 @@ extension Keyless {
                     "For jobs that outlive one session: keyless stays the parent, listens on 127.0.0.1 with a random port and a random token, and the SDKs in the command refresh through it."
             ))
         var server = false
+
+        @Option(
+            name: .customLong("agent"),
+            help: ArgumentHelp(
+                "Run the command as an agent acting for you (an AI assistant, a script): a session named agent=NAME,<you>, read-only unless --session-policy or --policy-arn say otherwise.",
+                discussion:
+                    "Through a keyless server the session is also tagged keyless-agent=NAME and keeps you as SourceIdentity, so CloudTrail shows both.",
+                valueName: "name"))
+        var agent: String?
 
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
         var command: [String] = []
@@ -51,7 +61,7 @@ extension Keyless {
                 }
                 let profile = try KeylessProfile.load(name, context: context)
                 let resolved = try await profile.credentials(
-                    context: context, secretStore: options.secretStore, scope: try options.scope.sessionScope())
+                    context: context, secretStore: options.secretStore, scope: try scope())
                 var environment = context.environment.values
                 for variable in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "KEYLESS_FILE_PASSPHRASE"] {
                     environment.removeValue(forKey: variable)
@@ -60,6 +70,14 @@ extension Keyless {
                 environment["KEYLESS_EXEC_PROFILE"] = name
                 try execute(argv, environment: environment)
             }
+        }
+
+        /// The session the command gets: the flags' policies, and the agent it runs as.
+        func scope() throws -> SessionScope {
+            var scope = try options.scope.sessionScope()
+            scope.agent = agent
+            try scope.validate()
+            return scope
         }
 
         /// Replaces this process with the command (execvp): signals and exit status are the command's own.
@@ -113,7 +131,7 @@ extension Keyless.Exec {
     func serve(_ argv: [String], profile name: String, context: ClientContext) async throws {
         let profile = try KeylessProfile.load(name, context: context)
         let secretStore = options.secretStore
-        let scope = try options.scope.sessionScope()
+        let scope = try scope()
         // The creds-process path on every request: the broker's cache answers while more than 15 minutes remain,
         // then it refreshes the ID token and calls STS (or logs in) under its lock.
         let source: @Sendable () async throws -> ContainerCredentials = {

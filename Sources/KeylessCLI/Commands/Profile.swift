@@ -58,6 +58,11 @@ struct KeylessProfile {
         var role = try self.role.settings()
         role.region = region
         if !scope.isEmpty { role.scope = scope }
+        // An agent is read-only unless told otherwise: AWS's ReadOnlyAccess in the role's partition.
+        if role.scope.agent != nil && role.scope.policy == nil && role.scope.policyArns.isEmpty {
+            let partition = role.roleArn.split(separator: ":", omittingEmptySubsequences: false).dropFirst().first
+            role.scope.policyArns = ["arn:\(partition ?? "aws"):iam::aws:policy/ReadOnlyAccess"]
+        }
         let broker = CredentialBroker(
             login: try provider.settings(), store: try context.store(secretStore ?? provider.secretStore),
             context: context)
