@@ -15,26 +15,43 @@ struct SessionScopeEndToEndTests {
         return try #require(object["AccessKeyId"] as? String)
     }
 
+    /// keyless idp and moto (recording), a harness, and the `creds-process` arguments of the provider's service client
+    /// (client credentials from a 0600 secret file) for moto's `deploy` role.
+    static func partners() async throws -> (EmbeddedIdP, MotoServer, KeylessHarness, [String]) {
+        let idp = try await EmbeddedIdP.start()
+        do {
+            let moto = try await MotoServer.start()
+            do {
+                let role = try await moto.createRole(name: "deploy")
+                try await moto.startRecording()
+                let harness = try KeylessHarness(moto: moto)
+                let secretFile = harness.home + "/deployer.secret"
+                try (idp.serviceClientSecret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
+                chmod(secretFile, 0o600)
+                let base = [
+                    "creds-process", "--client-credentials", "--issuer-url", idp.issuer, "--client-id",
+                    idp.serviceClientID, "--client-secret-file", secretFile, "--aws-role-arn", role,
+                ]
+                return (idp, moto, harness, base)
+            } catch {
+                moto.stop()
+                throw error
+            }
+        } catch {
+            idp.stopAndRemove()
+            throw error
+        }
+    }
+
     @Test(
         "a session policy (file) and managed policy ARNs reach STS exactly; narrowed and full sessions of one role are cached apart, each served again from its own entry"
     )
     func narrowedSessions() async throws {
-        let idp = try await EmbeddedIdP.start()
+        let (idp, moto, harness, base) = try await Self.partners()
         defer { idp.stopAndRemove() }
-        let moto = try await MotoServer.start()
         defer { moto.stop() }
-        let role = try await moto.createRole(name: "deploy")
-        try await moto.startRecording()
-        let harness = try KeylessHarness(moto: moto)
-        let secretFile = harness.home + "/deployer.secret"
-        try (idp.serviceClientSecret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
-        chmod(secretFile, 0o600)
         let policyFile = harness.home + "/read-reports.json"
         try (Self.policy + "\n").write(toFile: policyFile, atomically: true, encoding: .utf8)
-        let base = [
-            "creds-process", "--client-credentials", "--issuer-url", idp.issuer, "--client-id", idp.serviceClientID,
-            "--client-secret-file", secretFile, "--aws-role-arn", role,
-        ]
         let narrowing = [
             "--session-policy", policyFile, "--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess", "--policy-arn",
             "arn:aws:iam::123456789012:policy/reports-read",
@@ -71,20 +88,10 @@ struct SessionScopeEndToEndTests {
         "exec --agent runs the command as the agent acting for the workload: session agent=NAME,<sub>, read-only (ReadOnlyAccess) unless a policy is given; a bad name is refused"
     )
     func agent() async throws {
-        let idp = try await EmbeddedIdP.start()
+        let (idp, moto, harness, base) = try await Self.partners()
         defer { idp.stopAndRemove() }
-        let moto = try await MotoServer.start()
         defer { moto.stop() }
-        let role = try await moto.createRole(name: "deploy")
-        try await moto.startRecording()
-        let harness = try KeylessHarness(moto: moto)
-        let secretFile = harness.home + "/deployer.secret"
-        try (idp.serviceClientSecret + "\n").write(toFile: secretFile, atomically: true, encoding: .utf8)
-        chmod(secretFile, 0o600)
-        let line = [
-            harness.binary, "creds-process", "--client-credentials", "--issuer-url", idp.issuer, "--client-id",
-            idp.serviceClientID, "--client-secret-file", secretFile, "--aws-role-arn", role,
-        ].joined(separator: " ")
+        let line = ([harness.binary] + base).joined(separator: " ")
         try "[profile svc]\nregion = us-east-1\ncredential_process = \(line)\n".write(
             toFile: harness.environment["AWS_CONFIG_FILE"]!, atomically: true, encoding: .utf8)
         let run = try harness.run([
