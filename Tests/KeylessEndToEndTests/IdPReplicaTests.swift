@@ -83,20 +83,13 @@ struct IdPReplicaTests {
         "a passkey registered through one replica signs in through the other: a challenge one replica put in its page is accepted by the other once, and the same answer again is refused by either"
     )
     func passkeysAcrossReplicas() async throws {
-        let postgres = try await PostgresServer.start()
-        defer { postgres.stop() }
-        try postgres.createDatabase("idp")
-        let database = postgres.url(database: "idp")
-        let portA = try freePort()
         // A host name: browsers (and keyless) refuse an IP address as a passkey's RP ID.
-        let issuer = "http://localhost:\(portA)"
-        let directory = try EmbeddedIdP.writeConfiguration(issuerPort: portA)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let a = try await EmbeddedIdP.start(directory: directory, port: portA, database: database, issuer: issuer)
-        defer { a.stop() }
-        let b = try await EmbeddedIdP.start(
-            directory: directory, port: try freePort(), database: database, issuer: issuer)
-        defer { b.stop() }
+        try await Self.withReplicas(issuerHost: "localhost") { a, b, issuer in
+            try await Self.passkeysAcrossReplicas(a, b, issuer: issuer)
+        }
+    }
+
+    static func passkeysAcrossReplicas(_ a: EmbeddedIdP, _ b: EmbeddedIdP, issuer: String) async throws {
         let authenticator = SoftwareAuthenticator(origin: issuer)
 
         // Sign in on A's passkeys page; the page's registration is finished through B.
@@ -148,12 +141,20 @@ struct IdPReplicaTests {
         "a code issued by one replica is redeemed by the other once and only once, also when both race for it; a key rotated on one is served by both"
     )
     func replicasShareOneDatabase() async throws {
+        try await Self.withReplicas(issuerHost: "127.0.0.1") { a, b, _ in try await Self.shareOneDatabase(a, b) }
+    }
+
+    /// Two replicas of one issuer (`http://HOST:<A's port>`) on one PostgreSQL and one configuration directory, for
+    /// `body`; everything stopped by PID afterwards.
+    static func withReplicas(
+        issuerHost: String, _ body: (EmbeddedIdP, EmbeddedIdP, String) async throws -> Void
+    ) async throws {
         let postgres = try await PostgresServer.start()
         defer { postgres.stop() }
         try postgres.createDatabase("idp")
         let database = postgres.url(database: "idp")
         let portA = try freePort()
-        let issuer = "http://127.0.0.1:\(portA)"
+        let issuer = "http://\(issuerHost):\(portA)"
         let directory = try EmbeddedIdP.writeConfiguration(issuerPort: portA)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let a = try await EmbeddedIdP.start(directory: directory, port: portA, database: database, issuer: issuer)
@@ -161,6 +162,10 @@ struct IdPReplicaTests {
         let b = try await EmbeddedIdP.start(
             directory: directory, port: try freePort(), database: database, issuer: issuer)
         defer { b.stop() }
+        try await body(a, b, issuer)
+    }
+
+    static func shareOneDatabase(_ a: EmbeddedIdP, _ b: EmbeddedIdP) async throws {
         #expect(try await Self.kids(a) == Self.kids(b), "both replicas start with the one key made on first start")
 
         let first = try await Self.code(from: a)
