@@ -106,7 +106,8 @@ struct WireFormatTests {
         #expect(
             try properties("CredentialsRequest")
                 == Self.keys(
-                    CredentialsRequest(roleArn: "r", durationSeconds: 1, sessionPolicy: "{}", policyArns: ["a"])))
+                    CredentialsRequest(
+                        roleArn: "r", durationSeconds: 1, sessionPolicy: "{}", policyArns: ["a"], agent: "g")))
         #expect(try properties("ConsoleRequest") == Self.keys(ConsoleRequest(roleArn: "r", destination: "d")))
         #expect(try properties("Console") == Self.keys(ConsoleDocument(url: "u")))
         #expect(
