@@ -193,6 +193,14 @@ extension OAuthEngine {
         return ceremony
     }
 
+    /// Spends a ceremony's challenge in the store: true the first time, on whichever replica; remembered until the
+    /// ceremony would have expired anyway.
+    private func spend(_ ceremony: PasskeyCeremony) async throws -> Bool {
+        try await store.spendOnce(
+            key: "passkey:" + Self.hash(ceremony.challenge), expiresAt: Date(timeIntervalSince1970: ceremony.expires),
+            now: clock.now())
+    }
+
     /// The browser's `PublicKeyCredential` as JSON (WebAuthn Level 3 §5.1.8 `RegistrationResponseJSON` /
     /// `AuthenticationResponseJSON`): its base64url members decoded.
     struct CredentialJSON: Decodable {
@@ -257,11 +265,9 @@ extension OAuthEngine {
             } catch let error as WebAuthnError {
                 return .failure(.passkeyRefused(error.message, code: error.code.rawValue))
             }
-            guard
-                try await store.spendOnce(
-                    key: "passkey:" + Self.hash(ceremony.challenge),
-                    expiresAt: Date(timeIntervalSince1970: ceremony.expires), now: clock.now())
-            else { return .failure(.passkeyRefused("This sign-in was already used; try again.", code: "replayed")) }
+            guard try await spend(ceremony) else {
+                return .failure(.passkeyRefused("This sign-in was already used; try again.", code: "replayed"))
+            }
             guard
                 try await store.recordPasskeyUse(
                     credentialID: passkey.credentialID, previousSignCount: passkey.signCount,
@@ -321,11 +327,9 @@ extension OAuthEngine {
             } catch let error as WebAuthnError {
                 return .failure(PasskeyRegistrationFailure(message: error.message, code: error.code.rawValue))
             }
-            guard
-                try await store.spendOnce(
-                    key: "passkey:" + Self.hash(ceremony.challenge),
-                    expiresAt: Date(timeIntervalSince1970: ceremony.expires), now: clock.now())
-            else { return .failure(PasskeyRegistrationFailure(message: "This page was already used; start again.")) }
+            guard try await spend(ceremony) else {
+                return .failure(PasskeyRegistrationFailure(message: "This page was already used; start again."))
+            }
             if let enrolment = ceremony.enrolment {
                 guard
                     try await store.spendOnce(

@@ -64,15 +64,9 @@ extension IdPRoutes {
         let session = try await engine.session(cookie: sessionValue)
         switch form["action"] {
         case "login", "passkey":
-            let result =
-                form["action"] == "passkey"
-                ? await engine.finishPasskeySignIn(
-                    state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
-                : await engine.login(
-                    connector: engine.config.effectiveConnectors.first { $0.type == "local" }?.id ?? "",
-                    username: form["username"] ?? "", password: form["password"] ?? "", otp: form["otp"],
-                    address: context.peer)
-            switch result {
+            // The people whose passkeys these are sign in as users of idp.yaml.
+            let local = engine.config.effectiveConnectors.first { $0.type == "local" }?.id ?? ""
+            switch await signIn(form, connector: local, peer: context.peer) {
             case .failure(.passkeyRequired(let step)):
                 return passkeyStep(
                     action: "/passkeys", fields: [("csrf", token), ("action", "passkey")], ceremony: step)

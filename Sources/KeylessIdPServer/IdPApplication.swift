@@ -226,15 +226,10 @@ struct IdPRoutes {
                 return await startUpstream(upstream, authorization, token: token, peer: context.peer)
             }
             let username = form["username"] ?? ""
-            let result =
-                form["action"] == "passkey"
-                ? await engine.finishPasskeySignIn(
-                    state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
-                : await engine.login(
-                    connector: form["connector"], username: username, password: form["password"] ?? "",
-                    otp: form["otp"], address: context.peer,
-                    phishingResistant: authorization.wantsPhishingResistant)
-            switch result {
+            switch await signIn(
+                form, connector: form["connector"], peer: context.peer,
+                phishingResistant: authorization.wantsPhishingResistant)
+            {
             case .failure(.passkeyRequired(let step)):
                 return passkeyStep(
                     action: "/authorize", fields: authorization.fields + [("csrf", token), ("action", "passkey")],
@@ -416,6 +411,19 @@ struct IdPRoutes {
         return response
     }
 
+    /// A sign-in from a form: the passkey form's answer when it carries a ceremony (`passkey_state`), else the
+    /// password form's fields against `connector`.
+    func signIn(_ form: [String: String], connector: String?, peer: String, phishingResistant: Bool = false) async
+        -> Result<Authentication, LoginFailure>
+    {
+        if let state = form["passkey_state"] {
+            return await engine.finishPasskeySignIn(state: state, credential: form["credential"] ?? "")
+        }
+        return await engine.login(
+            connector: connector, username: form["username"] ?? "", password: form["password"] ?? "",
+            otp: form["otp"], address: peer, phishingResistant: phishingResistant)
+    }
+
     /// A passwordless passkey ceremony for a sign-in form, when the people of idp.yaml sign in here.
     func passkeyCeremony() -> PasskeyCeremonyStart? {
         engine.passkeysOffered ? try? engine.passkeySignInStart() : nil
@@ -519,14 +527,7 @@ struct IdPRoutes {
                         userCode: userCode, csrf: token, signedInAs: nil, request: (pending.clientID, pending.scope),
                         message: "Your session ended; sign in again."), status: .unauthorized)
             }
-            let result =
-                form["passkey_state"] != nil
-                ? await engine.finishPasskeySignIn(
-                    state: form["passkey_state"] ?? "", credential: form["credential"] ?? "")
-                : await engine.login(
-                    connector: form["connector"], username: form["username"] ?? "",
-                    password: form["password"] ?? "", otp: form["otp"], address: context.peer)
-            switch result {
+            switch await signIn(form, connector: form["connector"], peer: context.peer) {
             case .failure(.passkeyRequired(let step)):
                 return passkeyStep(
                     action: "/device", fields: [("csrf", token), ("user_code", userCode), ("action", "approve")],

@@ -43,7 +43,12 @@ enum Pages {
     static func error(_ message: String, _ title: String = "Sign-in problem") -> String {
         layout(
             title: title,
-            body: "<h1>\(htmlEscaped(title))</h1>\n<p class=\"error\" role=\"alert\">\(htmlEscaped(message))</p>")
+            body: "<h1>\(htmlEscaped(title))</h1>\n" + alert(message))
+    }
+
+    /// A message the page announces (screen readers read it at once); nothing without one.
+    static func alert(_ message: String?) -> String {
+        message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
     }
 
     /// A connector the person can sign in through: its id (the form's value) and what the page calls it.
@@ -119,13 +124,12 @@ enum Pages {
         clientID: String, request: [(String, String)], csrf: String, username: String = "", message: String? = nil,
         connectors: [ConnectorChoice] = [], selected: String? = nil, passkey: PasskeyCeremonyStart? = nil
     ) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         return layout(
             title: "Sign in",
             body: """
                 <h1>Sign in</h1>
                 <p>to continue to <strong>\(htmlEscaped(clientID))</strong></p>
-                \(alert)
+                \(alert(message))
                 <form method="post" action="/authorize">
                 \(hidden(request + [("csrf", csrf)]))
                 \(hasPasswordForm(connectors) ? credentialFields(username: username, connectors: connectors, selected: selected, passkeys: passkey != nil) + "\n<button type=\"submit\" name=\"action\" value=\"login\">Sign in</button>" : "")
@@ -138,13 +142,12 @@ enum Pages {
 
     /// The passkeys page's sign-in (first, or again after 15 minutes): as a person of idp.yaml, whose passkeys these are.
     static func passkeysSignIn(csrf: String, message: String?, passkey: PasskeyCeremonyStart?) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         return layout(
             title: "Security keys and passkeys",
             body: """
                 <h1>Security keys and passkeys</h1>
                 <p>Sign in to see and change your passkeys.</p>
-                \(alert)
+                \(alert(message))
                 <form method="post" action="/passkeys">
                 \(hidden([("csrf", csrf), ("action", "login")]))
                 \(credentialFields(username: "", passkeys: passkey != nil))
@@ -159,7 +162,6 @@ enum Pages {
         username: String, passkeys: [PasskeyRecord], csrf: String, registration: PasskeyCeremonyStart,
         notice: String?, message: String?
     ) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         let status = notice.map { "<p role=\"status\">\(htmlEscaped($0))</p>" } ?? ""
         let rows = passkeys.map { passkey in
             """
@@ -184,7 +186,7 @@ enum Pages {
                 <h1>Security keys and passkeys</h1>
                 <p>Signed in as <strong>\(htmlEscaped(username))</strong>.</p>
                 \(status)
-                \(alert)
+                \(alert(message))
                 \(table)
                 <h2>Add a passkey</h2>
                 \(createForm(action: "/passkeys", fields: [("csrf", csrf), ("action", "register")], registration: registration))
@@ -209,13 +211,12 @@ enum Pages {
     static func enrol(
         username: String, csrf: String, token: String, registration: PasskeyCeremonyStart, message: String?
     ) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         return layout(
             title: "Add a passkey",
             body: """
                 <h1>Add a passkey</h1>
                 <p>Your administrator sent you this link to add a passkey for <strong>\(htmlEscaped(username))</strong>. It works once.</p>
-                \(alert)
+                \(alert(message))
                 \(createForm(action: "/passkeys/enrol", fields: [("csrf", csrf), ("token", token)], registration: registration))
                 """)
     }
@@ -271,7 +272,6 @@ enum Pages {
         signedInAs: String?, request: (client: String, scope: String)? = nil, message: String? = nil,
         passkey: PasskeyCeremonyStart? = nil
     ) -> String {
-        let alert = message.map { "<p class=\"error\" role=\"alert\">\(htmlEscaped($0))</p>" } ?? ""
         // Upstream providers are not offered here yet: a person signed in through one (in this browser) is recognised.
         let who =
             signedInAs.map { "<p>Signed in as <strong>\(htmlEscaped($0))</strong>.</p>" }
@@ -289,7 +289,7 @@ enum Pages {
                 <h1>Connect a device</h1>
                 <p>Enter the code shown on your device or terminal.</p>
                 \(asking)
-                \(alert)
+                \(alert(message))
                 <form method="post" action="/device">
                 \(hidden([("csrf", csrf)]))
                 <label for="user_code">Code</label>

@@ -76,7 +76,6 @@ extension Keyless {
         func scope() throws -> SessionScope {
             var scope = try options.scope.sessionScope()
             scope.agent = agent
-            try scope.validate()
             return scope
         }
 

@@ -288,7 +288,7 @@ struct ScopeOptions: ParsableArguments {
             "A managed policy narrowing the credentials (repeatable, at most 10).", valueName: "arn"))
     var policyArns: [String] = []
 
-    /// The scope these flags ask for, checked as STS would check it.
+    /// The scope these flags ask for (the broker checks it as STS would, before anything is sent).
     func sessionScope() throws -> SessionScope {
         var policy: String?
         if let sessionPolicy {
@@ -304,9 +304,7 @@ struct ScopeOptions: ParsableArguments {
                 policy = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }
         }
-        let scope = SessionScope(policy: policy, policyArns: policyArns)
-        try scope.validate()
-        return scope
+        return SessionScope(policy: policy, policyArns: policyArns)
     }
 }
 
