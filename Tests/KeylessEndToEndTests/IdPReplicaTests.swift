@@ -61,24 +61,6 @@ struct IdPReplicaTests {
         return Set(((jwks["keys"] as? [[String: Any]]) ?? []).compactMap { $0["kid"] as? String })
     }
 
-    /// The form on `html` that the passkey script drives (`data-passkey="kind"`): its options and hidden fields.
-    static func scriptedForm(_ kind: String, in html: String) throws -> (options: String, fields: [(String, String)]) {
-        let start = try #require(html.range(of: "data-passkey=\"\(kind)\""), "no \(kind) form: \(html.prefix(300))")
-        let end = html[start.upperBound...].range(of: "</form>")?.lowerBound ?? html.endIndex
-        let form = String(html[start.lowerBound..<end])
-        let options = try #require(form.firstMatch(of: /data-options="([^"]*)"/)).1
-        let fields = form.matches(of: /<input type="hidden" name="([^"]*)" value="([^"]*)">/).map {
-            (String($0.1), unescape(String($0.2)))
-        }
-        return (unescape(String(options)), fields.filter { $0.0 != "credential" })
-    }
-
-    static func unescape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
-            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&amp;", with: "&")
-    }
-
     @Test(
         "a passkey registered through one replica signs in through the other: a challenge one replica put in its page is accepted by the other once, and the same answer again is refused by either"
     )
@@ -107,7 +89,7 @@ struct IdPReplicaTests {
             "HTTP \(signedIn.status) \(signedIn.text.prefix(300))")
         let cookies = "keyless_csrf=\(binding); keyless_session=\(session)"
         let page = try await a.send("GET", "/passkeys", headers: ["Cookie": cookies])
-        let create = try Self.scriptedForm("create", in: page.text)
+        let create = try PasskeyForm("create", in: page.text)
         let added = try await b.send(
             "POST", "/passkeys", headers: ["Cookie": cookies],
             form: create.fields + [
@@ -121,7 +103,7 @@ struct IdPReplicaTests {
             + "&code_challenge=\(try Self.challengeFor("v" + UUID().uuidString))&code_challenge_method=S256"
         let login = try await b.send("GET", "/authorize?" + query)
         let loginBinding = try #require(EmbeddedIdP.cookie("keyless_csrf", in: login.headers["set-cookie"] ?? ""))
-        let get = try Self.scriptedForm("get", in: login.text)
+        let get = try PasskeyForm("get", in: login.text)
         let answer = get.fields + [("credential", try authenticator.signIn(options: get.options))]
         let signedInWithPasskey = try await a.send(
             "POST", "/authorize", headers: ["Cookie": "keyless_csrf=\(loginBinding)"], form: answer)

@@ -4,30 +4,13 @@ import Hummingbird
 import HummingbirdTesting
 import KeylessIdP
 import KeylessTestFakes
+import KeylessTestSupport
 import Testing
 
 /// The passkey pages over HTTP, with a software authenticator standing in for the browser's WebAuthn call: what the
 /// page's script would read (the form's data-options) and post (its hidden fields and the credential).
 @Suite("IdP server: the passkeys page, passkey sign-in on /authorize, and enrolment links")
 struct PasskeyPagesTests {
-    /// A form the script drives: its action, options and hidden fields.
-    struct ScriptedForm {
-        var action: String
-        var options: String
-        var fields: [(String, String)]
-    }
-
-    /// The first form on `html` marked `data-passkey="kind"`.
-    static func scriptedForm(_ kind: String, in html: String) throws -> ScriptedForm {
-        let start = try #require(html.range(of: "data-passkey=\"\(kind)\""), "no \(kind) form on the page")
-        let formStart = try #require(html[..<start.lowerBound].range(of: "<form", options: .backwards))
-        let end = try #require(html[start.upperBound...].range(of: "</form>"))
-        let form = String(html[formStart.lowerBound..<end.upperBound])
-        let action = try #require(form.firstMatch(of: /action="([^"]*)"/)).1
-        let options = try #require(form.firstMatch(of: /data-options="([^"]*)"/)).1
-        return ScriptedForm(action: String(action), options: unescapeHTML(String(options)), fields: hiddenFields(form))
-    }
-
     static func location(_ response: TestResponse) -> String { response.headers[.location] ?? "" }
 
     @Test(
@@ -46,10 +29,10 @@ struct PasskeyPagesTests {
             #expect(signedIn.status == .seeOther && Self.location(signedIn) == "/passkeys")
             let page = text(try await browser.get("/passkeys"))
             #expect(page.contains("You have no passkeys yet"))
-            let create = try Self.scriptedForm("create", in: page)
+            let create = try PasskeyForm("create", in: page)
             let added = try await browser.post(
                 create.action,
-                form: create.fields.filter { $0.0 != "credential" } + [
+                form: create.fields + [
                     ("credential", try authenticator.register(options: create.options)), ("name", "Desk YubiKey"),
                 ])
             #expect(Self.location(added) == "/passkeys?added=1")
@@ -61,10 +44,10 @@ struct PasskeyPagesTests {
             var other = Browser(client)
             let login = text(try await other.get("/authorize?" + formEncode(cliAuthorizationQuery())))
             #expect(login.contains("autocomplete=\"username webauthn\""))
-            let get = try Self.scriptedForm("get", in: login)
+            let get = try PasskeyForm("get", in: login)
             let passwordless = try await other.post(
                 get.action,
-                form: get.fields.filter { $0.0 != "credential" } + [
+                form: get.fields + [
                     ("credential", try authenticator.signIn(options: get.options))
                 ])
             #expect(passwordless.status == .seeOther)
@@ -76,11 +59,11 @@ struct PasskeyPagesTests {
                 query: cliAuthorizationQuery(), username: "alice", password: Fixture.alicePassword)
             #expect(step.status == .ok && text(step).contains("Confirm with your passkey"))
             #expect(setCookie(step, "keyless_session") == nil, "no session before the passkey")
-            let second = try Self.scriptedForm("get", in: text(step))
+            let second = try PasskeyForm("get", in: text(step))
             #expect(text(step).contains("data-autostart"))
             let finished = try await third.post(
                 second.action,
-                form: second.fields.filter { $0.0 != "credential" } + [
+                form: second.fields + [
                     ("credential", try authenticator.signIn(options: second.options))
                 ])
             #expect(Self.location(finished).hasPrefix(Fixture.cliRedirect + "?code="))
@@ -105,12 +88,12 @@ struct PasskeyPagesTests {
                 "/passkeys",
                 form: hiddenFields(text(signInPage)) + [("username", "alice"), ("password", Fixture.alicePassword)])
             let page = text(try await browser.get("/passkeys"))
-            let create = try Self.scriptedForm("create", in: page)
+            let create = try PasskeyForm("create", in: page)
             fixture.clock.advance(by: 16 * 60)
             #expect(text(try await browser.get("/passkeys")).contains("Confirm it is you"))
             let late = try await browser.post(
                 "/passkeys",
-                form: create.fields.filter { $0.0 != "credential" } + [("credential", "{}"), ("name", "x")])
+                form: create.fields + [("credential", "{}"), ("name", "x")])
             #expect(late.status == .unauthorized)
             #expect(try await fixture.engine.passkeys(of: "alice").isEmpty)
         }
@@ -152,18 +135,18 @@ struct PasskeyPagesTests {
             var browser = Browser(client)
             let page = try await browser.get(path)
             #expect(page.status == .ok && text(page).contains("add a passkey for <strong>alice</strong>"))
-            let create = try Self.scriptedForm("create", in: text(page))
+            let create = try PasskeyForm("create", in: text(page))
             let done = try await browser.post(
                 create.action,
-                form: create.fields.filter { $0.0 != "credential" } + [
+                form: create.fields + [
                     ("credential", try authenticator.register(options: create.options)), ("name", "Recovered key"),
                 ])
             #expect(done.status == .ok && text(done).contains("Passkey added"))
             #expect(try await fixture.engine.passkeys(of: "alice").map(\.name) == ["Recovered key"])
-            let again = try Self.scriptedForm("create", in: text(try await browser.get(path)))
+            let again = try PasskeyForm("create", in: text(try await browser.get(path)))
             let reused = try await browser.post(
                 again.action,
-                form: again.fields.filter { $0.0 != "credential" } + [
+                form: again.fields + [
                     ("credential", try authenticator.register(options: again.options)), ("name", "Another"),
                 ])
             #expect(reused.status == .badRequest && text(reused).contains("already used"))

@@ -39,17 +39,16 @@ message on stderr otherwise, naming the page's alert when the provider or the pa
 stdout. Needs Playwright in the venv (no `playwright install`: it starts the Debian Chromium).
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import os
-import struct
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+
+# The one-time code and the system Chromium, as the password-login helper beside this script finds them.
+from browser_login import chromium_path, totp
 
 TIMEOUT = float(os.environ.get("KEYLESS_TEST_BROWSER_TIMEOUT", "60"))
 PREFIX = "passkey_browser:"
@@ -67,23 +66,6 @@ def fail(message):
 
 def say(message):
     print(f"{PREFIX} {message}", file=sys.stderr, flush=True)
-
-
-def totp(secret_base32, at=None):
-    """RFC 6238 code (SHA-1, 6 digits, 30 s) for a base32 secret."""
-    key = base64.b32decode(secret_base32.upper() + "=" * (-len(secret_base32) % 8))
-    counter = int((time.time() if at is None else at) // 30)
-    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = mac[-1] & 0x0F
-    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
-
-
-def chromium_path():
-    # /usr/bin/chromium is a wrapper script; the real binary lets the browser be stopped by its own pid.
-    for path in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
-        if os.path.exists(path):
-            return path
-    fail("no system Chromium (apt-get install chromium)")
 
 
 def load_credentials(path, required):
