@@ -241,14 +241,20 @@ extension OAuthEngine {
         else { return .failure(.passkeyRefused("The browser's answer was not a passkey sign-in; try again.")) }
         do {
             guard let passkey = try await store.passkey(credentialID: Base64URL.encode(rawID)) else {
-                return .failure(.passkeyRefused("This passkey is not registered here (it may have been removed)."))
+                return .failure(
+                    .passkeyRefused(
+                        "This passkey is not registered here (it may have been removed): sign in with your password, then add it again on the passkeys page."
+                    ))
             }
             let secondFactor = ceremony.purpose == .secondFactor
             if secondFactor, passkey.subject != ceremony.authentication?.subject {
-                return .failure(.passkeyRefused("This passkey belongs to another account."))
+                return .failure(
+                    .passkeyRefused(
+                        "This passkey belongs to another account: use your own, or sign in again as its owner."))
             }
             guard localUsersSignIn, let user = config.user(subject: passkey.subject) else {
-                return .failure(.passkeyRefused("The account of this passkey no longer exists here."))
+                return .failure(
+                    .passkeyRefused("The account of this passkey no longer exists here: ask your administrator."))
             }
             let verified: VerifiedAssertion
             do {

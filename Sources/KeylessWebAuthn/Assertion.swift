@@ -94,7 +94,7 @@ extension RelyingParty {
         if backwards && counterPolicy == .refuse {
             throw WebAuthnError(
                 .counterWentBackwards,
-                "the security key's signature counter went from \(credential.signCount) to \(new): it may have been copied"
+                "the security key's signature counter went from \(credential.signCount) to \(new): it may have been copied. Tell your administrator, and sign in another way meanwhile"
             )
         }
         return VerifiedAssertion(
