@@ -109,7 +109,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
-        // The embedded provider's storage protocol, its records and an in-memory store.
+        // The storage protocols (the embedded provider's, the access server's requests), their records and in-memory
+        // stores.
         .target(name: "KeylessStorage"),
         // The SQLite store (GRDB), the default: one file under the XDG data directory.
         .target(
@@ -207,7 +208,7 @@ let package = Package(
             name: "KeylessAccessServer",
             dependencies: [
                 "KeylessCore", "KeylessHTTP", "KeylessOIDC", "KeylessPolicy", "KeylessAWS", "KeylessSigV4",
-                "KeylessHTTPServer", "KeylessWire", "KeylessYAML",
+                "KeylessHTTPServer", "KeylessWire", "KeylessYAML", "KeylessStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -215,6 +216,7 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The client side, free of both servers and of the provider: the injected world (ClientContext), the credential
         // broker (cache, refresh, STS, login under a lock), workload token sources, the access-server client, the
@@ -344,7 +346,7 @@ let package = Package(
             name: "KeylessAccessServerTests",
             dependencies: [
                 "KeylessAccessServer", "KeylessPolicy", "KeylessOIDC", "KeylessAWS", "KeylessCore", "KeylessHTTP",
-                "KeylessTestSupport", "KeylessTestFakes",
+                "KeylessTestSupport", "KeylessTestFakes", "KeylessStorage", "KeylessWire",
                 "KeylessHTTPServer", "KeylessSigV4",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -4,6 +4,7 @@ import KeylessCore
 import KeylessOIDC
 import KeylessPolicy
 import KeylessSigV4
+import KeylessStorage
 import KeylessWire
 import Logging
 import NIOCore
@@ -61,6 +62,10 @@ public final class AccessService: Sendable {
     let audit: AuditLog
     let clock: WallClock
     let logger: Logger
+    /// Access requests and the grants they became, shared by replicas.
+    let requests: any AccessRequestStore
+    /// Where request events go (the webhook), if anywhere.
+    let events: (any RequestEventSink)?
     let issuersByURL: [String: ServerIssuer]
     /// The role objects of /api/v1/config as rendered, by issuer and role ARN (see `configDocument`).
     let roleFragments = Mutex<[RoleFragmentKey: RoleFragment]>([:])
@@ -72,8 +77,10 @@ public final class AccessService: Sendable {
     public init(
         configuration: ServerConfiguration, policy: PolicyStore, verifier: BearerVerifier,
         awsCredentials: any AWSCredentialProvider,
-        sts: STSClient, federation: ConsoleFederation, audit: AuditLog, clock: WallClock, logger: Logger
+        sts: STSClient, federation: ConsoleFederation, audit: AuditLog, clock: WallClock, logger: Logger,
+        requests: any AccessRequestStore = MemoryAccessRequestStore(), events: (any RequestEventSink)? = nil
     ) {
+        self.requests = requests; self.events = events
         self.configuration = configuration; self.policy = policy; self.verifier = verifier;
         self.awsCredentials = awsCredentials
         self.sts = sts; self.federation = federation; self.audit = audit; self.clock = clock; self.logger = logger
@@ -150,7 +157,8 @@ public final class AccessService: Sendable {
     /// `ServerConfigDocument` byte for byte as JSONEncoder writes it with sorted keys (WireFormatTests holds it to that).
     public func configDocument(for caller: Caller) -> String {
         let current = policy.current
-        let entitlements = current.entitlements(for: caller.policyCaller)
+        let listing = current.listing(for: caller.policyCaller)
+        let entitlements = listing.map(\.entitlement)
         // Built on every request: one buffer appended in place, and the credential_process words every role shares
         // quoted once, instead of temporary strings per field and per word.
         var text = ""
@@ -163,9 +171,9 @@ public final class AccessService: Sendable {
         var prefixes: (server: String, webIdentity: String)?
         let fragments = roleFragments.withLock { cache in
             if cache.count > 4 * current.roles.count + 1024 { cache.removeAll() }  // roles dropped by reloads
-            return entitlements.map { entitlement in
+            return listing.map { entitlement, onRequest in
                 let key = RoleFragmentKey(issuer: issuer, arn: entitlement.role.arn)
-                if let hit = cache[key], hit.entitlement == entitlement { return hit.json }
+                if let hit = cache[key], hit.entitlement == entitlement, hit.onRequest == onRequest { return hit.json }
                 let shared =
                     prefixes ?? (
                         server: CredentialProcessLine.prefix(
@@ -174,8 +182,8 @@ public final class AccessService: Sendable {
                     )
                 prefixes = shared
                 var json = ""
-                appendRole(entitlement, prefixes: shared, to: &json)
-                cache[key] = RoleFragment(entitlement: entitlement, json: json)
+                appendRole(entitlement, onRequest: onRequest, prefixes: shared, to: &json)
+                cache[key] = RoleFragment(entitlement: entitlement, onRequest: onRequest, json: json)
                 return json
             }
         }
@@ -214,8 +222,10 @@ public final class AccessService: Sendable {
         return text
     }
 
-    func appendRole(_ entitlement: Entitlement, prefixes: (server: String, webIdentity: String), to text: inout String)
-    {
+    func appendRole(
+        _ entitlement: Entitlement, onRequest: Eligibility?, prefixes: (server: String, webIdentity: String),
+        to text: inout String
+    ) {
         let role = entitlement.role
         text += "{\"arn\":"; appendJSON(role.arn, to: &text)
         text += ",\"credential_process\":"
@@ -228,6 +238,16 @@ public final class AccessService: Sendable {
         text += ",\"max_session_seconds\":"; text += String(role.maxSessionSeconds)
         text += role.mfaRequired ? ",\"mfa_required\":true" : ",\"mfa_required\":false"
         text += ",\"name\":"; appendJSON(role.name, to: &text)
+        if let onRequest {
+            text += ",\"on_request\":{\"approver_groups\":["
+            for (position, group) in onRequest.approverGroups.enumerated() {
+                if position > 0 { text += "," }
+                appendJSON(group, to: &text)
+            }
+            text += "],\"max_duration_seconds\":" + String(onRequest.maxDurationSeconds)
+            text += onRequest.reasonRequired ? ",\"reason_required\":true" : ",\"reason_required\":false"
+            text += onRequest.selfApproval ? ",\"self_approval\":true}" : ",\"self_approval\":false}"
+        }
         if role.phishingResistantRequired { text += ",\"passkey_required\":true" }
         text += ",\"profile\":"; appendJSON(entitlement.profileName, to: &text)
         text += ",\"region\":"; appendJSON(entitlement.region, to: &text)
@@ -253,7 +273,33 @@ public final class AccessService: Sendable {
         action: String = "credentials", scope: SessionScope = .none,
         recordGrant: Bool = true
     ) async throws -> (AWSCredentials, Entitlement) {
-        let decision = policy.current.decide(caller.policyCaller, roleArn: roleArn)
+        let issued = try await issue(
+            for: caller, roleArn: roleArn, durationSeconds: durationSeconds, origin: origin, action: action,
+            scope: scope, recordGrant: recordGrant)
+        return (issued.credentials, issued.entitlement)
+    }
+
+    /// What `issue` gave: the credentials, the role, and the access request that granted it (nil for a standing grant).
+    struct Issued {
+        let credentials: AWSCredentials
+        let entitlement: Entitlement
+        let grant: AccessRequestRecord?
+    }
+
+    /// `credentials(for:…)`, with the access request that granted the role. A role on request is granted only while the
+    /// caller holds an approved request for it, and the session never asks for more than the grant has left (STS's
+    /// shortest session, 15 minutes, still applies).
+    func issue(
+        for caller: Caller, roleArn: String, durationSeconds: Int?, origin: RequestOrigin, action: String,
+        scope: SessionScope, recordGrant: Bool
+    ) async throws -> Issued {
+        var decision = policy.current.decide(caller.policyCaller, roleArn: roleArn)
+        var grant: AccessRequestRecord?
+        if case .denied(.approvalRequired, let message) = decision {
+            grant = try await activeGrant(
+                for: caller, roleArn: roleArn, refusal: message, action: action, origin: origin)
+            decision = policy.current.decide(caller.policyCaller, roleArn: roleArn, approved: true)
+        }
         let entitlement: Entitlement
         let tags: [SessionTag]
         switch decision {
@@ -270,7 +316,10 @@ public final class AccessService: Sendable {
                 400, "invalid_request",
                 "duration_seconds must be between 900 and 43200 (the role allows up to \(maximum)).")
         }
-        let duration = min(durationSeconds ?? min(3600, maximum), maximum)
+        var duration = min(durationSeconds ?? min(3600, maximum), maximum)
+        if let endsAt = grant?.endsAt {
+            duration = max(900, min(duration, Int(endsAt.timeIntervalSince(clock.now()).rounded(.down))))
+        }
         // The person stays the source identity; an agent acting for them names the session and tags it.
         let person = SessionName.sanitize(caller.name)
         let sessionName = scope.agent.map { SessionScope.agentSessionName($0, person: person) } ?? person
@@ -299,9 +348,18 @@ public final class AccessService: Sendable {
         if recordGrant {
             try await record(
                 action, "granted", caller, role: entitlement.role.arn, origin: origin,
-                reason: "granted by policy for \(duration) s" + Self.narrowing(scope), sessionName: sessionName)
+                reason: Self.grantedBy(grant) + " for \(duration) s" + Self.narrowing(scope), sessionName: sessionName,
+                accessRequest: grant?.id)
         }
-        return (credentials, entitlement)
+        return Issued(credentials: credentials, entitlement: entitlement, grant: grant)
+    }
+
+    /// How an audit record says what granted a role: the policy, or an approved access request.
+    static func grantedBy(_ grant: AccessRequestRecord?) -> String {
+        guard let grant else { return "granted by policy" }
+        let approver = grant.selfApproved ? "the requester (break-glass)" : grant.decidedBy?.name ?? "?"
+        return "granted by access request \(grant.id) (approved by \(approver)) until "
+            + AuditRecord.timestamp(grant.endsAt ?? grant.createdAt)
     }
 
     /// How an audit record says a session was narrowed: the managed policies and the inline policy's digest.
@@ -337,9 +395,10 @@ public final class AccessService: Sendable {
                 "destination \(destination) is not an AWS console URL this server opens (allowed hosts: \(configuration.consoleDestinationHosts.joined(separator: ", ")))."
             )
         }
-        let (credentials, entitlement) = try await self.credentials(
-            for: caller, roleArn: roleArn, durationSeconds: nil, origin: origin, action: "console",
+        let issued = try await issue(
+            for: caller, roleArn: roleArn, durationSeconds: nil, origin: origin, action: "console", scope: .none,
             recordGrant: false)
+        let (credentials, entitlement) = (issued.credentials, issued.entitlement)
         let url: String
         do {
             url = try await federation.loginURL(credentials: credentials, destination: destination)
@@ -354,7 +413,8 @@ public final class AccessService: Sendable {
         // One record per console request: granted only once the link exists.
         try await record(
             "console", "granted", caller, role: entitlement.role.arn, origin: origin,
-            reason: "granted by policy; console link to \(destination)", sessionName: SessionName.sanitize(caller.name))
+            reason: Self.grantedBy(issued.grant) + "; console link to \(destination)",
+            sessionName: SessionName.sanitize(caller.name), accessRequest: issued.grant?.id)
         return url
     }
 
@@ -362,13 +422,18 @@ public final class AccessService: Sendable {
 
     func record(
         _ action: String, _ outcome: String, _ caller: Caller, role: String?, origin: RequestOrigin, reason: String,
-        sessionName: String? = nil
+        sessionName: String? = nil, accessRequest: String? = nil
     ) async throws {
-        let entry = AuditRecord(
-            time: clock.now(), action: action, outcome: outcome, issuer: caller.bearer.issuer,
-            subject: caller.bearer.subject,
-            name: caller.name, role: role, sourceAddress: origin.address, requestID: origin.requestID, reason: reason,
-            sessionName: sessionName)
+        try await append(
+            AuditRecord(
+                time: clock.now(), action: action, outcome: outcome, issuer: caller.bearer.issuer,
+                subject: caller.bearer.subject,
+                name: caller.name, role: role, sourceAddress: origin.address, requestID: origin.requestID,
+                reason: reason, sessionName: sessionName, accessRequest: accessRequest))
+    }
+
+    /// Appends `entry` to the audit log; a log that cannot be written fails the request (500), closed.
+    func append(_ entry: AuditRecord) async throws {
         do {
             try await audit.append(entry)
         } catch {
@@ -401,5 +466,6 @@ struct RoleFragmentKey: Hashable, Sendable {
 /// A rendered role object and the entitlement it was rendered from.
 struct RoleFragment: Sendable {
     let entitlement: Entitlement
+    let onRequest: Eligibility?
     let json: String
 }

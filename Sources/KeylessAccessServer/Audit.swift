@@ -8,7 +8,8 @@ import KeylessCore
 public struct AuditRecord: Sendable, Equatable, Encodable {
     /// When.
     public var time: Date
-    /// "credentials", "console" or "config".
+    /// "credentials", "console", or "access_request" (its outcome then is the request's step: requested, approved,
+    /// denied, cancelled, revoked, expired, or a refused attempt such as approve_refused).
     public var action: String
     /// "granted", "denied" or "failed".
     public var outcome: String
@@ -26,10 +27,24 @@ public struct AuditRecord: Sendable, Equatable, Encodable {
     public var reason: String
     /// The assumed-role session name and source identity for grants.
     public var sessionName: String?
+    /// The access request this record is about, or through which credentials were granted.
+    public var accessRequest: String?
+
+    /// A record.
+    public init(
+        time: Date, action: String, outcome: String, issuer: String, subject: String, name: String, role: String?,
+        sourceAddress: String, requestID: String, reason: String, sessionName: String? = nil,
+        accessRequest: String? = nil
+    ) {
+        self.time = time; self.action = action; self.outcome = outcome; self.issuer = issuer; self.subject = subject
+        self.name = name; self.role = role; self.sourceAddress = sourceAddress; self.requestID = requestID
+        self.reason = reason; self.sessionName = sessionName; self.accessRequest = accessRequest
+    }
 
     enum CodingKeys: String, CodingKey {
         case time, action, outcome, issuer, subject, name, role, reason
         case sourceAddress = "source_address", requestID = "request_id", sessionName = "session_name"
+        case accessRequest = "access_request"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -45,6 +60,7 @@ public struct AuditRecord: Sendable, Equatable, Encodable {
         try container.encode(requestID, forKey: .requestID)
         try container.encode(reason, forKey: .reason)
         try container.encodeIfPresent(sessionName, forKey: .sessionName)
+        try container.encodeIfPresent(accessRequest, forKey: .accessRequest)
     }
 
     /// The record as one JSON line (with its newline), keys sorted.

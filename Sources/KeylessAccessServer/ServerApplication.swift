@@ -67,7 +67,8 @@ public func buildServerApplication(
     let configuration = service.configuration
     return keylessApplication(
         router: router, host: configuration.host, port: configuration.port, idleTimeout: configuration.idleTimeout,
-        maxConnections: configuration.maxConnections, services: [PolicyReloader(service: service, logger: logger)],
+        maxConnections: configuration.maxConnections,
+        services: [PolicyReloader(service: service, logger: logger), RequestSweeper(service: service, logger: logger)],
         logger: logger, onRunning: onRunning)
 }
 
@@ -128,6 +129,37 @@ struct PolicyReloader: Service {
             Task { first.resume(await task.value) }
             Task {
                 try? await Task.sleep(for: .milliseconds(Int(seconds * 1000))); first.resume(nil)
+            }
+        }
+    }
+}
+
+/// Expires access requests nobody decided and grants that ran out (`AccessService.sweepRequests`), every
+/// `requests.sweep_interval`, and once a day deletes requests that ended more than 90 days ago (the audit log keeps
+/// their story). Every replica sweeps; the store gives each request to one of them.
+struct RequestSweeper: Service {
+    let service: AccessService
+    let logger: Logger
+    static let keptFor: TimeInterval = 90 * 86400
+
+    func run() async throws {
+        let interval = service.configuration.requests.sweepInterval
+        try await cancelWhenGracefulShutdown {
+            var lastPurge = Date.distantPast
+            while !Task.isCancelled {
+                // A shutdown ends the wait and the loop: no sweep on the way out.
+                do { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) } catch { break }
+                do {
+                    let expired = try await service.sweepRequests()
+                    if expired > 0 { logger.notice("access requests expired", metadata: ["count": "\(expired)"]) }
+                    let now = service.clock.now()
+                    if now.timeIntervalSince(lastPurge) > 86400 {
+                        try await service.requests.purge(endedBefore: now.addingTimeInterval(-Self.keptFor))
+                        lastPurge = now
+                    }
+                } catch {
+                    logger.error("sweeping access requests failed", metadata: ["error": "\(error)"])
+                }
             }
         }
     }
@@ -239,6 +271,43 @@ struct APIRoutes {
                 throw error
             }
         }
+        api.post("requests") { request, context in
+            let body = try await Self.body(request, as: AccessRequestCreate.self)
+            let created = try await service.createRequest(
+                for: context.caller!, roleArn: body.roleArn, durationSeconds: body.durationSeconds, reason: body.reason,
+                origin: context.origin)
+            metrics.decision(action: "access_request", outcome: "requested")
+            return Self.json(
+                Self.encode(service.document(created)), status: .created, requestID: context.requestID)
+        }
+        api.get("requests") { _, context in
+            let view = try await service.requestsView(for: context.caller!)
+            return Self.json(
+                Self.encode(
+                    AccessRequestsDocument(
+                        mine: view.mine.map(service.document), toApprove: view.toApprove.map(service.document),
+                        active: view.active.map(service.document))), requestID: context.requestID)
+        }
+        api.get("requests/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let found = try await service.visibleRequest(id: id, for: context.caller!)
+            return Self.json(Self.encode(service.document(found)), requestID: context.requestID)
+        }
+        for verb in ["approve", "deny", "revoke"] {
+            api.post("requests/:id/\(verb)") { request, context in
+                let id = context.parameters.get("id") ?? ""
+                let body = try await Self.optionalBody(request, as: AccessRequestAction.self) ?? AccessRequestAction()
+                let changed =
+                    verb == "revoke"
+                    ? try await service.revokeRequest(
+                        id: id, by: context.caller!, reason: body.reason, origin: context.origin)
+                    : try await service.decideRequest(
+                        id: id, approve: verb == "approve", by: context.caller!, note: body.reason,
+                        origin: context.origin)
+                metrics.decision(action: "access_request", outcome: changed.status.rawValue)
+                return Self.json(Self.encode(service.document(changed)), requestID: context.requestID)
+            }
+        }
         api.post("console") { request, context in
             do {
                 let body = try await Self.body(request, as: ConsoleRequest.self)
@@ -273,6 +342,16 @@ struct APIRoutes {
                 400, "invalid_request",
                 "The request body is not the expected JSON (role_arn is required): \(Self.decodingProblem(error)).")
         }
+    }
+
+    /// A body that may be left out (approve without a note): nil for an empty body, else as `body(_:as:)`.
+    static func optionalBody<T: Decodable>(_ request: Request, as type: T.Type) async throws -> T? {
+        if request.headers[.contentType] == nil,
+            request.headers[.contentLength] == nil || request.headers[.contentLength] == "0"
+        {
+            return nil
+        }
+        return try await body(request, as: type)
     }
 
     static func decodingProblem(_ error: any Error) -> String {

@@ -35,6 +35,29 @@ public struct WebLogin: Sendable, Equatable {
     public var clientSecret: String?
 }
 
+/// server.yaml `requests:`: where access requests are kept and how long they wait.
+public struct RequestSettings: Sendable, Equatable {
+    /// Where the store is.
+    public enum Store: Sendable, Equatable {
+        /// One SQLite file: one server (or several processes on one host).
+        case sqlite(path: String)
+        /// A PostgreSQL database shared by replicas; the password from the URL, `passwordFile`, or PGPASSWORD.
+        case postgres(url: String, passwordFile: String?)
+    }
+
+    /// The store (default: requests.sqlite beside the audit log, a directory the server writes already).
+    public var store: Store
+    /// How long a request waits for a decision before it expires (`pending_for:`, default 24 h).
+    public var pendingSeconds: TimeInterval = 86400
+    /// How often a replica expires requests and grants that ran out (`sweep_interval:`, default 30 s). Grants stop
+    /// working at their end whatever this is: the sweep writes the "expired" record and sends the event.
+    public var sweepInterval: TimeInterval = 30
+    /// Where request events are sent (`webhook:`), if anywhere.
+    public var webhook: WebhookSettings?
+
+    public init(store: Store) { self.store = store }
+}
+
 /// `server.yaml`: where the server listens, whom it trusts, its policy, AWS access, console federation and audit log.
 public struct ServerConfiguration: Sendable {
     /// Address to bind.
@@ -79,6 +102,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int?
     /// Whether `publicURL` was derived from `listen:` (no `public_url:`), so that it follows `--listen`.
     public var publicURLFollowsListen = false
+    /// Access requests (`requests:`).
+    public var requests = RequestSettings(store: .sqlite(path: "requests.sqlite"))
 
     /// Listens on `host:port` instead (`--listen`); a public URL derived from `listen:` follows it.
     public mutating func listen(on host: String, port: Int) {
@@ -91,7 +116,7 @@ public struct ServerConfiguration: Sendable {
     static let topKeys: Set<String> = [
         "listen", "public_url", "policy", "audit_log", "issuers", "web", "aws", "console",
         "jwks_refetch_interval", "policy_reload_interval", "idle_timeout", "metrics", "trusted_proxies",
-        "max_connections",
+        "max_connections", "requests",
     ]
 
     /// Reads and checks `path`; relative file names in it are relative to its directory.
@@ -251,6 +276,8 @@ public struct ServerConfiguration: Sendable {
             policyReloadInterval: reloadInterval)
         configuration.idleTimeout = idleTimeout
         configuration.publicURLFollowsListen = top["public_url"] == nil
+        configuration.requests = try requestSettings(
+            top["requests"], file: file, auditLog: resolve(audit), resolve: resolve)
         let proxies = try strings(top["trusted_proxies"], file: file, what: "trusted_proxies")
         do {
             configuration.trustedProxies = try TrustedProxies(proxies, what: "trusted_proxies")
@@ -274,6 +301,102 @@ public struct ServerConfiguration: Sendable {
             }
         }
         return configuration
+    }
+
+    /// `requests:` (absent: a SQLite file beside the audit log).
+    static func requestSettings(
+        _ node: Node?, file: String, auditLog: String, resolve: (String) -> String
+    ) throws -> RequestSettings {
+        var settings = RequestSettings(store: .sqlite(path: Files.parentDirectory(auditLog) + "/requests.sqlite"))
+        guard let node else { return settings }
+        let map = try mapping(
+            node, file: file, allowed: ["store", "password_file", "pending_for", "sweep_interval", "webhook"],
+            what: "requests")
+        let passwordFile = try string(map["password_file"], file: file, what: "requests.password_file").map(resolve)
+        if let store = try string(map["store"], file: file, what: "requests.store") {
+            if store.hasPrefix("postgres://") || store.hasPrefix("postgresql://") {
+                settings.store = .postgres(url: store, passwordFile: passwordFile)
+            } else if store.contains("://") {
+                throw bad(
+                    file, map["store"],
+                    "requests.store must be a SQLite file's path or a postgres:// URL, not \(store.prefix(while: { $0 != ":" }))://"
+                )
+            } else {
+                settings.store = .sqlite(path: resolve(store))
+            }
+        }
+        if passwordFile != nil, case .sqlite = settings.store {
+            throw bad(file, map["password_file"], "requests.password_file is for a postgres:// store only")
+        }
+        if let pending = try seconds(map["pending_for"], file: file, what: "requests.pending_for") {
+            guard pending >= 60 && pending <= 30 * 86400 else {
+                throw bad(file, map["pending_for"], "requests.pending_for must be from 1m to 30d, e.g. 24h")
+            }
+            settings.pendingSeconds = pending
+        }
+        if let sweep = try seconds(map["sweep_interval"], file: file, what: "requests.sweep_interval") {
+            guard sweep > 0 && sweep <= 3600 else {
+                throw bad(file, map["sweep_interval"], "requests.sweep_interval must be more than 0 and at most 1h")
+            }
+            settings.sweepInterval = sweep
+        }
+        if let hook = map["webhook"] {
+            settings.webhook = try webhookSettings(hook, file: file, resolve: resolve)
+        }
+        return settings
+    }
+
+    /// `requests.webhook`: an https URL (http only to this machine), the HMAC key from a private file, and how hard to try.
+    static func webhookSettings(_ node: Node, file: String, resolve: (String) -> String) throws -> WebhookSettings {
+        let map = try mapping(
+            node, file: file, allowed: ["url", "secret_file", "timeout", "attempts"], what: "requests.webhook")
+        guard let url = try string(map["url"], file: file, what: "requests.webhook.url") else {
+            throw bad(file, node, "requests.webhook needs url: (where events are POSTed)")
+        }
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), let host = parsed.host,
+            !host.isEmpty, scheme == "https" || (scheme == "http" && ["127.0.0.1", "localhost", "::1"].contains(host))
+        else {
+            throw bad(
+                file, map["url"],
+                "requests.webhook.url must be an https:// URL (http:// only to 127.0.0.1 or localhost): events name people and roles"
+            )
+        }
+        guard let secretFile = try string(map["secret_file"], file: file, what: "requests.webhook.secret_file") else {
+            throw bad(
+                file, node,
+                "requests.webhook needs secret_file: (a file of mode 0600 holding the key that signs each body, shared with the receiver)"
+            )
+        }
+        let bytes: [UInt8]?
+        do {
+            bytes = try Files.read(resolve(secretFile), requirePrivate: true)
+        } catch let error as KeylessError {
+            throw bad(file, map["secret_file"], error.reason)
+        }
+        guard var secret = bytes else {
+            throw bad(file, map["secret_file"], "the file \(secretFile) does not exist")
+        }
+        while let last = secret.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { secret.removeLast() }
+        guard secret.count >= 16 else {
+            throw bad(
+                file, map["secret_file"],
+                "the webhook key in \(secretFile) is shorter than 16 bytes; use a random one, e.g. openssl rand -hex 32"
+            )
+        }
+        var settings = WebhookSettings(url: url, secret: secret)
+        if let timeout = try seconds(map["timeout"], file: file, what: "requests.webhook.timeout") {
+            guard timeout > 0 && timeout <= 60 else {
+                throw bad(file, map["timeout"], "requests.webhook.timeout must be more than 0 and at most 60s")
+            }
+            settings.timeout = timeout
+        }
+        if let text = try string(map["attempts"], file: file, what: "requests.webhook.attempts") {
+            guard let attempts = Int(text), (1...20).contains(attempts) else {
+                throw bad(file, map["attempts"], "requests.webhook.attempts must be a whole number from 1 to 20")
+            }
+            settings.attempts = attempts
+        }
+        return settings
     }
 
     // MARK: YAML helpers with line numbers

@@ -7,6 +7,7 @@ import KeylessCore
 import KeylessHTTP
 import KeylessOIDC
 import KeylessPolicy
+import KeylessStorage
 import KeylessWire
 import Logging
 import Mustache
@@ -59,6 +60,10 @@ public struct WebPage: Sendable {
         router.post("/logout") { request, context in await logout(request, context) }
         router.post("/web/console") { request, context in await console(request, context) }
         router.post("/web/credentials") { request, context in await credentials(request, context) }
+        router.post("/web/requests") { request, context in await ask(request, context) }
+        for verb in ["approve", "deny", "revoke"] {
+            router.post("/web/requests/\(verb)") { request, context in await act(verb, request, context) }
+        }
     }
 
     // MARK: Pages
@@ -73,20 +78,34 @@ public struct WebPage: Sendable {
             }
             return response
         }
-        return rolesPage(caller, token: token, notice: nil)
+        return await rolesPage(caller, token: token, notice: nil)
     }
 
-    func rolesPage(_ caller: Caller, token: String, notice: String?, status: HTTPResponse.Status = .ok) -> Response {
+    func rolesPage(_ caller: Caller, token: String, notice: String?, status: HTTPResponse.Status = .ok) async
+        -> Response
+    {
         // The entitlements come sorted by account, as /api/v1/config lists them; consecutive ones share an account.
-        let entitlements = service.policy.current.entitlements(for: caller.policyCaller)
-        var grouped: [(account: PolicyAccount, roles: [Entitlement])] = []
-        for entitlement in entitlements {
-            if grouped.last?.account.id == entitlement.account.id {
-                grouped[grouped.count - 1].roles.append(entitlement)
+        let listing = service.policy.current.listing(for: caller.policyCaller)
+        var grouped: [(account: PolicyAccount, roles: [(entitlement: Entitlement, onRequest: Eligibility?)])] = []
+        for entry in listing {
+            if grouped.last?.account.id == entry.entitlement.account.id {
+                grouped[grouped.count - 1].roles.append(entry)
             } else {
-                grouped.append((entitlement.account, [entitlement]))
+                grouped.append((entry.entitlement.account, [entry]))
             }
         }
+        var notice = notice
+        var requests: (mine: [AccessRequestRecord], toApprove: [AccessRequestRecord], active: [AccessRequestRecord]) = (
+            [], [], []
+        )
+        do {
+            requests = try await service.requestsView(for: caller)
+        } catch let error as AccessError {
+            notice = notice ?? error.message
+        } catch {
+            notice = notice ?? "Access requests cannot be shown right now."
+        }
+        let now = service.clock.now()
         let csrf = Self.csrf(token)
         let groups = caller.policyCaller.groups.joined(separator: ", ")
         // Mustache renders a section for any present value, even an empty string or a boxed nil: only set what is there.
@@ -101,7 +120,7 @@ public struct WebPage: Sendable {
                 let alias = account.alias.flatMap { $0.isEmpty ? nil : $0 }
                 return [
                     "heading": alias.map { "\($0) (\(account.id))" } ?? account.id, "anchor": "account-\(account.id)",
-                    "roles": roles.map { entitlement -> [String: Any] in
+                    "roles": roles.map { entitlement, onRequest -> [String: Any] in
                         let role = entitlement.role
                         var entry: [String: Any] = [
                             "arn": role.arn, "name": role.name, "label": "\(role.name) in \(alias ?? account.id)",
@@ -110,6 +129,22 @@ public struct WebPage: Sendable {
                         ]
                         if let description = role.description, !description.isEmpty {
                             entry["description"] = description
+                        }
+                        guard let onRequest else {
+                            entry["usable"] = true
+                            return entry
+                        }
+                        entry["onRequest"] = true
+                        let open = requests.mine.filter { $0.roleArn == role.arn && AccessService.isOpen($0, now: now) }
+                        if let grant = open.first(where: { $0.status == .approved }) {
+                            entry["usable"] = true
+                            entry["grantedUntil"] = AuditRecord.timestamp(grant.endsAt ?? now)
+                        } else if let pending = open.first {
+                            entry["pending"] = pending.id
+                        } else {
+                            entry["askable"] = true
+                            entry["reasonRequired"] = onRequest.reasonRequired
+                            entry["durations"] = Self.durationChoices(upTo: onRequest.maxDurationSeconds)
                         }
                         return entry
                     },
@@ -122,7 +157,77 @@ public struct WebPage: Sendable {
             ].map(CredentialProcessLine.quoted).joined(separator: " "),
         ]
         if let notice { view["notice"] = notice }
+        func row(_ request: AccessRequestRecord) -> [String: Any] {
+            let document = service.document(request)
+            var row: [String: Any] = [
+                "id": request.id, "role": document.role ?? request.roleArn, "requester": request.requester.name,
+                "reason": request.reason, "createdAt": document.createdAt,
+                "duration": DurationText.describe(seconds: request.durationSeconds),
+                "state": AccessService.state(request, now: now), "csrf": csrf,
+            ]
+            if AccessService.isOpen(request, now: now) {
+                row["open"] = request.status == .pending ? "Withdraw" : "End now"
+            }
+            return row
+        }
+        view["hasToApprove"] = !requests.toApprove.isEmpty
+        view["toApprove"] = requests.toApprove.map(row)
+        view["hasActive"] = !requests.active.isEmpty
+        view["active"] = requests.active.map(row)
+        view["hasMine"] = !requests.mine.isEmpty
+        view["mine"] = requests.mine.map(row)
         return page("roles", view, status: status)
+    }
+
+    /// The lengths a request may ask for: 15 min, 30 min, 1, 2, 4, 8, 12 and 24 h up to `maximum`, and `maximum`
+    /// itself; 1 h (or the longest, if less) chosen.
+    static func durationChoices(upTo maximum: Int) -> [[String: Any]] {
+        var seconds = [900, 1800, 3600, 7200, 14400, 28800, 43200, 86400].filter { $0 < maximum }
+        seconds.append(maximum)
+        let chosen = seconds.contains(3600) ? 3600 : maximum
+        return seconds.map { ["seconds": $0, "text": DurationText.describe(seconds: $0), "selected": $0 == chosen] }
+    }
+
+    func ask(_ request: Request, _ context: AccessRequestContext) async -> Response {
+        guard let (caller, token, form) = await authorizedForm(request) else { return forbidden() }
+        do {
+            let created = try await service.createRequest(
+                for: caller, roleArn: form["role_arn"] ?? "", durationSeconds: form["duration"].flatMap { Int($0) },
+                reason: form["reason"], origin: context.origin)
+            return await rolesPage(
+                caller, token: token,
+                notice:
+                    "Asked for \(service.document(created).role ?? created.roleArn) for \(DurationText.describe(seconds: created.durationSeconds)): request \(created.id) is waiting for an approver."
+            )
+        } catch let error as AccessError {
+            return await rolesPage(caller, token: token, notice: error.message, status: error.status)
+        } catch {
+            return await rolesPage(
+                caller, token: token, notice: "The request could not be made.", status: .internalServerError)
+        }
+    }
+
+    func act(_ verb: String, _ request: Request, _ context: AccessRequestContext) async -> Response {
+        guard let (caller, token, form) = await authorizedForm(request) else { return forbidden() }
+        let id = form["id"] ?? ""
+        do {
+            let changed =
+                verb == "revoke"
+                ? try await service.revokeRequest(id: id, by: caller, reason: form["reason"], origin: context.origin)
+                : try await service.decideRequest(
+                    id: id, approve: verb == "approve", by: caller, note: form["reason"], origin: context.origin)
+            let name = service.document(changed).role ?? changed.roleArn
+            return await rolesPage(
+                caller, token: token,
+                notice:
+                    "Request \(changed.id) (\(name) for \(changed.requester.name)): \(AccessService.state(changed, now: service.clock.now()))."
+            )
+        } catch let error as AccessError {
+            return await rolesPage(caller, token: token, notice: error.message, status: error.status)
+        } catch {
+            return await rolesPage(
+                caller, token: token, notice: "The request could not be changed.", status: .internalServerError)
+        }
     }
 
     func credentials(_ request: Request, _ context: AccessRequestContext) async -> Response {
@@ -145,10 +250,10 @@ public struct WebPage: Sendable {
                     "name": caller.name, "csrf": Self.csrf(token),
                 ])
         } catch let error as AccessError {
-            return rolesPage(
+            return await rolesPage(
                 caller, token: token, notice: error.message, status: error.status)
         } catch {
-            return rolesPage(
+            return await rolesPage(
                 caller, token: token, notice: "The credentials could not be issued.", status: .internalServerError)
         }
     }
@@ -160,10 +265,10 @@ public struct WebPage: Sendable {
                 for: caller, roleArn: form["role_arn"] ?? "", destination: nil, origin: context.origin)
             return Response(status: .seeOther, headers: [.location: url, .cacheControl: "no-store"])
         } catch let error as AccessError {
-            return rolesPage(
+            return await rolesPage(
                 caller, token: token, notice: error.message, status: error.status)
         } catch {
-            return rolesPage(
+            return await rolesPage(
                 caller, token: token, notice: "The console link could not be made.", status: .internalServerError)
         }
     }

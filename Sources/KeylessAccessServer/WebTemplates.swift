@@ -30,6 +30,10 @@ enum WebTemplates {
             td.actions, th.actions { white-space: nowrap; text-align: right; }
             td.actions form { display: inline; margin: 0; }
             td.actions form + form { margin-left: .4rem; }
+            td.actions form.stack { display: flex; flex-wrap: wrap; gap: .4rem; justify-content: flex-end; margin: 0 0 .5rem; white-space: normal; }
+            td.actions form.stack + form.stack { margin-left: 0; }
+            form.stack input, form.stack select { font: inherit; font-size: .9rem; padding: .35rem .5rem; border: 1px solid var(--line); border-radius: .45rem; background: transparent; color: inherit; }
+            form.stack input { flex: 1 1 8rem; min-width: 0; }
             button, .button { font: inherit; font-size: .95rem; line-height: 1.3; padding: .4rem .85rem; border-radius: .45rem; border: 1px solid var(--accent);
               background: var(--accent); color: var(--on-accent); cursor: pointer; text-decoration: none; display: inline-block; }
             button.secondary { background: transparent; color: var(--accent); }
@@ -76,6 +80,41 @@ enum WebTemplates {
         <h1>Your AWS roles</h1>
         {{#notice}}<p class="notice" role="alert">{{notice}}</p>{{/notice}}
         <p class="muted">Signed in as <strong>{{name}}</strong>{{#hasGroups}} · groups: {{groups}}{{/hasGroups}}</p>
+        {{#hasToApprove}}
+        <section aria-labelledby="to-approve">
+        <h2 id="to-approve">Waiting for your approval</h2>
+        <table>
+        <colgroup><col class="col-role"><col><col class="col-session"><col class="col-actions"></colgroup>
+        <thead><tr><th scope="col">Request</th><th scope="col">Reason</th><th scope="col">For</th><th scope="col" class="actions">Decide</th></tr></thead>
+        <tbody>
+        {{#toApprove}}
+        <tr id="request-{{id}}">
+        <th scope="row">{{role}}<span class="arn">{{requester}} · asked {{createdAt}} · {{id}}</span></th>
+        <td>{{reason}}</td>
+        <td class="session">{{duration}}</td>
+        <td class="actions">
+        <form method="post" action="/web/requests/approve" class="stack"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="id" value="{{id}}"><input name="reason" placeholder="Note (optional)" aria-label="Note for {{requester}}" maxlength="500"> <button type="submit" name="decision" value="approve" aria-label="Approve {{role}} for {{requester}}">Approve</button></form>
+        <form method="post" action="/web/requests/deny" class="stack"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="id" value="{{id}}"><input name="reason" required placeholder="Why not" aria-label="Why {{requester}} is denied" maxlength="500"> <button class="secondary" type="submit" name="decision" value="deny" aria-label="Deny {{role}} for {{requester}}">Deny</button></form>
+        </td>
+        </tr>
+        {{/toApprove}}
+        </tbody>
+        </table>
+        </section>
+        {{/hasToApprove}}
+        {{#hasActive}}
+        <section aria-labelledby="in-force">
+        <h2 id="in-force">Grants in force that you may end</h2>
+        <table>
+        <tbody>
+        {{#active}}
+        <tr id="request-{{id}}"><th scope="row">{{role}}<span class="arn">{{requester}} · {{id}}</span></th><td>{{state}}</td>
+        <td class="actions"><form method="post" action="/web/requests/revoke"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="id" value="{{id}}"><button class="secondary" type="submit" name="decision" value="revoke" aria-label="End {{role}} for {{requester}} now">End now</button></form></td></tr>
+        {{/active}}
+        </tbody>
+        </table>
+        </section>
+        {{/hasActive}}
         {{^hasAccounts}}<p role="status">No roles are granted to you. Ask an administrator to add you to a group in the keyless policy.</p>{{/hasAccounts}}
         {{#accounts}}
         <section aria-labelledby="{{anchor}}">
@@ -86,12 +125,20 @@ enum WebTemplates {
         <tbody>
         {{#roles}}
         <tr>
-        <th scope="row">{{name}}{{#passkey}}<span class="badge">Passkey required</span>{{/passkey}}{{^passkey}}{{#mfa}}<span class="badge">MFA required</span>{{/mfa}}{{/passkey}}<span class="arn">{{arn}}</span></th>
-        <td>{{description}}</td>
+        <th scope="row">{{name}}{{#passkey}}<span class="badge">Passkey required</span>{{/passkey}}{{^passkey}}{{#mfa}}<span class="badge">MFA required</span>{{/mfa}}{{/passkey}}{{#onRequest}}<span class="badge">On request</span>{{/onRequest}}<span class="arn">{{arn}}</span></th>
+        <td>{{description}}{{#grantedUntil}}<p class="muted">Granted to you until {{grantedUntil}}.</p>{{/grantedUntil}}{{#pending}}<p class="muted">Your request {{pending}} is waiting for an approver.</p>{{/pending}}</td>
         <td class="session">{{session}}</td>
         <td class="actions">
+        {{#usable}}
         <form method="post" action="/web/console" target="_blank"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="role_arn" value="{{arn}}"><button type="submit" aria-label="Open console as {{label}} (new tab)">Open console</button></form>
         <form method="post" action="/web/credentials"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="role_arn" value="{{arn}}"><button class="secondary" type="submit" aria-label="Shell credentials for {{label}}">Shell credentials</button></form>
+        {{/usable}}
+        {{#askable}}
+        <form method="post" action="/web/requests" class="stack"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="role_arn" value="{{arn}}">
+        <select name="duration" aria-label="For how long ({{label}})">{{#durations}}<option value="{{seconds}}"{{#selected}} selected{{/selected}}>{{text}}</option>{{/durations}}</select>
+        <input name="reason" {{#reasonRequired}}required {{/reasonRequired}}placeholder="Reason{{^reasonRequired}} (optional){{/reasonRequired}}" aria-label="Reason for {{label}}" maxlength="500">
+        <button type="submit" aria-label="Request {{label}}">Request access</button></form>
+        {{/askable}}
         </td>
         </tr>
         {{/roles}}
@@ -99,6 +146,19 @@ enum WebTemplates {
         </table>
         </section>
         {{/accounts}}
+        {{#hasMine}}
+        <section aria-labelledby="your-requests">
+        <h2 id="your-requests">Your requests</h2>
+        <table>
+        <tbody>
+        {{#mine}}
+        <tr id="request-{{id}}"><th scope="row">{{role}}<span class="arn">{{id}} · asked {{createdAt}} for {{duration}}</span></th><td>{{state}}</td>
+        <td class="actions">{{#open}}<form method="post" action="/web/requests/revoke"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="id" value="{{id}}"><button class="secondary" type="submit" name="decision" value="revoke">{{open}}</button></form>{{/open}}</td></tr>
+        {{/mine}}
+        </tbody>
+        </table>
+        </section>
+        {{/hasMine}}
         <h2>Set up your terminal</h2>
         <p>Run this once; it writes a profile for each of your roles to <code>~/.aws/config</code>:</p>
         <pre class="copy">{{configure}}</pre>

@@ -24,17 +24,7 @@ struct IdPRuntime {
     {
         let spec = database ?? context.environment["KEYLESS_IDP_DATABASE"] ?? (context.paths.data + "/idp.sqlite")
         if spec.hasPrefix("postgres://") || spec.hasPrefix("postgresql://") {
-            var password: String?
-            if let passwordFile {
-                guard let bytes = try Files.read(passwordFile, requirePrivate: true) else {
-                    throw KeylessError(
-                        .configInvalid, "the database password file \(passwordFile) does not exist.",
-                        hint: "Create it with mode 0600 holding the password, or leave --database-password-file out.")
-                }
-                password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
-            } else if let fromEnvironment = context.environment["PGPASSWORD"], !fromEnvironment.isEmpty {
-                password = fromEnvironment
-            }
+            let password = try databasePassword(file: passwordFile, context: context)
             if database != nil, (URLComponents(string: spec)?.password).map({ !$0.isEmpty }) == true {
                 context.logger.warning(
                     "the --database URL carries a password, which other users of this machine can read in its process list; use --database-password-file or PGPASSWORD"
@@ -59,6 +49,20 @@ struct IdPRuntime {
                 .io, "cannot open the SQLite database \(path): \(error)",
                 hint: "Check the path and its permissions, or pass --database.")
         }
+    }
+
+    /// A PostgreSQL password from `file` (which must be private, mode 0600), else `PGPASSWORD`, else none.
+    static func databasePassword(file: String?, context: ClientContext) throws -> String? {
+        if let file {
+            guard let bytes = try Files.read(file, requirePrivate: true) else {
+                throw KeylessError(
+                    .configInvalid, "the database password file \(file) does not exist.",
+                    hint: "Create it with mode 0600 holding the password, or leave the password file out.")
+            }
+            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        if let fromEnvironment = context.environment["PGPASSWORD"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return nil
     }
 
     static func open(

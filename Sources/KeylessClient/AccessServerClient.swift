@@ -77,6 +77,41 @@ public struct AccessServerClient: Sendable {
         return document.url
     }
 
+    /// Asks for a role on request.
+    public func createRequest(idToken: String, _ request: AccessRequestCreate) async throws -> AccessRequestDocument {
+        try decode(
+            AccessRequestDocument.self,
+            try await send("POST", "/api/v1/requests", idToken: idToken, body: try JSONWriter.text(request)),
+            what: "/api/v1/requests")
+    }
+
+    /// The caller's requests, those waiting for their approval and the grants in force they may end.
+    public func requests(idToken: String) async throws -> AccessRequestsDocument {
+        try decode(
+            AccessRequestsDocument.self, try await send("GET", "/api/v1/requests", idToken: idToken, body: nil),
+            what: "/api/v1/requests")
+    }
+
+    /// Approves, denies (`verb` "approve", "deny") or ends early ("revoke") request `id`.
+    public func act(idToken: String, id: String, verb: String, reason: String?) async throws -> AccessRequestDocument {
+        let path = "/api/v1/requests/\(FormEncoding.escape(id))/\(verb)"
+        return try decode(
+            AccessRequestDocument.self,
+            try await send(
+                "POST", path, idToken: idToken, body: try JSONWriter.text(AccessRequestAction(reason: reason))),
+            what: path)
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body))
+        } catch {
+            throw KeylessError(
+                .idpError, "The server at \(baseURL) answered \(what) with something keyless cannot read: \(error).",
+                hint: "Check that client and server versions match.")
+        }
+    }
+
     func send(_ method: String, _ path: String, idToken: String, body: String?) async throws -> [UInt8] {
         var headers = ["authorization": "Bearer " + idToken, "accept": "application/json"]
         if body != nil { headers["content-type"] = "application/json" }
@@ -89,7 +124,7 @@ public struct AccessServerClient: Sendable {
                 .idpUnreachable, "Cannot reach the keyless server at \(baseURL): \(error).",
                 hint: "Check the network and --server / --config-url, then retry.")
         }
-        guard response.status == 200 else { throw Self.error(response, server: baseURL) }
+        guard (200...299).contains(response.status) else { throw Self.error(response, server: baseURL) }
         return response.body
     }
 
@@ -105,11 +140,15 @@ public struct AccessServerClient: Sendable {
                 hint: "Log in again: keyless login.")
         case 403:
             let hint =
-                code == "phishing_resistant_required"
-                ? "Log in again with your passkey or security key (keyless login --auth-param acr_values=phr asks the provider for one), then retry."
-                : code == "mfa_required"
-                    ? "Log in again with a second factor (your provider's MFA), then retry."
-                    : "Ask an administrator to grant you the role in the server's policy; `keyless roles` lists what you have."
+                code == "approval_required"
+                ? "Ask for it with the command above; once an approver approves, retry (keyless requests shows the state)."
+                : code == "self_approval_refused" || code == "not_an_approver"
+                    ? "Ask one of the approvers named above; `keyless requests` lists what waits for you."
+                    : code == "phishing_resistant_required"
+                        ? "Log in again with your passkey or security key (keyless login --auth-param acr_values=phr asks the provider for one), then retry."
+                        : code == "mfa_required"
+                            ? "Log in again with a second factor (your provider's MFA), then retry."
+                            : "Ask an administrator to grant you the role in the server's policy; `keyless roles` lists what you have."
             return KeylessError(
                 .stsAccessDenied, "The keyless server denied it (\(code)): \(message)\(request)", hint: hint)
         case 502, 503:

@@ -34,29 +34,93 @@ public struct AccessPolicy: Sendable {
     /// The region suggested where an account names none (`defaults.region`).
     public var defaultRegion: String { storage.defaultRegion }
 
-    /// Every role `caller` may assume, sorted by account (alias, else id) then role name, each once.
+    /// Every role `caller` may assume now through a standing grant, sorted by account (alias, else id) then role name,
+    /// each once. Roles on request are not among them (see `eligibleEntitlements(for:)`).
     public func entitlements(for caller: PolicyCaller) -> [Entitlement] {
         let storage = self.storage
-        var chosen = Set<Int>()
-        for grant in storage.matchingGrants(caller) {
-            let coverage = storage.grants[grant].coverage
-            if coverage.all { return storage.sortedEntitlements }
-            for account in coverage.accounts { chosen.formUnion(storage.rolesByAccount[account]) }
-            chosen.formUnion(coverage.roles)
+        let standing = storage.matchingGrants(caller).filter { storage.grants[$0].eligibility == nil }
+        if standing.contains(where: { storage.grants[$0].coverage.all }) { return storage.sortedEntitlements }
+        return storage.coveredRoles(standing).map { storage.entitlements[$0] }
+    }
+
+    /// Every role `caller` may ask for through a grant on request and does not hold through a standing one, in the same
+    /// order as `entitlements(for:)`, each with what the matching grants on request allow together.
+    public func eligibleEntitlements(for caller: PolicyCaller) -> [EligibleEntitlement] {
+        let storage = self.storage
+        let matching = storage.matchingGrants(caller)
+        let onRequest = matching.filter { storage.grants[$0].eligibility != nil }
+        guard !onRequest.isEmpty else { return [] }
+        let standing = Set(storage.coveredRoles(matching.filter { storage.grants[$0].eligibility == nil }))
+        return storage.coveredRoles(onRequest).filter { !standing.contains($0) }.map { role in
+            EligibleEntitlement(
+                entitlement: storage.entitlements[role],
+                eligibility: storage.eligibility(role: role, grants: onRequest))
         }
-        return chosen.sorted { storage.rank[$0] < storage.rank[$1] }.map { storage.entitlements[$0] }
+    }
+
+    /// What `caller` may ask for the role `roleArn` (an ARN, or `alias/name`) on request; nil when no grant on request
+    /// matching the caller covers it, or when the caller holds it through a standing grant.
+    public func eligibility(_ caller: PolicyCaller, roleArn: String) -> (Entitlement, Eligibility)? {
+        let storage = self.storage
+        guard let index = storage.roleIndex(roleArn) else { return nil }
+        let account = storage.roleAccount[index]
+        let covering = storage.matchingGrants(caller).filter {
+            storage.grants[$0].coverage.contains(role: index, account: account)
+        }
+        guard !covering.contains(where: { storage.grants[$0].eligibility == nil }) else { return nil }
+        guard !covering.isEmpty else { return nil }
+        return (storage.entitlements[index], storage.eligibility(role: index, grants: covering))
+    }
+
+    /// The groups whose members may approve requests for the role `roleArn`: the approver groups of every grant on
+    /// request that covers it, whoever it is for (sorted; empty for an unknown role or one no such grant covers).
+    public func approverGroups(roleArn: String) -> [String] {
+        let storage = self.storage
+        guard let index = storage.roleIndex(roleArn) else { return [] }
+        let account = storage.roleAccount[index]
+        let covering = storage.grants.indices.filter {
+            storage.grants[$0].eligibility != nil && storage.grants[$0].coverage.contains(role: index, account: account)
+        }
+        return storage.eligibility(role: index, grants: covering).approverGroups
+    }
+
+    /// The roles `caller` may assume now and those they may ask for, together in the order of `entitlements(for:)`; a
+    /// role on request comes with what may be asked.
+    public func listing(for caller: PolicyCaller) -> [(entitlement: Entitlement, onRequest: Eligibility?)] {
+        let standing = entitlements(for: caller)
+        let eligible = eligibleEntitlements(for: caller)
+        guard !eligible.isEmpty else { return standing.map { ($0, nil) } }
+        let storage = self.storage
+        func rank(_ entitlement: Entitlement) -> Int { storage.rank[storage.roleByArn[entitlement.role.arn] ?? 0] }
+        return (standing.map { ($0, nil) } + eligible.map { ($0.entitlement, $0.eligibility) })
+            .sorted { rank($0.entitlement) < rank($1.entitlement) }
+    }
+
+    /// The role `roleArn` (an ARN, or `alias/name`) as an entitlement, whoever asks; nil when the policy lacks it.
+    public func entitlement(roleArn: String) -> Entitlement? {
+        storage.roleIndex(roleArn).map { storage.entitlements[$0] }
     }
 
     /// Whether `caller` may assume the role `roleArn` (an ARN, or `alias/name`), and if so with which session tags.
-    public func decide(_ caller: PolicyCaller, roleArn: String) -> PolicyDecision {
+    /// With `approved`, the caller holds an approved request for the role, so the grants on request that match the
+    /// caller count as well (a caller no longer eligible, after a policy change, is refused all the same).
+    public func decide(_ caller: PolicyCaller, roleArn: String, approved: Bool = false) -> PolicyDecision {
         let storage = self.storage
-        guard let index = storage.roleByArn[roleArn] ?? storage.roleByReference[roleArn] else {
+        guard let index = storage.roleIndex(roleArn) else {
             return .denied(.unknownRole, "role \(roleArn) is not in the access policy")
         }
         let entitlement = storage.entitlements[index]
         let label = "role \(entitlement.account.displayName)/\(entitlement.role.name) (\(entitlement.role.arn))"
-        let granted = storage.matchingGrants(caller).contains {
+        let covering = storage.matchingGrants(caller).filter {
             storage.grants[$0].coverage.contains(role: index, account: storage.roleAccount[index])
+        }
+        let granted = covering.contains { approved || storage.grants[$0].eligibility == nil }
+        if !granted && !covering.isEmpty {
+            let reference = "\(entitlement.account.displayName)/\(entitlement.role.name)"
+            return .denied(
+                .approvalRequired,
+                "\(label) is available to \(caller.subject) on request, with an approval, and no approved request of theirs grants it now; ask for it: keyless request \(reference) --for 1h --reason \"...\""
+            )
         }
         guard granted else {
             return .denied(
@@ -134,12 +198,21 @@ struct CompiledGrant: Sendable {
     /// The issuer without trailing slashes, or nil for any issuer.
     let issuer: String?
     let coverage: Coverage
+    /// For a grant on request (`eligible: true`): what it allows; nil for a standing grant.
+    var eligibility: GrantEligibility? = nil
 
     /// Whether the conditions other than group membership hold (groups are checked through the index).
     func matchesBeyondGroups(_ caller: PolicyCaller) -> Bool {
         if let issuer, trimmedIssuer(caller.issuer) != issuer { return false }
         return claims.allSatisfy { $0.matches(caller.claims) }
     }
+}
+
+/// What one grant on request says.
+struct GrantEligibility: Sendable, Equatable {
+    let maxDurationSeconds: Int
+    let approvers: Approvers
+    let reasonRequired: Bool
 }
 
 /// A name compared by its exact Unicode scalars (its UTF-8 bytes), never by canonical equivalence: a group spelled
@@ -262,6 +335,38 @@ final class PolicyStorage: Sendable {
                     default: return "-"
                     }
                 }))
+    }
+
+    /// The role named by an ARN or `alias/name` (`id/name`).
+    func roleIndex(_ reference: String) -> Int? { roleByArn[reference] ?? roleByReference[reference] }
+
+    /// The roles `grants` cover, each once, in listing order.
+    func coveredRoles(_ grants: [Int]) -> [Int] {
+        var chosen = Set<Int>()
+        for grant in grants {
+            let coverage = self.grants[grant].coverage
+            if coverage.all { return roles.indices.sorted { rank[$0] < rank[$1] } }
+            for account in coverage.accounts { chosen.formUnion(rolesByAccount[account]) }
+            chosen.formUnion(coverage.roles)
+        }
+        return chosen.sorted { rank[$0] < rank[$1] }
+    }
+
+    /// What the grants on request among `grants` allow together for `role`.
+    func eligibility(role: Int, grants: [Int]) -> Eligibility {
+        var maximum = 0, groups = Set<String>(), selfApproval = false, reason = false
+        for grant in grants {
+            guard let eligibility = self.grants[grant].eligibility else { continue }
+            maximum = max(maximum, eligibility.maxDurationSeconds)
+            switch eligibility.approvers {
+            case .groups(let names): groups.formUnion(names)
+            case .requester: selfApproval = true
+            }
+            reason = reason || eligibility.reasonRequired
+        }
+        return Eligibility(
+            maxDurationSeconds: maximum, approverGroups: groups.sorted(), selfApproval: selfApproval,
+            reasonRequired: reason)
     }
 
     /// The grants whose conditions `caller` meets, each once: those indexed under the caller's groups, then the

@@ -142,6 +142,45 @@ public enum DenialReason: String, Sendable {
     case mfaRequired = "mfa_required"
     /// The role needs a phishing-resistant sign-in (passkey, security key), which the caller's token does not show.
     case phishingResistantRequired = "phishing_resistant_required"
+    /// The caller may have the role only on request, and holds no approved request for it now.
+    case approvalRequired = "approval_required"
+}
+
+/// Who approves the requests a grant on request allows.
+public enum Approvers: Sendable, Equatable {
+    /// Members of any of these groups (never the requester, even when in one of them).
+    case groups([String])
+    /// The requester themselves (`approvers: self`: break-glass, always audited).
+    case requester
+}
+
+/// What a caller may ask for a role on request: the grants on request that match the caller and cover the role,
+/// taken together (the longest duration, any approver group of any of them, self-approval if one allows it, a reason if
+/// one requires it).
+public struct Eligibility: Sendable, Equatable {
+    /// The longest grant that may be asked for, in seconds.
+    public var maxDurationSeconds: Int
+    /// Groups whose members may approve (sorted).
+    public var approverGroups: [String]
+    /// Whether the requester may approve their own request (break-glass).
+    public var selfApproval: Bool
+    /// Whether a request must give a reason.
+    public var reasonRequired: Bool
+
+    public init(maxDurationSeconds: Int, approverGroups: [String], selfApproval: Bool, reasonRequired: Bool) {
+        self.maxDurationSeconds = maxDurationSeconds; self.approverGroups = approverGroups
+        self.selfApproval = selfApproval; self.reasonRequired = reasonRequired
+    }
+}
+
+/// A role a caller may have on request.
+public struct EligibleEntitlement: Sendable, Equatable {
+    public var entitlement: Entitlement
+    public var eligibility: Eligibility
+
+    public init(entitlement: Entitlement, eligibility: Eligibility) {
+        self.entitlement = entitlement; self.eligibility = eligibility
+    }
 }
 
 /// The answer to "may this caller assume this role?".

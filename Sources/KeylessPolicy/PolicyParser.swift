@@ -13,7 +13,14 @@ struct PolicyParser {
     static let defaultsKeys = ["region", "credentials", "max_session"]
     static let accountKeys = ["id", "alias", "region"]
     static let roleKeys = ["arn", "name", "description", "max_session", "mfa_required", "credentials"]
-    static let grantKeys = ["description", "groups", "claims", "issuer", "roles"]
+    static let grantKeys = [
+        "description", "groups", "claims", "issuer", "roles", "eligible", "max_duration", "approvers",
+        "reason_required",
+    ]
+    /// What a grant on request (`eligible: true`) adds.
+    static let eligibleKeys = ["max_duration", "approvers", "reason_required"]
+    /// How long an approved request may last: 15 minutes to a day (longer access is a standing grant).
+    static let grantRange = 900...86400
     static let tagKeys = ["tag", "claim"]
     static let sessionRange = 900...43200
 
@@ -247,7 +254,66 @@ struct PolicyParser {
             throw fail(item, "this grant has no roles; add roles: [<arn>, <alias>/<name>, <alias>/*, or *]")
         }
         let coverage = try parseCoverage(rolesValue, accounts: accounts, roles: roles)
-        return CompiledGrant(groups: groups, claims: claims, issuer: issuer, coverage: coverage)
+        let eligible = try fields.value("eligible").map { try bool($0, of: "eligible") } ?? false
+        guard eligible else {
+            for key in Self.eligibleKeys {
+                if let entry = fields[key] {
+                    throw fail(
+                        entry.keyNode,
+                        "\(key) applies only to a grant on request; add eligible: true to this grant or remove \(key)")
+                }
+            }
+            return CompiledGrant(groups: groups, claims: claims, issuer: issuer, coverage: coverage)
+        }
+        let eligibility = try parseEligibility(fields, item: item)
+        for index in roles.list.indices
+        where coverage.contains(role: index, account: roles.account[index])
+            && roles.list[index].credentials == .webIdentity
+        {
+            throw fail(
+                rolesValue,
+                "role \(roles.list[index].arn) is granted on request here, so its credentials must come from this server: set credentials: server on the role (with web-identity, its trust policy lets anyone the provider vouches for assume it without asking)"
+            )
+        }
+        return CompiledGrant(
+            groups: groups, claims: claims, issuer: issuer, coverage: coverage, eligibility: eligibility)
+    }
+
+    /// What a grant on request says: who approves, how long a grant may last, whether a reason is required.
+    func parseEligibility(_ fields: Entries, item: Node) throws -> GrantEligibility {
+        guard let approversNode = fields.value("approvers") else {
+            throw fail(
+                item,
+                "this grant on request names no approvers; add approvers: {groups: [<group>, ...]} (members of those groups approve) or approvers: self (break-glass: the requester approves their own request, always audited)"
+            )
+        }
+        let approvers: Approvers
+        if case .scalar = approversNode {
+            guard try string(approversNode, of: "approvers") == "self" else {
+                throw fail(approversNode, "approvers must be self or a mapping such as {groups: [platform-admins]}")
+            }
+            approvers = .requester
+        } else {
+            let approverFields = try entries(approversNode, of: "approvers", allowed: ["groups"])
+            guard let groupsNode = approverFields.value("groups") else {
+                throw fail(approversNode, "approvers needs groups: [<group>, ...] (or write approvers: self)")
+            }
+            var groups: [String] = []
+            for groupNode in try stringList(groupsNode, of: "approvers.groups") {
+                let group = try string(groupNode, of: "an approver group")
+                guard !group.isEmpty else { throw fail(groupNode, "an approver group name is empty") }
+                if !groups.contains(where: { $0.utf8.elementsEqual(group.utf8) }) { groups.append(group) }
+            }
+            guard !groups.isEmpty else { throw fail(groupsNode, "approvers.groups is empty; name at least one group") }
+            approvers = .groups(groups)
+        }
+        let maxDuration =
+            try fields.value("max_duration").map { try duration($0, what: "max_duration", range: Self.grantRange) }
+            ?? 3600
+        // A break-glass approval is the requester's own word: it always needs a reason.
+        let reasonAsked = try fields.value("reason_required").map { try bool($0, of: "reason_required") } ?? false
+        let reasonRequired = approvers == .requester || reasonAsked
+        return GrantEligibility(maxDurationSeconds: maxDuration, approvers: approvers, reasonRequired: reasonRequired)
     }
 
     /// A grant's `claims:` mapping.
@@ -482,16 +548,23 @@ extension PolicyParser {
     }
 
     /// Seconds from 3600, "3600s", "45m", "1h", "1h30m"; within what STS allows.
-    func duration(_ node: Node) throws -> Int {
-        let text = try string(node, of: "max_session")
+    func duration(_ node: Node) throws -> Int { try duration(node, what: "max_session", range: Self.sessionRange) }
+
+    /// Seconds of `what` within `range` (STS's 900…43200 for sessions).
+    func duration(_ node: Node, what: String, range: ClosedRange<Int>) throws -> Int {
+        let text = try string(node, of: what)
         guard let seconds = Self.seconds(text) else {
             throw fail(
                 node,
-                "max_session '\(text)' is not a duration; write seconds (3600) or a number with h, m or s (1h, 45m, 3600s)"
+                "\(what) '\(text)' is not a duration; write seconds (3600) or a number with h, m or s (1h, 45m, 3600s)"
             )
         }
-        guard Self.sessionRange.contains(seconds) else {
-            throw fail(node, "max_session \(text) is \(seconds) seconds; STS allows 900 (15m) to 43200 (12h)")
+        guard range.contains(seconds) else {
+            let allowed =
+                range == Self.sessionRange
+                ? "STS allows 900 (15m) to 43200 (12h)"
+                : "it must be from \(range.lowerBound) (\(range.lowerBound / 60)m) to \(range.upperBound) (\(range.upperBound / 3600)h)"
+            throw fail(node, "\(what) \(text) is \(seconds) seconds; \(allowed)")
         }
         return seconds
     }

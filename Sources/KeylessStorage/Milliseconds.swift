@@ -78,3 +78,17 @@ extension DeviceCodeRecord {
         return copy
     }
 }
+
+extension AccessRequestRecord {
+    /// The record as a store gives it back.
+    package var roundedToMilliseconds: AccessRequestRecord {
+        var copy = self
+        copy.createdAt = createdAt.roundedToMilliseconds
+        copy.pendingUntil = pendingUntil.roundedToMilliseconds
+        copy.decidedAt = decidedAt?.roundedToMilliseconds
+        copy.startsAt = startsAt?.roundedToMilliseconds
+        copy.endsAt = endsAt?.roundedToMilliseconds
+        copy.endedAt = endedAt?.roundedToMilliseconds
+        return copy
+    }
+}

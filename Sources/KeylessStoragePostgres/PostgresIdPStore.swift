@@ -12,12 +12,11 @@ import PostgresNIO
 /// passkeys' public keys as `bytea`. Tables are prefixed `idp_`, so the database can be shared with other applications.
 public final class PostgresIdPStore: IdPStore {
     /// Where the store connects, without the password (for messages).
-    public let endpoint: String
-    private let client: PostgresClient
-    private let runner: Task<Void, Never>
-    private let logger: Logger
-    let settings: PostgresURL
-    private let tls: PostgresURL.TLS
+    public var endpoint: String { database.endpoint }
+    var settings: PostgresURL { database.settings }
+    private let database: PostgresDatabase
+    private var client: PostgresClient { database.client }
+    private var logger: Logger { database.logger }
 
     /// Connects to `url`, `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=MODE[&sslrootcert=PEM]]`.
     ///
@@ -38,43 +37,12 @@ public final class PostgresIdPStore: IdPStore {
             return logger
         }()
     ) throws {
-        var settings = try PostgresURL(parsing: url)
-        if let password {
-            guard settings.password == nil || settings.password == "" else {
-                throw IdPStoreError(
-                    "the PostgreSQL URL carries a password and another was given apart (a file or PGPASSWORD); give it once"
-                )
-            }
-            settings.password = password
-        }
-        let tls = try settings.tls()
-        let clientTLS: PostgresClient.Configuration.TLS =
-            switch tls {
-            case .disable: .disable
-            case .prefer(let configuration): .prefer(configuration)
-            case .require(let configuration): .require(configuration)
-            }
-        var configuration = PostgresClient.Configuration(
-            host: settings.host, port: settings.port, username: settings.username,
-            password: settings.password, database: settings.database,
-            tls: clientTLS)
-        configuration.options.connectTimeout = .seconds(10)
-        self.settings = settings
-        self.tls = tls
-        self.endpoint = settings.description
-        self.logger = logger
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        self.client = client
-        // PostgresClient leases connections only while run() runs; close() cancels it.
-        self.runner = Task { await client.run() }
+        database = try PostgresDatabase(url: url, password: password, logger: logger)
     }
-
-    deinit { runner.cancel() }
 
     /// Closes every connection; the store cannot be used afterwards.
     public func close() async throws {
-        runner.cancel()
-        await runner.value
+        await database.close()
     }
 
     // MARK: Schema
@@ -84,68 +52,15 @@ public final class PostgresIdPStore: IdPStore {
     private static let signingKeyLock: Int64 = 0x6b65_796c_6573_7302
 
     public func migrate() async throws {
-        try await checkConnection()
-        try await run("migrate the schema") {
-            try await client.withTransaction(logger: logger) { connection in
-                // Replicas starting together wait here for each other, so each migration runs exactly once.
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
-                try await connection.query(
-                    """
-                    CREATE TABLE IF NOT EXISTS idp_schema_migrations (identifier TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)
-                    """, logger: logger)
-                var applied = Set<String>()
-                for try await identifier in try await connection.query(
-                    "SELECT identifier FROM idp_schema_migrations",
-                    logger: logger
-                ).decode(String.self) {
-                    applied.insert(identifier)
-                }
-                let known = Set(PostgresSchema.migrations.map(\.identifier))
-                guard applied.isSubset(of: known) else {
-                    throw IdPStoreError(
-                        "the IdP schema in \(endpoint) was upgraded by a newer keyless "
-                            + "(migrations \(applied.subtracting(known).sorted().joined(separator: ", "))); run that version"
-                    )
-                }
-                let now = Date().millisecondsSince1970
-                for migration in PostgresSchema.migrations where !applied.contains(migration.identifier) {
-                    for statement in migration.statements {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    }
-                    try await connection.query(
-                        """
-                        INSERT INTO idp_schema_migrations (identifier, applied_at) VALUES (\(migration.identifier), \(now))
-                        """, logger: logger)
-                }
-            }
-        }
-    }
-
-    /// Opens and closes one connection of its own: the pool retries a failing connection for a minute before it fails
-    /// the queries waiting for it, while a direct connection says at once why it cannot connect (refused, password,
-    /// certificate).
-    private func checkConnection() async throws {
-        try await run("connect") {
-            let tls: PostgresConnection.Configuration.TLS =
-                switch self.tls {
-                case .disable: .disable
-                case .prefer(let configuration): .prefer(try NIOSSLContext(configuration: configuration))
-                case .require(let configuration): .require(try NIOSSLContext(configuration: configuration))
-                }
-            var configuration = PostgresConnection.Configuration(
-                host: settings.host, port: settings.port,
-                username: settings.username, password: settings.password,
-                database: settings.database, tls: tls)
-            configuration.options.connectTimeout = .seconds(10)
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
-            try await connection.close()
-        }
+        try await database.migrate(
+            PostgresSchema.idpMigrations, recordedIn: "idp_schema_migrations", lock: Self.migrationLock,
+            schema: "IdP schema")
     }
 
     // MARK: Signing keys
 
     public func signingKeys() async throws -> [SigningKeyRecord] {
-        try await run("read signing keys") {
+        try await database.run("read signing keys") {
             try await client.query("SELECT * FROM idp_signing_keys ORDER BY created_at, seq", logger: logger)
                 .collect().map(Self.signingKey)
         }
@@ -153,7 +68,7 @@ public final class PostgresIdPStore: IdPStore {
 
     @discardableResult
     public func insertSigningKey(_ key: SigningKeyRecord, onlyIfEmpty: Bool) async throws -> Bool {
-        try await run("store signing key \(key.kid)", duplicate: .duplicate("signing key", key.kid)) {
+        try await database.run("store signing key \(key.kid)", duplicate: .duplicate("signing key", key.kid)) {
             let insert: PostgresQuery = try """
             INSERT INTO idp_signing_keys (kid, algorithm, sealed_private_key, public_jwk, created_at, activates_at,
                                           retires_at, expires_at)
@@ -178,7 +93,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func retireSigningKey(kid: String, retiresAt: Date, expiresAt: Date) async throws {
-        try await run("retire signing key \(kid)") {
+        try await database.run("retire signing key \(kid)") {
             try await client.query(
                 """
                 UPDATE idp_signing_keys SET retires_at = \(retiresAt.millisecondsSince1970),
@@ -189,7 +104,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func deleteExpiredSigningKeys(now: Date) async throws {
-        try await run("delete expired signing keys") {
+        try await database.run("delete expired signing keys") {
             try await client.query(
                 "DELETE FROM idp_signing_keys WHERE expires_at < \(now.millisecondsSince1970)", logger: logger)
         }
@@ -200,7 +115,7 @@ public final class PostgresIdPStore: IdPStore {
     public func insertSession(_ session: SessionRecord) async throws {
         let authentication = session.authentication
         let identity = try authentication.identity?.jsonText()
-        try await run("store session", duplicate: .duplicate("session", session.idHash)) {
+        try await database.run("store session", duplicate: .duplicate("session", session.idHash)) {
             try await client.query(
                 """
                 INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, identity, expires_at)
@@ -211,7 +126,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func session(idHash: String, now: Date) async throws -> SessionRecord? {
-        try await run("read session") {
+        try await database.run("read session") {
             try await client.query(
                 """
                 SELECT * FROM idp_sessions WHERE id_hash = \(idHash) AND expires_at > \(now.millisecondsSince1970)
@@ -226,7 +141,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func deleteSession(idHash: String) async throws {
-        try await run("delete session") {
+        try await database.run("delete session") {
             try await client.query("DELETE FROM idp_sessions WHERE id_hash = \(idHash)", logger: logger)
         }
     }
@@ -236,7 +151,7 @@ public final class PostgresIdPStore: IdPStore {
     public func insertCode(_ code: AuthorizationCodeRecord) async throws {
         let authentication = code.authentication
         let identity = try authentication.identity?.jsonText()
-        try await run("store authorization code", duplicate: .duplicate("authorization code", code.codeHash)) {
+        try await database.run("store authorization code", duplicate: .duplicate("authorization code", code.codeHash)) {
             try await client.query(
                 """
                 INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
@@ -252,7 +167,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func consumeCode(hash: String, now: Date) async throws -> CodeRedemption {
         let now = now.millisecondsSince1970
-        return try await run("redeem authorization code") {
+        return try await database.run("redeem authorization code") {
             // A concurrent UPDATE of the same row waits for ours to commit, then finds used_at set and changes nothing.
             let spent = try await client.query(
                 """
@@ -278,7 +193,7 @@ public final class PostgresIdPStore: IdPStore {
     public func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
         let authentication = token.authentication
         let identity = try authentication.identity?.jsonText()
-        try await run("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) {
+        try await database.run("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) {
             try await client.withTransaction(logger: logger) { connection in
                 // The first token sets the family's absolute expiry; a family revoked before it had tokens stays revoked.
                 try await connection.query(
@@ -305,7 +220,8 @@ public final class PostgresIdPStore: IdPStore {
     {
         let now = now.millisecondsSince1970
         let replacementIdentity = try successor.identity?.jsonText()
-        return try await run("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) {
+        let duplicate = IdPStoreError.duplicate("refresh token", successor.tokenHash)
+        return try await database.run("rotate refresh token", duplicate: duplicate) {
             try await client.withTransaction(logger: logger) { connection -> RefreshRedemption in
                 // FOR UPDATE makes a concurrent rotation of the same token wait, then read what this one wrote.
                 let rows = try await connection.query(
@@ -349,7 +265,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func revokeFamily(id: String) async throws {
-        try await run("revoke refresh family") {
+        try await database.run("revoke refresh family") {
             // An unknown family is remembered as revoked, so a token stored for it later stays revoked.
             try await client.query(
                 """
@@ -360,14 +276,14 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
-        try await run("read refresh token") {
+        try await database.run("read refresh token") {
             try await client.query("SELECT * FROM idp_refresh_tokens WHERE token_hash = \(hash)", logger: logger)
                 .collect().first.map { try Self.refreshToken($0.makeRandomAccess()) }
         }
     }
 
     public func familyOfRefreshToken(hash: String) async throws -> String? {
-        try await run("read refresh token") {
+        try await database.run("read refresh token") {
             try await client.query(
                 "SELECT family_id FROM idp_refresh_tokens WHERE token_hash = \(hash)", logger: logger
             )
@@ -380,7 +296,7 @@ public final class PostgresIdPStore: IdPStore {
     public func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
         let approval = device.approval
         let identity = try approval?.authentication.identity?.jsonText()
-        try await run("store device code", duplicate: .duplicate("device or user code", device.userCode)) {
+        try await database.run("store device code", duplicate: .duplicate("device or user code", device.userCode)) {
             try await client.query(
                 """
                 INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
@@ -394,7 +310,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {
-        try await run("read device code") {
+        try await database.run("read device code") {
             try await client.query(
                 """
                 SELECT * FROM idp_device_codes WHERE user_code = \(userCode) AND expires_at > \(now.millisecondsSince1970)
@@ -406,7 +322,7 @@ public final class PostgresIdPStore: IdPStore {
     public func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         let authentication = approval.authentication
         let identity = try authentication.identity?.jsonText()
-        return try await run("approve device code") {
+        return try await database.run("approve device code") {
             try await !client.query(
                 """
                 UPDATE idp_device_codes
@@ -422,7 +338,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func denyDevice(userCode: String, now: Date) async throws -> Bool {
-        try await run("deny device code") {
+        try await database.run("deny device code") {
             try await !client.query(
                 """
                 UPDATE idp_device_codes SET status = 'denied'
@@ -435,7 +351,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func pollDevice(deviceCodeHash: String, now: Date) async throws -> DevicePoll {
         let now = now.millisecondsSince1970
-        return try await run("poll device code") {
+        return try await database.run("poll device code") {
             try await client.withTransaction(logger: logger) { connection -> DevicePoll in
                 let rows = try await connection.query(
                     """
@@ -471,7 +387,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
         let now = now.millisecondsSince1970
-        return try await run("spend a single-use value") {
+        return try await database.run("spend a single-use value") {
             // The row lock of ON CONFLICT makes a concurrent spend of the same key wait, then see this one's expiry.
             let rows = try await client.query(
                 """
@@ -490,7 +406,7 @@ public final class PostgresIdPStore: IdPStore {
         let now = now.millisecondsSince1970
         let expiresAt = now + Int64((window * 1000).rounded())
         let delta = Int64(delta)
-        return try await run("count an attempt") {
+        return try await database.run("count an attempt") {
             try await client.withTransaction(logger: logger) { connection in
                 // Rows are locked in key order, so two transactions counting the same keys cannot deadlock.
                 var result: [String: ThrottleCounter] = [:]
@@ -525,7 +441,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
         let now = now.millisecondsSince1970
-        return try await run("read throttle counters") {
+        return try await database.run("read throttle counters") {
             var found: [String: ThrottleCounter] = [:]
             let rows = try await client.query(
                 """
@@ -541,7 +457,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func deleteCounter(_ key: String) async throws {
-        try await run("delete a throttle counter") {
+        try await database.run("delete a throttle counter") {
             try await client.query("DELETE FROM idp_counters WHERE key = \(key)", logger: logger)
         }
     }
@@ -555,7 +471,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool {
         let transports = try Self.json(passkey.transports)
-        return try await run("store passkey") {
+        return try await database.run("store passkey") {
             // A credential id already stored stays its owner's (WebAuthn §7.1): the insert does nothing.
             try await !client.query(
                 """
@@ -573,7 +489,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func passkeys(subject: String) async throws -> [PasskeyRecord] {
-        try await run("read passkeys") {
+        try await database.run("read passkeys") {
             try await client.query(
                 "SELECT * FROM idp_passkeys WHERE subject = \(subject) ORDER BY created_at, seq", logger: logger
             ).collect().map { try Self.passkey($0.makeRandomAccess()) }
@@ -581,7 +497,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func passkey(credentialID: String) async throws -> PasskeyRecord? {
-        try await run("read passkey") {
+        try await database.run("read passkey") {
             try await client.query("SELECT * FROM idp_passkeys WHERE credential_id = \(credentialID)", logger: logger)
                 .collect().first.map { try Self.passkey($0.makeRandomAccess()) }
         }
@@ -590,7 +506,7 @@ public final class PostgresIdPStore: IdPStore {
     public func recordPasskeyUse(
         credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
     ) async throws -> Bool {
-        try await run("record a passkey's use") {
+        try await database.run("record a passkey's use") {
             // The row lock makes a concurrent update wait, then re-check the counter this one set (READ COMMITTED
             // re-evaluates the WHERE clause on the updated row), so of two sign-ins with one counter value one wins.
             try await !client.query(
@@ -605,7 +521,7 @@ public final class PostgresIdPStore: IdPStore {
     }
 
     public func deletePasskey(credentialID: String, subject: String) async throws -> Bool {
-        try await run("delete passkey") {
+        try await database.run("delete passkey") {
             try await !client.query(
                 """
                 DELETE FROM idp_passkeys WHERE credential_id = \(credentialID) AND subject = \(subject) RETURNING 1
@@ -618,7 +534,7 @@ public final class PostgresIdPStore: IdPStore {
 
     public func purgeExpired(now: Date) async throws {
         let now = now.millisecondsSince1970
-        try await run("purge expired records") {
+        try await database.run("purge expired records") {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("DELETE FROM idp_sessions WHERE expires_at <= \(now)", logger: logger)
                 try await connection.query("DELETE FROM idp_single_use WHERE expires_at <= \(now)", logger: logger)
@@ -639,47 +555,6 @@ public final class PostgresIdPStore: IdPStore {
                     """, logger: logger)
             }
         }
-    }
-
-    // MARK: Errors
-
-    /// Runs `body`, turning PostgresNIO's errors (whose descriptions hide everything) into `IdPStoreError`s that say
-    /// what failed, where, and the server's message.
-    @discardableResult
-    private func run<T>(_ action: String, duplicate: IdPStoreError? = nil, _ body: () async throws -> T) async throws
-        -> T
-    {
-        do {
-            return try await body()
-        } catch {
-            var error: any Error = error
-            if let transaction = error as? PostgresTransactionError {
-                error =
-                    transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? transaction
-                    .rollbackError
-                    ?? error
-            }
-            if let storeError = error as? IdPStoreError { throw storeError }
-            if let psql = error as? PSQLError {
-                let state = psql.serverInfo?[.sqlState]
-                if let duplicate, state == "23505" { throw duplicate }  // unique_violation
-                var detail: String
-                if let message = psql.serverInfo?[.message] {
-                    detail = "\(message) (SQLSTATE \(state ?? "?"))"
-                } else {
-                    detail = "\(psql.code)"
-                    if let underlying = psql.underlying { detail += ": \(underlying)" }
-                }
-                throw IdPStoreError("PostgreSQL \(endpoint): cannot \(action): \(detail)\(hint(action))")
-            }
-            if error is CancellationError { throw error }
-            throw IdPStoreError("PostgreSQL \(endpoint): cannot \(action): \(String(reflecting: error))\(hint(action))")
-        }
-    }
-
-    private func hint(_ action: String) -> String {
-        guard action == "connect" else { return "" }
-        return "; check the URL (host, port, user, password, database, sslmode) and that the server accepts this client"
     }
 
     // MARK: Rows

@@ -1,7 +1,11 @@
-/// The PostgreSQL store's schema.
+/// The PostgreSQL stores' schemas. Each store prefixes its tables and records its migrations in a table of its own, so
+/// the stores (and other applications) can share one database.
 enum PostgresSchema {
-    /// The migrations, in order; each runs once, in the transaction that records it.
-    static let migrations: [(identifier: String, statements: [String])] = [
+    /// One migration: an identifier and its statements.
+    typealias Migration = (identifier: String, statements: [String])
+
+    /// The provider's migrations (tables prefixed `idp_`), in order; each runs once, in the transaction that records it.
+    static let idpMigrations: [Migration] = [
         (
             "v1",
             [
@@ -142,5 +146,48 @@ enum PostgresSchema {
                 "CREATE INDEX IF NOT EXISTS idp_passkeys_subject ON idp_passkeys (subject)",
             ]
         ),
+    ]
+
+    /// The access server's migrations (tables prefixed `access_`). `seq` orders requests made in the same millisecond, as
+    /// SQLite's does; each actor is three columns (issuer, subject, name), NULL when there is none.
+    static let accessRequestMigrations: [Migration] = [
+        (
+            "v1",
+            [
+                """
+                CREATE TABLE IF NOT EXISTS access_requests (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY,
+                    id TEXT PRIMARY KEY,
+                    requester_issuer TEXT NOT NULL,
+                    requester_subject TEXT NOT NULL,
+                    requester_name TEXT NOT NULL,
+                    role_arn TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    duration_seconds BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    pending_until BIGINT NOT NULL,
+                    status TEXT NOT NULL,
+                    decided_by_issuer TEXT,
+                    decided_by_subject TEXT,
+                    decided_by_name TEXT,
+                    decided_at BIGINT,
+                    decision_note TEXT,
+                    self_approved BOOLEAN NOT NULL,
+                    starts_at BIGINT,
+                    ends_at BIGINT,
+                    ended_by_issuer TEXT,
+                    ended_by_subject TEXT,
+                    ended_by_name TEXT,
+                    end_note TEXT,
+                    ended_at BIGINT
+                )
+                """,
+                "CREATE INDEX IF NOT EXISTS access_requests_status ON access_requests (status)",
+                """
+                CREATE INDEX IF NOT EXISTS access_requests_requester_role
+                ON access_requests (requester_issuer, requester_subject, role_arn, status)
+                """,
+            ]
+        )
     ]
 }

@@ -1,13 +1,6 @@
 import Foundation
 import GRDB
 import KeylessStorage
-#if canImport(Glibc)
-    import Glibc
-    private let closeDescriptor = Glibc.close
-#elseif canImport(Darwin)
-    import Darwin
-    private let closeDescriptor = Darwin.close
-#endif
 
 /// An `IdPStore` in one SQLite file (WAL mode), the default for a single host; several processes may share the file.
 ///
@@ -18,44 +11,13 @@ import KeylessStorage
 public final class SQLiteIdPStore: IdPStore {
     /// The database file.
     public let path: String
-    let pool: DatabasePool
+    private let file: SQLiteFile
+    var pool: DatabasePool { file.pool }
 
     /// Opens (creating it if needed, mode 0600) the database at `path`; the directory must exist. Call `migrate()` next.
     public init(path: String) throws {
         self.path = path
-        // SQLite creates the -wal and -shm files with the database file's mode, so creating the file 0600 first keeps
-        // all three private; files left by an older, laxer version are tightened.
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw IdPStoreError(
-                "cannot create the IdP database \(path): \(String(cString: strerror(errno))); "
-                    + "check that its directory exists and is writable")
-        }
-        _ = closeDescriptor(descriptor)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.foreignKeysEnabled = true
-        configuration.label = "keyless-idp"
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-        } catch {
-            throw IdPStoreError("cannot open the IdP database \(path): \(error)")
-        }
-        for file in [path, path + "-wal", path + "-shm"] { Self.makePrivate(file) }
-        // GRDB's WAL set-up leaves synchronous = NORMAL, under which a power loss can undo the last commits: a spent code
-        // or refresh token could be accepted again. FULL syncs the WAL at every commit (all writes go through the
-        // one writer connection, where this is set).
-        do {
-            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
-        } catch {
-            throw IdPStoreError("cannot configure the IdP database \(path): \(error)")
-        }
-    }
-
-    private static func makePrivate(_ file: String) {
-        var status = stat()
-        guard stat(file, &status) == 0, status.st_mode & 0o077 != 0 else { return }
-        chmod(file, 0o600)
+        file = try SQLiteFile(path: path, label: "keyless-idp", what: "IdP database")
     }
 
     // MARK: Schema
@@ -190,37 +152,7 @@ public final class SQLiteIdPStore: IdPStore {
     }()
 
     public func migrate() async throws {
-        try await wrapping("check the schema version") {
-            if try await pool.read({ try Self.migrator.hasBeenSuperseded($0) }) {
-                throw IdPStoreError(
-                    "the IdP database \(path) was upgraded by a newer keyless; run that version, "
-                        + "or restore a backup made before the upgrade")
-            }
-        }
-        // GRDB's migrator reads the applied migrations before it opens each migration's transaction, so a process
-        // migrating the same file at the same moment can apply one first; ours then fails on an existing table. The
-        // schema is then what we wanted once every migration is recorded; retry while the other process finishes.
-        var attempt = 1
-        while true {
-            do {
-                try await runMigrator()
-                return
-            } catch {
-                if (try? await pool.read({ try Self.migrator.hasCompletedMigrations($0) })) == true { return }
-                guard attempt < 5 else { throw IdPStoreError("cannot migrate the IdP database \(path): \(error)") }
-                attempt += 1
-                try await Task.sleep(for: .milliseconds(50 * attempt))
-            }
-        }
-    }
-
-    private func runMigrator() async throws {
-        let pool = self.pool
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            Self.migrator.asyncMigrate(pool) { result in
-                continuation.resume(with: result.map { _ in })
-            }
-        }
+        try await file.migrate(Self.migrator)
     }
 
     public func close() async throws {
@@ -230,14 +162,14 @@ public final class SQLiteIdPStore: IdPStore {
     // MARK: Signing keys
 
     public func signingKeys() async throws -> [SigningKeyRecord] {
-        try await read("read signing keys") { db in
+        try await file.read("read signing keys") { db in
             try db.rows(sql: "SELECT * FROM idp_signing_keys ORDER BY created_at, seq").map(Self.signingKey)
         }
     }
 
     @discardableResult
     public func insertSigningKey(_ key: SigningKeyRecord, onlyIfEmpty: Bool) async throws -> Bool {
-        try await write("store signing key \(key.kid)", duplicate: .duplicate("signing key", key.kid)) { db in
+        try await file.write("store signing key \(key.kid)", duplicate: .duplicate("signing key", key.kid)) { db in
             // Writers are serialised (BEGIN IMMEDIATE), so no other replica inserts between this check and the insert.
             if onlyIfEmpty, try db.value(Bool.self, sql: "SELECT EXISTS (SELECT 1 FROM idp_signing_keys)") == true {
                 return false
@@ -258,7 +190,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func retireSigningKey(kid: String, retiresAt: Date, expiresAt: Date) async throws {
-        try await write("retire signing key \(kid)") { db in
+        try await file.write("retire signing key \(kid)") { db in
             try db.run(
                 sql: "UPDATE idp_signing_keys SET retires_at = ?, expires_at = ? WHERE kid = ?",
                 arguments: [retiresAt.millisecondsSince1970, expiresAt.millisecondsSince1970, kid])
@@ -266,7 +198,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func deleteExpiredSigningKeys(now: Date) async throws {
-        try await write("delete expired signing keys") { db in
+        try await file.write("delete expired signing keys") { db in
             try db.run(sql: "DELETE FROM idp_signing_keys WHERE expires_at < ?", arguments: [now.millisecondsSince1970])
         }
     }
@@ -275,7 +207,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func insertSession(_ session: SessionRecord) async throws {
         let authentication = session.authentication
-        try await write("store session", duplicate: .duplicate("session", session.idHash)) { db in
+        try await file.write("store session", duplicate: .duplicate("session", session.idHash)) { db in
             try db.run(
                 sql: """
                     INSERT INTO idp_sessions (id_hash, subject, auth_time, amr, identity, expires_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -289,7 +221,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func session(idHash: String, now: Date) async throws -> SessionRecord? {
-        try await read("read session") { db in
+        try await file.read("read session") { db in
             try db.row(
                 sql: "SELECT * FROM idp_sessions WHERE id_hash = ? AND expires_at > ?",
                 arguments: [idHash, now.millisecondsSince1970]
@@ -302,7 +234,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func deleteSession(idHash: String) async throws {
-        try await write("delete session") { db in
+        try await file.write("delete session") { db in
             try db.run(sql: "DELETE FROM idp_sessions WHERE id_hash = ?", arguments: [idHash])
         }
     }
@@ -311,7 +243,8 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func insertCode(_ code: AuthorizationCodeRecord) async throws {
         let authentication = code.authentication
-        try await write("store authorization code", duplicate: .duplicate("authorization code", code.codeHash)) { db in
+        let duplicate = IdPStoreError.duplicate("authorization code", code.codeHash)
+        try await file.write("store authorization code", duplicate: duplicate) { db in
             try db.run(
                 sql: """
                     INSERT INTO idp_authorization_codes (code_hash, client_id, redirect_uri, scope, nonce, code_challenge,
@@ -329,7 +262,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func consumeCode(hash: String, now: Date) async throws -> CodeRedemption {
         let now = now.millisecondsSince1970
-        return try await write("redeem authorization code") { db in
+        return try await file.write("redeem authorization code") { db in
             try db.run(
                 sql: """
                     UPDATE idp_authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
@@ -350,7 +283,7 @@ public final class SQLiteIdPStore: IdPStore {
     // MARK: Refresh tokens
 
     public func insertRefreshToken(_ token: RefreshTokenRecord) async throws {
-        try await write("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) { db in
+        try await file.write("store refresh token", duplicate: .duplicate("refresh token", token.tokenHash)) { db in
             // The first token sets the family's absolute expiry; a family revoked before it had tokens stays revoked.
             try db.run(
                 sql: """
@@ -365,8 +298,8 @@ public final class SQLiteIdPStore: IdPStore {
         -> RefreshRedemption
     {
         let now = now.millisecondsSince1970
-        return try await write("rotate refresh token", duplicate: .duplicate("refresh token", successor.tokenHash)) {
-            db in
+        let duplicate = IdPStoreError.duplicate("refresh token", successor.tokenHash)
+        return try await file.write("rotate refresh token", duplicate: duplicate) { db in
             guard
                 let row = try db.row(
                     sql: """
@@ -407,7 +340,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func revokeFamily(id: String) async throws {
-        try await write("revoke refresh family") { db in
+        try await file.write("revoke refresh family") { db in
             // An unknown family is remembered as revoked, so a token stored for it later stays revoked.
             try db.run(
                 sql: """
@@ -418,14 +351,14 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func refreshToken(hash: String) async throws -> RefreshTokenRecord? {
-        try await read("read refresh token") { db in
+        try await file.read("read refresh token") { db in
             try db.row(sql: "SELECT * FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash]).map(
                 Self.refreshToken)
         }
     }
 
     public func familyOfRefreshToken(hash: String) async throws -> String? {
-        try await read("read refresh token") { db in
+        try await file.read("read refresh token") { db in
             try db.value(
                 String.self, sql: "SELECT family_id FROM idp_refresh_tokens WHERE token_hash = ?", arguments: [hash])
         }
@@ -435,7 +368,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func insertDeviceCode(_ device: DeviceCodeRecord) async throws {
         let approval = device.approval
-        try await write("store device code", duplicate: .duplicate("device or user code", device.userCode)) { db in
+        try await file.write("store device code", duplicate: .duplicate("device or user code", device.userCode)) { db in
             try db.run(
                 sql: """
                     INSERT INTO idp_device_codes (device_code_hash, user_code, client_id, scope, poll_interval, expires_at, status,
@@ -453,7 +386,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func deviceCode(userCode: String, now: Date) async throws -> DeviceCodeRecord? {
-        try await read("read device code") { db in
+        try await file.read("read device code") { db in
             try db.row(
                 sql: "SELECT * FROM idp_device_codes WHERE user_code = ? AND expires_at > ?",
                 arguments: [userCode, now.millisecondsSince1970]
@@ -463,7 +396,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func approveDevice(userCode: String, approval: DeviceApproval, now: Date) async throws -> Bool {
         let authentication = approval.authentication
-        return try await write("approve device code") { db in
+        return try await file.write("approve device code") { db in
             try db.run(
                 sql: """
                     UPDATE idp_device_codes
@@ -481,7 +414,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func denyDevice(userCode: String, now: Date) async throws -> Bool {
-        try await write("deny device code") { db in
+        try await file.write("deny device code") { db in
             try db.run(
                 sql: """
                     UPDATE idp_device_codes SET status = 'denied' WHERE user_code = ? AND status = 'pending' AND expires_at > ?
@@ -492,7 +425,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func pollDevice(deviceCodeHash: String, now: Date) async throws -> DevicePoll {
         let now = now.millisecondsSince1970
-        return try await write("poll device code") { db in
+        return try await file.write("poll device code") { db in
             guard
                 let row = try db.row(
                     sql: "SELECT * FROM idp_device_codes WHERE device_code_hash = ?",
@@ -521,7 +454,7 @@ public final class SQLiteIdPStore: IdPStore {
     // MARK: Single-use values and throttle counters
 
     public func spendOnce(key: String, expiresAt: Date, now: Date) async throws -> Bool {
-        try await write("spend a single-use value") { db in
+        try await file.write("spend a single-use value") { db in
             // Writers are serialised (BEGIN IMMEDIATE): no other process spends the key between the read and the write.
             if let until = try db.value(
                 Int64.self, sql: "SELECT expires_at FROM idp_single_use WHERE key = ?", arguments: [key]),
@@ -541,7 +474,7 @@ public final class SQLiteIdPStore: IdPStore {
     {
         let now = now.millisecondsSince1970
         let expiresAt = now + Int64((window * 1000).rounded())
-        return try await write("count an attempt") { db in
+        return try await file.write("count an attempt") { db in
             try keys.map { key in
                 let live = try db.row(
                     sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
@@ -563,7 +496,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func counters(_ keys: [String], now: Date) async throws -> [ThrottleCounter] {
-        try await read("read throttle counters") { db in
+        try await file.read("read throttle counters") { db in
             try keys.map { key in
                 try db.row(
                     sql: "SELECT count, last_increase FROM idp_counters WHERE key = ? AND expires_at > ?",
@@ -575,7 +508,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func deleteCounter(_ key: String) async throws {
-        try await write("delete a throttle counter") { db in
+        try await file.write("delete a throttle counter") { db in
             try db.run(sql: "DELETE FROM idp_counters WHERE key = ?", arguments: [key])
         }
     }
@@ -584,7 +517,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func insertPasskey(_ passkey: PasskeyRecord) async throws -> Bool {
         let transports = try Self.json(passkey.transports)
-        return try await write("store passkey") { db in
+        return try await file.write("store passkey") { db in
             // A credential id already stored stays its owner's (WebAuthn §7.1): the insert does nothing.
             try db.run(
                 sql: """
@@ -604,7 +537,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func passkeys(subject: String) async throws -> [PasskeyRecord] {
-        try await read("read passkeys") { db in
+        try await file.read("read passkeys") { db in
             try db.rows(
                 sql: "SELECT * FROM idp_passkeys WHERE subject = ? ORDER BY created_at, rowid", arguments: [subject]
             ).map(Self.passkey)
@@ -612,7 +545,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func passkey(credentialID: String) async throws -> PasskeyRecord? {
-        try await read("read passkey") { db in
+        try await file.read("read passkey") { db in
             try db.row(sql: "SELECT * FROM idp_passkeys WHERE credential_id = ?", arguments: [credentialID]).map(
                 Self.passkey)
         }
@@ -621,7 +554,7 @@ public final class SQLiteIdPStore: IdPStore {
     public func recordPasskeyUse(
         credentialID: String, previousSignCount: Int64, signCount: Int64, backedUp: Bool, at: Date
     ) async throws -> Bool {
-        try await write("record a passkey's use") { db in
+        try await file.write("record a passkey's use") { db in
             // One statement compares and sets: of two sign-ins that read the same counter, only the first changes a row.
             try db.run(
                 sql: """
@@ -634,7 +567,7 @@ public final class SQLiteIdPStore: IdPStore {
     }
 
     public func deletePasskey(credentialID: String, subject: String) async throws -> Bool {
-        try await write("delete passkey") { db in
+        try await file.write("delete passkey") { db in
             try db.run(
                 sql: "DELETE FROM idp_passkeys WHERE credential_id = ? AND subject = ?",
                 arguments: [credentialID, subject])
@@ -646,7 +579,7 @@ public final class SQLiteIdPStore: IdPStore {
 
     public func purgeExpired(now: Date) async throws {
         let now = now.millisecondsSince1970
-        try await write("purge expired records") { db in
+        try await file.write("purge expired records") { db in
             try db.run(sql: "DELETE FROM idp_sessions WHERE expires_at <= ?", arguments: [now])
             try db.run(sql: "DELETE FROM idp_single_use WHERE expires_at <= ?", arguments: [now])
             try db.run(sql: "DELETE FROM idp_counters WHERE expires_at <= ?", arguments: [now])
@@ -664,38 +597,6 @@ public final class SQLiteIdPStore: IdPStore {
                       AND NOT EXISTS (SELECT 1 FROM idp_authorization_codes c WHERE c.family_id = idp_refresh_families.id)
                       AND NOT EXISTS (SELECT 1 FROM idp_device_codes d WHERE d.approval_family_id = idp_refresh_families.id)
                     """)
-        }
-    }
-
-    // MARK: Access
-
-    private func read<T: Sendable>(_ action: String, _ body: @escaping @Sendable (Database) throws -> T) async throws
-        -> T
-    {
-        try await wrapping(action) { try await pool.read(body) }
-    }
-
-    private func write<T: Sendable>(
-        _ action: String, duplicate: IdPStoreError? = nil,
-        _ body: @escaping @Sendable (Database) throws -> T
-    ) async throws -> T {
-        try await wrapping(action, duplicate: duplicate) { try await pool.write(body) }
-    }
-
-    /// Runs `body`, turning SQLite errors into `IdPStoreError`s that name the file and the action.
-    private func wrapping<T>(_ action: String, duplicate: IdPStoreError? = nil, _ body: () async throws -> T)
-        async throws -> T
-    {
-        do {
-            return try await body()
-        } catch let error as IdPStoreError {
-            throw error
-        } catch let error as DatabaseError {
-            if let duplicate, error.resultCode == .SQLITE_CONSTRAINT { throw duplicate }
-            let hint =
-                error.resultCode == .SQLITE_BUSY
-                ? " (another process held the database for more than 10 s)" : ""
-            throw IdPStoreError("cannot \(action) in the IdP database \(path): \(error.message ?? "\(error)")\(hint)")
         }
     }
 
@@ -769,28 +670,5 @@ public final class SQLiteIdPStore: IdPStore {
             deviceCodeHash: row["device_code_hash"], userCode: row["user_code"], clientID: row["client_id"],
             scope: row["scope"], interval: row["poll_interval"], expiresAt: date(row["expires_at"]),
             status: status, approval: approval)
-    }
-}
-
-/// The store's statements go through the connection's statement cache: each is prepared once per connection instead of
-/// at every call (preparing had cost about an eighth of the provider's CPU on the token endpoint).
-private extension Database {
-    func run(sql: String, arguments: StatementArguments = StatementArguments()) throws {
-        try cachedStatement(sql: sql).execute(arguments: arguments)
-    }
-
-    func row(sql: String, arguments: StatementArguments = StatementArguments()) throws -> Row? {
-        try Row.fetchOne(cachedStatement(sql: sql), arguments: arguments)
-    }
-
-    func rows(sql: String, arguments: StatementArguments = StatementArguments()) throws -> [Row] {
-        try Row.fetchAll(cachedStatement(sql: sql), arguments: arguments)
-    }
-
-    func value<Value: DatabaseValueConvertible & StatementColumnConvertible>(
-        _ type: Value.Type, sql: String,
-        arguments: StatementArguments = StatementArguments()
-    ) throws -> Value? {
-        try Value.fetchOne(cachedStatement(sql: sql), arguments: arguments)
     }
 }

@@ -160,3 +160,16 @@ public func startOnFreePort<Partner>(
     }
     throw TestSupportError(lastFailure)
 }
+
+/// The YAML block after `<!-- readme-example: NAME -->` in README.md, so that tests run what the README shows.
+public func readmeExample(_ name: String) throws -> String {
+    let readme = try String(contentsOfFile: repositoryRoot() + "/README.md", encoding: .utf8)
+    guard let marker = readme.range(of: "<!-- readme-example: \(name) -->") else {
+        throw TestSupportError("README.md lost the example \(name) (<!-- readme-example: \(name) -->)")
+    }
+    let rest = readme[marker.upperBound...]
+    guard let start = rest.range(of: "```yaml\n"), let end = rest[start.upperBound...].range(of: "```") else {
+        throw TestSupportError("the README example \(name) is not followed by a ```yaml block")
+    }
+    return String(rest[start.upperBound..<end.lowerBound])
+}

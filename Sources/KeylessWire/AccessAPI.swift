@@ -14,6 +14,8 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         public var mfaRequired: Bool
         /// True when the MFA must be a passkey or security key (`mfa_required: phishing-resistant`); absent otherwise.
         public var passkeyRequired: Bool?
+        /// Present when the caller may have the role only on request (`keyless request`), with what a request may ask.
+        public var onRequest: OnRequest?
         /// "server" (the access server assumes the role) or "web-identity" (the CLI does, with the ID token).
         public var credentials: String
         public var region: String
@@ -23,8 +25,9 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         public init(
             arn: String, name: String, description: String?, maxSessionSeconds: Int, mfaRequired: Bool,
             credentials: String, region: String, profile: String, credentialProcess: String,
-            passkeyRequired: Bool? = nil
+            passkeyRequired: Bool? = nil, onRequest: OnRequest? = nil
         ) {
+            self.onRequest = onRequest
             self.arn = arn
             self.name = name
             self.description = description
@@ -40,9 +43,33 @@ public struct ServerConfigDocument: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case arn, name, description
             case maxSessionSeconds = "max_session_seconds", mfaRequired = "mfa_required"
-            case passkeyRequired = "passkey_required"
+            case passkeyRequired = "passkey_required", onRequest = "on_request"
             case credentials, region, profile
             case credentialProcess = "credential_process"
+        }
+    }
+
+    /// What a request for a role on request may ask, and who approves it.
+    public struct OnRequest: Codable, Sendable, Equatable {
+        /// The longest grant a request may ask for, in seconds.
+        public var maxDurationSeconds: Int
+        /// The groups whose members approve (empty when only the requester does).
+        public var approverGroups: [String]
+        /// Whether the requester may approve their own request (break-glass, audited).
+        public var selfApproval: Bool
+        /// Whether a request must give a reason.
+        public var reasonRequired: Bool
+
+        public init(maxDurationSeconds: Int, approverGroups: [String], selfApproval: Bool, reasonRequired: Bool) {
+            self.maxDurationSeconds = maxDurationSeconds
+            self.approverGroups = approverGroups
+            self.selfApproval = selfApproval
+            self.reasonRequired = reasonRequired
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case maxDurationSeconds = "max_duration_seconds", approverGroups = "approver_groups"
+            case selfApproval = "self_approval", reasonRequired = "reason_required"
         }
     }
 
@@ -199,6 +226,121 @@ public struct ConsoleDocument: Codable, Sendable, Equatable {
     public var url: String
 
     public init(url: String) { self.url = url }
+}
+
+/// `POST /api/v1/requests`: ask for a role on request.
+public struct AccessRequestCreate: Codable, Sendable, Equatable {
+    /// The role's ARN or `alias/name`.
+    public var roleArn: String
+    /// How long the grant should last once approved; one hour (or the most allowed, if less) when absent.
+    public var durationSeconds: Int?
+    /// Why, for the approver and the audit log.
+    public var reason: String?
+
+    public init(roleArn: String, durationSeconds: Int? = nil, reason: String? = nil) {
+        self.roleArn = roleArn
+        self.durationSeconds = durationSeconds
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey { case roleArn = "role_arn", durationSeconds = "duration_seconds", reason }
+}
+
+/// `POST /api/v1/requests/{id}/approve`, `/deny` and `/revoke`: the approver's note, the reason of a denial (required),
+/// or why a grant ends early.
+public struct AccessRequestAction: Codable, Sendable, Equatable {
+    public var reason: String?
+
+    public init(reason: String? = nil) { self.reason = reason }
+}
+
+/// One access request as the API shows it. Times are RFC 3339, UTC, with milliseconds.
+public struct AccessRequestDocument: Codable, Sendable, Equatable {
+    /// Someone who acted on a request.
+    public struct Person: Codable, Sendable, Equatable {
+        public var name: String
+        public var subject: String
+
+        public init(name: String, subject: String) {
+            self.name = name
+            self.subject = subject
+        }
+    }
+
+    public var id: String
+    /// pending, approved, denied, cancelled, expired or revoked.
+    public var status: String
+    public var roleArn: String
+    /// `alias/name` of the role, when the policy still lists it.
+    public var role: String?
+    public var requester: Person
+    public var reason: String
+    public var durationSeconds: Int
+    public var createdAt: String
+    public var pendingUntil: String
+    public var decidedBy: Person?
+    public var decidedAt: String?
+    /// The approver's note, or the reason of a denial.
+    public var decisionNote: String?
+    public var selfApproved: Bool
+    public var startsAt: String?
+    public var endsAt: String?
+    public var endedBy: Person?
+    public var endNote: String?
+    public var endedAt: String?
+
+    public init(
+        id: String, status: String, roleArn: String, role: String?, requester: Person, reason: String,
+        durationSeconds: Int, createdAt: String, pendingUntil: String, decidedBy: Person? = nil,
+        decidedAt: String? = nil, decisionNote: String? = nil, selfApproved: Bool = false, startsAt: String? = nil,
+        endsAt: String? = nil, endedBy: Person? = nil, endNote: String? = nil, endedAt: String? = nil
+    ) {
+        self.id = id
+        self.status = status
+        self.roleArn = roleArn
+        self.role = role
+        self.requester = requester
+        self.reason = reason
+        self.durationSeconds = durationSeconds
+        self.createdAt = createdAt
+        self.pendingUntil = pendingUntil
+        self.decidedBy = decidedBy
+        self.decidedAt = decidedAt
+        self.decisionNote = decisionNote
+        self.selfApproved = selfApproved
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.endedBy = endedBy
+        self.endNote = endNote
+        self.endedAt = endedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, role, requester, reason
+        case roleArn = "role_arn", durationSeconds = "duration_seconds", createdAt = "created_at"
+        case pendingUntil = "pending_until", decidedBy = "decided_by", decidedAt = "decided_at"
+        case decisionNote = "decision_note", selfApproved = "self_approved", startsAt = "starts_at", endsAt = "ends_at"
+        case endedBy = "ended_by", endNote = "end_note", endedAt = "ended_at"
+    }
+}
+
+/// `GET /api/v1/requests`: the caller's own requests, those waiting for their approval, and the grants in force they
+/// may end early.
+public struct AccessRequestsDocument: Codable, Sendable, Equatable {
+    /// The caller's requests, newest first (the last 50, and every one still pending or in force).
+    public var mine: [AccessRequestDocument]
+    /// Pending requests of others for roles the caller approves, oldest first.
+    public var toApprove: [AccessRequestDocument]
+    /// Approved grants in force for roles the caller approves (others'), ending soonest first.
+    public var active: [AccessRequestDocument]
+
+    public init(mine: [AccessRequestDocument], toApprove: [AccessRequestDocument], active: [AccessRequestDocument]) {
+        self.mine = mine
+        self.toApprove = toApprove
+        self.active = active
+    }
+
+    enum CodingKeys: String, CodingKey { case mine, toApprove = "to_approve", active }
 }
 
 /// Every `/api/v1` refusal: a stable code, a sentence for people, and the request id to quote to an administrator.

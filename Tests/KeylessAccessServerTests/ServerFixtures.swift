@@ -12,6 +12,7 @@ import KeylessOIDC
 import KeylessPolicy
 @testable import KeylessAccessServer
 import KeylessSigV4
+import KeylessStorage
 import KeylessTestFakes
 import KeylessTestSupport
 import Logging
@@ -353,7 +354,8 @@ struct ServerFixture: Sendable {
     static func make(
         policy: String = Policies.matrix, stsEndpoint: String? = nil,
         federationEndpoint: String = "http://127.0.0.1:9/federation", fastReload: Bool = false,
-        auditPath: String? = nil, idleTimeout: String = "30s", metrics: String = "open"
+        auditPath: String? = nil, idleTimeout: String = "30s", metrics: String = "open",
+        requests: any AccessRequestStore = MemoryAccessRequestStore(), events: (any RequestEventSink)? = nil
     ) throws -> ServerFixture {
         let directory = try makeTemporaryDirectory(prefix: "keyless-server-test")
         try policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
@@ -404,7 +406,7 @@ struct ServerFixture: Sendable {
                 endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName, http: transport
             ),
             audit: try AuditLog(path: auditPath ?? configuration.auditLogPath), clock: clock.wallClock,
-            logger: logs.logger)
+            logger: logs.logger, requests: requests, events: events)
         return ServerFixture(
             directory: directory, configuration: configuration, clock: clock, policyClock: policyClock, jwks: jwks,
             transport: transport, awsCredentials: awsCredentials, service: service, metrics: .accessServer(), logs: logs

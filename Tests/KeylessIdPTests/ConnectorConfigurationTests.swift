@@ -196,14 +196,7 @@ struct ConnectorConfigurationTests {
 @Suite("README: the idp.yaml examples with connectors are valid files")
 struct ReadmeConnectorExampleTests {
     /// The YAML block after `<!-- readme-example: NAME -->` in README.md.
-    static func example(_ name: String) throws -> String {
-        let readme = try String(contentsOfFile: repositoryRoot() + "/README.md", encoding: .utf8)
-        let marker = try #require(readme.range(of: "<!-- readme-example: \(name) -->"), "README lost example \(name)")
-        let rest = readme[marker.upperBound...]
-        let start = try #require(rest.range(of: "```yaml\n"))
-        let end = try #require(rest[start.upperBound...].range(of: "```"))
-        return String(rest[start.upperBound..<end.lowerBound])
-    }
+    static func example(_ name: String) throws -> String { try readmeExample(name) }
 
     @Test("the OpenLDAP example parses: one directory connector over StartTLS, groups from memberOf")
     func openLDAP() throws {

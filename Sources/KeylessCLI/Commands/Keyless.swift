@@ -18,7 +18,8 @@ public struct Keyless: AsyncParsableCommand {
         version: "keyless " + BuildInfo.versionLine,
         subcommands: [
             Login.self, CredsProcess.self, Exec.self, Env.self, Token.self, Status.self, Logout.self, Configure.self,
-            Roles.self, Console.self, Explain.self, Thumbprint.self, Server.self, IdP.self, Bootstrap.self, Doctor.self,
+            Roles.self, Request.self, Requests.self, Approve.self, Deny.self, Revoke.self, Console.self, Explain.self,
+            Thumbprint.self, Server.self, IdP.self, Bootstrap.self, Doctor.self,
             Completion.self, Version.self,
         ]
     )

@@ -87,6 +87,14 @@ extension Keyless {
                 for role in account.roles {
                     let padded = role.name.padding(toLength: width, withPad: " ", startingAt: 0)
                     var line = "  \(padded)  \(role.arn)  up to \(role.maxSessionSeconds / 60) min"
+                    if let onRequest = role.onRequest {
+                        line += "  on request (up to \(DurationText.describe(seconds: onRequest.maxDurationSeconds))"
+                        if !onRequest.approverGroups.isEmpty {
+                            line += ", approved by \(onRequest.approverGroups.joined(separator: ", "))"
+                        }
+                        if onRequest.selfApproval { line += ", break-glass self-approval" }
+                        line += ")"
+                    }
                     if role.passkeyRequired == true {
                         line += "  needs a passkey"
                     } else if role.mfaRequired {

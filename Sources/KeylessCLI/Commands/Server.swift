@@ -7,6 +7,9 @@ import KeylessHTTP
 import KeylessHTTPServer
 import KeylessOIDC
 import KeylessPolicy
+import KeylessStorage
+import KeylessStoragePostgres
+import KeylessStorageSQLite
 import KeylessAccessServer
 import Logging
 
@@ -41,6 +44,46 @@ extension Keyless {
             }
         }
 
+        /// Opens and migrates the access-request store server.yaml names.
+        static func openRequestStore(_ store: RequestSettings.Store, context: ClientContext) async throws
+            -> any AccessRequestStore
+        {
+            let opened: any AccessRequestStore
+            switch store {
+            case .sqlite(let path):
+                do {
+                    opened = try SQLiteAccessRequestStore(path: path)
+                } catch {
+                    throw KeylessError(
+                        .io, "cannot open the access-request database \(path): \(error)",
+                        hint: "Check that its directory exists and the server may write it, or set requests.store.")
+                }
+            case .postgres(let url, let passwordFile):
+                do {
+                    opened = try PostgresAccessRequestStore(
+                        url: url, password: try IdPRuntime.databasePassword(file: passwordFile, context: context),
+                        logger: context.logger)
+                } catch let error as KeylessError {
+                    throw error
+                } catch {
+                    throw KeylessError(
+                        .configInvalid, "cannot use requests.store's PostgreSQL URL: \(error)",
+                        hint:
+                            "Use postgres://USER@HOST:PORT/DATABASE with the password in requests.password_file or PGPASSWORD."
+                    )
+                }
+            }
+            do {
+                try await opened.migrate()
+            } catch {
+                try? await opened.close()
+                throw KeylessError(
+                    .io, "the access-request store cannot be used: \(error)",
+                    hint: "Check requests.store in server.yaml (the database must be reachable and writable).")
+            }
+            return opened
+        }
+
         func run() async throws {
             try await reporting {
                 let level = Logger.Level(rawValue: logLevel)!
@@ -71,13 +114,18 @@ extension Keyless {
                         explicit: configuration.stsEndpoint, region: configuration.region,
                         environment: context.environment),
                     http: http, logger: logger)
+                let requests = try await Self.openRequestStore(configuration.requests.store, context: context)
                 let service = AccessService(
                     configuration: configuration, policy: policy, verifier: verifier,
                     awsCredentials: RefreshingCredentialProvider(chain, clock: context.clock), sts: sts,
                     federation: ConsoleFederation(
                         endpoint: configuration.federationEndpoint, issuerName: configuration.consoleIssuerName,
                         http: http),
-                    audit: try AuditLog(path: configuration.auditLogPath), clock: context.clock, logger: logger)
+                    audit: try AuditLog(path: configuration.auditLogPath), clock: context.clock, logger: logger,
+                    requests: requests,
+                    events: configuration.requests.webhook.map {
+                        WebhookNotifier(settings: $0, clock: context.clock, logger: logger)
+                    })
                 let web = try configuration.web.map {
                     try WebPage(service: service, login: $0, http: http, logger: logger)
                 }
@@ -98,6 +146,7 @@ extension Keyless {
                     throw KeylessError(.io, "the server stopped: \(error)", hint: "See the log lines above.")
                 }
                 systemd.stopping()
+                try? await requests.close()
                 logger.notice("stopped")
             }
         }
