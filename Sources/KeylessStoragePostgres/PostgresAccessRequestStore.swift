@@ -185,6 +185,7 @@ public final class PostgresAccessRequestStore: AccessRequestStore {
                     SELECT id FROM access_requests
                     WHERE (status = 'pending' AND pending_until <= \(now)) OR (status = 'approved' AND ends_at <= \(now))
                     ORDER BY seq
+                    FOR UPDATE
                 )
                 UPDATE access_requests r
                 SET status = 'expired', ended_at = CASE r.status WHEN 'approved' THEN r.ends_at ELSE r.pending_until END
