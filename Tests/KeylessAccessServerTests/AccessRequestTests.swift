@@ -337,6 +337,30 @@ struct AccessRequestTests {
         }
     }
 
+    @Test(
+        "a requester withdraws a pending request (cancelled, audited, sent as an event); nobody can decide it afterwards, and an approver cannot withdraw it for them"
+    )
+    func withdraw() async throws {
+        let sink = RecordingSink()
+        let fixture = try ServerFixture.make(policy: Self.policy, events: sink)
+        defer { fixture.remove() }
+        try await fixture.application().test(.router) { client in
+            let id = try #require(try json(try await Self.ask(client, Self.bob))["id"] as? String)
+            let byApprover = try await Self.act(client, Self.alice, "revoke", id)
+            #expect(
+                byApprover.status == .conflict, "an approver ends grants, not pending requests: \(text(byApprover))")
+            let withdrawn = try await Self.act(client, Self.bob, "revoke", id, reason: "fixed without it")
+            #expect(withdrawn.status == .ok, "\(text(withdrawn))")
+            #expect(try json(withdrawn)["status"] as? String == "cancelled")
+            #expect(try await Self.act(client, Self.alice, "approve", id).status == .conflict)
+            let refused = try await Self.credentials(client, Self.bob)
+            #expect(text(refused).contains("You withdrew your request \(id) for it."), "\(text(refused))")
+        }
+        let outcomes = try fixture.auditRecords().compactMap { $0["outcome"] as? String }
+        #expect(outcomes.contains("cancelled"), "\(outcomes)")
+        #expect(sink.events == ["request.created", "request.cancelled"])
+    }
+
     @Test("a store that fails refuses with 503 requests_unavailable and grants nothing")
     func storeDown() async throws {
         let fixture = try ServerFixture.make(policy: Self.policy, requests: FailingRequestStore())
