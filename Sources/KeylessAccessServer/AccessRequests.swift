@@ -37,6 +37,10 @@ extension AccessService {
                     409, "already_granted",
                     "\(caller.name) may assume \(entitlement.role.arn) already (a standing grant): no request is needed."
                 )
+            case .denied(let reason, let message) where reason == .mfaRequired || reason == .phishingResistantRequired:
+                // A standing grant the caller's sign-in is too weak for: no request is needed, a stronger sign-in is.
+                throw AccessError(
+                    403, reason.rawValue, "\(message). No request is needed: the role is yours once you do.")
             case .denied(let reason, let message):
                 try await record(
                     "access_request", "refused", caller, role: roleArn, origin: origin,

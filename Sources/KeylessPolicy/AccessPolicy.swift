@@ -52,9 +52,12 @@ public struct AccessPolicy: Sendable {
         guard !onRequest.isEmpty else { return [] }
         let standing = Set(storage.coveredRoles(matching.filter { storage.grants[$0].eligibility == nil }))
         return storage.coveredRoles(onRequest).filter { !standing.contains($0) }.map { role in
-            EligibleEntitlement(
-                entitlement: storage.entitlements[role],
-                eligibility: storage.eligibility(role: role, grants: onRequest))
+            // Only the grants on request that cover this role say what may be asked for it.
+            let covering = onRequest.filter {
+                storage.grants[$0].coverage.contains(role: role, account: storage.roleAccount[role])
+            }
+            return EligibleEntitlement(
+                entitlement: storage.entitlements[role], eligibility: storage.eligibility(grants: covering))
         }
     }
 
@@ -69,7 +72,7 @@ public struct AccessPolicy: Sendable {
         }
         guard !covering.contains(where: { storage.grants[$0].eligibility == nil }) else { return nil }
         guard !covering.isEmpty else { return nil }
-        return (storage.entitlements[index], storage.eligibility(role: index, grants: covering))
+        return (storage.entitlements[index], storage.eligibility(grants: covering))
     }
 
     /// The groups whose members may approve requests for the role `roleArn`: the approver groups of every grant on
@@ -81,7 +84,7 @@ public struct AccessPolicy: Sendable {
         let covering = storage.grants.indices.filter {
             storage.grants[$0].eligibility != nil && storage.grants[$0].coverage.contains(role: index, account: account)
         }
-        return storage.eligibility(role: index, grants: covering).approverGroups
+        return storage.eligibility(grants: covering).approverGroups
     }
 
     /// The roles `caller` may assume now and those they may ask for, together in the order of `entitlements(for:)`; a
@@ -352,8 +355,8 @@ final class PolicyStorage: Sendable {
         return chosen.sorted { rank[$0] < rank[$1] }
     }
 
-    /// What the grants on request among `grants` allow together for `role`.
-    func eligibility(role: Int, grants: [Int]) -> Eligibility {
+    /// What the grants on request among `grants` (those covering one role) allow together.
+    func eligibility(grants: [Int]) -> Eligibility {
         var maximum = 0, groups = Set<String>(), selfApproval = false, reason = false
         for grant in grants {
             guard let eligibility = self.grants[grant].eligibility else { continue }

@@ -17,6 +17,14 @@ final class PostgresDatabase: Sendable {
 
     /// Connects to `url` (see `PostgresIdPStore.init(url:password:logger:)`); `password`, when given, is used for a URL
     /// without one.
+    /// The stores' default logger: PostgresNIO's messages below warning level (such as connections abandoned at
+    /// `close()`) are dropped.
+    static func quietLogger() -> Logger {
+        var logger = Logger(label: "keyless.storage.postgres")
+        logger.logLevel = .warning
+        return logger
+    }
+
     init(url: String, password: String?, logger: Logger) throws {
         var settings = try PostgresURL(parsing: url)
         if let password {

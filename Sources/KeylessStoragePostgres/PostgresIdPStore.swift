@@ -31,13 +31,9 @@ public final class PostgresIdPStore: IdPStore {
     /// `password`, when given, is used for a URL without one (a URL with one and a password given apart is refused).
     public init(
         url: String, password: String? = nil,
-        logger: Logger = {
-            var logger = Logger(label: "keyless.storage.postgres")
-            logger.logLevel = .warning
-            return logger
-        }()
+        logger: Logger? = nil
     ) throws {
-        database = try PostgresDatabase(url: url, password: password, logger: logger)
+        database = try PostgresDatabase(url: url, password: password, logger: logger ?? PostgresDatabase.quietLogger())
     }
 
     /// Closes every connection; the store cannot be used afterwards.

@@ -165,6 +165,18 @@ struct AccessRequestEndToEndTests {
         #expect(console.stdout.hasPrefix(federation.endpoint + "?Action=login&"), "\(console)")
         let listed = try alice.run(["requests"] + flags)
         #expect(listed.stdout.contains("approved by bob@example.com, in force until"), "\(listed)")
+        // configure writes the role's profile like any other, and the AWS CLI uses it while the grant holds.
+        let configure = try alice.run(
+            [
+                "configure", "--all-roles", "--yes", "--config-url", server.baseURL, "--issuer-url", idp.issuer,
+                "--client-id", idp.clientID,
+            ])
+        #expect(configure.status == 0, "\(configure)")
+        let viaProfile = try alice.runProgram(
+            "aws", ["sts", "get-caller-identity", "--profile", "prod-admin", "--query", "Arn", "--output", "text"])
+        #expect(
+            viaProfile.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "arn:aws:sts::123456789012:assumed-role/admin/alice@example.com", "\(viaProfile)")
 
         // A second request: alice may not approve it herself; bob denies it with a reason alice then reads.
         let again = try alice.run(["request", "prod/admin", "--reason", "more time"] + flags)
@@ -224,15 +236,17 @@ struct AccessRequestEndToEndTests {
         let retried = accepted.first { $0["delivery"] as? String == delivered.first?["delivery"] as? String }
         #expect(retried?["attempt"] as? Int == 2 && retried?["request"] as? String == id, "\(delivered)")
 
-        let steps = try server.auditRecords().filter { $0["access_request"] != nil }.map {
-            "\($0["action"] as? String ?? "")/\($0["outcome"] as? String ?? "")"
+        let records = try server.auditRecords()
+        let steps = records.filter { $0["action"] as? String == "access_request" }.map {
+            $0["outcome"] as? String ?? ""
         }
-        #expect(
-            steps == [
-                "access_request/requested", "access_request/approved", "credentials/granted", "console/granted",
-                "access_request/revoked", "access_request/requested", "access_request/approve_refused",
-                "access_request/denied",
-            ], "\(steps)")
+        #expect(steps == ["requested", "approved", "revoked", "requested", "approve_refused", "denied"], "\(steps)")
+        // Uses of the grant: credentials (creds-process, the profile) and the console link, each naming the request.
+        let uses = records.filter {
+            $0["access_request"] as? String == id && $0["action"] as? String != "access_request"
+        }
+        #expect(Set(uses.compactMap { $0["action"] as? String }) == ["credentials", "console"], "\(uses)")
+        #expect(uses.allSatisfy { $0["outcome"] as? String == "granted" }, "\(uses)")
     }
 
     @Test(

@@ -717,7 +717,7 @@ extension EligibleGrantTests {
             #expect(policy.approverGroups(roleArn: "prod/admin") == ["platform-admins", "security"])
             #expect(policy.approverGroups(roleArn: OnRequest.adminArn) == ["platform-admins", "security"])
             #expect(policy.approverGroups(roleArn: "012345678901/audit") == ["security"])
-            // SREs hold prod/readonly standing, but "prod/*" on request covers it for anyone else in sre's grant.
+            // "prod/*" on request covers prod/readonly, though every SRE also holds it standing.
             #expect(policy.approverGroups(roleArn: "prod/readonly") == ["platform-admins"])
             // Covered only by a standing grant.
             #expect(policy.approverGroups(roleArn: "dev/viewer").isEmpty)

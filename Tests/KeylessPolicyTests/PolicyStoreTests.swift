@@ -108,7 +108,7 @@ struct PolicyStoreTests {
         #expect(
             store.reloadIfChanged()
                 == .rejected(
-                    "\(path):7:5: unknown key 'grups' in a grant (did you mean 'groups'?); allowed keys: description, groups, claims, issuer, roles"
+                    "\(path):7:5: unknown key 'grups' in a grant (did you mean 'groups'?); allowed keys: description, groups, claims, issuer, roles, eligible, max_duration, approvers, reason_required"
                 ))
         #expect(store.current.entitlements(for: Self.everyone).map(\.profileName) == ["prod-admin"])
         #expect(store.reloadIfChanged() == .unchanged)

@@ -554,38 +554,10 @@ func withRequestStores(
     _ backend: Backend, migrated: Bool = true,
     _ body: (_ store: any AccessRequestStore, _ replica: any AccessRequestStore) async throws -> Void
 ) async throws {
-    let stores: (any AccessRequestStore, any AccessRequestStore)
-    var cleanup: @Sendable () -> Void = {}
-    switch backend {
-    case .memory:
-        let store = MemoryAccessRequestStore()
-        stores = (store, store)
-    case .sqlite:
-        let directory = try makeTemporaryDirectory(prefix: "keyless-access-store")
-        cleanup = { try? FileManager.default.removeItem(atPath: directory) }
-        let path = (directory as NSString).appendingPathComponent("access.sqlite")
-        do {
-            stores = (try SQLiteAccessRequestStore(path: path), try SQLiteAccessRequestStore(path: path))
-        } catch {
-            cleanup()
-            throw error
-        }
-    case .postgres:
-        let url = try await PostgresPartner.freshDatabase()
-        stores = (try PostgresAccessRequestStore(url: url), try PostgresAccessRequestStore(url: url))
-    }
-    do {
-        if migrated { try await stores.0.migrate() }
-        try await body(stores.0, stores.1)
-    } catch {
-        try? await stores.0.close()
-        try? await stores.1.close()
-        cleanup()
-        throw error
-    }
-    try await stores.0.close()
-    try await stores.1.close()
-    cleanup()
+    try await withStorePair(
+        backend, migrated: migrated, memory: { MemoryAccessRequestStore() as any AccessRequestStore },
+        sqlite: { try SQLiteAccessRequestStore(path: $0) }, postgres: { try PostgresAccessRequestStore(url: $0) },
+        migrate: { try await $0.migrate() }, close: { try await $0.close() }, body)
 }
 
 /// Access requests built around a fixed reference time, 2027-01-15T08:00:00.123Z.

@@ -18,37 +18,51 @@ func withStores(
     _ backend: Backend, migrated: Bool = true,
     _ body: (_ store: any IdPStore, _ replica: any IdPStore) async throws -> Void
 ) async throws {
-    let stores: (any IdPStore, any IdPStore)
+    try await withStorePair(
+        backend, migrated: migrated, memory: { MemoryIdPStore() }, sqlite: { try SQLiteIdPStore(path: $0) },
+        postgres: { try PostgresIdPStore(url: $0) }, migrate: { try await $0.migrate() },
+        close: { try await $0.close() },
+        body)
+}
+
+/// Two handles on one fresh store of `backend`, made by the given openers (one memory store, twice; two objects on one
+/// SQLite file or PostgreSQL database), migrated unless `migrated` is false, closed and removed afterwards.
+func withStorePair<Store>(
+    _ backend: Backend, migrated: Bool, memory: () -> Store, sqlite: (String) throws -> Store,
+    postgres: (String) throws -> Store, migrate: (Store) async throws -> Void, close: (Store) async throws -> Void,
+    _ body: (_ store: Store, _ replica: Store) async throws -> Void
+) async throws {
+    let stores: (Store, Store)
     var cleanup: @Sendable () -> Void = {}
     switch backend {
     case .memory:
-        let store = MemoryIdPStore()
+        let store = memory()
         stores = (store, store)
     case .sqlite:
-        let directory = try makeTemporaryDirectory(prefix: "keyless-idp-store")
+        let directory = try makeTemporaryDirectory(prefix: "keyless-store")
         cleanup = { try? FileManager.default.removeItem(atPath: directory) }
-        let path = (directory as NSString).appendingPathComponent("idp.sqlite")
+        let path = (directory as NSString).appendingPathComponent("store.sqlite")
         do {
-            stores = (try SQLiteIdPStore(path: path), try SQLiteIdPStore(path: path))
+            stores = (try sqlite(path), try sqlite(path))
         } catch {
             cleanup()
             throw error
         }
     case .postgres:
         let url = try await PostgresPartner.freshDatabase()
-        stores = (try PostgresIdPStore(url: url), try PostgresIdPStore(url: url))
+        stores = (try postgres(url), try postgres(url))
     }
     do {
-        if migrated { try await stores.0.migrate() }
+        if migrated { try await migrate(stores.0) }
         try await body(stores.0, stores.1)
     } catch {
-        try? await stores.0.close()
-        try? await stores.1.close()
+        try? await close(stores.0)
+        try? await close(stores.1)
         cleanup()
         throw error
     }
-    try await stores.0.close()
-    try await stores.1.close()
+    try await close(stores.0)
+    try await close(stores.1)
     cleanup()
 }
 
