@@ -205,7 +205,7 @@ enum RequestsRendering {
         switch request.status {
         case "pending": return "waiting for an approver until \(request.pendingUntil)"
         case "approved":
-            let by = request.selfApproved ? "yourself (break-glass)" : request.decidedBy?.name ?? "?"
+            let by = request.selfApproved ? "the requester (break-glass)" : request.decidedBy?.name ?? "?"
             return "approved by \(by), in force until \(request.endsAt ?? "?")"
         case "denied":
             return "denied by \(request.decidedBy?.name ?? "?")" + (request.decisionNote.map { ": \($0)" } ?? "")
