@@ -57,7 +57,8 @@ public struct WebhookSettings: Sendable, Equatable, CustomStringConvertible {
 /// tried again after the backoff: `backoff`, then twice that, and so on, never more than
 /// `WebhookSettings.maximumBackoff`; a `Retry-After` in seconds on 429 or 503 replaces the backoff for that wait (still
 /// capped; a date or anything else there is ignored). Any other answer (400, 401, 403, 404, 3xx, …) ends the delivery
-/// at once: the receiver refuses it and sending it again cannot help. After `attempts` attempts the delivery ends too.
+/// at once: the receiver refuses it and sending it again cannot help (a redirect is never followed: the signed body goes
+/// only to the configured URL). After `attempts` attempts the delivery ends too.
 /// The answer's body is ignored: the transport reads at most 4 MiB of it, and an answer larger than that ends the
 /// delivery too (its status is then unknown, but the receiver has the event).
 ///
@@ -146,7 +147,11 @@ public final class WebhookNotifier: Sendable {
         sleep: @escaping @Sendable (Duration) async throws -> Void, capacity: Int
     ) {
         self.settings = settings
-        self.http = http ?? AsyncHTTPTransport(timeout: Self.timeAmount(settings.timeout))
+        // Redirects are not followed: the signed body goes only to the configured URL (a 3xx is given up like a 4xx).
+        self.http =
+            http
+            ?? AsyncHTTPTransport(
+                client: AsyncHTTPTransport.clientWithoutRedirects, timeout: Self.timeAmount(settings.timeout))
         self.clock = clock
         self.logger = logger
         self.sleep = sleep

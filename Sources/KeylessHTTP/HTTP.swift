@@ -41,6 +41,16 @@ public struct AsyncHTTPTransport: HTTPTransport {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
+    /// The same, but a redirect is answered as it is, never followed: for senders whose requests must reach only the URL
+    /// they were configured with (the access server's signed webhook).
+    public static let clientWithoutRedirects: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     /// Uses the process-wide client with a per-request timeout.
     public init(client: HTTPClient = AsyncHTTPTransport.defaultClient, timeout: TimeAmount = .seconds(30)) {
         self.client = client

@@ -131,6 +131,16 @@ struct WebhookTests {
         Sample.expectNoSecretOrBody(in: sent.logs)
     }
 
+    @Test(
+        "a redirect is not followed (the signed body and its headers go only where server.yaml says): tried once and given up",
+        arguments: [301, 302, 307, 308])
+    func redirectsAreNotFollowed(status: Int) async throws {
+        let sent = try await OneDelivery.run { _, _ in .status(status, headers: ["Location": "/hook?moved=1"]) }
+        #expect(sent.requests.map(\.target) == ["/hook?team=infra"], "\(sent.requests.map(\.target))")
+        let error = try #require(sent.logs.records.only(where: { $0.level >= .error }))
+        #expect(error.metadata["webhook.last"] == "HTTP \(status)")
+    }
+
     @Test("408, 429 and 5xx are retried", arguments: [408, 429, 500, 502, 503, 504, 599])
     func transientAnswersAreRetried(status: Int) async throws {
         let sent = try await OneDelivery.run { _, attempt in attempt == 1 ? .status(status) : .status(200) }
