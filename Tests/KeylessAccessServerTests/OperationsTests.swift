@@ -159,7 +159,9 @@ struct OperationsTests {
             let candidates = Set(paths.keys).union([
                 "/openapi.yaml", "/api/v1", "/api/v1/roles", "/api/v1/config", "/api/v1/credentials", "/api/v1/console",
                 "/healthz", "/readyz", "/metrics", "/", "/login", "/callback", "/logout", "/web/console",
-                "/web/credentials",
+                "/web/credentials", "/api/v1/requests", "/api/v1/requests/{id}", "/api/v1/requests/{id}/approve",
+                "/api/v1/requests/{id}/deny", "/api/v1/requests/{id}/revoke", "/api/v1/requests/{id}/cancel",
+                "/web/requests", "/web/requests/approve", "/web/requests/deny", "/web/requests/revoke",
             ])
             var served = Set<String>()
             for path in candidates {

@@ -88,9 +88,11 @@ struct WireFormatTests {
             }
             return Set(try #require(schema["properties"] as? [String: Any]).keys)
         }
+        let onRequest = ServerConfigDocument.OnRequest(
+            maxDurationSeconds: 3600, approverGroups: ["g"], selfApproval: false, reasonRequired: true)
         let role = ServerConfigDocument.Role(
             arn: "a", name: "n", description: "d", maxSessionSeconds: 3600, mfaRequired: false, credentials: "server",
-            region: "r", profile: "p", credentialProcess: "c", passkeyRequired: true)
+            region: "r", profile: "p", credentialProcess: "c", passkeyRequired: true, onRequest: onRequest)
         let config = ServerConfigDocument(
             issuer: "i", clientID: "c", serverURL: "s", defaultRegion: "r",
             caller: .init(subject: "s", name: "n", groups: ["g"], mfa: true),
@@ -99,6 +101,22 @@ struct WireFormatTests {
         #expect(try properties("Config", ["caller"]) == Self.keys(config, at: ["caller"]))
         #expect(try properties("Config", ["accounts"]) == Self.keys(config, at: ["accounts"]))
         #expect(try properties("Role") == Self.keys(role))
+        #expect(try properties("Role", ["on_request"]) == Self.keys(onRequest))
+        let person = AccessRequestDocument.Person(name: "n", subject: "s")
+        let request = AccessRequestDocument(
+            id: "abcdefghij", status: "revoked", roleArn: "a", role: "p/a", requester: person, reason: "r",
+            durationSeconds: 3600, createdAt: "c", pendingUntil: "p", decidedBy: person, decidedAt: "d",
+            decisionNote: "n", selfApproved: false, startsAt: "s", endsAt: "e", endedBy: person, endNote: "n",
+            endedAt: "e")
+        #expect(try properties("AccessRequest") == Self.keys(request))
+        #expect(try properties("Person") == Self.keys(person))
+        #expect(
+            try properties("AccessRequests")
+                == Self.keys(AccessRequestsDocument(mine: [request], toApprove: [], active: [])))
+        #expect(
+            try properties("AccessRequestCreate")
+                == Self.keys(AccessRequestCreate(roleArn: "r", durationSeconds: 3600, reason: "r")))
+        #expect(try properties("AccessRequestAction") == Self.keys(AccessRequestAction(reason: "r")))
         let credentials = CredentialsDocument(
             accessKeyId: "a", secretAccessKey: "s", sessionToken: "t", expiration: "e", roleArn: "r",
             assumedRoleArn: "x")
