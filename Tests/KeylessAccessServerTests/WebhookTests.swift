@@ -167,7 +167,11 @@ struct WebhookTests {
         #expect(sent.waits == [7, 60, 4, 8, 16].map { Duration.seconds($0) })
     }
 
-    @Test("a receiver that never answers is cut off after the timeout on every attempt and given up")
+    // No upper bound on the time taken (a loaded CI machine measured 19 s for what takes 1.5 s alone): the timeout's work
+    // shows in the error, and the time limit only stops a hang (without the timeout, drain() would wait forever).
+    @Test(
+        "a receiver that never answers is cut off after the timeout on every attempt and given up",
+        .timeLimit(.minutes(2)))
     func silentReceiverIsCutOffByTheTimeout() async throws {
         let started = ContinuousClock.now
         let sent = try await OneDelivery.run(timeout: 0.5, attempts: 3) { _, _ in .silence }
@@ -176,7 +180,6 @@ struct WebhookTests {
         #expect(Set(sent.requests.map(\.delivery)).count == 1)
         #expect(sent.waits == [.seconds(1), .seconds(2)])
         #expect(elapsed >= .milliseconds(1_400), "three attempts of 0.5 s each: \(elapsed)")
-        #expect(elapsed < .seconds(10), "the 0.5 s timeout bounds each attempt: \(elapsed)")
         let error = try #require(sent.logs.records.only(where: { $0.level >= .error }))
         #expect(error.metadata["webhook.attempts"] == "3")
         #expect(error.metadata["webhook.last"]?.contains("deadline") == true, "a timeout: \(error.metadata)")
