@@ -37,28 +37,13 @@ public struct AccessPolicy: Sendable {
     /// Every role `caller` may assume now through a standing grant, sorted by account (alias, else id) then role name,
     /// each once. Roles on request are not among them (see `eligibleEntitlements(for:)`).
     public func entitlements(for caller: PolicyCaller) -> [Entitlement] {
-        let storage = self.storage
-        let standing = storage.matchingGrants(caller).filter { storage.grants[$0].eligibility == nil }
-        if standing.contains(where: { storage.grants[$0].coverage.all }) { return storage.sortedEntitlements }
-        return storage.coveredRoles(standing).map { storage.entitlements[$0] }
+        storage.standingEntitlements(storage.matchingGrants(caller).filter { storage.grants[$0].eligibility == nil })
     }
 
     /// Every role `caller` may ask for through a grant on request and does not hold through a standing one, in the same
     /// order as `entitlements(for:)`, each with what the matching grants on request allow together.
     public func eligibleEntitlements(for caller: PolicyCaller) -> [EligibleEntitlement] {
-        let storage = self.storage
-        let matching = storage.matchingGrants(caller)
-        let onRequest = matching.filter { storage.grants[$0].eligibility != nil }
-        guard !onRequest.isEmpty else { return [] }
-        let standing = Set(storage.coveredRoles(matching.filter { storage.grants[$0].eligibility == nil }))
-        return storage.coveredRoles(onRequest).filter { !standing.contains($0) }.map { role in
-            // Only the grants on request that cover this role say what may be asked for it.
-            let covering = onRequest.filter {
-                storage.grants[$0].coverage.contains(role: role, account: storage.roleAccount[role])
-            }
-            return EligibleEntitlement(
-                entitlement: storage.entitlements[role], eligibility: storage.eligibility(grants: covering))
-        }
+        storage.split(storage.matchingGrants(caller)).onRequest
     }
 
     /// What `caller` may ask for the role `roleArn` (an ARN, or `alias/name`) on request; nil when no grant on request
@@ -90,10 +75,10 @@ public struct AccessPolicy: Sendable {
     /// The roles `caller` may assume now and those they may ask for, together in the order of `entitlements(for:)`; a
     /// role on request comes with what may be asked.
     public func listing(for caller: PolicyCaller) -> [(entitlement: Entitlement, onRequest: Eligibility?)] {
-        let standing = entitlements(for: caller)
-        let eligible = eligibleEntitlements(for: caller)
-        guard !eligible.isEmpty else { return standing.map { ($0, nil) } }
         let storage = self.storage
+        // The caller's grants are matched once: this answers every /api/v1/config and web-page load.
+        let (standing, eligible) = storage.split(storage.matchingGrants(caller))
+        guard !eligible.isEmpty else { return standing.map { ($0, nil) } }
         func rank(_ entitlement: Entitlement) -> Int { storage.rank[storage.roleByArn[entitlement.role.arn] ?? 0] }
         return (standing.map { ($0, nil) } + eligible.map { ($0.entitlement, $0.eligibility) })
             .sorted { rank($0.entitlement) < rank($1.entitlement) }
@@ -342,6 +327,29 @@ final class PolicyStorage: Sendable {
 
     /// The role named by an ARN or `alias/name` (`id/name`).
     func roleIndex(_ reference: String) -> Int? { roleByArn[reference] ?? roleByReference[reference] }
+
+    /// The entitlements standing grants give, in listing order (all of them, already sorted, when one grant gives "*").
+    func standingEntitlements(_ standing: [Int]) -> [Entitlement] {
+        if standing.contains(where: { grants[$0].coverage.all }) { return sortedEntitlements }
+        return coveredRoles(standing).map { entitlements[$0] }
+    }
+
+    /// The matching grants `matching` as what they give: standing entitlements, and the roles on request the caller
+    /// does not hold through a standing grant, each with what only the grants on request covering it allow.
+    func split(_ matching: [Int]) -> (standing: [Entitlement], onRequest: [EligibleEntitlement]) {
+        let standingGrants = matching.filter { grants[$0].eligibility == nil }
+        let standing = standingEntitlements(standingGrants)
+        let onRequest = matching.filter { grants[$0].eligibility != nil }
+        guard !onRequest.isEmpty else { return (standing, []) }
+        // A standing "*" holds every role already.
+        if standingGrants.contains(where: { grants[$0].coverage.all }) { return (standing, []) }
+        let held = Set(coveredRoles(standingGrants))
+        let eligible = coveredRoles(onRequest).filter { !held.contains($0) }.map { role in
+            let covering = onRequest.filter { grants[$0].coverage.contains(role: role, account: roleAccount[role]) }
+            return EligibleEntitlement(entitlement: entitlements[role], eligibility: eligibility(grants: covering))
+        }
+        return (standing, eligible)
+    }
 
     /// The roles `grants` cover, each once, in listing order.
     func coveredRoles(_ grants: [Int]) -> [Int] {
