@@ -124,7 +124,7 @@ public struct WebPage: Sendable {
                         let role = entitlement.role
                         var entry: [String: Any] = [
                             "arn": role.arn, "name": role.name, "label": "\(role.name) in \(alias ?? account.id)",
-                            "session": Self.duration(role.maxSessionSeconds), "mfa": role.mfaRequired,
+                            "session": DurationText.describe(seconds: role.maxSessionSeconds), "mfa": role.mfaRequired,
                             "passkey": role.phishingResistantRequired, "csrf": csrf,
                         ]
                         if let description = role.description, !description.isEmpty {
@@ -422,9 +422,4 @@ public struct WebPage: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
-    static func duration(_ seconds: Int) -> String {
-        if seconds % 3600 == 0 { return "\(seconds / 3600) h" }
-        if seconds % 60 == 0 { return "\(seconds / 60) min" }
-        return "\(seconds) s"
-    }
 }

@@ -12,16 +12,11 @@ public enum DurationText {
         return nil
     }
 
-    /// Whole seconds in words for people: "1 h", "1 h 30 min", "45 min", "90 s", "2 d".
+    /// Whole seconds for people, in the largest unit that divides them: "1 h", "24 h", "90 min", "45 s" (the web page's
+    /// longest sessions, request lengths in the CLI, the server's messages).
     public static func describe(seconds: Int) -> String {
-        guard seconds > 0 else { return "\(seconds) s" }
-        if seconds % 86400 == 0 { return "\(seconds / 86400) d" }
-        if seconds % 60 != 0 { return seconds < 3600 ? "\(seconds) s" : "\(seconds / 3600) h \(seconds % 3600) s" }
-        let hours = seconds / 3600, minutes = (seconds % 3600) / 60
-        switch (hours, minutes) {
-        case (0, _): return "\(minutes) min"
-        case (_, 0): return "\(hours) h"
-        default: return "\(hours) h \(minutes) min"
-        }
+        if seconds % 3600 == 0 { return "\(seconds / 3600) h" }
+        if seconds % 60 == 0 { return "\(seconds / 60) min" }
+        return "\(seconds) s"
     }
 }
