@@ -59,6 +59,17 @@ public final class EmbeddedIdP: KeylessServerProcess {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The `extraClients` entry of an access server's web page at 127.0.0.1:`serverPort` (client `keyless-web`,
+    /// authorization code to `/callback`, first party: no consent page).
+    public static func webPageClient(serverPort: Int) -> String {
+        """
+          - id: keyless-web
+            redirect_uris: [http://127.0.0.1:\(serverPort)/callback]
+            grants: [authorization_code]
+            first_party: true
+        """
+    }
+
     /// Writes an idp.yaml (alice, bob with TOTP, keyless-cli public client, deployer confidential client) into a new
     /// temporary directory; every replica of one provider shares that directory's config and key-encryption key.
     /// `extraClients` is YAML appended to the `clients:` list (items indented by two spaces, e.g. a web page's client);

@@ -19,9 +19,10 @@ struct AccessRequestEndToEndTests {
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/keyless-server-credentials",
     ]
 
-    static func serverYAML(idp: EmbeddedIdP, moto: MotoServer, federation: FederationStub, extra: String = "")
-        -> String
-    {
+    /// server.yaml for these partners; with `web`, the web page signs in as `keyless-web`.
+    static func serverYAML(
+        idp: EmbeddedIdP, moto: MotoServer, federation: FederationStub, web: Bool = true, extra: String = ""
+    ) -> String {
         """
         listen: 127.0.0.1:PORT
         policy: policy.yaml
@@ -30,8 +31,7 @@ struct AccessRequestEndToEndTests {
           - issuer: \(idp.issuer)
             audiences: [\(idp.clientID), keyless-web]
             client_id: \(idp.clientID)
-        web:
-          client_id: keyless-web
+        \(web ? "web:\n  client_id: keyless-web" : "")
         aws:
           region: us-east-1
           sts_endpoint: \(moto.endpoint)
@@ -78,13 +78,7 @@ struct AccessRequestEndToEndTests {
             return
         }
         let serverPort = try freePort()
-        let idp = try await EmbeddedIdP.start(
-            extraClients: """
-                  - id: keyless-web
-                    redirect_uris: [http://127.0.0.1:\(serverPort)/callback]
-                    grants: [authorization_code]
-                    first_party: true
-                """)
+        let idp = try await EmbeddedIdP.start(extraClients: EmbeddedIdP.webPageClient(serverPort: serverPort))
         defer { idp.stopAndRemove() }
         let moto = try await MotoServer.start()
         defer { moto.stop() }
@@ -264,9 +258,8 @@ struct AccessRequestEndToEndTests {
         let federation = try await FederationStub.start(stsEndpoint: moto.endpoint)
         defer { federation.stop() }
         let yaml = Self.serverYAML(
-            idp: idp, moto: moto, federation: federation,
-            extra: "requests:\n  store: \(postgres.url(database: "requests"))\n"
-        ).replacingOccurrences(of: "web:\n  client_id: keyless-web\n", with: "")
+            idp: idp, moto: moto, federation: federation, web: false,
+            extra: "requests:\n  store: \(postgres.url(database: "requests"))\n")
         let first = try await AccessServer.start(
             serverYAML: yaml, policyYAML: try Self.policy(), environment: Self.serverEnvironment)
         defer { first.stopAndRemove() }

@@ -57,13 +57,7 @@ struct WebPageTests {
         }
         // The provider's client for the page names the server's redirect URI, so the server's port comes first.
         let serverPort = try freePort()
-        let idp = try await EmbeddedIdP.start(
-            extraClients: """
-                  - id: keyless-web
-                    redirect_uris: [http://127.0.0.1:\(serverPort)/callback]
-                    grants: [authorization_code]
-                    first_party: true
-                """)
+        let idp = try await EmbeddedIdP.start(extraClients: EmbeddedIdP.webPageClient(serverPort: serverPort))
         defer { idp.stopAndRemove() }
         let moto = try await MotoServer.start()
         defer { moto.stop() }
